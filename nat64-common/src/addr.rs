@@ -1,0 +1,394 @@
+//! Address mapping: RFC 6052 IPv4-embedded IPv6 addresses (pool6) and RFC 7757
+//! explicit address mappings (EAMT).
+
+use crate::maps::{EamEntry, Globals};
+use crate::ranges;
+
+/// RFC 6052 §2.2: the prefix lengths an IPv4-embedded IPv6 address may use.
+pub const POOL6_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+
+/// Byte positions of the four IPv4 octets inside an IPv4-embedded IPv6 address with a
+/// prefix of `len` bits. Bits 64..71 (byte 8, the "u" octet) are skipped.
+#[inline(always)]
+pub const fn v4_positions(len: u8) -> Option<[usize; 4]> {
+    match len {
+        32 => Some([4, 5, 6, 7]),
+        40 => Some([5, 6, 7, 9]),
+        48 => Some([6, 7, 9, 10]),
+        56 => Some([7, 9, 10, 11]),
+        64 => Some([9, 10, 11, 12]),
+        96 => Some([12, 13, 14, 15]),
+        _ => None,
+    }
+}
+
+/// Builds the IPv4-embedded IPv6 address of `v4` under `prefix/len` (RFC 6052 §2.2).
+/// The u-octet and the suffix are zero.
+#[inline(always)]
+pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
+    let pos = v4_positions(len)?;
+    let mut out = [0u8; 16];
+    let nbytes = (len / 8) as usize;
+    let mut i = 0;
+    while i < 16 {
+        if i < nbytes {
+            out[i] = prefix[i];
+        }
+        i += 1;
+    }
+    out[pos[0]] = v4[0];
+    out[pos[1]] = v4[1];
+    out[pos[2]] = v4[2];
+    out[pos[3]] = v4[3];
+    Some(out)
+}
+
+/// Extracts the IPv4 address embedded in `addr` with a prefix of `len` bits. The
+/// u-octet and suffix are ignored (RFC 6052 §2.2).
+#[inline(always)]
+pub fn extract(addr: &[u8; 16], len: u8) -> Option<[u8; 4]> {
+    let pos = v4_positions(len)?;
+    Some([addr[pos[0]], addr[pos[1]], addr[pos[2]], addr[pos[3]]])
+}
+
+/// Whether `addr` lies inside `prefix/len` (whole bytes: pool6 lengths are multiples of 8).
+#[inline(always)]
+pub fn in_pool6(addr: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
+    if v4_positions(len).is_none() {
+        return false;
+    }
+    let nbytes = (len / 8) as usize;
+    let mut i = 0;
+    while i < 16 {
+        if i < nbytes && addr[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Low `bits` bits set (`bits` <= 32).
+#[inline(always)]
+pub const fn suffix_mask(bits: u8) -> u32 {
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
+}
+
+/// Mask with the high `len` bits of a 32-bit word set (`len` <= 32).
+#[inline(always)]
+pub const fn prefix_mask4(len: u8) -> u32 {
+    !suffix_mask(32 - if len > 32 { 32 } else { len })
+}
+
+impl EamEntry {
+    /// Number of host bits shared by both sides of the entry.
+    #[inline(always)]
+    pub const fn suffix_bits(&self) -> u8 {
+        32 - self.v4_len
+    }
+
+    /// RFC 7757 §3.2: IPv4 -> IPv6 keeps the suffix bits of the address.
+    #[inline(always)]
+    pub fn map4to6(&self, v4: [u8; 4]) -> [u8; 16] {
+        let mask = suffix_mask(self.suffix_bits());
+        let low6 = u32::from_be_bytes([self.v6[12], self.v6[13], self.v6[14], self.v6[15]]);
+        let low = (low6 & !mask) | (u32::from_be_bytes(v4) & mask);
+        let mut out = self.v6;
+        let b = low.to_be_bytes();
+        out[12] = b[0];
+        out[13] = b[1];
+        out[14] = b[2];
+        out[15] = b[3];
+        out
+    }
+
+    /// RFC 7757 §3.3: IPv6 -> IPv4 keeps the suffix bits of the address.
+    #[inline(always)]
+    pub fn map6to4(&self, v6: &[u8; 16]) -> [u8; 4] {
+        let mask = suffix_mask(self.suffix_bits());
+        let low6 = u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]]);
+        ((u32::from_be_bytes(self.v4) & !mask) | (low6 & mask)).to_be_bytes()
+    }
+}
+
+/// Why an address could not be translated. Each maps to a drop/pass counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untranslatable {
+    /// Neither an EAM entry nor pool6 covers the address.
+    NoMapping,
+    /// RFC 7915 / spec §1 reserved ranges (0/8, 127/8, 169.254/16, 224/4, broadcast).
+    Reserved,
+    /// The translator's own address.
+    OwnAddress,
+    /// The operator's denylist4 (pool6 mappings only).
+    Denylisted,
+    /// RFC 6052 §3.1: the Well-Known Prefix with non-global IPv4 space.
+    WkpNonGlobal,
+}
+
+/// Which rule mapped an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    Eam,
+    Pool6,
+}
+
+/// Spec §1: never translate to or from reserved IPv4 space or the translator itself.
+#[inline(always)]
+fn check_v4(g: &Globals, v4: [u8; 4]) -> Result<(), Untranslatable> {
+    if ranges::is_reserved4(v4) {
+        return Err(Untranslatable::Reserved);
+    }
+    if g.has_ipv4_addr() && v4 == g.ipv4_addr {
+        return Err(Untranslatable::OwnAddress);
+    }
+    Ok(())
+}
+
+/// The checks every pool6-mapped IPv4 address passes: reserved ranges, own address,
+/// denylist4 and the Well-Known-Prefix rule.
+#[inline(always)]
+fn check_pool6_v4(g: &Globals, v4: [u8; 4], denylisted: bool) -> Result<(), Untranslatable> {
+    check_v4(g, v4)?;
+    if denylisted {
+        return Err(Untranslatable::Denylisted);
+    }
+    if !g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL)
+        && ranges::is_wkp(&g.pool6, g.pool6_len)
+        && ranges::is_non_global4(v4)
+    {
+        return Err(Untranslatable::WkpNonGlobal);
+    }
+    Ok(())
+}
+
+/// Maps an IPv4 address to IPv6: EAM first (longest match, looked up by the caller),
+/// then pool6. `eam` is the EAMT lookup result; `denylisted` the denylist4 result.
+#[inline(always)]
+pub fn map4to6(
+    g: &Globals,
+    v4: [u8; 4],
+    eam: Option<&EamEntry>,
+    denylisted: bool,
+) -> Result<([u8; 16], Rule), Untranslatable> {
+    check_v4(g, v4)?;
+    if let Some(e) = eam {
+        return Ok((e.map4to6(v4), Rule::Eam));
+    }
+    if g.pool6_len == 0 {
+        return Err(Untranslatable::NoMapping);
+    }
+    check_pool6_v4(g, v4, denylisted)?;
+    match embed(&g.pool6, g.pool6_len, v4) {
+        Some(a) => Ok((a, Rule::Pool6)),
+        None => Err(Untranslatable::NoMapping),
+    }
+}
+
+/// Maps an IPv6 address to IPv4: EAM first, then pool6. `denylist` is asked only for
+/// a pool6-extracted address.
+#[inline(always)]
+pub fn map6to4(
+    g: &Globals,
+    v6: &[u8; 16],
+    eam: Option<&EamEntry>,
+    denylist: impl FnOnce([u8; 4]) -> bool,
+) -> Result<([u8; 4], Rule), Untranslatable> {
+    if g.has_ipv6_addr() && *v6 == g.ipv6_addr {
+        return Err(Untranslatable::OwnAddress);
+    }
+    if let Some(e) = eam {
+        let v4 = e.map6to4(v6);
+        check_v4(g, v4)?;
+        return Ok((v4, Rule::Eam));
+    }
+    if g.pool6_len == 0 || !in_pool6(v6, &g.pool6, g.pool6_len) {
+        return Err(Untranslatable::NoMapping);
+    }
+    let v4 = match extract(v6, g.pool6_len) {
+        Some(a) => a,
+        None => return Err(Untranslatable::NoMapping),
+    };
+    check_pool6_v4(g, v4, denylist(v4))?;
+    Ok((v4, Rule::Pool6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(prefix: [u8; 16], len: u8) -> Globals {
+        let mut g = Globals::zeroed();
+        g.pool6 = prefix;
+        g.pool6_len = len;
+        g
+    }
+
+    // RFC 6052 §2.4 table: 192.0.2.33 under each prefix length of 2001:db8:...
+    #[test]
+    fn rfc6052_table() {
+        let v4 = [192, 0, 2, 33];
+        let cases: [([u8; 16], u8, [u8; 16]); 6] = [
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                32,
+                [0x20, 0x01, 0x0d, 0xb8, 0xc0, 0x00, 0x02, 0x21, 0, 0, 0, 0, 0, 0, 0, 0],
+            ),
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                40,
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0xc0, 0x00, 0x02, 0x00, 0x21, 0, 0, 0, 0, 0, 0],
+            ),
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                48,
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0xc0, 0x00, 0x00, 0x02, 0x21, 0, 0, 0, 0, 0],
+            ),
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                56,
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0xc0, 0x00, 0x00, 0x02, 0x21, 0, 0, 0, 0],
+            ),
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0x44, 0, 0, 0, 0, 0, 0, 0, 0],
+                64,
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0x44, 0x00, 0xc0, 0x00, 0x02, 0x21, 0, 0, 0],
+            ),
+            (
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0x44, 0, 0, 0, 0, 0, 0, 0, 0],
+                96,
+                [0x20, 0x01, 0x0d, 0xb8, 0x01, 0x22, 0x03, 0x44, 0, 0, 0, 0, 0xc0, 0x00, 0x02, 0x21],
+            ),
+        ];
+        for (prefix, len, want) in cases {
+            assert_eq!(embed(&prefix, len, v4), Some(want), "embed /{len}");
+            assert_eq!(extract(&want, len), Some(v4), "extract /{len}");
+            assert!(in_pool6(&want, &prefix, len));
+        }
+    }
+
+    #[test]
+    fn roundtrip_all_lengths_many_addresses() {
+        let prefix = [0x20, 0x01, 0x0d, 0xb8, 0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..20_000 {
+            // xorshift: deterministic spread over the whole IPv4 space
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let v4 = x.to_be_bytes();
+            for len in POOL6_LENGTHS {
+                let v6 = embed(&prefix, len, v4).unwrap();
+                assert_eq!(v6[8], 0, "u-octet must be zero for /{len}");
+                assert_eq!(extract(&v6, len), Some(v4));
+                assert!(in_pool6(&v6, &prefix, len));
+            }
+        }
+    }
+
+    #[test]
+    fn extract_ignores_u_octet_and_suffix() {
+        let mut v6 = embed(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 40, [10, 1, 2, 3]).unwrap();
+        v6[8] = 0xff;
+        v6[15] = 0xee;
+        assert_eq!(extract(&v6, 40), Some([10, 1, 2, 3]));
+    }
+
+    #[test]
+    fn bad_length_is_refused() {
+        for len in [0u8, 8, 33, 72, 80, 95, 97, 128] {
+            assert_eq!(embed(&[0; 16], len, [1, 2, 3, 4]), None);
+            assert_eq!(extract(&[0; 16], len), None);
+            assert!(!in_pool6(&[0; 16], &[0; 16], len));
+        }
+    }
+
+    #[test]
+    fn eam_maps_suffix_both_ways() {
+        // 192.0.2.0/24 <-> 2001:db8::/120 (RFC 7757 §3 example shape)
+        let e = EamEntry::new([192, 0, 2, 0], 24, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 120);
+        let v6 = e.map4to6([192, 0, 2, 77]);
+        assert_eq!(v6, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 77]);
+        assert_eq!(e.map6to4(&v6), [192, 0, 2, 77]);
+        // single address entry
+        let e = EamEntry::new([198, 51, 100, 7], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd], 128);
+        assert_eq!(e.map4to6([198, 51, 100, 7])[14..], [0xab, 0xcd]);
+        assert_eq!(e.map6to4(&e.v6), [198, 51, 100, 7]);
+        // whole-space entry (/0 <-> /96)
+        let e = EamEntry::new([0; 4], 0, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        assert_eq!(e.map4to6([1, 2, 3, 4])[12..], [1, 2, 3, 4]);
+        assert_eq!(e.map6to4(&e.map4to6([1, 2, 3, 4])), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn eam_takes_precedence_over_pool6() {
+        let gl = g([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        let e = EamEntry::new([93, 184, 216, 34], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 128);
+        let (v6, rule) = map4to6(&gl, [93, 184, 216, 34], Some(&e), false).unwrap();
+        assert_eq!(rule, Rule::Eam);
+        assert_eq!(v6, e.v6);
+        let (v6, rule) = map4to6(&gl, [93, 184, 216, 34], None, false).unwrap();
+        assert_eq!(rule, Rule::Pool6);
+        assert_eq!(v6[12..], [93, 184, 216, 34]);
+    }
+
+    #[test]
+    fn reserved_never_translated_even_by_eam() {
+        let gl = g([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        let e = EamEntry::new([0; 4], 0, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        for v4 in [[0, 1, 2, 3], [127, 0, 0, 1], [169, 254, 1, 1], [224, 0, 0, 1], [239, 1, 1, 1], [255, 255, 255, 255]] {
+            assert_eq!(map4to6(&gl, v4, Some(&e), false), Err(Untranslatable::Reserved), "{v4:?}");
+            assert_eq!(map4to6(&gl, v4, None, false), Err(Untranslatable::Reserved), "{v4:?}");
+            let v6 = e.map4to6(v4);
+            assert_eq!(map6to4(&gl, &v6, Some(&e), |_| false), Err(Untranslatable::Reserved));
+            assert_eq!(map6to4(&gl, &v6, None, |_| false), Err(Untranslatable::Reserved));
+        }
+    }
+
+    #[test]
+    fn denylist_applies_to_pool6_only() {
+        let gl = g([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        assert_eq!(map4to6(&gl, [192, 0, 2, 9], None, true), Err(Untranslatable::Denylisted));
+        let e = EamEntry::new([192, 0, 2, 9], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], 128);
+        assert!(map4to6(&gl, [192, 0, 2, 9], Some(&e), true).is_ok());
+        let v6 = embed(&gl.pool6, 96, [192, 0, 2, 9]).unwrap();
+        assert_eq!(map6to4(&gl, &v6, None, |_| true), Err(Untranslatable::Denylisted));
+    }
+
+    #[test]
+    fn well_known_prefix_rule() {
+        let mut gl = g([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        for v4 in [[10, 0, 0, 1], [172, 16, 0, 1], [192, 168, 1, 1], [100, 64, 0, 1]] {
+            assert_eq!(map4to6(&gl, v4, None, false), Err(Untranslatable::WkpNonGlobal));
+            let v6 = embed(&gl.pool6, 96, v4).unwrap();
+            assert_eq!(map6to4(&gl, &v6, None, |_| false), Err(Untranslatable::WkpNonGlobal));
+        }
+        assert!(map4to6(&gl, [8, 8, 8, 8], None, false).is_ok());
+        gl.flags |= Globals::FLAG_WKP_ALLOW_NON_GLOBAL;
+        assert!(map4to6(&gl, [10, 0, 0, 1], None, false).is_ok());
+        // RFC 8215 local-use prefix has no such rule
+        let gl = g([0, 0x64, 0xff, 0x9b, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        assert!(map4to6(&gl, [10, 0, 0, 1], None, false).is_ok());
+    }
+
+    #[test]
+    fn own_addresses_are_not_translated() {
+        let mut gl = g([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
+        gl.ipv4_addr = [192, 0, 2, 254];
+        gl.ipv6_addr = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe];
+        gl.flags |= Globals::FLAG_HAS_IPV4_ADDR | Globals::FLAG_HAS_IPV6_ADDR;
+        assert_eq!(map4to6(&gl, [192, 0, 2, 254], None, false), Err(Untranslatable::OwnAddress));
+        assert_eq!(map6to4(&gl, &gl.ipv6_addr.clone(), None, |_| false), Err(Untranslatable::OwnAddress));
+    }
+
+    #[test]
+    fn no_pool6_no_mapping() {
+        let gl = Globals::zeroed();
+        assert_eq!(map4to6(&gl, [8, 8, 8, 8], None, false), Err(Untranslatable::NoMapping));
+        assert_eq!(map6to4(&gl, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8], None, |_| false), Err(Untranslatable::NoMapping));
+    }
+}

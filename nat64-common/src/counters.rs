@@ -1,0 +1,133 @@
+//! Counter indices: every packet the programs see is counted under exactly one
+//! outcome counter (translated per direction and protocol, passed or dropped with a
+//! reason), plus forwarding counters for translated packets.
+
+/// Packets and bytes for one counter on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterValue {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What kind of outcome a counter records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Translated,
+    Forward,
+    Pass,
+    Drop,
+}
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident = $idx:expr, $label:expr, $kind:ident; )*) => {
+        /// Index into the counters map.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Counter {
+            $( $(#[$doc])* $name = $idx, )*
+        }
+
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)*];
+
+            /// Stable snake_case name used by `nat64-ctl stats`.
+            pub const fn name(self) -> &'static str {
+                match self { $(Counter::$name => $label,)* }
+            }
+
+            pub const fn kind(self) -> Kind {
+                match self { $(Counter::$name => Kind::$kind,)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// IPv6 -> IPv4, TCP.
+    Xlat6to4Tcp = 0, "xlat_6to4_tcp", Translated;
+    /// IPv6 -> IPv4, UDP.
+    Xlat6to4Udp = 1, "xlat_6to4_udp", Translated;
+    /// IPv6 -> IPv4, ICMPv6 echo -> ICMP echo.
+    Xlat6to4Icmp = 2, "xlat_6to4_icmp", Translated;
+    /// IPv6 -> IPv4, any other protocol (payload copied unchanged).
+    Xlat6to4Other = 3, "xlat_6to4_other", Translated;
+    /// IPv4 -> IPv6, TCP.
+    Xlat4to6Tcp = 4, "xlat_4to6_tcp", Translated;
+    /// IPv4 -> IPv6, UDP.
+    Xlat4to6Udp = 5, "xlat_4to6_udp", Translated;
+    /// IPv4 -> IPv6, ICMP echo -> ICMPv6 echo.
+    Xlat4to6Icmp = 6, "xlat_4to6_icmp", Translated;
+    /// IPv4 -> IPv6, any other protocol (payload copied unchanged).
+    Xlat4to6Other = 7, "xlat_4to6_other", Translated;
+    /// Translated and sent straight out of the egress device (bpf_fib_lookup + redirect).
+    FwdRedirect = 8, "fwd_redirect", Forward;
+    /// Translated and handed to the kernel stack (route or neighbour not known yet).
+    FwdKernel = 9, "fwd_kernel", Forward;
+    /// Not IPv4/IPv6 (ARP, LLDP, VLAN-tagged, ...): passed.
+    PassNotIp = 10, "pass_not_ip", Pass;
+    /// IPv4 destination not covered by the EAMT (or broadcast/multicast): passed.
+    PassV4NotOurs = 11, "pass_ipv4_not_ours", Pass;
+    /// IPv6 destination outside pool6 and the EAMT (or multicast): passed.
+    PassV6NotOurs = 12, "pass_ipv6_not_ours", Pass;
+    /// Destination is the translator's own address: passed to the host.
+    PassOwnAddress = 13, "pass_own_address", Pass;
+    /// No configuration loaded yet: passed.
+    PassDisabled = 14, "pass_disabled", Pass;
+    /// Source address has no mapping (neither EAM nor pool6).
+    DropSrcUnmapped = 15, "drop_src_unmapped", Drop;
+    /// An address is in a never-translate range (0/8, 127/8, 169.254/16, 224/4, 255.255.255.255).
+    DropReservedAddr = 16, "drop_reserved_address", Drop;
+    /// The pool6-mapped IPv4 address is in denylist4.
+    DropDenylist4 = 17, "drop_denylist4", Drop;
+    /// Well-Known Prefix with a non-global IPv4 address (RFC 6052 §3.1).
+    DropWkpNonGlobal = 18, "drop_wkp_non_global", Drop;
+    /// An address maps to the translator's own address.
+    DropOwnAddress = 19, "drop_own_address", Drop;
+    /// Truncated packet, bad version, bad IHL or a length field that lies.
+    DropMalformed = 20, "drop_malformed", Drop;
+    /// IPv4 header checksum is wrong.
+    DropBadIpv4Checksum = 21, "drop_bad_ipv4_checksum", Drop;
+    /// IPv4 protocol number that exists only in IPv6 (0, 43, 44, 58, 60).
+    DropV6OnlyProtocol = 22, "drop_ipv6_only_protocol", Drop;
+    /// TTL or hop limit would reach zero on this hop.
+    DropTtlExpired = 23, "drop_ttl_expired", Drop;
+    /// IPv4 fragment or IPv6 fragment header (not handled by this data path version).
+    DropFragment = 24, "drop_fragment", Drop;
+    /// IPv6 extension header (not handled by this data path version).
+    DropExtensionHeader = 25, "drop_extension_header", Drop;
+    /// UDP with checksum zero: IPv4 without amend-udp-checksum-zero, or any IPv6.
+    DropUdpChecksumZero = 26, "drop_udp_checksum_zero", Drop;
+    /// ICMP other than echo request/reply (errors are not translated by this version).
+    DropIcmpUntranslated = 27, "drop_icmp_untranslated", Drop;
+    /// IPv4 UDP with checksum zero too long to checksum in the fast path (over 1480 bytes).
+    DropTooBig = 28, "drop_too_big", Drop;
+    /// The kernel refused to resize the packet.
+    DropInternal = 29, "drop_internal", Drop;
+}
+
+/// Number of counter slots (the map's `max_entries`).
+pub const COUNTER_SLOTS: u32 = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_unique_and_fit() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+            assert!((*c as u32) < COUNTER_SLOTS);
+        }
+    }
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        for (i, a) in Counter::ALL.iter().enumerate() {
+            assert!(a.name().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            for b in &Counter::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+    }
+}

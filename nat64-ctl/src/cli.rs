@@ -1,0 +1,173 @@
+//! The `nat64-ctl` command line: run the translator and manage a running instance.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use log::info;
+use crate::{
+    config::{Config, EamtEntry, Prefix4, Prefix6},
+    explain, instance, stats,
+    tables::Tables,
+};
+
+/// nat64: an eBPF IPv4/IPv6 translator (SIIT, RFC 7915 / 6052 / 7757).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Instance to act on (default: the only one running, else "default").
+    #[arg(long, global = true)]
+    instance: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load the translator, attach it to the configured interfaces and stay in the
+    /// foreground until SIGINT/SIGTERM, then detach and remove the pins.
+    Run {
+        /// JSON configuration file (see README, "Configuration").
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print what it would do, without loading anything.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show or change the EAMT (RFC 7757 explicit address mappings) of the running instance.
+    Map {
+        #[command(subcommand)]
+        cmd: MapCmd,
+    },
+    /// Print the packet counters of the running instance.
+    Stats {
+        /// Machine-readable JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how an IPv4 or IPv6 address is translated by the running instance, and through which rule.
+    Translate { address: IpAddr },
+}
+
+#[derive(Subcommand)]
+enum MapCmd {
+    /// Add an EAMT entry: IPV4[/LEN] IPV6[/LEN] with equal suffix lengths.
+    Add { ipv4: String, ipv6: String },
+    /// Remove the EAMT entry with this IPv4 prefix (and IPv6 prefix, if given).
+    Del { ipv4: String, ipv6: Option<String> },
+    /// List the EAMT.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn instance_name(cli: &Option<String>) -> String {
+    cli.clone().unwrap_or_else(instance::default_instance)
+}
+
+fn open(name: &str) -> Result<Tables> {
+    Tables::open_pinned(&instance::find_running(name)?)
+}
+
+fn parse_entry(ipv4: &str, ipv6: &str) -> Result<EamtEntry> {
+    let v4: Prefix4 = ipv4.parse()?;
+    let v6: Prefix6 = ipv6.parse()?;
+    EamtEntry::new(v4, v6)
+}
+
+fn run(cfg_path: &PathBuf) -> Result<()> {
+    let cfg = Config::load(cfg_path)?;
+    let signals = instance::block_signals()?;
+    let running = instance::Running::start(&cfg)?;
+    info!(
+        "instance '{}' running: {} EAMT entries, maps pinned under {}; Ctrl-C or SIGTERM to stop",
+        cfg.instance,
+        cfg.eamt.len(),
+        running.dir.display()
+    );
+    let sig = instance::wait_for_signal(&signals)?;
+    info!("signal {sig}: detaching");
+    drop(running);
+    Ok(())
+}
+
+/// Entry point of the `nat64-ctl` binary.
+pub fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .init();
+    if let Err(e) = real_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { config } => run(&config),
+        Cmd::Check { config } => {
+            let cfg = Config::load(&config)?;
+            println!(
+                "{}: valid (instance '{}', {} interface(s), {} EAMT entries, pool6 {})",
+                config.display(),
+                cfg.instance,
+                cfg.interfaces.len(),
+                cfg.eamt.len(),
+                cfg.pool6.map(|p| p.to_string()).unwrap_or_else(|| "none".into())
+            );
+            Ok(())
+        }
+        Cmd::Map { cmd } => {
+            let name = instance_name(&cli.instance);
+            match cmd {
+                MapCmd::Add { ipv4, ipv6 } => {
+                    let entry = parse_entry(&ipv4, &ipv6)?;
+                    open(&name)?.eamt_add(&entry)?;
+                    println!("added {} <-> {}", entry.v4, entry.v6);
+                }
+                MapCmd::Del { ipv4, ipv6 } => {
+                    let v4: Prefix4 = ipv4.parse()?;
+                    let v6 = ipv6.map(|s| s.parse::<Prefix6>()).transpose()?;
+                    let e = open(&name)?.eamt_del(Some(v4), v6)?;
+                    println!("removed {} <-> {}", e.v4, e.v6);
+                }
+                MapCmd::List { json } => {
+                    let entries = open(&name)?.eamt()?;
+                    if json {
+                        let v: Vec<_> = entries
+                            .iter()
+                            .map(|e| serde_json::json!({"ipv4": e.v4.to_string(), "ipv6": e.v6.to_string()}))
+                            .collect();
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else if entries.is_empty() {
+                        println!("(EAMT is empty)");
+                    } else {
+                        println!("{:<20} {}", "IPv4", "IPv6");
+                        for e in entries {
+                            println!("{:<20} {}", e.v4.to_string(), e.v6);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Stats { json } => {
+            let counters = open(&instance_name(&cli.instance))?.counters()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats::json(&counters))?);
+            } else {
+                print!("{}", stats::table(&counters));
+            }
+            Ok(())
+        }
+        Cmd::Translate { address } => {
+            let tables = open(&instance_name(&cli.instance))?;
+            println!("{}", explain::explain(&tables, address).context("reading the instance's maps")?);
+            Ok(())
+        }
+    }
+}

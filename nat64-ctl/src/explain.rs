@@ -1,0 +1,73 @@
+//! `nat64-ctl translate`: how one address maps, through which rule, or why not.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use nat64_common::{
+    addr::{self, Rule, Untranslatable},
+    maps::Globals,
+};
+
+use crate::tables::Tables;
+
+fn reason(e: Untranslatable) -> &'static str {
+    match e {
+        Untranslatable::NoMapping => "no EAMT entry covers it and it is outside pool6 (or no pool6 is set)",
+        Untranslatable::Reserved => {
+            "it is in a range never translated (0/8, 127/8, 169.254/16, 224/4, 255.255.255.255)"
+        }
+        Untranslatable::OwnAddress => "it is the translator's own address",
+        Untranslatable::Denylisted => "it is in denylist4",
+        Untranslatable::WkpNonGlobal => {
+            "pool6 is the Well-Known Prefix 64:ff9b::/96 and the address is not global (RFC 6052 §3.1; \
+             set \"wkp-allow-non-global\" to allow it)"
+        }
+    }
+}
+
+fn pool6_text(g: &Globals) -> String {
+    format!("pool6 {}/{}", Ipv6Addr::from(g.pool6), g.pool6_len)
+}
+
+/// One line saying what `a` becomes and why, or why it is not translated.
+pub fn explain(tables: &Tables, a: IpAddr) -> anyhow::Result<String> {
+    let g = tables.globals()?;
+    Ok(match a {
+        IpAddr::V4(v4) => {
+            let eam = tables.eam_lookup4(v4);
+            let deny = eam.is_none() && tables.denylist4_contains(v4);
+            match addr::map4to6(&g, v4.octets(), eam.as_ref(), deny) {
+                Ok((v6, Rule::Eam)) => {
+                    let e = eam.expect("EAM rule has an entry");
+                    format!(
+                        "{v4} -> {} (EAM {}/{} <-> {}/{})",
+                        Ipv6Addr::from(v6),
+                        Ipv4Addr::from(e.v4),
+                        e.v4_len,
+                        Ipv6Addr::from(e.v6),
+                        e.v6_len
+                    )
+                }
+                Ok((v6, Rule::Pool6)) => format!("{v4} -> {} ({})", Ipv6Addr::from(v6), pool6_text(&g)),
+                Err(e) => format!("{v4} is not translated: {}", reason(e)),
+            }
+        }
+        IpAddr::V6(v6) => {
+            let eam = tables.eam_lookup6(v6);
+            match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| tables.denylist4_contains(Ipv4Addr::from(x))) {
+                Ok((v4, Rule::Eam)) => {
+                    let e = eam.expect("EAM rule has an entry");
+                    format!(
+                        "{v6} -> {} (EAM {}/{} <-> {}/{})",
+                        Ipv4Addr::from(v4),
+                        Ipv4Addr::from(e.v4),
+                        e.v4_len,
+                        Ipv6Addr::from(e.v6),
+                        e.v6_len
+                    )
+                }
+                Ok((v4, Rule::Pool6)) => format!("{v6} -> {} ({})", Ipv4Addr::from(v4), pool6_text(&g)),
+                Err(e) => format!("{v6} is not translated: {}", reason(e)),
+            }
+        }
+    })
+}

@@ -1,0 +1,11 @@
+//! nat64-ctl: loads, configures and inspects the nat64 eBPF translator.
+
+pub mod cli;
+pub mod config;
+pub mod explain;
+pub mod instance;
+pub mod stats;
+pub mod tables;
+
+/// The eBPF object built by build.rs (empty when built with AYA_BUILD_SKIP=1).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat64"));

@@ -1,0 +1,161 @@
+//! The translator's maps as user space sees them, whether freshly loaded (owned by
+//! this process) or opened from the pins of a running instance.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
+};
+use nat64_common::{
+    counters::{COUNTER_SLOTS, Counter, CounterValue},
+    maps::{MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, EamEntry, Globals},
+};
+
+use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert};
+
+/// Every map nat64-ctl pins, by name.
+pub const PINNED_MAPS: [&str; 5] = [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_COUNTERS];
+
+pub struct Tables {
+    pub globals: Array<MapData, Globals>,
+    pub eamt4: LpmTrie<MapData, [u8; 4], EamEntry>,
+    pub eamt6: LpmTrie<MapData, [u8; 16], EamEntry>,
+    pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
+    pub counters: PerCpuArray<MapData, CounterValue>,
+}
+
+fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
+    ebpf.take_map(name).ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
+}
+
+fn open(dir: &Path, name: &str) -> Result<Map> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
+    Map::from_map_data(data).with_context(|| format!("pinned map {}", path.display()))
+}
+
+impl Tables {
+    fn from_maps(mut get: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
+        Ok(Self {
+            globals: Array::try_from(get(MAP_GLOBALS)?)?,
+            eamt4: LpmTrie::try_from(get(MAP_EAMT4)?)?,
+            eamt6: LpmTrie::try_from(get(MAP_EAMT6)?)?,
+            denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
+            counters: PerCpuArray::try_from(get(MAP_COUNTERS)?)?,
+        })
+    }
+
+    /// Takes the maps out of a freshly loaded object, pinning each under `pin_dir`
+    /// (which must exist) when one is given.
+    pub fn take(ebpf: &mut Ebpf, pin_dir: Option<&Path>) -> Result<Self> {
+        Self::from_maps(|n| {
+            let map = take(ebpf, n)?;
+            if let Some(dir) = pin_dir {
+                let path = dir.join(n);
+                map.pin(&path).with_context(|| format!("pinning {}", path.display()))?;
+            }
+            Ok(map)
+        })
+    }
+
+    /// Opens the maps a running instance pinned under `dir`.
+    pub fn open_pinned(dir: &Path) -> Result<Self> {
+        Self::from_maps(|n| open(dir, n))
+    }
+
+    pub fn globals(&self) -> Result<Globals> {
+        Ok(self.globals.get(&0, 0)?)
+    }
+
+    pub fn set_globals(&mut self, g: Globals) -> Result<()> {
+        self.globals.set(0, g, 0).context("writing GLOBALS")
+    }
+
+    /// Every EAMT entry, sorted by IPv4 prefix.
+    pub fn eamt(&self) -> Result<Vec<EamtEntry>> {
+        let mut out = Vec::new();
+        for item in self.eamt4.iter() {
+            let (_, e) = item.context("reading EAMT4")?;
+            out.push(EamtEntry {
+                v4: Prefix4 { addr: Ipv4Addr::from(e.v4), len: e.v4_len },
+                v6: Prefix6 { addr: Ipv6Addr::from(e.v6), len: e.v6_len },
+            });
+        }
+        out.sort_by_key(|e| (u32::from(e.v4.addr), e.v4.len));
+        Ok(out)
+    }
+
+    /// Adds an entry after checking it against the table (RFC 7757 wants a unique
+    /// mapping both ways). Both tries change or neither does.
+    pub fn eamt_add(&mut self, entry: &EamtEntry) -> Result<()> {
+        check_eamt_insert(&self.eamt()?, entry)?;
+        let e = entry.to_entry();
+        let k4 = Key::new(entry.v4.len as u32, entry.v4.addr.octets());
+        let k6 = Key::new(entry.v6.len as u32, entry.v6.addr.octets());
+        self.eamt6.insert(&k6, e, 0).context("inserting into EAMT6")?;
+        if let Err(err) = self.eamt4.insert(&k4, e, 0) {
+            let _ = self.eamt6.remove(&k6);
+            return Err(err).context("inserting into EAMT4");
+        }
+        Ok(())
+    }
+
+    /// Removes the entry whose IPv4 prefix (or IPv6 prefix) is exactly `key`.
+    pub fn eamt_del(&mut self, v4: Option<Prefix4>, v6: Option<Prefix6>) -> Result<EamtEntry> {
+        let all = self.eamt()?;
+        let found = all
+            .into_iter()
+            .find(|e| v4.is_none_or(|p| p == e.v4) && v6.is_none_or(|p| p == e.v6))
+            .ok_or_else(|| {
+                let what = match (v4, v6) {
+                    (Some(a), Some(b)) => format!("{a} <-> {b}"),
+                    (Some(a), None) => a.to_string(),
+                    (None, Some(b)) => b.to_string(),
+                    (None, None) => String::new(),
+                };
+                anyhow!("no EAMT entry {what} (see `nat64-ctl map list`)")
+            })?;
+        self.eamt4.remove(&Key::new(found.v4.len as u32, found.v4.addr.octets())).context("removing from EAMT4")?;
+        self.eamt6.remove(&Key::new(found.v6.len as u32, found.v6.addr.octets())).context("removing from EAMT6")?;
+        Ok(found)
+    }
+
+    pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {
+        self.denylist4.insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0).context("inserting into DENYLIST4")
+    }
+
+    pub fn denylist4_contains(&self, a: Ipv4Addr) -> bool {
+        self.denylist4.get(&Key::new(32, a.octets()), 0).is_ok()
+    }
+
+    pub fn eam_lookup4(&self, a: Ipv4Addr) -> Option<EamEntry> {
+        self.eamt4.get(&Key::new(32, a.octets()), 0).ok()
+    }
+
+    pub fn eam_lookup6(&self, a: Ipv6Addr) -> Option<EamEntry> {
+        self.eamt6.get(&Key::new(128, a.octets()), 0).ok()
+    }
+
+    /// Counter totals over all CPUs, in [`Counter::ALL`] order.
+    pub fn counters(&self) -> Result<Vec<(Counter, CounterValue)>> {
+        let mut out = Vec::new();
+        for &c in Counter::ALL {
+            if c as u32 >= COUNTER_SLOTS {
+                bail!("counter {} out of range", c.name());
+            }
+            let per_cpu = self.counters.get(&(c as u32), 0).context("reading COUNTERS")?;
+            let mut total = CounterValue::default();
+            for v in per_cpu.iter() {
+                total.packets += v.packets;
+                total.bytes += v.bytes;
+            }
+            out.push((c, total));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,92 @@
+//! After translation: find the egress with the kernel's FIB and neighbour tables so
+//! the packet can leave straight away (XDP_REDIRECT), or fall back to the stack.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
+    helpers::generated as h,
+};
+
+use crate::packet::Packet;
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Where the translated packet goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Known route and neighbour (MACs left in the scratch `fib`): rewrite MACs and
+    /// redirect; this node decrements TTL.
+    Out(u32),
+    /// Anything else (no neighbour yet, local destination, MTU, unreachable): the
+    /// kernel forwards it and decrements TTL itself, or answers with ICMP.
+    Kernel,
+}
+
+#[inline(always)]
+fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
+    // SAFETY: helper call with a struct of the size the kernel expects.
+    let rc = unsafe {
+        h::bpf_fib_lookup(
+            pkt.ctx_ptr(),
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 { Route::Out(p.ifindex) } else { Route::Kernel }
+}
+
+#[inline(always)]
+fn clear(p: &mut bpf_fib_lookup) {
+    // SAFETY: plain data; writing zeroes through a valid reference.
+    unsafe { core::ptr::write_bytes(p as *mut bpf_fib_lookup as *mut u64, 0, 8) };
+}
+
+#[inline(always)]
+pub fn lookup4<P: Packet>(
+    pkt: &P,
+    p: &mut bpf_fib_lookup,
+    src: [u8; 4],
+    dst: [u8; 4],
+    tos: u8,
+    proto: u8,
+    tot_len: u16,
+) -> Route {
+    if !P::HAS_ETH {
+        return Route::Kernel;
+    }
+    clear(p);
+    p.family = AF_INET;
+    p.l4_protocol = proto;
+    p.__bindgen_anon_1.tot_len = tot_len;
+    p.__bindgen_anon_2.tos = tos;
+    p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
+    p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
+    p.ifindex = pkt.ingress_ifindex();
+    run(pkt, p)
+}
+
+#[inline(always)]
+pub fn lookup6<P: Packet>(
+    pkt: &P,
+    p: &mut bpf_fib_lookup,
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    proto: u8,
+    tot_len: u16,
+) -> Route {
+    if !P::HAS_ETH {
+        return Route::Kernel;
+    }
+    clear(p);
+    p.family = AF_INET6;
+    p.l4_protocol = proto;
+    p.__bindgen_anon_1.tot_len = tot_len;
+    // SAFETY: both are 16 bytes of plain data.
+    unsafe {
+        p.__bindgen_anon_3.ipv6_src = core::mem::transmute::<[u8; 16], [u32; 4]>(*src);
+        p.__bindgen_anon_4.ipv6_dst = core::mem::transmute::<[u8; 16], [u32; 4]>(*dst);
+    }
+    p.ifindex = pkt.ingress_ifindex();
+    run(pkt, p)
+}

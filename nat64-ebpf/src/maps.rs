@@ -1,0 +1,52 @@
+//! The maps, named as in `nat64_common::maps` so nat64-ctl finds and pins them.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, LpmTrie, PerCpuArray},
+};
+use nat64_common::{
+    counters::{COUNTER_SLOTS, CounterValue},
+    maps::{DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals},
+};
+
+#[map(name = "GLOBALS")]
+pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+
+#[map(name = "EAMT4")]
+pub static EAMT4: LpmTrie<[u8; 4], EamEntry> = LpmTrie::with_max_entries(EAMT_MAX_ENTRIES, 0);
+
+#[map(name = "EAMT6")]
+pub static EAMT6: LpmTrie<[u8; 16], EamEntry> = LpmTrie::with_max_entries(EAMT_MAX_ENTRIES, 0);
+
+#[map(name = "DENYLIST4")]
+pub static DENYLIST4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(DENYLIST4_MAX_ENTRIES, 0);
+
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Per-CPU scratch space. Headers and addresses live here rather than on the
+/// 512-byte stack: LLVM splits stack arrays into byte-sized values and spills each one
+/// across helper calls, which overflows the stack; map memory is left alone.
+#[repr(C)]
+pub struct Scratch {
+    pub fib: aya_ebpf::bindings::bpf_fib_lookup,
+    pub src6: [u8; 16],
+    pub dst6: [u8; 16],
+    pub key6: aya_ebpf::maps::lpm_trie::Key<[u8; 16]>,
+    pub _pad: [u8; 4],
+    pub hdr6: [u8; 40],
+    pub hdr4: [u8; 20],
+    pub _pad2: [u8; 4],
+    /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
+    pub buf: [u8; crate::translate::SUM_BUF],
+}
+
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch space.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut Scratch> {
+    // SAFETY: the per-CPU slot is only used by this program run on this CPU.
+    SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}

@@ -1,0 +1,186 @@
+//! One view of a packet for every attach point, so the translation engine is written
+//! once. XDP implements it here; the TC implementation sits beside it.
+
+use aya_ebpf::{bindings::xdp_action, helpers::generated as h, programs::XdpContext};
+
+/// What to do with the packet once the engine is done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Hand to the kernel stack (untouched, or translated when the route is unknown).
+    Pass,
+    Drop,
+    /// Send out of this interface index (already rewritten for it).
+    Redirect(u32),
+}
+
+impl Action {
+    #[inline(always)]
+    pub fn xdp(self) -> u32 {
+        match self {
+            Action::Pass => xdp_action::XDP_PASS,
+            Action::Drop => xdp_action::XDP_DROP,
+            // SAFETY: helper call with plain integer arguments.
+            Action::Redirect(ifindex) => unsafe { h::bpf_redirect(ifindex, 0) as u32 },
+        }
+    }
+}
+
+/// An engine result packed into one register: subprograms (BPF-to-BPF calls) must
+/// return a scalar, as the verifier refuses a returned stack pointer, which LLVM may
+/// leave in R0 when a tuple is returned through memory.
+#[inline(always)]
+pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
+    let (kind, ifindex) = match action {
+        Action::Pass => (0u64, 0u32),
+        Action::Drop => (1, 0),
+        Action::Redirect(i) => (2, i),
+    };
+    (ifindex as u64) << 32 | kind << 8 | counter as u64
+}
+
+#[inline(always)]
+pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
+    use nat64_common::counters::Counter;
+    let action = match (v >> 8) & 0xff {
+        0 => Action::Pass,
+        1 => Action::Drop,
+        _ => Action::Redirect((v >> 32) as u32),
+    };
+    let idx = (v & 0xff) as u32;
+    let counter = match Counter::ALL.get(idx as usize) {
+        Some(c) => *c,
+        None => Counter::DropInternal,
+    };
+    (action, counter)
+}
+
+pub const ETH_LEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+
+pub trait Packet {
+    /// Bytes before the IP header (14 with Ethernet, 0 on L3 devices).
+    const L2_LEN: usize;
+
+    fn start(&self) -> usize;
+    fn end(&self) -> usize;
+    fn ingress_ifindex(&self) -> u32;
+    /// The link-layer protocol (ETH_P_*), big-endian value as a number.
+    fn l3_proto(&self) -> Option<u16>;
+    fn ctx_ptr(&self) -> *mut core::ffi::c_void;
+
+    /// Replaces the `old_len`-byte L3 header by `new_len` bytes of room, keeping what
+    /// follows it in place, and sets the link-layer protocol to `proto`.
+    fn resize_l3(&mut self, old_len: usize, new_len: usize, proto: u16) -> Result<(), ()>;
+
+    /// Copies `len` packet bytes from `off` into `buf` (bpf_xdp_load_bytes /
+    /// bpf_skb_load_bytes).
+    fn load_bytes(&self, off: usize, buf: *mut u8, len: u32) -> bool;
+
+    /// Cuts the packet to `len` bytes (link-layer padding after the IP datagram).
+    fn truncate(&mut self, len: usize) -> Result<(), ()>;
+
+    /// Whether the packet can be rewritten for and redirected out of a device.
+    const HAS_ETH: bool = Self::L2_LEN == ETH_LEN;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end() - self.start()
+    }
+
+    /// A pointer to `T` at `off`, when the whole `T` lies inside the packet.
+    #[inline(always)]
+    fn ptr_at<T>(&self, off: usize) -> Option<*mut T> {
+        let p = self.start() + off;
+        if p + core::mem::size_of::<T>() > self.end() {
+            return None;
+        }
+        Some(p as *mut T)
+    }
+
+    #[inline(always)]
+    fn load<T: Copy>(&self, off: usize) -> Option<T> {
+        // SAFETY: bounds checked by ptr_at.
+        self.ptr_at::<T>(off).map(|p| unsafe { core::ptr::read_unaligned(p) })
+    }
+
+    #[inline(always)]
+    fn store<T: Copy>(&mut self, off: usize, v: T) -> Option<()> {
+        // SAFETY: bounds checked by ptr_at.
+        self.ptr_at::<T>(off).map(|p| unsafe { core::ptr::write_unaligned(p, v) })
+    }
+}
+
+pub struct XdpPacket<'a> {
+    ctx: &'a XdpContext,
+}
+
+impl<'a> XdpPacket<'a> {
+    #[inline(always)]
+    pub fn new(ctx: &'a XdpContext) -> Self {
+        Self { ctx }
+    }
+}
+
+impl Packet for XdpPacket<'_> {
+    const L2_LEN: usize = ETH_LEN;
+
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.ctx.data()
+    }
+
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.ctx.data_end()
+    }
+
+    #[inline(always)]
+    fn ingress_ifindex(&self) -> u32 {
+        self.ctx.ingress_ifindex() as u32
+    }
+
+    #[inline(always)]
+    fn l3_proto(&self) -> Option<u16> {
+        self.load::<[u8; 2]>(12).map(u16::from_be_bytes)
+    }
+
+    #[inline(always)]
+    fn ctx_ptr(&self) -> *mut core::ffi::c_void {
+        self.ctx.ctx.cast()
+    }
+
+    #[inline(always)]
+    fn resize_l3(&mut self, old_len: usize, new_len: usize, proto: u16) -> Result<(), ()> {
+        let macs: [u8; 12] = self.load(0).ok_or(())?;
+        let delta = old_len as i32 - new_len as i32;
+        // SAFETY: helper call; every pointer is re-derived and re-checked afterwards.
+        if unsafe { h::bpf_xdp_adjust_head(self.ctx.ctx, delta) } != 0 {
+            return Err(());
+        }
+        self.store(0, macs).ok_or(())?;
+        self.store(12, proto.to_be_bytes()).ok_or(())?;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn load_bytes(&self, off: usize, buf: *mut u8, len: u32) -> bool {
+        // SAFETY: helper call; the kernel checks `off`/`len` against the packet and the
+        // verifier checks `len` against the buffer.
+        unsafe { h::bpf_xdp_load_bytes(self.ctx.ctx, off as u32, buf.cast(), len) == 0 }
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, len: usize) -> Result<(), ()> {
+        let cur = self.len();
+        if cur <= len {
+            return Ok(());
+        }
+        let delta = len as i32 - cur as i32;
+        // SAFETY: helper call with the context and a negative delta.
+        if unsafe { h::bpf_xdp_adjust_tail(self.ctx.ctx, delta) } != 0 {
+            return Err(());
+        }
+        Ok(())
+    }
+}

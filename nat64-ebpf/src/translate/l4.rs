@@ -1,0 +1,119 @@
+//! Transport checksum fix-ups (RFC 7915 §4.5, §5.5) and the ICMP echo type map.
+
+use nat64_common::checksum;
+
+use aya_ebpf::helpers::generated as h;
+
+use crate::packet::Packet;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Offset of the checksum inside the L4 header.
+pub const TCP_CHECK: usize = 16;
+pub const UDP_CHECK: usize = 6;
+pub const ICMP_CHECK: usize = 2;
+
+/// Longest UDP datagram whose zero checksum the fast path computes.
+pub const MAX_AMEND_UDP: usize = 1480;
+
+/// ICMPv4 echo type -> ICMPv6 echo type (RFC 7915 §4.2); other types are not
+/// translated by this data path.
+#[inline(always)]
+pub fn icmp4_to_6(t: u8) -> Option<u8> {
+    match t {
+        8 => Some(128),
+        0 => Some(129),
+        _ => None,
+    }
+}
+
+/// ICMPv6 echo type -> ICMPv4 echo type (RFC 7915 §5.2).
+#[inline(always)]
+pub fn icmp6_to_4(t: u8) -> Option<u8> {
+    match t {
+        128 => Some(8),
+        129 => Some(0),
+        _ => None,
+    }
+}
+
+/// Sum of the ICMPv6 pseudo-header's length and next-header words (RFC 8200 §8.1).
+#[inline(always)]
+pub fn pseudo6_tail(len: u16) -> u32 {
+    len as u32 + IPPROTO_ICMPV6 as u32
+}
+
+/// Rewrites the ICMP type at `off` and its checksum: ICMPv6 covers a pseudo-header
+/// that ICMPv4 does not, so `pseudo_out` is removed (6->4) or `pseudo_in` added (4->6).
+#[inline(always)]
+pub fn fix_icmp_type<P: Packet>(pkt: &mut P, off: usize, new_type: u8, pseudo_out: u32, pseudo_in: u32) -> Option<()> {
+    let tc: [u8; 2] = pkt.load(off)?;
+    let old_w = u16::from_be_bytes(tc) as u32;
+    let new_w = u16::from_be_bytes([new_type, tc[1]]) as u32;
+    pkt.store(off, new_type)?;
+    fix_check(pkt, off + ICMP_CHECK, old_w + pseudo_out, new_w + pseudo_in, false)
+}
+
+/// Replaces the checksum at `off` for a pseudo-header whose sum went from `old` to
+/// `new`. UDP keeps zero meaning "no checksum", so a computed zero is sent as ones.
+#[inline(always)]
+pub fn fix_check<P: Packet>(pkt: &mut P, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+    let c = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
+    let mut n = checksum::update(c, old, new);
+    if udp {
+        n = checksum::udp_nonzero(n);
+    }
+    pkt.store(off, n.to_be_bytes())
+}
+
+/// Size of the scratch buffer for bulk checksums.
+pub const SUM_BUF: usize = 1536;
+/// bpf_csum_diff works on at most this many bytes per call.
+const CSUM_DIFF_MAX: usize = 512;
+
+/// One's-complement sum (of big-endian words) of `len` packet bytes from `off`.
+///
+/// Copied to scratch memory and summed by bpf_csum_diff in at most three calls: a
+/// byte loop would make the verifier walk every iteration on every path.
+#[inline(always)]
+pub fn sum_bytes<P: Packet>(pkt: &P, buf: &mut [u8; SUM_BUF], off: usize, len: usize) -> Option<u32> {
+    if len == 0 {
+        return Some(0);
+    }
+    if len > MAX_AMEND_UDP {
+        return None;
+    }
+    if !pkt.load_bytes(off, buf.as_mut_ptr(), (len & 0x7ff) as u32) {
+        return None;
+    }
+    // Zero padding up to a multiple of four (RFC 1071 pads an odd byte with zero).
+    for k in 0..3 {
+        if let Some(b) = buf.get_mut((len & 0x7ff) + k) {
+            *b = 0;
+        }
+    }
+    let total = (len + 3) & !3;
+    let mut seed: u32 = 0;
+    let mut done = 0usize;
+    for _ in 0..3 {
+        let n = if total - done > CSUM_DIFF_MAX { CSUM_DIFF_MAX } else { total - done };
+        if n == 0 || done > SUM_BUF - CSUM_DIFF_MAX {
+            break;
+        }
+        // SAFETY: `done + n` <= SUM_BUF, checked above; sizes are multiples of four.
+        let r = unsafe {
+            h::bpf_csum_diff(core::ptr::null_mut(), 0, buf.as_mut_ptr().add(done).cast(), n as u32, seed)
+        };
+        if r < 0 {
+            return None;
+        }
+        seed = r as u32;
+        done += n;
+    }
+    // The helper sums native-endian (little-endian) words; the folded sum of
+    // byte-swapped words is the byte-swapped sum.
+    Some(checksum::fold(seed).swap_bytes() as u32)
+}

@@ -1,0 +1,88 @@
+//! The translation engine (RFC 7915), written once over [`Packet`] for every attach
+//! point. `process` picks the direction; the per-direction modules do the work.
+
+mod l4;
+pub use l4::SUM_BUF;
+mod v4_to_v6;
+mod v6_to_v4;
+
+use aya_ebpf::{bindings::bpf_fib_lookup, maps::lpm_trie::Key};
+use nat64_common::{
+    addr::Untranslatable,
+    counters::Counter,
+    maps::{EamEntry, Globals},
+};
+
+use crate::{
+    forward::Route,
+    maps::{DENYLIST4, EAMT4, EAMT6, GLOBALS},
+    packet::{Action, unpack, ETH_P_IP, ETH_P_IPV6, Packet},
+};
+
+/// Runs the translator on one packet: what to do with it, the counter that records
+/// the outcome, and the packet's length on arrival.
+#[inline(always)]
+pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
+    let len = pkt.len();
+    let proto = match pkt.l3_proto() {
+        Some(p) => p,
+        None => return (Action::Pass, Counter::PassNotIp, len),
+    };
+    if proto != ETH_P_IP && proto != ETH_P_IPV6 {
+        return (Action::Pass, Counter::PassNotIp, len);
+    }
+    let g = match GLOBALS.get(0) {
+        Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
+        _ => return (Action::Pass, Counter::PassDisabled, len),
+    };
+    let (action, counter) = unpack(if proto == ETH_P_IP {
+        v4_to_v6::translate(pkt, g)
+    } else {
+        v6_to_v4::translate(pkt, g)
+    });
+    (action, counter, len)
+}
+
+/// The drop counter for an address that cannot be translated.
+#[inline(always)]
+fn drop_reason(e: Untranslatable) -> Counter {
+    match e {
+        Untranslatable::NoMapping => Counter::DropSrcUnmapped,
+        Untranslatable::Reserved => Counter::DropReservedAddr,
+        Untranslatable::OwnAddress => Counter::DropOwnAddress,
+        Untranslatable::Denylisted => Counter::DropDenylist4,
+        Untranslatable::WkpNonGlobal => Counter::DropWkpNonGlobal,
+    }
+}
+
+#[inline(always)]
+fn eamt4(a: [u8; 4]) -> Option<&'static EamEntry> {
+    EAMT4.get(Key::new(32, a))
+}
+
+/// The key lives in scratch memory: a 20-byte key on the stack costs 16 spilled bytes.
+#[inline(always)]
+fn eamt6(key: &mut Key<[u8; 16]>, a: &[u8; 16]) -> Option<&'static EamEntry> {
+    key.prefix_len = 128;
+    key.data = *a;
+    EAMT6.get(&*key)
+}
+
+#[inline(always)]
+fn denylisted4(a: [u8; 4]) -> bool {
+    DENYLIST4.get(Key::new(32, a)).is_some()
+}
+
+/// Writes the next hop's MAC addresses when the packet leaves by redirect.
+#[inline(always)]
+fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action {
+    match route {
+        Route::Out(ifindex) => {
+            if pkt.store(0, fib.dmac).is_none() || pkt.store(6, fib.smac).is_none() {
+                return Action::Pass;
+            }
+            Action::Redirect(ifindex)
+        }
+        Route::Kernel => Action::Pass,
+    }
+}

@@ -1,0 +1,195 @@
+//! IPv4 -> IPv6 (RFC 7915 §4).
+
+use nat64_common::{
+    addr::{self, Untranslatable},
+    checksum,
+    counters::Counter,
+    maps::Globals,
+    ranges,
+};
+
+use super::{
+    denylisted4, drop_reason, eamt4, finish,
+    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+};
+use crate::{
+    forward::{self, Route},
+    maps::scratch,
+    packet::{Action, pack, ETH_P_IPV6, Packet},
+};
+
+const IPV6_HLEN: usize = 40;
+const IPV4_HLEN: usize = 20;
+
+/// Sum of the IPv4 header including options, to verify its checksum.
+#[inline(always)]
+fn header_sum<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], l3: usize, h: &[u8; IPV4_HLEN], ihl: usize) -> Option<u32> {
+    let sum = checksum::add_bytes(0, h);
+    if ihl == IPV4_HLEN {
+        return Some(sum);
+    }
+    Some(sum + l4::sum_bytes(pkt, buf, l3 + IPV4_HLEN, (ihl - IPV4_HLEN) & 0x3f)?)
+}
+
+/// Not inlined: each direction gets its own stack frame (the verifier allows 512
+/// bytes per frame).
+#[inline(never)]
+pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+    let (action, counter) = translate_inner(pkt, g);
+    pack(action, counter)
+}
+
+#[inline(always)]
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+    let l3 = P::L2_LEN;
+    let s = match scratch() {
+        Some(s) => s,
+        None => return (Action::Pass, Counter::DropInternal),
+    };
+    match pkt.load::<[u8; IPV4_HLEN]>(l3) {
+        Some(h) => s.hdr4 = h,
+        None => return (Action::Drop, Counter::DropMalformed),
+    }
+    let h = &s.hdr4;
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if h[0] >> 4 != 4 || ihl < IPV4_HLEN {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    let src = [h[12], h[13], h[14], h[15]];
+    let dst = [h[16], h[17], h[18], h[19]];
+
+    // Is it ours? Broadcast, multicast and the host's own address are not.
+    if ranges::is_reserved4(dst) {
+        return (Action::Pass, Counter::PassV4NotOurs);
+    }
+    if g.has_ipv4_addr() && dst == g.ipv4_addr {
+        return (Action::Pass, Counter::PassOwnAddress);
+    }
+    let eam_dst = match eamt4(dst) {
+        Some(e) => e,
+        None => return (Action::Pass, Counter::PassV4NotOurs),
+    };
+
+    let tot_len = u16::from_be_bytes([h[2], h[3]]) as usize;
+    if tot_len < ihl || l3 + tot_len > pkt.len() {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    match header_sum(pkt, &mut s.buf, l3, h, ihl) {
+        Some(sum) if checksum::fold(sum) == 0xffff => {}
+        Some(_) => return (Action::Drop, Counter::DropBadIpv4Checksum),
+        None => return (Action::Drop, Counter::DropMalformed),
+    }
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    if frag & 0x3fff != 0 {
+        return (Action::Drop, Counter::DropFragment);
+    }
+    let proto = h[9];
+    let ttl = h[8];
+    let tos = h[1];
+    let (nh, counter) = match proto {
+        IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
+        IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat4to6Udp),
+        IPPROTO_ICMP => (IPPROTO_ICMPV6, Counter::Xlat4to6Icmp),
+        // RFC 7915 §4.1: these exist only as IPv6 next headers.
+        0 | 43 | 44 | IPPROTO_ICMPV6 | 60 => return (Action::Drop, Counter::DropV6OnlyProtocol),
+        p => (p, Counter::Xlat4to6Other),
+    };
+    if ttl <= 1 {
+        return (Action::Drop, Counter::DropTtlExpired);
+    }
+
+    match addr::map4to6(g, dst, Some(eam_dst), false) {
+        Ok((a, _)) => s.dst6 = a,
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    }
+    let eam_src = eamt4(src);
+    let deny = eam_src.is_none() && denylisted4(src);
+    match addr::map4to6(g, src, eam_src, deny) {
+        Ok((a, _)) => s.src6 = a,
+        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    }
+
+    // Everything that can refuse the packet is checked before the first write.
+    let plen = tot_len - ihl;
+    let l4_in = l3 + ihl;
+    let mut icmp_type = 0u8;
+    let mut amend_udp = false;
+    match proto {
+        IPPROTO_TCP => {
+            if plen < 20 || pkt.load::<[u8; 20]>(l4_in).is_none() {
+                return (Action::Drop, Counter::DropMalformed);
+            }
+        }
+        IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+            Some(u) if plen >= 8 => {
+                if u[6] == 0 && u[7] == 0 {
+                    // RFC 7915 §4.5: compute it if the operator allows, else drop.
+                    if !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
+                        return (Action::Drop, Counter::DropUdpChecksumZero);
+                    }
+                    if plen > l4::MAX_AMEND_UDP {
+                        return (Action::Drop, Counter::DropTooBig);
+                    }
+                    amend_udp = true;
+                }
+            }
+            _ => return (Action::Drop, Counter::DropMalformed),
+        },
+        IPPROTO_ICMP => match pkt.load::<[u8; 8]>(l4_in) {
+            Some(i) if plen >= 8 => match l4::icmp4_to_6(i[0]) {
+                Some(t) => icmp_type = t,
+                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+            },
+            _ => return (Action::Drop, Counter::DropMalformed),
+        },
+        _ => {}
+    }
+
+    let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, nh, (IPV6_HLEN + plen) as u16);
+    // One hop in total (spec §7): the kernel decrements when it forwards for us.
+    let hop_limit = match route {
+        Route::Out(_) => ttl - 1,
+        Route::Kernel => ttl,
+    };
+    let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
+    let v6 = &mut s.hdr6;
+    v6[0] = 0x60 | (tc >> 4);
+    v6[1] = tc << 4;
+    v6[2] = 0;
+    v6[3] = 0;
+    v6[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+    v6[6] = nh;
+    v6[7] = hop_limit;
+    v6[8..24].copy_from_slice(&s.src6);
+    v6[24..40].copy_from_slice(&s.dst6);
+    let old = checksum::sum4(&src) + checksum::sum4(&dst);
+    let new = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
+
+    if pkt.resize_l3(ihl, IPV6_HLEN, ETH_P_IPV6).is_err() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.truncate(l3 + IPV6_HLEN + plen).is_err() || pkt.store(l3, s.hdr6).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+
+    let l4 = l3 + IPV6_HLEN;
+    let fixed = match proto {
+        IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
+        IPPROTO_UDP if amend_udp => match l4::sum_bytes(pkt, &mut s.buf, l4, plen) {
+            Some(sum) => {
+                let pseudo = new + plen as u32 + IPPROTO_UDP as u32;
+                let c = checksum::udp_nonzero(checksum::finish(sum + pseudo));
+                pkt.store(l4 + l4::UDP_CHECK, c.to_be_bytes())
+            }
+            None => None,
+        },
+        IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
+        IPPROTO_ICMP => l4::fix_icmp_type(pkt, l4, icmp_type, 0, new + l4::pseudo6_tail(plen as u16)),
+        _ => Some(()),
+    };
+    if fixed.is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    (finish(pkt, route, &s.fib), counter)
+}

@@ -1,0 +1,171 @@
+//! IPv6 -> IPv4 (RFC 7915 §5).
+
+use aya_ebpf::helpers::generated as h;
+use nat64_common::{
+    addr::{self, Untranslatable},
+    checksum,
+    counters::Counter,
+    maps::Globals,
+};
+
+use super::{
+    denylisted4, drop_reason, eamt6, finish,
+    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+};
+use crate::{
+    forward::{self, Route},
+    maps::scratch,
+    packet::{Action, pack, ETH_P_IP, Packet},
+};
+
+const IPV6_HLEN: usize = 40;
+const IPV4_HLEN: usize = 20;
+/// RFC 7915 §5.1: at most this many bytes, DF=0 with a fresh Identification.
+const DF_THRESHOLD: usize = 1260;
+
+/// Not inlined: each direction gets its own stack frame.
+#[inline(never)]
+pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+    let (action, counter) = translate_inner(pkt, g);
+    pack(action, counter)
+}
+
+#[inline(always)]
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+    let l3 = P::L2_LEN;
+    let s = match scratch() {
+        Some(s) => s,
+        None => return (Action::Pass, Counter::DropInternal),
+    };
+    match pkt.load::<[u8; IPV6_HLEN]>(l3) {
+        Some(h) => s.hdr6 = h,
+        None => return (Action::Drop, Counter::DropMalformed),
+    }
+    if s.hdr6[0] >> 4 != 6 {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    s.src6.copy_from_slice(&s.hdr6[8..24]);
+    s.dst6.copy_from_slice(&s.hdr6[24..40]);
+
+    // Is it ours? Multicast and the translator's own address go to the host.
+    if s.dst6[0] == 0xff {
+        return (Action::Pass, Counter::PassV6NotOurs);
+    }
+    if g.has_ipv6_addr() && s.dst6 == g.ipv6_addr {
+        return (Action::Pass, Counter::PassOwnAddress);
+    }
+    let eam_dst = eamt6(&mut s.key6, &s.dst6);
+    if eam_dst.is_none() && !(g.pool6_len != 0 && addr::in_pool6(&s.dst6, &g.pool6, g.pool6_len)) {
+        return (Action::Pass, Counter::PassV6NotOurs);
+    }
+
+    let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
+    if l3 + IPV6_HLEN + plen > pkt.len() {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    let dst4 = match addr::map6to4(g, &s.dst6, eam_dst, denylisted4) {
+        Ok((a, _)) => a,
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    };
+    let eam_src = eamt6(&mut s.key6, &s.src6);
+    let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
+        Ok((a, _)) => a,
+        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    };
+
+    let nh = s.hdr6[6];
+    let hop_limit = s.hdr6[7];
+    let (proto, counter) = match nh {
+        IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat6to4Tcp),
+        IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat6to4Udp),
+        IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
+        44 => return (Action::Drop, Counter::DropFragment),
+        0 | 43 | 60 => return (Action::Drop, Counter::DropExtensionHeader),
+        p => (p, Counter::Xlat6to4Other),
+    };
+    if hop_limit <= 1 {
+        return (Action::Drop, Counter::DropTtlExpired);
+    }
+
+    // Everything that can refuse the packet is checked before the first write.
+    let l4_in = l3 + IPV6_HLEN;
+    let mut icmp_type = 0u8;
+    match nh {
+        IPPROTO_TCP => {
+            if plen < 20 || pkt.load::<[u8; 20]>(l4_in).is_none() {
+                return (Action::Drop, Counter::DropMalformed);
+            }
+        }
+        IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+            Some(u) if plen >= 8 => {
+                if u[6] == 0 && u[7] == 0 {
+                    // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
+                    return (Action::Drop, Counter::DropUdpChecksumZero);
+                }
+            }
+            _ => return (Action::Drop, Counter::DropMalformed),
+        },
+        IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(l4_in) {
+            Some(i) if plen >= 8 => match l4::icmp6_to_4(i[0]) {
+                Some(t) => icmp_type = t,
+                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+            },
+            _ => return (Action::Drop, Counter::DropMalformed),
+        },
+        _ => {}
+    }
+
+    let tot_len = plen + IPV4_HLEN;
+    let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
+    let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, tot_len as u16);
+    // One hop in total (spec §7): the kernel decrements when it forwards for us.
+    let ttl = match route {
+        Route::Out(_) => hop_limit - 1,
+        Route::Kernel => hop_limit,
+    };
+    let (id, frag) = if tot_len <= DF_THRESHOLD {
+        // SAFETY: helper without arguments.
+        let r = unsafe { h::bpf_get_prandom_u32() } as u16;
+        (if r == 0 { 1 } else { r }, 0u16)
+    } else {
+        (0u16, 0x4000u16)
+    };
+    let v4 = &mut s.hdr4;
+    v4[0] = 0x45;
+    v4[1] = tos;
+    v4[2..4].copy_from_slice(&(tot_len as u16).to_be_bytes());
+    v4[4..6].copy_from_slice(&id.to_be_bytes());
+    v4[6..8].copy_from_slice(&frag.to_be_bytes());
+    v4[8] = ttl;
+    v4[9] = proto;
+    v4[10] = 0;
+    v4[11] = 0;
+    v4[12..16].copy_from_slice(&src4);
+    v4[16..20].copy_from_slice(&dst4);
+    let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
+    v4[10] = c[0];
+    v4[11] = c[1];
+    // The pseudo-header change, summed before the addresses are overwritten.
+    let old = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
+    let new = checksum::sum4(&src4) + checksum::sum4(&dst4);
+
+    if pkt.resize_l3(IPV6_HLEN, IPV4_HLEN, ETH_P_IP).is_err() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.truncate(l3 + tot_len).is_err() || pkt.store(l3, s.hdr4).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+
+    let l4 = l3 + IPV4_HLEN;
+    let fixed = match nh {
+        IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
+        IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
+        IPPROTO_ICMPV6 => l4::fix_icmp_type(pkt, l4, icmp_type, old + l4::pseudo6_tail(plen as u16), 0),
+        _ => Some(()),
+    };
+    if fixed.is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    (finish(pkt, route, &s.fib), counter)
+}

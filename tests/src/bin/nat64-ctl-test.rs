@@ -1,0 +1,3 @@
+fn main() {
+    nat64_ctl::cli::main();
+}

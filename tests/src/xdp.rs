@@ -1,0 +1,104 @@
+//! BPF_PROG_TEST_RUN harness: the real object, loaded and verified by the kernel,
+//! configured through the same code nat64-ctl uses, fed real bytes.
+
+use std::{collections::HashMap, process::Command};
+
+use aya::{
+    Ebpf,
+    programs::{TestRun, TestRunOptions, Xdp},
+};
+use nat64_common::counters::Counter;
+use nat64_ctl::{
+    config::Config,
+    instance::{self, XDP_PROGRAM},
+    tables::Tables,
+};
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// Moves the calling thread into a new, empty network namespace (with `lo` up), so
+/// the FIB lookups of the program under test see only what the test sets up. Child
+/// processes started from this thread inherit it.
+pub fn enter_fresh_netns() {
+    // SAFETY: unshare affects only the calling thread's network namespace.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "unshare(CLONE_NEWNET) failed: {}", std::io::Error::last_os_error());
+    sh("ip link set lo up");
+}
+
+/// Runs a shell command in the current thread's namespaces and panics on failure.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawning sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct Harness {
+    pub ebpf: Ebpf,
+    pub tables: Tables,
+}
+
+/// What one run of the program did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub action: u32,
+    pub frame: Vec<u8>,
+}
+
+impl Harness {
+    /// Loads the program into a fresh network namespace and applies `config` (the
+    /// JSON an operator would write; interfaces are not attached).
+    pub fn new(config: &str) -> Self {
+        crate::require_root();
+        enter_fresh_netns();
+        let cfg = Config::from_json(config).expect("test config is valid");
+        let mut ebpf = instance::load(&[XDP_PROGRAM]).expect("loading the XDP program");
+        let mut tables = Tables::take(&mut ebpf, None).expect("maps");
+        instance::apply_config(&mut tables, &cfg).expect("applying config");
+        Self { ebpf, tables }
+    }
+
+    fn prog(&self) -> &Xdp {
+        self.ebpf.program(XDP_PROGRAM).expect("program").try_into().expect("xdp")
+    }
+
+    /// Runs `frame` once as if received on `ifindex` (0: the namespace's loopback).
+    pub fn run_on(&self, frame: &[u8], ifindex: u32) -> Outcome {
+        let mut out = vec![0u8; frame.len() + 256];
+        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
+        let mut ctx = Vec::new();
+        for v in [0u32, frame.len() as u32, 0, ifindex, 0, 0] {
+            ctx.extend_from_slice(&v.to_ne_bytes());
+        }
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        if ifindex != 0 {
+            opts.ctx_in = Some(&ctx);
+        }
+        let r = self.prog().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        Outcome { action: r.return_value, frame: out }
+    }
+
+    pub fn run(&self, frame: &[u8]) -> Outcome {
+        self.run_on(frame, 0)
+    }
+
+    /// Packet counts by counter name.
+    pub fn counters(&self) -> HashMap<&'static str, u64> {
+        self.tables.counters().expect("counters").into_iter().map(|(c, v)| (c.name(), v.packets)).collect()
+    }
+
+    pub fn count(&self, c: Counter) -> u64 {
+        self.counters()[c.name()]
+    }
+}

@@ -1,0 +1,419 @@
+//! Packet tests: real bytes through the real, kernel-verified XDP program
+//! (BPF_PROG_TEST_RUN), compared byte for byte with packets built independently.
+//! Each table row is (input frame, expected verdict, expected output frame).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use nat64_common::counters::Counter;
+use nat64_tests::{
+    packet::{self, L4, V4Opts, V6Opts, diff, eth4, eth6, ipv4, ipv6},
+    xdp::{Harness, XDP_DROP, XDP_PASS, XDP_REDIRECT, sh},
+};
+
+const CONFIG: &str = r#"{
+    "interfaces": [{"name": "lo", "attach": "xdp"}],
+    "ipv4-addr": "198.51.100.1",
+    "ipv6-addr": "3fff::1",
+    "pool6": "64:ff9b::/96",
+    "eamt": [
+        {"ipv4": "192.0.2.0/24", "ipv6": "2001:db8:6::/120"},
+        {"ipv4": "93.184.216.34", "ipv6": "2001:db8:7::34"}
+    ],
+    "denylist4": ["8.8.4.0/24"]
+}"#;
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is 64:ff9b::808:808 by pool6.
+const H6: &str = "2001:db8:6::5";
+const H4: &str = "192.0.2.5";
+const R6: &str = "64:ff9b::808:808";
+const R4: &str = "8.8.8.8";
+
+fn udp(data: &[u8]) -> L4 {
+    L4::Udp { sport: 40000, dport: 53, data: data.to_vec(), zero_checksum: false }
+}
+
+fn tcp(data: &[u8]) -> L4 {
+    L4::Tcp { sport: 40001, dport: 80, seq: 0x01020304, flags: 0x18, data: data.to_vec() }
+}
+
+fn echo(request: bool) -> L4 {
+    L4::Echo { request, id: 0x4242, seq: 7, data: b"abcdefgh-ping-payload".to_vec() }
+}
+
+/// Copies the IPv4 Identification the program chose into `want` (it is random by
+/// design, RFC 7915 §5.1) after checking it is non-zero, and fixes the header checksum.
+fn adopt_ipv4_id(got: &[u8], want: &mut [u8]) {
+    assert!(got.len() > 34 && want.len() > 34);
+    let id = u16::from_be_bytes([got[18], got[19]]);
+    assert_ne!(id, 0, "a translated packet of at most 1260 bytes gets a non-zero ID");
+    want[18..20].copy_from_slice(&id.to_be_bytes());
+    want[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&want[14..34]]);
+    want[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Checks the output's IP and L4 checksums from scratch.
+fn assert_checksums_valid(frame: &[u8]) {
+    let et = u16::from_be_bytes([frame[12], frame[13]]);
+    if et == 0x0800 {
+        let ihl = ((frame[14] & 0xf) * 4) as usize;
+        assert!(packet::checksum_ok(&[&frame[14..14 + ihl]]), "IPv4 header checksum");
+        let l4 = &frame[14 + ihl..];
+        let mut ph = frame[26..34].to_vec();
+        ph.extend_from_slice(&[0, frame[23]]);
+        ph.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        match frame[23] {
+            6 | 17 => assert!(packet::checksum_ok(&[&ph, l4]), "L4 checksum (v4)"),
+            1 => assert!(packet::checksum_ok(&[l4]), "ICMP checksum"),
+            _ => {}
+        }
+    } else {
+        let l4 = &frame[54..];
+        let mut ph = frame[22..54].to_vec();
+        ph.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+        ph.extend_from_slice(&[0, 0, 0, frame[20]]);
+        if matches!(frame[20], 6 | 17 | 58) {
+            assert!(packet::checksum_ok(&[&ph, l4]), "L4 checksum (v6)");
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    input: Vec<u8>,
+    verdict: u32,
+    /// Expected output; `None` for drops (the frame is not looked at).
+    output: Option<Vec<u8>>,
+    counter: Counter,
+}
+
+fn run_table(h: &Harness, cases: Vec<Case>) {
+    let mut failures = Vec::new();
+    for mut c in cases {
+        let before = h.count(c.counter);
+        let out = h.run(&c.input);
+        if out.action != c.verdict {
+            failures.push(format!("{}: verdict {} want {}", c.name, out.action, c.verdict));
+            continue;
+        }
+        if let Some(want) = c.output.as_mut() {
+            let v4_out = want.len() > 14 && want[12..14] == [0x08, 0x00] && c.input[12..14] == [0x86, 0xdd];
+            if v4_out && want[20] & 0x40 == 0 {
+                adopt_ipv4_id(&out.frame, want);
+            }
+            if let Some(d) = diff(&out.frame, want) {
+                failures.push(format!("{}: {d}", c.name));
+                continue;
+            }
+            if c.verdict != XDP_PASS || out.frame != c.input {
+                assert_checksums_valid(&out.frame);
+            }
+        }
+        let after = h.count(c.counter);
+        if after != before + 1 {
+            failures.push(format!("{}: counter {} went {before} -> {after}", c.name, c.counter.name()));
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+fn xlat(name: &'static str, input: Vec<u8>, output: Vec<u8>, counter: Counter) -> Case {
+    Case { name, input, verdict: XDP_PASS, output: Some(output), counter }
+}
+
+fn passed(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
+    Case { name, output: Some(input.clone()), input, verdict: XDP_PASS, counter }
+}
+
+fn dropped(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
+    Case { name, input, verdict: XDP_DROP, output: None, counter }
+}
+
+/// The IPv4 form of an IPv6 packet of this test's two hosts, as RFC 7915 §5.1 says
+/// (the kernel forwards it, so TTL = hop limit here).
+fn want4(src: &str, dst: &str, tos: u8, ttl: u8, l4: &L4) -> Vec<u8> {
+    let p = ipv4(v4(src), v4(dst), V4Opts { tos, ttl, id: 0, df: false }, &[], l4);
+    let mut f = eth4(&p);
+    if f.len() - 14 > 1260 {
+        f[20] = 0x40; // DF
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = packet::inet_checksum(&[&f[14..34]]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+fn want6(src: &str, dst: &str, tc: u8, hl: u8, l4: &L4) -> Vec<u8> {
+    eth6(&ipv6(v6(src), v6(dst), V6Opts { tc, hop_limit: hl, flow_label: 0 }, l4))
+}
+
+fn in6(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
+    eth6(&ipv6(v6(src), v6(dst), V6Opts::default(), l4))
+}
+
+fn in4(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
+    eth4(&ipv4(v4(src), v4(dst), V4Opts::default(), &[], l4))
+}
+
+#[test]
+fn ipv6_to_ipv4_each_protocol() {
+    let h = Harness::new(CONFIG);
+    let big = vec![0x5a; 1400];
+    let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x08, 0x00, 1, 2, 3, 4] };
+    let tc_in = eth6(&ipv6(v6(H6), v6(R6), V6Opts { tc: 0xb8, hop_limit: 17, flow_label: 0x12345 }, &udp(b"dscp")));
+    run_table(
+        &h,
+        vec![
+            xlat("udp", in6(H6, R6, &udp(b"hello")), want4(H4, R4, 0, 64, &udp(b"hello")), Counter::Xlat6to4Udp),
+            xlat("udp empty", in6(H6, R6, &udp(b"")), want4(H4, R4, 0, 64, &udp(b"")), Counter::Xlat6to4Udp),
+            xlat("tcp", in6(H6, R6, &tcp(b"GET / HTTP/1.0\r\n")), want4(H4, R4, 0, 64, &tcp(b"GET / HTTP/1.0\r\n")), Counter::Xlat6to4Tcp),
+            xlat("echo request", in6(H6, R6, &echo(true)), want4(H4, R4, 0, 64, &echo(true)), Counter::Xlat6to4Icmp),
+            xlat("echo reply", in6(H6, R6, &echo(false)), want4(H4, R4, 0, 64, &echo(false)), Counter::Xlat6to4Icmp),
+            xlat("large udp gets DF=1 ID=0", in6(H6, R6, &udp(&big)), want4(H4, R4, 0, 64, &udp(&big)), Counter::Xlat6to4Udp),
+            xlat("traffic class to TOS, flow label dropped", tc_in, want4(H4, R4, 0xb8, 17, &udp(b"dscp")), Counter::Xlat6to4Udp),
+            xlat("other protocol copied", in6(H6, R6, &gre), want4(H4, R4, 0, 64, &gre), Counter::Xlat6to4Other),
+            xlat(
+                "EAM destination",
+                in6(H6, "2001:db8:7::34", &udp(b"x")),
+                want4(H4, "93.184.216.34", 0, 64, &udp(b"x")),
+                Counter::Xlat6to4Udp,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn ipv4_to_ipv6_each_protocol() {
+    let h = Harness::new(CONFIG);
+    let tos_in = eth4(&ipv4(v4(R4), v4(H4), V4Opts { tos: 0x2e, ttl: 9, id: 99, df: false }, &[], &udp(b"q")));
+    let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x86, 0xdd, 9, 9] };
+    // IHL 6: four NOP options, dropped by translation (RFC 7915 §4.1)
+    let opts_in = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[1, 1, 1, 1], &udp(b"opt")));
+    // A minimum-size Ethernet frame carries padding after the datagram.
+    let mut padded = in4(R4, H4, &udp(b""));
+    padded.resize(60, 0xee);
+    run_table(
+        &h,
+        vec![
+            xlat("udp", in4(R4, H4, &udp(b"hello")), want6(R6, H6, 0, 64, &udp(b"hello")), Counter::Xlat4to6Udp),
+            xlat("tcp", in4(R4, H4, &tcp(b"HTTP/1.0 200 OK\r\n")), want6(R6, H6, 0, 64, &tcp(b"HTTP/1.0 200 OK\r\n")), Counter::Xlat4to6Tcp),
+            xlat("echo request", in4(R4, H4, &echo(true)), want6(R6, H6, 0, 64, &echo(true)), Counter::Xlat4to6Icmp),
+            xlat("echo reply", in4(R4, H4, &echo(false)), want6(R6, H6, 0, 64, &echo(false)), Counter::Xlat4to6Icmp),
+            xlat("TOS to traffic class", tos_in, want6(R6, H6, 0x2e, 9, &udp(b"q")), Counter::Xlat4to6Udp),
+            xlat("other protocol copied", in4(R4, H4, &gre), want6(R6, H6, 0, 64, &gre), Counter::Xlat4to6Other),
+            xlat("options dropped", opts_in, want6(R6, H6, 0, 64, &udp(b"opt")), Counter::Xlat4to6Udp),
+            xlat("ethernet padding trimmed", padded, want6(R6, H6, 0, 64, &udp(b"")), Counter::Xlat4to6Udp),
+            xlat(
+                "EAM source wins over pool6",
+                in4("93.184.216.34", H4, &udp(b"e")),
+                want6("2001:db8:7::34", H6, 0, 64, &udp(b"e")),
+                Counter::Xlat4to6Udp,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn not_for_translation_passes_untouched() {
+    let h = Harness::new(CONFIG);
+    let arp = packet::eth(0x0806, &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2]);
+    let ns = in6("fe80::1", "ff02::1:ff00:5", &L4::Raw { proto: 58, data: vec![135, 0, 0, 0, 0, 0, 0, 0] });
+    run_table(
+        &h,
+        vec![
+            passed("arp", arp, Counter::PassNotIp),
+            passed("ndp to multicast", ns, Counter::PassV6NotOurs),
+            passed("ipv6 to another prefix", in6(H6, "2001:db8:99::1", &udp(b"x")), Counter::PassV6NotOurs),
+            passed("ipv6 to the translator", in6(H6, "3fff::1", &udp(b"x")), Counter::PassOwnAddress),
+            passed("ipv4 to the translator", in4(R4, "198.51.100.1", &udp(b"x")), Counter::PassOwnAddress),
+            passed("ipv4 not in EAMT", in4(R4, "10.1.2.3", &udp(b"x")), Counter::PassV4NotOurs),
+            passed("ipv4 broadcast", in4("192.0.2.9", "255.255.255.255", &udp(b"x")), Counter::PassV4NotOurs),
+            passed("ipv4 multicast", in4("192.0.2.9", "224.0.0.251", &udp(b"x")), Counter::PassV4NotOurs),
+        ],
+    );
+}
+
+#[test]
+fn untranslatable_packets_are_dropped_and_counted() {
+    let h = Harness::new(CONFIG);
+    let mut bad_csum = in4(R4, H4, &udp(b"x"));
+    bad_csum[24] ^= 0xff;
+    let mut ttl1 = in4(R4, H4, &udp(b"x"));
+    ttl1[22] = 1;
+    ttl1[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&ttl1[14..34]]);
+    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
+    let mut frag = in4(R4, H4, &udp(b"x"));
+    frag[20] = 0x20; // MF
+    frag[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&frag[14..34]]);
+    frag[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut lying_len = in6(H6, R6, &udp(b"hello"));
+    lying_len[18..20].copy_from_slice(&500u16.to_be_bytes());
+    let mut lying_v4 = in4(R4, H4, &udp(b"hello"));
+    lying_v4[16..18].copy_from_slice(&900u16.to_be_bytes());
+    lying_v4[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&lying_v4[14..34]]);
+    lying_v4[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut short_v6 = in6(H6, R6, &udp(b""));
+    short_v6.truncate(40);
+    let zero_udp = L4::Udp { sport: 1, dport: 2, data: b"z".to_vec(), zero_checksum: true };
+    let v6only = L4::Raw { proto: 58, data: vec![128, 0, 0, 0, 0, 0, 0, 0] };
+    let unreachable4 = L4::Raw { proto: 1, data: vec![3, 1, 0xfc, 0xfe, 0, 0, 0, 0] };
+    let unreachable6 = L4::Raw { proto: 58, data: vec![1, 3, 0, 0, 0, 0, 0, 0] };
+    let fh = L4::Raw { proto: 44, data: vec![17, 0, 0, 1, 0, 0, 0, 9] };
+    let hbh = L4::Raw { proto: 0, data: vec![17, 0, 1, 4, 0, 0, 0, 0] };
+    run_table(
+        &h,
+        vec![
+            dropped("ipv6 source without mapping", in6("2001:db8:99::1", R6, &udp(b"x")), Counter::DropSrcUnmapped),
+            dropped("ipv4 source is loopback", in4("127.0.0.1", H4, &udp(b"x")), Counter::DropReservedAddr),
+            dropped("pool6 to reserved ipv4", in6(H6, "64:ff9b::7f00:1", &udp(b"x")), Counter::DropReservedAddr),
+            dropped("pool6 to denylist4", in6(H6, "64:ff9b::808:404", &udp(b"x")), Counter::DropDenylist4),
+            dropped("denylisted ipv4 source", in4("8.8.4.4", H4, &udp(b"x")), Counter::DropDenylist4),
+            dropped("well-known prefix to private ipv4", in6(H6, "64:ff9b::a00:1", &udp(b"x")), Counter::DropWkpNonGlobal),
+            dropped("private ipv4 source via well-known prefix", in4("10.0.0.1", H4, &udp(b"x")), Counter::DropWkpNonGlobal),
+            dropped("pool6 to translator's own ipv4", in6(H6, "64:ff9b::c633:6401", &udp(b"x")), Counter::DropOwnAddress),
+            dropped("bad ipv4 header checksum", bad_csum, Counter::DropBadIpv4Checksum),
+            dropped("ttl 1", ttl1, Counter::DropTtlExpired),
+            dropped("hop limit 1", hl1, Counter::DropTtlExpired),
+            dropped("ipv4 fragment", frag, Counter::DropFragment),
+            dropped("ipv6 fragment header", in6(H6, R6, &fh), Counter::DropFragment),
+            dropped("ipv6 hop-by-hop header", in6(H6, R6, &hbh), Counter::DropExtensionHeader),
+            dropped("ipv6 payload length beyond the packet", lying_len, Counter::DropMalformed),
+            dropped("ipv4 total length beyond the packet", lying_v4, Counter::DropMalformed),
+            dropped("truncated ipv6 header", short_v6, Counter::DropMalformed),
+            dropped("ipv4 udp checksum zero", in4(R4, H4, &zero_udp), Counter::DropUdpChecksumZero),
+            dropped("ipv6 udp checksum zero", in6(H6, R6, &zero_udp), Counter::DropUdpChecksumZero),
+            dropped("protocol 58 inside ipv4", in4(R4, H4, &v6only), Counter::DropV6OnlyProtocol),
+            dropped("icmp error (not yet)", in4(R4, H4, &unreachable4), Counter::DropIcmpUntranslated),
+            dropped("icmpv6 error (not yet)", in6(H6, R6, &unreachable6), Counter::DropIcmpUntranslated),
+        ],
+    );
+}
+
+#[test]
+fn options_amend_udp_zero_checksum_and_zeroize_traffic_class() {
+    let cfg = CONFIG.replace(
+        r#""denylist4""#,
+        r#""amend-udp-checksum-zero": true, "zeroize-traffic-class": true, "denylist4""#,
+    );
+    let h = Harness::new(&cfg);
+    let zero_udp = L4::Udp { sport: 1, dport: 2, data: b"amend me, odd".to_vec(), zero_checksum: true };
+    let computed = L4::Udp { sport: 1, dport: 2, data: b"amend me, odd".to_vec(), zero_checksum: false };
+    let tos_in = eth4(&ipv4(v4(R4), v4(H4), V4Opts { tos: 0xb8, ..Default::default() }, &[], &udp(b"q")));
+    run_table(
+        &h,
+        vec![
+            xlat("udp zero checksum computed", in4(R4, H4, &zero_udp), want6(R6, H6, 0, 64, &computed), Counter::Xlat4to6Udp),
+            xlat("traffic class zeroed", tos_in, want6(R6, H6, 0, 64, &udp(b"q")), Counter::Xlat4to6Udp),
+        ],
+    );
+}
+
+#[test]
+fn well_known_prefix_rule_can_be_switched_off() {
+    let cfg = CONFIG.replace(r#""denylist4""#, r#""wkp-allow-non-global": true, "denylist4""#);
+    let h = Harness::new(&cfg);
+    run_table(
+        &h,
+        vec![
+            xlat("to private ipv4", in6(H6, "64:ff9b::a00:1", &udp(b"x")), want4(H4, "10.0.0.1", 0, 64, &udp(b"x")), Counter::Xlat6to4Udp),
+            xlat("from private ipv4", in4("10.0.0.1", H4, &udp(b"x")), want6("64:ff9b::a00:1", H6, 0, 64, &udp(b"x")), Counter::Xlat4to6Udp),
+        ],
+    );
+}
+
+/// RFC 6052 §2.2 for every prefix length, both directions, with the RFC's own
+/// example prefixes (2001:db8:122:344::/n, u-octet skipped).
+#[test]
+fn every_rfc6052_prefix_length() {
+    let examples = [
+        (32, "2001:db8::/32", "2001:db8:c000:221::"),
+        (40, "2001:db8:100::/40", "2001:db8:1c0:2:21::"),
+        (48, "2001:db8:122::/48", "2001:db8:122:c000:2:2100::"),
+        (56, "2001:db8:122:300::/56", "2001:db8:122:3c0:0:221::"),
+        (64, "2001:db8:122:344::/64", "2001:db8:122:344:c0:2:2100:0"),
+        (96, "2001:db8:122:344::/96", "2001:db8:122:344::c000:221"),
+    ];
+    for (len, pool6, embedded) in examples {
+        let cfg = CONFIG.replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\""));
+        let h = Harness::new(&cfg);
+        let name: &'static str = Box::leak(format!("/{len}").into_boxed_str());
+        run_table(
+            &h,
+            vec![
+                xlat(name, in6(H6, embedded, &udp(b"6052")), want4(H4, "192.0.2.33", 0, 64, &udp(b"6052")), Counter::Xlat6to4Udp),
+                xlat(name, in4("192.0.2.33", H4, &tcp(b"6052")), want6(embedded, H6, 0, 64, &tcp(b"6052")), Counter::Xlat4to6Tcp),
+            ],
+        );
+    }
+}
+
+/// A config with no configuration written yet passes everything (the window between
+/// load and configuration).
+#[test]
+fn unconfigured_program_passes_everything() {
+    let mut h = Harness::new(CONFIG);
+    let mut g = h.tables.globals().unwrap();
+    g.flags = 0;
+    h.tables.set_globals(g).unwrap();
+    run_table(&h, vec![passed("udp", in6(H6, R6, &udp(b"x")), Counter::PassDisabled)]);
+}
+
+/// With a route and a known neighbour the program sends the packet out itself:
+/// MACs from the neighbour table, TTL/hop limit decremented here (one hop in all).
+#[test]
+fn known_route_and_neighbour_redirect_with_one_hop() {
+    let h = Harness::new(CONFIG);
+    sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
+    sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
+    sh("for i in x6 x6p x4 x4p; do ip link set $i up; done");
+    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
+    sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4 && ip route add 9.9.9.0/24 via 198.51.100.3 dev x4");
+    sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
+    sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
+    let x6 = sh("cat /sys/class/net/x6/ifindex").trim().parse::<u32>().unwrap();
+    let x4 = sh("cat /sys/class/net/x4/ifindex").trim().parse::<u32>().unwrap();
+
+    let out = h.run_on(&in6(H6, R6, &udp(b"fast path")), x6);
+    assert_eq!(out.action, XDP_REDIRECT, "6->4 with known neighbour redirects");
+    let mut want = want4(H4, R4, 0, 63, &udp(b"fast path"));
+    want[0..6].copy_from_slice(&[2, 0, 0, 0, 4, 2]);
+    want[6..12].copy_from_slice(&[2, 0, 0, 0, 4, 1]);
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("6->4 redirect: {d}");
+    }
+
+    let out = h.run_on(&in4(R4, H4, &tcp(b"fast path back")), x4);
+    assert_eq!(out.action, XDP_REDIRECT, "4->6 with known neighbour redirects");
+    let mut want = want6(R6, H6, 0, 63, &tcp(b"fast path back"));
+    want[0..6].copy_from_slice(&[2, 0, 0, 0, 6, 5]);
+    want[6..12].copy_from_slice(&[2, 0, 0, 0, 6, 1]);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("4->6 redirect: {d}");
+    }
+    assert_eq!(h.count(Counter::FwdRedirect), 2);
+
+    // No neighbour entry yet: translated, handed to the kernel (which resolves the
+    // neighbour and decrements the TTL itself).
+    let out = h.run_on(&in6(H6, "64:ff9b::909:909", &udp(b"slow")), x6);
+    assert_eq!(out.action, XDP_PASS);
+    let mut want = want4(H4, "9.9.9.9", 0, 64, &udp(b"slow"));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("6->4 without neighbour: {d}");
+    }
+    assert_eq!(h.count(Counter::FwdKernel), 1);
+}

@@ -1,0 +1,208 @@
+//! `cargo xtask`: set up a fresh machine, run the demo, the tests and the benchmark.
+//! Every command first installs what is missing (one line per step) and skips what
+//! is already there.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "nat64 project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (Debian packages, nightly rust-src, bpf-linker).
+    Setup,
+    /// Run the translator on a built-in namespace lab and show traffic crossing it.
+    Demo,
+    /// Run every test (unit, packet, end-to-end). Needs root.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Time the translator per packet with BPF_PROG_TEST_RUN against an XDP_TX baseline.
+    Bench {
+        /// Repetitions per measurement (BPF_PROG_TEST_RUN repeat count).
+        #[arg(long, default_value_t = 2_000_000)]
+        repeat: u32,
+        /// Measurement rounds; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+}
+
+/// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
+/// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter).
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "iproute2",
+    "ethtool",
+    "iputils-ping",
+    "curl",
+    "python3",
+    "util-linux",
+    "procps",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<String>) -> Result<()> {
+    let t = std::time::Instant::now();
+    match f() {
+        Ok(what) => {
+            println!("setup: {name:<24} {what} ({:.1} s)", t.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(e) => {
+            println!("setup: {name:<24} FAILED");
+            Err(e.context(format!("setup step '{name}'")))
+        }
+    }
+}
+
+fn ok(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn apt_missing() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn setup() -> Result<()> {
+    step("debian packages", || {
+        let missing = apt_missing();
+        if missing.is_empty() {
+            return Ok("already installed".into());
+        }
+        if !is_root() {
+            bail!("missing {} and not root: run as root or `apt-get install` them", missing.join(" "));
+        }
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        Ok(format!("installed {}", missing.join(" ")))
+    })?;
+    step("nightly toolchain", || {
+        if ok(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
+            return Ok("present".into());
+        }
+        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        Ok("installed".into())
+    })?;
+    step("nightly rust-src", || {
+        let out = Command::new("rustup")
+            .args(["component", "list", "--toolchain", "nightly", "--installed"])
+            .output()
+            .context("rustup")?;
+        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+            return Ok("present".into());
+        }
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        Ok("installed".into())
+    })?;
+    step("bpf-linker (llvm-22)", || {
+        if ok(Command::new("bpf-linker").arg("--version")) {
+            return Ok("present".into());
+        }
+        let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+        run(Command::new("cargo")
+            .args(["install", "--locked", "bpf-linker", "--no-default-features", "--features", "llvm-22"])
+            .env("PATH", path))?;
+        Ok("installed".into())
+    })?;
+    step("bpffs", || {
+        if ok(Command::new("sh").args(["-c", "stat -f -c %T /sys/fs/bpf | grep -q bpf"])) {
+            return Ok("mounted".into());
+        }
+        run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+        Ok("mounted now".into())
+    })?;
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!("{what} needs root (it loads eBPF programs and creates network namespaces): run it as root");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::Demo => {
+            require_root("the demo")?;
+            setup()?;
+            run(cargo().args(["build", "--release", "-p", "nat64-ctl", "-p", "nat64-tests", "--bins"]))?;
+            let dir = root().join("target/release");
+            run(Command::new(dir.join("nat64-demo")).env("NAT64_CTL", dir.join("nat64-ctl")))
+        }
+        Cmd::Test { args } => {
+            require_root("the test suite")?;
+            setup()?;
+            run(cargo().args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"]).args(&args))
+        }
+        Cmd::Bench { repeat, rounds } => {
+            require_root("the benchmark")?;
+            setup()?;
+            run(cargo().args(["run", "--release", "-p", "nat64-tests", "--bin", "nat64-bench", "--"]).args([
+                "--repeat",
+                &repeat.to_string(),
+                "--rounds",
+                &rounds.to_string(),
+            ]))
+        }
+    }
+}
