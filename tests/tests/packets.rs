@@ -346,7 +346,10 @@ fn every_rfc6052_prefix_length() {
         (96, "2001:db8:122:344::/96", "2001:db8:122:344::c000:221"),
     ];
     for (len, pool6, embedded) in examples {
-        let cfg = CONFIG.replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\""));
+        // The EAM entry shrinks to 192.0.2.0/27 so 192.0.2.33 goes through pool6.
+        let cfg = CONFIG
+            .replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\""))
+            .replace(r#""192.0.2.0/24", "ipv6": "2001:db8:6::/120""#, r#""192.0.2.0/27", "ipv6": "2001:db8:6::/123""#);
         let h = Harness::new(&cfg);
         let name: &'static str = Box::leak(format!("/{len}").into_boxed_str());
         run_table(
@@ -383,8 +386,8 @@ fn known_route_and_neighbour_redirect_with_one_hop() {
     sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4 && ip route add 9.9.9.0/24 via 198.51.100.3 dev x4");
     sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
     sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
-    let x6 = sh("cat /sys/class/net/x6/ifindex").trim().parse::<u32>().unwrap();
-    let x4 = sh("cat /sys/class/net/x4/ifindex").trim().parse::<u32>().unwrap();
+    let x6 = sh("ip -o link show x6 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    let x4 = sh("ip -o link show x4 | cut -d: -f1").trim().parse::<u32>().unwrap();
 
     let out = h.run_on(&in6(H6, R6, &udp(b"fast path")), x6);
     assert_eq!(out.action, XDP_REDIRECT, "6->4 with known neighbour redirects");
