@@ -14,6 +14,10 @@ pub const MAP_DENYLIST4: &str = "DENYLIST4";
 /// Per-CPU array of [`crate::counters::CounterValue`], indexed by [`crate::counters::Counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
 
+/// Devmap of the interfaces the fast path may redirect to (key = value = ifindex).
+pub const MAP_TX_PORTS: &str = "TX_PORTS";
+pub const TX_PORTS_MAX_ENTRIES: u32 = 64;
+
 /// Capacity of each EAMT trie.
 pub const EAMT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of denylist4.

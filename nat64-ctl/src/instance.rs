@@ -31,8 +31,14 @@ pub fn pin_dir(instance: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(instance)
 }
 
-fn pid_file(instance: &str) -> PathBuf {
-    pin_dir(instance).join("pid")
+/// Run-state folder: the pid file of each running instance (bpffs holds only BPF
+/// objects, so it cannot live beside the pins).
+pub const RUN_DIR: &str = "/run/nat64";
+
+/// Written once the instance is fully configured and attached: its presence means
+/// "ready".
+pub fn pid_file(instance: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("{instance}.pid"))
 }
 
 /// Loads the embedded object and the named XDP programs into the kernel (verifier
@@ -65,6 +71,15 @@ pub fn apply_config(tables: &mut Tables, cfg: &Config) -> Result<()> {
         tables.denylist4_add(*p)?;
     }
     tables.set_globals(cfg.globals())
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name).with_context(|| format!("interface name {name:?}"))?;
+    // SAFETY: valid C string.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => bail!("interface {name} does not exist in this network namespace"),
+        i => Ok(i),
+    }
 }
 
 /// Whether /sys/fs/bpf is a mounted bpffs (it is not inside `ip netns exec`).
@@ -161,8 +176,12 @@ impl Running {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         match Self::configure_and_attach(&mut ebpf, &dir, cfg) {
             Ok((tables, links)) => {
-                fs::write(pid_file(&cfg.instance), format!("{}\n", std::process::id()))?;
-                Ok(Self { ebpf, tables, dir, links })
+                let pid = pid_file(&cfg.instance);
+                let written = fs::create_dir_all(RUN_DIR)
+                    .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())));
+                let running = Self { ebpf, tables, dir, links };
+                written.with_context(|| format!("writing {}", pid.display()))?;
+                Ok(running)
             }
             Err(e) => {
                 // Dropping `ebpf` detaches whatever was attached.
@@ -194,6 +213,7 @@ impl Running {
                 },
             };
             let id = id.with_context(|| format!("interfaces: attaching XDP to {}", iface.name))?;
+            tables.tx_port_add(ifindex(&iface.name)?)?;
             info!("attached {XDP_PROGRAM} to {} ({mode} mode)", iface.name);
             links.push((iface.name.clone(), id, mode));
         }
@@ -212,6 +232,9 @@ impl Drop for Running {
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             warn!("removing {}: {e}", self.dir.display());
+        }
+        if let Some(name) = self.dir.file_name() {
+            let _ = fs::remove_file(pid_file(&name.to_string_lossy()));
         }
     }
 }

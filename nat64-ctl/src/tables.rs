@@ -9,23 +9,24 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
+    maps::{Array, DevMapHash, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, Counter, CounterValue},
-    maps::{MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, EamEntry, Globals},
+    maps::{MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, MAP_TX_PORTS, EamEntry, Globals},
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 5] = [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_COUNTERS];
+pub const PINNED_MAPS: [&str; 6] = [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
 
 pub struct Tables {
     pub globals: Array<MapData, Globals>,
     pub eamt4: LpmTrie<MapData, [u8; 4], EamEntry>,
     pub eamt6: LpmTrie<MapData, [u8; 16], EamEntry>,
     pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
+    pub tx_ports: DevMapHash<MapData>,
     pub counters: PerCpuArray<MapData, CounterValue>,
 }
 
@@ -46,6 +47,7 @@ impl Tables {
             eamt4: LpmTrie::try_from(get(MAP_EAMT4)?)?,
             eamt6: LpmTrie::try_from(get(MAP_EAMT6)?)?,
             denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
+            tx_ports: DevMapHash::try_from(get(MAP_TX_PORTS)?)?,
             counters: PerCpuArray::try_from(get(MAP_COUNTERS)?)?,
         })
     }
@@ -123,6 +125,11 @@ impl Tables {
         self.eamt4.remove(&Key::new(found.v4.len as u32, found.v4.addr.octets())).context("removing from EAMT4")?;
         self.eamt6.remove(&Key::new(found.v6.len as u32, found.v6.addr.octets())).context("removing from EAMT6")?;
         Ok(found)
+    }
+
+    /// Lets the fast path redirect packets out of this interface.
+    pub fn tx_port_add(&mut self, ifindex: u32) -> Result<()> {
+        self.tx_ports.insert(ifindex, ifindex, None, 0).context("inserting into TX_PORTS")
     }
 
     pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {

@@ -6,7 +6,7 @@ use aya_ebpf::{
     helpers::generated as h,
 };
 
-use crate::packet::Packet;
+use crate::{maps::TX_PORTS, packet::Packet};
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -33,7 +33,11 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
             0,
         )
     };
-    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 { Route::Out(p.ifindex) } else { Route::Kernel }
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && TX_PORTS.get_ifindex(p.ifindex).is_some() {
+        Route::Out(p.ifindex)
+    } else {
+        Route::Kernel
+    }
 }
 
 #[inline(always)]

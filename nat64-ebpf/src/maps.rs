@@ -2,11 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, PerCpuArray},
+    maps::{Array, DevMapHash, LpmTrie, PerCpuArray},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
-    maps::{DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals},
+    maps::{DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, TX_PORTS_MAX_ENTRIES},
 };
 
 #[map(name = "GLOBALS")]
@@ -20,6 +20,11 @@ pub static EAMT6: LpmTrie<[u8; 16], EamEntry> = LpmTrie::with_max_entries(EAMT_M
 
 #[map(name = "DENYLIST4")]
 pub static DENYLIST4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(DENYLIST4_MAX_ENTRIES, 0);
+
+/// The devices the fast path may send out of (the ones nat64-ctl attached to):
+/// XDP_REDIRECT to any other device would be dropped, so those go to the kernel.
+#[map(name = "TX_PORTS")]
+pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(TX_PORTS_MAX_ENTRIES, 0);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);

@@ -19,8 +19,11 @@ impl Action {
         match self {
             Action::Pass => xdp_action::XDP_PASS,
             Action::Drop => xdp_action::XDP_DROP,
-            // SAFETY: helper call with plain integer arguments.
-            Action::Redirect(ifindex) => unsafe { h::bpf_redirect(ifindex, 0) as u32 },
+            // The port was found in TX_PORTS before the packet was rewritten for it;
+            // should it vanish meanwhile the kernel still gets the packet.
+            Action::Redirect(ifindex) => match crate::maps::TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
+                Ok(a) | Err(a) => a,
+            },
         }
     }
 }

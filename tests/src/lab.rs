@@ -184,3 +184,129 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The SIIT lab: an IPv6-only host, the translator, an IPv4-only host.
+///
+/// ```text
+///  [v6] eth0 2001:db8:6::2/64 (+ ::3)      [x] to6 2001:db8:6::1/64   to4 198.51.100.1/24      [v4] eth0 198.51.100.2/24
+///       default via 2001:db8:6::1 -------------- nat64 (XDP on to6 and to4) ---------------- default via 198.51.100.1
+/// ```
+///
+/// pool6 is the RFC 8215 local-use prefix 64:ff9b:1::/96, so the IPv4 host is
+/// 64:ff9b:1::c633:6402 from the IPv6 side; the IPv6 host is 192.0.2.2 from the IPv4
+/// side through an EAM entry.
+pub struct SiitLab {
+    pub lab: Lab,
+    pub v6: String,
+    pub x: String,
+    pub v4: String,
+    pub instance: String,
+    pub config: PathBuf,
+    translator: Option<usize>,
+}
+
+/// Addresses of the lab, as each side sees the other.
+pub const V6_HOST: &str = "2001:db8:6::2";
+pub const V6_HOST_AS_V4: &str = "192.0.2.2";
+pub const V4_HOST: &str = "198.51.100.2";
+pub const V4_HOST_AS_V6: &str = "64:ff9b:1::c633:6402";
+/// A second address of the IPv6 host with no mapping until a test adds one.
+pub const V6_SPARE: &str = "2001:db8:6::3";
+pub const V6_SPARE_AS_V4: &str = "192.0.2.3";
+
+impl SiitLab {
+    pub fn new() -> Self {
+        let mut lab = Lab::new();
+        let v6 = lab.add_ns("v6");
+        let x = lab.add_ns("x");
+        let v4 = lab.add_ns("v4");
+        lab.link(&v6, "eth0", &x, "to6");
+        lab.link(&x, "to4", &v4, "eth0");
+        lab.must_in(
+            &v6,
+            "ip addr add 2001:db8:6::2/64 dev eth0 nodad && ip addr add 2001:db8:6::3/64 dev eth0 nodad preferred_lft 0 \
+             && ip -6 route add default via 2001:db8:6::1",
+        );
+        lab.must_in(
+            &x,
+            "ip addr add 2001:db8:6::1/64 dev to6 nodad && ip addr add 198.51.100.1/24 dev to4 \
+             && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+        );
+        lab.must_in(
+            &v4,
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && ip addr add 198.51.100.2/24 dev eth0 \
+             && ip route add default via 198.51.100.1",
+        );
+        // XDP_REDIRECT into a veth needs the receiving end to run NAPI: give the
+        // hosts' ends GRO, as a real NIC's driver would have.
+        lab.must_in(&v6, "ethtool -K eth0 gro on >/dev/null");
+        lab.must_in(&v4, "ethtool -K eth0 gro on >/dev/null");
+        let instance = format!("lab{}", lab.tag);
+        let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{
+    "instance": "{instance}",
+    "interfaces": [{{"name": "to6", "attach": "xdp"}}, {{"name": "to4", "attach": "xdp"}}],
+    "ipv4-addr": "198.51.100.1",
+    "ipv6-addr": "2001:db8:6::1",
+    "pool6": "64:ff9b:1::/96",
+    "eamt": [{{"ipv4": "192.0.2.2", "ipv6": "2001:db8:6::2"}}]
+}}
+"#
+            ),
+        )
+        .expect("writing lab config");
+        lab.files.push(config.clone());
+        Self { lab, v6, x, v4, instance, config, translator: None }
+    }
+
+    /// Starts `nat64-ctl run` (binary `bin`) in the translator namespace and waits
+    /// until its maps are pinned.
+    pub fn start(&mut self, bin: &str) {
+        let cfg = self.config.to_string_lossy().into_owned();
+        let i = self.lab.spawn_netns_only(&self.x, bin, &["run", "--config", &cfg]);
+        self.translator = Some(i);
+        let pins = nat64_ctl::instance::pid_file(&self.instance);
+        let up = wait_until(Duration::from_secs(20), || pins.exists());
+        if !up {
+            let out = self.lab.stop_child(i);
+            self.translator = None;
+            panic!(
+                "nat64-ctl run did not come up within 20 s:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Stops the translator (SIGTERM) and returns what it printed.
+    pub fn stop(&mut self) -> Output {
+        let i = self.translator.take().expect("translator running");
+        self.lab.stop_child(i)
+    }
+
+    /// Runs `bin --instance <lab> args...` in the translator's network namespace.
+    pub fn ctl(&self, bin: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", self.x))
+            .arg(bin)
+            .arg("--instance")
+            .arg(&self.instance)
+            .args(args)
+            .output()
+            .expect("running nat64-ctl")
+    }
+}
+
+impl Default for SiitLab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Path of the traffic-peer script (tests/peers.py).
+pub fn peers() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/peers.py").to_string()
+}

@@ -377,7 +377,7 @@ fn unconfigured_program_passes_everything() {
 /// MACs from the neighbour table, TTL/hop limit decremented here (one hop in all).
 #[test]
 fn known_route_and_neighbour_redirect_with_one_hop() {
-    let h = Harness::new(CONFIG);
+    let mut h = Harness::new(CONFIG);
     sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
     sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
     sh("for i in x6 x6p x4 x4p; do ip link set $i up; done");
@@ -388,6 +388,12 @@ fn known_route_and_neighbour_redirect_with_one_hop() {
     sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
     let x6 = sh("ip -o link show x6 | cut -d: -f1").trim().parse::<u32>().unwrap();
     let x4 = sh("ip -o link show x4 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    // Only ports nat64-ctl attached to are redirect targets: first without them.
+    let out = h.run_on(&in6(H6, R6, &udp(b"not a port")), x6);
+    assert_eq!(out.action, XDP_PASS, "egress not in TX_PORTS goes to the kernel");
+    assert_eq!(out.frame[22], 64, "and keeps its TTL for the kernel to decrement");
+    h.tables.tx_port_add(x6).unwrap();
+    h.tables.tx_port_add(x4).unwrap();
 
     let out = h.run_on(&in6(H6, R6, &udp(b"fast path")), x6);
     assert_eq!(out.action, XDP_REDIRECT, "6->4 with known neighbour redirects");
@@ -418,5 +424,5 @@ fn known_route_and_neighbour_redirect_with_one_hop() {
     if let Some(d) = diff(&out.frame, &want) {
         panic!("6->4 without neighbour: {d}");
     }
-    assert_eq!(h.count(Counter::FwdKernel), 1);
+    assert_eq!(h.count(Counter::FwdKernel), 2);
 }

@@ -1,0 +1,163 @@
+//! End-to-end: real traffic between an IPv6-only and an IPv4-only namespace across
+//! the translator started by `nat64-ctl run`, in namespaces each test creates and
+//! removes.
+
+use std::{thread, time::Duration};
+
+use nat64_tests::lab::{
+    SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE, V6_SPARE_AS_V4, peers, wait_until,
+};
+use serde_json::Value;
+
+const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
+
+fn started() -> SiitLab {
+    let mut lab = SiitLab::new();
+    lab.start(CTL);
+    lab
+}
+
+fn stats(lab: &SiitLab) -> Value {
+    let out = lab.ctl(CTL, &["stats", "--json"]);
+    assert!(out.status.success(), "stats: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
+}
+
+fn packets(s: &Value, name: &str) -> u64 {
+    s[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
+}
+
+/// Waits for a "ready" line from a background peer so the client never races it.
+fn wait_ready(lab: &mut SiitLab, ns: &str, port: u16, proto: &str) {
+    let flag = if proto == "udp" { "-lun" } else { "-ltn" };
+    let ok = wait_until(Duration::from_secs(10), || {
+        let out = lab.lab.exec(ns, &format!("ss -H {flag} sport = :{port}"));
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    });
+    assert!(ok, "{proto} peer on port {port} in {ns} did not start");
+}
+
+#[test]
+fn ping_both_ways() {
+    let lab = started();
+    let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("3 received"), "IPv6 host -> IPv4 host:\n{out}");
+    let out = lab.lab.must_in(&lab.v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
+    assert!(out.contains("3 received"), "IPv4 host -> IPv6 host:\n{out}");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_icmp") >= 6, "echo requests and replies 6->4: {s}");
+    assert!(packets(&s, "xlat_4to6_icmp") >= 6, "echo requests and replies 4->6: {s}");
+    // After the first packets resolved the neighbours, the fast path carries them.
+    assert!(packets(&s, "fwd_redirect") > 0, "no packet took the XDP redirect path: {s}");
+}
+
+#[test]
+fn tcp_transfer_ipv6_client_to_ipv4_server_content_verified() {
+    let mut lab = started();
+    let v4 = lab.v4.clone();
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5001", peers()));
+    wait_ready(&mut lab, &v4, 5001, "tcp");
+    let n = 8 * 1024 * 1024;
+    let out = lab.lab.must_in(&lab.v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5001 {n}", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(parts.len(), 2, "tcp-send output: {out}");
+    assert_eq!(parts[0], parts[1], "the IPv4 server received different bytes than the IPv6 client sent");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 10, "{s}");
+}
+
+#[test]
+fn ipv4_client_reaches_ipv6_only_http_server_through_eam() {
+    let mut lab = started();
+    let v6 = lab.v6.clone();
+    let dir = std::env::temp_dir().join(format!("nat64-www-{}", lab.instance));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.join("blob"), &body).unwrap();
+    lab.lab.spawn_in(&v6, &format!("python3 -m http.server 8080 --bind :: --directory {}", dir.display()));
+    wait_ready(&mut lab, &v6, 8080, "tcp");
+    let out = lab.lab.exec(&lab.v4, &format!("curl -sS --max-time 30 http://{V6_HOST_AS_V4}:8080/blob | sha256sum"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
+    let want = lab_sha256(&body);
+    assert_eq!(got, want, "the page fetched over IPv4 differs from the file served over IPv6");
+}
+
+fn lab_sha256(data: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("nat64-sha-{}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let out = std::process::Command::new("sha256sum").arg(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn udp_both_ways() {
+    let mut lab = started();
+    let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-echo 5353", peers()));
+    lab.lab.spawn_in(&v6, &format!("python3 {} udp-echo 5354", peers()));
+    wait_ready(&mut lab, &v4, 5353, "udp");
+    wait_ready(&mut lab, &v6, 5354, "udp");
+    let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ping {V4_HOST_AS_V6} 5353 200", peers()));
+    assert_eq!(out.trim(), "200", "IPv6 client -> IPv4 UDP echo server: intact replies");
+    let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ping {V6_HOST_AS_V4} 5354 200", peers()));
+    assert_eq!(out.trim(), "200", "IPv4 client -> IPv6 UDP echo server: intact replies");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_udp") >= 400 && packets(&s, "xlat_4to6_udp") >= 400, "{s}");
+}
+
+#[test]
+fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
+    let lab = started();
+    let ping = |lab: &SiitLab| {
+        let out = lab.lab.exec(&lab.v4, &format!("ping -c 2 -i 0.2 -W 1 {V6_SPARE_AS_V4}"));
+        out.status.success()
+    };
+    assert!(!ping(&lab), "{V6_SPARE_AS_V4} must not answer before it is mapped");
+
+    let out = lab.ctl(CTL, &["map", "add", V6_SPARE_AS_V4, V6_SPARE]);
+    assert!(out.status.success(), "map add: {}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8_lossy(&lab.ctl(CTL, &["map", "list"]).stdout).into_owned();
+    assert!(list.contains("192.0.2.3/32") && list.contains("2001:db8:6::3/128"), "map list:\n{list}");
+    assert!(ping(&lab), "{V6_SPARE_AS_V4} must answer once mapped to {V6_SPARE}");
+
+    let out = lab.ctl(CTL, &["map", "del", V6_SPARE_AS_V4]);
+    assert!(out.status.success(), "map del: {}", String::from_utf8_lossy(&out.stderr));
+    thread::sleep(Duration::from_millis(200));
+    assert!(!ping(&lab), "{V6_SPARE_AS_V4} must stop answering after map del");
+
+    // Invalid input is refused and changes nothing.
+    let out = lab.ctl(CTL, &["map", "add", "192.0.2.0/24", "2001:db8:6::/64"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("suffix lengths differ"), "{out:?}");
+    let out = lab.ctl(CTL, &["map", "add", V6_HOST_AS_V4, "2001:db8:6::99"]);
+    assert!(!out.status.success(), "an IPv4 address mapped twice must be refused");
+    let list = String::from_utf8_lossy(&lab.ctl(CTL, &["map", "list", "--json"]).stdout).into_owned();
+    let v: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "only the configured entry remains: {list}");
+}
+
+#[test]
+fn translate_explains_rules_and_stop_detaches() {
+    let mut lab = started();
+    let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", V6_HOST]).stdout).into_owned();
+    assert!(out.contains("-> 192.0.2.2") && out.contains("EAM"), "{out}");
+    let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", V4_HOST]).stdout).into_owned();
+    assert!(out.contains(&format!("-> {V4_HOST_AS_V6}")) && out.contains("pool6"), "{out}");
+    let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", "127.0.0.1"]).stdout).into_owned();
+    assert!(out.contains("not translated"), "{out}");
+
+    let out = lab.stop();
+    assert!(out.status.success(), "nat64-ctl run exits cleanly on SIGTERM: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = format!("/sys/fs/bpf/nat64/{}", lab.instance);
+    assert!(!std::path::Path::new(&dir).exists(), "pins removed on exit");
+    let links = lab.lab.must_in(&lab.x, "ip -d link show to6; ip -d link show to4");
+    assert!(!links.contains("prog/xdp"), "XDP detached on exit:\n{links}");
+    let out = lab.ctl(CTL, &["stats"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no nat64 instance"), "{out:?}");
+    let out = lab.lab.exec(&lab.v6, &format!("ping -6 -c 1 -W 1 {V4_HOST_AS_V6}"));
+    assert!(!out.status.success(), "nothing is translated after detach");
+}
