@@ -59,7 +59,12 @@ impl Lab {
         let n = self.ns(role);
         must(&format!("ip netns add {n}"));
         self.namespaces.push(n.clone());
-        must(&format!("ip -n {n} link set lo up"));
+        // No duplicate address detection: a tentative link-local address makes the
+        // first neighbour discovery of a fresh lab race the test.
+        must(&format!(
+            "ip -n {n} link set lo up && ip netns exec {n} sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+             net.ipv6.conf.default.accept_dad=0"
+        ));
         n
     }
 
@@ -241,6 +246,12 @@ impl SiitLab {
         // hosts' ends GRO, as a real NIC's driver would have.
         lab.must_in(&v6, "ethtool -K eth0 gro on >/dev/null");
         lab.must_in(&v4, "ethtool -K eth0 gro on >/dev/null");
+        for ns in [&v6, &x] {
+            let ready = wait_until(Duration::from_secs(5), || {
+                lab.exec(ns, "ip -6 addr show tentative").stdout.is_empty()
+            });
+            assert!(ready, "IPv6 addresses in {ns} stayed tentative");
+        }
         let instance = format!("lab{}", lab.tag);
         let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
         std::fs::write(
