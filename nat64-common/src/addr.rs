@@ -71,11 +71,7 @@ pub fn in_pool6(addr: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
 /// Low `bits` bits set (`bits` <= 32).
 #[inline(always)]
 pub const fn suffix_mask(bits: u8) -> u32 {
-    if bits >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << bits) - 1
-    }
+    if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 }
 }
 
 /// Mask with the high `len` bits of a 32-bit word set (`len` <= 32).
@@ -292,7 +288,8 @@ mod tests {
 
     #[test]
     fn extract_ignores_u_octet_and_suffix() {
-        let mut v6 = embed(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 40, [10, 1, 2, 3]).unwrap();
+        let mut v6 =
+            embed(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 40, [10, 1, 2, 3]).unwrap();
         v6[8] = 0xff;
         v6[15] = 0xee;
         assert_eq!(extract(&v6, 40), Some([10, 1, 2, 3]));
@@ -310,12 +307,18 @@ mod tests {
     #[test]
     fn eam_maps_suffix_both_ways() {
         // 192.0.2.0/24 <-> 2001:db8::/120 (RFC 7757 §3 example shape)
-        let e = EamEntry::new([192, 0, 2, 0], 24, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 120);
+        let e =
+            EamEntry::new([192, 0, 2, 0], 24, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 120);
         let v6 = e.map4to6([192, 0, 2, 77]);
         assert_eq!(v6, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 77]);
         assert_eq!(e.map6to4(&v6), [192, 0, 2, 77]);
         // single address entry
-        let e = EamEntry::new([198, 51, 100, 7], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd], 128);
+        let e = EamEntry::new(
+            [198, 51, 100, 7],
+            32,
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd],
+            128,
+        );
         assert_eq!(e.map4to6([198, 51, 100, 7])[14..], [0xab, 0xcd]);
         assert_eq!(e.map6to4(&e.v6), [198, 51, 100, 7]);
         // whole-space entry (/0 <-> /96)
@@ -327,7 +330,12 @@ mod tests {
     #[test]
     fn eam_takes_precedence_over_pool6() {
         let gl = g([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
-        let e = EamEntry::new([93, 184, 216, 34], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 128);
+        let e = EamEntry::new(
+            [93, 184, 216, 34],
+            32,
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            128,
+        );
         let (v6, rule) = map4to6(&gl, [93, 184, 216, 34], Some(&e), false).unwrap();
         assert_eq!(rule, Rule::Eam);
         assert_eq!(v6, e.v6);
@@ -340,7 +348,14 @@ mod tests {
     fn reserved_never_translated_even_by_eam() {
         let gl = g([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
         let e = EamEntry::new([0; 4], 0, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
-        for v4 in [[0, 1, 2, 3], [127, 0, 0, 1], [169, 254, 1, 1], [224, 0, 0, 1], [239, 1, 1, 1], [255, 255, 255, 255]] {
+        for v4 in [
+            [0, 1, 2, 3],
+            [127, 0, 0, 1],
+            [169, 254, 1, 1],
+            [224, 0, 0, 1],
+            [239, 1, 1, 1],
+            [255, 255, 255, 255],
+        ] {
             assert_eq!(map4to6(&gl, v4, Some(&e), false), Err(Untranslatable::Reserved), "{v4:?}");
             assert_eq!(map4to6(&gl, v4, None, false), Err(Untranslatable::Reserved), "{v4:?}");
             let v6 = e.map4to6(v4);
@@ -353,7 +368,8 @@ mod tests {
     fn denylist_applies_to_pool6_only() {
         let gl = g([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
         assert_eq!(map4to6(&gl, [192, 0, 2, 9], None, true), Err(Untranslatable::Denylisted));
-        let e = EamEntry::new([192, 0, 2, 9], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], 128);
+        let e =
+            EamEntry::new([192, 0, 2, 9], 32, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9], 128);
         assert!(map4to6(&gl, [192, 0, 2, 9], Some(&e), true).is_ok());
         let v6 = embed(&gl.pool6, 96, [192, 0, 2, 9]).unwrap();
         assert_eq!(map6to4(&gl, &v6, None, |_| true), Err(Untranslatable::Denylisted));
@@ -389,6 +405,9 @@ mod tests {
     fn no_pool6_no_mapping() {
         let gl = Globals::zeroed();
         assert_eq!(map4to6(&gl, [8, 8, 8, 8], None, false), Err(Untranslatable::NoMapping));
-        assert_eq!(map6to4(&gl, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8], None, |_| false), Err(Untranslatable::NoMapping));
+        assert_eq!(
+            map6to4(&gl, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8], None, |_| false),
+            Err(Untranslatable::NoMapping)
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! The `nat64-ctl` command line: run the translator and manage a running instance.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
-use log::info;
 use crate::{
     config::{Config, EamtEntry, Prefix4, Prefix6},
     explain, instance, stats,
     tables::Tables,
 };
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use log::info;
 
 /// nat64: an eBPF IPv4/IPv6 translator (SIIT, RFC 7915 / 6052 / 7757).
 #[derive(Parser)]
@@ -78,7 +81,7 @@ fn parse_entry(ipv4: &str, ipv6: &str) -> Result<EamtEntry> {
     EamtEntry::new(v4, v6)
 }
 
-fn run(cfg_path: &PathBuf) -> Result<()> {
+fn run(cfg_path: &Path) -> Result<()> {
     let cfg = Config::load(cfg_path)?;
     let signals = instance::block_signals()?;
     let running = instance::Running::start(&cfg)?;
@@ -146,7 +149,7 @@ fn real_main() -> Result<()> {
                     } else if entries.is_empty() {
                         println!("(EAMT is empty)");
                     } else {
-                        println!("{:<20} {}", "IPv4", "IPv6");
+                        println!("{:<20} IPv6", "IPv4");
                         for e in entries {
                             println!("{:<20} {}", e.v4.to_string(), e.v6);
                         }

@@ -53,7 +53,9 @@ pub fn explain(tables: &Tables, a: IpAddr) -> anyhow::Result<String> {
         }
         IpAddr::V6(v6) => {
             let eam = tables.eam_lookup6(v6);
-            match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| tables.denylist4_contains(Ipv4Addr::from(x))) {
+            match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| {
+                tables.denylist4_contains(Ipv4Addr::from(x))
+            }) {
                 Ok((v4, Rule::Eam)) => {
                     let e = eam.expect("EAM rule has an entry");
                     format!(

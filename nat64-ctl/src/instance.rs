@@ -135,9 +135,14 @@ pub fn find_running(instance: &str) -> Result<PathBuf> {
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     if others.is_empty() {
-        bail!("no nat64 instance is running (nothing pinned under {PIN_ROOT}); start one with `nat64-ctl run --config FILE`")
+        bail!(
+            "no nat64 instance is running (nothing pinned under {PIN_ROOT}); start one with `nat64-ctl run --config FILE`"
+        )
     }
-    bail!("no nat64 instance '{instance}' is running; running instances: {} (use --instance)", others.join(", "))
+    bail!(
+        "no nat64 instance '{instance}' is running; running instances: {} (use --instance)",
+        others.join(", ")
+    )
 }
 
 /// Picks the instance when the user named none: the only one running, else "default".
@@ -164,7 +169,10 @@ impl Running {
         if let Ok(pid) = fs::read_to_string(pid_file(&cfg.instance)) {
             let pid: i32 = pid.trim().parse().unwrap_or(0);
             if process_alive(pid) && pid != std::process::id() as i32 {
-                bail!("instance '{}' is already running (pid {pid}); stop it first or pick another \"instance\"", cfg.instance);
+                bail!(
+                    "instance '{}' is already running (pid {pid}); stop it first or pick another \"instance\"",
+                    cfg.instance
+                );
             }
         }
         if dir.exists() {
@@ -207,7 +215,10 @@ impl Running {
                 AttachMode::Xdp => match prog.attach(&iface.name, XdpMode::Driver) {
                     Ok(id) => (Ok(id), "driver"),
                     Err(e) => {
-                        warn!("{}: driver-mode XDP failed ({e}); falling back to generic mode (slower)", iface.name);
+                        warn!(
+                            "{}: driver-mode XDP failed ({e}); falling back to generic mode (slower)",
+                            iface.name
+                        );
                         (prog.attach(&iface.name, XdpMode::Skb), "generic")
                     }
                 },

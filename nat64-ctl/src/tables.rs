@@ -13,13 +13,14 @@ use aya::{
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, Counter, CounterValue},
-    maps::{MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, MAP_TX_PORTS, EamEntry, Globals},
+    maps::{EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, MAP_TX_PORTS},
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 6] = [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
+pub const PINNED_MAPS: [&str; 6] =
+    [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
 
 pub struct Tables {
     pub globals: Array<MapData, Globals>,
@@ -122,8 +123,12 @@ impl Tables {
                 };
                 anyhow!("no EAMT entry {what} (see `nat64-ctl map list`)")
             })?;
-        self.eamt4.remove(&Key::new(found.v4.len as u32, found.v4.addr.octets())).context("removing from EAMT4")?;
-        self.eamt6.remove(&Key::new(found.v6.len as u32, found.v6.addr.octets())).context("removing from EAMT6")?;
+        self.eamt4
+            .remove(&Key::new(found.v4.len as u32, found.v4.addr.octets()))
+            .context("removing from EAMT4")?;
+        self.eamt6
+            .remove(&Key::new(found.v6.len as u32, found.v6.addr.octets()))
+            .context("removing from EAMT6")?;
         Ok(found)
     }
 
@@ -133,7 +138,9 @@ impl Tables {
     }
 
     pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {
-        self.denylist4.insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0).context("inserting into DENYLIST4")
+        self.denylist4
+            .insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0)
+            .context("inserting into DENYLIST4")
     }
 
     pub fn denylist4_contains(&self, a: Ipv4Addr) -> bool {

@@ -21,9 +21,11 @@ impl Action {
             Action::Drop => xdp_action::XDP_DROP,
             // The port was found in TX_PORTS before the packet was rewritten for it;
             // should it vanish meanwhile the kernel still gets the packet.
-            Action::Redirect(ifindex) => match crate::maps::TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
-                Ok(a) | Err(a) => a,
-            },
+            Action::Redirect(ifindex) => {
+                match crate::maps::TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
+                    Ok(a) | Err(a) => a,
+                }
+            }
         }
     }
 }

@@ -45,7 +45,10 @@ impl Lab {
     pub fn new() -> Self {
         crate::require_root();
         for tool in ["ip", "ping", "nsenter", "ethtool", "python3"] {
-            assert!(run(&format!("command -v {tool}")).status.success(), "`{tool}` is missing: run `cargo xtask setup`");
+            assert!(
+                run(&format!("command -v {tool}")).status.success(),
+                "`{tool}` is missing: run `cargo xtask setup`"
+            );
         }
         Self { tag: unique_tag(), namespaces: Vec::new(), children: Vec::new(), files: Vec::new() }
     }

@@ -58,11 +58,30 @@ impl Ip {
 /// A transport payload: header plus data, checksum computed for the given IP pair.
 #[derive(Clone, Debug)]
 pub enum L4 {
-    Udp { sport: u16, dport: u16, data: Vec<u8>, zero_checksum: bool },
-    Tcp { sport: u16, dport: u16, seq: u32, flags: u8, data: Vec<u8> },
+    Udp {
+        sport: u16,
+        dport: u16,
+        data: Vec<u8>,
+        zero_checksum: bool,
+    },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        flags: u8,
+        data: Vec<u8>,
+    },
     /// ICMP (v4) or ICMPv6 echo: the protocol follows the IP version.
-    Echo { request: bool, id: u16, seq: u16, data: Vec<u8> },
-    Raw { proto: u8, data: Vec<u8> },
+    Echo {
+        request: bool,
+        id: u16,
+        seq: u16,
+        data: Vec<u8>,
+    },
+    Raw {
+        proto: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl L4 {

@@ -76,7 +76,9 @@ fn ipv4_client_reaches_ipv6_only_http_server_through_eam() {
     std::fs::write(dir.join("blob"), &body).unwrap();
     lab.lab.spawn_in(&v6, &format!("python3 -m http.server 8080 --bind :: --directory {}", dir.display()));
     wait_ready(&mut lab, &v6, 8080, "tcp");
-    let out = lab.lab.exec(&lab.v4, &format!("curl -sS --max-time 30 http://{V6_HOST_AS_V4}:8080/blob | sha256sum"));
+    let out = lab
+        .lab
+        .exec(&lab.v4, &format!("curl -sS --max-time 30 http://{V6_HOST_AS_V4}:8080/blob | sha256sum"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
@@ -150,7 +152,11 @@ fn translate_explains_rules_and_stop_detaches() {
     assert!(out.contains("not translated"), "{out}");
 
     let out = lab.stop();
-    assert!(out.status.success(), "nat64-ctl run exits cleanly on SIGTERM: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nat64-ctl run exits cleanly on SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = format!("/sys/fs/bpf/nat64/{}", lab.instance);
     assert!(!std::path::Path::new(&dir).exists(), "pins removed on exit");
     let links = lab.lab.must_in(&lab.x, "ip -d link show to6; ip -d link show to4");

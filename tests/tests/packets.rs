@@ -168,18 +168,54 @@ fn ipv6_to_ipv4_each_protocol() {
     let h = Harness::new(CONFIG);
     let big = vec![0x5a; 1400];
     let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x08, 0x00, 1, 2, 3, 4] };
-    let tc_in = eth6(&ipv6(v6(H6), v6(R6), V6Opts { tc: 0xb8, hop_limit: 17, flow_label: 0x12345 }, &udp(b"dscp")));
+    let tc_in =
+        eth6(&ipv6(v6(H6), v6(R6), V6Opts { tc: 0xb8, hop_limit: 17, flow_label: 0x12345 }, &udp(b"dscp")));
     run_table(
         &h,
         vec![
-            xlat("udp", in6(H6, R6, &udp(b"hello")), want4(H4, R4, 0, 64, &udp(b"hello")), Counter::Xlat6to4Udp),
+            xlat(
+                "udp",
+                in6(H6, R6, &udp(b"hello")),
+                want4(H4, R4, 0, 64, &udp(b"hello")),
+                Counter::Xlat6to4Udp,
+            ),
             xlat("udp empty", in6(H6, R6, &udp(b"")), want4(H4, R4, 0, 64, &udp(b"")), Counter::Xlat6to4Udp),
-            xlat("tcp", in6(H6, R6, &tcp(b"GET / HTTP/1.0\r\n")), want4(H4, R4, 0, 64, &tcp(b"GET / HTTP/1.0\r\n")), Counter::Xlat6to4Tcp),
-            xlat("echo request", in6(H6, R6, &echo(true)), want4(H4, R4, 0, 64, &echo(true)), Counter::Xlat6to4Icmp),
-            xlat("echo reply", in6(H6, R6, &echo(false)), want4(H4, R4, 0, 64, &echo(false)), Counter::Xlat6to4Icmp),
-            xlat("large udp gets DF=1 ID=0", in6(H6, R6, &udp(&big)), want4(H4, R4, 0, 64, &udp(&big)), Counter::Xlat6to4Udp),
-            xlat("traffic class to TOS, flow label dropped", tc_in, want4(H4, R4, 0xb8, 17, &udp(b"dscp")), Counter::Xlat6to4Udp),
-            xlat("other protocol copied", in6(H6, R6, &gre), want4(H4, R4, 0, 64, &gre), Counter::Xlat6to4Other),
+            xlat(
+                "tcp",
+                in6(H6, R6, &tcp(b"GET / HTTP/1.0\r\n")),
+                want4(H4, R4, 0, 64, &tcp(b"GET / HTTP/1.0\r\n")),
+                Counter::Xlat6to4Tcp,
+            ),
+            xlat(
+                "echo request",
+                in6(H6, R6, &echo(true)),
+                want4(H4, R4, 0, 64, &echo(true)),
+                Counter::Xlat6to4Icmp,
+            ),
+            xlat(
+                "echo reply",
+                in6(H6, R6, &echo(false)),
+                want4(H4, R4, 0, 64, &echo(false)),
+                Counter::Xlat6to4Icmp,
+            ),
+            xlat(
+                "large udp gets DF=1 ID=0",
+                in6(H6, R6, &udp(&big)),
+                want4(H4, R4, 0, 64, &udp(&big)),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "traffic class to TOS, flow label dropped",
+                tc_in,
+                want4(H4, R4, 0xb8, 17, &udp(b"dscp")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "other protocol copied",
+                in6(H6, R6, &gre),
+                want4(H4, R4, 0, 64, &gre),
+                Counter::Xlat6to4Other,
+            ),
             xlat(
                 "EAM destination",
                 in6(H6, "2001:db8:7::34", &udp(b"x")),
@@ -193,7 +229,8 @@ fn ipv6_to_ipv4_each_protocol() {
 #[test]
 fn ipv4_to_ipv6_each_protocol() {
     let h = Harness::new(CONFIG);
-    let tos_in = eth4(&ipv4(v4(R4), v4(H4), V4Opts { tos: 0x2e, ttl: 9, id: 99, df: false }, &[], &udp(b"q")));
+    let tos_in =
+        eth4(&ipv4(v4(R4), v4(H4), V4Opts { tos: 0x2e, ttl: 9, id: 99, df: false }, &[], &udp(b"q")));
     let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x86, 0xdd, 9, 9] };
     // IHL 6: four NOP options, dropped by translation (RFC 7915 §4.1)
     let opts_in = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[1, 1, 1, 1], &udp(b"opt")));
@@ -203,12 +240,37 @@ fn ipv4_to_ipv6_each_protocol() {
     run_table(
         &h,
         vec![
-            xlat("udp", in4(R4, H4, &udp(b"hello")), want6(R6, H6, 0, 64, &udp(b"hello")), Counter::Xlat4to6Udp),
-            xlat("tcp", in4(R4, H4, &tcp(b"HTTP/1.0 200 OK\r\n")), want6(R6, H6, 0, 64, &tcp(b"HTTP/1.0 200 OK\r\n")), Counter::Xlat4to6Tcp),
-            xlat("echo request", in4(R4, H4, &echo(true)), want6(R6, H6, 0, 64, &echo(true)), Counter::Xlat4to6Icmp),
-            xlat("echo reply", in4(R4, H4, &echo(false)), want6(R6, H6, 0, 64, &echo(false)), Counter::Xlat4to6Icmp),
+            xlat(
+                "udp",
+                in4(R4, H4, &udp(b"hello")),
+                want6(R6, H6, 0, 64, &udp(b"hello")),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "tcp",
+                in4(R4, H4, &tcp(b"HTTP/1.0 200 OK\r\n")),
+                want6(R6, H6, 0, 64, &tcp(b"HTTP/1.0 200 OK\r\n")),
+                Counter::Xlat4to6Tcp,
+            ),
+            xlat(
+                "echo request",
+                in4(R4, H4, &echo(true)),
+                want6(R6, H6, 0, 64, &echo(true)),
+                Counter::Xlat4to6Icmp,
+            ),
+            xlat(
+                "echo reply",
+                in4(R4, H4, &echo(false)),
+                want6(R6, H6, 0, 64, &echo(false)),
+                Counter::Xlat4to6Icmp,
+            ),
             xlat("TOS to traffic class", tos_in, want6(R6, H6, 0x2e, 9, &udp(b"q")), Counter::Xlat4to6Udp),
-            xlat("other protocol copied", in4(R4, H4, &gre), want6(R6, H6, 0, 64, &gre), Counter::Xlat4to6Other),
+            xlat(
+                "other protocol copied",
+                in4(R4, H4, &gre),
+                want6(R6, H6, 0, 64, &gre),
+                Counter::Xlat4to6Other,
+            ),
             xlat("options dropped", opts_in, want6(R6, H6, 0, 64, &udp(b"opt")), Counter::Xlat4to6Udp),
             xlat("ethernet padding trimmed", padded, want6(R6, H6, 0, 64, &udp(b"")), Counter::Xlat4to6Udp),
             xlat(
@@ -224,7 +286,10 @@ fn ipv4_to_ipv6_each_protocol() {
 #[test]
 fn not_for_translation_passes_untouched() {
     let h = Harness::new(CONFIG);
-    let arp = packet::eth(0x0806, &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2]);
+    let arp = packet::eth(
+        0x0806,
+        &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2],
+    );
     let ns = in6("fe80::1", "ff02::1:ff00:5", &L4::Raw { proto: 58, data: vec![135, 0, 0, 0, 0, 0, 0, 0] });
     run_table(
         &h,
@@ -275,14 +340,34 @@ fn untranslatable_packets_are_dropped_and_counted() {
     run_table(
         &h,
         vec![
-            dropped("ipv6 source without mapping", in6("2001:db8:99::1", R6, &udp(b"x")), Counter::DropSrcUnmapped),
+            dropped(
+                "ipv6 source without mapping",
+                in6("2001:db8:99::1", R6, &udp(b"x")),
+                Counter::DropSrcUnmapped,
+            ),
             dropped("ipv4 source is loopback", in4("127.0.0.1", H4, &udp(b"x")), Counter::DropReservedAddr),
-            dropped("pool6 to reserved ipv4", in6(H6, "64:ff9b::7f00:1", &udp(b"x")), Counter::DropReservedAddr),
+            dropped(
+                "pool6 to reserved ipv4",
+                in6(H6, "64:ff9b::7f00:1", &udp(b"x")),
+                Counter::DropReservedAddr,
+            ),
             dropped("pool6 to denylist4", in6(H6, "64:ff9b::808:404", &udp(b"x")), Counter::DropDenylist4),
             dropped("denylisted ipv4 source", in4("8.8.4.4", H4, &udp(b"x")), Counter::DropDenylist4),
-            dropped("well-known prefix to private ipv4", in6(H6, "64:ff9b::a00:1", &udp(b"x")), Counter::DropWkpNonGlobal),
-            dropped("private ipv4 source via well-known prefix", in4("10.0.0.1", H4, &udp(b"x")), Counter::DropWkpNonGlobal),
-            dropped("pool6 to translator's own ipv4", in6(H6, "64:ff9b::c633:6401", &udp(b"x")), Counter::DropOwnAddress),
+            dropped(
+                "well-known prefix to private ipv4",
+                in6(H6, "64:ff9b::a00:1", &udp(b"x")),
+                Counter::DropWkpNonGlobal,
+            ),
+            dropped(
+                "private ipv4 source via well-known prefix",
+                in4("10.0.0.1", H4, &udp(b"x")),
+                Counter::DropWkpNonGlobal,
+            ),
+            dropped(
+                "pool6 to translator's own ipv4",
+                in6(H6, "64:ff9b::c633:6401", &udp(b"x")),
+                Counter::DropOwnAddress,
+            ),
             dropped("bad ipv4 header checksum", bad_csum, Counter::DropBadIpv4Checksum),
             dropped("ttl 1", ttl1, Counter::DropTtlExpired),
             dropped("hop limit 1", hl1, Counter::DropTtlExpired),
@@ -314,7 +399,12 @@ fn options_amend_udp_zero_checksum_and_zeroize_traffic_class() {
     run_table(
         &h,
         vec![
-            xlat("udp zero checksum computed", in4(R4, H4, &zero_udp), want6(R6, H6, 0, 64, &computed), Counter::Xlat4to6Udp),
+            xlat(
+                "udp zero checksum computed",
+                in4(R4, H4, &zero_udp),
+                want6(R6, H6, 0, 64, &computed),
+                Counter::Xlat4to6Udp,
+            ),
             xlat("traffic class zeroed", tos_in, want6(R6, H6, 0, 64, &udp(b"q")), Counter::Xlat4to6Udp),
         ],
     );
@@ -327,8 +417,18 @@ fn well_known_prefix_rule_can_be_switched_off() {
     run_table(
         &h,
         vec![
-            xlat("to private ipv4", in6(H6, "64:ff9b::a00:1", &udp(b"x")), want4(H4, "10.0.0.1", 0, 64, &udp(b"x")), Counter::Xlat6to4Udp),
-            xlat("from private ipv4", in4("10.0.0.1", H4, &udp(b"x")), want6("64:ff9b::a00:1", H6, 0, 64, &udp(b"x")), Counter::Xlat4to6Udp),
+            xlat(
+                "to private ipv4",
+                in6(H6, "64:ff9b::a00:1", &udp(b"x")),
+                want4(H4, "10.0.0.1", 0, 64, &udp(b"x")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "from private ipv4",
+                in4("10.0.0.1", H4, &udp(b"x")),
+                want6("64:ff9b::a00:1", H6, 0, 64, &udp(b"x")),
+                Counter::Xlat4to6Udp,
+            ),
         ],
     );
 }
@@ -347,16 +447,27 @@ fn every_rfc6052_prefix_length() {
     ];
     for (len, pool6, embedded) in examples {
         // The EAM entry shrinks to 192.0.2.0/27 so 192.0.2.33 goes through pool6.
-        let cfg = CONFIG
-            .replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\""))
-            .replace(r#""192.0.2.0/24", "ipv6": "2001:db8:6::/120""#, r#""192.0.2.0/27", "ipv6": "2001:db8:6::/123""#);
+        let cfg = CONFIG.replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\"")).replace(
+            r#""192.0.2.0/24", "ipv6": "2001:db8:6::/120""#,
+            r#""192.0.2.0/27", "ipv6": "2001:db8:6::/123""#,
+        );
         let h = Harness::new(&cfg);
         let name: &'static str = Box::leak(format!("/{len}").into_boxed_str());
         run_table(
             &h,
             vec![
-                xlat(name, in6(H6, embedded, &udp(b"6052")), want4(H4, "192.0.2.33", 0, 64, &udp(b"6052")), Counter::Xlat6to4Udp),
-                xlat(name, in4("192.0.2.33", H4, &tcp(b"6052")), want6(embedded, H6, 0, 64, &tcp(b"6052")), Counter::Xlat4to6Tcp),
+                xlat(
+                    name,
+                    in6(H6, embedded, &udp(b"6052")),
+                    want4(H4, "192.0.2.33", 0, 64, &udp(b"6052")),
+                    Counter::Xlat6to4Udp,
+                ),
+                xlat(
+                    name,
+                    in4("192.0.2.33", H4, &tcp(b"6052")),
+                    want6(embedded, H6, 0, 64, &tcp(b"6052")),
+                    Counter::Xlat4to6Tcp,
+                ),
             ],
         );
     }

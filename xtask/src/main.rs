@@ -23,7 +23,9 @@ enum Cmd {
     Setup,
     /// Run the translator on a built-in namespace lab and show traffic crossing it.
     Demo,
-    /// Run every test (unit, packet, end-to-end). Needs root.
+    /// Check formatting and lints (cargo fmt --check, clippy -D warnings).
+    Lint,
+    /// Run every test (unit, packet, end-to-end) after the lint checks. Needs root.
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
         #[arg(last = true)]
@@ -75,7 +77,10 @@ fn step(name: &str, f: impl FnOnce() -> Result<String>) -> Result<()> {
 }
 
 fn ok(cmd: &mut Command) -> bool {
-    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -145,6 +150,15 @@ fn setup() -> Result<()> {
             .env("PATH", path))?;
         Ok("installed".into())
     })?;
+    step("rustfmt and clippy", || {
+        if ok(Command::new("cargo").args(["fmt", "--version"]))
+            && ok(Command::new("cargo").args(["clippy", "--version"]))
+        {
+            return Ok("present".into());
+        }
+        run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
+        Ok("installed".into())
+    })?;
     step("bpffs", || {
         if ok(Command::new("sh").args(["-c", "stat -f -c %T /sys/fs/bpf | grep -q bpf"])) {
             return Ok("mounted".into());
@@ -159,6 +173,13 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
+}
+
+fn lint() -> Result<()> {
+    println!("lint: cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    println!("lint: cargo clippy --all-targets -- -D warnings");
+    run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
 }
 
 fn require_root(what: &str) -> Result<()> {
@@ -192,7 +213,9 @@ fn real_main() -> Result<()> {
         Cmd::Test { args } => {
             require_root("the test suite")?;
             setup()?;
-            run(cargo().args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"]).args(&args))
+            run(cargo()
+                .args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"])
+                .args(&args))
         }
         Cmd::Bench { repeat, rounds } => {
             require_root("the benchmark")?;

@@ -49,7 +49,13 @@ pub fn pseudo6_tail(len: u16) -> u32 {
 /// Rewrites the ICMP type at `off` and its checksum: ICMPv6 covers a pseudo-header
 /// that ICMPv4 does not, so `pseudo_out` is removed (6->4) or `pseudo_in` added (4->6).
 #[inline(always)]
-pub fn fix_icmp_type<P: Packet>(pkt: &mut P, off: usize, new_type: u8, pseudo_out: u32, pseudo_in: u32) -> Option<()> {
+pub fn fix_icmp_type<P: Packet>(
+    pkt: &mut P,
+    off: usize,
+    new_type: u8,
+    pseudo_out: u32,
+    pseudo_in: u32,
+) -> Option<()> {
     let tc: [u8; 2] = pkt.load(off)?;
     let old_w = u16::from_be_bytes(tc) as u32;
     let new_w = u16::from_be_bytes([new_type, tc[1]]) as u32;

@@ -16,7 +16,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, GLOBALS},
-    packet::{Action, unpack, ETH_P_IP, ETH_P_IPV6, Packet},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, unpack},
 };
 
 /// Runs the translator on one packet: what to do with it, the counter that records
@@ -35,11 +35,8 @@ pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
         Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
         _ => return (Action::Pass, Counter::PassDisabled, len),
     };
-    let (action, counter) = unpack(if proto == ETH_P_IP {
-        v4_to_v6::translate(pkt, g)
-    } else {
-        v6_to_v4::translate(pkt, g)
-    });
+    let (action, counter) =
+        unpack(if proto == ETH_P_IP { v4_to_v6::translate(pkt, g) } else { v6_to_v4::translate(pkt, g) });
     (action, counter, len)
 }
 

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     forward::{self, Route},
     maps::scratch,
-    packet::{Action, pack, ETH_P_IPV6, Packet},
+    packet::{Action, ETH_P_IPV6, Packet, pack},
 };
 
 const IPV6_HLEN: usize = 40;
@@ -23,7 +23,13 @@ const IPV4_HLEN: usize = 20;
 
 /// Sum of the IPv4 header including options, to verify its checksum.
 #[inline(always)]
-fn header_sum<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], l3: usize, h: &[u8; IPV4_HLEN], ihl: usize) -> Option<u32> {
+fn header_sum<P: Packet>(
+    pkt: &P,
+    buf: &mut [u8; l4::SUM_BUF],
+    l3: usize,
+    h: &[u8; IPV4_HLEN],
+    ihl: usize,
+) -> Option<u32> {
     let sum = checksum::add_bytes(0, h);
     if ihl == IPV4_HLEN {
         return Some(sum);

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     forward::{self, Route},
     maps::scratch,
-    packet::{Action, pack, ETH_P_IP, Packet},
+    packet::{Action, ETH_P_IP, Packet, pack},
 };
 
 const IPV6_HLEN: usize = 40;
