@@ -111,6 +111,33 @@ impl EamEntry {
     }
 }
 
+impl EamEntry {
+    /// Whether the entry's IPv4 prefix covers `a`.
+    #[inline(always)]
+    pub fn covers4(&self, a: [u8; 4]) -> bool {
+        u32::from_be_bytes(a) & prefix_mask4(self.v4_len) == u32::from_be_bytes(self.v4)
+    }
+
+    /// Whether the entry's IPv6 prefix covers `a` (EAM IPv6 prefixes are /96 or longer).
+    #[inline(always)]
+    pub fn covers6(&self, a: &[u8; 16]) -> bool {
+        let low = u32::from_be_bytes([a[12], a[13], a[14], a[15]]);
+        let low_p = u32::from_be_bytes([self.v6[12], self.v6[13], self.v6[14], self.v6[15]]);
+        a[..12] == self.v6[..12] && low & prefix_mask4(self.v6_len.saturating_sub(96)) == low_p
+    }
+}
+
+/// RFC 7757 §3: the entry with the longest IPv4 prefix covering `a` (what the data
+/// path's LPM trie answers), for user space working from a list.
+pub fn eam_longest4(entries: &[EamEntry], a: [u8; 4]) -> Option<&EamEntry> {
+    entries.iter().filter(|e| e.covers4(a)).max_by_key(|e| e.v4_len)
+}
+
+/// The entry with the longest IPv6 prefix covering `a`.
+pub fn eam_longest6<'a>(entries: &'a [EamEntry], a: &[u8; 16]) -> Option<&'a EamEntry> {
+    entries.iter().filter(|e| e.covers6(a)).max_by_key(|e| e.v6_len)
+}
+
 /// Why an address could not be translated. Each maps to a drop/pass counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Untranslatable {
@@ -325,6 +352,39 @@ mod tests {
         let e = EamEntry::new([0; 4], 0, [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96);
         assert_eq!(e.map4to6([1, 2, 3, 4])[12..], [1, 2, 3, 4]);
         assert_eq!(e.map6to4(&e.map4to6([1, 2, 3, 4])), [1, 2, 3, 4]);
+    }
+
+    fn v6(last: [u8; 4]) -> [u8; 16] {
+        [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, last[0], last[1], last[2], last[3]]
+    }
+
+    #[test]
+    fn eam_longest_prefix_match_both_ways() {
+        // a /24 with a nested /25 and a nested single address, as an operator may
+        // configure with `map add --force`
+        let wide = EamEntry::new([192, 0, 2, 0], 24, v6([0, 0, 0, 0]), 120);
+        let half = EamEntry::new([192, 0, 2, 128], 25, v6([0, 0, 9, 0x80]), 121);
+        let one = EamEntry::new([192, 0, 2, 200], 32, v6([0, 0, 7, 7]), 128);
+        let t = [wide, half, one];
+        assert_eq!(eam_longest4(&t, [192, 0, 2, 5]), Some(&wide));
+        assert_eq!(eam_longest4(&t, [192, 0, 2, 130]), Some(&half));
+        assert_eq!(eam_longest4(&t, [192, 0, 2, 200]), Some(&one));
+        assert_eq!(eam_longest4(&t, [192, 0, 3, 1]), None);
+        assert_eq!(eam_longest6(&t, &v6([0, 0, 0, 5])), Some(&wide));
+        assert_eq!(eam_longest6(&t, &v6([0, 0, 9, 0x82])), Some(&half));
+        assert_eq!(eam_longest6(&t, &v6([0, 0, 7, 7])), Some(&one));
+        assert_eq!(eam_longest6(&t, &v6([0, 0, 7, 8])), None);
+        assert_eq!(eam_longest6(&t, &[0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]), None);
+        // and the mapping follows the entry that matched
+        assert_eq!(half.map4to6([192, 0, 2, 130]), v6([0, 0, 9, 0x82]));
+        assert_eq!(half.map6to4(&v6([0, 0, 9, 0x82])), [192, 0, 2, 130]);
+        // every address of the /24 round-trips through the longest match
+        for last in 0..=255u8 {
+            let a = [192, 0, 2, last];
+            let e = eam_longest4(&t, a).unwrap();
+            let b = e.map4to6(a);
+            assert_eq!(eam_longest6(&t, &b).unwrap().map6to4(&b), a, "{a:?}");
+        }
     }
 
     #[test]

@@ -50,14 +50,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show how an IPv4 or IPv6 address is translated by the running instance, and through which rule.
-    Translate { address: IpAddr },
+    /// Show how an IPv4 or IPv6 address is translated by the running instance (or by a
+    /// configuration file), and through which rule.
+    Translate {
+        address: IpAddr,
+        /// Explain with this configuration file instead of a running instance.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
 enum MapCmd {
     /// Add an EAMT entry: IPV4[/LEN] IPV6[/LEN] with equal suffix lengths.
-    Add { ipv4: String, ipv6: String },
+    Add {
+        ipv4: String,
+        ipv6: String,
+        /// Accept an entry nested in (overlapping) others; longest-prefix match decides.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove the EAMT entry with this IPv4 prefix (and IPv6 prefix, if given).
     Del { ipv4: String, ipv6: Option<String> },
     /// List the EAMT.
@@ -127,9 +139,9 @@ fn real_main() -> Result<()> {
         Cmd::Map { cmd } => {
             let name = instance_name(&cli.instance);
             match cmd {
-                MapCmd::Add { ipv4, ipv6 } => {
+                MapCmd::Add { ipv4, ipv6, force } => {
                     let entry = parse_entry(&ipv4, &ipv6)?;
-                    open(&name)?.eamt_add(&entry)?;
+                    open(&name)?.eamt_add(&entry, force)?;
                     println!("added {} <-> {}", entry.v4, entry.v6);
                 }
                 MapCmd::Del { ipv4, ipv6 } => {
@@ -167,9 +179,15 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Translate { address } => {
-            let tables = open(&instance_name(&cli.instance))?;
-            println!("{}", explain::explain(&tables, address).context("reading the instance's maps")?);
+        Cmd::Translate { address, config } => {
+            let line = match config {
+                Some(path) => explain::explain(&Config::load(&path)?, address)?,
+                None => {
+                    let tables = open(&instance_name(&cli.instance))?;
+                    explain::explain(&tables, address).context("reading the instance's maps")?
+                }
+            };
+            println!("{line}");
             Ok(())
         }
     }

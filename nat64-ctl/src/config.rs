@@ -264,6 +264,21 @@ pub fn check_eamt_insert(existing: &[EamtEntry], new: &EamtEntry) -> Result<()> 
     eamt_conflict(existing, new, |_, e| format!("existing entry {e}"))
 }
 
+/// `map add --force`: overlapping (nested) entries are accepted and resolved by
+/// longest-prefix match, as in Jool; an identical IPv4 or IPv6 prefix is still refused,
+/// because it would silently replace the other entry in one direction only.
+pub fn check_eamt_insert_forced(existing: &[EamtEntry], new: &EamtEntry) -> Result<()> {
+    for e in existing {
+        if e.v4 == new.v4 {
+            bail!("EAM {new}: the IPv4 prefix {} is already mapped by existing entry {e}", new.v4);
+        }
+        if e.v6 == new.v6 {
+            bail!("EAM {new}: the IPv6 prefix {} is already mapped by existing entry {e}", new.v6);
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Raw file
 //

@@ -4,10 +4,51 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nat64_common::{
     addr::{self, Rule, Untranslatable},
-    maps::Globals,
+    maps::{EamEntry, Globals},
 };
 
-use crate::tables::Tables;
+use crate::{config::Config, tables::Tables};
+
+/// Where `explain` looks things up: a running instance's maps (the kernel's own
+/// longest-prefix match) or a configuration file (the same match done in user space).
+pub trait Lookup {
+    fn globals(&self) -> anyhow::Result<Globals>;
+    fn eam4(&self, a: Ipv4Addr) -> Option<EamEntry>;
+    fn eam6(&self, a: Ipv6Addr) -> Option<EamEntry>;
+    fn denylisted(&self, a: Ipv4Addr) -> bool;
+}
+
+impl Lookup for Tables {
+    fn globals(&self) -> anyhow::Result<Globals> {
+        Tables::globals(self)
+    }
+    fn eam4(&self, a: Ipv4Addr) -> Option<EamEntry> {
+        self.eam_lookup4(a)
+    }
+    fn eam6(&self, a: Ipv6Addr) -> Option<EamEntry> {
+        self.eam_lookup6(a)
+    }
+    fn denylisted(&self, a: Ipv4Addr) -> bool {
+        self.denylist4_contains(a)
+    }
+}
+
+impl Lookup for Config {
+    fn globals(&self) -> anyhow::Result<Globals> {
+        Ok(Config::globals(self))
+    }
+    fn eam4(&self, a: Ipv4Addr) -> Option<EamEntry> {
+        let t: Vec<EamEntry> = self.eamt.iter().map(|e| e.to_entry()).collect();
+        addr::eam_longest4(&t, a.octets()).copied()
+    }
+    fn eam6(&self, a: Ipv6Addr) -> Option<EamEntry> {
+        let t: Vec<EamEntry> = self.eamt.iter().map(|e| e.to_entry()).collect();
+        addr::eam_longest6(&t, &a.octets()).copied()
+    }
+    fn denylisted(&self, a: Ipv4Addr) -> bool {
+        self.denylist4.iter().any(|p| u32::from(a) & addr::prefix_mask4(p.len) == u32::from(p.addr))
+    }
+}
 
 fn reason(e: Untranslatable) -> &'static str {
     match e {
@@ -29,12 +70,12 @@ fn pool6_text(g: &Globals) -> String {
 }
 
 /// One line saying what `a` becomes and why, or why it is not translated.
-pub fn explain(tables: &Tables, a: IpAddr) -> anyhow::Result<String> {
+pub fn explain(tables: &impl Lookup, a: IpAddr) -> anyhow::Result<String> {
     let g = tables.globals()?;
     Ok(match a {
         IpAddr::V4(v4) => {
-            let eam = tables.eam_lookup4(v4);
-            let deny = eam.is_none() && tables.denylist4_contains(v4);
+            let eam = tables.eam4(v4);
+            let deny = eam.is_none() && tables.denylisted(v4);
             match addr::map4to6(&g, v4.octets(), eam.as_ref(), deny) {
                 Ok((v6, Rule::Eam)) => {
                     let e = eam.expect("EAM rule has an entry");
@@ -52,10 +93,8 @@ pub fn explain(tables: &Tables, a: IpAddr) -> anyhow::Result<String> {
             }
         }
         IpAddr::V6(v6) => {
-            let eam = tables.eam_lookup6(v6);
-            match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| {
-                tables.denylist4_contains(Ipv4Addr::from(x))
-            }) {
+            let eam = tables.eam6(v6);
+            match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| tables.denylisted(Ipv4Addr::from(x))) {
                 Ok((v4, Rule::Eam)) => {
                     let e = eam.expect("EAM rule has an entry");
                     format!(

@@ -65,7 +65,7 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
 /// are written (FLAG_ENABLED) the data path passes every packet untouched.
 pub fn apply_config(tables: &mut Tables, cfg: &Config) -> Result<()> {
     for e in &cfg.eamt {
-        tables.eamt_add(e)?;
+        tables.eamt_add(e, false)?;
     }
     for p in &cfg.denylist4 {
         tables.denylist4_add(*p)?;

@@ -16,7 +16,7 @@ use nat64_common::{
     maps::{EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, MAP_TX_PORTS},
 };
 
-use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert};
+use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
 pub const PINNED_MAPS: [&str; 6] =
@@ -95,8 +95,13 @@ impl Tables {
 
     /// Adds an entry after checking it against the table (RFC 7757 wants a unique
     /// mapping both ways). Both tries change or neither does.
-    pub fn eamt_add(&mut self, entry: &EamtEntry) -> Result<()> {
-        check_eamt_insert(&self.eamt()?, entry)?;
+    /// With `force`, entries nested in others are accepted (longest-prefix match).
+    pub fn eamt_add(&mut self, entry: &EamtEntry, force: bool) -> Result<()> {
+        if force {
+            check_eamt_insert_forced(&self.eamt()?, entry)?;
+        } else {
+            check_eamt_insert(&self.eamt()?, entry)?;
+        }
         let e = entry.to_entry();
         let k4 = Key::new(entry.v4.len as u32, entry.v4.addr.octets());
         let k6 = Key::new(entry.v6.len as u32, entry.v6.addr.octets());

@@ -537,3 +537,57 @@ fn known_route_and_neighbour_redirect_with_one_hop() {
     }
     assert_eq!(h.count(Counter::FwdKernel), 2);
 }
+
+/// RFC 7757 longest-prefix match in both directions, with entries nested by
+/// `map add --force`: 192.0.2.0/24, 192.0.2.128/25 and 192.0.2.200/32.
+#[test]
+fn eamt_longest_prefix_match_both_ways() {
+    use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
+    let mut h = Harness::new(CONFIG);
+    for (a, b) in [("192.0.2.128/25", "2001:db8:9::80/121"), ("192.0.2.200", "2001:db8:7::200")] {
+        let e = EamtEntry::new(a.parse::<Prefix4>().unwrap(), b.parse::<Prefix6>().unwrap()).unwrap();
+        assert!(h.tables.eamt_add(&e, false).is_err(), "nested entries need --force");
+        h.tables.eamt_add(&e, true).unwrap();
+    }
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "/24 to v6",
+                in4(R4, "192.0.2.5", &udp(b"a")),
+                want6(R6, "2001:db8:6::5", 0, 64, &udp(b"a")),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "/25 to v6",
+                in4(R4, "192.0.2.130", &udp(b"b")),
+                want6(R6, "2001:db8:9::82", 0, 64, &udp(b"b")),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "/32 to v6",
+                in4(R4, "192.0.2.200", &udp(b"c")),
+                want6(R6, "2001:db8:7::200", 0, 64, &udp(b"c")),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "/25 from v6",
+                in6("2001:db8:9::82", R6, &udp(b"d")),
+                want4("192.0.2.130", R4, 0, 64, &udp(b"d")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "/32 from v6",
+                in6("2001:db8:7::200", R6, &udp(b"e")),
+                want4("192.0.2.200", R4, 0, 64, &udp(b"e")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "/24 from v6",
+                in6("2001:db8:6::82", R6, &udp(b"f")),
+                want4("192.0.2.130", R4, 0, 64, &udp(b"f")),
+                Counter::Xlat6to4Udp,
+            ),
+        ],
+    );
+}

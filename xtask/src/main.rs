@@ -210,9 +210,14 @@ fn real_main() -> Result<()> {
             let dir = root().join("target/release");
             run(Command::new(dir.join("nat64-demo")).env("NAT64_CTL", dir.join("nat64-ctl")))
         }
+        Cmd::Lint => {
+            setup()?;
+            lint()
+        }
         Cmd::Test { args } => {
             require_root("the test suite")?;
             setup()?;
+            lint()?;
             run(cargo()
                 .args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"])
                 .args(&args))
