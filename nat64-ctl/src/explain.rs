@@ -65,6 +65,10 @@ fn reason(e: Untranslatable) -> &'static str {
     }
 }
 
+fn eam_text(e: &EamEntry) -> String {
+    format!("EAM {}/{} <-> {}/{}", Ipv4Addr::from(e.v4), e.v4_len, Ipv6Addr::from(e.v6), e.v6_len)
+}
+
 fn pool6_text(g: &Globals) -> String {
     format!("pool6 {}/{}", Ipv6Addr::from(g.pool6), g.pool6_len)
 }
@@ -78,14 +82,10 @@ pub fn explain(tables: &impl Lookup, a: IpAddr) -> anyhow::Result<String> {
             let deny = eam.is_none() && tables.denylisted(v4);
             match addr::map4to6(&g, v4.octets(), eam.as_ref(), deny) {
                 Ok((v6, Rule::Eam)) => {
-                    let e = eam.expect("EAM rule has an entry");
                     format!(
-                        "{v4} -> {} (EAM {}/{} <-> {}/{})",
+                        "{v4} -> {} ({})",
                         Ipv6Addr::from(v6),
-                        Ipv4Addr::from(e.v4),
-                        e.v4_len,
-                        Ipv6Addr::from(e.v6),
-                        e.v6_len
+                        eam_text(&eam.expect("EAM rule has an entry"))
                     )
                 }
                 Ok((v6, Rule::Pool6)) => format!("{v4} -> {} ({})", Ipv6Addr::from(v6), pool6_text(&g)),
@@ -96,14 +96,10 @@ pub fn explain(tables: &impl Lookup, a: IpAddr) -> anyhow::Result<String> {
             let eam = tables.eam6(v6);
             match addr::map6to4(&g, &v6.octets(), eam.as_ref(), |x| tables.denylisted(Ipv4Addr::from(x))) {
                 Ok((v4, Rule::Eam)) => {
-                    let e = eam.expect("EAM rule has an entry");
                     format!(
-                        "{v6} -> {} (EAM {}/{} <-> {}/{})",
+                        "{v6} -> {} ({})",
                         Ipv4Addr::from(v4),
-                        Ipv4Addr::from(e.v4),
-                        e.v4_len,
-                        Ipv6Addr::from(e.v6),
-                        e.v6_len
+                        eam_text(&eam.expect("EAM rule has an entry"))
                     )
                 }
                 Ok((v4, Rule::Pool6)) => format!("{v6} -> {} ({})", Ipv4Addr::from(v4), pool6_text(&g)),

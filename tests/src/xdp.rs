@@ -14,6 +14,28 @@ use nat64_ctl::{
     tables::Tables,
 };
 
+/// The configuration the packet tests and the bench load. The harness's fresh
+/// network namespace has no routes, so translated packets take the "hand to the
+/// kernel" path unless a test adds routes and neighbours.
+pub const TEST_CONFIG: &str = r#"{
+    "interfaces": [{"name": "lo", "attach": "xdp"}],
+    "ipv4-addr": "198.51.100.1",
+    "ipv6-addr": "3fff::1",
+    "pool6": "64:ff9b::/96",
+    "eamt": [
+        {"ipv4": "192.0.2.0/24", "ipv6": "2001:db8:6::/120"},
+        {"ipv4": "93.184.216.34", "ipv6": "2001:db8:7::34"}
+    ],
+    "denylist4": ["8.8.4.0/24"]
+}"#;
+
+/// Under TEST_CONFIG: IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is
+/// 64:ff9b::808:808 by pool6.
+pub const H6: &str = "2001:db8:6::5";
+pub const H4: &str = "192.0.2.5";
+pub const R6: &str = "64:ff9b::808:808";
+pub const R4: &str = "8.8.8.8";
+
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;

@@ -7,20 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nat64_common::counters::Counter;
 use nat64_tests::{
     packet::{self, L4, V4Opts, V6Opts, diff, eth4, eth6, ipv4, ipv6},
-    xdp::{Harness, XDP_DROP, XDP_PASS, XDP_REDIRECT, sh},
+    xdp::{H4, H6, Harness, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS, XDP_REDIRECT, sh},
 };
-
-const CONFIG: &str = r#"{
-    "interfaces": [{"name": "lo", "attach": "xdp"}],
-    "ipv4-addr": "198.51.100.1",
-    "ipv6-addr": "3fff::1",
-    "pool6": "64:ff9b::/96",
-    "eamt": [
-        {"ipv4": "192.0.2.0/24", "ipv6": "2001:db8:6::/120"},
-        {"ipv4": "93.184.216.34", "ipv6": "2001:db8:7::34"}
-    ],
-    "denylist4": ["8.8.4.0/24"]
-}"#;
 
 fn v4(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -29,12 +17,6 @@ fn v4(s: &str) -> Ipv4Addr {
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
-
-/// IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is 64:ff9b::808:808 by pool6.
-const H6: &str = "2001:db8:6::5";
-const H4: &str = "192.0.2.5";
-const R6: &str = "64:ff9b::808:808";
-const R4: &str = "8.8.8.8";
 
 fn udp(data: &[u8]) -> L4 {
     L4::Udp { sport: 40000, dport: 53, data: data.to_vec(), zero_checksum: false }
@@ -165,7 +147,7 @@ fn in4(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
 
 #[test]
 fn ipv6_to_ipv4_each_protocol() {
-    let h = Harness::new(CONFIG);
+    let h = Harness::new(TEST_CONFIG);
     let big = vec![0x5a; 1400];
     let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x08, 0x00, 1, 2, 3, 4] };
     let tc_in =
@@ -228,7 +210,7 @@ fn ipv6_to_ipv4_each_protocol() {
 
 #[test]
 fn ipv4_to_ipv6_each_protocol() {
-    let h = Harness::new(CONFIG);
+    let h = Harness::new(TEST_CONFIG);
     let tos_in =
         eth4(&ipv4(v4(R4), v4(H4), V4Opts { tos: 0x2e, ttl: 9, id: 99, df: false }, &[], &udp(b"q")));
     let gre = L4::Raw { proto: 47, data: vec![0, 0, 0x86, 0xdd, 9, 9] };
@@ -285,7 +267,7 @@ fn ipv4_to_ipv6_each_protocol() {
 
 #[test]
 fn not_for_translation_passes_untouched() {
-    let h = Harness::new(CONFIG);
+    let h = Harness::new(TEST_CONFIG);
     let arp = packet::eth(
         0x0806,
         &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2],
@@ -308,7 +290,7 @@ fn not_for_translation_passes_untouched() {
 
 #[test]
 fn untranslatable_packets_are_dropped_and_counted() {
-    let h = Harness::new(CONFIG);
+    let h = Harness::new(TEST_CONFIG);
     let mut bad_csum = in4(R4, H4, &udp(b"x"));
     bad_csum[24] ^= 0xff;
     let mut ttl1 = in4(R4, H4, &udp(b"x"));
@@ -388,7 +370,7 @@ fn untranslatable_packets_are_dropped_and_counted() {
 
 #[test]
 fn options_amend_udp_zero_checksum_and_zeroize_traffic_class() {
-    let cfg = CONFIG.replace(
+    let cfg = TEST_CONFIG.replace(
         r#""denylist4""#,
         r#""amend-udp-checksum-zero": true, "zeroize-traffic-class": true, "denylist4""#,
     );
@@ -412,7 +394,7 @@ fn options_amend_udp_zero_checksum_and_zeroize_traffic_class() {
 
 #[test]
 fn well_known_prefix_rule_can_be_switched_off() {
-    let cfg = CONFIG.replace(r#""denylist4""#, r#""wkp-allow-non-global": true, "denylist4""#);
+    let cfg = TEST_CONFIG.replace(r#""denylist4""#, r#""wkp-allow-non-global": true, "denylist4""#);
     let h = Harness::new(&cfg);
     run_table(
         &h,
@@ -447,7 +429,7 @@ fn every_rfc6052_prefix_length() {
     ];
     for (len, pool6, embedded) in examples {
         // The EAM entry shrinks to 192.0.2.0/27 so 192.0.2.33 goes through pool6.
-        let cfg = CONFIG.replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\"")).replace(
+        let cfg = TEST_CONFIG.replace(r#""64:ff9b::/96""#, &format!("\"{pool6}\"")).replace(
             r#""192.0.2.0/24", "ipv6": "2001:db8:6::/120""#,
             r#""192.0.2.0/27", "ipv6": "2001:db8:6::/123""#,
         );
@@ -477,7 +459,7 @@ fn every_rfc6052_prefix_length() {
 /// load and configuration).
 #[test]
 fn unconfigured_program_passes_everything() {
-    let mut h = Harness::new(CONFIG);
+    let mut h = Harness::new(TEST_CONFIG);
     let mut g = h.tables.globals().unwrap();
     g.flags = 0;
     h.tables.set_globals(g).unwrap();
@@ -488,7 +470,7 @@ fn unconfigured_program_passes_everything() {
 /// MACs from the neighbour table, TTL/hop limit decremented here (one hop in all).
 #[test]
 fn known_route_and_neighbour_redirect_with_one_hop() {
-    let mut h = Harness::new(CONFIG);
+    let mut h = Harness::new(TEST_CONFIG);
     sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
     sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
     sh("for i in x6 x6p x4 x4p; do ip link set $i up; done");
@@ -543,7 +525,7 @@ fn known_route_and_neighbour_redirect_with_one_hop() {
 #[test]
 fn eamt_longest_prefix_match_both_ways() {
     use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
-    let mut h = Harness::new(CONFIG);
+    let mut h = Harness::new(TEST_CONFIG);
     for (a, b) in [("192.0.2.128/25", "2001:db8:9::80/121"), ("192.0.2.200", "2001:db8:7::200")] {
         let e = EamtEntry::new(a.parse::<Prefix4>().unwrap(), b.parse::<Prefix6>().unwrap()).unwrap();
         assert!(h.tables.eamt_add(&e, false).is_err(), "nested entries need --force");

@@ -24,23 +24,8 @@ use nat64_common::counters::Counter;
 use nat64_ctl::instance::{BASELINE_PROGRAM, XDP_PROGRAM};
 use nat64_tests::{
     packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
-    xdp::{Harness, XDP_PASS, XDP_TX},
+    xdp::{Harness, TEST_CONFIG, XDP_PASS, XDP_TX},
 };
-
-/// The configuration of the packet tests (tests/tests/packets.rs). The harness's
-/// fresh network namespace has no routes, so every translated packet takes the
-/// "hand to the kernel" path (XDP_PASS, counted as fwd_kernel).
-const CONFIG: &str = r#"{
-    "interfaces": [{"name": "lo", "attach": "xdp"}],
-    "ipv4-addr": "198.51.100.1",
-    "ipv6-addr": "3fff::1",
-    "pool6": "64:ff9b::/96",
-    "eamt": [
-        {"ipv4": "192.0.2.0/24", "ipv6": "2001:db8:6::/120"},
-        {"ipv4": "93.184.216.34", "ipv6": "2001:db8:7::34"}
-    ],
-    "denylist4": ["8.8.4.0/24"]
-}"#;
 
 /// IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is 64:ff9b::808:808 by pool6.
 const H6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 5);
@@ -381,7 +366,7 @@ fn header(first: &str) -> String {
 
 fn run(args: Args) -> Result<()> {
     nat64_tests::require_root();
-    let mut h = Harness::new(CONFIG);
+    let mut h = Harness::new(TEST_CONFIG);
     let baseline: &mut Xdp = h
         .ebpf
         .program_mut(BASELINE_PROGRAM)
