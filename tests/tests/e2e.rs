@@ -42,8 +42,15 @@ fn ping_both_ways() {
     let lab = started();
     let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("3 received"), "IPv6 host -> IPv4 host:\n{out}");
-    let out = lab.lab.must_in(&lab.v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
-    assert!(out.contains("3 received"), "IPv4 host -> IPv6 host:\n{out}");
+    let out4 = lab.lab.must_in(&lab.v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
+    assert!(out4.contains("3 received"), "IPv4 host -> IPv6 host:\n{out4}");
+    // The replies were sent with TTL/hop limit 64 and crossed the translator once:
+    // exactly one decrement, whether the fast path or the kernel carried them.
+    for text in [&out, &out4] {
+        let ttls: Vec<&str> = text.lines().filter_map(|l| l.split("ttl=").nth(1)).collect();
+        assert_eq!(ttls.len(), 3, "{text}");
+        assert!(ttls.iter().all(|t| t.starts_with("63 ")), "one hop, TTL 64 -> 63:\n{text}");
+    }
     let s = stats(&lab);
     assert!(packets(&s, "xlat_6to4_icmp") >= 6, "echo requests and replies 6->4: {s}");
     assert!(packets(&s, "xlat_4to6_icmp") >= 6, "echo requests and replies 4->6: {s}");

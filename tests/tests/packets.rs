@@ -311,6 +311,10 @@ fn untranslatable_packets_are_dropped_and_counted() {
     lying_v4[24..26].copy_from_slice(&[0, 0]);
     let c = packet::inet_checksum(&[&lying_v4[14..34]]);
     lying_v4[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut bad_ihl = in4(R4, H4, &udp(b"x"));
+    bad_ihl[14] = 0x44;
+    let mut not_v4 = in4(R4, H4, &udp(b"x"));
+    not_v4[14] = 0x65;
     let mut short_v6 = in6(H6, R6, &udp(b""));
     short_v6.truncate(40);
     let zero_udp = L4::Udp { sport: 1, dport: 2, data: b"z".to_vec(), zero_checksum: true };
@@ -359,6 +363,8 @@ fn untranslatable_packets_are_dropped_and_counted() {
             dropped("ipv6 payload length beyond the packet", lying_len, Counter::DropMalformed),
             dropped("ipv4 total length beyond the packet", lying_v4, Counter::DropMalformed),
             dropped("truncated ipv6 header", short_v6, Counter::DropMalformed),
+            dropped("ipv4 IHL below 5", bad_ihl, Counter::DropMalformed),
+            dropped("version 6 in an IPv4 frame", not_v4, Counter::DropMalformed),
             dropped("ipv4 udp checksum zero", in4(R4, H4, &zero_udp), Counter::DropUdpChecksumZero),
             dropped("ipv6 udp checksum zero", in6(H6, R6, &zero_udp), Counter::DropUdpChecksumZero),
             dropped("protocol 58 inside ipv4", in4(R4, H4, &v6only), Counter::DropV6OnlyProtocol),
