@@ -278,3 +278,44 @@ pub fn diff(got: &[u8], want: &[u8]) -> Option<String> {
         want
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_matches_rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2, checksum 220d.
+        assert_eq!(inet_checksum(&[&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]]), 0x220d);
+        assert_eq!(inet_checksum(&[&[0x00, 0x01], &[0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]]), 0x220d);
+    }
+
+    #[test]
+    fn built_packets_carry_valid_checksums() {
+        let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let d6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let (s4, d4) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 2));
+        let l4s = [
+            L4::Udp { sport: 1, dport: 2, data: b"odd".to_vec(), zero_checksum: false },
+            L4::Tcp { sport: 1, dport: 2, seq: 9, flags: 2, data: b"even".to_vec() },
+            L4::Echo { request: true, id: 1, seq: 1, data: b"x".to_vec() },
+        ];
+        for l4 in &l4s {
+            let p = ipv4(s4, d4, V4Opts::default(), &[], l4);
+            assert!(checksum_ok(&[&p[..20]]), "IPv4 header");
+            let mut ph = p[12..20].to_vec();
+            ph.extend_from_slice(&[0, p[9]]);
+            ph.extend_from_slice(&((p.len() - 20) as u16).to_be_bytes());
+            if p[9] == 1 {
+                assert!(checksum_ok(&[&p[20..]]));
+            } else {
+                assert!(checksum_ok(&[&ph, &p[20..]]), "{l4:?} over IPv4");
+            }
+            let p = ipv6(s6, d6, V6Opts::default(), l4);
+            let mut ph = p[8..40].to_vec();
+            ph.extend_from_slice(&((p.len() - 40) as u32).to_be_bytes());
+            ph.extend_from_slice(&[0, 0, 0, p[6]]);
+            assert!(checksum_ok(&[&ph, &p[40..]]), "{l4:?} over IPv6");
+        }
+    }
+}

@@ -146,7 +146,7 @@ fn setup() -> Result<()> {
         }
         let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
         run(Command::new("cargo")
-            .args(["install", "--locked", "bpf-linker", "--no-default-features", "--features", "llvm-22"])
+            .args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22"])
             .env("PATH", path))?;
         Ok("installed".into())
     })?;
@@ -180,6 +180,46 @@ fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     println!("lint: cargo clippy --all-targets -- -D warnings");
     run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
+}
+
+/// Runs the whole suite, echoing cargo's output, and closes with one total line
+/// ("N passed, N failed") summed over every test binary.
+fn test(args: &[String]) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cargo()
+        .args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("spawning cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(['.', ';']) {
+                let mut w = part.split_whitespace();
+                if let (Some(n), Some(what)) = (w.next().and_then(|n| n.parse::<u64>().ok()), w.next()) {
+                    match what {
+                        "passed" => passed += n,
+                        "failed" => failed += n,
+                        "ignored" => ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() || failed > 0 {
+        bail!("cargo test failed: {status}");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
 }
 
 fn require_root(what: &str) -> Result<()> {
@@ -218,9 +258,7 @@ fn real_main() -> Result<()> {
             require_root("the test suite")?;
             setup()?;
             lint()?;
-            run(cargo()
-                .args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"])
-                .args(&args))
+            test(&args)
         }
         Cmd::Bench { repeat, rounds } => {
             require_root("the benchmark")?;

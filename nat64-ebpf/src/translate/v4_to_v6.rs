@@ -50,7 +50,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Pass, Counter::DropInternal),
+        None => return (Action::Drop, Counter::DropInternal),
     };
     match pkt.load::<[u8; IPV4_HLEN]>(l3) {
         Some(h) => s.hdr4 = h,
