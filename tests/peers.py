@@ -5,6 +5,8 @@
   tcp-send HOST PORT NBYTES     send NBYTES random bytes, print "<sent-sha256> <peer-sha256>"
   udp-echo PORT                 echo every datagram back (IPv4 and IPv6)
   udp-ping HOST PORT COUNT      send COUNT numbered datagrams, print how many came back intact
+  udp-recv PORT                 print "<length> <sha256>" of the first datagram received
+  udp-send HOST PORT NBYTES     send one datagram of NBYTES random bytes, print "<length> <sha256>"
 """
 import hashlib, os, socket, sys
 
@@ -86,6 +88,20 @@ def udp_ping(host, port, count):
     print(ok)
 
 
+def udp_recv(port):
+    s = listen(socket.SOCK_DGRAM, port)
+    print("ready", flush=True)
+    data, _ = s.recvfrom(65535)
+    print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+
+
+def udp_send(host, port, n):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    data = os.urandom(n)
+    s.sendto(data, (host, port))
+    print(len(data), hashlib.sha256(data).hexdigest())
+
+
 cmd = sys.argv[1]
 if cmd == "tcp-sink":
     tcp_sink(int(sys.argv[2]))
@@ -95,5 +111,9 @@ elif cmd == "udp-echo":
     udp_echo(int(sys.argv[2]))
 elif cmd == "udp-ping":
     udp_ping(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif cmd == "udp-recv":
+    udp_recv(int(sys.argv[2]))
+elif cmd == "udp-send":
+    udp_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 else:
     sys.exit("unknown command " + cmd)

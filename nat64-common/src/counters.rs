@@ -92,9 +92,9 @@ counters! {
     DropV6OnlyProtocol = 22, "drop_ipv6_only_protocol", Drop;
     /// TTL or hop limit would reach zero on this hop.
     DropTtlExpired = 23, "drop_ttl_expired", Drop;
-    /// IPv4 fragment or IPv6 fragment header (not handled by this data path version).
+    /// A fragment this data path cannot translate (IPv4 fragments, for now).
     DropFragment = 24, "drop_fragment", Drop;
-    /// IPv6 extension header (not handled by this data path version).
+    /// IPv6 extension-header chain longer than the data path walks, or one after a fragment header.
     DropExtensionHeader = 25, "drop_extension_header", Drop;
     /// UDP with checksum zero: IPv4 without amend-udp-checksum-zero, or any IPv6.
     DropUdpChecksumZero = 26, "drop_udp_checksum_zero", Drop;
@@ -104,6 +104,10 @@ counters! {
     DropTooBig = 28, "drop_too_big", Drop;
     /// The kernel refused to resize the packet.
     DropInternal = 29, "drop_internal", Drop;
+    /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1).
+    DropRoutingHeader = 30, "drop_routing_header", Drop;
+    /// Fragmented ICMP: its checksum needs the whole message's length (RFC 7915 §4.4, §5.4).
+    DropIcmpFragment = 31, "drop_icmp_fragment", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

@@ -42,6 +42,8 @@ pub struct Scratch {
     pub hdr6: [u8; 40],
     pub hdr4: [u8; 20],
     pub _pad2: [u8; 4],
+    /// IPv6 fragment header added for an IPv4 fragment.
+    pub frag6: [u8; 8],
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
 }

@@ -127,6 +127,10 @@ impl Lab {
         self.children.len() - 1
     }
 
+    pub fn last_child(&mut self) -> &mut Child {
+        self.children.last_mut().expect("a child was spawned")
+    }
+
     pub fn child(&mut self, i: usize) -> &mut Child {
         &mut self.children[i]
     }
@@ -323,4 +327,21 @@ impl Default for SiitLab {
 /// Path of the traffic-peer script (tests/peers.py).
 pub fn peers() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/peers.py").to_string()
+}
+
+/// Reads stdout lines of a background peer until one that is not "ready", or panics
+/// after `timeout`.
+pub fn wait_line(child: &mut Child, timeout: Duration) -> String {
+    use std::io::{BufRead as _, BufReader};
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.trim() != "ready" {
+                let _ = tx.send(line);
+                break;
+            }
+        }
+    });
+    rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("no answer from the peer within {timeout:?}"))
 }

@@ -5,7 +5,8 @@
 use std::{thread, time::Duration};
 
 use nat64_tests::lab::{
-    SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE, V6_SPARE_AS_V4, peers, wait_until,
+    SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE, V6_SPARE_AS_V4, peers, wait_line,
+    wait_until,
 };
 use serde_json::Value;
 
@@ -173,4 +174,20 @@ fn translate_explains_rules_and_stop_detaches() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no nat64 instance"), "{out:?}");
     let out = lab.lab.exec(&lab.v6, &format!("ping -6 -c 1 -W 1 {V4_HOST_AS_V6}"));
     assert!(!out.status.success(), "nothing is translated after detach");
+}
+
+/// A 4000-byte UDP datagram leaves the IPv6 host as IPv6 fragments, crosses the
+/// translator as IPv4 fragments and is reassembled intact by the IPv4 host.
+#[test]
+fn fragmented_udp_from_ipv6_arrives_intact() {
+    let mut lab = started();
+    let v4 = lab.v4.clone();
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-recv 5355", peers()));
+    wait_ready(&mut lab, &v4, 5355, "udp");
+    let sent = lab.lab.must_in(&lab.v6, &format!("python3 {} udp-send {V4_HOST_AS_V6} 5355 4000", peers()));
+    let child = lab.lab.last_child();
+    let got = wait_line(child, Duration::from_secs(5));
+    assert_eq!(got.trim(), sent.trim(), "datagram as sent (length, sha256) vs as received");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_udp") >= 3, "three fragments translated: {s}");
 }

@@ -48,6 +48,9 @@ fn assert_checksums_valid(frame: &[u8]) {
     if et == 0x0800 {
         let ihl = ((frame[14] & 0xf) * 4) as usize;
         assert!(packet::checksum_ok(&[&frame[14..14 + ihl]]), "IPv4 header checksum");
+        if u16::from_be_bytes([frame[20], frame[21]]) & 0x3fff != 0 {
+            return; // a fragment's transport checksum covers the whole datagram
+        }
         let l4 = &frame[14 + ihl..];
         let mut ph = frame[26..34].to_vec();
         ph.extend_from_slice(&[0, frame[23]]);
@@ -58,6 +61,9 @@ fn assert_checksums_valid(frame: &[u8]) {
             _ => {}
         }
     } else {
+        if frame[20] == 44 {
+            return; // a fragment's transport checksum covers the whole datagram
+        }
         let l4 = &frame[54..];
         let mut ph = frame[22..54].to_vec();
         ph.extend_from_slice(&(l4.len() as u32).to_be_bytes());
@@ -299,11 +305,6 @@ fn untranslatable_packets_are_dropped_and_counted() {
     let c = packet::inet_checksum(&[&ttl1[14..34]]);
     ttl1[24..26].copy_from_slice(&c.to_be_bytes());
     let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
-    let mut frag = in4(R4, H4, &udp(b"x"));
-    frag[20] = 0x20; // MF
-    frag[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&frag[14..34]]);
-    frag[24..26].copy_from_slice(&c.to_be_bytes());
     let mut lying_len = in6(H6, R6, &udp(b"hello"));
     lying_len[18..20].copy_from_slice(&500u16.to_be_bytes());
     let mut lying_v4 = in4(R4, H4, &udp(b"hello"));
@@ -321,8 +322,6 @@ fn untranslatable_packets_are_dropped_and_counted() {
     let v6only = L4::Raw { proto: 58, data: vec![128, 0, 0, 0, 0, 0, 0, 0] };
     let unreachable4 = L4::Raw { proto: 1, data: vec![3, 1, 0xfc, 0xfe, 0, 0, 0, 0] };
     let unreachable6 = L4::Raw { proto: 58, data: vec![1, 3, 0, 0, 0, 0, 0, 0] };
-    let fh = L4::Raw { proto: 44, data: vec![17, 0, 0, 1, 0, 0, 0, 9] };
-    let hbh = L4::Raw { proto: 0, data: vec![17, 0, 1, 4, 0, 0, 0, 0] };
     run_table(
         &h,
         vec![
@@ -357,9 +356,6 @@ fn untranslatable_packets_are_dropped_and_counted() {
             dropped("bad ipv4 header checksum", bad_csum, Counter::DropBadIpv4Checksum),
             dropped("ttl 1", ttl1, Counter::DropTtlExpired),
             dropped("hop limit 1", hl1, Counter::DropTtlExpired),
-            dropped("ipv4 fragment", frag, Counter::DropFragment),
-            dropped("ipv6 fragment header", in6(H6, R6, &fh), Counter::DropFragment),
-            dropped("ipv6 hop-by-hop header", in6(H6, R6, &hbh), Counter::DropExtensionHeader),
             dropped("ipv6 payload length beyond the packet", lying_len, Counter::DropMalformed),
             dropped("ipv4 total length beyond the packet", lying_v4, Counter::DropMalformed),
             dropped("truncated ipv6 header", short_v6, Counter::DropMalformed),
@@ -575,6 +571,167 @@ fn eamt_longest_prefix_match_both_ways() {
                 in6("2001:db8:6::82", R6, &udp(b"f")),
                 want4("192.0.2.130", R4, 0, 64, &udp(b"f")),
                 Counter::Xlat6to4Udp,
+            ),
+        ],
+    );
+}
+
+/// An IPv6 frame whose header chain is given raw: `first` is the IPv6 next header,
+/// `chain` the encoded extension headers, `payload` what follows them.
+fn v6_raw(src: &str, dst: &str, first: u8, chain: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&((chain.len() + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[first, 64]);
+    p.extend_from_slice(&v6(src).octets());
+    p.extend_from_slice(&v6(dst).octets());
+    p.extend_from_slice(chain);
+    p.extend_from_slice(payload);
+    eth6(&p)
+}
+
+/// An IPv4 frame with the given ID, flags/offset word and raw payload.
+fn v4_raw(src: &str, dst: &str, id: u16, flags_off: u16, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.extend_from_slice(&flags_off.to_be_bytes());
+    h.extend_from_slice(&[64, proto, 0, 0]);
+    h.extend_from_slice(&v4(src).octets());
+    h.extend_from_slice(&v4(dst).octets());
+    let c = packet::inet_checksum(&[&h]);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    eth4(&h)
+}
+
+fn frag_hdr(nh: u8, offset_units: u16, more: bool, id: u32) -> Vec<u8> {
+    let mut f = vec![nh, 0];
+    f.extend_from_slice(&(offset_units << 3 | more as u16).to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f
+}
+
+/// Options header (hop-by-hop or destination options) of 8 bytes: PadN only.
+fn opts_hdr(nh: u8) -> Vec<u8> {
+    vec![nh, 0, 1, 4, 0, 0, 0, 0]
+}
+
+/// Routing header type 4-like shell of 8 bytes with `segments_left`.
+fn routing_hdr(nh: u8, segments_left: u8) -> Vec<u8> {
+    vec![nh, 0, 4, segments_left, 0, 0, 0, 0]
+}
+
+/// RFC 7915 §5.1 and §4.1: fragments both ways (first, middle, last, atomic), the
+/// IPv6 extension headers a translator skips, and what it refuses.
+#[test]
+fn fragments_and_extension_headers() {
+    let h = Harness::new(TEST_CONFIG);
+    // A 64-byte UDP datagram, as IPv6 and as IPv4 (each with its own checksum), cut
+    // in fragments of 24 + 24 + 16 bytes.
+    let data: Vec<u8> = (0..56u8).collect();
+    let dgram = udp(&data);
+    let u6 = dgram.bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    let u4 = dgram.bytes(&packet::Ip::V4(v4(H4), v4(R4)));
+    let id = 0x1234_abcd;
+    let id16 = 0xabcd;
+    let u6_back = dgram.bytes(&packet::Ip::V6(v6(R6), v6(H6)));
+    let u4_back = dgram.bytes(&packet::Ip::V4(v4(R4), v4(H4)));
+    let hbh_udp = [opts_hdr(60), opts_hdr(43), routing_hdr(17, 0)].concat();
+    let six_dest =
+        [opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(17)].concat();
+    let v6_icmp = packet::L4::Echo { request: true, id: 1, seq: 1, data: vec![0; 24] }
+        .bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "6->4 first fragment",
+                v6_raw(H6, R6, 44, &frag_hdr(17, 0, true, id), &u6[..24]),
+                v4_raw(H4, R4, id16, 0x2000, 17, &u4[..24]),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "6->4 middle fragment",
+                v6_raw(H6, R6, 44, &frag_hdr(17, 3, true, id), &u6[24..48]),
+                v4_raw(H4, R4, id16, 0x2000 | 3, 17, &u4[24..48]),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "6->4 last fragment",
+                v6_raw(H6, R6, 44, &frag_hdr(17, 6, false, id), &u6[48..]),
+                v4_raw(H4, R4, id16, 6, 17, &u4[48..]),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "6->4 atomic fragment",
+                v6_raw(H6, R6, 44, &frag_hdr(17, 0, false, id), &u6),
+                v4_raw(H4, R4, id16, 0, 17, &u4),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "6->4 hop-by-hop, destination options, routing (segments left 0)",
+                v6_raw(H6, R6, 0, &hbh_udp, &u6),
+                want4(H4, R4, 0, 64, &dgram),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "6->4 destination options then fragment",
+                v6_raw(H6, R6, 60, &[opts_hdr(44), frag_hdr(17, 0, true, id)].concat(), &u6[..24]),
+                v4_raw(H4, R4, id16, 0x2000, 17, &u4[..24]),
+                Counter::Xlat6to4Udp,
+            ),
+            dropped(
+                "6->4 routing header with segments left",
+                v6_raw(H6, R6, 43, &routing_hdr(17, 1), &u6),
+                Counter::DropRoutingHeader,
+            ),
+            dropped(
+                "6->4 hop-by-hop not first",
+                v6_raw(H6, R6, 60, &[opts_hdr(0), opts_hdr(17)].concat(), &u6),
+                Counter::DropMalformed,
+            ),
+            dropped(
+                "6->4 chain longer than walked",
+                v6_raw(H6, R6, 60, &six_dest, &u6),
+                Counter::DropExtensionHeader,
+            ),
+            dropped(
+                "6->4 extension header running off the end",
+                v6_raw(H6, R6, 60, &[60, 200, 0, 0, 0, 0, 0, 0], &u6),
+                Counter::DropMalformed,
+            ),
+            dropped(
+                "6->4 fragmented icmpv6",
+                v6_raw(H6, R6, 44, &frag_hdr(58, 0, true, id), &v6_icmp[..16]),
+                Counter::DropIcmpFragment,
+            ),
+            xlat(
+                "4->6 first fragment",
+                v4_raw(R4, H4, id16, 0x2000, 17, &u4_back[..24]),
+                v6_raw(R6, H6, 44, &frag_hdr(17, 0, true, id16 as u32), &u6_back[..24]),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "4->6 middle fragment",
+                v4_raw(R4, H4, id16, 0x2000 | 3, 17, &u4_back[24..48]),
+                v6_raw(R6, H6, 44, &frag_hdr(17, 3, true, id16 as u32), &u6_back[24..48]),
+                Counter::Xlat4to6Udp,
+            ),
+            xlat(
+                "4->6 last fragment",
+                v4_raw(R4, H4, id16, 6, 17, &u4_back[48..]),
+                v6_raw(R6, H6, 44, &frag_hdr(17, 6, false, id16 as u32), &u6_back[48..]),
+                Counter::Xlat4to6Udp,
+            ),
+            dropped(
+                "4->6 fragmented icmp",
+                v4_raw(R4, H4, id16, 0x2000, 1, &[8, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+                Counter::DropIcmpFragment,
+            ),
+            dropped(
+                "4->6 fragmented udp with checksum zero",
+                v4_raw(R4, H4, id16, 0x2000, 17, &[0, 1, 0, 2, 0, 64, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+                Counter::DropUdpChecksumZero,
             ),
         ],
     );

@@ -20,6 +20,8 @@ use crate::{
 
 const IPV6_HLEN: usize = 40;
 const IPV4_HLEN: usize = 20;
+const FRAG_HLEN: usize = 8;
+const EXT_FRAGMENT: u8 = 44;
 
 /// Sum of the IPv4 header including options, to verify its checksum.
 #[inline(always)]
@@ -85,16 +87,21 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(_) => return (Action::Drop, Counter::DropBadIpv4Checksum),
         None => return (Action::Drop, Counter::DropMalformed),
     }
-    let frag = u16::from_be_bytes([h[6], h[7]]);
-    if frag & 0x3fff != 0 {
-        return (Action::Drop, Counter::DropFragment);
-    }
+    // RFC 7915 §4.1.1: a fragment keeps its offset, MF and ID in an IPv6 fragment header.
+    let flags = u16::from_be_bytes([h[6], h[7]]);
+    let frag_off = flags & 0x1fff;
+    let more = flags & 0x2000 != 0;
+    let fragmented = frag_off != 0 || more;
+    let first = frag_off == 0;
+    let id = [h[4], h[5]];
     let proto = h[9];
     let ttl = h[8];
     let tos = h[1];
     let (nh, counter) = match proto {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat4to6Udp),
+        // The ICMPv6 checksum needs the whole message's length, unknown to a fragment.
+        IPPROTO_ICMP if fragmented => return (Action::Drop, Counter::DropIcmpFragment),
         IPPROTO_ICMP => (IPPROTO_ICMPV6, Counter::Xlat4to6Icmp),
         // RFC 7915 §4.1: these exist only as IPv6 next headers.
         0 | 43 | 44 | IPPROTO_ICMPV6 | 60 => return (Action::Drop, Counter::DropV6OnlyProtocol),
@@ -121,17 +128,18 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let l4_in = l3 + ihl;
     let mut icmp_type = 0u8;
     let mut amend_udp = false;
-    match proto {
+    match if first { proto } else { 0 } {
         IPPROTO_TCP => {
-            if plen < 20 || pkt.load::<[u8; 20]>(l4_in).is_none() {
+            if (plen < 20 && !more) || pkt.load::<[u8; 20]>(l4_in).is_none() {
                 return (Action::Drop, Counter::DropMalformed);
             }
         }
         IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
             Some(u) if plen >= 8 => {
                 if u[6] == 0 && u[7] == 0 {
-                    // RFC 7915 §4.5: compute it if the operator allows, else drop.
-                    if !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
+                    // RFC 7915 §4.5: compute it if the operator allows, else drop; a
+                    // fragment does not hold the whole datagram to compute it from.
+                    if fragmented || !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
                         return (Action::Drop, Counter::DropUdpChecksumZero);
                     }
                     if plen > l4::MAX_AMEND_UDP {
@@ -152,7 +160,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         _ => {}
     }
 
-    let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, nh, (IPV6_HLEN + plen) as u16);
+    let l3_new = if fragmented { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
+    let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, nh, (l3_new + plen) as u16);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,
@@ -164,23 +173,29 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     v6[1] = tc << 4;
     v6[2] = 0;
     v6[3] = 0;
-    v6[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
-    v6[6] = nh;
+    v6[4..6].copy_from_slice(&((l3_new - IPV6_HLEN + plen) as u16).to_be_bytes());
+    v6[6] = if fragmented { EXT_FRAGMENT } else { nh };
     v6[7] = hop_limit;
     v6[8..24].copy_from_slice(&s.src6);
     v6[24..40].copy_from_slice(&s.dst6);
     let old = checksum::sum4(&src) + checksum::sum4(&dst);
     let new = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
 
-    if pkt.resize_l3(ihl, IPV6_HLEN, ETH_P_IPV6).is_err() {
+    let fo = (frag_off << 3 | more as u16).to_be_bytes();
+    s.frag6 = [nh, 0, fo[0], fo[1], 0, 0, id[0], id[1]];
+
+    if pkt.resize_l3(ihl, l3_new, ETH_P_IPV6).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + IPV6_HLEN + plen).is_err() || pkt.store(l3, s.hdr6).is_none() {
+    if pkt.truncate(l3 + l3_new + plen).is_err() || pkt.store(l3, s.hdr6).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if fragmented && pkt.store(l3 + IPV6_HLEN, s.frag6).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
 
-    let l4 = l3 + IPV6_HLEN;
-    let fixed = match proto {
+    let l4 = l3 + l3_new;
+    let fixed = match if first { proto } else { 0 } {
         IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
         IPPROTO_UDP if amend_udp => match l4::sum_bytes(pkt, &mut s.buf, l4, plen) {
             Some(sum) => {

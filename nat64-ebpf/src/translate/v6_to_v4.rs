@@ -22,6 +22,13 @@ const IPV6_HLEN: usize = 40;
 const IPV4_HLEN: usize = 20;
 /// RFC 7915 §5.1: at most this many bytes, DF=0 with a fresh Identification.
 const DF_THRESHOLD: usize = 1260;
+/// Extension headers walked before giving up (hop-by-hop, destination options,
+/// routing, destination options, fragment).
+const MAX_EXT_HEADERS: usize = 5;
+const EXT_HOP_BY_HOP: u8 = 0;
+const EXT_ROUTING: u8 = 43;
+const EXT_FRAGMENT: u8 = 44;
+const EXT_DEST_OPTS: u8 = 60;
 
 /// Not inlined: each direction gets its own stack frame.
 #[inline(never)]
@@ -74,49 +81,115 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Err(e) => return (Action::Drop, drop_reason(e)),
     };
 
-    let nh = s.hdr6[6];
+    // RFC 7915 §5.1: walk hop-by-hop, destination options, routing (segments left 0)
+    // and fragment headers; they are not carried into IPv4.
     let hop_limit = s.hdr6[7];
+    let mut nh = s.hdr6[6];
+    let mut off = l3 + IPV6_HLEN;
+    let mut frag: Option<[u8; 8]> = None;
+    let mut done = false;
+    for i in 0..MAX_EXT_HEADERS {
+        match nh {
+            EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING => {
+                if nh == EXT_HOP_BY_HOP && i != 0 {
+                    // RFC 8200 §4.1: hop-by-hop only directly after the IPv6 header.
+                    return (Action::Drop, Counter::DropMalformed);
+                }
+                let e = match pkt.load::<[u8; 4]>(off) {
+                    Some(e) => e,
+                    None => return (Action::Drop, Counter::DropMalformed),
+                };
+                if nh == EXT_ROUTING && e[3] != 0 {
+                    return (Action::Drop, Counter::DropRoutingHeader);
+                }
+                nh = e[0];
+                off += (e[1] as usize + 1) * 8;
+            }
+            EXT_FRAGMENT => {
+                match pkt.load::<[u8; 8]>(off) {
+                    Some(f) => {
+                        nh = f[0];
+                        frag = Some(f);
+                    }
+                    None => return (Action::Drop, Counter::DropMalformed),
+                }
+                off += 8;
+                done = true;
+                break;
+            }
+            _ => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if !done {
+        return (Action::Drop, Counter::DropExtensionHeader);
+    }
+    let end = l3 + IPV6_HLEN + plen;
+    if off > end {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    // Bytes of the IPv6 header chain, and of what follows it.
+    let chain = (off - l3) & 0xfff;
+    let ulen = end - off;
+    // Fragment offset (8-byte units) and More Fragments from the fragment header.
+    let (frag_off, more) = match frag {
+        Some(f) => (u16::from_be_bytes([f[2], f[3]]) >> 3, f[3] & 1 != 0),
+        None => (0, false),
+    };
+    let first = frag_off == 0;
+
     let (proto, counter) = match nh {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat6to4Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat6to4Udp),
+        // The ICMPv6 checksum covers a pseudo-header with the whole message's length,
+        // which a fragment does not tell: fragmented ICMPv6 cannot be translated.
+        IPPROTO_ICMPV6 if frag.is_some() && (more || !first) => {
+            return (Action::Drop, Counter::DropIcmpFragment);
+        }
         IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
-        44 => return (Action::Drop, Counter::DropFragment),
-        0 | 43 | 60 => return (Action::Drop, Counter::DropExtensionHeader),
+        EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING | EXT_FRAGMENT => {
+            return (Action::Drop, Counter::DropExtensionHeader);
+        }
         p => (p, Counter::Xlat6to4Other),
     };
     if hop_limit <= 1 {
         return (Action::Drop, Counter::DropTtlExpired);
     }
 
-    // Everything that can refuse the packet is checked before the first write.
-    let l4_in = l3 + IPV6_HLEN;
+    // Everything that can refuse the packet is checked before the first write. Only
+    // a first fragment (or a whole packet) carries the transport header.
+    let l4_in = off;
     let mut icmp_type = 0u8;
-    match nh {
-        IPPROTO_TCP => {
-            if plen < 20 || pkt.load::<[u8; 20]>(l4_in).is_none() {
-                return (Action::Drop, Counter::DropMalformed);
-            }
-        }
-        IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
-            Some(u) if plen >= 8 => {
-                if u[6] == 0 && u[7] == 0 {
-                    // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
-                    return (Action::Drop, Counter::DropUdpChecksumZero);
+    if first {
+        match nh {
+            IPPROTO_TCP => {
+                if (ulen < 20 && !more) || pkt.load::<[u8; 20]>(l4_in).is_none() {
+                    return (Action::Drop, Counter::DropMalformed);
                 }
             }
-            _ => return (Action::Drop, Counter::DropMalformed),
-        },
-        IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(l4_in) {
-            Some(i) if plen >= 8 => match l4::icmp6_to_4(i[0]) {
-                Some(t) => icmp_type = t,
-                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+            IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+                Some(u) if ulen >= 8 => {
+                    if u[6] == 0 && u[7] == 0 {
+                        // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
+                        return (Action::Drop, Counter::DropUdpChecksumZero);
+                    }
+                }
+                _ => return (Action::Drop, Counter::DropMalformed),
             },
-            _ => return (Action::Drop, Counter::DropMalformed),
-        },
-        _ => {}
+            IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(l4_in) {
+                Some(i) if ulen >= 8 => match l4::icmp6_to_4(i[0]) {
+                    Some(t) => icmp_type = t,
+                    None => return (Action::Drop, Counter::DropIcmpUntranslated),
+                },
+                _ => return (Action::Drop, Counter::DropMalformed),
+            },
+            _ => {}
+        }
     }
 
-    let tot_len = plen + IPV4_HLEN;
+    let tot_len = ulen + IPV4_HLEN;
     let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
     let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, tot_len as u16);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
@@ -124,19 +197,22 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Route::Out(_) => hop_limit - 1,
         Route::Kernel => hop_limit,
     };
-    let (id, frag) = if tot_len <= DF_THRESHOLD {
-        // SAFETY: helper without arguments.
-        let r = unsafe { h::bpf_get_prandom_u32() } as u16;
-        (if r == 0 { 1 } else { r }, 0u16)
-    } else {
-        (0u16, 0x4000u16)
+    let (id, flags) = match frag {
+        // RFC 7915 §5.1.1: ID from the low 16 bits, MF and offset from the header.
+        Some(f) => (u16::from_be_bytes([f[6], f[7]]), frag_off | if more { 0x2000 } else { 0 }),
+        None if tot_len <= DF_THRESHOLD => {
+            // SAFETY: helper without arguments.
+            let r = unsafe { h::bpf_get_prandom_u32() } as u16;
+            (if r == 0 { 1 } else { r }, 0u16)
+        }
+        None => (0u16, 0x4000u16),
     };
     let v4 = &mut s.hdr4;
     v4[0] = 0x45;
     v4[1] = tos;
     v4[2..4].copy_from_slice(&(tot_len as u16).to_be_bytes());
     v4[4..6].copy_from_slice(&id.to_be_bytes());
-    v4[6..8].copy_from_slice(&frag.to_be_bytes());
+    v4[6..8].copy_from_slice(&flags.to_be_bytes());
     v4[8] = ttl;
     v4[9] = proto;
     v4[10] = 0;
@@ -150,7 +226,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let old = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
     let new = checksum::sum4(&src4) + checksum::sum4(&dst4);
 
-    if pkt.resize_l3(IPV6_HLEN, IPV4_HLEN, ETH_P_IP).is_err() {
+    if pkt.resize_l3(chain, IPV4_HLEN, ETH_P_IP).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
     if pkt.truncate(l3 + tot_len).is_err() || pkt.store(l3, s.hdr4).is_none() {
@@ -158,11 +234,15 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
 
     let l4 = l3 + IPV4_HLEN;
-    let fixed = match nh {
-        IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
-        IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
-        IPPROTO_ICMPV6 => l4::fix_icmp_type(pkt, l4, icmp_type, old + l4::pseudo6_tail(plen as u16), 0),
-        _ => Some(()),
+    let fixed = if !first {
+        Some(())
+    } else {
+        match nh {
+            IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
+            IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
+            IPPROTO_ICMPV6 => l4::fix_icmp_type(pkt, l4, icmp_type, old + l4::pseudo6_tail(ulen as u16), 0),
+            _ => Some(()),
+        }
     };
     if fixed.is_none() {
         return (Action::Drop, Counter::DropInternal);
