@@ -3,8 +3,12 @@
 //! All values are `#[repr(C)]` plain data with explicit padding so both sides agree
 //! byte for byte.
 
-/// Array map, one [`Globals`] entry: the translator's configuration.
+/// Array map of two [`Globals`] slots: the translator's configuration. The data path
+/// reads the slot named by [`MAP_GLOBALS_ACTIVE`]; nat64-ctl writes the other slot and
+/// then flips the selector, so a packet never sees a half-written configuration.
 pub const MAP_GLOBALS: &str = "GLOBALS";
+/// Array map, one `u32`: the active slot of [`MAP_GLOBALS`] (0 or 1).
+pub const MAP_GLOBALS_ACTIVE: &str = "GLOBALS_ACTIVE";
 /// LPM trie keyed by IPv4 prefix: the EAMT, IPv4 side.
 pub const MAP_EAMT4: &str = "EAMT4";
 /// LPM trie keyed by IPv6 prefix: the EAMT, IPv6 side.
@@ -40,6 +44,14 @@ pub struct Globals {
     pub ipv6_addr: [u8; 16],
     /// RFC 7915 lowest-ipv6-mtu.
     pub lowest_ipv6_mtu: u32,
+    /// RFC 6791 pool for the sources of ICMPv4 errors from untranslatable IPv6 routers
+    /// (length 0: none, use `ipv4_addr`).
+    pub rfc6791v4: [u8; 4],
+    pub rfc6791v4_len: u8,
+    /// Likewise for ICMPv6 errors from untranslatable IPv4 routers.
+    pub rfc6791v6_len: u8,
+    pub _pad1: [u8; 2],
+    pub rfc6791v6: [u8; 16],
 }
 
 impl Globals {
@@ -63,6 +75,11 @@ impl Globals {
             ipv4_addr: [0; 4],
             ipv6_addr: [0; 16],
             lowest_ipv6_mtu: 1280,
+            rfc6791v4: [0; 4],
+            rfc6791v4_len: 0,
+            rfc6791v6_len: 0,
+            _pad1: [0; 2],
+            rfc6791v6: [0; 16],
         }
     }
 

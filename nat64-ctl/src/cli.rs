@@ -44,6 +44,17 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MapCmd,
     },
+    /// Change a setting of the running instance without a restart (effective on the
+    /// next packet): lowest-ipv6-mtu, amend-udp-checksum-zero, zeroize-traffic-class,
+    /// wkp-allow-non-global, rfc6791v4-prefix, rfc6791v6-prefix ("none" clears a prefix).
+    Set { key: String, value: String },
+    /// Print the settings of the running instance (as JSON, with config-file key names).
+    Show,
+    /// Show or change denylist4 of the running instance.
+    Denylist4 {
+        #[command(subcommand)]
+        cmd: DenyCmd,
+    },
     /// Print the packet counters of the running instance.
     Stats {
         /// Machine-readable JSON instead of a table.
@@ -57,6 +68,19 @@ enum Cmd {
         /// Explain with this configuration file instead of a running instance.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DenyCmd {
+    /// Add an IPv4 prefix.
+    Add { prefix: String },
+    /// Remove an IPv4 prefix.
+    Del { prefix: String },
+    /// List denylist4.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -91,6 +115,24 @@ fn parse_entry(ipv4: &str, ipv6: &str) -> Result<EamtEntry> {
     let v4: Prefix4 = ipv4.parse()?;
     let v6: Prefix6 = ipv6.parse()?;
     EamtEntry::new(v4, v6)
+}
+
+fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use nat64_common::maps::Globals;
+    let opt = |on: bool, v: String| if on { serde_json::Value::String(v) } else { serde_json::Value::Null };
+    serde_json::json!({
+        "ipv4-addr": opt(g.has_ipv4_addr(), Ipv4Addr::from(g.ipv4_addr).to_string()),
+        "ipv6-addr": opt(g.has_ipv6_addr(), Ipv6Addr::from(g.ipv6_addr).to_string()),
+        "pool6": opt(g.pool6_len != 0, format!("{}/{}", Ipv6Addr::from(g.pool6), g.pool6_len)),
+        "wkp-allow-non-global": g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL),
+        "amend-udp-checksum-zero": g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO),
+        "zeroize-traffic-class": g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
+        "lowest-ipv6-mtu": g.lowest_ipv6_mtu,
+        "rfc6791v4-prefix": opt(g.rfc6791v4_len != 0, format!("{}/{}", Ipv4Addr::from(g.rfc6791v4), g.rfc6791v4_len)),
+        "rfc6791v6-prefix": opt(g.rfc6791v6_len != 0, format!("{}/{}", Ipv6Addr::from(g.rfc6791v6), g.rfc6791v6_len)),
+    })
 }
 
 fn run(cfg_path: &Path) -> Result<()> {
@@ -164,6 +206,48 @@ fn real_main() -> Result<()> {
                         println!("{:<20} IPv6", "IPv4");
                         for e in entries {
                             println!("{:<20} {}", e.v4.to_string(), e.v6);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Set { key, value } => {
+            let mut tables = open(&instance_name(&cli.instance))?;
+            let mut g = tables.globals()?;
+            crate::config::apply_setting(&mut g, &key, &value)?;
+            tables.set_globals(g)?;
+            println!("{key} = {value}");
+            Ok(())
+        }
+        Cmd::Show => {
+            let g = open(&instance_name(&cli.instance))?.globals()?;
+            println!("{}", serde_json::to_string_pretty(&settings_json(&g))?);
+            Ok(())
+        }
+        Cmd::Denylist4 { cmd } => {
+            let mut tables = open(&instance_name(&cli.instance))?;
+            match cmd {
+                DenyCmd::Add { prefix } => {
+                    let p: Prefix4 = prefix.parse()?;
+                    tables.denylist4_add(p)?;
+                    println!("added {p}");
+                }
+                DenyCmd::Del { prefix } => {
+                    let p: Prefix4 = prefix.parse()?;
+                    tables.denylist4_del(p)?;
+                    println!("removed {p}");
+                }
+                DenyCmd::List { json } => {
+                    let list = tables.denylist4()?;
+                    if json {
+                        let v: Vec<String> = list.iter().map(|p| p.to_string()).collect();
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else if list.is_empty() {
+                        println!("(denylist4 is empty)");
+                    } else {
+                        for p in list {
+                            println!("{p}");
                         }
                     }
                 }

@@ -350,6 +350,8 @@ keyed! {
     de_amend_udp_checksum_zero => "amend-udp-checksum-zero",
     de_zeroize_traffic_class => "zeroize-traffic-class",
     de_lowest_ipv6_mtu => "lowest-ipv6-mtu",
+    de_rfc6791v4_prefix => "rfc6791v4-prefix",
+    de_rfc6791v6_prefix => "rfc6791v6-prefix",
     de_name => ".name",
     de_attach => ".attach",
     de_ipv4 => ".ipv4",
@@ -395,6 +397,10 @@ struct RawConfig {
     zeroize_traffic_class: bool,
     #[serde(default, deserialize_with = "de_lowest_ipv6_mtu")]
     lowest_ipv6_mtu: Option<u64>,
+    #[serde(default, deserialize_with = "de_rfc6791v4_prefix")]
+    rfc6791v4_prefix: Option<String>,
+    #[serde(default, deserialize_with = "de_rfc6791v6_prefix")]
+    rfc6791v6_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -445,6 +451,8 @@ pub struct Config {
     pub amend_udp_checksum_zero: bool,
     pub zeroize_traffic_class: bool,
     pub lowest_ipv6_mtu: u32,
+    pub rfc6791v4_prefix: Option<Prefix4>,
+    pub rfc6791v6_prefix: Option<Prefix6>,
 }
 
 pub const DEFAULT_INSTANCE: &str = "default";
@@ -617,10 +625,9 @@ impl Config {
         };
 
         let mtu = raw.lowest_ipv6_mtu.unwrap_or(DEFAULT_LOWEST_IPV6_MTU.into());
-        // RFC 8200 §5 minimum link MTU; above 65535 an IPv6 packet needs a jumbogram.
-        if !(1280..=65535).contains(&mtu) {
-            bail!("lowest-ipv6-mtu: {mtu}: must be between 1280 (the IPv6 minimum, RFC 8200 §5) and 65535");
-        }
+        check_lowest_ipv6_mtu(mtu)?;
+        let rfc6791v4_prefix = raw.rfc6791v4_prefix.as_deref().map(parse_rfc6791v4).transpose()?;
+        let rfc6791v6_prefix = raw.rfc6791v6_prefix.as_deref().map(parse_rfc6791v6).transpose()?;
 
         Ok(Config {
             instance,
@@ -634,6 +641,8 @@ impl Config {
             amend_udp_checksum_zero: raw.amend_udp_checksum_zero,
             zeroize_traffic_class: raw.zeroize_traffic_class,
             lowest_ipv6_mtu: mtu as u32,
+            rfc6791v4_prefix,
+            rfc6791v6_prefix,
         })
     }
 
@@ -663,13 +672,148 @@ impl Config {
             }
         }
         g.lowest_ipv6_mtu = self.lowest_ipv6_mtu;
+        if let Some(p) = self.rfc6791v4_prefix {
+            g.rfc6791v4 = p.addr.octets();
+            g.rfc6791v4_len = p.len;
+        }
+        if let Some(p) = self.rfc6791v6_prefix {
+            g.rfc6791v6 = p.addr.octets();
+            g.rfc6791v6_len = p.len;
+        }
         g
     }
+}
+
+fn check_lowest_ipv6_mtu(mtu: u64) -> Result<()> {
+    // RFC 8200 §5 minimum link MTU; above 65535 an IPv6 packet needs a jumbogram.
+    if !(1280..=65535).contains(&mtu) {
+        bail!("lowest-ipv6-mtu: {mtu}: must be between 1280 (the IPv6 minimum, RFC 8200 §5) and 65535");
+    }
+    Ok(())
+}
+
+fn parse_rfc6791v4(s: &str) -> Result<Prefix4> {
+    let p: Prefix4 = s.parse().map_err(at("rfc6791v4-prefix".to_string()))?;
+    // The pool sources ICMPv4 errors; reserved space would be dropped by every router.
+    if ranges::is_reserved4(p.addr.octets()) {
+        bail!(
+            "rfc6791v4-prefix: {s:?}: is in a range that is never translated (0/8, 127/8, 169.254/16, 224/4)"
+        );
+    }
+    Ok(p)
+}
+
+fn parse_rfc6791v6(s: &str) -> Result<Prefix6> {
+    let p: Prefix6 = s.parse().map_err(at("rfc6791v6-prefix".to_string()))?;
+    if p.addr.octets()[0] == 0xff {
+        bail!("rfc6791v6-prefix: {s:?}: is multicast; ICMPv6 errors need a unicast source");
+    }
+    Ok(p)
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => bail!("{key}: {v:?}: expected true or false"),
+    }
+}
+
+/// Settings `nat64-ctl set` changes on a running instance, by their config-file names.
+pub const LIVE_SETTINGS: [&str; 6] = [
+    "lowest-ipv6-mtu",
+    "amend-udp-checksum-zero",
+    "zeroize-traffic-class",
+    "wkp-allow-non-global",
+    "rfc6791v4-prefix",
+    "rfc6791v6-prefix",
+];
+
+/// Applies one `nat64-ctl set KEY VALUE` to a copy of the running globals, with the
+/// same checks as the configuration file (`none` clears a prefix). Nothing is
+/// written when this fails.
+pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
+    let flag = |g: &mut Globals, f: u32, on: bool| {
+        if on {
+            g.flags |= f;
+        } else {
+            g.flags &= !f;
+        }
+    };
+    match key {
+        "lowest-ipv6-mtu" => {
+            let mtu: u64 = value.parse().map_err(|_| anyhow::anyhow!("{key}: {value:?}: not a number"))?;
+            check_lowest_ipv6_mtu(mtu)?;
+            g.lowest_ipv6_mtu = mtu as u32;
+        }
+        "amend-udp-checksum-zero" => flag(g, Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO, parse_bool(key, value)?),
+        "zeroize-traffic-class" => flag(g, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS, parse_bool(key, value)?),
+        "wkp-allow-non-global" => flag(g, Globals::FLAG_WKP_ALLOW_NON_GLOBAL, parse_bool(key, value)?),
+        "rfc6791v4-prefix" if value == "none" => {
+            g.rfc6791v4 = [0; 4];
+            g.rfc6791v4_len = 0;
+        }
+        "rfc6791v4-prefix" => {
+            let p = parse_rfc6791v4(value)?;
+            g.rfc6791v4 = p.addr.octets();
+            g.rfc6791v4_len = p.len;
+        }
+        "rfc6791v6-prefix" if value == "none" => {
+            g.rfc6791v6 = [0; 16];
+            g.rfc6791v6_len = 0;
+        }
+        "rfc6791v6-prefix" => {
+            let p = parse_rfc6791v6(value)?;
+            g.rfc6791v6 = p.addr.octets();
+            g.rfc6791v6_len = p.len;
+        }
+        _ => bail!(
+            "{key:?} cannot be changed on a running instance; settable: {} (denylist4 has its own command)",
+            LIVE_SETTINGS.join(", ")
+        ),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_settings_apply_and_refuse() {
+        let mut g = Globals::zeroed();
+        apply_setting(&mut g, "lowest-ipv6-mtu", "1400").unwrap();
+        assert_eq!(g.lowest_ipv6_mtu, 1400);
+        apply_setting(&mut g, "amend-udp-checksum-zero", "true").unwrap();
+        apply_setting(&mut g, "zeroize-traffic-class", "on").unwrap();
+        apply_setting(&mut g, "wkp-allow-non-global", "yes").unwrap();
+        assert!(g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO));
+        assert!(g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS));
+        assert!(g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL));
+        apply_setting(&mut g, "zeroize-traffic-class", "false").unwrap();
+        assert!(!g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS));
+        apply_setting(&mut g, "rfc6791v4-prefix", "198.51.100.0/24").unwrap();
+        assert_eq!((g.rfc6791v4, g.rfc6791v4_len), ([198, 51, 100, 0], 24));
+        apply_setting(&mut g, "rfc6791v4-prefix", "none").unwrap();
+        assert_eq!(g.rfc6791v4_len, 0);
+        apply_setting(&mut g, "rfc6791v6-prefix", "2001:db8:f::/64").unwrap();
+        assert_eq!(g.rfc6791v6_len, 64);
+
+        let before = g;
+        for (k, v, msg) in [
+            ("lowest-ipv6-mtu", "1000", "must be between 1280"),
+            ("lowest-ipv6-mtu", "lots", "not a number"),
+            ("amend-udp-checksum-zero", "maybe", "expected true or false"),
+            ("rfc6791v4-prefix", "127.0.0.0/8", "never translated"),
+            ("rfc6791v4-prefix", "198.51.100.1/24", "host bits"),
+            ("rfc6791v6-prefix", "ff02::/16", "multicast"),
+            ("pool6", "64:ff9b::/96", "cannot be changed on a running instance"),
+        ] {
+            let err = apply_setting(&mut g, k, v).unwrap_err().to_string();
+            assert!(err.contains(k) && err.contains(msg), "{k} {v}: {err}");
+            assert_eq!(g, before, "a refused setting changes nothing");
+        }
+    }
 
     fn p4(s: &str) -> Prefix4 {
         s.parse().unwrap()

@@ -13,17 +13,21 @@ use aya::{
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, Counter, CounterValue},
-    maps::{EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS, MAP_TX_PORTS},
+    maps::{
+        EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS,
+        MAP_GLOBALS_ACTIVE, MAP_TX_PORTS,
+    },
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 6] =
-    [MAP_GLOBALS, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
+pub const PINNED_MAPS: [&str; 7] =
+    [MAP_GLOBALS, MAP_GLOBALS_ACTIVE, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
 
 pub struct Tables {
     pub globals: Array<MapData, Globals>,
+    pub globals_active: Array<MapData, u32>,
     pub eamt4: LpmTrie<MapData, [u8; 4], EamEntry>,
     pub eamt6: LpmTrie<MapData, [u8; 16], EamEntry>,
     pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
@@ -45,6 +49,7 @@ impl Tables {
     fn from_maps(mut get: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
         Ok(Self {
             globals: Array::try_from(get(MAP_GLOBALS)?)?,
+            globals_active: Array::try_from(get(MAP_GLOBALS_ACTIVE)?)?,
             eamt4: LpmTrie::try_from(get(MAP_EAMT4)?)?,
             eamt6: LpmTrie::try_from(get(MAP_EAMT6)?)?,
             denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
@@ -71,12 +76,21 @@ impl Tables {
         Self::from_maps(|n| open(dir, n))
     }
 
-    pub fn globals(&self) -> Result<Globals> {
-        Ok(self.globals.get(&0, 0)?)
+    fn active_slot(&self) -> Result<u32> {
+        Ok(self.globals_active.get(&0, 0).context("reading GLOBALS_ACTIVE")? & 1)
     }
 
+    /// The configuration in force.
+    pub fn globals(&self) -> Result<Globals> {
+        Ok(self.globals.get(&self.active_slot()?, 0)?)
+    }
+
+    /// Replaces the configuration as one step for the data path: the idle slot is
+    /// written first, then made active.
     pub fn set_globals(&mut self, g: Globals) -> Result<()> {
-        self.globals.set(0, g, 0).context("writing GLOBALS")
+        let next = self.active_slot()? ^ 1;
+        self.globals.set(next, g, 0).context("writing GLOBALS")?;
+        self.globals_active.set(0, next, 0).context("writing GLOBALS_ACTIVE")
     }
 
     /// Every EAMT entry, sorted by IPv4 prefix.
@@ -146,6 +160,23 @@ impl Tables {
         self.denylist4
             .insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0)
             .context("inserting into DENYLIST4")
+    }
+
+    pub fn denylist4_del(&mut self, p: Prefix4) -> Result<()> {
+        self.denylist4
+            .remove(&Key::new(p.len as u32, p.addr.octets()))
+            .map_err(|_| anyhow!("{p} is not in denylist4 (see `nat64-ctl denylist4 list`)"))
+    }
+
+    /// denylist4, sorted.
+    pub fn denylist4(&self) -> Result<Vec<Prefix4>> {
+        let mut out = Vec::new();
+        for k in self.denylist4.keys() {
+            let k = k.context("reading DENYLIST4")?;
+            out.push(Prefix4 { addr: Ipv4Addr::from(k.data()), len: k.prefix_len() as u8 });
+        }
+        out.sort_by_key(|p| (u32::from(p.addr), p.len));
+        Ok(out)
     }
 
     pub fn denylist4_contains(&self, a: Ipv4Addr) -> bool {

@@ -10,7 +10,17 @@ use nat64_common::{
 };
 
 #[map(name = "GLOBALS")]
-pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+pub static GLOBALS: Array<Globals> = Array::with_max_entries(2, 0);
+
+#[map(name = "GLOBALS_ACTIVE")]
+pub static GLOBALS_ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The configuration in force (see `nat64_common::maps::MAP_GLOBALS`).
+#[inline(always)]
+pub fn globals() -> Option<&'static Globals> {
+    let slot = GLOBALS_ACTIVE.get(0).copied().unwrap_or(0) & 1;
+    GLOBALS.get(slot)
+}
 
 #[map(name = "EAMT4")]
 pub static EAMT4: LpmTrie<[u8; 4], EamEntry> = LpmTrie::with_max_entries(EAMT_MAX_ENTRIES, 0);

@@ -191,3 +191,48 @@ fn fragmented_udp_from_ipv6_arrives_intact() {
     let s = stats(&lab);
     assert!(packets(&s, "xlat_6to4_udp") >= 3, "three fragments translated: {s}");
 }
+
+/// Settings and denylist4 change on the running instance, on the next packet, and a
+/// refused change leaves everything as it was.
+#[test]
+fn live_settings_and_denylist4() {
+    let lab = started();
+    let ping = |lab: &SiitLab| {
+        lab.lab.exec(&lab.v6, &format!("ping -6 -c 2 -i 0.2 -W 1 {V4_HOST_AS_V6}")).status.success()
+    };
+    let show = |lab: &SiitLab| -> Value {
+        let out = lab.ctl(CTL, &["show"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert!(ping(&lab));
+    let out = lab.ctl(CTL, &["denylist4", "add", "198.51.100.0/24"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!ping(&lab), "a denylisted pool6 destination is not translated");
+    let s = stats(&lab);
+    assert!(packets(&s, "drop_denylist4") >= 2, "{s}");
+    let out = lab.ctl(CTL, &["denylist4", "del", "198.51.100.0/24"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(ping(&lab), "reachable again after denylist4 del");
+
+    let before = show(&lab);
+    for (k, v) in [
+        ("lowest-ipv6-mtu", "1400"),
+        ("zeroize-traffic-class", "true"),
+        ("rfc6791v4-prefix", "203.0.113.0/24"),
+    ] {
+        let out = lab.ctl(CTL, &["set", k, v]);
+        assert!(out.status.success(), "set {k} {v}: {out:?}");
+    }
+    let after = show(&lab);
+    assert_eq!(after["lowest-ipv6-mtu"], 1400);
+    assert_eq!(after["zeroize-traffic-class"], true);
+    assert_eq!(after["rfc6791v4-prefix"], "203.0.113.0/24");
+    assert_eq!(after["pool6"], before["pool6"], "other settings untouched");
+    assert!(ping(&lab), "traffic flows after live changes");
+
+    let out = lab.ctl(CTL, &["set", "lowest-ipv6-mtu", "600"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lowest-ipv6-mtu: 600"), "{out:?}");
+    assert_eq!(show(&lab), after, "a refused setting changes nothing");
+}

@@ -15,7 +15,7 @@ use nat64_common::{
 
 use crate::{
     forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, GLOBALS},
+    maps::{DENYLIST4, EAMT4, EAMT6, globals},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, unpack},
 };
 
@@ -31,7 +31,7 @@ pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
     if proto != ETH_P_IP && proto != ETH_P_IPV6 {
         return (Action::Pass, Counter::PassNotIp, len);
     }
-    let g = match GLOBALS.get(0) {
+    let g = match globals() {
         Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
         _ => return (Action::Pass, Counter::PassDisabled, len),
     };
