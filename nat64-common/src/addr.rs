@@ -138,6 +138,37 @@ pub fn eam_longest6<'a>(entries: &'a [EamEntry], a: &[u8; 16]) -> Option<&'a Eam
     entries.iter().filter(|e| e.covers6(a)).max_by_key(|e| e.v6_len)
 }
 
+/// RFC 6791: a source address for an ICMP error from a router that has no mapping,
+/// picked in `prefix/len` by a hash of the router's address (so one router keeps one
+/// address, and several routers spread over the pool).
+#[inline(always)]
+pub fn rfc6791_v4(prefix: [u8; 4], len: u8, router: &[u8; 16]) -> [u8; 4] {
+    let mut h: u32 = 0x9e37_79b9;
+    let mut i = 0;
+    while i < 16 {
+        h = (h ^ router[i] as u32).wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    let mask = suffix_mask(32 - if len > 32 { 32 } else { len });
+    ((u32::from_be_bytes(prefix) & !mask) | (h & mask)).to_be_bytes()
+}
+
+/// RFC 6791 for the other direction: an IPv6 source in `prefix/len` (the low 32
+/// bits at most vary) for an ICMPv6 error from an unmapped IPv4 router.
+#[inline(always)]
+pub fn rfc6791_v6(prefix: &[u8; 16], len: u8, router: [u8; 4]) -> [u8; 16] {
+    let mut out = *prefix;
+    let host_bits = 128 - if len > 128 { 128 } else { len } as u32;
+    let mask = if host_bits >= 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+    let low = u32::from_be_bytes([out[12], out[13], out[14], out[15]]);
+    let v = ((low & !mask) | (u32::from_be_bytes(router) & mask)).to_be_bytes();
+    out[12] = v[0];
+    out[13] = v[1];
+    out[14] = v[2];
+    out[15] = v[3];
+    out
+}
+
 /// Why an address could not be translated. Each maps to a drop/pass counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Untranslatable {
@@ -385,6 +416,24 @@ mod tests {
             let b = e.map4to6(a);
             assert_eq!(eam_longest6(&t, &b).unwrap().map6to4(&b), a, "{a:?}");
         }
+    }
+
+    #[test]
+    fn rfc6791_addresses_stay_in_the_pool() {
+        for i in 0..=255u8 {
+            let r = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i];
+            let a = rfc6791_v4([203, 0, 113, 0], 28, &r);
+            assert_eq!(&a[..3], &[203, 0, 113]);
+            assert!(a[3] < 16, "{a:?} outside 203.0.113.0/28");
+            assert_eq!(rfc6791_v4([203, 0, 113, 9], 32, &r), [203, 0, 113, 9]);
+        }
+        let r1 = rfc6791_v4([10, 0, 0, 0], 8, &[1; 16]);
+        assert_eq!(r1, rfc6791_v4([10, 0, 0, 0], 8, &[1; 16]), "stable for one router");
+        let p6 = [0x20, 1, 0xd, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let a = rfc6791_v6(&p6, 64, [192, 0, 2, 1]);
+        assert_eq!(a[..12], p6[..12]);
+        assert_eq!(a[12..], [192, 0, 2, 1]);
+        assert_eq!(rfc6791_v6(&p6, 128, [192, 0, 2, 1]), p6);
     }
 
     #[test]

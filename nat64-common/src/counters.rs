@@ -108,6 +108,16 @@ counters! {
     DropRoutingHeader = 30, "drop_routing_header", Drop;
     /// Fragmented ICMP: its checksum needs the whole message's length (RFC 7915 §4.4, §5.4).
     DropIcmpFragment = 31, "drop_icmp_fragment", Drop;
+    /// IPv6 -> IPv4, ICMPv6 error (with the packet inside it) -> ICMP error.
+    Xlat6to4IcmpError = 32, "xlat_6to4_icmp_error", Translated;
+    /// IPv4 -> IPv6, ICMP error -> ICMPv6 error.
+    Xlat4to6IcmpError = 33, "xlat_4to6_icmp_error", Translated;
+    /// An ICMP error about an ICMP error (RFC 7915 §4.2, §5.2).
+    DropIcmpErrorNested = 34, "drop_icmp_error_nested", Drop;
+    /// An ICMP error whose packet inside is too short or cannot be translated.
+    DropIcmpErrorInner = 35, "drop_icmp_error_inner", Drop;
+    /// An ICMP error from an unmapped router with no RFC 6791 pool and no own address to use.
+    DropRfc6791NoSource = 36, "drop_rfc6791_no_source", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

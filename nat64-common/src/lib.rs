@@ -7,5 +7,6 @@
 pub mod addr;
 pub mod checksum;
 pub mod counters;
+pub mod icmp;
 pub mod maps;
 pub mod ranges;

@@ -54,6 +54,13 @@ pub struct Scratch {
     pub _pad2: [u8; 4],
     /// IPv6 fragment header added for an IPv4 fragment.
     pub frag6: [u8; 8],
+    /// The packet inside an ICMP error: its addresses and headers in both families.
+    pub isrc6: [u8; 16],
+    pub idst6: [u8; 16],
+    pub ihdr6: [u8; 40],
+    pub ihdr4: [u8; 20],
+    pub icmp: [u8; 8],
+    pub ifrag6: [u8; 8],
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
 }

@@ -11,6 +11,8 @@ pub enum Action {
     Drop,
     /// Send out of this interface index (already rewritten for it).
     Redirect(u32),
+    /// Inside the engine only: an ICMP error, for the error path to translate.
+    IcmpError,
 }
 
 impl Action {
@@ -18,7 +20,7 @@ impl Action {
     pub fn xdp(self) -> u32 {
         match self {
             Action::Pass => xdp_action::XDP_PASS,
-            Action::Drop => xdp_action::XDP_DROP,
+            Action::Drop | Action::IcmpError => xdp_action::XDP_DROP,
             // The port was found in TX_PORTS before the packet was rewritten for it;
             // should it vanish meanwhile the kernel still gets the packet.
             Action::Redirect(ifindex) => {
@@ -39,8 +41,15 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
         Action::Pass => (0u64, 0u32),
         Action::Drop => (1, 0),
         Action::Redirect(i) => (2, i),
+        Action::IcmpError => (3, 0),
     };
     (ifindex as u64) << 32 | kind << 8 | counter as u64
+}
+
+/// Whether a packed result hands the packet to the ICMP error path.
+#[inline(always)]
+pub fn is_icmp_error(v: u64) -> bool {
+    (v >> 8) & 0xff == 3
 }
 
 #[inline(always)]
@@ -49,7 +58,8 @@ pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
     let action = match (v >> 8) & 0xff {
         0 => Action::Pass,
         1 => Action::Drop,
-        _ => Action::Redirect((v >> 32) as u32),
+        2 => Action::Redirect((v >> 32) as u32),
+        _ => Action::IcmpError,
     };
     let idx = (v & 0xff) as u32;
     let counter = match Counter::ALL.get(idx as usize) {
@@ -94,6 +104,10 @@ pub trait Packet {
     }
 
     /// A pointer to `T` at `off`, when the whole `T` lies inside the packet.
+    ///
+    /// One-byte reads go through two-byte ones (`load::<[u8; 2]>`): LLVM turns the
+    /// bound check of a one-byte read into `p >= end`, from which the verifier learns
+    /// no readable range.
     #[inline(always)]
     fn ptr_at<T>(&self, off: usize) -> Option<*mut T> {
         let p = self.start() + off;
@@ -107,6 +121,37 @@ pub trait Packet {
     fn load<T: Copy>(&self, off: usize) -> Option<T> {
         // SAFETY: bounds checked by ptr_at.
         self.ptr_at::<T>(off).map(|p| unsafe { core::ptr::read_unaligned(p) })
+    }
+
+    /// Copies `N` packet bytes (a multiple of 4) at `off` into `dst`, four at a time.
+    /// Volatile so that LLVM emits plain loads and stores: a `memcpy` call becomes a
+    /// looping subprogram that the verifier walks again on every path.
+    #[inline(always)]
+    fn load_into<const N: usize>(&self, off: usize, dst: &mut [u8; N]) -> Option<()> {
+        let p = self.ptr_at::<[u8; N]>(off)? as *const u32;
+        let d = dst.as_mut_ptr() as *mut u32;
+        let mut i = 0;
+        while i < N / 4 {
+            // SAFETY: both ranges hold N bytes (bounds checked above); unaligned access
+            // is allowed for packet and map memory.
+            unsafe { core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(p.add(i))) };
+            i += 1;
+        }
+        Some(())
+    }
+
+    /// Copies `src` (a multiple of 4 bytes) into the packet at `off`, as `load_into`.
+    #[inline(always)]
+    fn store_from<const N: usize>(&mut self, off: usize, src: &[u8; N]) -> Option<()> {
+        let p = self.ptr_at::<[u8; N]>(off)? as *mut u32;
+        let s = src.as_ptr() as *const u32;
+        let mut i = 0;
+        while i < N / 4 {
+            // SAFETY: as in load_into.
+            unsafe { core::ptr::write_volatile(p.add(i), core::ptr::read_volatile(s.add(i))) };
+            i += 1;
+        }
+        Some(())
     }
 
     #[inline(always)]

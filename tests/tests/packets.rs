@@ -320,8 +320,8 @@ fn untranslatable_packets_are_dropped_and_counted() {
     short_v6.truncate(40);
     let zero_udp = L4::Udp { sport: 1, dport: 2, data: b"z".to_vec(), zero_checksum: true };
     let v6only = L4::Raw { proto: 58, data: vec![128, 0, 0, 0, 0, 0, 0, 0] };
-    let unreachable4 = L4::Raw { proto: 1, data: vec![3, 1, 0xfc, 0xfe, 0, 0, 0, 0] };
-    let unreachable6 = L4::Raw { proto: 58, data: vec![1, 3, 0, 0, 0, 0, 0, 0] };
+    let router_adv = L4::Raw { proto: 58, data: vec![134, 0, 0x79, 0xff, 64, 0, 0, 0] };
+    let timestamp = L4::Raw { proto: 1, data: vec![13, 0, 0xf2, 0xff, 0, 0, 0, 0] };
     run_table(
         &h,
         vec![
@@ -364,8 +364,8 @@ fn untranslatable_packets_are_dropped_and_counted() {
             dropped("ipv4 udp checksum zero", in4(R4, H4, &zero_udp), Counter::DropUdpChecksumZero),
             dropped("ipv6 udp checksum zero", in6(H6, R6, &zero_udp), Counter::DropUdpChecksumZero),
             dropped("protocol 58 inside ipv4", in4(R4, H4, &v6only), Counter::DropV6OnlyProtocol),
-            dropped("icmp error (not yet)", in4(R4, H4, &unreachable4), Counter::DropIcmpUntranslated),
-            dropped("icmpv6 error (not yet)", in6(H6, R6, &unreachable6), Counter::DropIcmpUntranslated),
+            dropped("icmp timestamp (informational)", in4(R4, H4, &timestamp), Counter::DropIcmpUntranslated),
+            dropped("icmpv6 router advertisement", in6(H6, R6, &router_adv), Counter::DropIcmpUntranslated),
         ],
     );
 }
@@ -732,6 +732,294 @@ fn fragments_and_extension_headers() {
                 "4->6 fragmented udp with checksum zero",
                 v4_raw(R4, H4, id16, 0x2000, 17, &[0, 1, 0, 2, 0, 64, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
                 Counter::DropUdpChecksumZero,
+            ),
+        ],
+    );
+}
+
+/// An ICMPv4 error from `router` to `to` carrying `inner` (an IPv4 packet), as an
+/// Ethernet frame with correct checksums (DF=0, TTL 64).
+fn icmp4_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
+    let mut m = vec![typ, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(inner);
+    let c = packet::inet_checksum(&[&m]);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    v4_raw(router, to, 0x4321, 0, 1, &m)
+}
+
+/// An ICMPv6 error from `router` to `to` carrying `inner`, hop limit 64.
+fn icmp6_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
+    let mut m = vec![typ, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(inner);
+    let mut ph = v6(router).octets().to_vec();
+    ph.extend_from_slice(&v6(to).octets());
+    ph.extend_from_slice(&(m.len() as u32).to_be_bytes());
+    ph.extend_from_slice(&[0, 0, 0, 58]);
+    let c = packet::inet_checksum(&[&ph, &m]);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    v6_raw(router, to, 58, &[], &m)
+}
+
+/// RFC 7915 §4.2-4.3: ICMPv4 errors about packets an IPv6 host sent (which left as
+/// IPv4 H4 -> R4) become ICMPv6 errors to that host, with the packet inside translated.
+#[test]
+fn icmpv4_errors_to_icmpv6() {
+    let h = Harness::new(TEST_CONFIG);
+    let hop1 = V4Opts { ttl: 1, id: 77, df: false, tos: 0 };
+    let hop1_6 = V6Opts { hop_limit: 1, ..Default::default() };
+    let probe = udp(b"traceroute probe");
+    let in4 = ipv4(v4(H4), v4(R4), hop1, &[], &probe);
+    let in6 = ipv6(v6(H6), v6(R6), hop1_6, &probe);
+    let ping = L4::Echo { request: true, id: 5, seq: 9, data: b"icmp traceroute".to_vec() };
+    let ping4 = ipv4(v4(H4), v4(R4), hop1, &[], &ping);
+    let ping6 = ipv6(v6(H6), v6(R6), hop1_6, &ping);
+    // Fragmentation Needed about a 1500-byte datagram of which the router quotes the
+    // first 28 bytes (header + UDP header), as RFC 792 asks.
+    let big = udp(&[0x42; 1472]);
+    let big4 = ipv4(v4(H4), v4(R4), V4Opts::default(), &[], &big);
+    let big6 = ipv6(v6(H6), v6(R6), V6Opts::default(), &big);
+    let mut big6_quoted = big6[..48].to_vec();
+    big6_quoted[7] = 64;
+    // A quoted packet so long that the ICMPv6 error must be cut to 1280 bytes.
+    let long = udp(&[0x17; 1400]);
+    let long4 = ipv4(v4(H4), v4(R4), hop1, &[], &long);
+    let long6 = ipv6(v6(H6), v6(R6), hop1_6, &long);
+    let router = "9.9.9.1";
+    let router6 = "64:ff9b::909:901";
+    let nested = ipv4(v4(H4), v4(R4), hop1, &[], &L4::Raw { proto: 1, data: vec![3, 3, 0, 0, 0, 0, 0, 0] });
+    let mut truncated = icmp6_err(router6, H6, 1, 4, [0; 4], &long6);
+    truncated.truncate(14 + 1280);
+    // fix up what truncation changes: payload length and checksum
+    truncated[18..20].copy_from_slice(&(1280u16 - 40).to_be_bytes());
+    truncated[56..58].copy_from_slice(&[0, 0]);
+    let mut ph = truncated[22..54].to_vec();
+    ph.extend_from_slice(&1240u32.to_be_bytes());
+    ph.extend_from_slice(&[0, 0, 0, 58]);
+    let c = packet::inet_checksum(&[&ph, &truncated[54..]]);
+    truncated[56..58].copy_from_slice(&c.to_be_bytes());
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "time exceeded",
+                icmp4_err(router, H4, 11, 0, [0; 4], &in4),
+                icmp6_err(router6, H6, 3, 0, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "time exceeded about an echo request (inner ICMP -> ICMPv6)",
+                icmp4_err(router, H4, 11, 0, [0; 4], &ping4),
+                icmp6_err(router6, H6, 3, 0, [0; 4], &ping6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "port unreachable",
+                icmp4_err(router, H4, 3, 3, [0; 4], &in4),
+                icmp6_err(router6, H6, 1, 4, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "host unreachable",
+                icmp4_err(router, H4, 3, 1, [0; 4], &in4),
+                icmp6_err(router6, H6, 1, 0, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "admin prohibited",
+                icmp4_err(router, H4, 3, 13, [0; 4], &in4),
+                icmp6_err(router6, H6, 1, 1, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "protocol unreachable -> parameter problem at next header",
+                icmp4_err(router, H4, 3, 2, [0; 4], &in4),
+                icmp6_err(router6, H6, 4, 1, [0, 0, 0, 6], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "fragmentation needed, MTU 1400 -> packet too big 1420",
+                icmp4_err(router, H4, 3, 4, [0, 0, 0x05, 0x78], &big4[..28]),
+                icmp6_err(router6, H6, 2, 0, 1420u32.to_be_bytes(), &big6_quoted),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "fragmentation needed, MTU 0 -> plateau 1492 + 20",
+                icmp4_err(router, H4, 3, 4, [0; 4], &big4[..28]),
+                icmp6_err(router6, H6, 2, 0, 1512u32.to_be_bytes(), &big6_quoted),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "parameter problem, pointer 9 (protocol) -> 6 (next header)",
+                icmp4_err(router, H4, 12, 0, [9, 0, 0, 0], &in4),
+                icmp6_err(router6, H6, 4, 0, [0, 0, 0, 6], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "router without mapping: RFC 6791 falls back to the translator's own address",
+                icmp4_err("10.0.0.1", H4, 11, 0, [0; 4], &in4),
+                icmp6_err("3fff::1", H6, 3, 0, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "truncated to 1280 bytes",
+                icmp4_err(router, H4, 3, 3, [0; 4], &long4),
+                truncated,
+                Counter::Xlat4to6IcmpError,
+            ),
+            dropped(
+                "parameter problem pointing at the ID (no IPv6 counterpart)",
+                icmp4_err(router, H4, 12, 0, [4, 0, 0, 0], &in4),
+                Counter::DropIcmpUntranslated,
+            ),
+            dropped("redirect", icmp4_err(router, H4, 5, 1, [0; 4], &in4), Counter::DropIcmpUntranslated),
+            dropped(
+                "source quench",
+                icmp4_err(router, H4, 4, 0, [0; 4], &in4),
+                Counter::DropIcmpUntranslated,
+            ),
+            dropped(
+                "error about an error",
+                icmp4_err(router, H4, 3, 1, [0; 4], &nested),
+                Counter::DropIcmpErrorNested,
+            ),
+            dropped(
+                "quoted packet cut inside its header",
+                icmp4_err(router, H4, 11, 0, [0; 4], &in4[..12]),
+                Counter::DropIcmpErrorInner,
+            ),
+        ],
+    );
+}
+
+/// RFC 7915 §5.2-5.3: ICMPv6 errors about packets an IPv4 host sent (which arrived as
+/// IPv6 R6 -> H6) become ICMPv4 errors to that host.
+#[test]
+fn icmpv6_errors_to_icmpv4() {
+    let h = Harness::new(TEST_CONFIG);
+    let probe = udp(b"probe from the IPv4 side");
+    let in6 = ipv6(v6(R6), v6(H6), V6Opts { hop_limit: 1, ..Default::default() }, &probe);
+    let in4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &probe);
+    // The IPv6 router 2001:db8:6::fe maps through the EAM entry to 192.0.2.254.
+    let (router, router4) = ("2001:db8:6::fe", "192.0.2.254");
+    let long = udp(&[0x17; 1000]);
+    let long6 = ipv6(v6(R6), v6(H6), V6Opts { hop_limit: 1, ..Default::default() }, &long);
+    let long4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &long);
+    let mut truncated = icmp4_err(router4, R4, 3, 3, [0; 4], &long4);
+    truncated.truncate(14 + 576);
+    truncated[16..18].copy_from_slice(&576u16.to_be_bytes());
+    truncated[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&truncated[14..34]]);
+    truncated[24..26].copy_from_slice(&c.to_be_bytes());
+    truncated[36..38].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&truncated[34..]]);
+    truncated[36..38].copy_from_slice(&c.to_be_bytes());
+    let nested =
+        ipv6(v6(R6), v6(H6), V6Opts::default(), &L4::Raw { proto: 58, data: vec![1, 4, 0, 0, 0, 0, 0, 0] });
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "time exceeded",
+                icmp6_err(router, R6, 3, 0, [0; 4], &in6),
+                icmp4_err(router4, R4, 11, 0, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "port unreachable",
+                icmp6_err(router, R6, 1, 4, [0; 4], &in6),
+                icmp4_err(router4, R4, 3, 3, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "no route -> host unreachable",
+                icmp6_err(router, R6, 1, 0, [0; 4], &in6),
+                icmp4_err(router4, R4, 3, 1, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "admin prohibited",
+                icmp6_err(router, R6, 1, 1, [0; 4], &in6),
+                icmp4_err(router4, R4, 3, 10, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "packet too big 1500 -> fragmentation needed 1480",
+                icmp6_err(router, R6, 2, 0, 1500u32.to_be_bytes(), &in6),
+                icmp4_err(router4, R4, 3, 4, [0, 0, 0x05, 0xc8], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "parameter problem, pointer 7 (hop limit) -> 8 (TTL)",
+                icmp6_err(router, R6, 4, 0, [0, 0, 0, 7], &in6),
+                icmp4_err(router4, R4, 12, 0, [8, 0, 0, 0], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "unrecognized next header -> protocol unreachable",
+                icmp6_err(router, R6, 4, 1, [0, 0, 0, 6], &in6),
+                icmp4_err(router4, R4, 3, 2, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "router without mapping: RFC 6791 falls back to the translator's own address",
+                icmp6_err("2001:db8:ff::1", R6, 3, 0, [0; 4], &in6),
+                icmp4_err("198.51.100.1", R4, 11, 0, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "truncated to 576 bytes",
+                icmp6_err(router, R6, 1, 4, [0; 4], &long6),
+                truncated,
+                Counter::Xlat6to4IcmpError,
+            ),
+            dropped(
+                "parameter problem pointing at the flow label",
+                icmp6_err(router, R6, 4, 0, [0, 0, 0, 2], &in6),
+                Counter::DropIcmpUntranslated,
+            ),
+            dropped(
+                "beyond scope of source... code 5",
+                icmp6_err(router, R6, 1, 5, [0; 4], &in6),
+                Counter::DropIcmpUntranslated,
+            ),
+            dropped(
+                "error about an error",
+                icmp6_err(router, R6, 1, 4, [0; 4], &nested),
+                Counter::DropIcmpErrorNested,
+            ),
+        ],
+    );
+}
+
+/// RFC 6791 pools, set live: errors from unmapped routers take a source from them.
+#[test]
+fn rfc6791_pools() {
+    let mut h = Harness::new(TEST_CONFIG);
+    let mut g = h.tables.globals().unwrap();
+    nat64_ctl::config::apply_setting(&mut g, "rfc6791v4-prefix", "203.0.113.9/32").unwrap();
+    nat64_ctl::config::apply_setting(&mut g, "rfc6791v6-prefix", "2001:db8:791::/96").unwrap();
+    h.tables.set_globals(g).unwrap();
+    let probe = udp(b"x");
+    let in6 = ipv6(v6(R6), v6(H6), V6Opts { hop_limit: 1, ..Default::default() }, &probe);
+    let in4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &probe);
+    let out4 = ipv4(v4(H4), v4(R4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &probe);
+    let out6 = ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &probe);
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "unmapped IPv6 router -> rfc6791v4",
+                icmp6_err("2001:db8:ff::1", R6, 3, 0, [0; 4], &in6),
+                icmp4_err("203.0.113.9", R4, 11, 0, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "unmapped IPv4 router -> rfc6791v6 (router address in the low bits)",
+                icmp4_err("10.0.0.1", H4, 11, 0, [0; 4], &out4),
+                icmp6_err("2001:db8:791::a00:1", H6, 3, 0, [0; 4], &out6),
+                Counter::Xlat4to6IcmpError,
             ),
         ],
     );

@@ -1,6 +1,7 @@
 //! The translation engine (RFC 7915), written once over [`Packet`] for every attach
 //! point. `process` picks the direction; the per-direction modules do the work.
 
+mod icmp_err;
 mod l4;
 pub use l4::SUM_BUF;
 mod v4_to_v6;
@@ -16,7 +17,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, globals},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, unpack},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, unpack},
 };
 
 /// Runs the translator on one packet: what to do with it, the counter that records
@@ -35,8 +36,16 @@ pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
         Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
         _ => return (Action::Pass, Counter::PassDisabled, len),
     };
-    let (action, counter) =
-        unpack(if proto == ETH_P_IP { v4_to_v6::translate(pkt, g) } else { v6_to_v4::translate(pkt, g) });
+    let v = if proto == ETH_P_IP { v4_to_v6::translate(pkt, g) } else { v6_to_v4::translate(pkt, g) };
+    // ICMP errors carry a packet inside; they have their own path (own stack frame).
+    // Decided on the packed value: merging two unpacked enums would copy an undefined
+    // payload, which the verifier refuses to read.
+    let v = if is_icmp_error(v) {
+        if proto == ETH_P_IP { icmp_err::v4_to_v6(pkt, g) } else { icmp_err::v6_to_v4(pkt, g) }
+    } else {
+        v
+    };
+    let (action, counter) = unpack(v);
     (action, counter, len)
 }
 

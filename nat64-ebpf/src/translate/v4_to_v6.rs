@@ -4,6 +4,7 @@ use nat64_common::{
     addr::{self, Untranslatable},
     checksum,
     counters::Counter,
+    icmp,
     maps::Globals,
     ranges,
 };
@@ -54,9 +55,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(s) => s,
         None => return (Action::Drop, Counter::DropInternal),
     };
-    match pkt.load::<[u8; IPV4_HLEN]>(l3) {
-        Some(h) => s.hdr4 = h,
-        None => return (Action::Drop, Counter::DropMalformed),
+    if pkt.load_into(l3, &mut s.hdr4).is_none() {
+        return (Action::Drop, Counter::DropMalformed);
     }
     let h = &s.hdr4;
     let ihl = ((h[0] & 0x0f) as usize) * 4;
@@ -114,6 +114,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     match addr::map4to6(g, dst, Some(eam_dst), false) {
         Ok((a, _)) => s.dst6 = a,
         Err(e) => return (Action::Drop, drop_reason(e)),
+    }
+    // An ICMP error may come from a router without a mapping (RFC 6791): decide
+    // before the source is required to map.
+    if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
+        return (Action::IcmpError, Counter::DropIcmpUntranslated);
     }
     let eam_src = eamt4(src);
     let deny = eam_src.is_none() && denylisted4(src);
@@ -187,7 +192,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.resize_l3(ihl, l3_new, ETH_P_IPV6).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + l3_new + plen).is_err() || pkt.store(l3, s.hdr6).is_none() {
+    if pkt.truncate(l3 + l3_new + plen).is_err() || pkt.store_from(l3, &s.hdr6).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
     if fragmented && pkt.store(l3 + IPV6_HLEN, s.frag6).is_none() {

@@ -5,6 +5,7 @@ use nat64_common::{
     addr::{self, Untranslatable},
     checksum,
     counters::Counter,
+    icmp,
     maps::Globals,
 };
 
@@ -44,9 +45,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(s) => s,
         None => return (Action::Drop, Counter::DropInternal),
     };
-    match pkt.load::<[u8; IPV6_HLEN]>(l3) {
-        Some(h) => s.hdr6 = h,
-        None => return (Action::Drop, Counter::DropMalformed),
+    if pkt.load_into(l3, &mut s.hdr6).is_none() {
+        return (Action::Drop, Counter::DropMalformed);
     }
     if s.hdr6[0] >> 4 != 6 {
         return (Action::Drop, Counter::DropMalformed);
@@ -72,12 +72,6 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     let dst4 = match addr::map6to4(g, &s.dst6, eam_dst, denylisted4) {
         Ok((a, _)) => a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
-    };
-    let eam_src = eamt6(&mut s.key6, &s.src6);
-    let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
-        Ok((a, _)) => a,
-        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
         Err(e) => return (Action::Drop, drop_reason(e)),
     };
 
@@ -139,6 +133,22 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         None => (0, false),
     };
     let first = frag_off == 0;
+
+    // An ICMPv6 error may come from a router without a mapping (RFC 6791): decide
+    // before the source is required to map.
+    if nh == IPPROTO_ICMPV6
+        && frag.is_none()
+        && chain == IPV6_HLEN
+        && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6)
+    {
+        return (Action::IcmpError, Counter::DropIcmpUntranslated);
+    }
+    let eam_src = eamt6(&mut s.key6, &s.src6);
+    let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
+        Ok((a, _)) => a,
+        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    };
 
     let (proto, counter) = match nh {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat6to4Tcp),
@@ -229,7 +239,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.resize_l3(chain, IPV4_HLEN, ETH_P_IP).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + tot_len).is_err() || pkt.store(l3, s.hdr4).is_none() {
+    if pkt.truncate(l3 + tot_len).is_err() || pkt.store_from(l3, &s.hdr4).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
 

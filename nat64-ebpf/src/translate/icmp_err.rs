@@ -1,0 +1,461 @@
+//! ICMP errors both ways (RFC 7915 §4.2-4.3, §5.2-5.3): the error's type, code and
+//! pointer or MTU, and the packet inside it (addresses, IP header, transport checksum),
+//! truncated to 1280 bytes (ICMPv6) or 576 bytes (ICMPv4), outer checksum recomputed.
+//!
+//! Layout change, IPv4 -> IPv6 (IPv6 -> IPv4 is the mirror image):
+//!   [eth][IPv4 ihl][ICMP 8][inner IPv4 ihl'][inner payload ...]
+//!   [eth][IPv6 40 ][ICMPv6 8][inner IPv6 40 (+8 fragment header)][inner payload ...]
+//! The inner payload stays where it is; everything before it is rewritten.
+
+use aya_ebpf::helpers::generated as h;
+use nat64_common::{
+    addr, checksum,
+    counters::Counter,
+    icmp::{self, Rest},
+    maps::Globals,
+};
+
+use super::{
+    denylisted4, drop_reason, eamt4, eamt6, finish,
+    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+};
+use crate::{
+    forward::{self, Route},
+    maps::scratch,
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack},
+};
+
+const IPV6_HLEN: usize = 40;
+const IPV4_HLEN: usize = 20;
+const ICMP_HLEN: usize = 8;
+const FRAG_HLEN: usize = 8;
+/// RFC 7915 §4.2 / RFC 4443 §2.4: an ICMPv6 error fits the IPv6 minimum MTU.
+const MAX_ICMP6_ERROR: usize = 1280;
+/// RFC 1812 §4.3.2.3: an ICMPv4 error is at most 576 bytes.
+const MAX_ICMP4_ERROR: usize = 576;
+
+/// The transport checksum of the packet inside an error, for its new addresses. The
+/// field may have been cut off by the router that sent the error: then nothing is done.
+#[inline(always)]
+fn fix_inner_l4<P: Packet>(
+    pkt: &mut P,
+    at: usize,
+    proto: u8,
+    old: u32,
+    new: u32,
+    icmp_len: u16,
+    to_v6: bool,
+) {
+    match proto {
+        IPPROTO_TCP => {
+            let _ = l4::fix_check(pkt, at + l4::TCP_CHECK, old, new, false);
+        }
+        IPPROTO_UDP => {
+            // A zero UDP checksum means "none" in IPv4 and stays zero.
+            if pkt.load::<[u8; 2]>(at + l4::UDP_CHECK).is_some_and(|c| c != [0, 0]) {
+                let _ = l4::fix_check(pkt, at + l4::UDP_CHECK, old, new, true);
+            }
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            if let Some(t) = pkt.load::<[u8; 2]>(at).map(|b| b[0]) {
+                let nt = if to_v6 { l4::icmp4_to_6(t) } else { l4::icmp6_to_4(t) };
+                if let Some(nt) = nt {
+                    // ICMPv6 has a pseudo-header (with the original message length);
+                    // ICMPv4 has none: add it going to IPv6, take it out coming back.
+                    let (out, inn) = if to_v6 {
+                        (0, new + l4::pseudo6_tail(icmp_len))
+                    } else {
+                        (old + l4::pseudo6_tail(icmp_len), 0)
+                    };
+                    let _ = l4::fix_icmp_type(pkt, at, nt, out, inn);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Not inlined: the error path gets its own stack frame.
+#[inline(never)]
+pub fn v4_to_v6<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+    let (a, c) = v4_to_v6_inner(pkt, g);
+    pack(a, c)
+}
+
+#[inline(always)]
+fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+    let l3 = P::L2_LEN;
+    let s = match scratch() {
+        Some(s) => s,
+        None => return (Action::Drop, Counter::DropInternal),
+    };
+    // The outer header was checked by the caller (version, IHL, lengths, checksum,
+    // not a fragment, TTL, destination in the EAMT).
+    if pkt.load_into(l3, &mut s.hdr4).is_none() {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    let ihl = (((s.hdr4[0] & 0x0f) as usize) * 4) & 0x3c;
+    let tos = s.hdr4[1];
+    let ttl = s.hdr4[8];
+    let src = [s.hdr4[12], s.hdr4[13], s.hdr4[14], s.hdr4[15]];
+    let dst = [s.hdr4[16], s.hdr4[17], s.hdr4[18], s.hdr4[19]];
+    let tot = u16::from_be_bytes([s.hdr4[2], s.hdr4[3]]) as usize;
+    let o = l3 + ihl;
+    match pkt.load::<[u8; ICMP_HLEN]>(o) {
+        Some(i) => s.icmp = i,
+        None => return (Action::Drop, Counter::DropMalformed),
+    }
+    let xl = match icmp::error4_to_6(s.icmp[0], s.icmp[1]) {
+        Some(x) => x,
+        None => return (Action::Drop, Counter::DropIcmpUntranslated),
+    };
+
+    // The packet in error.
+    let i = o + ICMP_HLEN;
+    if pkt.load_into(i, &mut s.ihdr4).is_none() {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let ihl_i = (((s.ihdr4[0] & 0x0f) as usize) * 4) & 0x3c;
+    if s.ihdr4[0] >> 4 != 4 || ihl_i < IPV4_HLEN || i + ihl_i > l3 + tot {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let tot_i = u16::from_be_bytes([s.ihdr4[2], s.ihdr4[3]]);
+    let flags_i = u16::from_be_bytes([s.ihdr4[6], s.ihdr4[7]]);
+    let frag_off_i = flags_i & 0x1fff;
+    let more_i = flags_i & 0x2000 != 0;
+    let frag_i = frag_off_i != 0 || more_i;
+    let proto_i = s.ihdr4[9];
+    let src_i = [s.ihdr4[12], s.ihdr4[13], s.ihdr4[14], s.ihdr4[15]];
+    let dst_i = [s.ihdr4[16], s.ihdr4[17], s.ihdr4[18], s.ihdr4[19]];
+    let at_i = i + ihl_i;
+    if proto_i == IPPROTO_ICMP
+        && frag_off_i == 0
+        && pkt.load::<[u8; 2]>(at_i).map(|b| b[0]).is_some_and(icmp::is_error4)
+    {
+        return (Action::Drop, Counter::DropIcmpErrorNested);
+    }
+
+    // Outer destination: the host that sent the packet in error (mapped as for any
+    // packet); outer source: the router, or an RFC 6791 address when it has no mapping.
+    match addr::map4to6(g, dst, eamt4(dst), false) {
+        Ok((a, _)) => s.dst6 = a,
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    }
+    let eam_src = eamt4(src);
+    let deny = eam_src.is_none() && denylisted4(src);
+    match addr::map4to6(g, src, eam_src, deny) {
+        Ok((a, _)) => s.src6 = a,
+        Err(_) if g.rfc6791v6_len != 0 => s.src6 = addr::rfc6791_v6(&g.rfc6791v6, g.rfc6791v6_len, src),
+        Err(_) if g.has_ipv6_addr() => s.src6 = g.ipv6_addr,
+        Err(_) => return (Action::Drop, Counter::DropRfc6791NoSource),
+    }
+    // The packet inside went the other way: its source is the host, its destination
+    // the remote side.
+    let eam = eamt4(src_i);
+    let deny = eam.is_none() && denylisted4(src_i);
+    match addr::map4to6(g, src_i, eam, deny) {
+        Ok((a, _)) => s.isrc6 = a,
+        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
+    }
+    let eam = eamt4(dst_i);
+    let deny = eam.is_none() && denylisted4(dst_i);
+    match addr::map4to6(g, dst_i, eam, deny) {
+        Ok((a, _)) => s.idst6 = a,
+        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
+    }
+
+    // Type, code and the four bytes after the checksum.
+    let rest: [u8; 4] = match xl.rest {
+        Rest::Zero => [0; 4],
+        Rest::FixedPointer(p) => [0, 0, 0, p],
+        Rest::Pointer => match icmp::pointer4_to_6(s.icmp[4]) {
+            Some(p) => [0, 0, 0, p],
+            None => return (Action::Drop, Counter::DropIcmpUntranslated),
+        },
+        Rest::Mtu => icmp::mtu4_to_6(u16::from_be_bytes([s.icmp[6], s.icmp[7]]), tot_i).to_be_bytes(),
+    };
+    // RFC 4884: when the error says how long the original datagram part is, anything
+    // after it is an extension structure; it is left out, and the ICMPv6 length
+    // field stays zero, so the message is consistent without extensions.
+    let mut data_end = pkt.len();
+    let ext_len = s.icmp[5] as usize * 4;
+    if matches!(xl.rest, Rest::Zero | Rest::Pointer) && ext_len != 0 && i + ext_len < data_end {
+        data_end = i + ext_len;
+    }
+    if at_i > data_end {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let payload = data_end - at_i;
+    let inner_new = if frag_i { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
+    let mut out_len = IPV6_HLEN + ICMP_HLEN + inner_new + payload;
+    if out_len > MAX_ICMP6_ERROR {
+        out_len = MAX_ICMP6_ERROR;
+    }
+    if ttl <= 1 {
+        return (Action::Drop, Counter::DropTtlExpired);
+    }
+    let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, IPPROTO_ICMPV6, out_len as u16);
+    let hop_limit = match route {
+        Route::Out(_) => ttl - 1,
+        Route::Kernel => ttl,
+    };
+
+    let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
+    let v6 = &mut s.hdr6;
+    v6[0] = 0x60 | (tc >> 4);
+    v6[1] = tc << 4;
+    v6[2] = 0;
+    v6[3] = 0;
+    v6[4..6].copy_from_slice(&((out_len - IPV6_HLEN) as u16).to_be_bytes());
+    v6[6] = IPPROTO_ICMPV6;
+    v6[7] = hop_limit;
+    v6[8..24].copy_from_slice(&s.src6);
+    v6[24..40].copy_from_slice(&s.dst6);
+    s.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    // The inner header says what the original packet was, not what is left of it.
+    let ulen_i = (tot_i as usize).saturating_sub(ihl_i);
+    let iv6 = &mut s.ihdr6;
+    let tos_i = s.ihdr4[1];
+    iv6[0] = 0x60 | (tos_i >> 4);
+    iv6[1] = tos_i << 4;
+    iv6[2] = 0;
+    iv6[3] = 0;
+    iv6[4..6].copy_from_slice(&((inner_new - IPV6_HLEN + ulen_i) as u16).to_be_bytes());
+    let nh_i = if proto_i == IPPROTO_ICMP { IPPROTO_ICMPV6 } else { proto_i };
+    iv6[6] = if frag_i { 44 } else { nh_i };
+    iv6[7] = s.ihdr4[8];
+    iv6[8..24].copy_from_slice(&s.isrc6);
+    iv6[24..40].copy_from_slice(&s.idst6);
+    let fo = (frag_off_i << 3 | more_i as u16).to_be_bytes();
+    s.ifrag6 = [nh_i, 0, fo[0], fo[1], 0, 0, s.ihdr4[4], s.ihdr4[5]];
+    let old_i = checksum::sum4(&src_i) + checksum::sum4(&dst_i);
+    let new_i = checksum::sum16(&s.isrc6) + checksum::sum16(&s.idst6);
+
+    if pkt.resize_l3(ihl + ICMP_HLEN + ihl_i, IPV6_HLEN + ICMP_HLEN + inner_new, ETH_P_IPV6).is_err() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.truncate(l3 + out_len).is_err()
+        || pkt.store_from(l3, &s.hdr6).is_none()
+        || pkt.store(l3 + IPV6_HLEN, s.icmp).is_none()
+        || pkt.store_from(l3 + IPV6_HLEN + ICMP_HLEN, &s.ihdr6).is_none()
+    {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if frag_i && pkt.store(l3 + IPV6_HLEN + ICMP_HLEN + IPV6_HLEN, s.ifrag6).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if frag_off_i == 0 {
+        let at = l3 + IPV6_HLEN + ICMP_HLEN + inner_new;
+        fix_inner_l4(pkt, at, proto_i, old_i, new_i, ulen_i as u16, true);
+    }
+    // The ICMPv6 checksum over the finished message and its pseudo-header.
+    let msg = out_len - IPV6_HLEN;
+    let sum = match l4::sum_bytes(pkt, &mut s.buf, l3 + IPV6_HLEN, msg) {
+        Some(x) => x,
+        None => return (Action::Drop, Counter::DropInternal),
+    };
+    let pseudo = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
+    let c = checksum::finish(sum + pseudo);
+    if pkt.store(l3 + IPV6_HLEN + 2, c.to_be_bytes()).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    (finish(pkt, route, &s.fib), Counter::Xlat4to6IcmpError)
+}
+
+/// Not inlined: the error path gets its own stack frame.
+#[inline(never)]
+pub fn v6_to_v4<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+    let (a, c) = v6_to_v4_inner(pkt, g);
+    pack(a, c)
+}
+
+#[inline(always)]
+fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+    let l3 = P::L2_LEN;
+    let s = match scratch() {
+        Some(s) => s,
+        None => return (Action::Drop, Counter::DropInternal),
+    };
+    // The caller checked the outer header (version, lengths, destination ours, no
+    // extension headers, next header ICMPv6 with an error type).
+    if pkt.load_into(l3, &mut s.hdr6).is_none() {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    s.src6.copy_from_slice(&s.hdr6[8..24]);
+    s.dst6.copy_from_slice(&s.hdr6[24..40]);
+    let hop_limit = s.hdr6[7];
+    let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
+    let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
+    let o = l3 + IPV6_HLEN;
+    match pkt.load::<[u8; ICMP_HLEN]>(o) {
+        Some(i) => s.icmp = i,
+        None => return (Action::Drop, Counter::DropMalformed),
+    }
+    let xl = match icmp::error6_to_4(s.icmp[0], s.icmp[1]) {
+        Some(x) => x,
+        None => return (Action::Drop, Counter::DropIcmpUntranslated),
+    };
+
+    // The packet in error, with an optional fragment header.
+    let i = o + ICMP_HLEN;
+    if pkt.load_into(i, &mut s.ihdr6).is_none() {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    if s.ihdr6[0] >> 4 != 6 {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    s.isrc6.copy_from_slice(&s.ihdr6[8..24]);
+    s.idst6.copy_from_slice(&s.ihdr6[24..40]);
+    let mut nh_i = s.ihdr6[6];
+    let plen_i = u16::from_be_bytes([s.ihdr6[4], s.ihdr6[5]]) as usize;
+    let mut inner_old = IPV6_HLEN;
+    let mut ulen_i = plen_i;
+    let (mut frag_off_i, mut more_i, mut id_i, mut frag_i) = (0u16, false, [0u8; 2], false);
+    if nh_i == 44 {
+        match pkt.load::<[u8; FRAG_HLEN]>(i + IPV6_HLEN) {
+            Some(f) => {
+                nh_i = f[0];
+                frag_off_i = u16::from_be_bytes([f[2], f[3]]) >> 3;
+                more_i = f[3] & 1 != 0;
+                id_i = [f[6], f[7]];
+                frag_i = true;
+            }
+            None => return (Action::Drop, Counter::DropIcmpErrorInner),
+        }
+        inner_old += FRAG_HLEN;
+        ulen_i = ulen_i.saturating_sub(FRAG_HLEN);
+    } else if matches!(nh_i, 0 | 43 | 60) {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let at_i = i + inner_old;
+    if nh_i == IPPROTO_ICMPV6
+        && frag_off_i == 0
+        && pkt.load::<[u8; 2]>(at_i).map(|b| b[0]).is_some_and(icmp::is_error6)
+    {
+        return (Action::Drop, Counter::DropIcmpErrorNested);
+    }
+
+    // Outer destination: the IPv4 host that sent the packet in error; outer source:
+    // the IPv6 router, or an RFC 6791 address when it has no mapping.
+    let dst4 = match addr::map6to4(g, &s.dst6, eamt6(&mut s.key6, &s.dst6), denylisted4) {
+        Ok((a, _)) => a,
+        Err(e) => return (Action::Drop, drop_reason(e)),
+    };
+    let src4 = match addr::map6to4(g, &s.src6, eamt6(&mut s.key6, &s.src6), denylisted4) {
+        Ok((a, _)) => a,
+        Err(_) if g.rfc6791v4_len != 0 => addr::rfc6791_v4(g.rfc6791v4, g.rfc6791v4_len, &s.src6),
+        Err(_) if g.has_ipv4_addr() => g.ipv4_addr,
+        Err(_) => return (Action::Drop, Counter::DropRfc6791NoSource),
+    };
+    let src4_i = match addr::map6to4(g, &s.isrc6, eamt6(&mut s.key6, &s.isrc6), denylisted4) {
+        Ok((a, _)) => a,
+        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
+    };
+    let dst4_i = match addr::map6to4(g, &s.idst6, eamt6(&mut s.key6, &s.idst6), denylisted4) {
+        Ok((a, _)) => a,
+        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
+    };
+
+    let rest: [u8; 4] = match xl.rest {
+        Rest::Zero | Rest::FixedPointer(_) => [0; 4],
+        Rest::Pointer => {
+            match icmp::pointer6_to_4(u32::from_be_bytes([s.icmp[4], s.icmp[5], s.icmp[6], s.icmp[7]])) {
+                Some(p) => [p, 0, 0, 0],
+                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+            }
+        }
+        Rest::Mtu => {
+            let m = icmp::mtu6_to_4(u32::from_be_bytes([s.icmp[4], s.icmp[5], s.icmp[6], s.icmp[7]]));
+            let b = m.to_be_bytes();
+            [0, 0, b[0], b[1]]
+        }
+    };
+    let mut data_end = l3 + IPV6_HLEN + plen;
+    if data_end > pkt.len() {
+        data_end = pkt.len();
+    }
+    if at_i > data_end {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let payload = data_end - at_i;
+    let mut out_len = IPV4_HLEN + ICMP_HLEN + IPV4_HLEN + payload;
+    if out_len > MAX_ICMP4_ERROR {
+        out_len = MAX_ICMP4_ERROR;
+    }
+    if hop_limit <= 1 {
+        return (Action::Drop, Counter::DropTtlExpired);
+    }
+    let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16);
+    let ttl = match route {
+        Route::Out(_) => hop_limit - 1,
+        Route::Kernel => hop_limit,
+    };
+    // SAFETY: helper without arguments.
+    let r = unsafe { h::bpf_get_prandom_u32() } as u16;
+    let id = if r == 0 { 1 } else { r };
+    let v4 = &mut s.hdr4;
+    v4[0] = 0x45;
+    v4[1] = tos;
+    v4[2..4].copy_from_slice(&(out_len as u16).to_be_bytes());
+    v4[4..6].copy_from_slice(&id.to_be_bytes());
+    v4[6] = 0;
+    v4[7] = 0;
+    v4[8] = ttl;
+    v4[9] = IPPROTO_ICMP;
+    v4[10] = 0;
+    v4[11] = 0;
+    v4[12..16].copy_from_slice(&src4);
+    v4[16..20].copy_from_slice(&dst4);
+    let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
+    v4[10] = c[0];
+    v4[11] = c[1];
+    s.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    // The inner header as the IPv4 host sent it (RFC 7915 §5.3).
+    let tos_i = (s.ihdr6[0] << 4) | (s.ihdr6[1] >> 4);
+    let proto_i = if nh_i == IPPROTO_ICMPV6 { IPPROTO_ICMP } else { nh_i };
+    let flags_i = if frag_i { frag_off_i | if more_i { 0x2000 } else { 0 } } else { 0 };
+    let iv4 = &mut s.ihdr4;
+    iv4[0] = 0x45;
+    iv4[1] = tos_i;
+    iv4[2..4].copy_from_slice(&((IPV4_HLEN + ulen_i) as u16).to_be_bytes());
+    iv4[4] = id_i[0];
+    iv4[5] = id_i[1];
+    iv4[6..8].copy_from_slice(&flags_i.to_be_bytes());
+    iv4[8] = s.ihdr6[7];
+    iv4[9] = proto_i;
+    iv4[10] = 0;
+    iv4[11] = 0;
+    iv4[12..16].copy_from_slice(&src4_i);
+    iv4[16..20].copy_from_slice(&dst4_i);
+    let c = checksum::finish(checksum::add_bytes(0, iv4)).to_be_bytes();
+    iv4[10] = c[0];
+    iv4[11] = c[1];
+    let old_i = checksum::sum16(&s.isrc6) + checksum::sum16(&s.idst6);
+    let new_i = checksum::sum4(&src4_i) + checksum::sum4(&dst4_i);
+
+    if pkt.resize_l3(IPV6_HLEN + ICMP_HLEN + inner_old, IPV4_HLEN + ICMP_HLEN + IPV4_HLEN, ETH_P_IP).is_err()
+    {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.truncate(l3 + out_len).is_err()
+        || pkt.store_from(l3, &s.hdr4).is_none()
+        || pkt.store(l3 + IPV4_HLEN, s.icmp).is_none()
+        || pkt.store_from(l3 + IPV4_HLEN + ICMP_HLEN, &s.ihdr4).is_none()
+    {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if frag_off_i == 0 {
+        let at = l3 + IPV4_HLEN + ICMP_HLEN + IPV4_HLEN;
+        fix_inner_l4(pkt, at, nh_i, old_i, new_i, ulen_i as u16, false);
+    }
+    // The ICMPv4 checksum over the finished message (no pseudo-header).
+    let msg = out_len - IPV4_HLEN;
+    let sum = match l4::sum_bytes(pkt, &mut s.buf, l3 + IPV4_HLEN, msg) {
+        Some(x) => x,
+        None => return (Action::Drop, Counter::DropInternal),
+    };
+    if pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes()).is_none() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    (finish(pkt, route, &s.fib), Counter::Xlat6to4IcmpError)
+}
