@@ -118,6 +118,8 @@ counters! {
     DropIcmpErrorInner = 35, "drop_icmp_error_inner", Drop;
     /// An ICMP error from an unmapped router with no RFC 6791 pool and no own address to use.
     DropRfc6791NoSource = 36, "drop_rfc6791_no_source", Drop;
+    /// An ICMP error whose checksum is wrong (its checksum is recomputed, so it is checked first).
+    DropIcmpBadChecksum = 37, "drop_icmp_bad_checksum", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

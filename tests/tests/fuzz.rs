@@ -42,6 +42,30 @@ fn seeds() -> Vec<Vec<u8>> {
         out.push(eth4(&ipv4(r4, h4, V4Opts::default(), &[], l4)));
         out.push(eth4(&ipv4(r4, h4, V4Opts { df: false, ..Default::default() }, &[1, 1, 1, 1], l4)));
     }
+    // ICMP errors with a packet inside, both ways
+    let inner4 = ipv4(h4, r4, V4Opts { ttl: 1, ..Default::default() }, &[], &l4s[0]);
+    let inner6 = ipv6(r6, h6, V6Opts { hop_limit: 1, ..Default::default() }, &l4s[2]);
+    let mut m4 = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    m4.extend_from_slice(&inner4);
+    let c = packet::inet_checksum(&[&m4]);
+    m4[2..4].copy_from_slice(&c.to_be_bytes());
+    out.push(eth4(&ipv4(
+        Ipv4Addr::new(9, 9, 9, 1),
+        h4,
+        V4Opts::default(),
+        &[],
+        &L4::Raw { proto: 1, data: m4 },
+    )));
+    let router: Ipv6Addr = "2001:db8:6::fe".parse().unwrap();
+    let mut m6 = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    m6.extend_from_slice(&inner6);
+    let mut ph = router.octets().to_vec();
+    ph.extend_from_slice(&r6.octets());
+    ph.extend_from_slice(&(m6.len() as u32).to_be_bytes());
+    ph.extend_from_slice(&[0, 0, 0, 58]);
+    let c = packet::inet_checksum(&[&ph, &m6]);
+    m6[2..4].copy_from_slice(&c.to_be_bytes());
+    out.push(eth6(&ipv6(router, r6, V6Opts::default(), &L4::Raw { proto: 58, data: m6 })));
     // extension headers and a fragment header
     let mut p =
         eth6(&ipv6(h6, r6, V6Opts::default(), &L4::Raw { proto: 0, data: vec![17, 0, 1, 4, 0, 0, 0, 0] }));

@@ -875,6 +875,15 @@ fn icmpv4_errors_to_icmpv6() {
             ),
             dropped("redirect", icmp4_err(router, H4, 5, 1, [0; 4], &in4), Counter::DropIcmpUntranslated),
             dropped(
+                "bad checksum",
+                {
+                    let mut f = icmp4_err(router, H4, 11, 0, [0; 4], &in4);
+                    f[36] ^= 1;
+                    f
+                },
+                Counter::DropIcmpBadChecksum,
+            ),
+            dropped(
                 "source quench",
                 icmp4_err(router, H4, 4, 0, [0; 4], &in4),
                 Counter::DropIcmpUntranslated,

@@ -16,7 +16,7 @@ use nat64_common::{
 };
 
 use super::{
-    denylisted4, drop_reason, eamt4, eamt6, finish,
+    denylisted4, eamt4, eamt6, finish,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -34,18 +34,60 @@ const MAX_ICMP6_ERROR: usize = 1280;
 /// RFC 1812 §4.3.2.3: an ICMPv4 error is at most 576 bytes.
 const MAX_ICMP4_ERROR: usize = 576;
 
+// The error path calls its heavier steps as subprograms (BPF-to-BPF calls): the
+// verifier then explores their branches once per call rather than multiplying them
+// with every branch before and after, which would exceed its one-million-instruction
+// budget. Each returns a scalar.
+
+/// `map4to6` for the error path: writes the address to `out`, returns 0, or 1 when
+/// the address cannot be translated.
+#[inline(never)]
+fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16]) -> u64 {
+    let v4 = a.to_be_bytes();
+    let eam = eamt4(v4);
+    let deny = eam.is_none() && denylisted4(v4);
+    match addr::map4to6(g, v4, eam, deny) {
+        Ok((x, _)) => {
+            *out = x;
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
+/// `map6to4` for the error path: `1 << 32 | address`, or 0 when untranslatable.
+#[inline(never)]
+fn map6to4_sub(g: &Globals, a: &[u8; 16], key: &mut aya_ebpf::maps::lpm_trie::Key<[u8; 16]>) -> u64 {
+    match addr::map6to4(g, a, eamt6(key, a), denylisted4) {
+        Ok((v4, _)) => 1 << 32 | u32::from_be_bytes(v4) as u64,
+        Err(_) => 0,
+    }
+}
+
+/// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure.
+#[inline(never)]
+fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], off: usize, len: usize) -> u64 {
+    match l4::sum_bytes(pkt, buf, off, len) {
+        Some(x) => 1 << 32 | x as u64,
+        None => 0,
+    }
+}
+
+#[inline(always)]
+fn sum_of(v: u64) -> Option<u32> {
+    if v >> 32 == 1 { Some(v as u32) } else { None }
+}
+
 /// The transport checksum of the packet inside an error, for its new addresses. The
 /// field may have been cut off by the router that sent the error: then nothing is done.
-#[inline(always)]
-fn fix_inner_l4<P: Packet>(
-    pkt: &mut P,
-    at: usize,
-    proto: u8,
-    old: u32,
-    new: u32,
-    icmp_len: u16,
-    to_v6: bool,
-) {
+/// `sums` packs the old and new address sums (old in the low half); `meta` the
+/// protocol, the quoted ICMP message length and the direction (five arguments at most).
+#[inline(never)]
+fn fix_inner_l4<P: Packet>(pkt: &mut P, at: usize, sums: u64, meta: u64) -> u64 {
+    let (old, new) = (sums as u32, (sums >> 32) as u32);
+    let proto = meta as u8;
+    let icmp_len = (meta >> 8) as u16;
+    let to_v6 = meta >> 24 != 0;
     match proto {
         IPPROTO_TCP => {
             let _ = l4::fix_check(pkt, at + l4::TCP_CHECK, old, new, false);
@@ -73,6 +115,7 @@ fn fix_inner_l4<P: Packet>(
         }
         _ => {}
     }
+    0
 }
 
 /// Not inlined: the error path gets its own stack frame.
@@ -109,6 +152,12 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(x) => x,
         None => return (Action::Drop, Counter::DropIcmpUntranslated),
     };
+    // The outgoing checksum is computed afresh, so a damaged error must not slip
+    // through repaired: check the incoming one first.
+    match sum_of(sum_sub(pkt, &mut s.buf, o, tot.saturating_sub(ihl))) {
+        Some(sum) if checksum::fold(sum) == 0xffff => {}
+        _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
+    }
 
     // The packet in error.
     let i = o + ICMP_HLEN;
@@ -137,31 +186,24 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     // Outer destination: the host that sent the packet in error (mapped as for any
     // packet); outer source: the router, or an RFC 6791 address when it has no mapping.
-    match addr::map4to6(g, dst, eamt4(dst), false) {
-        Ok((a, _)) => s.dst6 = a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
+    if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6) != 0 {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
     }
-    let eam_src = eamt4(src);
-    let deny = eam_src.is_none() && denylisted4(src);
-    match addr::map4to6(g, src, eam_src, deny) {
-        Ok((a, _)) => s.src6 = a,
-        Err(_) if g.rfc6791v6_len != 0 => s.src6 = addr::rfc6791_v6(&g.rfc6791v6, g.rfc6791v6_len, src),
-        Err(_) if g.has_ipv6_addr() => s.src6 = g.ipv6_addr,
-        Err(_) => return (Action::Drop, Counter::DropRfc6791NoSource),
+    if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6) != 0 {
+        if g.rfc6791v6_len != 0 {
+            s.src6 = addr::rfc6791_v6(&g.rfc6791v6, g.rfc6791v6_len, src);
+        } else if g.has_ipv6_addr() {
+            s.src6 = g.ipv6_addr;
+        } else {
+            return (Action::Drop, Counter::DropRfc6791NoSource);
+        }
     }
     // The packet inside went the other way: its source is the host, its destination
     // the remote side.
-    let eam = eamt4(src_i);
-    let deny = eam.is_none() && denylisted4(src_i);
-    match addr::map4to6(g, src_i, eam, deny) {
-        Ok((a, _)) => s.isrc6 = a,
-        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
-    }
-    let eam = eamt4(dst_i);
-    let deny = eam.is_none() && denylisted4(dst_i);
-    match addr::map4to6(g, dst_i, eam, deny) {
-        Ok((a, _)) => s.idst6 = a,
-        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
+    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6) != 0
+        || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.idst6) != 0
+    {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
     }
 
     // Type, code and the four bytes after the checksum.
@@ -246,11 +288,16 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     if frag_off_i == 0 {
         let at = l3 + IPV6_HLEN + ICMP_HLEN + inner_new;
-        fix_inner_l4(pkt, at, proto_i, old_i, new_i, ulen_i as u16, true);
+        fix_inner_l4(
+            pkt,
+            at,
+            (new_i as u64) << 32 | old_i as u64,
+            1 << 24 | (ulen_i as u64 & 0xffff) << 8 | proto_i as u64,
+        );
     }
     // The ICMPv6 checksum over the finished message and its pseudo-header.
     let msg = out_len - IPV6_HLEN;
-    let sum = match l4::sum_bytes(pkt, &mut s.buf, l3 + IPV6_HLEN, msg) {
+    let sum = match sum_of(sum_sub(pkt, &mut s.buf, l3 + IPV6_HLEN, msg)) {
         Some(x) => x,
         None => return (Action::Drop, Counter::DropInternal),
     };
@@ -295,6 +342,12 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(x) => x,
         None => return (Action::Drop, Counter::DropIcmpUntranslated),
     };
+    // As above: the incoming checksum (with its pseudo-header) must be right.
+    let pseudo_in = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(plen as u16);
+    match sum_of(sum_sub(pkt, &mut s.buf, o, plen)) {
+        Some(sum) if checksum::fold(sum + pseudo_in) == 0xffff => {}
+        _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
+    }
 
     // The packet in error, with an optional fragment header.
     let i = o + ICMP_HLEN;
@@ -337,24 +390,28 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     // Outer destination: the IPv4 host that sent the packet in error; outer source:
     // the IPv6 router, or an RFC 6791 address when it has no mapping.
-    let dst4 = match addr::map6to4(g, &s.dst6, eamt6(&mut s.key6, &s.dst6), denylisted4) {
-        Ok((a, _)) => a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
+    let m = map6to4_sub(g, &s.dst6, &mut s.key6);
+    if m >> 32 == 0 {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let dst4 = (m as u32).to_be_bytes();
+    let m = map6to4_sub(g, &s.src6, &mut s.key6);
+    let src4 = if m >> 32 != 0 {
+        (m as u32).to_be_bytes()
+    } else if g.rfc6791v4_len != 0 {
+        addr::rfc6791_v4(g.rfc6791v4, g.rfc6791v4_len, &s.src6)
+    } else if g.has_ipv4_addr() {
+        g.ipv4_addr
+    } else {
+        return (Action::Drop, Counter::DropRfc6791NoSource);
     };
-    let src4 = match addr::map6to4(g, &s.src6, eamt6(&mut s.key6, &s.src6), denylisted4) {
-        Ok((a, _)) => a,
-        Err(_) if g.rfc6791v4_len != 0 => addr::rfc6791_v4(g.rfc6791v4, g.rfc6791v4_len, &s.src6),
-        Err(_) if g.has_ipv4_addr() => g.ipv4_addr,
-        Err(_) => return (Action::Drop, Counter::DropRfc6791NoSource),
-    };
-    let src4_i = match addr::map6to4(g, &s.isrc6, eamt6(&mut s.key6, &s.isrc6), denylisted4) {
-        Ok((a, _)) => a,
-        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
-    };
-    let dst4_i = match addr::map6to4(g, &s.idst6, eamt6(&mut s.key6, &s.idst6), denylisted4) {
-        Ok((a, _)) => a,
-        Err(_) => return (Action::Drop, Counter::DropIcmpErrorInner),
-    };
+    let m = map6to4_sub(g, &s.isrc6, &mut s.key6);
+    let m2 = map6to4_sub(g, &s.idst6, &mut s.key6);
+    if m >> 32 == 0 || m2 >> 32 == 0 {
+        return (Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let src4_i = (m as u32).to_be_bytes();
+    let dst4_i = (m2 as u32).to_be_bytes();
 
     let rest: [u8; 4] = match xl.rest {
         Rest::Zero | Rest::FixedPointer(_) => [0; 4],
@@ -446,11 +503,16 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     if frag_off_i == 0 {
         let at = l3 + IPV4_HLEN + ICMP_HLEN + IPV4_HLEN;
-        fix_inner_l4(pkt, at, nh_i, old_i, new_i, ulen_i as u16, false);
+        fix_inner_l4(
+            pkt,
+            at,
+            (new_i as u64) << 32 | old_i as u64,
+            (ulen_i as u64 & 0xffff) << 8 | nh_i as u64,
+        );
     }
     // The ICMPv4 checksum over the finished message (no pseudo-header).
     let msg = out_len - IPV4_HLEN;
-    let sum = match l4::sum_bytes(pkt, &mut s.buf, l3 + IPV4_HLEN, msg) {
+    let sum = match sum_of(sum_sub(pkt, &mut s.buf, l3 + IPV4_HLEN, msg)) {
         Some(x) => x,
         None => return (Action::Drop, Counter::DropInternal),
     };

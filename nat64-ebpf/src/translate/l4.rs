@@ -76,7 +76,7 @@ pub fn fix_check<P: Packet>(pkt: &mut P, off: usize, old: u32, new: u32, udp: bo
 }
 
 /// Size of the scratch buffer for bulk checksums.
-pub const SUM_BUF: usize = 1536;
+pub const SUM_BUF: usize = 2048;
 /// bpf_csum_diff works on at most this many bytes per call.
 const CSUM_DIFF_MAX: usize = 512;
 
@@ -86,13 +86,18 @@ const CSUM_DIFF_MAX: usize = 512;
 /// byte loop would make the verifier walk every iteration on every path.
 #[inline(always)]
 pub fn sum_bytes<P: Packet>(pkt: &P, buf: &mut [u8; SUM_BUF], off: usize, len: usize) -> Option<u32> {
-    if len == 0 {
-        return Some(0);
-    }
     if len > MAX_AMEND_UDP {
         return None;
     }
-    if !pkt.load_bytes(off, buf.as_mut_ptr(), (len & 0x7ff) as u32) {
+    // The helper needs a length the verifier knows is within the buffer (the mask)
+    // and not zero (the test). The volatile read keeps LLVM from folding the test
+    // into the earlier one on `len`, where the verifier would not see it.
+    // SAFETY: reading a local.
+    let n = unsafe { core::ptr::read_volatile(&(len as u32)) } & (SUM_BUF as u32 - 1);
+    if n == 0 {
+        return Some(0);
+    }
+    if !pkt.load_bytes(off, buf.as_mut_ptr(), n) {
         return None;
     }
     // Zero padding up to a multiple of four (RFC 1071 pads an odd byte with zero).
