@@ -154,12 +154,9 @@ mod tests {
         let mut translated = 0;
         for t in 0..=255u8 {
             for c in 0..=255u8 {
-                match error4_to_6(t, c) {
-                    Some(e) => {
-                        translated += 1;
-                        assert!(is_error4(t) && is_error6(e.typ), "{t}/{c}");
-                    }
-                    None => {}
+                if let Some(e) = error4_to_6(t, c) {
+                    translated += 1;
+                    assert!(is_error4(t) && is_error6(e.typ), "{t}/{c}");
                 }
             }
         }
