@@ -90,7 +90,7 @@ counters! {
     DropBadIpv4Checksum = 21, "drop_bad_ipv4_checksum", Drop;
     /// IPv4 protocol number that exists only in IPv6 (0, 43, 44, 58, 60).
     DropV6OnlyProtocol = 22, "drop_ipv6_only_protocol", Drop;
-    /// TTL or hop limit would reach zero on this hop.
+    /// TTL or hop limit would reach zero on this hop (Time Exceeded sent).
     DropTtlExpired = 23, "drop_ttl_expired", Drop;
     /// A fragment this data path cannot translate (IPv4 fragments, for now).
     DropFragment = 24, "drop_fragment", Drop;
@@ -104,7 +104,7 @@ counters! {
     DropTooBig = 28, "drop_too_big", Drop;
     /// The kernel refused to resize the packet.
     DropInternal = 29, "drop_internal", Drop;
-    /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1).
+    /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1; Parameter Problem sent).
     DropRoutingHeader = 30, "drop_routing_header", Drop;
     /// Fragmented ICMP: its checksum needs the whole message's length (RFC 7915 §4.4, §5.4).
     DropIcmpFragment = 31, "drop_icmp_fragment", Drop;
@@ -120,6 +120,14 @@ counters! {
     DropRfc6791NoSource = 36, "drop_rfc6791_no_source", Drop;
     /// An ICMP error whose checksum is wrong (its checksum is recomputed, so it is checked first).
     DropIcmpBadChecksum = 37, "drop_icmp_bad_checksum", Drop;
+    /// Too big for the egress MTU with DF set (or IPv6): Packet Too Big / Fragmentation Needed sent.
+    DropMtuExceeded = 38, "drop_mtu_exceeded", Drop;
+    /// ICMP errors the translator sent itself (Time Exceeded, Packet Too Big, ...).
+    IcmpSent = 39, "icmp_sent", Forward;
+    /// ICMP errors the translator did not send: over the rate limit.
+    IcmpRateLimited = 40, "icmp_rate_limited", Drop;
+    /// ICMP errors the translator could not send: no own address of that family configured.
+    IcmpNoSource = 41, "icmp_no_source", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

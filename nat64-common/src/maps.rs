@@ -22,6 +22,12 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_TX_PORTS: &str = "TX_PORTS";
 pub const TX_PORTS_MAX_ENTRIES: u32 = 64;
 
+/// Per-CPU token bucket for the ICMP errors the translator sends (spec §6).
+pub const MAP_RATELIMIT: &str = "RATELIMIT";
+/// ICMP errors per second per CPU, and the burst allowed.
+pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
+pub const ICMP_ERRORS_BURST: u64 = 50;
+
 /// Capacity of each EAMT trie.
 pub const EAMT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of denylist4.

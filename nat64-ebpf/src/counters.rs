@@ -5,7 +5,7 @@ use nat64_common::counters::{Counter, Kind};
 use crate::{maps::COUNTERS, packet::Action};
 
 #[inline(always)]
-fn bump(c: Counter, bytes: usize) {
+pub fn bump(c: Counter, bytes: usize) {
     if let Some(v) = COUNTERS.get_ptr_mut(c as u32) {
         // SAFETY: per-CPU slot owned by this CPU for the duration of the program.
         unsafe {
@@ -19,7 +19,7 @@ fn bump(c: Counter, bytes: usize) {
 #[inline(always)]
 pub fn record(c: Counter, action: Action, bytes: usize) {
     bump(c, bytes);
-    if matches!(c.kind(), Kind::Translated) {
+    if matches!(c.kind(), Kind::Translated) && action != Action::Tx {
         match action {
             Action::Redirect(_) => bump(Counter::FwdRedirect, bytes),
             _ => bump(Counter::FwdKernel, bytes),

@@ -2,7 +2,7 @@
 //! the packet can leave straight away (XDP_REDIRECT), or fall back to the stack.
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
+    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
     helpers::generated as h,
 };
 
@@ -17,9 +17,11 @@ pub enum Route {
     /// Known route and neighbour (MACs left in the scratch `fib`): rewrite MACs and
     /// redirect; this node decrements TTL.
     Out(u32),
-    /// Anything else (no neighbour yet, local destination, MTU, unreachable): the
+    /// Anything else (no neighbour yet, local destination, unreachable): the
     /// kernel forwards it and decrements TTL itself, or answers with ICMP.
     Kernel,
+    /// Larger than the egress MTU (given).
+    TooBig(u32),
 }
 
 #[inline(always)]
@@ -35,6 +37,9 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
     };
     if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && TX_PORTS.get_ifindex(p.ifindex).is_some() {
         Route::Out(p.ifindex)
+    } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        // SAFETY: the kernel wrote mtu_result for this return code.
+        Route::TooBig(unsafe { p.__bindgen_anon_1.mtu_result } as u32)
     } else {
         Route::Kernel
     }

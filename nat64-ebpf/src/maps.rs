@@ -36,6 +36,10 @@ pub static DENYLIST4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(DENYLIST4
 #[map(name = "TX_PORTS")]
 pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(TX_PORTS_MAX_ENTRIES, 0);
 
+/// [tokens in nanotoken units, last refill in ns] for the ICMP errors this CPU sends.
+#[map(name = "RATELIMIT")]
+pub static RATELIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 

@@ -13,6 +13,11 @@ pub enum Action {
     Redirect(u32),
     /// Inside the engine only: an ICMP error, for the error path to translate.
     IcmpError,
+    /// Inside the engine only: answer the sender with this ICMP error (type, code,
+    /// the four bytes after the checksum), spec §6.
+    Reply(u8, u8, u32),
+    /// Send back out of the interface it came in on (a reply built in place).
+    Tx,
 }
 
 impl Action {
@@ -20,7 +25,8 @@ impl Action {
     pub fn xdp(self) -> u32 {
         match self {
             Action::Pass => xdp_action::XDP_PASS,
-            Action::Drop | Action::IcmpError => xdp_action::XDP_DROP,
+            Action::Drop | Action::IcmpError | Action::Reply(..) => xdp_action::XDP_DROP,
+            Action::Tx => xdp_action::XDP_TX,
             // The port was found in TX_PORTS before the packet was rewritten for it;
             // should it vanish meanwhile the kernel still gets the packet.
             Action::Redirect(ifindex) => {
@@ -37,13 +43,22 @@ impl Action {
 /// leave in R0 when a tuple is returned through memory.
 #[inline(always)]
 pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
-    let (kind, ifindex) = match action {
-        Action::Pass => (0u64, 0u32),
-        Action::Drop => (1, 0),
-        Action::Redirect(i) => (2, i),
-        Action::IcmpError => (3, 0),
+    // bits 0-7 counter, 8-15 kind, 16-23 / 24-31 ICMP type / code, 32-63 ifindex or rest
+    let (kind, tc, high) = match action {
+        Action::Pass => (0u64, 0u64, 0u32),
+        Action::Drop => (1, 0, 0),
+        Action::Redirect(i) => (2, 0, i),
+        Action::IcmpError => (3, 0, 0),
+        Action::Reply(t, c, rest) => (4, (t as u64) << 16 | (c as u64) << 24, rest),
+        Action::Tx => (5, 0, 0),
     };
-    (ifindex as u64) << 32 | kind << 8 | counter as u64
+    (high as u64) << 32 | tc | kind << 8 | counter as u64
+}
+
+/// Whether a packed result asks for an ICMP error to be sent back.
+#[inline(always)]
+pub fn is_reply(v: u64) -> bool {
+    (v >> 8) & 0xff == 4
 }
 
 /// Whether a packed result hands the packet to the ICMP error path.
@@ -59,7 +74,9 @@ pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
         0 => Action::Pass,
         1 => Action::Drop,
         2 => Action::Redirect((v >> 32) as u32),
-        _ => Action::IcmpError,
+        3 => Action::IcmpError,
+        4 => Action::Reply((v >> 16) as u8, (v >> 24) as u8, (v >> 32) as u32),
+        _ => Action::Tx,
     };
     let idx = (v & 0xff) as u32;
     let counter = match Counter::ALL.get(idx as usize) {

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nat64_tests::{
     packet::{self, L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
-    xdp::{H4, H6, Harness, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS},
+    xdp::{H4, H6, Harness, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS, XDP_TX},
 };
 
 /// Small deterministic generator (xorshift64*), so a failure can be replayed.
@@ -205,6 +205,43 @@ fn check_translated(input: &[u8], out: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// An ICMP error the translator sent back: same family as the input, to its source,
+/// within the size limit, with right lengths and checksums, quoting the input.
+fn check_reply(input: &[u8], out: &[u8]) -> Result<(), String> {
+    if out[12..14] != input[12..14] {
+        return Err("a reply must be in the sender's family".into());
+    }
+    let ip = &out[14..];
+    if input[12..14] == [0x08, 0x00] {
+        if ip.len() > 576 || ip.len() < 28 || u16::from_be_bytes([ip[2], ip[3]]) as usize != ip.len() {
+            return Err(format!("ICMPv4 error of {} bytes", ip.len()));
+        }
+        if !packet::checksum_ok(&[&ip[..20]]) || !packet::checksum_ok(&[&ip[20..]]) || ip[9] != 1 {
+            return Err("ICMPv4 error checksums".into());
+        }
+        if ip[16..20] != input[26..30] || !matches!(ip[20], 3 | 11 | 12) {
+            return Err("ICMPv4 error not to the sender, or not an error type".into());
+        }
+        if ip[28..] != input[14..14 + ip.len() - 28] {
+            return Err("ICMPv4 error does not quote the packet".into());
+        }
+    } else {
+        if ip.len() > 1280 || ip.len() < 48 || u16::from_be_bytes([ip[4], ip[5]]) as usize + 40 != ip.len() {
+            return Err(format!("ICMPv6 error of {} bytes", ip.len()));
+        }
+        if ip[24..40] != input[22..38] || ip[6] != 58 || ip[40] >= 128 {
+            return Err("ICMPv6 error not to the sender, or not an error type".into());
+        }
+        if l4_ok(ip) != Some(true) {
+            return Err("ICMPv6 error checksum".into());
+        }
+        if ip[48..] != input[14..14 + ip.len() - 48] {
+            return Err("ICMPv6 error does not quote the packet".into());
+        }
+    }
+    Ok(())
+}
+
 fn ok_word(b: bool) -> &'static str {
     if b { "right" } else { "wrong" }
 }
@@ -215,7 +252,7 @@ fn mutated_packets_are_passed_dropped_or_translated_well_formed() {
     let seeds = seeds();
     let mut rng = Rng(0x6e61_7436_3421_0001);
     let runs: u32 = 100_000;
-    let (mut passed, mut dropped, mut translated) = (0u32, 0u32, 0u32);
+    let (mut passed, mut dropped, mut translated, mut replied) = (0u32, 0u32, 0u32, 0u32);
     let mut failures = Vec::new();
     for i in 0..runs {
         let input = mutate(&mut rng, &seeds[i as usize % seeds.len()]);
@@ -229,10 +266,19 @@ fn mutated_packets_are_passed_dropped_or_translated_well_formed() {
                     failures.push(format!("run {i}: {e}\n  in:  {input:02x?}\n  out: {:02x?}", out.frame));
                 }
             }
+            XDP_TX => {
+                replied += 1;
+                if let Err(e) = check_reply(&input, &out.frame) {
+                    failures.push(format!("run {i}: {e}\n  in:  {input:02x?}\n  out: {:02x?}", out.frame));
+                }
+            }
             other => failures.push(format!("run {i}: unexpected verdict {other}")),
         }
     }
-    println!("{runs} mutated packets: {passed} passed untouched, {dropped} dropped, {translated} translated");
+    println!(
+        "{runs} mutated packets: {passed} passed untouched, {dropped} dropped, {translated} translated, \
+         {replied} answered with an ICMP error"
+    );
     assert!(
         failures.is_empty(),
         "{} bad outputs, first ones:\n{}",

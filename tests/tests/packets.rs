@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nat64_common::counters::Counter;
 use nat64_tests::{
     packet::{self, L4, V4Opts, V6Opts, diff, eth4, eth6, ipv4, ipv6},
-    xdp::{H4, H6, Harness, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS, XDP_REDIRECT, sh},
+    xdp::{H4, H6, Harness, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, sh},
 };
 
 fn v4(s: &str) -> Ipv4Addr {
@@ -93,7 +93,9 @@ fn run_table(h: &Harness, cases: Vec<Case>) {
             continue;
         }
         if let Some(want) = c.output.as_mut() {
-            let v4_out = want.len() > 14 && want[12..14] == [0x08, 0x00] && c.input[12..14] == [0x86, 0xdd];
+            let v4_out = want.len() > 14
+                && want[12..14] == [0x08, 0x00]
+                && (c.input[12..14] == [0x86, 0xdd] || c.verdict == XDP_TX);
             if v4_out && want[20] & 0x40 == 0 {
                 adopt_ipv4_id(&out.frame, want);
             }
@@ -119,6 +121,19 @@ fn xlat(name: &'static str, input: Vec<u8>, output: Vec<u8>, counter: Counter) -
 
 fn passed(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
     Case { name, output: Some(input.clone()), input, verdict: XDP_PASS, counter }
+}
+
+/// The translator answers with an ICMP error, sent back out (XDP_TX).
+fn replied(name: &'static str, input: Vec<u8>, reply: Vec<u8>, counter: Counter) -> Case {
+    Case { name, input, verdict: XDP_TX, output: Some(reply), counter }
+}
+
+/// `frame` as sent back: MAC addresses swapped.
+fn back(mut frame: Vec<u8>) -> Vec<u8> {
+    let (a, b) = (frame[0..6].to_vec(), frame[6..12].to_vec());
+    frame[0..6].copy_from_slice(&b);
+    frame[6..12].copy_from_slice(&a);
+    frame
 }
 
 fn dropped(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
@@ -354,8 +369,18 @@ fn untranslatable_packets_are_dropped_and_counted() {
                 Counter::DropOwnAddress,
             ),
             dropped("bad ipv4 header checksum", bad_csum, Counter::DropBadIpv4Checksum),
-            dropped("ttl 1", ttl1, Counter::DropTtlExpired),
-            dropped("hop limit 1", hl1, Counter::DropTtlExpired),
+            replied(
+                "ttl 1: time exceeded from the translator's IPv4 address",
+                ttl1.clone(),
+                back(icmp4_err("198.51.100.1", R4, 11, 0, [0; 4], &ttl1[14..])),
+                Counter::DropTtlExpired,
+            ),
+            replied(
+                "hop limit 1: time exceeded from the translator's IPv6 address",
+                hl1.clone(),
+                back(icmp6_err("3fff::1", H6, 3, 0, [0; 4], &hl1[14..])),
+                Counter::DropTtlExpired,
+            ),
             dropped("ipv6 payload length beyond the packet", lying_len, Counter::DropMalformed),
             dropped("ipv4 total length beyond the packet", lying_v4, Counter::DropMalformed),
             dropped("truncated ipv6 header", short_v6, Counter::DropMalformed),
@@ -680,9 +705,17 @@ fn fragments_and_extension_headers() {
                 v4_raw(H4, R4, id16, 0x2000, 17, &u4[..24]),
                 Counter::Xlat6to4Udp,
             ),
-            dropped(
-                "6->4 routing header with segments left",
+            replied(
+                "6->4 routing header with segments left: parameter problem at that field",
                 v6_raw(H6, R6, 43, &routing_hdr(17, 1), &u6),
+                back(icmp6_err(
+                    "3fff::1",
+                    H6,
+                    4,
+                    0,
+                    [0, 0, 0, 43],
+                    &v6_raw(H6, R6, 43, &routing_hdr(17, 1), &u6)[14..],
+                )),
                 Counter::DropRoutingHeader,
             ),
             dropped(
@@ -1032,4 +1065,92 @@ fn rfc6791_pools() {
             ),
         ],
     );
+}
+
+/// Spec §2, §3, §6: too big for the egress MTU once translated. With DF (IPv4) or from
+/// IPv6 (whose packets routers never fragment), the sender gets Packet Too Big /
+/// Fragmentation Needed with the MTU that fits after translation; an IPv4 packet
+/// without DF goes to the kernel, which fragments it.
+#[test]
+fn too_big_for_the_egress_mtu() {
+    let mut h = Harness::new(TEST_CONFIG);
+    sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
+    sh("for i in x6 x6p x4 x4p; do ip link set $i up; done");
+    sh("ip link set x4 mtu 1300 && ip link set x6 mtu 1280");
+    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
+    sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4");
+    let x6 = sh("ip -o link show x6 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    let x4 = sh("ip -o link show x4 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    h.tables.tx_port_add(x6).unwrap();
+    h.tables.tx_port_add(x4).unwrap();
+
+    // IPv6 -> IPv4: 1400 bytes become 1380 > 1300 with DF: PTB 1300 + 20.
+    let big6 = in6(H6, R6, &udp(&[1; 1352]));
+    let out = h.run_on(&big6, x6);
+    assert_eq!(out.action, XDP_TX);
+    let want = back(icmp6_err("3fff::1", H6, 2, 0, 1320u32.to_be_bytes(), &big6[14..14 + 1280 - 48]));
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("packet too big: {d}");
+    }
+    // A small one still passes (DF=0 below 1260 bytes; the kernel would fragment).
+    assert_eq!(h.run_on(&in6(H6, R6, &udp(&[1; 1000])), x6).action, XDP_PASS);
+
+    // IPv4 -> IPv6 with DF: 1300 bytes become 1320 > 1280: fragmentation needed 1260.
+    let big4 = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[], &udp(&[2; 1272])));
+    let out = h.run_on(&big4, x4);
+    assert_eq!(out.action, XDP_TX);
+    let mut want = back(icmp4_err("198.51.100.1", R4, 3, 4, [0, 0, 0x04, 0xec], &big4[14..14 + 576 - 28]));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("fragmentation needed: {d}");
+    }
+    // Without DF it is translated and left to the kernel.
+    let big4_nodf =
+        eth4(&ipv4(v4(R4), v4(H4), V4Opts { df: false, ..Default::default() }, &[], &udp(&[2; 1272])));
+    let out = h.run_on(&big4_nodf, x4);
+    assert_eq!(out.action, XDP_PASS);
+    assert_eq!(out.frame[12..14], [0x86, 0xdd], "translated");
+    assert_eq!(h.count(Counter::DropMtuExceeded), 2);
+    assert_eq!(h.count(Counter::IcmpSent), 2);
+}
+
+/// Spec §6: never an error about an error, a source address of the right family or
+/// none, and a rate limit.
+#[test]
+fn translator_errors_are_limited() {
+    let h = Harness::new(TEST_CONFIG);
+    // An ICMPv4 error whose TTL runs out here is dropped without an answer.
+    let probe = ipv4(v4(H4), v4(R4), V4Opts { ttl: 1, ..Default::default() }, &[], &udp(b"x"));
+    let mut err = icmp4_err("9.9.9.1", H4, 11, 0, [0; 4], &probe);
+    err[22] = 1;
+    err[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&err[14..34]]);
+    err[24..26].copy_from_slice(&c.to_be_bytes());
+    let before = h.count(Counter::IcmpSent);
+    assert_eq!(h.run(&err).action, XDP_DROP);
+    assert_eq!(h.count(Counter::IcmpSent), before, "no error about an error");
+
+    // A flood of expiring packets gets at most the burst of errors, then the limit.
+    let mut ttl1 = in4(R4, H4, &udp(b"flood"));
+    ttl1[22] = 1;
+    ttl1[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&ttl1[14..34]]);
+    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut sent = 0;
+    for _ in 0..500 {
+        if h.run(&ttl1).action == XDP_TX {
+            sent += 1;
+        }
+    }
+    let limited = h.count(Counter::IcmpRateLimited);
+    assert!(sent >= 50 && sent < 200, "{sent} errors for 500 expiring packets");
+    assert_eq!(sent + limited, 500);
+    assert_eq!(h.count(Counter::DropTtlExpired), 501, "each counted once as expired (and the error above)");
+
+    // Without an own IPv6 address there is no source for ICMPv6 errors.
+    let h = Harness::new(&TEST_CONFIG.replace(r#""ipv6-addr": "3fff::1","#, ""));
+    let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
+    assert_eq!(h.run(&hl1).action, XDP_DROP);
+    assert_eq!(h.count(Counter::IcmpNoSource), 1);
 }

@@ -239,7 +239,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, IPPROTO_ICMPV6, out_len as u16);
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,
-        Route::Kernel => ttl,
+        Route::Kernel | Route::TooBig(_) => ttl,
     };
 
     let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
@@ -445,7 +445,7 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16);
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
-        Route::Kernel => hop_limit,
+        Route::Kernel | Route::TooBig(_) => hop_limit,
     };
     // SAFETY: helper without arguments.
     let r = unsafe { h::bpf_get_prandom_u32() } as u16;

@@ -3,6 +3,7 @@
 
 mod icmp_err;
 mod l4;
+mod reply;
 pub use l4::SUM_BUF;
 mod v4_to_v6;
 mod v6_to_v4;
@@ -17,7 +18,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, globals},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, unpack},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, is_reply, unpack},
 };
 
 /// Runs the translator on one packet: what to do with it, the counter that records
@@ -42,6 +43,12 @@ pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
     // payload, which the verifier refuses to read.
     let v = if is_icmp_error(v) {
         if proto == ETH_P_IP { icmp_err::v4_to_v6(pkt, g) } else { icmp_err::v6_to_v4(pkt, g) }
+    } else {
+        v
+    };
+    // Errors the translator answers itself (spec §6) are built by their own path too.
+    let v = if is_reply(v) {
+        if proto == ETH_P_IP { reply::icmp4(pkt, g, v) } else { reply::icmp6(pkt, g, v) }
     } else {
         v
     };
@@ -89,6 +96,6 @@ fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action 
             }
             Action::Redirect(ifindex)
         }
-        Route::Kernel => Action::Pass,
+        Route::Kernel | Route::TooBig(_) => Action::Pass,
     }
 }

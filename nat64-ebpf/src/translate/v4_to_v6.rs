@@ -108,7 +108,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         p => (p, Counter::Xlat4to6Other),
     };
     if ttl <= 1 {
-        return (Action::Drop, Counter::DropTtlExpired);
+        // Never an ICMP error in answer to an ICMP error (spec §6).
+        if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
+            return (Action::Drop, Counter::DropTtlExpired);
+        }
+        return (Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
     match addr::map4to6(g, dst, Some(eam_dst), false) {
@@ -170,7 +174,14 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,
-        Route::Kernel => ttl,
+        // DF set and too big once translated: the sender learns the MTU that fits
+        // (spec §2). Without DF it would need IPv6 fragments: the kernel path.
+        Route::TooBig(mtu6) if flags & 0x4000 != 0 => {
+            let grow = (l3_new - ihl) as u32;
+            let mtu4 = mtu6.saturating_sub(grow).clamp(68, 0xffff);
+            return (Action::Reply(icmp::ICMP4_DEST_UNREACH, 4, mtu4), Counter::DropMtuExceeded);
+        }
+        Route::Kernel | Route::TooBig(_) => ttl,
     };
     let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
     let v6 = &mut s.hdr6;

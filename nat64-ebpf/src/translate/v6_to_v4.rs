@@ -94,7 +94,9 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                     None => return (Action::Drop, Counter::DropMalformed),
                 };
                 if nh == EXT_ROUTING && e[3] != 0 {
-                    return (Action::Drop, Counter::DropRoutingHeader);
+                    // RFC 7915 §5.1: Parameter Problem pointing at Segments Left.
+                    let ptr = ((off - l3) & 0xffff) as u32 + 3;
+                    return (Action::Reply(icmp::ICMP6_PARAM_PROBLEM, 0, ptr), Counter::DropRoutingHeader);
                 }
                 nh = e[0];
                 off += (e[1] as usize + 1) * 8;
@@ -165,7 +167,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         p => (p, Counter::Xlat6to4Other),
     };
     if hop_limit <= 1 {
-        return (Action::Drop, Counter::DropTtlExpired);
+        // Never an ICMP error in answer to an ICMP error (spec §6).
+        if nh == IPPROTO_ICMPV6 && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6) {
+            return (Action::Drop, Counter::DropTtlExpired);
+        }
+        return (Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
     // Everything that can refuse the packet is checked before the first write. Only
@@ -205,7 +211,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
-        Route::Kernel => hop_limit,
+        // Too big and the IPv4 packet would carry DF (spec §3): Packet Too Big with
+        // the MTU the IPv6 sender must use. With DF=0 the kernel fragments it.
+        Route::TooBig(mtu4) if frag.is_none() && tot_len > DF_THRESHOLD => {
+            let mtu6 = (mtu4 + chain as u32 - IPV4_HLEN as u32).max(1280);
+            return (Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
+        }
+        Route::Kernel | Route::TooBig(_) => hop_limit,
     };
     let (id, flags) = match frag {
         // RFC 7915 §5.1.1: ID from the low 16 bits, MF and offset from the header.

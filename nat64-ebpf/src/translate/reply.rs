@@ -1,0 +1,191 @@
+//! ICMP errors the translator sends itself (spec §6): Time Exceeded when the hop
+//! limit runs out here, Packet Too Big / Fragmentation Needed when the translated
+//! packet cannot leave, Parameter Problem for a routing header with segments left.
+//! Built in place around the offending packet and sent back out (XDP_TX), from the
+//! translator's own address of the sender's family, rate-limited per CPU.
+//!
+//!   [eth][offending packet ...]  ->  [eth, MACs swapped][IP][ICMP 8][offending packet, cut]
+
+use aya_ebpf::helpers::generated as h;
+use nat64_common::{
+    checksum,
+    counters::Counter,
+    maps::{Globals, ICMP_ERRORS_BURST, ICMP_ERRORS_PER_SEC},
+};
+
+use super::l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6};
+use crate::{
+    counters::bump,
+    maps::{RATELIMIT, scratch},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack, unpack},
+};
+
+const IPV6_HLEN: usize = 40;
+const IPV4_HLEN: usize = 20;
+const ICMP_HLEN: usize = 8;
+const MAX_ICMP6_ERROR: usize = 1280;
+const MAX_ICMP4_ERROR: usize = 576;
+const NS: u64 = 1_000_000_000;
+
+/// Token bucket: ICMP_ERRORS_PER_SEC per CPU, bursts of ICMP_ERRORS_BURST. Tokens are
+/// kept in nanotokens so the refill is exact integer arithmetic.
+#[inline(always)]
+fn allow() -> bool {
+    let b = match RATELIMIT.get_ptr_mut(0) {
+        Some(b) => b,
+        None => return false,
+    };
+    // SAFETY: this CPU's slot; helper without arguments.
+    unsafe {
+        let now = h::bpf_ktime_get_ns();
+        let elapsed = now.saturating_sub((*b)[1]).min(NS);
+        let tokens = ((*b)[0] + elapsed * ICMP_ERRORS_PER_SEC).min(ICMP_ERRORS_BURST * NS);
+        (*b)[1] = now;
+        if tokens < NS {
+            (*b)[0] = tokens;
+            return false;
+        }
+        (*b)[0] = tokens - NS;
+    }
+    true
+}
+
+#[inline(always)]
+fn swap_macs<P: Packet>(pkt: &mut P) -> Option<()> {
+    let m: [u8; 12] = pkt.load(0)?;
+    pkt.store(0, [m[6], m[7], m[8], m[9], m[10], m[11], m[0], m[1], m[2], m[3], m[4], m[5]])
+}
+
+/// Answers an IPv6 packet with an ICMPv6 error; `v` is the engine's packed request.
+#[inline(never)]
+pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
+    let (action, counter) = unpack(v);
+    let (typ, code, rest) = match action {
+        Action::Reply(t, c, r) => (t, c, r),
+        _ => return pack(Action::Drop, Counter::DropInternal),
+    };
+    if !g.has_ipv6_addr() {
+        bump(Counter::IcmpNoSource, 0);
+        return pack(Action::Drop, counter);
+    }
+    if !P::HAS_ETH || !allow() {
+        bump(Counter::IcmpRateLimited, 0);
+        return pack(Action::Drop, counter);
+    }
+    match build6(pkt, g, typ, code, rest) {
+        Some(()) => {
+            bump(Counter::IcmpSent, pkt.len());
+            pack(Action::Tx, counter)
+        }
+        None => pack(Action::Drop, Counter::DropInternal),
+    }
+}
+
+#[inline(always)]
+fn build6<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> Option<()> {
+    let l3 = P::L2_LEN;
+    let s = scratch()?;
+    pkt.load_into(l3, &mut s.hdr6)?;
+    s.dst6.copy_from_slice(&s.hdr6[8..24]);
+    let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
+    let mut orig = pkt.len() - l3;
+    if orig > IPV6_HLEN + plen {
+        orig = IPV6_HLEN + plen;
+    }
+    let mut out_len = IPV6_HLEN + ICMP_HLEN + orig;
+    if out_len > MAX_ICMP6_ERROR {
+        out_len = MAX_ICMP6_ERROR;
+    }
+    let v6 = &mut s.hdr6;
+    v6[0] = 0x60;
+    v6[1] = 0;
+    v6[2] = 0;
+    v6[3] = 0;
+    v6[4..6].copy_from_slice(&((out_len - IPV6_HLEN) as u16).to_be_bytes());
+    v6[6] = IPPROTO_ICMPV6;
+    v6[7] = 64;
+    v6[8..24].copy_from_slice(&g.ipv6_addr);
+    v6[24..40].copy_from_slice(&s.dst6);
+    let r = rest.to_be_bytes();
+    s.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
+
+    pkt.resize_l3(0, IPV6_HLEN + ICMP_HLEN, ETH_P_IPV6).ok()?;
+    pkt.truncate(l3 + out_len).ok()?;
+    pkt.store_from(l3, &s.hdr6)?;
+    pkt.store(l3 + IPV6_HLEN, s.icmp)?;
+    let msg = out_len - IPV6_HLEN;
+    let sum = l4::sum_bytes(pkt, &mut s.buf, l3 + IPV6_HLEN, msg)?;
+    let pseudo = checksum::sum16(&g.ipv6_addr) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
+    pkt.store(l3 + IPV6_HLEN + 2, checksum::finish(sum + pseudo).to_be_bytes())?;
+    swap_macs(pkt)
+}
+
+/// Answers an IPv4 packet with an ICMPv4 error.
+#[inline(never)]
+pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
+    let (action, counter) = unpack(v);
+    let (typ, code, rest) = match action {
+        Action::Reply(t, c, r) => (t, c, r),
+        _ => return pack(Action::Drop, Counter::DropInternal),
+    };
+    if !g.has_ipv4_addr() {
+        bump(Counter::IcmpNoSource, 0);
+        return pack(Action::Drop, counter);
+    }
+    if !P::HAS_ETH || !allow() {
+        bump(Counter::IcmpRateLimited, 0);
+        return pack(Action::Drop, counter);
+    }
+    match build4(pkt, g, typ, code, rest) {
+        Some(()) => {
+            bump(Counter::IcmpSent, pkt.len());
+            pack(Action::Tx, counter)
+        }
+        None => pack(Action::Drop, Counter::DropInternal),
+    }
+}
+
+#[inline(always)]
+fn build4<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> Option<()> {
+    let l3 = P::L2_LEN;
+    let s = scratch()?;
+    pkt.load_into(l3, &mut s.hdr4)?;
+    let to = [s.hdr4[12], s.hdr4[13], s.hdr4[14], s.hdr4[15]];
+    let tot = u16::from_be_bytes([s.hdr4[2], s.hdr4[3]]) as usize;
+    let mut orig = pkt.len() - l3;
+    if orig > tot {
+        orig = tot;
+    }
+    let mut out_len = IPV4_HLEN + ICMP_HLEN + orig;
+    if out_len > MAX_ICMP4_ERROR {
+        out_len = MAX_ICMP4_ERROR;
+    }
+    // SAFETY: helper without arguments.
+    let id = unsafe { h::bpf_get_prandom_u32() } as u16 | 1;
+    let v4 = &mut s.hdr4;
+    v4[0] = 0x45;
+    v4[1] = 0;
+    v4[2..4].copy_from_slice(&(out_len as u16).to_be_bytes());
+    v4[4..6].copy_from_slice(&id.to_be_bytes());
+    v4[6] = 0;
+    v4[7] = 0;
+    v4[8] = 64;
+    v4[9] = IPPROTO_ICMP;
+    v4[10] = 0;
+    v4[11] = 0;
+    v4[12..16].copy_from_slice(&g.ipv4_addr);
+    v4[16..20].copy_from_slice(&to);
+    let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
+    v4[10] = c[0];
+    v4[11] = c[1];
+    let r = rest.to_be_bytes();
+    s.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
+
+    pkt.resize_l3(0, IPV4_HLEN + ICMP_HLEN, ETH_P_IP).ok()?;
+    pkt.truncate(l3 + out_len).ok()?;
+    pkt.store_from(l3, &s.hdr4)?;
+    pkt.store(l3 + IPV4_HLEN, s.icmp)?;
+    let sum = l4::sum_bytes(pkt, &mut s.buf, l3 + IPV4_HLEN, out_len - IPV4_HLEN)?;
+    pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes())?;
+    swap_macs(pkt)
+}
