@@ -1144,7 +1144,7 @@ fn translator_errors_are_limited() {
         }
     }
     let limited = h.count(Counter::IcmpRateLimited);
-    assert!(sent >= 50 && sent < 200, "{sent} errors for 500 expiring packets");
+    assert!((50..200).contains(&sent), "{sent} errors for 500 expiring packets");
     assert_eq!(sent + limited, 500);
     assert_eq!(h.count(Counter::DropTtlExpired), 501, "each counted once as expired (and the error above)");
 
