@@ -226,14 +226,50 @@ pub const V4_HOST_AS_V6: &str = "64:ff9b:1::c633:6402";
 pub const V6_SPARE: &str = "2001:db8:6::3";
 pub const V6_SPARE_AS_V4: &str = "192.0.2.3";
 
+/// In the routed lab ([`SiitLab::routed`]) an IPv4 router sits between the
+/// translator and the IPv4 host.
+pub const ROUTER4: &str = "198.51.100.254";
+pub const ROUTER4_AS_V6: &str = "64:ff9b:1::c633:64fe";
+pub const ROUTED_V4_HOST: &str = "203.0.113.2";
+pub const ROUTED_V4_HOST_AS_V6: &str = "64:ff9b:1::cb00:7102";
+
 impl SiitLab {
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// The lab with an IPv4 router `r` between the translator and the IPv4 host:
+    /// `x` to4 198.51.100.1 -- 198.51.100.254 `r` 203.0.113.1 -- 203.0.113.2 `v4`.
+    pub fn routed() -> Self {
+        Self::build(true)
+    }
+
+    /// Narrows the router's link towards the IPv4 host to `mtu` bytes (a path-MTU
+    /// step the IPv4 host does not know about, so its MSS does not hide it).
+    pub fn set_v4_mtu_step(&self, mtu: u32) {
+        let r = self.lab.ns("r");
+        self.lab.must_in(&r, &format!("ip link set south mtu {mtu}"));
+    }
+
+    fn build(routed: bool) -> Self {
         let mut lab = Lab::new();
         let v6 = lab.add_ns("v6");
         let x = lab.add_ns("x");
         let v4 = lab.add_ns("v4");
         lab.link(&v6, "eth0", &x, "to6");
-        lab.link(&x, "to4", &v4, "eth0");
+        if routed {
+            let r = lab.add_ns("r");
+            lab.link(&x, "to4", &r, "north");
+            lab.link(&r, "south", &v4, "eth0");
+            lab.must_in(
+                &r,
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv4.ip_forward=1 \
+                 && ip addr add 198.51.100.254/24 dev north && ip addr add 203.0.113.1/24 dev south \
+                 && ip route add default via 198.51.100.1 && ethtool -K north gro on >/dev/null",
+            );
+        } else {
+            lab.link(&x, "to4", &v4, "eth0");
+        }
         lab.must_in(
             &v6,
             "ip addr add 2001:db8:6::2/64 dev eth0 nodad && ip addr add 2001:db8:6::3/64 dev eth0 nodad preferred_lft 0 \
@@ -244,11 +280,20 @@ impl SiitLab {
             "ip addr add 2001:db8:6::1/64 dev to6 nodad && ip addr add 198.51.100.1/24 dev to4 \
              && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
         );
-        lab.must_in(
-            &v4,
-            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && ip addr add 198.51.100.2/24 dev eth0 \
-             && ip route add default via 198.51.100.1",
-        );
+        if routed {
+            lab.must_in(&x, "ip route add 203.0.113.0/24 via 198.51.100.254");
+            lab.must_in(
+                &v4,
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && ip addr add 203.0.113.2/24 dev eth0 \
+                 && ip route add default via 203.0.113.1",
+            );
+        } else {
+            lab.must_in(
+                &v4,
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && ip addr add 198.51.100.2/24 dev eth0 \
+                 && ip route add default via 198.51.100.1",
+            );
+        }
         // XDP_REDIRECT into a veth needs the receiving end to run NAPI: give the
         // hosts' ends GRO, as a real NIC's driver would have.
         lab.must_in(&v6, "ethtool -K eth0 gro on >/dev/null");

@@ -5,8 +5,8 @@
 use std::{thread, time::Duration};
 
 use nat64_tests::lab::{
-    SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE, V6_SPARE_AS_V4, peers, wait_line,
-    wait_until,
+    ROUTED_V4_HOST_AS_V6, ROUTER4_AS_V6, SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE,
+    V6_SPARE_AS_V4, peers, wait_line, wait_until,
 };
 use serde_json::Value;
 
@@ -235,4 +235,64 @@ fn live_settings_and_denylist4() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lowest-ipv6-mtu: 600"), "{out:?}");
     assert_eq!(show(&lab), after, "a refused setting changes nothing");
+}
+
+fn started_routed() -> SiitLab {
+    let mut lab = SiitLab::routed();
+    lab.start(CTL);
+    lab
+}
+
+/// The hop addresses traceroute printed, in order ("*" for a silent hop).
+fn hops(out: &str) -> Vec<String> {
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1).map(str::to_string)).collect()
+}
+
+/// Spec §4, §6: traceroute across the translator shows the translator as one hop and
+/// the IPv4 router behind it (its Time Exceeded translated), then the destination.
+#[test]
+fn traceroute_both_protocols_shows_the_hops_behind_the_translator() {
+    let lab = started_routed();
+    for (flag, what) in [("", "UDP"), ("-I", "ICMP")] {
+        let out = lab
+            .lab
+            .must_in(&lab.v6, &format!("traceroute -6 {flag} -n -q 1 -w 2 -m 6 {ROUTED_V4_HOST_AS_V6}"));
+        assert_eq!(
+            hops(&out),
+            ["2001:db8:6::1", ROUTER4_AS_V6, ROUTED_V4_HOST_AS_V6],
+            "{what} traceroute from the IPv6 host:\n{out}"
+        );
+    }
+    let out = lab.lab.must_in(&lab.v4, &format!("traceroute -n -q 1 -w 2 -m 6 {V6_HOST_AS_V4}"));
+    assert_eq!(hops(&out), ["203.0.113.1", "198.51.100.1", V6_HOST_AS_V4], "from the IPv4 host:\n{out}");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_4to6_icmp_error") >= 2 && packets(&s, "xlat_6to4_icmp_error") >= 1, "{s}");
+    assert!(packets(&s, "icmp_sent") >= 3, "the translator's own Time Exceeded: {s}");
+}
+
+/// Spec §2, §4: a TCP transfer from the IPv6 host across a 1500 -> 1280 MTU step on
+/// the IPv4 side completes: the router's Fragmentation Needed comes back translated
+/// as Packet Too Big and the sender lowers its segment size.
+#[test]
+fn tcp_across_an_mtu_step_completes_through_pmtud() {
+    let mut lab = started_routed();
+    lab.set_v4_mtu_step(1280);
+    let v4 = lab.v4.clone();
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
+    wait_ready(&mut lab, &v4, 5002, "tcp");
+    let n = 4 * 1024 * 1024;
+    let out = lab.lab.must_in(
+        &lab.v6,
+        &format!("timeout 60 python3 {} tcp-send {ROUTED_V4_HOST_AS_V6} 5002 {n}", peers()),
+    );
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(parts.len(), 2, "tcp-send output: {out}");
+    assert_eq!(parts[0], parts[1], "content differs after the MTU step");
+    let s = stats(&lab);
+    assert!(
+        packets(&s, "xlat_4to6_icmp_error") >= 1,
+        "Fragmentation Needed translated to Packet Too Big: {s}"
+    );
+    let pmtu = lab.lab.must_in(&lab.v6, &format!("ip -6 route get {ROUTED_V4_HOST_AS_V6}"));
+    assert!(pmtu.contains("mtu 1300"), "the IPv6 host learned MTU 1280 + 20: {pmtu}");
 }

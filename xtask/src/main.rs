@@ -43,7 +43,8 @@ enum Cmd {
 }
 
 /// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
-/// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter).
+/// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
+/// traceroute).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -56,6 +57,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3",
     "util-linux",
     "procps",
+    "traceroute",
 ];
 
 fn root() -> PathBuf {
