@@ -128,6 +128,11 @@ counters! {
     IcmpRateLimited = 40, "icmp_rate_limited", Drop;
     /// ICMP errors the translator could not send: no own address of that family configured.
     IcmpNoSource = 41, "icmp_no_source", Drop;
+    /// IPv4 without DF too big once translated: handed untranslated to the kernel, which
+    /// fragments it into the general path, where the pieces are translated.
+    PassGeneralPath = 42, "pass_general_path", Pass;
+    /// IPv4 with an unexpired source route option: answered with Source Route Failed.
+    DropSourceRoute = 43, "drop_source_route", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

@@ -9,4 +9,5 @@ pub mod checksum;
 pub mod counters;
 pub mod icmp;
 pub mod maps;
+pub mod options;
 pub mod ranges;

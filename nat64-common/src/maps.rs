@@ -58,6 +58,9 @@ pub struct Globals {
     pub rfc6791v6_len: u8,
     pub _pad1: [u8; 2],
     pub rfc6791v6: [u8; 16],
+    /// Interface index of the general path's XDP side (0: no general path). Packets
+    /// arriving there were routed by the kernel, which already counted the hop.
+    pub general_ifindex: u32,
 }
 
 impl Globals {
@@ -86,6 +89,7 @@ impl Globals {
             rfc6791v6_len: 0,
             _pad1: [0; 2],
             rfc6791v6: [0; 16],
+            general_ifindex: 0,
         }
     }
 

@@ -183,14 +183,18 @@ fn real_main() -> Result<()> {
             match cmd {
                 MapCmd::Add { ipv4, ipv6, force } => {
                     let entry = parse_entry(&ipv4, &ipv6)?;
-                    open(&name)?.eamt_add(&entry, force)?;
+                    let mut tables = open(&name)?;
+                    tables.eamt_add(&entry, force)?;
                     println!("added {} <-> {}", entry.v4, entry.v6);
+                    instance::general_path_sync(&tables, None)?;
                 }
                 MapCmd::Del { ipv4, ipv6 } => {
                     let v4: Prefix4 = ipv4.parse()?;
                     let v6 = ipv6.map(|s| s.parse::<Prefix6>()).transpose()?;
-                    let e = open(&name)?.eamt_del(Some(v4), v6)?;
+                    let mut tables = open(&name)?;
+                    let e = tables.eamt_del(Some(v4), v6)?;
                     println!("removed {} <-> {}", e.v4, e.v6);
+                    instance::general_path_sync(&tables, Some(e.v4))?;
                 }
                 MapCmd::List { json } => {
                     let entries = open(&name)?.eamt()?;
@@ -218,6 +222,9 @@ fn real_main() -> Result<()> {
             crate::config::apply_setting(&mut g, &key, &value)?;
             tables.set_globals(g)?;
             println!("{key} = {value}");
+            if key == "lowest-ipv6-mtu" {
+                instance::general_path_sync(&tables, None)?;
+            }
             Ok(())
         }
         Cmd::Show => {

@@ -352,6 +352,10 @@ keyed! {
     de_lowest_ipv6_mtu => "lowest-ipv6-mtu",
     de_rfc6791v4_prefix => "rfc6791v4-prefix",
     de_rfc6791v6_prefix => "rfc6791v6-prefix",
+    de_general_path => "general-path",
+    de_gp_interface => "general-path.interface",
+    de_gp_ipv4_addr => "general-path.ipv4-addr",
+    de_gp_ipv6_addr => "general-path.ipv6-addr",
     de_name => ".name",
     de_attach => ".attach",
     de_ipv4 => ".ipv4",
@@ -401,6 +405,23 @@ struct RawConfig {
     rfc6791v4_prefix: Option<String>,
     #[serde(default, deserialize_with = "de_rfc6791v6_prefix")]
     rfc6791v6_prefix: Option<String>,
+    #[serde(default, deserialize_with = "de_general_path")]
+    general_path: Option<RawGeneralPath>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = r#"an object {"interface": ..., "ipv4-addr": ..., "ipv6-addr": ...}"#
+)]
+struct RawGeneralPath {
+    #[serde(deserialize_with = "de_gp_interface")]
+    interface: String,
+    #[serde(default, deserialize_with = "de_gp_ipv4_addr")]
+    ipv4_addr: Option<String>,
+    #[serde(default, deserialize_with = "de_gp_ipv6_addr")]
+    ipv6_addr: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +474,16 @@ pub struct Config {
     pub lowest_ipv6_mtu: u32,
     pub rfc6791v4_prefix: Option<Prefix4>,
     pub rfc6791v6_prefix: Option<Prefix6>,
+    /// The general path (a veth pair nat64-ctl creates), if any.
+    pub general_path: Option<GeneralPathConfig>,
+}
+
+/// `general-path`: the kernel-side interface's name and, optionally, the pair of
+/// addresses (mapped to each other by the EAMT) the host itself sends from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneralPathConfig {
+    pub interface: String,
+    pub local: Option<(Ipv4Addr, Ipv6Addr)>,
 }
 
 pub const DEFAULT_INSTANCE: &str = "default";
@@ -490,6 +521,54 @@ fn check_interface(i: usize, raw: &RawInterface) -> Result<Interface> {
         }
     };
     Ok(Interface { name: name.clone(), attach })
+}
+
+fn check_general_path(raw: &RawGeneralPath, interfaces: &[Interface]) -> Result<GeneralPathConfig> {
+    let name = raw.interface.as_str();
+    // nat64-ctl creates `name` and its peer `name` + "p": both must be valid interface
+    // names (IFNAMSIZ - 1 = 15 bytes) and not collide with the attached ones.
+    let ok = !name.is_empty()
+        && name.len() <= 14
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!("general-path.interface: {name:?}: must be 1 to 14 characters from a-z, A-Z, 0-9, '-' and '_'");
+    }
+    let peer = format!("{name}p");
+    if let Some(i) = interfaces.iter().position(|x| x.name == name || x.name == peer) {
+        bail!(
+            "general-path.interface: {name:?}: nat64-ctl creates {name} and {peer}; interfaces[{i}] names one of them"
+        );
+    }
+    let local = match (&raw.ipv4_addr, &raw.ipv6_addr) {
+        (None, None) => None,
+        (Some(a4), Some(a6)) => {
+            Some((parse_addr("general-path.ipv4-addr", a4)?, parse_addr("general-path.ipv6-addr", a6)?))
+        }
+        _ => bail!(
+            "general-path: ipv4-addr and ipv6-addr go together (the host's own translated pair): give both or neither"
+        ),
+    };
+    Ok(GeneralPathConfig { interface: name.to_string(), local })
+}
+
+/// The host's pair must map to each other through the EAMT, so that what the host sends
+/// from one comes back to the other.
+fn check_general_path_pair(cfg: Config) -> Result<Config> {
+    use crate::explain::Lookup;
+    if let Some((a4, a6)) = cfg.general_path.as_ref().and_then(|gp| gp.local) {
+        match cfg.eam4(a4) {
+            Some(e) if Ipv6Addr::from(e.map4to6(a4.octets())) == a6 => {}
+            Some(e) => bail!(
+                "general-path.ipv6-addr: {a6}: the EAMT maps general-path.ipv4-addr {a4} to {}; \
+                 the pair must map to each other",
+                Ipv6Addr::from(e.map4to6(a4.octets()))
+            ),
+            None => {
+                bail!("general-path.ipv4-addr: {a4}: no eamt entry covers it; add one mapping it to {a6}")
+            }
+        }
+    }
+    Ok(cfg)
 }
 
 fn check_pool6(s: &str) -> Result<Prefix6> {
@@ -628,6 +707,8 @@ impl Config {
         check_lowest_ipv6_mtu(mtu)?;
         let rfc6791v4_prefix = raw.rfc6791v4_prefix.as_deref().map(parse_rfc6791v4).transpose()?;
         let rfc6791v6_prefix = raw.rfc6791v6_prefix.as_deref().map(parse_rfc6791v6).transpose()?;
+        let general_path =
+            raw.general_path.as_ref().map(|gp| check_general_path(gp, &interfaces)).transpose()?;
 
         Ok(Config {
             instance,
@@ -643,7 +724,9 @@ impl Config {
             lowest_ipv6_mtu: mtu as u32,
             rfc6791v4_prefix,
             rfc6791v6_prefix,
+            general_path,
         })
+        .and_then(check_general_path_pair)
     }
 
     /// The map value the data path reads.
@@ -778,6 +861,44 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn general_path_is_checked() {
+        let ok = with(r#""general-path": {"interface": "nat64"}"#).unwrap();
+        assert_eq!(ok.general_path, Some(GeneralPathConfig { interface: "nat64".into(), local: None }));
+        let eam = r#""eamt": [{"ipv4": "192.0.2.0/24", "ipv6": "2001:db8:46::/120"}]"#;
+        let ok = with(&format!(
+            r#"{eam}, "general-path": {{"interface": "nat64", "ipv4-addr": "192.0.2.1", "ipv6-addr": "2001:db8:46::1"}}"#
+        ))
+        .unwrap();
+        let local = ok.general_path.and_then(|g| g.local);
+        assert_eq!(local, Some(("192.0.2.1".parse().unwrap(), "2001:db8:46::1".parse().unwrap())));
+        for (v, msg) in [
+            (r#""nat64""#, "general-path: invalid type: string"),
+            (r#"{"interface": ""}"#, "general-path.interface: \"\": must be 1 to 14"),
+            (r#"{"interface": "a-name-far-too-long"}"#, "must be 1 to 14"),
+            (r#"{"interface": "bad/name"}"#, "must be 1 to 14"),
+            (r#"{"interface": "eth0"}"#, "interfaces[0] names one of them"),
+            (r#"{"ipv4-addr": "192.0.2.1"}"#, "general-path: missing field `interface`"),
+            (r#"{"interface": "n", "mtu": 1}"#, "unknown field `mtu`"),
+            (r#"{"interface": "n", "ipv4-addr": "192.0.2.1"}"#, "give both or neither"),
+            (
+                r#"{"interface": "n", "ipv4-addr": "192.0.2.x", "ipv6-addr": "2001:db8:46::1"}"#,
+                "general-path.ipv4-addr: \"192.0.2.x\": not an IPv4",
+            ),
+            (
+                r#"{"interface": "n", "ipv4-addr": "192.0.2.1", "ipv6-addr": "2001:db8:46::2"}"#,
+                "maps general-path.ipv4-addr 192.0.2.1 to 2001:db8:46::1",
+            ),
+            (
+                r#"{"interface": "n", "ipv4-addr": "192.0.3.1", "ipv6-addr": "2001:db8:46::1"}"#,
+                "general-path.ipv4-addr: 192.0.3.1: no eamt entry covers it",
+            ),
+        ] {
+            let err = with(&format!(r#"{eam}, "general-path": {v}"#)).unwrap_err().to_string();
+            assert!(err.contains(msg), "{v}: {err}");
+        }
+    }
 
     #[test]
     fn live_settings_apply_and_refuse() {

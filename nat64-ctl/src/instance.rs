@@ -15,7 +15,7 @@ use log::{info, warn};
 
 use crate::{
     EBPF_OBJECT,
-    config::{AttachMode, Config},
+    config::{AttachMode, Config, Prefix4},
     tables::Tables,
 };
 
@@ -64,13 +64,173 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
 /// Writes a validated configuration into the maps. The globals go last: until they
 /// are written (FLAG_ENABLED) the data path passes every packet untouched.
 pub fn apply_config(tables: &mut Tables, cfg: &Config) -> Result<()> {
+    apply_config_with(tables, cfg, 0)
+}
+
+fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<()> {
     for e in &cfg.eamt {
         tables.eamt_add(e, false)?;
     }
     for p in &cfg.denylist4 {
         tables.denylist4_add(*p)?;
     }
-    tables.set_globals(cfg.globals())
+    let mut g = cfg.globals();
+    g.general_ifindex = general_ifindex;
+    tables.set_globals(g)
+}
+
+fn sh(what: &str, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("general-path: {what}: running {}", args[0]))?;
+    if !out.status.success() {
+        bail!(
+            "general-path: {what}: `{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The general path (see README): a veth pair `name` <-> `name`p. The kernel routes
+/// pool6 and the EAM IPv4 prefixes into `name`, the IPv4 routes with an MTU that leaves
+/// room for translation (lowest-ipv6-mtu - 28), so it fragments oversized IPv4 and
+/// carries locally originated traffic; the program on the peer translates what comes out.
+pub struct GeneralPath {
+    pub name: String,
+    pub peer: String,
+}
+
+impl GeneralPath {
+    fn create(name: &str) -> Result<Self> {
+        let peer = format!("{name}p");
+        if ifindex(name).is_ok() {
+            warn!("general-path: removing a stale {name}");
+            sh("removing the stale interface", &["ip", "link", "del", name])?;
+        }
+        sh("creating the veth pair", &["ip", "link", "add", name, "type", "veth", "peer", "name", &peer])?;
+        let gp = Self { name: name.to_string(), peer: peer.clone() };
+        // No ARP/ND on the kernel side: frames go to its own MAC, which the peer
+        // shares, so translated packets handed to the stack there are for this host.
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok();
+        let mac = match mac {
+            Some(m) => m.trim().to_string(),
+            None => {
+                let out = std::process::Command::new("ip").args(["-o", "link", "show", name]).output()?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.split("link/ether ")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or("")
+                    .to_string()
+            }
+        };
+        sh("setting the peer's MAC", &["ip", "link", "set", &peer, "address", &mac])?;
+        sh("setting ARP off", &["ip", "link", "set", name, "arp", "off"])?;
+        sh("bringing it up", &["ip", "link", "set", name, "up"])?;
+        sh("bringing the peer up", &["ip", "link", "set", &peer, "up"])?;
+        sh(
+            "enabling forwarding on the peer",
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{peer}.forwarding=1"),
+                &format!("net.ipv6.conf.{peer}.forwarding=1"),
+                &format!("net.ipv4.conf.{peer}.rp_filter=0"),
+                // The host's own pair comes back from the peer as a source address.
+                &format!("net.ipv4.conf.{peer}.accept_local=1"),
+                &format!("net.ipv4.conf.{name}.rp_filter=0"),
+            ],
+        )?;
+        // Full checksums and no segmentation offload: the program sees each packet
+        // as it would come off a wire.
+        if let Err(e) =
+            sh("turning offloads off", &["ethtool", "-K", name, "tx", "off", "tso", "off", "gso", "off"])
+        {
+            warn!("{e:#}; locally originated TCP through the general path may carry partial checksums");
+        }
+        Ok(gp)
+    }
+
+    fn route(&self, cfg: &Config) -> Result<()> {
+        // The host's own translated pair sits on the interface, so the kernel picks it as
+        // the source of what it sends through here.
+        let local = cfg.general_path.as_ref().and_then(|g| g.local);
+        let (mut src4, mut src6) = (vec![], vec![]);
+        if let Some((a4, a6)) = local {
+            sh(
+                "adding the host's IPv4 address",
+                &["ip", "addr", "add", &format!("{a4}/32"), "dev", &self.name],
+            )?;
+            let a6_len = format!("{a6}/128");
+            sh(
+                "adding the host's IPv6 address",
+                &["ip", "addr", "add", &a6_len, "dev", &self.name, "nodad"],
+            )?;
+            src4 = vec!["src".to_string(), a4.to_string()];
+            src6 = vec!["src".to_string(), a6.to_string()];
+        }
+        for e in &cfg.eamt {
+            route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src4)?;
+        }
+        if let Some(p) = cfg.pool6 {
+            let dst = p.to_string();
+            let mut args = vec!["ip", "-6", "route", "replace", &dst, "dev", &self.name];
+            args.extend(src6.iter().map(String::as_str));
+            sh("routing pool6", &args)?;
+        }
+        Ok(())
+    }
+}
+
+/// Routes an EAM IPv4 prefix into the general path. The MTU sits on the route, not on
+/// the device (IPv6 needs at least 1280 there), and leaves room for translation.
+fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &[String]) -> Result<()> {
+    let (dst, mtu) = (v4.to_string(), (lowest_ipv6_mtu - 28).to_string());
+    let mut args = vec!["ip", "route", "replace", &dst, "dev", name, "mtu", "lock", &mtu];
+    args.extend(src.iter().map(String::as_str));
+    sh("routing an EAM IPv4 prefix", &args)
+}
+
+/// Brings the running instance's general-path routes in step with its EAMT and
+/// `lowest-ipv6-mtu` after a change made on the fly (`map add`/`map del`/`set`); `removed`
+/// is an entry just deleted. Nothing to do without a general path.
+pub fn general_path_sync(tables: &Tables, removed: Option<Prefix4>) -> Result<()> {
+    let g = tables.globals()?;
+    if g.general_ifindex == 0 {
+        return Ok(());
+    }
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let peer = unsafe { libc::if_indextoname(g.general_ifindex, buf.as_mut_ptr()) };
+    if peer.is_null() {
+        bail!(
+            "general path: no interface {} in this network namespace; run nat64-ctl where the instance runs",
+            g.general_ifindex
+        );
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+    let peer = unsafe { std::ffi::CStr::from_ptr(peer) }.to_string_lossy().into_owned();
+    let name = peer.strip_suffix('p').unwrap_or(&peer);
+    if let Some(p) = removed {
+        // It may already be gone (deleted by hand); that is what was wanted.
+        let _ = sh("removing a route", &["ip", "route", "del", &p.to_string(), "dev", name]);
+    }
+    for e in tables.eamt()? {
+        route4(name, e.v4, g.lowest_ipv6_mtu, &[])?;
+    }
+    Ok(())
+}
+
+impl Drop for GeneralPath {
+    fn drop(&mut self) {
+        // Deleting one end removes the pair and the routes through it.
+        if let Err(e) = sh("removing the veth pair", &["ip", "link", "del", &self.name]) {
+            warn!("{e:#}");
+        }
+    }
 }
 
 fn ifindex(name: &str) -> Result<u32> {
@@ -160,6 +320,7 @@ pub struct Running {
     pub tables: Tables,
     pub dir: PathBuf,
     pub links: Vec<(String, XdpLinkId, &'static str)>,
+    pub general: Option<GeneralPath>,
 }
 
 impl Running {
@@ -181,13 +342,17 @@ impl Running {
         }
 
         let mut ebpf = load(&[XDP_PROGRAM])?;
+        let general = match &cfg.general_path {
+            Some(gp) => Some(GeneralPath::create(&gp.interface)?),
+            None => None,
+        };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        match Self::configure_and_attach(&mut ebpf, &dir, cfg) {
+        match Self::configure_and_attach(&mut ebpf, &dir, cfg, general.as_ref()) {
             Ok((tables, links)) => {
                 let pid = pid_file(&cfg.instance);
                 let written = fs::create_dir_all(RUN_DIR)
                     .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())));
-                let running = Self { ebpf, tables, dir, links };
+                let running = Self { ebpf, tables, dir, links, general };
                 written.with_context(|| format!("writing {}", pid.display()))?;
                 Ok(running)
             }
@@ -204,12 +369,21 @@ impl Running {
         ebpf: &mut Ebpf,
         dir: &Path,
         cfg: &Config,
+        general: Option<&GeneralPath>,
     ) -> Result<(Tables, Vec<(String, XdpLinkId, &'static str)>)> {
         let mut tables = Tables::take(ebpf, Some(dir))?;
-        apply_config(&mut tables, cfg)?;
+        let general_ifindex = match general {
+            Some(gp) => ifindex(&gp.peer)?,
+            None => 0,
+        };
+        apply_config_with(&mut tables, cfg, general_ifindex)?;
+        let mut interfaces = cfg.interfaces.clone();
+        if let Some(gp) = general {
+            interfaces.push(crate::config::Interface { name: gp.peer.clone(), attach: AttachMode::Xdp });
+        }
         let mut links = Vec::new();
         let prog: &mut Xdp = ebpf.program_mut(XDP_PROGRAM).expect("loaded above").try_into()?;
-        for iface in &cfg.interfaces {
+        for iface in &interfaces {
             let (id, mode) = match iface.attach {
                 AttachMode::XdpGeneric => (prog.attach(&iface.name, XdpMode::Skb), "generic"),
                 AttachMode::Xdp => match prog.attach(&iface.name, XdpMode::Driver) {
@@ -227,6 +401,10 @@ impl Running {
             tables.tx_port_add(ifindex(&iface.name)?)?;
             info!("attached {XDP_PROGRAM} to {} ({mode} mode)", iface.name);
             links.push((iface.name.clone(), id, mode));
+        }
+        if let Some(gp) = general {
+            gp.route(cfg)?;
+            info!("general path: {} <-> {} (IPv4 route MTU {})", gp.name, gp.peer, cfg.lowest_ipv6_mtu - 28);
         }
         Ok((tables, links))
     }

@@ -132,11 +132,16 @@ fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
     let list = String::from_utf8_lossy(&lab.ctl(CTL, &["map", "list"]).stdout).into_owned();
     assert!(list.contains("192.0.2.3/32") && list.contains("2001:db8:6::3/128"), "map list:\n{list}");
     assert!(ping(&lab), "{V6_SPARE_AS_V4} must answer once mapped to {V6_SPARE}");
+    // The general path follows: oversized IPv4 and the host's own traffic get there.
+    let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
+    assert!(routes.contains("192.0.2.3 ") && routes.contains("mtu lock 1252"), "{routes}");
 
     let out = lab.ctl(CTL, &["map", "del", V6_SPARE_AS_V4]);
     assert!(out.status.success(), "map del: {}", String::from_utf8_lossy(&out.stderr));
     thread::sleep(Duration::from_millis(200));
     assert!(!ping(&lab), "{V6_SPARE_AS_V4} must stop answering after map del");
+    let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
+    assert!(!routes.contains("192.0.2.3 ") && routes.contains("192.0.2.2 "), "{routes}");
 
     // Invalid input is refused and changes nothing.
     let out = lab.ctl(CTL, &["map", "add", "192.0.2.0/24", "2001:db8:6::/64"]);
@@ -146,7 +151,7 @@ fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
     assert!(!out.status.success(), "an IPv4 address mapped twice must be refused");
     let list = String::from_utf8_lossy(&lab.ctl(CTL, &["map", "list", "--json"]).stdout).into_owned();
     let v: Value = serde_json::from_str(&list).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "only the configured entry remains: {list}");
+    assert_eq!(v.as_array().unwrap().len(), 2, "only the configured entries remain: {list}");
 }
 
 #[test]
@@ -230,6 +235,11 @@ fn live_settings_and_denylist4() {
     assert_eq!(after["rfc6791v4-prefix"], "203.0.113.0/24");
     assert_eq!(after["pool6"], before["pool6"], "other settings untouched");
     assert!(ping(&lab), "traffic flows after live changes");
+    let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
+    assert!(
+        routes.contains("192.0.2.2 ") && routes.contains("mtu lock 1372"),
+        "general-path route MTU follows: {routes}"
+    );
 
     let out = lab.ctl(CTL, &["set", "lowest-ipv6-mtu", "600"]);
     assert!(!out.status.success());
@@ -295,4 +305,42 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
     );
     let pmtu = lab.lab.must_in(&lab.v6, &format!("ip -6 route get {ROUTED_V4_HOST_AS_V6}"));
     assert!(pmtu.contains("mtu 1300"), "the IPv6 host learned MTU 1280 + 20: {pmtu}");
+}
+
+/// Spec §2 and the general path: a 3000-byte UDP datagram from the IPv4 host leaves it
+/// as 1500-byte fragments without DF, too big for the IPv6 side once translated; the
+/// kernel cuts them to fit through the general path, and the IPv6 host reassembles
+/// the datagram intact.
+#[test]
+fn large_udp_without_df_from_ipv4_arrives_intact() {
+    let mut lab = started();
+    let v6 = lab.v6.clone();
+    lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv 5356", peers()));
+    wait_ready(&mut lab, &v6, 5356, "udp");
+    let sent = lab.lab.must_in(&lab.v4, &format!("python3 {} udp-send {V6_HOST_AS_V4} 5356 3000", peers()));
+    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
+    assert_eq!(got.trim(), sent.trim(), "datagram as sent (length, sha256) vs as received");
+    let s = stats(&lab);
+    assert!(packets(&s, "pass_general_path") >= 2, "oversized fragments took the general path: {s}");
+}
+
+/// The general path also carries what the translator host sends itself, from its own
+/// translated pair (192.0.2.100 <-> 2001:db8:46::100): an IPv6-only host reached by its
+/// IPv4 address, an IPv4-only host by its pool6 address, and a TCP exchange.
+#[test]
+fn traffic_from_the_translator_host_is_translated() {
+    let mut lab = started();
+    let out = lab.lab.must_in(&lab.x, &format!("ping -c 2 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
+    assert!(out.contains("2 received"), "the host pings the IPv6-only host by its IPv4 address:\n{out}");
+    let out = lab.lab.must_in(&lab.x, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("2 received"), "the host pings the IPv4-only host by its pool6 address:\n{out}");
+    // The IPv6 host sees the host's pair as the source.
+    let v6 = lab.v6.clone();
+    lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv 5357", peers()));
+    wait_ready(&mut lab, &v6, 5357, "udp");
+    let sent = lab.lab.must_in(&lab.x, &format!("python3 {} udp-send {V6_HOST_AS_V4} 5357 2000", peers()));
+    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
+    assert_eq!(got.trim(), sent.trim(), "2000-byte datagram from the host, as sent vs as received");
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_4to6_icmp") >= 2 && packets(&s, "xlat_6to4_icmp") >= 2, "{s}");
 }

@@ -1115,6 +1115,119 @@ fn too_big_for_the_egress_mtu() {
     assert_eq!(h.count(Counter::IcmpSent), 2);
 }
 
+/// The general path (spec §2, §7): an IPv4 packet without DF that is too big once
+/// translated is handed to the kernel untranslated, to be fragmented into the general
+/// path; what comes out of the general path is translated with the hop the kernel
+/// already took off given back, so the node counts one hop whichever way it leaves.
+#[test]
+fn general_path_takes_what_xdp_cannot_finish() {
+    let mut h = Harness::new(TEST_CONFIG);
+    sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
+    sh("ip link add nat64 type veth peer name nat64p");
+    sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
+    sh("for i in x6 x6p x4 x4p nat64 nat64p; do ip link set $i up; done");
+    sh("ip link set x4 mtu 1300 && ip link set x6 mtu 1280");
+    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
+    sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4 && ip route add 9.9.9.0/24 via 198.51.100.3 dev x4");
+    sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
+    sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
+    let index =
+        |name: &str| sh(&format!("ip -o link show {name} | cut -d: -f1")).trim().parse::<u32>().unwrap();
+    let (x6, x4, gp) = (index("x6"), index("x4"), index("nat64p"));
+    h.tables.tx_port_add(x6).unwrap();
+    h.tables.tx_port_add(x4).unwrap();
+    let mut g = h.tables.globals().unwrap();
+    g.general_ifindex = gp;
+    h.tables.set_globals(g).unwrap();
+
+    // Too big without DF: untouched to the kernel, counted.
+    let big4_nodf =
+        eth4(&ipv4(v4(R4), v4(H4), V4Opts { df: false, ..Default::default() }, &[], &udp(&[2; 1272])));
+    let out = h.run_on(&big4_nodf, x4);
+    assert_eq!(out.action, XDP_PASS);
+    assert!(diff(&out.frame, &big4_nodf).is_none(), "handed on untranslated");
+    assert_eq!(h.count(Counter::PassGeneralPath), 1);
+    // With DF the sender still learns the MTU (the general path does not hide it).
+    let big4 = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[], &udp(&[2; 1272])));
+    assert_eq!(h.run_on(&big4, x4).action, XDP_TX);
+
+    // Out of the general path, TTL 63 (the kernel took 64 -> 63): redirected with 63.
+    let from_kernel = eth4(&ipv4(v4(R4), v4(H4), V4Opts { ttl: 63, ..Default::default() }, &[], &tcp(b"gp")));
+    let out = h.run_on(&from_kernel, gp);
+    assert_eq!(out.action, XDP_REDIRECT);
+    let mut want = want6(R6, H6, 0, 63, &tcp(b"gp"));
+    want[0..6].copy_from_slice(&[2, 0, 0, 0, 6, 5]);
+    want[6..12].copy_from_slice(&[2, 0, 0, 0, 6, 1]);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("4->6 out of the general path: {d}");
+    }
+    // TTL 1 there arrived with 2: it still has its hop, no Time Exceeded.
+    let last_hop = eth4(&ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, ..Default::default() }, &[], &tcp(b"gp")));
+    let out = h.run_on(&last_hop, gp);
+    assert_eq!(out.action, XDP_REDIRECT);
+    assert_eq!(out.frame[14 + 7], 1, "hop limit 1");
+    // The same TTL 1 from a wire has no hop left.
+    assert_eq!(h.run_on(&last_hop, x4).action, XDP_TX, "Time Exceeded");
+
+    // 6->4 the same way; to the kernel (no neighbour) with one more, which it takes off.
+    let from_kernel6 =
+        eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 63, ..Default::default() }, &udp(b"gp6")));
+    let out = h.run_on(&from_kernel6, gp);
+    assert_eq!(out.action, XDP_REDIRECT);
+    assert_eq!(out.frame[14 + 8], 63, "TTL 63");
+    let to_kernel6 = eth6(&ipv6(
+        v6(H6),
+        v6("64:ff9b::909:909"),
+        V6Opts { hop_limit: 63, ..Default::default() },
+        &udp(b"gp6"),
+    ));
+    let out = h.run_on(&to_kernel6, gp);
+    assert_eq!(out.action, XDP_PASS);
+    let mut want = want4(H4, "9.9.9.9", 0, 64, &udp(b"gp6"));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("6->4 out of the general path to the kernel: {d}");
+    }
+}
+
+/// RFC 7915 §4.1: IPv4 options are dropped, but an unexpired loose or strict source
+/// route is answered with Destination Unreachable, Source Route Failed; an expired one
+/// (pointer past its last address) is translated like any other option.
+#[test]
+fn unexpired_source_route_fails() {
+    let h = Harness::new(TEST_CONFIG);
+    // NOP, then LSRR with one address and the pointer on it (4), padded with EOOL.
+    let lsrr = [1, 131, 7, 4, 203, 0, 113, 9];
+    let routed = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &lsrr, &udp(b"via")));
+    let out = h.run(&routed);
+    assert_eq!(out.action, XDP_TX);
+    let mut want = back(icmp4_err("198.51.100.1", R4, 3, 5, [0; 4], &routed[14..]));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("source route failed: {d}");
+    }
+    // SSRR the same.
+    let ssrr = [137, 7, 4, 203, 0, 113, 9, 0];
+    let strict = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &ssrr, &udp(b"via")));
+    assert_eq!(h.run(&strict).action, XDP_TX);
+    assert_eq!(h.count(Counter::DropSourceRoute), 2);
+
+    // Expired (pointer 8 > length 7): the options go, the packet is translated.
+    let expired =
+        eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[1, 131, 7, 8, 203, 0, 113, 9], &udp(b"via")));
+    let out = h.run(&expired);
+    assert_eq!(out.action, XDP_PASS);
+    if let Some(d) = diff(&out.frame, &want6(R6, H6, 0, 64, &udp(b"via"))) {
+        panic!("expired source route: {d}");
+    }
+    // Not to a translated address: not ours, untouched.
+    let other = eth4(&ipv4(v4(R4), v4("203.0.113.77"), V4Opts::default(), &lsrr, &udp(b"via")));
+    let out = h.run(&other);
+    assert_eq!((out.action, out.frame.as_slice()), (XDP_PASS, other.as_slice()));
+    assert_eq!(h.count(Counter::DropSourceRoute), 2);
+}
+
 /// Spec §6: never an error about an error, a source address of the right family or
 /// none, and a rate limit.
 #[test]

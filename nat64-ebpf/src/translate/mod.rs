@@ -37,7 +37,14 @@ pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
         Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
         _ => return (Action::Pass, Counter::PassDisabled, len),
     };
-    let v = if proto == ETH_P_IP { v4_to_v6::translate(pkt, g) } else { v6_to_v4::translate(pkt, g) };
+    let v = if proto == ETH_P_IP {
+        match v4_to_v6::source_route_failed(pkt) {
+            0 => v4_to_v6::translate(pkt, g),
+            v => v,
+        }
+    } else {
+        v6_to_v4::translate(pkt, g)
+    };
     // ICMP errors carry a packet inside; they have their own path (own stack frame).
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
@@ -66,6 +73,13 @@ fn drop_reason(e: Untranslatable) -> Counter {
         Untranslatable::Denylisted => Counter::DropDenylist4,
         Untranslatable::WkpNonGlobal => Counter::DropWkpNonGlobal,
     }
+}
+
+/// 1 for a packet that arrived through the general path (the kernel routed it there
+/// and took one off its TTL or hop limit), else 0.
+#[inline(always)]
+fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
+    (g.general_ifindex != 0 && pkt.ingress_ifindex() == g.general_ifindex) as u8
 }
 
 #[inline(always)]

@@ -6,7 +6,7 @@ use nat64_common::{
     counters::Counter,
     icmp,
     maps::Globals,
-    ranges,
+    options, ranges,
 };
 
 use super::{
@@ -38,6 +38,80 @@ fn header_sum<P: Packet>(
         return Some(sum);
     }
     Some(sum + l4::sum_bytes(pkt, buf, l3 + IPV4_HLEN, (ihl - IPV4_HLEN) & 0x3f)?)
+}
+
+/// Where the walk over the options stands, shared with its bpf_loop callback.
+#[repr(C)]
+struct OptionWalk {
+    next: u64,
+    len: u64,
+    found: u64,
+}
+
+/// One step of the walk over the options in the scratch buffer. Through bpf_loop the
+/// verifier checks it once, not once per option.
+extern "C" fn option_step(_i: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer `source_route_failed` gave it.
+    let w = unsafe { &mut *(ctx as *mut OptionWalk) };
+    let Some(s) = scratch() else { return 1 };
+    match options::step(&s.buf[..options::MAX_OPTIONS], w.next as usize, w.len as usize) {
+        options::Step::Next(n) => {
+            w.next = n as u64;
+            0
+        }
+        options::Step::SourceRoute => {
+            w.found = 1;
+            1
+        }
+        options::Step::End => 1,
+    }
+}
+
+/// RFC 7915 §4.1: options are ignored, but an unexpired source route cannot be
+/// honoured on the IPv6 side: such a packet to a translated address gets Destination
+/// Unreachable, Source Route Failed (never in answer to an ICMP error). Checked ahead
+/// of the translation, in a subprogram of its own, so that the verifier walks the
+/// option list once rather than once per path through the translation. 0: no such
+/// source route, else the packed verdict.
+#[inline(never)]
+pub fn source_route_failed<P: Packet>(pkt: &P) -> u64 {
+    source_route_failed_inner(pkt).unwrap_or(0)
+}
+
+#[inline(always)]
+fn source_route_failed_inner<P: Packet>(pkt: &P) -> Option<u64> {
+    let l3 = P::L2_LEN;
+    let h = pkt.load::<[u8; IPV4_HLEN]>(l3)?;
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if ihl <= IPV4_HLEN {
+        return None;
+    }
+    eamt4([h[16], h[17], h[18], h[19]])?;
+    let s = scratch()?;
+    let len = (ihl - IPV4_HLEN) & 0x3f;
+    if len == 0
+        || len > options::MAX_OPTIONS
+        || !pkt.load_bytes(l3 + IPV4_HLEN, s.buf.as_mut_ptr(), len as u32)
+    {
+        return None;
+    }
+    let mut w = OptionWalk { next: 0, len: len as u64, found: 0 };
+    // SAFETY: the callback and its context match bpf_loop's contract; flags are 0.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            options::MAX_OPTIONS as u32,
+            option_step as *mut core::ffi::c_void,
+            &mut w as *mut OptionWalk as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    if w.found == 0 {
+        return None;
+    }
+    if h[9] == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
+        return Some(pack(Action::Drop, Counter::DropSourceRoute));
+    }
+    Some(pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 5, 0), Counter::DropSourceRoute))
 }
 
 /// Not inlined: each direction gets its own stack frame (the verifier allows 512
@@ -95,7 +169,9 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let first = frag_off == 0;
     let id = [h[4], h[5]];
     let proto = h[9];
-    let ttl = h[8];
+    // From the general path the kernel has already taken this hop off (spec §7): give
+    // it back, so that the hop counts once whichever way the packet leaves.
+    let ttl = h[8].saturating_add(super::general_path_credit(pkt, g));
     let tos = h[1];
     let (nh, counter) = match proto {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
@@ -174,8 +250,14 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,
-        // DF set and too big once translated: the sender learns the MTU that fits
-        // (spec §2). Without DF it would need IPv6 fragments: the kernel path.
+        // Without DF it needs IPv6 fragments: the kernel fragments the IPv4 packet into
+        // the general path, whose MTU leaves room for translation (spec §2).
+        Route::TooBig(_)
+            if flags & 0x4000 == 0 && super::general_path_credit(pkt, g) == 0 && g.general_ifindex != 0 =>
+        {
+            return (Action::Pass, Counter::PassGeneralPath);
+        }
+        // DF set and too big once translated: the sender learns the MTU that fits.
         Route::TooBig(mtu6) if flags & 0x4000 != 0 => {
             let grow = (l3_new - ihl) as u32;
             let mtu4 = mtu6.saturating_sub(grow).clamp(68, 0xffff);

@@ -75,9 +75,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Err(e) => return (Action::Drop, drop_reason(e)),
     };
 
+    // From the general path the kernel has already taken this hop off (spec §7): give
+    // it back, so that the hop counts once whichever way the packet leaves.
+    let hop_limit = s.hdr6[7].saturating_add(super::general_path_credit(pkt, g));
     // RFC 7915 §5.1: walk hop-by-hop, destination options, routing (segments left 0)
     // and fragment headers; they are not carried into IPv4.
-    let hop_limit = s.hdr6[7];
     let mut nh = s.hdr6[6];
     let mut off = l3 + IPV6_HLEN;
     let mut frag: Option<[u8; 8]> = None;
