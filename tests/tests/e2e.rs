@@ -181,18 +181,23 @@ fn translate_explains_rules_and_stop_detaches() {
     assert!(!out.status.success(), "nothing is translated after detach");
 }
 
+/// Sends one `len`-byte UDP datagram from namespace `from` to `to_addr`:`port`, where a
+/// receiver in `to` checks it arrives whole (length and SHA-256).
+fn one_datagram(lab: &mut SiitLab, from: &str, to: &str, to_addr: &str, port: u16, len: usize) {
+    lab.lab.spawn_in(to, &format!("python3 {} udp-recv {port}", peers()));
+    wait_ready(lab, to, port, "udp");
+    let sent = lab.lab.must_in(from, &format!("python3 {} udp-send {to_addr} {port} {len}", peers()));
+    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
+    assert_eq!(got.trim(), sent.trim(), "{len}-byte datagram as sent (length, sha256) vs as received");
+}
+
 /// A 4000-byte UDP datagram leaves the IPv6 host as IPv6 fragments, crosses the
 /// translator as IPv4 fragments and is reassembled intact by the IPv4 host.
 #[test]
 fn fragmented_udp_from_ipv6_arrives_intact() {
     let mut lab = started();
-    let v4 = lab.v4.clone();
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-recv 5355", peers()));
-    wait_ready(&mut lab, &v4, 5355, "udp");
-    let sent = lab.lab.must_in(&lab.v6, &format!("python3 {} udp-send {V4_HOST_AS_V6} 5355 4000", peers()));
-    let child = lab.lab.last_child();
-    let got = wait_line(child, Duration::from_secs(5));
-    assert_eq!(got.trim(), sent.trim(), "datagram as sent (length, sha256) vs as received");
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    one_datagram(&mut lab, &v6, &v4, V4_HOST_AS_V6, 5355, 4000);
     let s = stats(&lab);
     assert!(packets(&s, "xlat_6to4_udp") >= 3, "three fragments translated: {s}");
 }
@@ -314,19 +319,16 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
 #[test]
 fn large_udp_without_df_from_ipv4_arrives_intact() {
     let mut lab = started();
-    let v6 = lab.v6.clone();
-    lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv 5356", peers()));
-    wait_ready(&mut lab, &v6, 5356, "udp");
-    let sent = lab.lab.must_in(&lab.v4, &format!("python3 {} udp-send {V6_HOST_AS_V4} 5356 3000", peers()));
-    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
-    assert_eq!(got.trim(), sent.trim(), "datagram as sent (length, sha256) vs as received");
+    let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
+    one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5356, 3000);
     let s = stats(&lab);
     assert!(packets(&s, "pass_general_path") >= 2, "oversized fragments took the general path: {s}");
 }
 
 /// The general path also carries what the translator host sends itself, from its own
 /// translated pair (192.0.2.100 <-> 2001:db8:46::100): an IPv6-only host reached by its
-/// IPv4 address, an IPv4-only host by its pool6 address, and a TCP exchange.
+/// IPv4 address, an IPv4-only host by its pool6 address, and a 2000-byte UDP datagram
+/// (cut into IPv4 fragments by the kernel on the way in).
 #[test]
 fn traffic_from_the_translator_host_is_translated() {
     let mut lab = started();
@@ -334,13 +336,8 @@ fn traffic_from_the_translator_host_is_translated() {
     assert!(out.contains("2 received"), "the host pings the IPv6-only host by its IPv4 address:\n{out}");
     let out = lab.lab.must_in(&lab.x, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("2 received"), "the host pings the IPv4-only host by its pool6 address:\n{out}");
-    // The IPv6 host sees the host's pair as the source.
-    let v6 = lab.v6.clone();
-    lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv 5357", peers()));
-    wait_ready(&mut lab, &v6, 5357, "udp");
-    let sent = lab.lab.must_in(&lab.x, &format!("python3 {} udp-send {V6_HOST_AS_V4} 5357 2000", peers()));
-    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
-    assert_eq!(got.trim(), sent.trim(), "2000-byte datagram from the host, as sent vs as received");
+    let (x, v6) = (lab.x.clone(), lab.v6.clone());
+    one_datagram(&mut lab, &x, &v6, V6_HOST_AS_V4, 5357, 2000);
     let s = stats(&lab);
     assert!(packets(&s, "xlat_4to6_icmp") >= 2 && packets(&s, "xlat_6to4_icmp") >= 2, "{s}");
 }
