@@ -451,6 +451,8 @@ pub enum AttachMode {
     Xdp,
     /// Generic (skb) XDP only.
     XdpGeneric,
+    /// TC (TCX ingress): any device, Ethernet or L3 (WireGuard, TUN).
+    Tc,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -516,8 +518,11 @@ fn check_interface(i: usize, raw: &RawInterface) -> Result<Interface> {
     let attach = match raw.attach.as_str() {
         "xdp" => AttachMode::Xdp,
         "xdp-generic" => AttachMode::XdpGeneric,
+        "tc" => AttachMode::Tc,
         other => {
-            bail!("interfaces[{i}].attach: {other:?} is not supported here (use \"xdp\" or \"xdp-generic\")")
+            bail!(
+                "interfaces[{i}].attach: {other:?} is not supported (use \"xdp\", \"xdp-generic\" or \"tc\")"
+            )
         }
     };
     Ok(Interface { name: name.clone(), attach })
@@ -1419,11 +1424,15 @@ mod tests {
     fn attach_mode_unsupported() {
         assert_err_contains(
             Config::from_json(
-                r#"{"interfaces": [{"name": "eth0", "attach": "tc"}], "pool6": "64:ff9b::/96"}"#,
+                r#"{"interfaces": [{"name": "eth0", "attach": "tcx"}], "pool6": "64:ff9b::/96"}"#,
             ),
-            r#"interfaces[0].attach: "tc" is not supported here (use "xdp" or "xdp-generic")"#,
+            r#"interfaces[0].attach: "tcx" is not supported (use "xdp", "xdp-generic" or "tc")"#,
         );
         assert_err_contains(iface("eth1", "XDP"), r#"interfaces[1].attach: "XDP" is not supported"#);
+        let tc = Config::from_json(
+            r#"{"interfaces": [{"name": "wg0", "attach": "tc"}], "pool6": "64:ff9b::/96"}"#,
+        );
+        assert_eq!(tc.unwrap().interfaces[0].attach, AttachMode::Tc);
     }
 
     #[test]

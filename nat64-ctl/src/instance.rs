@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use log::{info, warn};
 
@@ -24,6 +24,46 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/nat64";
 /// Name of the XDP translator program in the object.
 pub const XDP_PROGRAM: &str = "nat64_xdp";
+/// The TC (TCX ingress) programs, for Ethernet and for L3 devices.
+pub const TC_PROGRAM: &str = "nat64_tc";
+pub const TC_L3_PROGRAM: &str = "nat64_tc_l3";
+
+/// One program attached to one interface.
+pub enum LinkId {
+    Xdp(XdpLinkId),
+    Tc(&'static str, SchedClassifierLinkId),
+}
+
+pub struct Attached {
+    pub interface: String,
+    pub id: LinkId,
+    /// How: "driver" or "generic" XDP, or "tcx" (and which TC program).
+    pub mode: &'static str,
+}
+
+/// Whether `name` carries Ethernet frames (else it is an L3 device: WireGuard, TUN).
+pub fn is_ethernet(name: &str) -> Result<bool> {
+    let c = std::ffi::CString::new(name).with_context(|| format!("interface name {name:?}"))?;
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq holding a NUL-terminated name
+    // shorter than IFNAMSIZ (checked by the config), and the socket closed after.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            bail!("{name}: socket: {}", std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(c.as_bytes()) {
+            *d = *s as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc < 0 {
+            bail!("interface {name}: {err}");
+        }
+        Ok(req.ifr_ifru.ifru_hwaddr.sa_family == libc::ARPHRD_ETHER)
+    }
+}
 /// Name of the benchmark baseline program (swap MACs, XDP_TX).
 pub const BASELINE_PROGRAM: &str = "nat64_bench_baseline";
 
@@ -52,11 +92,14 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
     }
     let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).context("loading the eBPF object")?;
     for name in programs {
-        let prog: &mut Xdp = ebpf
-            .program_mut(name)
-            .with_context(|| format!("the eBPF object has no program {name}"))?
-            .try_into()?;
-        prog.load().with_context(|| format!("loading program {name} (verifier)"))?;
+        let prog =
+            ebpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))?;
+        let loaded = match prog {
+            aya::programs::Program::Xdp(p) => p.load(),
+            aya::programs::Program::SchedClassifier(p) => p.load(),
+            _ => bail!("program {name} is neither XDP nor TC"),
+        };
+        loaded.with_context(|| format!("loading program {name} (verifier)"))?;
     }
     Ok(ebpf)
 }
@@ -319,7 +362,7 @@ pub struct Running {
     pub ebpf: Ebpf,
     pub tables: Tables,
     pub dir: PathBuf,
-    pub links: Vec<(String, XdpLinkId, &'static str)>,
+    pub links: Vec<Attached>,
     pub general: Option<GeneralPath>,
 }
 
@@ -341,7 +384,18 @@ impl Running {
             fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
 
-        let mut ebpf = load(&[XDP_PROGRAM])?;
+        let mut programs = vec![XDP_PROGRAM];
+        for iface in cfg.interfaces.iter().filter(|i| i.attach == AttachMode::Tc) {
+            let p = if is_ethernet(&iface.name).with_context(|| format!("interfaces: {}", iface.name))? {
+                TC_PROGRAM
+            } else {
+                TC_L3_PROGRAM
+            };
+            if !programs.contains(&p) {
+                programs.push(p);
+            }
+        }
+        let mut ebpf = load(&programs)?;
         let general = match &cfg.general_path {
             Some(gp) => Some(GeneralPath::create(&gp.interface)?),
             None => None,
@@ -370,7 +424,7 @@ impl Running {
         dir: &Path,
         cfg: &Config,
         general: Option<&GeneralPath>,
-    ) -> Result<(Tables, Vec<(String, XdpLinkId, &'static str)>)> {
+    ) -> Result<(Tables, Vec<Attached>)> {
         let mut tables = Tables::take(ebpf, Some(dir))?;
         let general_ifindex = match general {
             Some(gp) => ifindex(&gp.peer)?,
@@ -382,25 +436,14 @@ impl Running {
             interfaces.push(crate::config::Interface { name: gp.peer.clone(), attach: AttachMode::Xdp });
         }
         let mut links = Vec::new();
-        let prog: &mut Xdp = ebpf.program_mut(XDP_PROGRAM).expect("loaded above").try_into()?;
         for iface in &interfaces {
-            let (id, mode) = match iface.attach {
-                AttachMode::XdpGeneric => (prog.attach(&iface.name, XdpMode::Skb), "generic"),
-                AttachMode::Xdp => match prog.attach(&iface.name, XdpMode::Driver) {
-                    Ok(id) => (Ok(id), "driver"),
-                    Err(e) => {
-                        warn!(
-                            "{}: driver-mode XDP failed ({e}); falling back to generic mode (slower)",
-                            iface.name
-                        );
-                        (prog.attach(&iface.name, XdpMode::Skb), "generic")
-                    }
-                },
-            };
-            let id = id.with_context(|| format!("interfaces: attaching XDP to {}", iface.name))?;
-            tables.tx_port_add(ifindex(&iface.name)?)?;
-            info!("attached {XDP_PROGRAM} to {} ({mode} mode)", iface.name);
-            links.push((iface.name.clone(), id, mode));
+            let attached = attach(ebpf, &iface.name, iface.attach)?;
+            // Redirect targets of the fast path: Ethernet ports (L3 devices get their
+            // packets from the kernel, which knows how to frame them).
+            if attached.mode != "tcx-l3" {
+                tables.tx_port_add(ifindex(&iface.name)?)?;
+            }
+            links.push(attached);
         }
         if let Some(gp) = general {
             gp.route(cfg)?;
@@ -410,13 +453,51 @@ impl Running {
     }
 }
 
+/// Attaches the program that fits `mode` and the device to `name`.
+fn attach(ebpf: &mut Ebpf, name: &str, mode: AttachMode) -> Result<Attached> {
+    let attached = if mode == AttachMode::Tc {
+        let (program, how) = if is_ethernet(name)? { (TC_PROGRAM, "tcx") } else { (TC_L3_PROGRAM, "tcx-l3") };
+        let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
+        let id = prog
+            .attach(name, TcAttachType::Ingress)
+            .with_context(|| format!("interfaces: attaching TC (TCX ingress) to {name}"))?;
+        Attached { interface: name.to_string(), id: LinkId::Tc(program, id), mode: how }
+    } else {
+        let prog: &mut Xdp = ebpf.program_mut(XDP_PROGRAM).expect("loaded").try_into()?;
+        let (id, how) = match mode {
+            AttachMode::Xdp => match prog.attach(name, XdpMode::Driver) {
+                Ok(id) => (Ok(id), "driver"),
+                Err(e) => {
+                    warn!("{name}: driver-mode XDP failed ({e}); falling back to generic mode (slower)");
+                    (prog.attach(name, XdpMode::Skb), "generic")
+                }
+            },
+            _ => (prog.attach(name, XdpMode::Skb), "generic"),
+        };
+        let id = id.with_context(|| format!("interfaces: attaching XDP to {name}"))?;
+        Attached { interface: name.to_string(), id: LinkId::Xdp(id), mode: how }
+    };
+    let program = match attached.id {
+        LinkId::Xdp(_) => XDP_PROGRAM,
+        LinkId::Tc(p, _) => p,
+    };
+    info!("attached {program} to {name} ({} mode)", attached.mode);
+    Ok(attached)
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Ok(prog) = <&mut Xdp>::try_from(self.ebpf.program_mut(XDP_PROGRAM).expect("loaded")) {
-            for (name, id, _) in self.links.drain(..) {
-                if let Err(e) = prog.detach(id) {
-                    warn!("detaching from {name}: {e}");
+        for a in self.links.drain(..) {
+            let r = match a.id {
+                LinkId::Xdp(id) => <&mut Xdp>::try_from(self.ebpf.program_mut(XDP_PROGRAM).expect("loaded"))
+                    .and_then(|p| p.detach(id)),
+                LinkId::Tc(program, id) => {
+                    <&mut SchedClassifier>::try_from(self.ebpf.program_mut(program).expect("loaded"))
+                        .and_then(|p| p.detach(id))
                 }
+            };
+            if let Err(e) = r {
+                warn!("detaching from {}: {e}", a.interface);
             }
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {

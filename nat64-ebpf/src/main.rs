@@ -15,9 +15,17 @@ mod translate;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
-    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use aya_ebpf::{
+        bindings::{TC_ACT_OK, xdp_action},
+        macros::{classifier, xdp},
+        programs::{TcContext, XdpContext},
+    };
 
-    use crate::{counters, packet::XdpPacket, translate};
+    use crate::{
+        counters,
+        packet::{ETH_LEN, TcPacket, XdpPacket},
+        translate,
+    };
 
     /// The translator on an Ethernet device (native or generic XDP).
     #[xdp]
@@ -26,6 +34,31 @@ mod programs {
         let (action, counter, len) = translate::process(&mut pkt);
         counters::record(counter, action, len);
         action.xdp()
+    }
+
+    /// The translator as a TC (TCX ingress) program on an Ethernet device.
+    #[classifier]
+    pub fn nat64_tc(ctx: TcContext) -> i32 {
+        tc::<ETH_LEN>(&ctx)
+    }
+
+    /// The translator as a TC (TCX ingress) program on an L3 device (WireGuard, TUN):
+    /// packets start with the IP header.
+    #[classifier]
+    pub fn nat64_tc_l3(ctx: TcContext) -> i32 {
+        tc::<0>(&ctx)
+    }
+
+    #[inline(always)]
+    fn tc<const L2: usize>(ctx: &TcContext) -> i32 {
+        // The whole packet in the linear area, so that the engine sees it as XDP would.
+        if ctx.skb.pull_data(ctx.len()).is_err() {
+            return TC_ACT_OK as i32;
+        }
+        let mut pkt = TcPacket::<L2>::new(ctx);
+        let (action, counter, len) = translate::process(&mut pkt);
+        counters::record(counter, action, len);
+        action.tc(pkt.ifindex())
     }
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the

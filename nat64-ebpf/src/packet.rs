@@ -1,7 +1,12 @@
 //! One view of a packet for every attach point, so the translation engine is written
-//! once. XDP implements it here; the TC implementation sits beside it.
+//! once: XDP (`XdpPacket`) and TC (`TcPacket`, with or without an Ethernet header)
+//! implement it here.
 
-use aya_ebpf::{bindings::xdp_action, helpers::generated as h, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
+    helpers::generated as h,
+    programs::{TcContext, XdpContext},
+};
 
 /// What to do with the packet once the engine is done.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,21 @@ impl Action {
                     Ok(a) | Err(a) => a,
                 }
             }
+        }
+    }
+}
+
+impl Action {
+    /// The TC verdict; `ifindex` is the device the packet arrived on (for `Tx`).
+    #[inline(always)]
+    pub fn tc(self, ifindex: u32) -> i32 {
+        match self {
+            Action::Pass => TC_ACT_OK as i32,
+            Action::Drop | Action::IcmpError | Action::Reply(..) => TC_ACT_SHOT as i32,
+            // SAFETY: helper call; bpf_redirect returns TC_ACT_REDIRECT or TC_ACT_SHOT.
+            Action::Tx => unsafe { h::bpf_redirect(ifindex, 0) as i32 },
+            // SAFETY: as above.
+            Action::Redirect(i) => unsafe { h::bpf_redirect(i, 0) as i32 },
         }
     }
 }
@@ -246,6 +266,100 @@ impl Packet for XdpPacket<'_> {
         let delta = len as i32 - cur as i32;
         // SAFETY: helper call with the context and a negative delta.
         if unsafe { h::bpf_xdp_adjust_tail(self.ctx.ctx, delta) } != 0 {
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+/// A packet seen by a TC program (TCX), on an Ethernet device (`L2` = 14) or an L3
+/// device such as WireGuard or TUN (`L2` = 0). The program pulls the whole packet into
+/// the linear area first, so `start()..end()` covers all of it, as with XDP.
+pub struct TcPacket<'a, const L2: usize> {
+    ctx: &'a TcContext,
+}
+
+impl<'a, const L2: usize> TcPacket<'a, L2> {
+    #[inline(always)]
+    pub fn new(ctx: &'a TcContext) -> Self {
+        Self { ctx }
+    }
+
+    #[inline(always)]
+    pub fn ifindex(&self) -> u32 {
+        // SAFETY: the context pointer the kernel passed to the program.
+        unsafe { (*self.ctx.skb.skb).ifindex }
+    }
+}
+
+impl<const L2: usize> Packet for TcPacket<'_, L2> {
+    const L2_LEN: usize = L2;
+
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.ctx.data()
+    }
+
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.ctx.data_end()
+    }
+
+    #[inline(always)]
+    fn ingress_ifindex(&self) -> u32 {
+        self.ifindex()
+    }
+
+    #[inline(always)]
+    fn l3_proto(&self) -> Option<u16> {
+        if L2 == ETH_LEN {
+            self.load::<[u8; 2]>(12).map(u16::from_be_bytes)
+        } else {
+            // SAFETY: the context pointer the kernel passed to the program.
+            Some(u16::from_be(unsafe { (*self.ctx.skb.skb).protocol } as u16))
+        }
+    }
+
+    #[inline(always)]
+    fn ctx_ptr(&self) -> *mut core::ffi::c_void {
+        self.ctx.skb.skb.cast()
+    }
+
+    #[inline(always)]
+    fn resize_l3(&mut self, old_len: usize, new_len: usize, proto: u16) -> Result<(), ()> {
+        let cur = self.l3_proto().ok_or(())?;
+        let mut delta = new_len as i32 - old_len as i32;
+        if cur != proto {
+            // Sets skb->protocol (and the GSO type) and grows or shrinks the network
+            // header by the 20 bytes between the two base headers.
+            self.ctx.skb.change_proto(proto.to_be(), 0).map_err(|_| ())?;
+            delta -= if proto == ETH_P_IPV6 { 20 } else { -20 };
+        }
+        if delta != 0 {
+            // The rest (options, extension or fragment headers) right after the MAC
+            // header: what follows the L3 header stays where it is.
+            self.ctx.skb.adjust_room(delta, BPF_ADJ_ROOM_MAC, 0).map_err(|_| ())?;
+        }
+        if L2 == ETH_LEN {
+            self.store(12, proto.to_be_bytes()).ok_or(())?;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn load_bytes(&self, off: usize, buf: *mut u8, len: u32) -> bool {
+        // SAFETY: helper call; the kernel checks `off`/`len` against the packet and the
+        // verifier checks `len` against the buffer.
+        unsafe { h::bpf_skb_load_bytes(self.ctx.skb.skb.cast(), off as u32, buf.cast(), len) == 0 }
+    }
+
+    #[inline(always)]
+    fn truncate(&mut self, len: usize) -> Result<(), ()> {
+        if self.len() <= len {
+            return Ok(());
+        }
+        // SAFETY: helper call with the context.
+        if unsafe { h::bpf_skb_change_tail(self.ctx.skb.skb.cast(), len as u32, 0) } != 0 {
             return Err(());
         }
         Ok(())

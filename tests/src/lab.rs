@@ -235,13 +235,13 @@ pub const ROUTED_V4_HOST_AS_V6: &str = "64:ff9b:1::cb00:7102";
 
 impl SiitLab {
     pub fn new() -> Self {
-        Self::build(false)
+        Self::build(false, "xdp")
     }
 
     /// The lab with an IPv4 router `r` between the translator and the IPv4 host:
     /// `x` to4 198.51.100.1 -- 198.51.100.254 `r` 203.0.113.1 -- 203.0.113.2 `v4`.
     pub fn routed() -> Self {
-        Self::build(true)
+        Self::build(true, "xdp")
     }
 
     /// Narrows the router's link towards the IPv4 host to `mtu` bytes (a path-MTU
@@ -251,7 +251,12 @@ impl SiitLab {
         self.lab.must_in(&r, &format!("ip link set south mtu {mtu}"));
     }
 
-    fn build(routed: bool) -> Self {
+    /// The plain lab with the translator attached by TC (TCX) instead of XDP.
+    pub fn tc() -> Self {
+        Self::build(false, "tc")
+    }
+
+    fn build(routed: bool, attach: &str) -> Self {
         let mut lab = Lab::new();
         let v6 = lab.add_ns("v6");
         let x = lab.add_ns("x");
@@ -311,7 +316,7 @@ impl SiitLab {
             format!(
                 r#"{{
     "instance": "{instance}",
-    "interfaces": [{{"name": "to6", "attach": "xdp"}}, {{"name": "to4", "attach": "xdp"}}],
+    "interfaces": [{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}],
     "ipv4-addr": "198.51.100.1",
     "ipv6-addr": "2001:db8:6::1",
     "pool6": "64:ff9b:1::/96",

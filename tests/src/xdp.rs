@@ -1,16 +1,17 @@
 //! BPF_PROG_TEST_RUN harness: the real object, loaded and verified by the kernel,
-//! configured through the same code nat64-ctl uses, fed real bytes.
+//! configured through the same code nat64-ctl uses, fed real bytes, through the XDP
+//! program or the TC program (Ethernet).
 
 use std::{collections::HashMap, process::Command};
 
 use aya::{
     Ebpf,
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use nat64_common::counters::Counter;
 use nat64_ctl::{
     config::Config,
-    instance::{self, XDP_PROGRAM},
+    instance::{self, TC_PROGRAM, XDP_PROGRAM},
     tables::Tables,
 };
 
@@ -63,9 +64,31 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Which attach point's program a harness runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Xdp,
+    /// The TC program for Ethernet devices. Its verdicts are reported in XDP terms:
+    /// TC_ACT_OK as XDP_PASS, TC_ACT_SHOT as XDP_DROP, TC_ACT_REDIRECT as XDP_TX when
+    /// the program answered the sender (`icmp_sent` moved), else XDP_REDIRECT.
+    Tc,
+}
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+fn program(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Xdp => XDP_PROGRAM,
+        Kind::Tc => TC_PROGRAM,
+    }
+}
+
 pub struct Harness {
     pub ebpf: Ebpf,
     pub tables: Tables,
+    pub kind: Kind,
 }
 
 /// What one run of the program did.
@@ -79,25 +102,38 @@ impl Harness {
     /// Loads the program into a fresh network namespace and applies `config` (the
     /// JSON an operator would write; interfaces are not attached).
     pub fn new(config: &str) -> Self {
+        Self::with(Kind::Xdp, config)
+    }
+
+    /// Loads the program of `kind` the same way.
+    pub fn with(kind: Kind, config: &str) -> Self {
         crate::require_root();
         enter_fresh_netns();
         let cfg = Config::from_json(config).expect("test config is valid");
-        let mut ebpf = instance::load(&[XDP_PROGRAM]).expect("loading the XDP program");
+        let name = program(kind);
+        let mut ebpf = instance::load(&[name]).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
         instance::apply_config(&mut tables, &cfg).expect("applying config");
-        Self { ebpf, tables }
+        Self { ebpf, tables, kind }
     }
 
-    fn prog(&self) -> &Xdp {
-        self.ebpf.program(XDP_PROGRAM).expect("program").try_into().expect("xdp")
+    fn program(&self) -> &'static str {
+        program(self.kind)
     }
 
     /// Runs `frame` once as if received on `ifindex` (0: the namespace's loopback).
     pub fn run_on(&self, frame: &[u8], ifindex: u32) -> Outcome {
         let mut out = vec![0u8; frame.len() + 256];
-        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
         let mut ctx = Vec::new();
-        for v in [0u32, frame.len() as u32, 0, ifindex, 0, 0] {
+        let fields: &[u32] = match self.kind {
+            // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
+            Kind::Xdp => &[0, frame.len() as u32, 0, ifindex, 0, 0],
+            // struct __sk_buff up to ifindex: len, pkt_type, mark, queue_mapping, protocol,
+            // vlan_present, vlan_tci, vlan_proto, priority, ingress_ifindex, ifindex
+            // (the kernel takes only some fields from the caller; the rest stay zero)
+            Kind::Tc => &[0, 0, 0, 0, 0, 0, 0, 0, 0, ifindex, ifindex],
+        };
+        for v in fields {
             ctx.extend_from_slice(&v.to_ne_bytes());
         }
         let mut opts = TestRunOptions::new();
@@ -106,9 +142,26 @@ impl Harness {
         if ifindex != 0 {
             opts.ctx_in = Some(&ctx);
         }
-        let r = self.prog().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        let sent = self.count(Counter::IcmpSent);
+        let r = match self.kind {
+            Kind::Xdp => <&Xdp>::try_from(self.ebpf.program(XDP_PROGRAM).expect("program"))
+                .expect("xdp")
+                .test_run(opts),
+            Kind::Tc => <&SchedClassifier>::try_from(self.ebpf.program(self.program()).expect("program"))
+                .expect("tc")
+                .test_run(opts),
+        }
+        .expect("BPF_PROG_TEST_RUN");
         out.truncate(r.data_size_out as usize);
-        Outcome { action: r.return_value, frame: out }
+        let action = match (self.kind, r.return_value) {
+            (Kind::Xdp, a) => a,
+            (_, TC_ACT_OK) => XDP_PASS,
+            (_, TC_ACT_SHOT) => XDP_DROP,
+            (_, TC_ACT_REDIRECT) if self.count(Counter::IcmpSent) > sent => XDP_TX,
+            (_, TC_ACT_REDIRECT) => XDP_REDIRECT,
+            (_, a) => panic!("TC program returned {a}, not a verdict it uses"),
+        };
+        Outcome { action, frame: out }
     }
 
     pub fn run(&self, frame: &[u8]) -> Outcome {

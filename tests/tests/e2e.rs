@@ -59,6 +59,34 @@ fn ping_both_ways() {
     assert!(packets(&s, "fwd_redirect") > 0, "no packet took the XDP redirect path: {s}");
 }
 
+/// The same translation attached by TC (TCX ingress) on both interfaces: ping both
+/// ways with one hop, a TCP transfer with its content checked, UDP both ways, and the
+/// fast path (bpf_redirect) carrying packets.
+#[test]
+fn tc_attachment_carries_ping_tcp_and_udp() {
+    let mut lab = SiitLab::tc();
+    lab.start(CTL);
+    let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("3 received") && out.contains("ttl=63"), "IPv6 host -> IPv4 host:\n{out}");
+    let out = lab.lab.must_in(&lab.v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
+    assert!(out.contains("3 received") && out.contains("ttl=63"), "IPv4 host -> IPv6 host:\n{out}");
+    let v4 = lab.v4.clone();
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
+    wait_ready(&mut lab, &v4, 5002, "tcp");
+    let n = 4 * 1024 * 1024;
+    let out = lab.lab.must_in(&lab.v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5002 {n}", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content sent vs received: {out}");
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    one_datagram(&mut lab, &v6, &v4, V4_HOST_AS_V6, 5358, 1000);
+    one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5359, 1000);
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 10, "{s}");
+    assert!(packets(&s, "fwd_redirect") > 0, "no packet took the TC redirect path: {s}");
+    let out = String::from_utf8_lossy(&lab.stop().stderr).into_owned();
+    assert!(out.contains("nat64_tc to to6 (tcx mode)"), "attached by TCX: {out}");
+}
+
 #[test]
 fn tcp_transfer_ipv6_client_to_ipv4_server_content_verified() {
     let mut lab = started();

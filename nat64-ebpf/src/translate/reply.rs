@@ -52,6 +52,10 @@ fn allow() -> bool {
 
 #[inline(always)]
 fn swap_macs<P: Packet>(pkt: &mut P) -> Option<()> {
+    if !P::HAS_ETH {
+        // An L3 device: the reply goes back out of it as it is.
+        return Some(());
+    }
     let m: [u8; 12] = pkt.load(0)?;
     pkt.store(0, [m[6], m[7], m[8], m[9], m[10], m[11], m[0], m[1], m[2], m[3], m[4], m[5]])
 }
@@ -68,7 +72,7 @@ pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);
     }
-    if !P::HAS_ETH || !allow() {
+    if !allow() {
         bump(Counter::IcmpRateLimited, 0);
         return pack(Action::Drop, counter);
     }
@@ -132,7 +136,7 @@ pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);
     }
-    if !P::HAS_ETH || !allow() {
+    if !allow() {
         bump(Counter::IcmpRateLimited, 0);
         return pack(Action::Drop, counter);
     }
