@@ -74,6 +74,9 @@ impl Globals {
     pub const FLAG_AMEND_UDP_CHECKSUM_ZERO: u32 = 1 << 4;
     /// Set the IPv6 traffic class to zero instead of copying the IPv4 TOS.
     pub const FLAG_ZEROIZE_TRAFFIC_CLASS: u32 = 1 << 5;
+    /// CLAT (RFC 6877): IPv4 from a local client (source in the EAMT) is translated
+    /// whatever its destination, which maps through pool6 (the PLAT prefix).
+    pub const FLAG_CLAT: u32 = 1 << 6;
 
     pub const fn zeroed() -> Self {
         Self {

@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
+    maps::ProgramArray,
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use log::{info, warn};
@@ -83,6 +84,23 @@ pub fn pid_file(instance: &str) -> PathBuf {
 
 /// Loads the embedded object and the named XDP programs into the kernel (verifier
 /// included) without attaching anything.
+/// The stages behind each entry program, in the order of the data path's jump table
+/// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
+/// translator's own ICMPv4 and ICMPv6 errors.
+const STAGE_SUFFIXES: [&str; 6] = ["x4", "x6", "e4", "e6", "r4", "r6"];
+
+/// The jump table an entry program's stages go in.
+fn jump_table(entry: &str) -> Option<&'static str> {
+    match entry {
+        XDP_PROGRAM => Some("JUMP_XDP"),
+        TC_PROGRAM => Some("JUMP_TC"),
+        TC_L3_PROGRAM => Some("JUMP_TC_L3"),
+        _ => None,
+    }
+}
+
+/// Loads the embedded object and has the kernel verify `programs`; an entry program
+/// comes with its stages, put in its jump table (which lives as long as the `Ebpf`).
 pub fn load(programs: &[&str]) -> Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!(
@@ -91,17 +109,31 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
         );
     }
     let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).context("loading the eBPF object")?;
-    for name in programs {
-        let prog =
-            ebpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))?;
-        let loaded = match prog {
-            aya::programs::Program::Xdp(p) => p.load(),
-            aya::programs::Program::SchedClassifier(p) => p.load(),
-            _ => bail!("program {name} is neither XDP nor TC"),
-        };
-        loaded.with_context(|| format!("loading program {name} (verifier)"))?;
+    for entry in programs {
+        load_one(&mut ebpf, entry)?;
+        let Some(table) = jump_table(entry) else { continue };
+        for (i, suffix) in STAGE_SUFFIXES.iter().enumerate() {
+            let name = format!("{entry}_{suffix}");
+            load_one(&mut ebpf, &name)?;
+            let fd = ebpf.program(&name).expect("loaded above").fd()?.try_clone()?;
+            let mut jumps: ProgramArray<_> = ebpf
+                .map_mut(table)
+                .with_context(|| format!("the eBPF object has no map {table}"))?
+                .try_into()?;
+            jumps.set(i as u32, &fd, 0).with_context(|| format!("{table}[{i}] = {name}"))?;
+        }
     }
     Ok(ebpf)
+}
+
+fn load_one(ebpf: &mut Ebpf, name: &str) -> Result<()> {
+    let prog = ebpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))?;
+    let loaded = match prog {
+        aya::programs::Program::Xdp(p) => p.load(),
+        aya::programs::Program::SchedClassifier(p) => p.load(),
+        _ => bail!("program {name} is neither XDP nor TC"),
+    };
+    loaded.with_context(|| format!("loading program {name} (verifier)"))
 }
 
 /// Writes a validated configuration into the maps. The globals go last: until they

@@ -20,46 +20,118 @@ mod programs {
         macros::{classifier, xdp},
         programs::{TcContext, XdpContext},
     };
+    use nat64_common::counters::Counter;
 
     use crate::{
-        counters,
-        packet::{ETH_LEN, TcPacket, XdpPacket},
-        translate,
+        maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP},
+        packet::{Action, ETH_LEN, TcPacket, XdpPacket, pack},
+        translate::{self, Step},
     };
 
-    /// The translator on an Ethernet device (native or generic XDP).
+    /// A stage's end: its verdict, or the tail call to the next stage. Should the
+    /// jump table lack the stage, nothing has been changed yet: the packet passes,
+    /// counted as an internal error.
+    #[inline(always)]
+    fn run_xdp(ctx: &XdpContext, step: Step) -> u32 {
+        match step {
+            Step::Finish(v) => translate::conclude(v).xdp(),
+            Step::Jump(i) => {
+                // SAFETY: the context is the program's own.
+                unsafe { JUMP_XDP.tail_call(ctx, i) };
+                translate::conclude(pack(Action::Pass, Counter::DropInternal)).xdp()
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_tc<const L2: usize>(ctx: &TcContext, step: Step) -> i32 {
+        let ifindex = TcPacket::<L2>::new(ctx).ifindex();
+        match step {
+            Step::Finish(v) => translate::conclude(v).tc(ifindex),
+            Step::Jump(i) => {
+                let table = if L2 == ETH_LEN { &JUMP_TC } else { &JUMP_TC_L3 };
+                // SAFETY: the context is the program's own.
+                unsafe { table.tail_call(ctx, i) };
+                translate::conclude(pack(Action::Pass, Counter::DropInternal)).tc(ifindex)
+            }
+        }
+    }
+
+    /// The translator on an Ethernet device (native or generic XDP): the entry of
+    /// the pipeline, whose stages follow.
     #[xdp]
     pub fn nat64_xdp(ctx: XdpContext) -> u32 {
-        let mut pkt = XdpPacket::new(&ctx);
-        let (action, counter, len) = translate::process(&mut pkt);
-        counters::record(counter, action, len);
-        action.xdp()
+        let step = translate::entry(&XdpPacket::new(&ctx));
+        run_xdp(&ctx, step)
     }
 
     /// The translator as a TC (TCX ingress) program on an Ethernet device.
     #[classifier]
     pub fn nat64_tc(ctx: TcContext) -> i32 {
-        tc::<ETH_LEN>(&ctx)
+        tc_entry::<ETH_LEN>(&ctx)
     }
 
     /// The translator as a TC (TCX ingress) program on an L3 device (WireGuard, TUN):
     /// packets start with the IP header.
     #[classifier]
     pub fn nat64_tc_l3(ctx: TcContext) -> i32 {
-        tc::<0>(&ctx)
+        tc_entry::<0>(&ctx)
     }
 
     #[inline(always)]
-    fn tc<const L2: usize>(ctx: &TcContext) -> i32 {
+    fn tc_entry<const L2: usize>(ctx: &TcContext) -> i32 {
         // The whole packet in the linear area, so that the engine sees it as XDP would.
         if ctx.skb.pull_data(ctx.len()).is_err() {
             return TC_ACT_OK as i32;
         }
-        let mut pkt = TcPacket::<L2>::new(ctx);
-        let (action, counter, len) = translate::process(&mut pkt);
-        counters::record(counter, action, len);
-        action.tc(pkt.ifindex())
+        let step = translate::entry(&TcPacket::<L2>::new(ctx));
+        run_tc::<L2>(ctx, step)
     }
+
+    /// The stages of one attach point: translation per direction, ICMP errors per
+    /// direction, the translator's own errors per family.
+    macro_rules! stages {
+        ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path;
+         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident) => {
+            #[$attr]
+            pub fn $x4(ctx: $ctx) -> $ret {
+                let step = translate::xlat(&mut $pkt(&ctx), false);
+                $run(&ctx, step)
+            }
+            #[$attr]
+            pub fn $x6(ctx: $ctx) -> $ret {
+                let step = translate::xlat(&mut $pkt(&ctx), true);
+                $run(&ctx, step)
+            }
+            #[$attr]
+            pub fn $e4(ctx: $ctx) -> $ret {
+                let v = translate::err(&mut $pkt(&ctx), false);
+                $run(&ctx, Step::Finish(v))
+            }
+            #[$attr]
+            pub fn $e6(ctx: $ctx) -> $ret {
+                let v = translate::err(&mut $pkt(&ctx), true);
+                $run(&ctx, Step::Finish(v))
+            }
+            #[$attr]
+            pub fn $r4(ctx: $ctx) -> $ret {
+                let v = translate::reply(&mut $pkt(&ctx), false);
+                $run(&ctx, Step::Finish(v))
+            }
+            #[$attr]
+            pub fn $r6(ctx: $ctx) -> $ret {
+                let v = translate::reply(&mut $pkt(&ctx), true);
+                $run(&ctx, Step::Finish(v))
+            }
+        };
+    }
+
+    stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp;
+        nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6);
+    stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>;
+        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6);
+    stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>;
+        nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6);
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the
     /// MAC addresses and send it back out).

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, LpmTrie, PerCpuArray},
+    maps::{Array, DevMapHash, LpmTrie, PerCpuArray, ProgramArray},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
@@ -65,6 +65,10 @@ pub struct Scratch {
     pub ihdr4: [u8; 20],
     pub icmp: [u8; 8],
     pub ifrag6: [u8; 8],
+    /// The packet's length on arrival, for the counters at the end of the pipeline.
+    pub len: u64,
+    /// What the translation stage asked the reply stage to send.
+    pub verdict: u64,
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
 }
@@ -78,3 +82,14 @@ pub fn scratch() -> Option<&'static mut Scratch> {
     // SAFETY: the per-CPU slot is only used by this program run on this CPU.
     SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
+
+/// The jump tables of the pipeline's stages (see `translate::STAGE_*`), one per attach
+/// point: a tail call only reaches programs of its own type. nat64-ctl fills them.
+#[map(name = "JUMP_XDP")]
+pub static JUMP_XDP: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);
+
+#[map(name = "JUMP_TC")]
+pub static JUMP_TC: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);
+
+#[map(name = "JUMP_TC_L3")]
+pub static JUMP_TC_L3: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);

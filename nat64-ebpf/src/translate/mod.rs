@@ -1,5 +1,6 @@
 //! The translation engine (RFC 7915), written once over [`Packet`] for every attach
-//! point. `process` picks the direction; the per-direction modules do the work.
+//! point, as a pipeline of stages (`entry`, `xlat`, `err`, `reply`) that the programs
+//! chain by tail calls; the per-direction modules do the work.
 
 mod icmp_err;
 mod l4;
@@ -17,50 +18,101 @@ use nat64_common::{
 
 use crate::{
     forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, globals},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, is_reply, unpack},
+    maps::{DENYLIST4, EAMT4, EAMT6, globals, scratch},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, is_reply, pack, unpack},
 };
 
-/// Runs the translator on one packet: what to do with it, the counter that records
-/// the outcome, and the packet's length on arrival.
+/// The pipeline's stages after the entry, each a program of its own reached by tail
+/// call (index into the attach point's jump table), so that the kernel's verifier
+/// checks each apart: one program holding them all came close to its limit of a
+/// million instructions.
+pub const STAGE_XLAT4: u32 = 0;
+pub const STAGE_XLAT6: u32 = 1;
+pub const STAGE_ERR4: u32 = 2;
+pub const STAGE_ERR6: u32 = 3;
+pub const STAGE_REPLY4: u32 = 4;
+pub const STAGE_REPLY6: u32 = 5;
+pub const STAGES: u32 = 6;
+
+/// What a stage leaves to its program: finish with a packed verdict, or go on with
+/// another stage.
+pub enum Step {
+    Finish(u64),
+    Jump(u32),
+}
+
+/// The entry: notes the packet's length (for the counters, whichever stage ends) and
+/// picks the first stage, or finishes at once for what is not to be translated.
 #[inline(always)]
-pub fn process<P: Packet>(pkt: &mut P) -> (Action, Counter, usize) {
-    let len = pkt.len();
-    let proto = match pkt.l3_proto() {
-        Some(p) => p,
-        None => return (Action::Pass, Counter::PassNotIp, len),
+pub fn entry<P: Packet>(pkt: &P) -> Step {
+    let Some(s) = scratch() else {
+        return Step::Finish(pack(Action::Pass, Counter::DropInternal));
     };
-    if proto != ETH_P_IP && proto != ETH_P_IPV6 {
-        return (Action::Pass, Counter::PassNotIp, len);
+    s.len = pkt.len() as u64;
+    match pkt.l3_proto() {
+        Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
+        _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
     }
-    let g = match globals() {
-        Some(g) if g.flag(Globals::FLAG_ENABLED) => g,
-        _ => return (Action::Pass, Counter::PassDisabled, len),
+    match globals() {
+        Some(g) if g.flag(Globals::FLAG_ENABLED) => {}
+        _ => return Step::Finish(pack(Action::Pass, Counter::PassDisabled)),
+    }
+    if pkt.l3_proto() == Some(ETH_P_IP) { Step::Jump(STAGE_XLAT4) } else { Step::Jump(STAGE_XLAT6) }
+}
+
+/// Translation of one direction. ICMP errors (a packet inside) and the errors the
+/// translator answers itself (spec §6) go on to stages of their own.
+#[inline(always)]
+pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
+    let (Some(g), Some(s)) = (globals(), scratch()) else {
+        return Step::Finish(pack(Action::Pass, Counter::DropInternal));
     };
-    let v = if proto == ETH_P_IP {
+    let v = if from_v6 {
+        v6_to_v4::translate(pkt, g)
+    } else {
         match v4_to_v6::source_route_failed(pkt) {
             0 => v4_to_v6::translate(pkt, g),
             v => v,
         }
-    } else {
-        v6_to_v4::translate(pkt, g)
     };
-    // ICMP errors carry a packet inside; they have their own path (own stack frame).
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
-    let v = if is_icmp_error(v) {
-        if proto == ETH_P_IP { icmp_err::v4_to_v6(pkt, g) } else { icmp_err::v6_to_v4(pkt, g) }
-    } else {
-        v
+    if is_icmp_error(v) {
+        return Step::Jump(if from_v6 { STAGE_ERR6 } else { STAGE_ERR4 });
+    }
+    if is_reply(v) {
+        s.verdict = v;
+        return Step::Jump(if from_v6 { STAGE_REPLY6 } else { STAGE_REPLY4 });
+    }
+    Step::Finish(v)
+}
+
+/// An ICMP error and the packet inside it.
+#[inline(always)]
+pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> u64 {
+    let Some(g) = globals() else {
+        return pack(Action::Pass, Counter::DropInternal);
     };
-    // Errors the translator answers itself (spec §6) are built by their own path too.
-    let v = if is_reply(v) {
-        if proto == ETH_P_IP { reply::icmp4(pkt, g, v) } else { reply::icmp6(pkt, g, v) }
-    } else {
-        v
+    if from_v6 { icmp_err::v6_to_v4(pkt, g) } else { icmp_err::v4_to_v6(pkt, g) }
+}
+
+/// The ICMP error the translator answers with (the request left by `xlat`).
+#[inline(always)]
+pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
+    let (Some(g), Some(s)) = (globals(), scratch()) else {
+        return pack(Action::Drop, Counter::DropInternal);
     };
+    let v = s.verdict;
+    if to_v6 { reply::icmp6(pkt, g, v) } else { reply::icmp4(pkt, g, v) }
+}
+
+/// The end of every stage: the outcome counted with the packet's length on arrival.
+#[inline(always)]
+pub fn conclude(v: u64) -> Action {
     let (action, counter) = unpack(v);
-    (action, counter, len)
+    let len = scratch().map(|s| s.len as usize).unwrap_or(0);
+    crate::counters::record(counter, action, len);
+    action
 }
 
 /// The drop counter for an address that cannot be translated.

@@ -40,6 +40,26 @@ fn header_sum<P: Packet>(
     Some(sum + l4::sum_bytes(pkt, buf, l3 + IPV4_HLEN, (ihl - IPV4_HLEN) & 0x3f)?)
 }
 
+/// Maps the destination into `dst6`: 0, or 1 + the counter of why not (PassV4NotOurs
+/// when the packet is not for translation). SIIT: an IPv4 destination is ours through
+/// the EAMT only. CLAT (RFC 6877): what a local client (its source in the EAMT) sends
+/// anywhere is, through the PLAT prefix (pool6).
+#[inline(always)]
+fn map_dst(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut [u8; 16]) -> u32 {
+    let eam_dst = eamt4(dst);
+    if eam_dst.is_none() && !(g.flag(Globals::FLAG_CLAT) && eamt4(src).is_some()) {
+        return Counter::PassV4NotOurs as u32 + 1;
+    }
+    let deny = eam_dst.is_none() && denylisted4(dst);
+    match addr::map4to6(g, dst, eam_dst, deny) {
+        Ok((a, _)) => {
+            *dst6 = a;
+            0
+        }
+        Err(e) => drop_reason(e) as u32 + 1,
+    }
+}
+
 /// Where the walk over the options stands, shared with its bpf_loop callback.
 #[repr(C)]
 struct OptionWalk {
@@ -147,10 +167,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if g.has_ipv4_addr() && dst == g.ipv4_addr {
         return (Action::Pass, Counter::PassOwnAddress);
     }
-    let eam_dst = match eamt4(dst) {
-        Some(e) => e,
-        None => return (Action::Pass, Counter::PassV4NotOurs),
-    };
+    match map_dst(g, src, dst, &mut s.dst6) {
+        0 => {}
+        c if c == Counter::PassV4NotOurs as u32 + 1 => return (Action::Pass, Counter::PassV4NotOurs),
+        c => {
+            return (Action::Drop, Counter::ALL.get(c as usize - 1).copied().unwrap_or(Counter::DropInternal));
+        }
+    }
 
     let tot_len = u16::from_be_bytes([h[2], h[3]]) as usize;
     if tot_len < ihl || l3 + tot_len > pkt.len() {
@@ -191,10 +214,6 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         return (Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
-    match addr::map4to6(g, dst, Some(eam_dst), false) {
-        Ok((a, _)) => s.dst6 = a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
-    }
     // An ICMP error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
     if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {

@@ -374,6 +374,13 @@ fn run(args: Args) -> Result<()> {
         .try_into()?;
     baseline.load().with_context(|| format!("loading {BASELINE_PROGRAM} (verifier)"))?;
     let b = Bench { h };
+    let mut verified: Vec<(String, u32)> = b
+        .h
+        .ebpf
+        .programs()
+        .filter_map(|(name, p)| Some((name.to_string(), p.info().ok()?.verified_instruction_count()?)))
+        .collect();
+    verified.sort();
 
     println!(
         "nat64-bench: kernel {}, CPU {}, BPF_PROG_TEST_RUN, repeat {}, rounds {}",
@@ -382,6 +389,9 @@ fn run(args: Args) -> Result<()> {
         args.repeat,
         args.rounds
     );
+    // The kernel's verifier walks each program within a budget of 1,000,000 instructions.
+    let list: Vec<String> = verified.iter().map(|(n, c)| format!("{n} {c}")).collect();
+    println!("verifier, instructions processed per program (limit 1000000): {}", list.join(", "));
 
     // The frames. Server 2001:db8:6::5 (EAM 192.0.2.5), client 8.8.8.8 (pool6).
     let direct6 = frame6(H6, R6, 40000, 53); // H6 -> R6: translates to 192.0.2.5 -> 8.8.8.8
