@@ -7,6 +7,9 @@
   udp-ping HOST PORT COUNT      send COUNT numbered datagrams, print how many came back intact
   udp-recv PORT                 print "<length> <sha256>" of the first datagram received
   udp-send HOST PORT NBYTES     send one datagram of NBYTES random bytes, print "<length> <sha256>"
+  udp-whoami PORT               answer every datagram with the address it came from
+  udp-ask HOST PORT             send one datagram, print the answer (retries for 5 s)
+  dns-aaaa SERVER NAME          ask SERVER for NAME's AAAA records, print one address a line
 """
 import hashlib, os, socket, sys
 
@@ -102,6 +105,48 @@ def udp_send(host, port, n):
     print(len(data), hashlib.sha256(data).hexdigest())
 
 
+def udp_whoami(port):
+    s = listen(socket.SOCK_DGRAM, port)
+    print("ready", flush=True)
+    while True:
+        _, peer = s.recvfrom(65535)
+        addr = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        s.sendto(addr.encode(), peer)
+
+
+def udp_ask(host, port):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    for _ in range(10):
+        s.sendto(b"?", (host, port))
+        try:
+            print(s.recv(100).decode())
+            return
+        except socket.timeout:
+            pass
+    sys.exit("no answer")
+
+
+def dns_aaaa(server, name):
+    q = bytearray(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+    for label in name.strip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00\x00\x1c\x00\x01"
+    s = socket.socket(family(server), socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.sendto(bytes(q), (server, 53))
+    m = s.recv(1500)
+    at = len(q)
+    for _ in range(int.from_bytes(m[6:8], "big")):
+        while m[at] != 0 and m[at] & 0xC0 != 0xC0:
+            at += 1 + m[at]
+        at += 2 if m[at] & 0xC0 == 0xC0 else 1
+        rtype, rdlen = int.from_bytes(m[at:at + 2], "big"), int.from_bytes(m[at + 8:at + 10], "big")
+        if rtype == 28 and rdlen == 16:
+            print(socket.inet_ntop(socket.AF_INET6, m[at + 10:at + 26]))
+        at += 10 + rdlen
+
+
 cmd = sys.argv[1]
 if cmd == "tcp-sink":
     tcp_sink(int(sys.argv[2]))
@@ -115,5 +160,11 @@ elif cmd == "udp-recv":
     udp_recv(int(sys.argv[2]))
 elif cmd == "udp-send":
     udp_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif cmd == "udp-whoami":
+    udp_whoami(int(sys.argv[2]))
+elif cmd == "udp-ask":
+    udp_ask(sys.argv[2], int(sys.argv[3]))
+elif cmd == "dns-aaaa":
+    dns_aaaa(sys.argv[2], sys.argv[3])
 else:
     sys.exit("unknown command " + cmd)

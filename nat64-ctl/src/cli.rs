@@ -3,16 +3,17 @@
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use crate::{
     config::{Config, EamtEntry, Prefix4, Prefix6},
-    explain, instance, stats,
+    explain, instance, pref64, stats,
     tables::Tables,
 };
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use log::info;
+use log::{info, warn};
 
 /// nat64: an eBPF IPv4/IPv6 translator (SIIT, RFC 7915 / 6052 / 7757).
 #[derive(Parser)]
@@ -54,6 +55,13 @@ enum Cmd {
     Denylist4 {
         #[command(subcommand)]
         cmd: DenyCmd,
+    },
+    /// Show the running instance: mode, interfaces and how each is attached, the
+    /// prefix in use (and where pref64 "auto" found it), EAMT size, uptime.
+    Status {
+        /// Machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the packet counters of the running instance.
     Stats {
@@ -136,17 +144,55 @@ fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
 }
 
 fn run(cfg_path: &Path) -> Result<()> {
-    let cfg = Config::load(cfg_path)?;
+    let mut cfg = Config::load(cfg_path)?;
     let signals = instance::block_signals()?;
-    let running = instance::Running::start(&cfg)?;
+    let mut found = None;
+    if cfg.pref64_auto {
+        let d = pref64::discover(cfg.pref64_resolver)?;
+        info!("pref64 auto: {} from {} (TTL {} s)", d.prefix, d.resolver, d.ttl);
+        cfg.pool6 = Some(d.prefix);
+        found = Some(d);
+    }
+    let mut running = instance::Running::start(&cfg)?;
+    let started = instance::unix_now();
+    instance::write_status(&cfg, &running, found.as_ref(), started)?;
     info!(
         "instance '{}' running: {} EAMT entries, maps pinned under {}; Ctrl-C or SIGTERM to stop",
         cfg.instance,
         cfg.eamt.len(),
         running.dir.display()
     );
-    let sig = instance::wait_for_signal(&signals)?;
-    info!("signal {sig}: detaching");
+    loop {
+        // RFC 7050 §3.3: ask again when the answer's TTL runs out (not more often than
+        // every 5 s; after a failure, again in 30 s, keeping the prefix in use).
+        let wait = found.map(|d| Duration::from_secs(u64::from(d.ttl).clamp(5, 86400)));
+        if let Some(sig) = instance::wait_for_signal_timeout(&signals, wait)? {
+            info!("signal {sig}: detaching");
+            break;
+        }
+        let Some(old) = found else { continue };
+        match pref64::discover(cfg.pref64_resolver) {
+            Ok(d) => {
+                if d.prefix != old.prefix {
+                    info!(
+                        "pref64 auto: {} -> {} from {} (TTL {} s)",
+                        old.prefix, d.prefix, d.resolver, d.ttl
+                    );
+                    let mut g = running.tables.globals()?;
+                    g.pool6 = d.prefix.addr.octets();
+                    g.pool6_len = d.prefix.len;
+                    running.tables.set_globals(g)?;
+                    cfg.pool6 = Some(d.prefix);
+                }
+                found = Some(d);
+            }
+            Err(e) => {
+                warn!("{e:#}; keeping {} and asking again in 30 s", old.prefix);
+                found = Some(pref64::Discovered { ttl: 30, ..old });
+            }
+        }
+        instance::write_status(&cfg, &running, found.as_ref(), started)?;
+    }
     drop(running);
     Ok(())
 }
@@ -224,6 +270,17 @@ fn real_main() -> Result<()> {
             println!("{key} = {value}");
             if key == "lowest-ipv6-mtu" {
                 instance::general_path_sync(&tables, None)?;
+            }
+            Ok(())
+        }
+        Cmd::Status { json } => {
+            let name = instance_name(&cli.instance);
+            let tables = open(&name)?;
+            let v = instance::status(&name, &tables)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", instance::status_text(&v));
             }
             Ok(())
         }

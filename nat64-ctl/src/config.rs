@@ -353,6 +353,9 @@ keyed! {
     de_rfc6791v4_prefix => "rfc6791v4-prefix",
     de_rfc6791v6_prefix => "rfc6791v6-prefix",
     de_general_path => "general-path",
+    de_mode => "mode",
+    de_pref64 => "pref64",
+    de_pref64_resolver => "pref64-resolver",
     de_gp_interface => "general-path.interface",
     de_gp_ipv4_addr => "general-path.ipv4-addr",
     de_gp_ipv6_addr => "general-path.ipv6-addr",
@@ -407,6 +410,12 @@ struct RawConfig {
     rfc6791v6_prefix: Option<String>,
     #[serde(default, deserialize_with = "de_general_path")]
     general_path: Option<RawGeneralPath>,
+    #[serde(default, deserialize_with = "de_mode")]
+    mode: Option<String>,
+    #[serde(default, deserialize_with = "de_pref64")]
+    pref64: Option<String>,
+    #[serde(default, deserialize_with = "de_pref64_resolver")]
+    pref64_resolver: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +487,30 @@ pub struct Config {
     pub rfc6791v6_prefix: Option<Prefix6>,
     /// The general path (a veth pair nat64-ctl creates), if any.
     pub general_path: Option<GeneralPathConfig>,
+    pub mode: Mode,
+    /// `"pref64": "auto"`: pool6 is discovered (RFC 7050) by nat64-ctl run.
+    pub pref64_auto: bool,
+    /// The DNS server asked for ipv4only.arpa (default: /etc/resolv.conf's first).
+    pub pref64_resolver: Option<std::net::IpAddr>,
+}
+
+/// What the translator is for (spec §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Stateless SIIT: pool6 and the EAMT both ways.
+    Siit,
+    /// CLAT (RFC 6877): local IPv4 clients (EAMT) reach any IPv4 address through the
+    /// PLAT prefix (pool6 / pref64).
+    Clat,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Siit => "siit",
+            Mode::Clat => "clat",
+        }
+    }
 }
 
 /// `general-path`: the kernel-side interface's name and, optionally, the pair of
@@ -637,7 +670,34 @@ impl Config {
             interfaces.push(iface);
         }
 
-        let pool6 = raw.pool6.as_deref().map(check_pool6).transpose()?;
+        let mode = match raw.mode.as_deref() {
+            None | Some("siit") => Mode::Siit,
+            Some("clat") => Mode::Clat,
+            Some(other) => bail!("mode: {other:?}: must be \"siit\" or \"clat\""),
+        };
+        let (pool6, pref64_auto) = match (raw.pool6.as_deref(), raw.pref64.as_deref()) {
+            (Some(_), Some(_)) => {
+                bail!(
+                    "pool6, pref64: two names for the same prefix (pref64 is the CLAT's word for it); give one"
+                )
+            }
+            (_, Some("auto")) => (None, true),
+            (Some(p), None) => (Some(check_pool6(p)?), false),
+            (None, Some(p)) => {
+                (Some(check_pool6(p).map_err(|e| anyhow!("pref64{}", &e.to_string()[5..]))?), false)
+            }
+            (None, None) => (None, false),
+        };
+        let pref64_resolver = match raw.pref64_resolver.as_deref() {
+            None => None,
+            Some(_) if !pref64_auto => {
+                bail!("pref64-resolver: only used with \"pref64\": \"auto\"")
+            }
+            Some(s) => Some(
+                s.parse::<std::net::IpAddr>()
+                    .map_err(|_| anyhow!("pref64-resolver: {s:?}: not an IPv4 or IPv6 address"))?,
+            ),
+        };
 
         let mut eamt: Vec<EamtEntry> = Vec::with_capacity(raw.eamt.len());
         for (i, r) in raw.eamt.iter().enumerate() {
@@ -648,7 +708,16 @@ impl Config {
             eamt.push(e);
         }
 
-        if pool6.is_none() && eamt.is_empty() {
+        if mode == Mode::Clat && eamt.is_empty() {
+            bail!(
+                "eamt: mode \"clat\" maps its local IPv4 clients through the EAMT; give at least one \
+                 entry (e.g. {{\"ipv4\": \"192.0.0.1\", \"ipv6\": \"2001:db8::c1a7\"}})"
+            );
+        }
+        if mode == Mode::Clat && pool6.is_none() && !pref64_auto {
+            bail!("pref64: mode \"clat\" needs the PLAT prefix: give pref64 (a prefix, or \"auto\")");
+        }
+        if pool6.is_none() && !pref64_auto && eamt.is_empty() {
             bail!(
                 "pool6, eamt: neither is set, so nothing would be translated; \
                  give pool6 (e.g. \"64:ff9b::/96\") or at least one eamt entry"
@@ -730,6 +799,9 @@ impl Config {
             rfc6791v4_prefix,
             rfc6791v6_prefix,
             general_path,
+            mode,
+            pref64_auto,
+            pref64_resolver,
         })
         .and_then(check_general_path_pair)
     }
@@ -749,6 +821,9 @@ impl Config {
         if let Some(p) = self.pool6 {
             g.pool6 = p.addr.octets();
             g.pool6_len = p.len;
+        }
+        if self.mode == Mode::Clat {
+            g.flags |= Globals::FLAG_CLAT;
         }
         for (on, flag) in [
             (self.wkp_allow_non_global, Globals::FLAG_WKP_ALLOW_NON_GLOBAL),
@@ -866,6 +941,48 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_and_pref64_are_checked() {
+        let eam = r#""eamt": [{"ipv4": "100.64.0.0/24", "ipv6": "2001:db8:c1a7::/120"}]"#;
+        let clat = |extra: &str| without_pool6(&format!(r#"{eam}, "mode": "clat", {extra}"#));
+        let c = clat(r#""pref64": "64:ff9b:1::/96""#).unwrap();
+        assert_eq!((c.mode, c.pool6.map(|p| p.to_string())), (Mode::Clat, Some("64:ff9b:1::/96".into())));
+        assert!(c.globals().flag(Globals::FLAG_CLAT));
+        let a = clat(r#""pref64": "auto", "pref64-resolver": "2001:db8::53""#).unwrap();
+        assert!(a.pref64_auto && a.pool6.is_none());
+        assert_eq!(a.pref64_resolver, Some("2001:db8::53".parse().unwrap()));
+        let siit = without_pool6(r#""pool6": "64:ff9b::/96""#).unwrap();
+        assert_eq!(siit.mode, Mode::Siit);
+        assert!(!siit.globals().flag(Globals::FLAG_CLAT));
+        assert_eq!(with(r#""mode": "siit""#).unwrap().mode, Mode::Siit);
+        for (cfg, msg) in [
+            (with(r#""mode": "nat64""#), r#"mode: "nat64": must be "siit" or "clat""#),
+            (with(r#""mode": 1"#), "mode: invalid type"),
+            (with(r#""pref64": "64:ff9b::/96""#), "pool6, pref64: two names for the same prefix"),
+            (
+                without_pool6(r#""pref64": "64:ff9b::/95""#),
+                "pref64: \"64:ff9b::/95\": length 95 is not one of",
+            ),
+            (
+                without_pool6(r#""mode": "clat", "pref64": "auto""#),
+                "eamt: mode \"clat\" maps its local IPv4 clients",
+            ),
+            (clat(r#""eamt2": 1"#), "unknown field `eamt2`"),
+            (
+                without_pool6(&format!(r#"{eam}, "mode": "clat""#)),
+                "pref64: mode \"clat\" needs the PLAT prefix",
+            ),
+            (with(r#""pref64-resolver": "192.0.2.53""#), "pref64-resolver: only used with"),
+            (
+                clat(r#""pref64": "auto", "pref64-resolver": "dns""#),
+                "pref64-resolver: \"dns\": not an IPv4 or IPv6 address",
+            ),
+        ] {
+            let err = cfg.unwrap_err().to_string();
+            assert!(err.contains(msg), "{msg}: {err}");
+        }
+    }
 
     #[test]
     fn general_path_is_checked() {

@@ -537,6 +537,7 @@ impl Drop for Running {
         }
         if let Some(name) = self.dir.file_name() {
             let _ = fs::remove_file(pid_file(&name.to_string_lossy()));
+            let _ = fs::remove_file(status_file(&name.to_string_lossy()));
         }
     }
 }
@@ -565,4 +566,124 @@ pub fn wait_for_signal(set: &libc::sigset_t) -> Result<i32> {
         bail!("sigwait failed");
     }
     Ok(sig)
+}
+
+/// Like [`wait_for_signal`], giving up after `timeout` (None: wait for ever).
+pub fn wait_for_signal_timeout(
+    set: &libc::sigset_t,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<i32>> {
+    let Some(t) = timeout else { return wait_for_signal(set).map(Some) };
+    let ts =
+        libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as libc::c_long };
+    // SAFETY: valid sigset and timespec; the siginfo out pointer may be null.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    if sig >= 0 {
+        return Ok(Some(sig));
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => bail!("sigtimedwait failed: {}", std::io::Error::last_os_error()),
+    }
+}
+
+/// /run/nat64/<instance>.json: what `nat64-ctl status` shows beside the maps.
+pub fn status_file(instance: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("{instance}.json"))
+}
+
+pub fn unix_now() -> u64 {
+    std::time::UNIX_EPOCH.elapsed().map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Writes the status file (write, then rename: a reader never sees half of it).
+pub fn write_status(
+    cfg: &Config,
+    running: &Running,
+    pref64: Option<&crate::pref64::Discovered>,
+    started: u64,
+) -> Result<()> {
+    let path = status_file(&cfg.instance);
+    let interfaces: Vec<_> =
+        running.links.iter().map(|a| serde_json::json!({"name": a.interface, "attach": a.mode})).collect();
+    let pref64 = match pref64 {
+        Some(d) => {
+            serde_json::json!({"source": "auto", "resolver": d.resolver.to_string(), "ttl": d.ttl, "checked": unix_now()})
+        }
+        None if cfg.pool6.is_some() => serde_json::json!({"source": "config"}),
+        None => serde_json::Value::Null,
+    };
+    let v = serde_json::json!({
+        "instance": cfg.instance,
+        "pid": std::process::id(),
+        "mode": cfg.mode.name(),
+        "started": started,
+        "interfaces": interfaces,
+        "general-path": running.general.as_ref().map(|g| g.name.clone()),
+        "pref64": pref64,
+    });
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// The running instance's status: the status file and what its maps hold now.
+pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
+    let path = status_file(instance);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let g = tables.globals()?;
+    let pool6 = (g.pool6_len != 0).then(|| format!("{}/{}", std::net::Ipv6Addr::from(g.pool6), g.pool6_len));
+    v["pool6"] = serde_json::json!(pool6);
+    v["eamt-entries"] = serde_json::json!(tables.eamt()?.len());
+    v["denylist4-entries"] = serde_json::json!(tables.denylist4()?.len());
+    v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
+    Ok(v)
+}
+
+/// `status` as text, one fact a line.
+pub fn status_text(v: &serde_json::Value) -> String {
+    let s = |k: &str| match &v[k] {
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Null => "none".to_string(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "instance   {} (pid {}, up {} s)\nmode       {}\n",
+        s("instance"),
+        s("pid"),
+        s("uptime-s"),
+        s("mode")
+    );
+    for i in v["interfaces"].as_array().into_iter().flatten() {
+        out += &format!(
+            "interface  {} ({})\n",
+            i["name"].as_str().unwrap_or("?"),
+            i["attach"].as_str().unwrap_or("?")
+        );
+    }
+    let prefix_name = if v["mode"] == "clat" { "pref64" } else { "pool6" };
+    out += &format!("{prefix_name:<10} {}", s("pool6"));
+    match v["pref64"]["source"].as_str() {
+        Some("auto") => {
+            out += &format!(
+                " (auto: from {}, TTL {} s)",
+                v["pref64"]["resolver"].as_str().unwrap_or("?"),
+                v["pref64"]["ttl"]
+            )
+        }
+        Some(src) => out += &format!(" ({src})"),
+        None => {}
+    }
+    out += &format!(
+        "\neamt       {} entries\ndenylist4  {} prefixes\n",
+        s("eamt-entries"),
+        s("denylist4-entries")
+    );
+    if v["general-path"].is_string() {
+        out += &format!("general    {}\n", s("general-path"));
+    }
+    out
 }

@@ -2,7 +2,7 @@
 //! the lab is dropped (also on panic).
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     thread,
@@ -133,6 +133,35 @@ impl Lab {
 
     pub fn child(&mut self, i: usize) -> &mut Child {
         &mut self.children[i]
+    }
+
+    /// Starts `bin run --config <config>` (nat64-ctl) in `ns`'s network namespace and
+    /// waits until instance `instance` is up (its pid file written); the child's index.
+    pub fn start_ctl(&mut self, ns: &str, bin: &str, config: &Path, instance: &str) -> usize {
+        let cfg = config.to_string_lossy().into_owned();
+        let i = self.spawn_netns_only(ns, bin, &["run", "--config", &cfg]);
+        let pid = nat64_ctl::instance::pid_file(instance);
+        if !wait_until(Duration::from_secs(30), || pid.exists()) {
+            let out = self.stop_child(i);
+            panic!(
+                "nat64-ctl run ({instance} in {ns}) did not come up within 30 s:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        i
+    }
+
+    /// Runs `bin --instance <instance> args...` in `ns`'s network namespace.
+    pub fn ctl(&self, ns: &str, bin: &str, instance: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{ns}"))
+            .arg(bin)
+            .arg("--instance")
+            .arg(instance)
+            .args(args)
+            .output()
+            .expect("running nat64-ctl")
     }
 
     /// Sends SIGTERM to child `i` and waits for it; returns its output.
@@ -337,20 +366,8 @@ impl SiitLab {
     /// Starts `nat64-ctl run` (binary `bin`) in the translator namespace and waits
     /// until its maps are pinned.
     pub fn start(&mut self, bin: &str) {
-        let cfg = self.config.to_string_lossy().into_owned();
-        let i = self.lab.spawn_netns_only(&self.x, bin, &["run", "--config", &cfg]);
+        let i = self.lab.start_ctl(&self.x, bin, &self.config, &self.instance);
         self.translator = Some(i);
-        let pins = nat64_ctl::instance::pid_file(&self.instance);
-        let up = wait_until(Duration::from_secs(20), || pins.exists());
-        if !up {
-            let out = self.lab.stop_child(i);
-            self.translator = None;
-            panic!(
-                "nat64-ctl run did not come up within 20 s:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
     }
 
     /// Stops the translator (SIGTERM) and returns what it printed.
@@ -361,14 +378,7 @@ impl SiitLab {
 
     /// Runs `bin --instance <lab> args...` in the translator's network namespace.
     pub fn ctl(&self, bin: &str, args: &[&str]) -> Output {
-        Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{}", self.x))
-            .arg(bin)
-            .arg("--instance")
-            .arg(&self.instance)
-            .args(args)
-            .output()
-            .expect("running nat64-ctl")
+        self.lab.ctl(&self.x, bin, &self.instance, args)
     }
 }
 

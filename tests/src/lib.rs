@@ -4,6 +4,7 @@
 pub mod lab;
 pub mod packet;
 pub mod xdp;
+pub mod xlat;
 
 /// Fails the test loudly unless it runs as root: these tests load eBPF programs and
 /// create network namespaces, and a skipped test must never count as passed.

@@ -44,7 +44,7 @@ enum Cmd {
 
 /// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
 /// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
-/// traceroute).
+/// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -58,6 +58,9 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "traceroute",
+    "wireguard-go",
+    "wireguard-tools",
+    "unbound",
 ];
 
 fn root() -> PathBuf {

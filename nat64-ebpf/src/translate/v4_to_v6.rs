@@ -171,7 +171,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         0 => {}
         c if c == Counter::PassV4NotOurs as u32 + 1 => return (Action::Pass, Counter::PassV4NotOurs),
         c => {
-            return (Action::Drop, Counter::ALL.get(c as usize - 1).copied().unwrap_or(Counter::DropInternal));
+            return (
+                Action::Drop,
+                Counter::ALL.get(c as usize - 1).copied().unwrap_or(Counter::DropInternal),
+            );
         }
     }
 

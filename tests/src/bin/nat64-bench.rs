@@ -374,12 +374,11 @@ fn run(args: Args) -> Result<()> {
         .try_into()?;
     baseline.load().with_context(|| format!("loading {BASELINE_PROGRAM} (verifier)"))?;
     let b = Bench { h };
-    let mut verified: Vec<(String, u32)> = b
-        .h
-        .ebpf
-        .programs()
-        .filter_map(|(name, p)| Some((name.to_string(), p.info().ok()?.verified_instruction_count()?)))
-        .collect();
+    let mut verified: Vec<(String, u32)> =
+        b.h.ebpf
+            .programs()
+            .filter_map(|(name, p)| Some((name.to_string(), p.info().ok()?.verified_instruction_count()?)))
+            .collect();
     verified.sort();
 
     println!(

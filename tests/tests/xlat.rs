@@ -1,0 +1,132 @@
+//! 464XLAT end to end (RFC 6877): IPv4-only clients in a real WireGuard tunnel, nat64
+//! as CLAT on the concentrator's WireGuard interface (TC on an L3 device), an
+//! IPv6-only core, nat64 as PLAT (SIIT), an IPv4-only server. See `XlatLab`.
+
+use std::{path::Path, time::Duration};
+
+use nat64_tests::{
+    lab::{peers, wait_until},
+    xlat::{PREF64, SERVER, XlatLab},
+};
+use serde_json::Value;
+
+const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
+
+fn stats(out: std::process::Output) -> Value {
+    assert!(out.status.success(), "stats: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
+}
+
+fn packets(s: &Value, name: &str) -> u64 {
+    s[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
+}
+
+fn wait_listening(lab: &XlatLab, port: u16, flag: &str) {
+    let ok = wait_until(Duration::from_secs(10), || {
+        let out = lab.lab.exec(&lab.srv, &format!("ss -H {flag} sport = :{port}"));
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    });
+    assert!(ok, "server on port {port} did not start");
+}
+
+/// From IPv4-only clients inside WireGuard, across the CLAT and the PLAT: ping, an
+/// HTTP fetch by IPv4 literal, UDP both ways, a multi-megabyte TCP transfer with its
+/// content checked, traceroute; two clients at once, each seen by the server under
+/// its own address.
+#[test]
+fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
+    let mut lab = XlatLab::new(2);
+    lab.start(CTL, PREF64);
+    let c0 = lab.clients[0].clone();
+    let c1 = lab.clients[1].clone();
+
+    // The clients have no IPv6 at all.
+    let v6 = lab.lab.exec(&c0, "ip -6 addr show");
+    assert!(String::from_utf8_lossy(&v6.stdout).trim().is_empty(), "client has IPv6: {v6:?}");
+
+    let out = lab.lab.must_in(&c0, &format!("ping -c 3 -i 0.2 -W 3 {SERVER}"));
+    assert!(out.contains("3 received"), "client 0 pings the IPv4 literal:\n{out}");
+
+    // HTTP by literal.
+    let dir = std::env::temp_dir().join(format!("nat64-www-{}", lab.lab.tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blob: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(dir.join("blob"), &blob).unwrap();
+    lab.lab.files.push(dir.join("blob"));
+    let srv = lab.srv.clone();
+    lab.lab
+        .spawn_in(&srv, &format!("python3 -m http.server 8080 --bind 0.0.0.0 --directory {}", dir.display()));
+    wait_listening(&lab, 8080, "-ltn");
+    let got = lab.lab.must_in(&c0, &format!("curl -sS --max-time 30 http://{SERVER}:8080/blob | sha256sum"));
+    let want = nat64_tests::lab::must(&format!("sha256sum < {}", dir.join("blob").display()));
+    assert_eq!(got.split_whitespace().next(), want.split_whitespace().next(), "HTTP body");
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+
+    // UDP both ways: 50 datagrams echoed.
+    lab.lab.spawn_in(&srv, &format!("python3 {} udp-echo 5400", peers()));
+    wait_listening(&lab, 5400, "-lun");
+    let out = lab.lab.must_in(&c0, &format!("python3 {} udp-ping {SERVER} 5400 50", peers()));
+    assert_eq!(out.trim(), "50", "UDP datagrams echoed back intact");
+
+    // TCP, 6 MiB, content checked by the server.
+    lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5401", peers()));
+    wait_listening(&lab, 5401, "-ltn");
+    let out = lab.lab.must_in(&c0, &format!("python3 {} tcp-send {SERVER} 5401 {}", peers(), 6 << 20));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content sent vs received: {out}");
+
+    // Two clients at once, each under its own address (through the PLAT's EAM).
+    lab.lab.spawn_in(&srv, &format!("python3 {} udp-whoami 5402", peers()));
+    wait_listening(&lab, 5402, "-lun");
+    let ask = |c: &str| {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", c, "python3", &peers(), "udp-ask", SERVER, "5402"])
+            .output();
+        String::from_utf8_lossy(&child.expect("udp-ask").stdout).trim().to_string()
+    };
+    let (a0, a1) = std::thread::scope(|s| {
+        let h0 = s.spawn(|| ask(&c0));
+        let h1 = s.spawn(|| ask(&c1));
+        (h0.join().unwrap(), h1.join().unwrap())
+    });
+    assert_eq!((a0.as_str(), a1.as_str()), ("192.0.2.2", "192.0.2.3"), "the server sees each client apart");
+    let out = lab.lab.must_in(&c1, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
+    assert!(out.contains("2 received"), "client 1:\n{out}");
+
+    // traceroute (UDP): the CLAT answers as a hop from its own address, the PLAT's
+    // error comes back translated twice, and the server is reached.
+    let out = lab.lab.must_in(&c0, &format!("traceroute -n -w 2 -q 1 -m 6 {SERVER}"));
+    let hops: Vec<&str> = out.lines().skip(1).collect();
+    assert!(hops.len() >= 3, "at least CLAT, PLAT, server:\n{out}");
+    assert!(hops[0].contains("10.9.0.1"), "first hop is the CLAT's ipv4-addr:\n{out}");
+    assert!(hops.last().is_some_and(|l| l.contains(SERVER)), "the server is reached:\n{out}");
+
+    let clat = stats(lab.clat_ctl(CTL, &["stats", "--json"]));
+    assert!(packets(&clat, "xlat_4to6_tcp") > 1000 && packets(&clat, "xlat_6to4_tcp") > 100, "{clat}");
+    assert!(packets(&clat, "xlat_4to6_udp") >= 50 && packets(&clat, "xlat_4to6_icmp") >= 3, "{clat}");
+    let plat = stats(lab.plat_ctl(CTL, &["stats", "--json"]));
+    assert!(packets(&plat, "xlat_6to4_tcp") > 1000, "{plat}");
+
+    let status = lab.clat_ctl(CTL, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("mode       clat") && text.contains("(tcx-l3)") && text.contains(PREF64), "{text}");
+}
+
+/// `"pref64": "auto"`: the CLAT learns the PLAT prefix from a real DNS64 resolver
+/// (unbound with its dns64 module) by asking for ipv4only.arpa (RFC 7050), shows it in
+/// `status`, and traffic flows through it.
+#[test]
+fn pref64_is_discovered_from_dns64() {
+    let mut lab = XlatLab::new(1);
+    lab.start_dns64(PREF64);
+    lab.start(CTL, "auto");
+    let out = lab.clat_ctl(CTL, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("status: {out:?}"));
+    assert_eq!(v["pool6"], PREF64, "{v}");
+    assert_eq!(v["pref64"]["source"], "auto", "{v}");
+    assert_eq!(v["pref64"]["resolver"], "2001:db8:100::2", "{v}");
+    assert_eq!(v["mode"], "clat", "{v}");
+    let c0 = lab.clients[0].clone();
+    let out = lab.lab.must_in(&c0, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
+    assert!(out.contains("2 received"), "{out}");
+}
