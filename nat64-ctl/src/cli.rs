@@ -240,7 +240,7 @@ fn real_main() -> Result<()> {
                     let mut tables = open(&name)?;
                     let e = tables.eamt_del(Some(v4), v6)?;
                     println!("removed {} <-> {}", e.v4, e.v6);
-                    instance::general_path_sync(&tables, Some(e.v4))?;
+                    instance::general_path_sync(&tables, Some(&e))?;
                 }
                 MapCmd::List { json } => {
                     let entries = open(&name)?.eamt()?;

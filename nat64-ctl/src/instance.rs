@@ -16,7 +16,7 @@ use log::{info, warn};
 
 use crate::{
     EBPF_OBJECT,
-    config::{AttachMode, Config, Prefix4},
+    config::{AttachMode, Config, EamtEntry, Mode, Prefix4, Prefix6},
     tables::Tables,
 };
 
@@ -247,10 +247,27 @@ impl GeneralPath {
             src4 = vec!["src".to_string(), a4.to_string()];
             src6 = vec!["src".to_string(), a6.to_string()];
         }
-        for e in &cfg.eamt {
-            route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src4)?;
+        if cfg.mode == Mode::Clat {
+            // Host CLAT (RFC 6877 §6.3): the host's own IPv4 leaves through the translator
+            // (a default route of low preference: an IPv4 default the host has wins), and
+            // what the kernel sends to the clients' IPv6 side (its ICMPv6 errors, say)
+            // comes back to them as IPv4.
+            let mtu = (cfg.lowest_ipv6_mtu - 28).to_string();
+            let mut args = vec!["ip", "route", "replace", "0.0.0.0/0", "dev", &self.name, "metric", "4242"];
+            args.extend(["mtu", "lock", &mtu]);
+            args.extend(src4.iter().map(String::as_str));
+            sh("routing IPv4 through the CLAT", &args)?;
+            for e in &cfg.eamt {
+                route6(&self.name, e.v6)?;
+            }
+        } else {
+            for e in &cfg.eamt {
+                route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src4)?;
+            }
         }
-        if let Some(p) = cfg.pool6 {
+        // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
+        // the host as it is; routed into the general path it would come back as IPv4.
+        if let Some(p) = cfg.pool6.filter(|_| cfg.mode == Mode::Siit) {
             let dst = p.to_string();
             let mut args = vec!["ip", "-6", "route", "replace", &dst, "dev", &self.name];
             args.extend(src6.iter().map(String::as_str));
@@ -269,10 +286,15 @@ fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &[String]) -> Resu
     sh("routing an EAM IPv4 prefix", &args)
 }
 
+/// Routes an EAM IPv6 prefix into the general path (CLAT mode).
+fn route6(name: &str, v6: Prefix6) -> Result<()> {
+    sh("routing an EAM IPv6 prefix", &["ip", "-6", "route", "replace", &v6.to_string(), "dev", name])
+}
+
 /// Brings the running instance's general-path routes in step with its EAMT and
 /// `lowest-ipv6-mtu` after a change made on the fly (`map add`/`map del`/`set`); `removed`
 /// is an entry just deleted. Nothing to do without a general path.
-pub fn general_path_sync(tables: &Tables, removed: Option<Prefix4>) -> Result<()> {
+pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result<()> {
     let g = tables.globals()?;
     if g.general_ifindex == 0 {
         return Ok(());
@@ -289,12 +311,14 @@ pub fn general_path_sync(tables: &Tables, removed: Option<Prefix4>) -> Result<()
     // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
     let peer = unsafe { std::ffi::CStr::from_ptr(peer) }.to_string_lossy().into_owned();
     let name = peer.strip_suffix('p').unwrap_or(&peer);
-    if let Some(p) = removed {
+    let clat = g.flag(nat64_common::maps::Globals::FLAG_CLAT);
+    if let Some(e) = removed {
         // It may already be gone (deleted by hand); that is what was wanted.
-        let _ = sh("removing a route", &["ip", "route", "del", &p.to_string(), "dev", name]);
+        let (family, dst) = if clat { ("-6", e.v6.to_string()) } else { ("-4", e.v4.to_string()) };
+        let _ = sh("removing a route", &["ip", family, "route", "del", &dst, "dev", name]);
     }
     for e in tables.eamt()? {
-        route4(name, e.v4, g.lowest_ipv6_mtu, &[])?;
+        if clat { route6(name, e.v6)? } else { route4(name, e.v4, g.lowest_ipv6_mtu, &[])? }
     }
     Ok(())
 }

@@ -35,7 +35,9 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
             0,
         )
     };
-    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && TX_PORTS.get_ifindex(p.ifindex).is_some() {
+    // On an L3 device the kernel sends the packet on (it frames it for the egress);
+    // the lookup is still asked for the egress MTU.
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && TX_PORTS.get_ifindex(p.ifindex).is_some() {
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel wrote mtu_result for this return code.
@@ -67,9 +69,6 @@ pub fn lookup4<P: Packet>(
     proto: u8,
     tot_len: u16,
 ) -> Route {
-    if !P::HAS_ETH {
-        return Route::Kernel;
-    }
     clear(p);
     p.family = AF_INET;
     p.l4_protocol = proto;
@@ -90,9 +89,6 @@ pub fn lookup6<P: Packet>(
     proto: u8,
     tot_len: u16,
 ) -> Route {
-    if !P::HAS_ETH {
-        return Route::Kernel;
-    }
     clear(p);
     p.family = AF_INET6;
     p.l4_protocol = proto;

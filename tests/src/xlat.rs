@@ -11,7 +11,9 @@
 //!                                                                  198.51.100.2 eth0 [srv] (IPv4 only)
 //! ```
 //!
-//! The clients have no IPv6 at all; the core has no IPv4. A client's packet to
+//! The clients have no IPv6 at all; the core has no IPv4. The concentrator is a host
+//! CLAT too: its own IPv4 (100.64.0.1 <-> 2001:db8:c1a7::1) goes out through its general
+//! path. A client's packet to
 //! 198.51.100.2 leaves the CLAT as 2001:db8:c1a7::2 -> 64:ff9b:1::c633:6402 and the
 //! PLAT as 192.0.2.2 -> 198.51.100.2. The PLAT also runs unbound with DNS64 on
 //! 2001:db8:100::2, for `"pref64": "auto"`.
@@ -23,6 +25,8 @@ use crate::lab::{Lab, must, run, wait_until};
 pub const SERVER: &str = "198.51.100.2";
 pub const PLAT_RESOLVER: &str = "2001:db8:100::2";
 pub const PREF64: &str = "64:ff9b:1::/96";
+/// The concentrator's own IPv4 address as a host CLAT (its general path's pair).
+pub const HOST_CLAT_V4: &str = "100.64.0.1";
 
 pub struct XlatLab {
     pub lab: Lab,
@@ -167,7 +171,8 @@ impl XlatLab {
     "ipv4-addr": "10.9.0.1",
     "ipv6-addr": "2001:db8:100::1",
     "pref64": "{pref64}"{resolver},
-    "eamt": [{{"ipv4": "100.64.0.0/24", "ipv6": "2001:db8:c1a7::/120"}}]
+    "eamt": [{{"ipv4": "100.64.0.0/24", "ipv6": "2001:db8:c1a7::/120"}}],
+    "general-path": {{"interface": "clat", "ipv4-addr": "{HOST_CLAT_V4}", "ipv6-addr": "2001:db8:c1a7::1"}}
 }}"#,
             self.clat_instance, self.wg
         );

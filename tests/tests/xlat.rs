@@ -130,3 +130,40 @@ fn pref64_is_discovered_from_dns64() {
     let out = lab.lab.must_in(&c0, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
     assert!(out.contains("2 received"), "{out}");
 }
+
+/// Host CLAT: a process on the concentrator, which has no IPv4 route of its own,
+/// reaches the IPv4 server by literal through the general path. PMTUD through the
+/// CLAT: with a 1280-byte IPv6 core, a client's full-size TCP segments (1420 bytes,
+/// WireGuard's MTU) are answered with Fragmentation Needed 1260, and the transfer
+/// completes.
+#[test]
+fn host_clat_and_path_mtu_discovery_through_the_clat() {
+    let mut lab = XlatLab::new(1);
+    lab.start(CTL, PREF64);
+    let (cc, srv, c0) = (lab.cc.clone(), lab.srv.clone(), lab.clients[0].clone());
+
+    let out = lab.lab.must_in(&cc, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
+    assert!(out.contains("2 received"), "the concentrator pings an IPv4 literal:\n{out}");
+    lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5410", peers()));
+    wait_listening(&lab, 5410, "-ltn");
+    let out = lab.lab.must_in(&cc, &format!("python3 {} tcp-send {SERVER} 5410 {}", peers(), 2 << 20));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "host CLAT TCP content: {out}");
+    lab.lab.spawn_in(&srv, &format!("python3 {} udp-whoami 5411", peers()));
+    wait_listening(&lab, 5411, "-lun");
+    let who = lab.lab.must_in(&cc, &format!("python3 {} udp-ask {SERVER} 5411", peers()));
+    assert_eq!(who.trim(), "192.0.2.1", "the server sees the host CLAT's address through the PLAT");
+
+    let plat = lab.plat.clone();
+    lab.lab.must_in(&cc, "ip link set core mtu 1280");
+    lab.lab.must_in(&plat, "ip link set north mtu 1280");
+    lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5412", peers()));
+    wait_listening(&lab, 5412, "-ltn");
+    let out = lab.lab.must_in(&c0, &format!("python3 {} tcp-send {SERVER} 5412 {}", peers(), 3 << 20));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP across the 1280 core: {out}");
+    let route = lab.lab.must_in(&c0, &format!("ip route get {SERVER}"));
+    assert!(route.contains("mtu 1260"), "the client learned 1280 - 20 from the CLAT: {route}");
+    let s = stats(lab.clat_ctl(CTL, &["stats", "--json"]));
+    assert!(packets(&s, "drop_mtu_exceeded") >= 1 && packets(&s, "icmp_sent") >= 1, "{s}");
+}

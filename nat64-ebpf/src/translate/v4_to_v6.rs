@@ -285,7 +285,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             let mtu4 = mtu6.saturating_sub(grow).clamp(68, 0xffff);
             return (Action::Reply(icmp::ICMP4_DEST_UNREACH, 4, mtu4), Counter::DropMtuExceeded);
         }
-        Route::Kernel | Route::TooBig(_) => ttl,
+        // The kernel takes its hop off as it forwards. From the general path it already
+        // took one: the node then counts two, so that a packet the routes would send
+        // round the general path again runs out of hops instead of for ever.
+        Route::Kernel | Route::TooBig(_) => ttl - super::general_path_credit(pkt, g),
     };
     let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
     let v6 = &mut s.hdr6;

@@ -219,7 +219,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             let mtu6 = (mtu4 + chain as u32 - IPV4_HLEN as u32).max(1280);
             return (Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
         }
-        Route::Kernel | Route::TooBig(_) => hop_limit,
+        // As in v4_to_v6: from the general path, the node counts two (no loop for ever).
+        Route::Kernel | Route::TooBig(_) => hop_limit - super::general_path_credit(pkt, g),
     };
     let (id, flags) = match frag {
         // RFC 7915 §5.1.1: ID from the low 16 bits, MF and offset from the header.
