@@ -214,13 +214,19 @@ fn real_main() -> Result<()> {
         Cmd::Run { config } => run(&config),
         Cmd::Check { config } => {
             let cfg = Config::load(&config)?;
+            let prefix = match (cfg.pool6, cfg.pref64_auto) {
+                (Some(p), _) => p.to_string(),
+                (None, true) => "auto (RFC 7050, at start)".into(),
+                (None, false) => "none".into(),
+            };
             println!(
-                "{}: valid (instance '{}', {} interface(s), {} EAMT entries, pool6 {})",
+                "{}: valid (instance '{}', mode {}, {} interface(s), {} EAMT entries, {} {prefix})",
                 config.display(),
                 cfg.instance,
+                cfg.mode.name(),
                 cfg.interfaces.len(),
                 cfg.eamt.len(),
-                cfg.pool6.map(|p| p.to_string()).unwrap_or_else(|| "none".into())
+                if cfg.mode == crate::config::Mode::Clat { "pref64" } else { "pool6" },
             );
             Ok(())
         }

@@ -43,6 +43,21 @@ fn check_accepts_a_good_file() {
 }
 
 #[test]
+fn check_tells_the_mode_and_prefix() {
+    let clat = r#"{
+    "mode": "clat",
+    "interfaces": [{"name": "wg0", "attach": "tc"}],
+    "pref64": "auto",
+    "eamt": [{"ipv4": "100.64.0.0/24", "ipv6": "2001:db8:c1a7::/120"}]
+}"#;
+    let (ok, out, err) = with_config(clat, &["check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("mode clat") && out.contains("pref64 auto (RFC 7050, at start)"), "{out}");
+    let (ok, out, _) = with_config(GOOD, &["check"]);
+    assert!(ok && out.contains("mode siit") && out.contains("pool6 64:ff9b::/96"), "{out}");
+}
+
+#[test]
 fn check_names_the_key_and_reason() {
     let bad = GOOD.replace("64:ff9b::/96", "64:ff9b::/80");
     let (ok, _, err) = with_config(&bad, &["check"]);
