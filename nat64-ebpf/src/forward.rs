@@ -26,6 +26,12 @@ pub enum Route {
 
 #[inline(always)]
 fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
+    // A packet merged by GRO (TC only) leaves as segments the kernel cuts: its forward
+    // path checks each against the egress MTU (and answers with ICMP itself), which
+    // the total length asked here would not tell.
+    if pkt.gso_size() != 0 {
+        return Route::Kernel;
+    }
     // SAFETY: helper call with a struct of the size the kernel expects.
     let rc = unsafe {
         h::bpf_fib_lookup(

@@ -3,7 +3,10 @@
 //! implement it here.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action},
+    bindings::{
+        BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
+        xdp_action,
+    },
     helpers::generated as h,
     programs::{TcContext, XdpContext},
 };
@@ -131,6 +134,25 @@ pub trait Packet {
 
     /// Cuts the packet to `len` bytes (link-layer padding after the IP datagram).
     fn truncate(&mut self, len: usize) -> Result<(), ()>;
+
+    /// For a packet the kernel merged (GRO) or will segment (GSO): the payload size of
+    /// each segment; 0 for a plain packet (always, in XDP).
+    #[inline(always)]
+    fn gso_size(&self) -> u32 {
+        0
+    }
+
+    /// Updates the TCP/UDP checksum at `off` for a pseudo-header whose sum went from
+    /// `old` to `new` (RFC 1624); UDP never gets a zero. In place by default.
+    #[inline(always)]
+    fn fix_pseudo_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+        let c = u16::from_be_bytes(self.load::<[u8; 2]>(off)?);
+        let mut n = nat64_common::checksum::update(c, old, new);
+        if udp {
+            n = nat64_common::checksum::udp_nonzero(n);
+        }
+        self.store(off, n.to_be_bytes())
+    }
 
     /// Whether the packet can be rewritten for and redirected out of a device.
     const HAS_ETH: bool = Self::L2_LEN == ETH_LEN;
@@ -351,6 +373,25 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
         // SAFETY: helper call; the kernel checks `off`/`len` against the packet and the
         // verifier checks `len` against the buffer.
         unsafe { h::bpf_skb_load_bytes(self.ctx.skb.skb.cast(), off as u32, buf.cast(), len) == 0 }
+    }
+
+    #[inline(always)]
+    fn gso_size(&self) -> u32 {
+        // SAFETY: the context pointer the kernel passed to the program.
+        unsafe { (*self.ctx.skb.skb).gso_size }
+    }
+
+    /// Through the kernel's helper, which knows what the checksum field holds: the
+    /// pseudo-header seed of a partial checksum (CHECKSUM_PARTIAL: packets merged by
+    /// GRO, local senders) takes the change the other way round from a full checksum.
+    #[inline(always)]
+    fn fix_pseudo_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+        // Replacing a 16-bit word `from` by `to` moves the sum as the pseudo-header did;
+        // the helper takes them as they would lie in the packet (network order).
+        let from = nat64_common::checksum::fold(old).to_be() as u64;
+        let to = nat64_common::checksum::fold(new).to_be() as u64;
+        let flags = BPF_F_PSEUDO_HDR as u64 | 2 | if udp { BPF_F_MARK_MANGLED_0 as u64 } else { 0 };
+        self.ctx.skb.l4_csum_replace(off, from, to, flags).ok()
     }
 
     #[inline(always)]

@@ -75,6 +75,13 @@ pub fn fix_check<P: Packet>(pkt: &mut P, off: usize, old: u32, new: u32, udp: bo
     pkt.store(off, n.to_be_bytes())
 }
 
+/// `fix_check` for a TCP or UDP pseudo-header change: through the attach point, which
+/// on TC lets the kernel account for partial checksums.
+#[inline(always)]
+pub fn fix_pseudo<P: Packet>(pkt: &mut P, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+    pkt.fix_pseudo_check(off, old, new, udp)
+}
+
 /// Size of the scratch buffer for bulk checksums.
 pub const SUM_BUF: usize = 2048;
 /// bpf_csum_diff works on at most this many bytes per call.

@@ -319,7 +319,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     let l4 = l3 + l3_new;
     let fixed = match if first { proto } else { 0 } {
-        IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
+        IPPROTO_TCP => l4::fix_pseudo(pkt, l4 + l4::TCP_CHECK, old, new, false),
         IPPROTO_UDP if amend_udp => match l4::sum_bytes(pkt, &mut s.buf, l4, plen) {
             Some(sum) => {
                 let pseudo = new + plen as u32 + IPPROTO_UDP as u32;
@@ -328,7 +328,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             }
             None => None,
         },
-        IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
+        IPPROTO_UDP => l4::fix_pseudo(pkt, l4 + l4::UDP_CHECK, old, new, true),
         IPPROTO_ICMP => l4::fix_icmp_type(pkt, l4, icmp_type, 0, new + l4::pseudo6_tail(plen as u16)),
         _ => Some(()),
     };

@@ -263,8 +263,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(())
     } else {
         match nh {
-            IPPROTO_TCP => l4::fix_check(pkt, l4 + l4::TCP_CHECK, old, new, false),
-            IPPROTO_UDP => l4::fix_check(pkt, l4 + l4::UDP_CHECK, old, new, true),
+            IPPROTO_TCP => l4::fix_pseudo(pkt, l4 + l4::TCP_CHECK, old, new, false),
+            IPPROTO_UDP => l4::fix_pseudo(pkt, l4 + l4::UDP_CHECK, old, new, true),
             IPPROTO_ICMPV6 => l4::fix_icmp_type(pkt, l4, icmp_type, old + l4::pseudo6_tail(ulen as u16), 0),
             _ => Some(()),
         }
