@@ -42,8 +42,9 @@ pub struct Attached {
     pub mode: &'static str,
 }
 
-/// Whether `name` carries Ethernet frames (else it is an L3 device: WireGuard, TUN).
-pub fn is_ethernet(name: &str) -> Result<bool> {
+/// The link-layer type (ARPHRD_*) and address of `name`, asked of the kernel in this
+/// network namespace (not through /sys, which under `nsenter --net` is the host's).
+fn hwaddr(name: &str) -> Result<(u16, [u8; 6])> {
     let c = std::ffi::CString::new(name).with_context(|| format!("interface name {name:?}"))?;
     // SAFETY: plain socket/ioctl calls on a zeroed ifreq holding a NUL-terminated name
     // shorter than IFNAMSIZ (checked by the config), and the socket closed after.
@@ -62,9 +63,20 @@ pub fn is_ethernet(name: &str) -> Result<bool> {
         if rc < 0 {
             bail!("interface {name}: {err}");
         }
-        Ok(req.ifr_ifru.ifru_hwaddr.sa_family == libc::ARPHRD_ETHER)
+        let sa = req.ifr_ifru.ifru_hwaddr;
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Ok((sa.sa_family, mac))
     }
 }
+
+/// Whether `name` carries Ethernet frames (else it is an L3 device: WireGuard, TUN).
+pub fn is_ethernet(name: &str) -> Result<bool> {
+    Ok(hwaddr(name)?.0 == libc::ARPHRD_ETHER)
+}
+
 /// Name of the benchmark baseline program (swap MACs, XDP_TX).
 pub const BASELINE_PROGRAM: &str = "nat64_bench_baseline";
 
@@ -189,19 +201,8 @@ impl GeneralPath {
         let gp = Self { name: name.to_string(), peer: peer.clone() };
         // No ARP/ND on the kernel side: frames go to its own MAC, which the peer
         // shares, so translated packets handed to the stack there are for this host.
-        let mac = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok();
-        let mac = match mac {
-            Some(m) => m.trim().to_string(),
-            None => {
-                let out = std::process::Command::new("ip").args(["-o", "link", "show", name]).output()?;
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.split("link/ether ")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .unwrap_or("")
-                    .to_string()
-            }
-        };
+        let (_, m) = hwaddr(name)?;
+        let mac = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
         sh("setting the peer's MAC", &["ip", "link", "set", &peer, "address", &mac])?;
         sh("setting ARP off", &["ip", "link", "set", name, "arp", "off"])?;
         sh("bringing it up", &["ip", "link", "set", name, "up"])?;

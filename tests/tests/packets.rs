@@ -489,10 +489,15 @@ fn unconfigured_program_passes_everything(kind: Kind) {
     run_table(&h, vec![passed("udp", in6(H6, R6, &udp(b"x")), Counter::PassDisabled)]);
 }
 
-/// With a route and a known neighbour the program sends the packet out itself:
-/// MACs from the neighbour table, TTL/hop limit decremented here (one hop in all).
-fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
-    let mut h = Harness::with(kind, TEST_CONFIG);
+fn ifindex(name: &str) -> u32 {
+    sh(&format!("ip -o link show {name} | cut -d: -f1")).trim().parse().unwrap()
+}
+
+/// Two ports in the harness's namespace, forwarding on: x6 (02:00:00:00:06:01,
+/// 2001:db8:6::1/64, neighbour H6 at 02:00:00:00:06:05) and x4 (02:00:00:00:04:01,
+/// 198.51.100.1/24, 8.8.8.0/24 via the known neighbour 198.51.100.2 at
+/// 02:00:00:00:04:02, 9.9.9.0/24 via 198.51.100.3, not resolved). Their ifindexes.
+fn two_ports() -> (u32, u32) {
     sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
     sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
     sh("for i in x6 x6p x4 x4p; do ip link set $i up; done");
@@ -501,8 +506,15 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
     sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4 && ip route add 9.9.9.0/24 via 198.51.100.3 dev x4");
     sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
     sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
-    let x6 = sh("ip -o link show x6 | cut -d: -f1").trim().parse::<u32>().unwrap();
-    let x4 = sh("ip -o link show x4 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    let (x6, x4) = (ifindex("x6"), ifindex("x4"));
+    (x6, x4)
+}
+
+/// With a route and a known neighbour the program sends the packet out itself:
+/// MACs from the neighbour table, TTL/hop limit decremented here (one hop in all).
+fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
     // Only ports nat64-ctl attached to are redirect targets: first without them.
     let out = h.run_on(&in6(H6, R6, &udp(b"not a port")), x6);
     assert_eq!(out.action, XDP_PASS, "egress not in TX_PORTS goes to the kernel");
@@ -1069,8 +1081,7 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
     sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
     sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
     sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4");
-    let x6 = sh("ip -o link show x6 | cut -d: -f1").trim().parse::<u32>().unwrap();
-    let x4 = sh("ip -o link show x4 | cut -d: -f1").trim().parse::<u32>().unwrap();
+    let (x6, x4) = (ifindex("x6"), ifindex("x4"));
     h.tables.tx_port_add(x6).unwrap();
     h.tables.tx_port_add(x4).unwrap();
 
@@ -1110,19 +1121,10 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
 /// already took off given back, so the node counts one hop whichever way it leaves.
 fn general_path_takes_what_xdp_cannot_finish(kind: Kind) {
     let mut h = Harness::with(kind, TEST_CONFIG);
-    sh("ip link add x6 type veth peer name x6p && ip link add x4 type veth peer name x4p");
-    sh("ip link add nat64 type veth peer name nat64p");
-    sh("ip link set x6 address 02:00:00:00:06:01 && ip link set x4 address 02:00:00:00:04:01");
-    sh("for i in x6 x6p x4 x4p nat64 nat64p; do ip link set $i up; done");
+    let (x6, x4) = two_ports();
     sh("ip link set x4 mtu 1300 && ip link set x6 mtu 1280");
-    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
-    sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
-    sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4 && ip route add 9.9.9.0/24 via 198.51.100.3 dev x4");
-    sh("ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
-    sh("ip neigh add 2001:db8:6::5 lladdr 02:00:00:00:06:05 dev x6 nud permanent");
-    let index =
-        |name: &str| sh(&format!("ip -o link show {name} | cut -d: -f1")).trim().parse::<u32>().unwrap();
-    let (x6, x4, gp) = (index("x6"), index("x4"), index("nat64p"));
+    sh("ip link add nat64 type veth peer name nat64p && ip link set nat64 up && ip link set nat64p up");
+    let gp = ifindex("nat64p");
     h.tables.tx_port_add(x6).unwrap();
     h.tables.tx_port_add(x4).unwrap();
     let mut g = h.tables.globals().unwrap();
