@@ -17,6 +17,8 @@ pub enum Kind {
     Forward,
     Pass,
     Drop,
+    /// Events besides the packets' outcomes.
+    Event,
 }
 
 macro_rules! counters {
@@ -133,6 +135,12 @@ counters! {
     PassGeneralPath = 42, "pass_general_path", Pass;
     /// IPv4 with an unexpired source route option: answered with Source Route Failed.
     DropSourceRoute = 43, "drop_source_route", Drop;
+    /// An IPv6 host needed a dynamic-pool address and none was free (ICMPv6 error sent).
+    DropPoolExhausted = 44, "drop_pool_exhausted", Drop;
+    /// IPv4 to a dynamic-pool address that no host holds (ICMPv4 error sent).
+    DropPoolUnmapped = 45, "drop_pool_unmapped", Drop;
+    /// A dynamic-pool address handed out (an event, counted besides the packet's outcome).
+    PoolAllocated = 46, "pool_allocated", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

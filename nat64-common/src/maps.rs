@@ -28,6 +28,33 @@ pub const MAP_RATELIMIT: &str = "RATELIMIT";
 pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
 pub const ICMP_ERRORS_BURST: u64 = 50;
 
+/// Hash map, IPv6 host address -> [`PoolEntry`]: the NAT64 dynamic pool's mappings
+/// (one IPv4 address per IPv6 host), looked up for IPv6 sources the EAMT does not map.
+pub const MAP_POOL6: &str = "POOL6";
+/// Hash map, pool IPv4 address -> [`PoolEntry`]: the same mappings the other way. An
+/// address is handed out by inserting it here (BPF_NOEXIST: one CPU wins), so this
+/// map is the truth of which addresses are taken.
+pub const MAP_POOL4: &str = "POOL4";
+/// LRU hash map, IPv6 host address -> [`PoolDormant`]: the address a host had when
+/// its mapping expired, offered to it again first should it come back.
+pub const MAP_POOL_DORMANT: &str = "POOL_DORMANT";
+/// Array of [`POOL_RING_SLOTS`] IPv4 addresses: the free addresses in the order they are
+/// to be handed out (least recently used first), appended by nat64-ctl.
+pub const MAP_POOL_RING: &str = "POOL_RING";
+/// Array, one `u64`: how many addresses nat64-ctl has ever appended to the ring.
+pub const MAP_POOL_TAIL: &str = "POOL_TAIL";
+/// Per-CPU array, one `u64`: how far this CPU has read the ring. Each CPU walks the
+/// ring on its own, skipping addresses another CPU took meanwhile: no locks.
+pub const MAP_POOL_HEAD: &str = "POOL_HEAD";
+/// Most addresses a dynamic pool may hold (a /16).
+pub const POOL_MAX: u32 = 65_536;
+/// Ring slots: nat64-ctl keeps at most one copy of each free address ahead of every
+/// CPU, so twice the pool leaves room for the copies slower CPUs have not read yet.
+pub const POOL_RING_SLOTS: u32 = 2 * POOL_MAX;
+/// The data path refreshes a mapping's last use at most this often (ns), so that
+/// busy hosts do not write the same cache line on every packet.
+pub const POOL_REFRESH_NS: u64 = 1_000_000_000;
+
 /// Capacity of each EAMT trie.
 pub const EAMT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of denylist4.
@@ -61,6 +88,13 @@ pub struct Globals {
     /// Interface index of the general path's XDP side (0: no general path). Packets
     /// arriving there were routed by the kernel, which already counted the hop.
     pub general_ifindex: u32,
+    /// The NAT64 dynamic pool (valid with `FLAG_DYNAMIC_POOL`): IPv4 prefix and length.
+    pub dyn_pool: [u8; 4],
+    pub dyn_pool_len: u8,
+    pub _pad2: [u8; 3],
+    /// Seconds an unused pool mapping lives (nat64-ctl's business, kept here so that
+    /// every nat64-ctl command sees the running value).
+    pub dyn_pool_lease: u32,
 }
 
 impl Globals {
@@ -77,6 +111,9 @@ impl Globals {
     /// CLAT (RFC 6877): IPv4 from a local client (source in the EAMT) is translated
     /// whatever its destination, which maps through pool6 (the PLAT prefix).
     pub const FLAG_CLAT: u32 = 1 << 6;
+    /// NAT64 PLAT: IPv6 sources the EAMT does not map get an address from `dyn_pool`
+    /// (POOL6/POOL4), and what they send goes through the kernel (its NAT44).
+    pub const FLAG_DYNAMIC_POOL: u32 = 1 << 7;
 
     pub const fn zeroed() -> Self {
         Self {
@@ -93,6 +130,10 @@ impl Globals {
             _pad1: [0; 2],
             rfc6791v6: [0; 16],
             general_ifindex: 0,
+            dyn_pool: [0; 4],
+            dyn_pool_len: 0,
+            _pad2: [0; 3],
+            dyn_pool_lease: 0,
         }
     }
 
@@ -110,6 +151,41 @@ impl Globals {
     pub const fn has_ipv6_addr(&self) -> bool {
         self.flag(Self::FLAG_HAS_IPV6_ADDR)
     }
+
+    /// Whether `a` lies in the dynamic pool (false without one).
+    #[inline(always)]
+    pub const fn in_dyn_pool(&self, a: [u8; 4]) -> bool {
+        let mask = crate::addr::prefix_mask4(self.dyn_pool_len);
+        self.flag(Self::FLAG_DYNAMIC_POOL)
+            && u32::from_be_bytes(a) & mask == u32::from_be_bytes(self.dyn_pool) & mask
+    }
+}
+
+/// One dynamic-pool mapping, the value of both POOL6 and POOL4: a /32 <-> /128 EAM
+/// entry (so the translation treats it as one) and when it was last used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolEntry {
+    pub eam: EamEntry,
+    /// CLOCK_MONOTONIC_COARSE in ns (bpf_ktime_get_coarse_ns), refreshed by the data
+    /// path at most every [`POOL_REFRESH_NS`].
+    pub last_use: u64,
+}
+
+impl PoolEntry {
+    pub const fn new(v4: [u8; 4], v6: [u8; 16], last_use: u64) -> Self {
+        Self { eam: EamEntry::new(v4, 32, v6, 128), last_use }
+    }
+}
+
+/// What a host had when its mapping expired (value of POOL_DORMANT).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolDormant {
+    pub v4: [u8; 4],
+    pub _pad: [u8; 4],
+    /// When the mapping expired (Unix seconds), for nat64-ctl's least-recently-used order.
+    pub freed: u64,
 }
 
 /// One EAMT entry (RFC 7757), stored as the value of both tries so that a match on
@@ -145,5 +221,7 @@ mod user {
     // SAFETY: plain `repr(C)` data with explicit padding and no invalid bit patterns.
     unsafe impl aya::Pod for super::Globals {}
     unsafe impl aya::Pod for super::EamEntry {}
+    unsafe impl aya::Pod for super::PoolEntry {}
+    unsafe impl aya::Pod for super::PoolDormant {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

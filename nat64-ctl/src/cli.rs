@@ -69,6 +69,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show or forget the NAT64 dynamic pool's mappings (IPv6 host <-> pool IPv4
+    /// address). Static mappings stay with `map add`.
+    Pool {
+        #[command(subcommand)]
+        cmd: PoolCmd,
+    },
     /// Show how an IPv4 or IPv6 address is translated by the running instance (or by a
     /// configuration file), and through which rule.
     Translate {
@@ -90,6 +96,20 @@ enum DenyCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PoolCmd {
+    /// List the mappings in force: IPv6 host, IPv4 address, last use, expiry.
+    List {
+        /// Machine-readable JSON (times as Unix seconds) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget every dynamic mapping (and the addresses expired ones had): each host
+    /// gets an address afresh with its next packet; open connections through the old
+    /// addresses break.
+    Flush,
 }
 
 #[derive(Subcommand)]
@@ -140,7 +160,72 @@ fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
         "lowest-ipv6-mtu": g.lowest_ipv6_mtu,
         "rfc6791v4-prefix": opt(g.rfc6791v4_len != 0, format!("{}/{}", Ipv4Addr::from(g.rfc6791v4), g.rfc6791v4_len)),
         "rfc6791v6-prefix": opt(g.rfc6791v6_len != 0, format!("{}/{}", Ipv6Addr::from(g.rfc6791v6), g.rfc6791v6_len)),
+        "dynamic-pool": opt(g.flag(Globals::FLAG_DYNAMIC_POOL), format!("{}/{}", Ipv4Addr::from(g.dyn_pool), g.dyn_pool_len)),
+        "dynamic-pool-lease": if g.flag(Globals::FLAG_DYNAMIC_POOL) { serde_json::json!(g.dyn_pool_lease) } else { serde_json::Value::Null },
     })
+}
+
+/// How often `run` looks after the dynamic pool.
+const POOL_TICK: Duration = Duration::from_secs(1);
+
+/// RFC 7050 §3.3: ask again when the answer's TTL runs out (not more often than every
+/// 5 s; after a failure, again in 30 s, keeping the prefix in use).
+fn recheck(ttl: u32) -> Duration {
+    Duration::from_secs(u64::from(ttl).clamp(5, 86400))
+}
+
+fn pool_cmd(name: &str, cmd: PoolCmd) -> Result<()> {
+    use crate::pool;
+    let mut tables = open(name)?;
+    let g = tables.globals()?;
+    let Some(spec) = pool::Spec::of(&g) else {
+        anyhow::bail!("instance '{name}' has no dynamic pool (set \"dynamic-pool\" in its configuration)");
+    };
+    match cmd {
+        PoolCmd::List { json } => {
+            let list = pool::list(&tables)?;
+            let now = instance::unix_now();
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "ipv6": m.v6.to_string(),
+                            "ipv4": m.v4.to_string(),
+                            "last-use": now.saturating_sub(m.idle),
+                            "expires": now.saturating_sub(m.idle) + spec.lease,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if list.is_empty() {
+                println!("(no dynamic mappings; pool {})", pool::describe(&spec.prefix));
+            } else {
+                println!("{:<40} {:<16} {:>10} {:>12}", "IPv6", "IPv4", "last use", "expires in");
+                for m in &list {
+                    println!(
+                        "{:<40} {:<16} {:>9}s {:>11}s",
+                        m.v6.to_string(),
+                        m.v4.to_string(),
+                        m.idle,
+                        spec.lease.saturating_sub(m.idle)
+                    );
+                }
+            }
+        }
+        PoolCmd::Flush => {
+            let n = pool::flush(&mut tables)?;
+            // The running instance refills the ring at once rather than within a second.
+            if let Ok(pid) = std::fs::read_to_string(instance::pid_file(name))
+                && let Ok(pid) = pid.trim().parse::<i32>()
+            {
+                // SAFETY: sends a signal the running instance waits for.
+                unsafe { libc::kill(pid, libc::SIGUSR1) };
+            }
+            println!("flushed {n} dynamic mappings");
+        }
+    }
+    Ok(())
 }
 
 fn run(cfg_path: &Path) -> Result<()> {
@@ -155,6 +240,7 @@ fn run(cfg_path: &Path) -> Result<()> {
     }
     let mut running = instance::Running::start(&cfg)?;
     let started = instance::unix_now();
+    let mut next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
     instance::write_status(&cfg, &running, found.as_ref(), started)?;
     info!(
         "instance '{}' running: {} EAMT entries, maps pinned under {}; Ctrl-C or SIGTERM to stop",
@@ -163,14 +249,29 @@ fn run(cfg_path: &Path) -> Result<()> {
         running.dir.display()
     );
     loop {
-        // RFC 7050 §3.3: ask again when the answer's TTL runs out (not more often than
-        // every 5 s; after a failure, again in 30 s, keeping the prefix in use).
-        let wait = found.map(|d| Duration::from_secs(u64::from(d.ttl).clamp(5, 86400)));
-        if let Some(sig) = instance::wait_for_signal_timeout(&signals, wait)? {
-            info!("signal {sig}: detaching");
-            break;
+        // The pool's upkeep runs every second; pref64 is asked again when due.
+        let now = std::time::Instant::now();
+        let mut wait = next_check.map(|t| t.saturating_duration_since(now));
+        if running.pool.is_some() {
+            wait = Some(wait.map_or(POOL_TICK, |w| w.min(POOL_TICK)));
         }
-        let Some(old) = found else { continue };
+        match instance::wait_for_signal_timeout(&signals, wait)? {
+            Some(libc::SIGUSR1) => {}
+            Some(sig) => {
+                info!("signal {sig}: detaching");
+                break;
+            }
+            None => {}
+        }
+        if let Some(keeper) = running.pool.as_mut()
+            && let Err(e) = keeper.tick(&mut running.tables, instance::unix_now())
+        {
+            warn!("dynamic-pool: {e:#}");
+        }
+        let (Some(old), Some(due)) = (found, next_check) else { continue };
+        if std::time::Instant::now() < due {
+            continue;
+        }
         match pref64::discover(cfg.pref64_resolver) {
             Ok(d) => {
                 if d.prefix != old.prefix {
@@ -191,6 +292,7 @@ fn run(cfg_path: &Path) -> Result<()> {
                 found = Some(pref64::Discovered { ttl: 30, ..old });
             }
         }
+        next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
         instance::write_status(&cfg, &running, found.as_ref(), started)?;
     }
     drop(running);
@@ -219,8 +321,18 @@ fn real_main() -> Result<()> {
                 (None, true) => "auto (RFC 7050, at start)".into(),
                 (None, false) => "none".into(),
             };
+            let pool = match &cfg.dynamic_pool {
+                Some(d) => format!(
+                    ", dynamic pool {} (lease {} s, state {}){}",
+                    crate::pool::describe(&d.prefix),
+                    d.lease,
+                    d.state_file.display(),
+                    cfg.masquerade.as_ref().map(|m| format!(" masqueraded behind {m}")).unwrap_or_default()
+                ),
+                None => String::new(),
+            };
             println!(
-                "{}: valid (instance '{}', mode {}, {} interface(s), {} EAMT entries, {} {prefix})",
+                "{}: valid (instance '{}', mode {}, {} interface(s), {} EAMT entries, {} {prefix}{pool})",
                 config.display(),
                 cfg.instance,
                 cfg.mode.name(),
@@ -333,6 +445,7 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Translate { address, config } => {
             let line = match config {
                 Some(path) => explain::explain(&Config::load(&path)?, address)?,

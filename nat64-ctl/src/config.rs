@@ -143,7 +143,7 @@ impl Prefix4 {
         self.contains(other) || other.contains(self)
     }
 
-    fn contains_addr(&self, a: Ipv4Addr) -> bool {
+    pub fn contains_addr(&self, a: Ipv4Addr) -> bool {
         self.contains(&Prefix4 { addr: a, len: 32 })
     }
 }
@@ -158,7 +158,7 @@ impl Prefix6 {
         self.contains(other) || other.contains(self)
     }
 
-    fn contains_addr(&self, a: Ipv6Addr) -> bool {
+    pub fn contains_addr(&self, a: Ipv6Addr) -> bool {
         self.contains(&Prefix6 { addr: a, len: 128 })
     }
 }
@@ -356,6 +356,11 @@ keyed! {
     de_mode => "mode",
     de_pref64 => "pref64",
     de_pref64_resolver => "pref64-resolver",
+    de_dynamic_pool => "dynamic-pool",
+    de_dynamic_pool_lease => "dynamic-pool-lease",
+    de_state_file => "state-file",
+    de_masquerade => "masquerade",
+    de_masq_interface => "masquerade.interface",
     de_gp_interface => "general-path.interface",
     de_gp_ipv4_addr => "general-path.ipv4-addr",
     de_gp_ipv6_addr => "general-path.ipv6-addr",
@@ -416,6 +421,21 @@ struct RawConfig {
     pref64: Option<String>,
     #[serde(default, deserialize_with = "de_pref64_resolver")]
     pref64_resolver: Option<String>,
+    #[serde(default, deserialize_with = "de_dynamic_pool")]
+    dynamic_pool: Option<String>,
+    #[serde(default, deserialize_with = "de_dynamic_pool_lease")]
+    dynamic_pool_lease: Option<u64>,
+    #[serde(default, deserialize_with = "de_state_file")]
+    state_file: Option<String>,
+    #[serde(default, deserialize_with = "de_masquerade")]
+    masquerade: Option<RawMasquerade>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = r#"an object {"interface": ...}"#)]
+struct RawMasquerade {
+    #[serde(deserialize_with = "de_masq_interface")]
+    interface: String,
 }
 
 #[derive(Deserialize)]
@@ -492,7 +512,28 @@ pub struct Config {
     pub pref64_auto: bool,
     /// The DNS server asked for ipv4only.arpa (default: /etc/resolv.conf's first).
     pub pref64_resolver: Option<std::net::IpAddr>,
+    /// NAT64 PLAT: the IPv4 addresses handed out to IPv6 hosts, if any.
+    pub dynamic_pool: Option<DynamicPool>,
+    /// The interface whose address the kernel's masquerade hides the pool behind.
+    pub masquerade: Option<String>,
 }
+
+/// `dynamic-pool` and its companions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicPool {
+    pub prefix: Prefix4,
+    /// Seconds a mapping stays unused before it expires.
+    pub lease: u64,
+    /// Where the mappings are kept across restarts.
+    pub state_file: std::path::PathBuf,
+}
+
+/// Like TAYGA's dynamic pool: two hours.
+pub const DEFAULT_POOL_LEASE: u64 = 7200;
+/// The shortest pool the maps are not sized for: a /16.
+pub const MIN_POOL_LEN: u8 = 16;
+/// Where pool state files go by default.
+pub const STATE_DIR: &str = "/var/lib/nat64";
 
 /// What the translator is for (spec §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -655,7 +696,7 @@ impl Config {
     }
 
     fn validate(raw: RawConfig) -> Result<Config> {
-        let instance = raw.instance.unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
+        let instance = raw.instance.clone().unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
         check_instance(&instance)?;
 
         if raw.interfaces.is_empty() {
@@ -781,8 +822,40 @@ impl Config {
         check_lowest_ipv6_mtu(mtu)?;
         let rfc6791v4_prefix = raw.rfc6791v4_prefix.as_deref().map(parse_rfc6791v4).transpose()?;
         let rfc6791v6_prefix = raw.rfc6791v6_prefix.as_deref().map(parse_rfc6791v6).transpose()?;
-        let general_path =
+        let mut general_path =
             raw.general_path.as_ref().map(|gp| check_general_path(gp, &interfaces)).transpose()?;
+        let dynamic_pool = check_dynamic_pool(&raw, &instance, mode, pool6.is_some() || pref64_auto)?;
+        let masquerade = match (&raw.masquerade, &dynamic_pool) {
+            (None, _) => None,
+            (Some(_), None) => bail!(
+                "masquerade: hides the dynamic pool behind an interface's address; there is no \"dynamic-pool\""
+            ),
+            (Some(m), Some(_)) => {
+                let name = m.interface.as_str();
+                let ok = !name.is_empty()
+                    && name.len() <= 15
+                    && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'"');
+                if !ok {
+                    bail!(
+                        "masquerade.interface: {name:?}: not an interface name (1 to 15 characters, no '/')"
+                    );
+                }
+                Some(name.to_string())
+            }
+        };
+        // The kernel hands the replies it un-masquerades to the pool's addresses to the
+        // general path, whose program translates them: masquerade needs one.
+        if masquerade.is_some() && general_path.is_none() {
+            let name = if instance == DEFAULT_INSTANCE {
+                "nat64gp".to_string()
+            } else {
+                format!("n64gp-{}", instance.chars().take(8).collect::<String>())
+            };
+            general_path = Some(check_general_path(
+                &RawGeneralPath { interface: name, ipv4_addr: None, ipv6_addr: None },
+                &interfaces,
+            )?);
+        }
 
         Ok(Config {
             instance,
@@ -802,6 +875,8 @@ impl Config {
             mode,
             pref64_auto,
             pref64_resolver,
+            dynamic_pool,
+            masquerade,
         })
         .and_then(check_general_path_pair)
     }
@@ -843,8 +918,68 @@ impl Config {
             g.rfc6791v6 = p.addr.octets();
             g.rfc6791v6_len = p.len;
         }
+        if let Some(d) = &self.dynamic_pool {
+            g.dyn_pool = d.prefix.addr.octets();
+            g.dyn_pool_len = d.prefix.len;
+            g.dyn_pool_lease = d.lease as u32;
+            g.flags |= Globals::FLAG_DYNAMIC_POOL;
+        }
         g
     }
+}
+
+fn check_dynamic_pool(
+    raw: &RawConfig,
+    instance: &str,
+    mode: Mode,
+    has_pool6: bool,
+) -> Result<Option<DynamicPool>> {
+    let Some(p) = raw.dynamic_pool.as_deref() else {
+        if raw.dynamic_pool_lease.is_some() || raw.state_file.is_some() {
+            let key = if raw.dynamic_pool_lease.is_some() { "dynamic-pool-lease" } else { "state-file" };
+            bail!("{key}: belongs to the dynamic pool; there is no \"dynamic-pool\"");
+        }
+        return Ok(None);
+    };
+    let prefix: Prefix4 = p.parse().map_err(at("dynamic-pool"))?;
+    if prefix.len < MIN_POOL_LEN {
+        bail!(
+            "dynamic-pool: {p:?}: at most {} addresses (a /{MIN_POOL_LEN}); this one has {}",
+            nat64_common::maps::POOL_MAX,
+            1u64 << (32 - prefix.len)
+        );
+    }
+    let first = prefix.addr.octets();
+    let last = (u32::from(prefix.addr) | !crate::config::mask4(prefix.len)).to_be_bytes();
+    if ranges::is_reserved4(first) || ranges::is_reserved4(last) {
+        bail!(
+            "dynamic-pool: {p:?}: is in a range that is never translated \
+             (0.0.0.0/8, 127/8, 169.254/16, 224/4, 255.255.255.255)"
+        );
+    }
+    if mode == Mode::Clat {
+        bail!(
+            "dynamic-pool: the NAT64 pool is for a PLAT (mode \"siit\"); a CLAT maps its clients with the EAMT"
+        );
+    }
+    if !has_pool6 {
+        bail!("dynamic-pool: IPv6 hosts reach IPv4 through pool6; give pool6 (e.g. \"64:ff9b::/96\")");
+    }
+    let lease = raw.dynamic_pool_lease.unwrap_or(DEFAULT_POOL_LEASE);
+    if !(1..=365 * 86400).contains(&lease) {
+        bail!("dynamic-pool-lease: {lease}: must be 1 to 31536000 seconds (a year)");
+    }
+    let state_file = match raw.state_file.as_deref() {
+        Some("") => bail!("state-file: \"\": empty path"),
+        Some(s) => std::path::PathBuf::from(s),
+        None => Path::new(STATE_DIR).join(format!("{instance}.pool.json")),
+    };
+    Ok(Some(DynamicPool { prefix, lease, state_file }))
+}
+
+/// The netmask of an IPv4 prefix length.
+pub fn mask4(len: u8) -> u32 {
+    net_mask(len, 32) as u32
 }
 
 fn check_lowest_ipv6_mtu(mtu: u64) -> Result<()> {
@@ -883,13 +1018,14 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Settings `nat64-ctl set` changes on a running instance, by their config-file names.
-pub const LIVE_SETTINGS: [&str; 6] = [
+pub const LIVE_SETTINGS: [&str; 7] = [
     "lowest-ipv6-mtu",
     "amend-udp-checksum-zero",
     "zeroize-traffic-class",
     "wkp-allow-non-global",
     "rfc6791v4-prefix",
     "rfc6791v6-prefix",
+    "dynamic-pool-lease",
 ];
 
 /// Applies one `nat64-ctl set KEY VALUE` to a copy of the running globals, with the
@@ -929,6 +1065,16 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
             let p = parse_rfc6791v6(value)?;
             g.rfc6791v6 = p.addr.octets();
             g.rfc6791v6_len = p.len;
+        }
+        "dynamic-pool-lease" => {
+            if !g.flag(Globals::FLAG_DYNAMIC_POOL) {
+                bail!("dynamic-pool-lease: the instance has no dynamic pool");
+            }
+            let secs: u64 =
+                value.parse().ok().filter(|s| (1..=365 * 86400).contains(s)).ok_or_else(|| {
+                    anyhow!("dynamic-pool-lease: {value:?}: must be 1 to 31536000 seconds (a year)")
+                })?;
+            g.dyn_pool_lease = secs as u32;
         }
         _ => bail!(
             "{key:?} cannot be changed on a running instance; settable: {} (denylist4 has its own command)",

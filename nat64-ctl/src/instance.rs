@@ -99,7 +99,7 @@ pub fn pid_file(instance: &str) -> PathBuf {
 /// The stages behind each entry program, in the order of the data path's jump table
 /// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
 /// translator's own ICMPv4 and ICMPv6 errors.
-const STAGE_SUFFIXES: [&str; 6] = ["x4", "x6", "e4", "e6", "r4", "r6"];
+const STAGE_SUFFIXES: [&str; 7] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6"];
 
 /// The jump table an entry program's stages go in.
 fn jump_table(entry: &str) -> Option<&'static str> {
@@ -163,20 +163,25 @@ fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) ->
     }
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
-    tables.set_globals(g)
+    tables.set_globals(g)?;
+    if let Some(spec) = crate::pool::Spec::of(&g) {
+        crate::pool::refill(tables, &spec)?;
+    }
+    Ok(())
 }
 
 fn sh(what: &str, args: &[&str]) -> Result<()> {
+    sh_for("general-path", what, args)
+}
+
+/// Runs a command; its failure names the configuration key it was for.
+fn sh_for(key: &str, what: &str, args: &[&str]) -> Result<()> {
     let out = std::process::Command::new(args[0])
         .args(&args[1..])
         .output()
-        .with_context(|| format!("general-path: {what}: running {}", args[0]))?;
+        .with_context(|| format!("{key}: {what}: running {}", args[0]))?;
     if !out.status.success() {
-        bail!(
-            "general-path: {what}: `{}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{key}: {what}: `{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -264,6 +269,11 @@ impl GeneralPath {
         } else {
             for e in &cfg.eamt {
                 route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src4)?;
+            }
+            // NAT64: what the kernel sends to a pool address (the replies it takes back
+            // out of its masquerade, say) goes to the host holding it.
+            if let Some(d) = &cfg.dynamic_pool {
+                route4(&self.name, d.prefix, cfg.lowest_ipv6_mtu, &src4)?;
             }
         }
         // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
@@ -420,6 +430,10 @@ pub struct Running {
     pub tables: Tables,
     pub dir: PathBuf,
     pub links: Vec<Attached>,
+    /// The dynamic pool's upkeep, with a dynamic pool.
+    pub pool: Option<crate::pool::Keeper>,
+    /// Declared after `links`: the rule goes once translation has stopped.
+    pub masquerade: Option<Masquerade>,
     pub general: Option<GeneralPath>,
 }
 
@@ -463,8 +477,16 @@ impl Running {
                 let pid = pid_file(&cfg.instance);
                 let written = fs::create_dir_all(RUN_DIR)
                     .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())));
-                let running = Self { ebpf, tables, dir, links, general };
+                let mut running = Self { ebpf, tables, dir, links, pool: None, masquerade: None, general };
                 written.with_context(|| format!("writing {}", pid.display()))?;
+                if let Some(d) = &cfg.dynamic_pool {
+                    let g = running.tables.globals()?;
+                    running.pool = Some(crate::pool::Keeper::start(&mut running.tables, d, &g, unix_now())?);
+                    check_forwarding(cfg);
+                }
+                if let (Some(iface), Some(d)) = (&cfg.masquerade, &cfg.dynamic_pool) {
+                    running.masquerade = Some(Masquerade::install(&cfg.instance, iface, d.prefix)?);
+                }
                 Ok(running)
             }
             Err(e) => {
@@ -510,6 +532,86 @@ impl Running {
     }
 }
 
+/// The kernel forwards what the pool's hosts send (to apply its NAT44): say so when it
+/// will not.
+fn check_forwarding(cfg: &Config) {
+    let read = |k: &str| fs::read_to_string(format!("/proc/sys/net/ipv4/{k}")).map(|s| s.trim().to_string());
+    if read("ip_forward").is_ok_and(|v| v == "0") {
+        warn!(
+            "dynamic-pool: net.ipv4.ip_forward is 0, so the kernel will not forward what the pool's \
+             hosts send; set it to 1 (sysctl -w net.ipv4.ip_forward=1)"
+        );
+    }
+    for i in &cfg.interfaces {
+        // Packets from pool addresses arrive on the IPv6 side, but the pool is routed into
+        // the general path: strict reverse-path filtering would drop them.
+        if read(&format!("conf/{}/rp_filter", i.name)).is_ok_and(|v| v == "1") {
+            info!("dynamic-pool: {}: reverse-path filter strict -> loose (pool sources arrive here)", i.name);
+            let _ = fs::write(format!("/proc/sys/net/ipv4/conf/{}/rp_filter", i.name), "2");
+        }
+    }
+    if read("conf/all/rp_filter").is_ok_and(|v| v == "1") {
+        warn!(
+            "dynamic-pool: net.ipv4.conf.all.rp_filter is 1 (strict), which drops what the pool's hosts \
+             send; set it to 2 (loose) or 0"
+        );
+    }
+}
+
+/// The nftables table that hides the dynamic pool behind an interface's address,
+/// owned by the instance (`nat64_<instance>`), removed when translation stops.
+pub struct Masquerade {
+    table: String,
+}
+
+impl Masquerade {
+    pub fn table_name(instance: &str) -> String {
+        format!("nat64_{}", instance.replace('-', "_"))
+    }
+
+    /// The rules, as `nft -f` reads them: the table is replaced as a whole in one
+    /// transaction (a leftover of an earlier run included).
+    pub fn ruleset(instance: &str, iface: &str, pool: Prefix4) -> String {
+        let t = Self::table_name(instance);
+        format!(
+            "table ip {t} {{}}\ndelete table ip {t}\ntable ip {t} {{\n\tchain postrouting {{\n\t\t\
+             type nat hook postrouting priority srcnat; policy accept;\n\t\t\
+             oifname \"{iface}\" ip saddr {pool} counter masquerade\n\t}}\n}}\n"
+        )
+    }
+
+    fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<Self> {
+        let rules = Self::ruleset(instance, iface, pool);
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("masquerade: running nft (install the nftables package)")?;
+        use std::io::Write as _;
+        child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("masquerade: nft refused the rules: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        info!(
+            "masquerade: {pool} behind {iface}'s address (nftables table ip {})",
+            Self::table_name(instance)
+        );
+        Ok(Self { table: Self::table_name(instance) })
+    }
+}
+
+impl Drop for Masquerade {
+    fn drop(&mut self) {
+        if let Err(e) =
+            sh_for("masquerade", "removing the rule", &["nft", "delete", "table", "ip", &self.table])
+        {
+            warn!("{e:#}");
+        }
+    }
+}
+
 /// Attaches the program that fits `mode` and the device to `name`.
 fn attach(ebpf: &mut Ebpf, name: &str, mode: AttachMode) -> Result<Attached> {
     let attached = if mode == AttachMode::Tc {
@@ -544,6 +646,12 @@ fn attach(ebpf: &mut Ebpf, name: &str, mode: AttachMode) -> Result<Attached> {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(k) = self.pool.as_mut() {
+            match k.finish(&self.tables, unix_now()) {
+                Ok(n) => info!("dynamic-pool: {n} mappings saved to {}", k.state_file.display()),
+                Err(e) => warn!("{e:#}"),
+            }
+        }
         for a in self.links.drain(..) {
             let r = match a.id {
                 LinkId::Xdp(id) => <&mut Xdp>::try_from(self.ebpf.program_mut(XDP_PROGRAM).expect("loaded"))
@@ -576,6 +684,8 @@ pub fn block_signals() -> Result<libc::sigset_t> {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        // `nat64-ctl pool flush` asks the running instance to refill the pool at once.
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             bail!("blocking signals failed");
         }
@@ -645,6 +755,7 @@ pub fn write_status(
         "started": started,
         "interfaces": interfaces,
         "general-path": running.general.as_ref().map(|g| g.name.clone()),
+        "masquerade": cfg.masquerade,
         "pref64": pref64,
     });
     let tmp = path.with_extension("json.tmp");
@@ -664,6 +775,16 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
     v["pool6"] = serde_json::json!(pool6);
     v["eamt-entries"] = serde_json::json!(tables.eamt()?.len());
     v["denylist4-entries"] = serde_json::json!(tables.denylist4()?.len());
+    if let Some(spec) = crate::pool::Spec::of(&g) {
+        let mappings = crate::pool::list(tables)?.len();
+        let capacity = spec.capacity(tables);
+        v["dynamic-pool"] = serde_json::json!({
+            "prefix": spec.prefix.to_string(),
+            "lease-s": spec.lease,
+            "mappings": mappings,
+            "free": capacity.saturating_sub(mappings),
+        });
+    }
     v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
     Ok(v)
 }
@@ -709,6 +830,19 @@ pub fn status_text(v: &serde_json::Value) -> String {
     );
     if v["general-path"].is_string() {
         out += &format!("general    {}\n", s("general-path"));
+    }
+    let d = &v["dynamic-pool"];
+    if d.is_object() {
+        out += &format!(
+            "pool       {} ({} mappings, {} free, lease {} s)\n",
+            d["prefix"].as_str().unwrap_or("?"),
+            d["mappings"],
+            d["free"],
+            d["lease-s"]
+        );
+    }
+    if v["masquerade"].is_string() {
+        out += &format!("masquerade {}\n", s("masquerade"));
     }
     out
 }

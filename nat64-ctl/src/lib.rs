@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod instance;
+pub mod pool;
 pub mod pref64;
 pub mod stats;
 pub mod tables;

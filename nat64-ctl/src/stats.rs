@@ -9,6 +9,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Forward => "forwarding",
         Kind::Pass => "passed (not translated)",
         Kind::Drop => "dropped (not translated)",
+        Kind::Event => "events",
     }
 }
 
@@ -16,7 +17,7 @@ fn kind_name(k: Kind) -> &'static str {
 /// reasons is always complete.
 pub fn table(counters: &[(Counter, CounterValue)]) -> String {
     let mut out = String::new();
-    for kind in [Kind::Translated, Kind::Forward, Kind::Pass, Kind::Drop] {
+    for kind in [Kind::Translated, Kind::Forward, Kind::Pass, Kind::Drop, Kind::Event] {
         out.push_str(&format!("{}\n", kind_name(kind)));
         for (c, v) in counters.iter().filter(|(c, _)| c.kind() == kind) {
             out.push_str(&format!("  {:<26} {:>14} pkts {:>16} bytes\n", c.name(), v.packets, v.bytes));

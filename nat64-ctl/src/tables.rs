@@ -9,21 +9,35 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
-    maps::{Array, DevMapHash, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, Counter, CounterValue},
     maps::{
         EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS,
-        MAP_GLOBALS_ACTIVE, MAP_TX_PORTS,
+        MAP_GLOBALS_ACTIVE, MAP_POOL_DORMANT, MAP_POOL_HEAD, MAP_POOL_RING, MAP_POOL_TAIL, MAP_POOL4,
+        MAP_POOL6, MAP_TX_PORTS, PoolDormant, PoolEntry,
     },
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 7] =
-    [MAP_GLOBALS, MAP_GLOBALS_ACTIVE, MAP_EAMT4, MAP_EAMT6, MAP_DENYLIST4, MAP_TX_PORTS, MAP_COUNTERS];
+pub const PINNED_MAPS: [&str; 13] = [
+    MAP_GLOBALS,
+    MAP_GLOBALS_ACTIVE,
+    MAP_EAMT4,
+    MAP_EAMT6,
+    MAP_DENYLIST4,
+    MAP_TX_PORTS,
+    MAP_COUNTERS,
+    MAP_POOL6,
+    MAP_POOL4,
+    MAP_POOL_DORMANT,
+    MAP_POOL_RING,
+    MAP_POOL_TAIL,
+    MAP_POOL_HEAD,
+];
 
 pub struct Tables {
     pub globals: Array<MapData, Globals>,
@@ -33,6 +47,12 @@ pub struct Tables {
     pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
     pub tx_ports: DevMapHash<MapData>,
     pub counters: PerCpuArray<MapData, CounterValue>,
+    pub pool6: HashMap<MapData, [u8; 16], PoolEntry>,
+    pub pool4: HashMap<MapData, [u8; 4], PoolEntry>,
+    pub pool_dormant: HashMap<MapData, [u8; 16], PoolDormant>,
+    pub pool_ring: Array<MapData, [u8; 4]>,
+    pub pool_tail: Array<MapData, u64>,
+    pub pool_head: PerCpuArray<MapData, u64>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -55,6 +75,12 @@ impl Tables {
             denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
             tx_ports: DevMapHash::try_from(get(MAP_TX_PORTS)?)?,
             counters: PerCpuArray::try_from(get(MAP_COUNTERS)?)?,
+            pool6: HashMap::try_from(get(MAP_POOL6)?)?,
+            pool4: HashMap::try_from(get(MAP_POOL4)?)?,
+            pool_dormant: HashMap::try_from(get(MAP_POOL_DORMANT)?)?,
+            pool_ring: Array::try_from(get(MAP_POOL_RING)?)?,
+            pool_tail: Array::try_from(get(MAP_POOL_TAIL)?)?,
+            pool_head: PerCpuArray::try_from(get(MAP_POOL_HEAD)?)?,
         })
     }
 

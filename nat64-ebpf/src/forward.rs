@@ -25,11 +25,11 @@ pub enum Route {
 }
 
 #[inline(always)]
-fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> Route {
+fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     // A packet merged by GRO (TC only) leaves as segments the kernel cuts: its forward
     // path checks each against the egress MTU (and answers with ICMP itself), which
     // the total length asked here would not tell.
-    if pkt.gso_size() != 0 {
+    if via_kernel || pkt.gso_size() != 0 {
         return Route::Kernel;
     }
     // SAFETY: helper call with a struct of the size the kernel expects.
@@ -65,7 +65,10 @@ fn clear(p: &mut bpf_fib_lookup) {
     }
 }
 
+/// With `via_kernel` the packet goes to the kernel whatever the FIB says (for its
+/// netfilter: a dynamic-pool source is masqueraded there).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn lookup4<P: Packet>(
     pkt: &P,
     p: &mut bpf_fib_lookup,
@@ -74,6 +77,7 @@ pub fn lookup4<P: Packet>(
     tos: u8,
     proto: u8,
     tot_len: u16,
+    via_kernel: bool,
 ) -> Route {
     clear(p);
     p.family = AF_INET;
@@ -83,7 +87,7 @@ pub fn lookup4<P: Packet>(
     p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
     p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
     p.ifindex = pkt.ingress_ifindex();
-    run(pkt, p)
+    run(pkt, p, via_kernel)
 }
 
 #[inline(always)]
@@ -105,5 +109,5 @@ pub fn lookup6<P: Packet>(
         p.__bindgen_anon_4.ipv6_dst = core::mem::transmute::<[u8; 16], [u32; 4]>(*dst);
     }
     p.ifindex = pkt.ingress_ifindex();
-    run(pkt, p)
+    run(pkt, p, false)
 }

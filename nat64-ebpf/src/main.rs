@@ -89,10 +89,10 @@ mod programs {
     }
 
     /// The stages of one attach point: translation per direction, ICMP errors per
-    /// direction, the translator's own errors per family.
+    /// direction, the translator's own errors per family, dynamic-pool allocation.
     macro_rules! stages {
         ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path;
-         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident) => {
+         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident) => {
             #[$attr]
             pub fn $x4(ctx: $ctx) -> $ret {
                 let step = translate::xlat(&mut $pkt(&ctx), false);
@@ -123,15 +123,20 @@ mod programs {
                 let v = translate::reply(&mut $pkt(&ctx), true);
                 $run(&ctx, Step::Finish(v))
             }
+            #[$attr]
+            pub fn $a6(ctx: $ctx) -> $ret {
+                let step = translate::alloc(&$pkt(&ctx));
+                $run(&ctx, step)
+            }
         };
     }
 
     stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp;
-        nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6);
+        nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6);
     stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>;
-        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6);
+        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6);
     stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>;
-        nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6);
+        nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6);
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the
     /// MAC addresses and send it back out).

@@ -2,11 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, LpmTrie, PerCpuArray, ProgramArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
-    maps::{DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, TX_PORTS_MAX_ENTRIES},
+    maps::{
+        DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, POOL_MAX, POOL_RING_SLOTS, PoolDormant,
+        PoolEntry, TX_PORTS_MAX_ENTRIES,
+    },
 };
 
 #[map(name = "GLOBALS")]
@@ -30,6 +33,25 @@ pub static EAMT6: LpmTrie<[u8; 16], EamEntry> = LpmTrie::with_max_entries(EAMT_M
 
 #[map(name = "DENYLIST4")]
 pub static DENYLIST4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(DENYLIST4_MAX_ENTRIES, 0);
+
+/// The dynamic pool (see `nat64_common::maps::MAP_POOL6` and the others).
+#[map(name = "POOL6")]
+pub static POOL6: HashMap<[u8; 16], PoolEntry> = HashMap::with_max_entries(POOL_MAX, 0);
+
+#[map(name = "POOL4")]
+pub static POOL4: HashMap<[u8; 4], PoolEntry> = HashMap::with_max_entries(POOL_MAX, 0);
+
+#[map(name = "POOL_DORMANT")]
+pub static POOL_DORMANT: LruHashMap<[u8; 16], PoolDormant> = LruHashMap::with_max_entries(POOL_MAX, 0);
+
+#[map(name = "POOL_RING")]
+pub static POOL_RING: Array<[u8; 4]> = Array::with_max_entries(POOL_RING_SLOTS, 0);
+
+#[map(name = "POOL_TAIL")]
+pub static POOL_TAIL: Array<u64> = Array::with_max_entries(1, 0);
+
+#[map(name = "POOL_HEAD")]
+pub static POOL_HEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The devices the fast path may send out of (the ones nat64-ctl attached to):
 /// XDP_REDIRECT to any other device would be dropped, so those go to the kernel.
@@ -69,6 +91,8 @@ pub struct Scratch {
     pub len: u64,
     /// What the translation stage asked the reply stage to send.
     pub verdict: u64,
+    /// The mapping the dynamic pool's allocation stage is about to insert.
+    pub pool: PoolEntry,
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
 }

@@ -26,6 +26,8 @@ pub enum Action {
     Reply(u8, u8, u32),
     /// Send back out of the interface it came in on (a reply built in place).
     Tx,
+    /// Inside the engine only: the IPv6 source needs a dynamic-pool address first.
+    Alloc,
 }
 
 impl Action {
@@ -33,7 +35,7 @@ impl Action {
     pub fn xdp(self) -> u32 {
         match self {
             Action::Pass => xdp_action::XDP_PASS,
-            Action::Drop | Action::IcmpError | Action::Reply(..) => xdp_action::XDP_DROP,
+            Action::Drop | Action::IcmpError | Action::Reply(..) | Action::Alloc => xdp_action::XDP_DROP,
             Action::Tx => xdp_action::XDP_TX,
             // The port was found in TX_PORTS before the packet was rewritten for it;
             // should it vanish meanwhile the kernel still gets the packet.
@@ -52,7 +54,7 @@ impl Action {
     pub fn tc(self, ifindex: u32) -> i32 {
         match self {
             Action::Pass => TC_ACT_OK as i32,
-            Action::Drop | Action::IcmpError | Action::Reply(..) => TC_ACT_SHOT as i32,
+            Action::Drop | Action::IcmpError | Action::Reply(..) | Action::Alloc => TC_ACT_SHOT as i32,
             // SAFETY: helper call; bpf_redirect returns TC_ACT_REDIRECT or TC_ACT_SHOT.
             Action::Tx => unsafe { h::bpf_redirect(ifindex, 0) as i32 },
             // SAFETY: as above.
@@ -74,6 +76,7 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
         Action::IcmpError => (3, 0, 0),
         Action::Reply(t, c, rest) => (4, (t as u64) << 16 | (c as u64) << 24, rest),
         Action::Tx => (5, 0, 0),
+        Action::Alloc => (6, 0, 0),
     };
     (high as u64) << 32 | tc | kind << 8 | counter as u64
 }
@@ -90,6 +93,12 @@ pub fn is_icmp_error(v: u64) -> bool {
     (v >> 8) & 0xff == 3
 }
 
+/// Whether a packed result asks for a dynamic-pool address for the source.
+#[inline(always)]
+pub fn is_alloc(v: u64) -> bool {
+    (v >> 8) & 0xff == 6
+}
+
 #[inline(always)]
 pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
     use nat64_common::counters::Counter;
@@ -99,7 +108,8 @@ pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
         2 => Action::Redirect((v >> 32) as u32),
         3 => Action::IcmpError,
         4 => Action::Reply((v >> 16) as u8, (v >> 24) as u8, (v >> 32) as u32),
-        _ => Action::Tx,
+        5 => Action::Tx,
+        _ => Action::Alloc,
     };
     let idx = (v & 0xff) as u32;
     let counter = match Counter::ALL.get(idx as usize) {

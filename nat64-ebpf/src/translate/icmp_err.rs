@@ -44,7 +44,7 @@ const MAX_ICMP4_ERROR: usize = 576;
 #[inline(never)]
 fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16]) -> u64 {
     let v4 = a.to_be_bytes();
-    let eam = eamt4(v4);
+    let eam = eamt4(g, v4);
     let deny = eam.is_none() && denylisted4(v4);
     match addr::map4to6(g, v4, eam, deny) {
         Ok((x, _)) => {
@@ -58,7 +58,7 @@ fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16]) -> u64 {
 /// `map6to4` for the error path: `1 << 32 | address`, or 0 when untranslatable.
 #[inline(never)]
 fn map6to4_sub(g: &Globals, a: &[u8; 16], key: &mut aya_ebpf::maps::lpm_trie::Key<[u8; 16]>) -> u64 {
-    match addr::map6to4(g, a, eamt6(key, a), denylisted4) {
+    match addr::map6to4(g, a, eamt6(g, key, a, true), denylisted4) {
         Ok((v4, _)) => 1 << 32 | u32::from_be_bytes(v4) as u64,
         Err(_) => 0,
     }
@@ -442,7 +442,8 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if hop_limit <= 1 {
         return (Action::Drop, Counter::DropTtlExpired);
     }
-    let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16);
+    let route =
+        forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16, g.in_dyn_pool(src4));
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
         Route::Kernel | Route::TooBig(_) => hop_limit,

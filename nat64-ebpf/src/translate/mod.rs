@@ -4,6 +4,7 @@
 
 mod icmp_err;
 mod l4;
+mod pool;
 mod reply;
 pub use l4::SUM_BUF;
 mod v4_to_v6;
@@ -19,7 +20,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, globals, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_icmp_error, is_reply, pack, unpack},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack, unpack},
 };
 
 /// The pipeline's stages after the entry, each a program of its own reached by tail
@@ -32,7 +33,8 @@ pub const STAGE_ERR4: u32 = 2;
 pub const STAGE_ERR6: u32 = 3;
 pub const STAGE_REPLY4: u32 = 4;
 pub const STAGE_REPLY6: u32 = 5;
-pub const STAGES: u32 = 6;
+pub const STAGE_ALLOC6: u32 = 6;
+pub const STAGES: u32 = 7;
 
 /// What a stage leaves to its program: finish with a packed verdict, or go on with
 /// another stage.
@@ -70,7 +72,7 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     let v = if from_v6 {
         v6_to_v4::translate(pkt, g)
     } else {
-        match v4_to_v6::source_route_failed(pkt) {
+        match v4_to_v6::source_route_failed(pkt, g) {
             0 => v4_to_v6::translate(pkt, g),
             v => v,
         }
@@ -80,11 +82,20 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     if is_icmp_error(v) {
         return Step::Jump(if from_v6 { STAGE_ERR6 } else { STAGE_ERR4 });
     }
+    if is_alloc(v) {
+        return Step::Jump(STAGE_ALLOC6);
+    }
     if is_reply(v) {
         s.verdict = v;
         return Step::Jump(if from_v6 { STAGE_REPLY6 } else { STAGE_REPLY4 });
     }
     Step::Finish(v)
+}
+
+/// A dynamic-pool address for the IPv6 source, then translation again.
+#[inline(always)]
+pub fn alloc<P: Packet>(pkt: &P) -> Step {
+    pool::alloc(pkt)
 }
 
 /// An ICMP error and the packet inside it.
@@ -134,17 +145,29 @@ fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
     (g.general_ifindex != 0 && pkt.ingress_ifindex() == g.general_ifindex) as u8
 }
 
+/// The EAM entry for an IPv4 address; a dynamic-pool address held by a host maps
+/// like a /32 entry.
 #[inline(always)]
-fn eamt4(a: [u8; 4]) -> Option<&'static EamEntry> {
-    EAMT4.get(Key::new(32, a))
+fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
+    match EAMT4.get(Key::new(32, a)) {
+        Some(e) => Some(e),
+        None if g.in_dyn_pool(a) => pool::lookup4(a),
+        None => None,
+    }
 }
 
-/// The key lives in scratch memory: a 20-byte key on the stack costs 16 spilled bytes.
+/// The EAM entry for an IPv6 address; with `pool`, a host holding a dynamic-pool
+/// address maps like a /128 entry (pool6 destinations are not looked for there). The key lives in scratch memory: a 20-byte key on the stack costs 16
+/// spilled bytes.
 #[inline(always)]
-fn eamt6(key: &mut Key<[u8; 16]>, a: &[u8; 16]) -> Option<&'static EamEntry> {
+fn eamt6(g: &Globals, key: &mut Key<[u8; 16]>, a: &[u8; 16], pool: bool) -> Option<&'static EamEntry> {
     key.prefix_len = 128;
     key.data = *a;
-    EAMT6.get(&*key)
+    match EAMT6.get(&*key) {
+        Some(e) => Some(e),
+        None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(a),
+        None => None,
+    }
 }
 
 #[inline(always)]

@@ -46,8 +46,11 @@ fn header_sum<P: Packet>(
 /// anywhere is, through the PLAT prefix (pool6).
 #[inline(always)]
 fn map_dst(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut [u8; 16]) -> u32 {
-    let eam_dst = eamt4(dst);
-    if eam_dst.is_none() && !(g.flag(Globals::FLAG_CLAT) && eamt4(src).is_some()) {
+    let eam_dst = eamt4(g, dst);
+    if eam_dst.is_none() && g.in_dyn_pool(dst) {
+        return Counter::DropPoolUnmapped as u32 + 1;
+    }
+    if eam_dst.is_none() && !(g.flag(Globals::FLAG_CLAT) && eamt4(g, src).is_some()) {
         return Counter::PassV4NotOurs as u32 + 1;
     }
     let deny = eam_dst.is_none() && denylisted4(dst);
@@ -94,19 +97,19 @@ extern "C" fn option_step(_i: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// option list once rather than once per path through the translation. 0: no such
 /// source route, else the packed verdict.
 #[inline(never)]
-pub fn source_route_failed<P: Packet>(pkt: &P) -> u64 {
-    source_route_failed_inner(pkt).unwrap_or(0)
+pub fn source_route_failed<P: Packet>(pkt: &P, g: &Globals) -> u64 {
+    source_route_failed_inner(pkt, g).unwrap_or(0)
 }
 
 #[inline(always)]
-fn source_route_failed_inner<P: Packet>(pkt: &P) -> Option<u64> {
+fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<u64> {
     let l3 = P::L2_LEN;
     let h = pkt.load::<[u8; IPV4_HLEN]>(l3)?;
     let ihl = ((h[0] & 0x0f) as usize) * 4;
     if ihl <= IPV4_HLEN {
         return None;
     }
-    eamt4([h[16], h[17], h[18], h[19]])?;
+    eamt4(g, [h[16], h[17], h[18], h[19]])?;
     let s = scratch()?;
     let len = (ihl - IPV4_HLEN) & 0x3f;
     if len == 0
@@ -170,6 +173,16 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     match map_dst(g, src, dst, &mut s.dst6) {
         0 => {}
         c if c == Counter::PassV4NotOurs as u32 + 1 => return (Action::Pass, Counter::PassV4NotOurs),
+        // Nobody holds this pool address (any more): the sender learns it at once,
+        // unless what it sent is an ICMP error itself (spec §6).
+        c if c == Counter::DropPoolUnmapped as u32 + 1 => {
+            if h[9] == IPPROTO_ICMP
+                && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4)
+            {
+                return (Action::Drop, Counter::DropPoolUnmapped);
+            }
+            return (Action::Reply(icmp::ICMP4_DEST_UNREACH, 1, 0), Counter::DropPoolUnmapped);
+        }
         c => {
             return (
                 Action::Drop,
@@ -222,7 +235,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
         return (Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt4(src);
+    let eam_src = eamt4(g, src);
     let deny = eam_src.is_none() && denylisted4(src);
     match addr::map4to6(g, src, eam_src, deny) {
         Ok((a, _)) => s.src6 = a,

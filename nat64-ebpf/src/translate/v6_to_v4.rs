@@ -61,7 +61,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if g.has_ipv6_addr() && s.dst6 == g.ipv6_addr {
         return (Action::Pass, Counter::PassOwnAddress);
     }
-    let eam_dst = eamt6(&mut s.key6, &s.dst6);
+    let eam_dst = eamt6(g, &mut s.key6, &s.dst6, false);
     if eam_dst.is_none() && !(g.pool6_len != 0 && addr::in_pool6(&s.dst6, &g.pool6, g.pool6_len)) {
         return (Action::Pass, Counter::PassV6NotOurs);
     }
@@ -147,9 +147,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     {
         return (Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt6(&mut s.key6, &s.src6);
+    let eam_src = eamt6(g, &mut s.key6, &s.src6, true);
     let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
         Ok((a, _)) => a,
+        // NAT64: a host without a mapping gets a pool address, then comes back here.
+        Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
+            return (Action::Alloc, Counter::DropSrcUnmapped);
+        }
         Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
         Err(e) => return (Action::Drop, drop_reason(e)),
     };
@@ -209,7 +213,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     let tot_len = ulen + IPV4_HLEN;
     let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
-    let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, tot_len as u16);
+    // A pool address is private: what it sends goes through the kernel, whose NAT44
+    // (masquerade) hides it behind the host's address.
+    let route =
+        forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, tot_len as u16, g.in_dyn_pool(src4));
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
