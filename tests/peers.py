@@ -10,8 +10,13 @@
   udp-whoami PORT               answer every datagram with the address it came from
   udp-ask HOST PORT             send one datagram, print the answer (retries for 5 s)
   dns-aaaa SERVER NAME          ask SERVER for NAME's AAAA records, print one address a line
+  http-serve PORT DIR           HTTP/1.1 server (IPv4): files from DIR, /whoami answers with the
+                                client's address
+  http-many NAME PORT PATH SRC N  resolve NAME (the system resolver, AAAA), fetch PATH once from
+                                each of the N addresses SRC, SRC+1, ... (bound as source), 32 at a
+                                time; print "<source> <answer>" a line, fail if any fetch fails
 """
-import hashlib, os, socket, sys
+import hashlib, ipaddress, os, socket, sys, threading
 
 
 def family(host):
@@ -147,6 +152,81 @@ def dns_aaaa(server, name):
         at += 10 + rdlen
 
 
+def http_serve(port, root):
+    import functools, http.server
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            if self.path == "/whoami":
+                body = self.client_address[0].encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    http.server.ThreadingHTTPServer.allow_reuse_address = True
+    srv = http.server.ThreadingHTTPServer(("0.0.0.0", port), functools.partial(Handler, directory=root))
+    print("ready", flush=True)
+    srv.serve_forever()
+
+
+def http_get(src, addr, port, name, path):
+    c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    c.settimeout(20)
+    c.bind((src, 0))
+    c.connect((addr, port))
+    c.sendall(f"GET {path} HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
+    data = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        data += b
+    c.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n")[0]:
+        raise OSError("bad answer: " + head[:60].decode(errors="replace"))
+    return body.decode(errors="replace")
+
+
+def http_many(name, port, path, first, n):
+    addr = socket.getaddrinfo(name, port, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0]
+    base = ipaddress.IPv6Address(first)
+    todo = [str(base + i) for i in range(n)]
+    out, failed, lock = {}, [], threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                src = todo.pop()
+            try:
+                got = http_get(src, addr, port, name, path)
+                with lock:
+                    out[src] = got
+            except OSError as e:
+                with lock:
+                    failed.append(f"{src}: {e}")
+
+    threads = [threading.Thread(target=work) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for src in sorted(out, key=ipaddress.IPv6Address):
+        print(src, out[src])
+    if failed:
+        sys.exit(f"{len(failed)} of {n} fetches failed: " + "; ".join(failed[:5]))
+
+
 cmd = sys.argv[1]
 if cmd == "tcp-sink":
     tcp_sink(int(sys.argv[2]))
@@ -166,5 +246,9 @@ elif cmd == "udp-ask":
     udp_ask(sys.argv[2], int(sys.argv[3]))
 elif cmd == "dns-aaaa":
     dns_aaaa(sys.argv[2], sys.argv[3])
+elif cmd == "http-serve":
+    http_serve(int(sys.argv[2]), sys.argv[3])
+elif cmd == "http-many":
+    http_many(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
 else:
     sys.exit("unknown command " + cmd)

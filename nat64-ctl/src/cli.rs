@@ -35,6 +35,11 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Stop translating and remove everything the instance set up: ask a running
+    /// `nat64-ctl run` to stop (it detaches its programs and removes its pins and
+    /// general path), then remove the masquerade table, which a plain stop keeps so
+    /// that a restart does not reset the flows it carries.
+    Detach,
     /// Check a configuration file and print what it would do, without loading anything.
     Check {
         #[arg(long, short)]
@@ -224,6 +229,34 @@ fn pool_cmd(name: &str, cmd: PoolCmd) -> Result<()> {
             }
             println!("flushed {n} dynamic mappings");
         }
+    }
+    Ok(())
+}
+
+fn detach(name: &str) -> Result<()> {
+    let mut did = Vec::new();
+    if let Some(pid) =
+        std::fs::read_to_string(instance::pid_file(name)).ok().and_then(|p| p.trim().parse::<i32>().ok())
+        && instance::process_alive(pid)
+    {
+        // SAFETY: asks the instance's process to stop.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while instance::process_alive(pid) {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("instance '{name}' (pid {pid}) did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        did.push(format!("stopped instance '{name}' (pid {pid})"));
+    }
+    if instance::Masquerade::remove(name)? {
+        did.push(format!("removed nftables table ip {}", instance::Masquerade::table_name(name)));
+    }
+    if did.is_empty() {
+        println!("instance '{name}': nothing to detach");
+    } else {
+        println!("{}", did.join("; "));
     }
     Ok(())
 }
@@ -446,6 +479,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
+        Cmd::Detach => detach(&instance_name(&cli.instance)),
         Cmd::Translate { address, config } => {
             let line = match config {
                 Some(path) => explain::explain(&Config::load(&path)?, address)?,

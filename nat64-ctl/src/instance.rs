@@ -150,8 +150,13 @@ fn load_one(ebpf: &mut Ebpf, name: &str) -> Result<()> {
 
 /// Writes a validated configuration into the maps. The globals go last: until they
 /// are written (FLAG_ENABLED) the data path passes every packet untouched.
+/// A dynamic pool starts with every address free (no state file is read).
 pub fn apply_config(tables: &mut Tables, cfg: &Config) -> Result<()> {
-    apply_config_with(tables, cfg, 0)
+    apply_config_with(tables, cfg, 0)?;
+    if let Some(spec) = crate::pool::Spec::of(&tables.globals()?) {
+        crate::pool::refill(tables, &spec)?;
+    }
+    Ok(())
 }
 
 fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<()> {
@@ -163,11 +168,7 @@ fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) ->
     }
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
-    tables.set_globals(g)?;
-    if let Some(spec) = crate::pool::Spec::of(&g) {
-        crate::pool::refill(tables, &spec)?;
-    }
-    Ok(())
+    tables.set_globals(g)
 }
 
 fn sh(what: &str, args: &[&str]) -> Result<()> {
@@ -382,9 +383,16 @@ fn ensure_bpffs() -> Result<()> {
     Ok(())
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Whether process `pid` exists and has not exited (a zombie waiting for its parent
+/// to reap it has).
+pub fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    // /proc/PID/stat: "pid (comm) S ...", the state after the last ')'.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
 
 /// The pin folder of a running instance, with a message a person can act on when
@@ -432,8 +440,6 @@ pub struct Running {
     pub links: Vec<Attached>,
     /// The dynamic pool's upkeep, with a dynamic pool.
     pub pool: Option<crate::pool::Keeper>,
-    /// Declared after `links`: the rule goes once translation has stopped.
-    pub masquerade: Option<Masquerade>,
     pub general: Option<GeneralPath>,
 }
 
@@ -473,19 +479,22 @@ impl Running {
         };
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         match Self::configure_and_attach(&mut ebpf, &dir, cfg, general.as_ref()) {
-            Ok((tables, links)) => {
+            Ok((tables, links, pool)) => {
                 let pid = pid_file(&cfg.instance);
                 let written = fs::create_dir_all(RUN_DIR)
                     .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())));
-                let mut running = Self { ebpf, tables, dir, links, pool: None, masquerade: None, general };
+                let running = Self { ebpf, tables, dir, links, pool, general };
                 written.with_context(|| format!("writing {}", pid.display()))?;
-                if let Some(d) = &cfg.dynamic_pool {
-                    let g = running.tables.globals()?;
-                    running.pool = Some(crate::pool::Keeper::start(&mut running.tables, d, &g, unix_now())?);
+                if cfg.dynamic_pool.is_some() {
                     check_forwarding(cfg);
                 }
-                if let (Some(iface), Some(d)) = (&cfg.masquerade, &cfg.dynamic_pool) {
-                    running.masquerade = Some(Masquerade::install(&cfg.instance, iface, d.prefix)?);
+                match (&cfg.masquerade, &cfg.dynamic_pool) {
+                    (Some(iface), Some(d)) => Masquerade::install(&cfg.instance, iface, d.prefix)?,
+                    _ => {
+                        if Masquerade::remove(&cfg.instance).unwrap_or(false) {
+                            info!("masquerade: removed the table an earlier run left (not configured now)");
+                        }
+                    }
                 }
                 Ok(running)
             }
@@ -503,13 +512,22 @@ impl Running {
         dir: &Path,
         cfg: &Config,
         general: Option<&GeneralPath>,
-    ) -> Result<(Tables, Vec<Attached>)> {
+    ) -> Result<(Tables, Vec<Attached>, Option<crate::pool::Keeper>)> {
         let mut tables = Tables::take(ebpf, Some(dir))?;
         let general_ifindex = match general {
             Some(gp) => ifindex(&gp.peer)?,
             None => 0,
         };
         apply_config_with(&mut tables, cfg, general_ifindex)?;
+        // The pool's mappings are back before the first packet: a host keeps its address
+        // across a restart.
+        let pool = match &cfg.dynamic_pool {
+            Some(d) => {
+                let g = tables.globals()?;
+                Some(crate::pool::Keeper::start(&mut tables, d, &g, unix_now())?)
+            }
+            None => None,
+        };
         let mut interfaces = cfg.interfaces.clone();
         if let Some(gp) = general {
             interfaces.push(crate::config::Interface { name: gp.peer.clone(), attach: AttachMode::Xdp });
@@ -528,7 +546,7 @@ impl Running {
             gp.route(cfg)?;
             info!("general path: {} <-> {} (IPv4 route MTU {})", gp.name, gp.peer, cfg.lowest_ipv6_mtu - 28);
         }
-        Ok((tables, links))
+        Ok((tables, links, pool))
     }
 }
 
@@ -559,10 +577,11 @@ fn check_forwarding(cfg: &Config) {
 }
 
 /// The nftables table that hides the dynamic pool behind an interface's address,
-/// owned by the instance (`nat64_<instance>`), removed when translation stops.
-pub struct Masquerade {
-    table: String,
-}
+/// owned by the instance (`nat64_<instance>`). It outlives the process on purpose: the
+/// kernel's NAT keeps the established flows' bindings only while some NAT chain is
+/// hooked, and a restart without one resets them (spec §8). `nat64-ctl detach`
+/// removes it, as does a start whose configuration has no masquerade.
+pub struct Masquerade;
 
 impl Masquerade {
     pub fn table_name(instance: &str) -> String {
@@ -580,36 +599,47 @@ impl Masquerade {
         )
     }
 
-    fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<Self> {
-        let rules = Self::ruleset(instance, iface, pool);
-        let mut child = std::process::Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("masquerade: running nft (install the nftables package)")?;
-        use std::io::Write as _;
-        child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("masquerade: nft refused the rules: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
+    fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<()> {
+        nft(&Self::ruleset(instance, iface, pool))
+            .map_err(|e| anyhow::anyhow!("masquerade: nft refused the rules: {e}"))?;
         info!(
             "masquerade: {pool} behind {iface}'s address (nftables table ip {})",
             Self::table_name(instance)
         );
-        Ok(Self { table: Self::table_name(instance) })
+        Ok(())
+    }
+
+    /// Removes the instance's table; whether there was one.
+    pub fn remove(instance: &str) -> Result<bool> {
+        let t = Self::table_name(instance);
+        // Adding an empty table first makes the delete succeed whether or not it existed.
+        let existed = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &t])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if existed {
+            nft(&format!("table ip {t} {{}}\ndelete table ip {t}\n"))
+                .map_err(|e| anyhow::anyhow!("masquerade: removing table ip {t}: {e}"))?;
+        }
+        Ok(existed)
     }
 }
 
-impl Drop for Masquerade {
-    fn drop(&mut self) {
-        if let Err(e) =
-            sh_for("masquerade", "removing the rule", &["nft", "delete", "table", "ip", &self.table])
-        {
-            warn!("{e:#}");
-        }
+/// Feeds `rules` to `nft -f -`; the error is what nft said.
+fn nft(rules: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft (install the nftables package)")?;
+    child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
     }
+    Ok(())
 }
 
 /// Attaches the program that fits `mode` and the device to `name`.

@@ -39,6 +39,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     children: Vec<Child>,
     pub files: Vec<PathBuf>,
+    /// Folders removed with everything in them when the lab goes.
+    pub dirs: Vec<PathBuf>,
 }
 
 impl Lab {
@@ -50,7 +52,13 @@ impl Lab {
                 "`{tool}` is missing: run `cargo xtask setup`"
             );
         }
-        Self { tag: unique_tag(), namespaces: Vec::new(), children: Vec::new(), files: Vec::new() }
+        Self {
+            tag: unique_tag(),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            files: Vec::new(),
+            dirs: Vec::new(),
+        }
     }
 
     /// Namespace name for a role (e.g. "v6" -> "n64-v6-<tag>").
@@ -69,6 +77,16 @@ impl Lab {
              net.ipv6.conf.default.accept_dad=0"
         ));
         n
+    }
+
+    /// Gives `ns` its own resolver: `ip netns exec` mounts /etc/netns/<ns>/resolv.conf
+    /// over /etc/resolv.conf for what it runs.
+    pub fn resolver(&mut self, ns: &str, server: &str) {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("creating /etc/netns/<ns>");
+        std::fs::write(dir.join("resolv.conf"), format!("nameserver {server}\n"))
+            .expect("writing resolv.conf");
+        self.dirs.push(dir);
     }
 
     /// Runs `cmd` inside namespace `ns` (shell syntax allowed).
@@ -136,12 +154,13 @@ impl Lab {
     }
 
     /// Starts `bin run --config <config>` (nat64-ctl) in `ns`'s network namespace and
-    /// waits until instance `instance` is up (its pid file written); the child's index.
+    /// waits until instance `instance` is up (its status file, written last, is there);
+    /// the child's index.
     pub fn start_ctl(&mut self, ns: &str, bin: &str, config: &Path, instance: &str) -> usize {
         let cfg = config.to_string_lossy().into_owned();
         let i = self.spawn_netns_only(ns, bin, &["run", "--config", &cfg]);
-        let pid = nat64_ctl::instance::pid_file(instance);
-        if !wait_until(Duration::from_secs(30), || pid.exists()) {
+        let status = nat64_ctl::instance::status_file(instance);
+        if !wait_until(Duration::from_secs(30), || status.exists()) {
             let out = self.stop_child(i);
             panic!(
                 "nat64-ctl run ({instance} in {ns}) did not come up within 30 s:\n{}{}",
@@ -210,6 +229,9 @@ impl Drop for Lab {
         }
         for f in &self.files {
             let _ = std::fs::remove_file(f);
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }
@@ -408,4 +430,52 @@ pub fn wait_line(child: &mut Child, timeout: Duration) -> String {
         }
     });
     rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("no answer from the peer within {timeout:?}"))
+}
+
+/// Starts unbound in `ns` as a DNS64 resolver (prefix `prefix`) on `listen` (IPv6,
+/// port 53), with two local authoritative zones: ipv4only.arpa (RFC 7050) and
+/// v4only.test, whose names (`records`: name, IPv4 address) exist as A records only.
+/// Its files go in `dir`. Waits until it answers. (unbound serves "test." itself as an
+/// empty zone, RFC 6761, unless told otherwise: `nodefault` lets the auth-zone answer
+/// through the iterator, where DNS64 sees the A-only answer and synthesizes.)
+pub fn start_dns64(
+    lab: &mut Lab,
+    ns: &str,
+    dir: &Path,
+    listen: &str,
+    prefix: &str,
+    records: &[(&str, &str)],
+) {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p
+    };
+    let soa = "$TTL 10\n@ IN SOA ns.test. host.test. 1 3600 600 86400 10\n@ IN NS ns.test.\n";
+    let arpa = write(
+        "ipv4only.arpa.db",
+        &format!("$ORIGIN ipv4only.arpa.\n{soa}@ IN A 192.0.0.170\n@ IN A 192.0.0.171\n"),
+    );
+    let a: String = records.iter().map(|(n, a)| format!("{n} IN A {a}\n")).collect();
+    let test = write("v4only.test.db", &format!("$ORIGIN v4only.test.\n{soa}{a}"));
+    let conf = write(
+        "unbound.conf",
+        &format!(
+            "server:\n  interface: {listen}\n  port: 53\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  do-ip4: no\n  \
+             access-control: ::/0 allow\n  module-config: \"dns64 iterator\"\n  dns64-prefix: {prefix}\n  \
+             auto-trust-anchor-file: \"\"\n  trust-anchor-file: \"\"\n  local-zone: \"test.\" nodefault\n\
+             auth-zone:\n  name: \"ipv4only.arpa.\"\n  zonefile: \"{arpa}\"\n  for-upstream: yes\n  for-downstream: no\n\
+             auth-zone:\n  name: \"v4only.test.\"\n  zonefile: \"{test}\"\n  for-upstream: yes\n  for-downstream: no\n",
+            dir = dir.display(),
+            arpa = arpa.display(),
+            test = test.display(),
+        ),
+    );
+    lab.spawn_in(ns, &format!("unbound -d -c {}", conf.display()));
+    let up = wait_until(Duration::from_secs(10), || {
+        let out = lab.exec(ns, &format!("python3 {} dns-aaaa {listen} ipv4only.arpa", peers()));
+        out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    });
+    assert!(up, "unbound did not answer on {listen}");
 }

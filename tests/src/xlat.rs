@@ -18,9 +18,9 @@
 //! PLAT as 192.0.2.2 -> 198.51.100.2. The PLAT also runs unbound with DNS64 on
 //! 2001:db8:100::2, for `"pref64": "auto"`.
 
-use std::{path::PathBuf, process::Output, time::Duration};
+use std::{path::PathBuf, process::Output};
 
-use crate::lab::{Lab, must, run, wait_until};
+use crate::lab::{Lab, must, run};
 
 pub const SERVER: &str = "198.51.100.2";
 pub const PLAT_RESOLVER: &str = "2001:db8:100::2";
@@ -189,49 +189,8 @@ impl XlatLab {
     /// local authoritative zone: ipv4only.arpa (RFC 7050) and `www.v4only.test`, an
     /// IPv4-only name (198.51.100.2). Waits until it answers.
     pub fn start_dns64(&mut self, prefix: &str) {
-        let zone = self.write(
-            "zones.db",
-            "$TTL 10\n\
-             @ IN SOA ns.test. host.test. 1 3600 600 86400 10\n\
-             @ IN NS ns.test.\n",
-        );
-        let arpa = self.write(
-            "ipv4only.arpa.db",
-            "$ORIGIN ipv4only.arpa.\n$TTL 10\n\
-             @ IN SOA ns.test. host.test. 1 3600 600 86400 10\n\
-             @ IN NS ns.test.\n@ IN A 192.0.0.170\n@ IN A 192.0.0.171\n",
-        );
-        let test = self.write(
-            "v4only.test.db",
-            "$ORIGIN v4only.test.\n$TTL 10\n\
-             @ IN SOA ns.test. host.test. 1 3600 600 86400 10\n\
-             @ IN NS ns.test.\nwww IN A 198.51.100.2\n",
-        );
-        let _ = zone;
-        let conf = self.write(
-            "unbound.conf",
-            &format!(
-                "server:\n  interface: {PLAT_RESOLVER}\n  port: 53\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  \
-                 directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  do-ip4: no\n  \
-                 access-control: ::/0 allow\n  module-config: \"dns64 iterator\"\n  dns64-prefix: {prefix}\n  \
-                 auto-trust-anchor-file: \"\"\n  trust-anchor-file: \"\"\n\
-                 auth-zone:\n  name: \"ipv4only.arpa.\"\n  zonefile: \"{arpa}\"\n  for-upstream: yes\n  for-downstream: no\n\
-                 auth-zone:\n  name: \"v4only.test.\"\n  zonefile: \"{test}\"\n  for-upstream: yes\n  for-downstream: no\n",
-                dir = self.dir.display(),
-                arpa = arpa.display(),
-                test = test.display(),
-            ),
-        );
         let plat = self.plat.clone();
-        self.lab.spawn_in(&plat, &format!("unbound -d -c {}", conf.display()));
-        let up = wait_until(Duration::from_secs(10), || {
-            let out = self.lab.exec(
-                &plat,
-                &format!("python3 {} dns-aaaa {PLAT_RESOLVER} ipv4only.arpa", crate::lab::peers()),
-            );
-            out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-        });
-        assert!(up, "unbound did not answer on {PLAT_RESOLVER}");
+        crate::lab::start_dns64(&mut self.lab, &plat, &self.dir, PLAT_RESOLVER, prefix, &[("www", SERVER)]);
     }
 
     pub fn clat_ctl(&self, bin: &str, args: &[&str]) -> Output {

@@ -44,7 +44,8 @@ enum Cmd {
 
 /// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
 /// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
-/// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64).
+/// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64,
+/// nftables for the NAT64 pool's masquerade).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -61,6 +62,7 @@ const APT_PACKAGES: &[&str] = &[
     "wireguard-go",
     "wireguard-tools",
     "unbound",
+    "nftables",
 ];
 
 fn root() -> PathBuf {
