@@ -41,7 +41,10 @@ pub const MAP_POOL_DORMANT: &str = "POOL_DORMANT";
 /// Array of [`POOL_RING_SLOTS`] IPv4 addresses: the free addresses in the order they are
 /// to be handed out (least recently used first), appended by nat64-ctl.
 pub const MAP_POOL_RING: &str = "POOL_RING";
-/// Array, one `u64`: how many addresses nat64-ctl has ever appended to the ring.
+/// Array, two `u64`: [0] how many addresses nat64-ctl has ever appended to the ring
+/// (the tail), [1] the floor: every free address has a copy at or after it, so a
+/// CPU that lags behind it skips ahead (older copies would break the least recently
+/// used order).
 pub const MAP_POOL_TAIL: &str = "POOL_TAIL";
 /// Per-CPU array, one `u64`: how far this CPU has read the ring. Each CPU walks the
 /// ring on its own, skipping addresses another CPU took meanwhile: no locks.

@@ -1131,6 +1131,88 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_pool_is_checked() {
+        let ok = with(r#""dynamic-pool": "10.64.0.0/24""#).unwrap();
+        let d = ok.dynamic_pool.clone().unwrap();
+        assert_eq!((d.prefix, d.lease), (p4("10.64.0.0/24"), DEFAULT_POOL_LEASE));
+        assert_eq!(d.state_file, Path::new("/var/lib/nat64/default.pool.json"));
+        assert_eq!(ok.masquerade, None);
+        let g = ok.globals();
+        assert!(
+            g.flag(Globals::FLAG_DYNAMIC_POOL)
+                && g.in_dyn_pool([10, 64, 0, 9])
+                && !g.in_dyn_pool([10, 64, 1, 0])
+        );
+        assert_eq!((g.dyn_pool_len, g.dyn_pool_lease), (24, 7200));
+
+        let ok = with(
+            r#""dynamic-pool": "10.64.0.0/16", "dynamic-pool-lease": 60, "state-file": "/tmp/p.json",
+               "masquerade": {"interface": "wan0"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.dynamic_pool.as_ref().map(|d| d.lease), Some(60));
+        assert_eq!(ok.masquerade.as_deref(), Some("wan0"));
+        // The kernel hands un-masqueraded replies to the general path: one is made.
+        assert_eq!(ok.general_path.map(|g| g.interface), Some("nat64gp".to_string()));
+
+        for (extra, msg) in [
+            (r#""dynamic-pool": "10.64.0.0/15""#, "dynamic-pool: \"10.64.0.0/15\": at most 65536 addresses"),
+            (r#""dynamic-pool": "10.64.0.1/24""#, "dynamic-pool: \"10.64.0.1/24\": host bits are set"),
+            (r#""dynamic-pool": "2001:db8::/120""#, "that is an IPv6 address"),
+            (r#""dynamic-pool": "127.0.0.0/24""#, "is in a range that is never translated"),
+            (r#""dynamic-pool": 7"#, "dynamic-pool: invalid type: integer"),
+            (
+                r#""dynamic-pool": "10.64.0.0/24", "dynamic-pool-lease": 0"#,
+                "dynamic-pool-lease: 0: must be 1 to",
+            ),
+            (
+                r#""dynamic-pool": "10.64.0.0/24", "dynamic-pool-lease": "2h""#,
+                "dynamic-pool-lease: invalid type",
+            ),
+            (r#""dynamic-pool": "10.64.0.0/24", "state-file": """#, "state-file: \"\": empty path"),
+            (r#""dynamic-pool-lease": 60"#, "dynamic-pool-lease: belongs to the dynamic pool"),
+            (r#""masquerade": {"interface": "eth1"}"#, "masquerade: hides the dynamic pool"),
+            (r#""dynamic-pool": "10.64.0.0/24", "masquerade": {"interface": "a/b"}"#, "masquerade.interface"),
+            (r#""dynamic-pool": "10.64.0.0/24", "masquerade": {"iface": "x"}"#, "unknown field `iface`"),
+            (
+                r#""dynamic-pool": "10.64.0.0/24", "mode": "clat", "eamt": [{"ipv4": "192.0.0.1", "ipv6": "2001:db8::1"}]"#,
+                "a CLAT maps its clients",
+            ),
+        ] {
+            let err = with(extra).unwrap_err().to_string();
+            assert!(err.contains(msg), "{extra}: {err}");
+        }
+        let err = without_pool6(
+            r#""dynamic-pool": "10.64.0.0/24", "eamt": [{"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dynamic-pool: IPv6 hosts reach IPv4 through pool6"), "{err}");
+    }
+
+    #[test]
+    fn pool_lease_is_a_live_setting() {
+        let mut g = with(r#""dynamic-pool": "10.64.0.0/24""#).unwrap().globals();
+        apply_setting(&mut g, "dynamic-pool-lease", "30").unwrap();
+        assert_eq!(g.dyn_pool_lease, 30);
+        let before = g;
+        assert!(
+            apply_setting(&mut g, "dynamic-pool-lease", "-1")
+                .unwrap_err()
+                .to_string()
+                .contains("must be 1 to")
+        );
+        assert_eq!(g, before, "a refused setting changes nothing");
+        let mut g = without_pool6(r#""pool6": "64:ff9b::/96""#).unwrap().globals();
+        assert!(
+            apply_setting(&mut g, "dynamic-pool-lease", "30")
+                .unwrap_err()
+                .to_string()
+                .contains("no dynamic pool")
+        );
+    }
+
+    #[test]
     fn general_path_is_checked() {
         let ok = with(r#""general-path": {"interface": "nat64"}"#).unwrap();
         assert_eq!(ok.general_path, Some(GeneralPathConfig { interface: "nat64".into(), local: None }));

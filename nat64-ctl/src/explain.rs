@@ -16,6 +16,13 @@ pub trait Lookup {
     fn eam4(&self, a: Ipv4Addr) -> Option<EamEntry>;
     fn eam6(&self, a: Ipv6Addr) -> Option<EamEntry>;
     fn denylisted(&self, a: Ipv4Addr) -> bool;
+    /// The dynamic-pool mapping of an IPv4 / IPv6 address (a file holds none).
+    fn pool4(&self, _a: Ipv4Addr) -> Option<EamEntry> {
+        None
+    }
+    fn pool6(&self, _a: Ipv6Addr) -> Option<EamEntry> {
+        None
+    }
 }
 
 impl Lookup for Tables {
@@ -30,6 +37,12 @@ impl Lookup for Tables {
     }
     fn denylisted(&self, a: Ipv4Addr) -> bool {
         self.denylist4_contains(a)
+    }
+    fn pool4(&self, a: Ipv4Addr) -> Option<EamEntry> {
+        self.pool4.get(&a.octets(), 0).ok().map(|e| e.eam)
+    }
+    fn pool6(&self, a: Ipv6Addr) -> Option<EamEntry> {
+        self.pool6.get(&a.octets(), 0).ok().map(|e| e.eam)
     }
 }
 
@@ -65,6 +78,10 @@ fn reason(e: Untranslatable) -> &'static str {
     }
 }
 
+fn in_pool6(g: &Globals, a: Ipv6Addr) -> bool {
+    g.pool6_len != 0 && addr::in_pool6(&a.octets(), &g.pool6, g.pool6_len)
+}
+
 fn eam_text(e: &EamEntry) -> String {
     format!("EAM {}/{} <-> {}/{}", Ipv4Addr::from(e.v4), e.v4_len, Ipv6Addr::from(e.v6), e.v6_len)
 }
@@ -73,10 +90,29 @@ fn pool6_text(g: &Globals) -> String {
     format!("pool6 {}/{}", Ipv6Addr::from(g.pool6), g.pool6_len)
 }
 
+fn dyn_pool_text(g: &Globals) -> String {
+    format!("dynamic pool {}/{}", Ipv4Addr::from(g.dyn_pool), g.dyn_pool_len)
+}
+
 /// One line saying what `a` becomes and why, or why it is not translated.
 pub fn explain(tables: &impl Lookup, a: IpAddr) -> anyhow::Result<String> {
     let g = tables.globals()?;
+    let dynamic = g.flag(Globals::FLAG_DYNAMIC_POOL);
     Ok(match a {
+        IpAddr::V4(v4) if g.in_dyn_pool(v4.octets()) && tables.eam4(v4).is_none() => match tables.pool4(v4) {
+            Some(e) => format!("{v4} -> {} ({}, held now)", Ipv6Addr::from(e.v6), dyn_pool_text(&g)),
+            None => format!(
+                "{v4} is not translated: no host holds this address of the {} now (answered with ICMP host unreachable)",
+                dyn_pool_text(&g)
+            ),
+        },
+        IpAddr::V6(v6) if dynamic && tables.eam6(v6).is_none() && !in_pool6(&g, v6) => match tables.pool6(v6)
+        {
+            Some(e) => format!("{v6} -> {} ({}, held now)", Ipv4Addr::from(e.v4), dyn_pool_text(&g)),
+            None => {
+                format!("{v6} -> an address of the {}, handed out on its first packet", dyn_pool_text(&g))
+            }
+        },
         IpAddr::V4(v4) => {
             let eam = tables.eam4(v4);
             let deny = eam.is_none() && tables.denylisted(v4);

@@ -205,8 +205,11 @@ pub fn refill(tables: &mut Tables, spec: &Spec) -> Result<usize> {
         let slot = ((tail + i as u64) % POOL_RING_SLOTS as u64) as u32;
         tables.pool_ring.set(slot, a.to_be_bytes(), 0).context("writing POOL_RING")?;
     }
-    // The tail moves last: a CPU reads no slot before it is written.
+    // The tail moves after the slots: a CPU reads no slot before it is written. Then
+    // the floor: every free address now has a copy at or after `max_head`, so a CPU
+    // behind it skips the older copies, which would hand out addresses out of order.
     tables.pool_tail.set(0, tail + add.len() as u64, 0).context("writing POOL_TAIL")?;
+    tables.pool_tail.set(1, max_head, 0).context("writing POOL_TAIL")?;
     Ok(add.len())
 }
 

@@ -48,7 +48,7 @@ pub static POOL_DORMANT: LruHashMap<[u8; 16], PoolDormant> = LruHashMap::with_ma
 pub static POOL_RING: Array<[u8; 4]> = Array::with_max_entries(POOL_RING_SLOTS, 0);
 
 #[map(name = "POOL_TAIL")]
-pub static POOL_TAIL: Array<u64> = Array::with_max_entries(1, 0);
+pub static POOL_TAIL: Array<u64> = Array::with_max_entries(2, 0);
 
 #[map(name = "POOL_HEAD")]
 pub static POOL_HEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -87,3 +87,37 @@ fn translate_with_a_config_file_explains_each_rule() {
         assert!(out.contains(want), "{addr}: got {out:?}, want it to contain {want:?}");
     }
 }
+
+#[test]
+fn check_and_translate_tell_the_dynamic_pool() {
+    let plat = r#"{
+    "interfaces": [{"name": "eth1", "attach": "xdp"}],
+    "pool6": "64:ff9b::/96",
+    "dynamic-pool": "10.64.0.0/23",
+    "dynamic-pool-lease": 600,
+    "state-file": "/var/lib/nat64/x.json",
+    "masquerade": {"interface": "eth0"}
+}"#;
+    let (ok, out, err) = with_config(plat, &["check"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("dynamic pool 10.64.0.0/23 (10.64.0.0 to 10.64.1.255, 512 addresses) (lease 600 s, state /var/lib/nat64/x.json) masqueraded behind eth0"),
+        "{out}"
+    );
+    for (addr, want) in [
+        (
+            "2001:db8::5",
+            "2001:db8::5 -> an address of the dynamic pool 10.64.0.0/23, handed out on its first packet",
+        ),
+        (
+            "10.64.1.7",
+            "10.64.1.7 is not translated: no host holds this address of the dynamic pool 10.64.0.0/23",
+        ),
+        ("64:ff9b::808:808", "64:ff9b::808:808 -> 8.8.8.8 (pool6"),
+    ] {
+        let (ok, out, err) = with_config(plat, &["translate", addr]);
+        assert!(ok && out.contains(want), "{addr}: {out}{err}");
+    }
+    let (ok, _, err) = with_config(&plat.replace("10.64.0.0/23", "10.0.0.0/8"), &["check"]);
+    assert!(!ok && err.contains("dynamic-pool: \"10.0.0.0/8\": at most 65536 addresses"), "{err}");
+}

@@ -1270,6 +1270,19 @@ const POOL_CONFIG: &str = r#"{
     "dynamic-pool-lease": 2
 }"#;
 
+/// Moves the calling thread to CPU `cpu` (modulo the CPUs online), so that packets run
+/// on the CPU a test wants: each CPU walks the pool's ring on its own. (Not
+/// available_parallelism: it counts the cgroup's CPU quota, not the CPUs.)
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for the calling thread.
+    unsafe {
+        let n = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
+    }
+}
+
 /// Allocation on the first packet (translated, not dropped), reuse by the same host,
 /// return traffic, expiry after the lease (with an ICMPv4 error for what still comes
 /// to the address), least-recently-used order, the old address back for a returning
@@ -1286,6 +1299,7 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
 
     // Host A's first packet gets the first free address and is translated at once; it
     // goes through the kernel (for its masquerade), so the TTL is the hop limit.
+    pin_to_cpu(0);
     run_table(
         &h,
         vec![
@@ -1347,7 +1361,9 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     pool::refill(&mut h.tables, &spec).unwrap();
 
     // B is new: it gets the address free the longest (.3, never used), not the one A
-    // just left. A comes back and gets its own address again.
+    // just left, also on a CPU that has not walked the ring yet. A comes back and gets
+    // its own address again.
+    pin_to_cpu(1);
     let first = |h: &Harness, host: &str| {
         let out = h.run(&in6(host, R6, &udp(b"hi")));
         assert_eq!(out.action, XDP_PASS, "{host}");
@@ -1397,6 +1413,14 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     let got = first(&h, c);
     assert!(got == "203.0.113.0" || got == "203.0.113.3", "{got}");
     assert_eq!(allocated(&h), 4);
+
+    // A state file that cannot be read is set aside, and the translator starts empty
+    // rather than not at all.
+    std::fs::write(&file, b"{\"version\": 1, \"mappings\": [").unwrap();
+    let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap();
+    assert_eq!(r, pool::Restored::default());
+    assert!(!file.exists() && file.with_extension("bad").exists(), "moved aside");
+    assert_eq!(held(&h).len(), 1, "what was held stays");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -124,8 +124,9 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
             return Step::Finish(pack(Action::Drop, Counter::DropInternal));
         };
         let tail = POOL_TAIL.get(0).copied().unwrap_or(0);
+        let floor = POOL_TAIL.get(1).copied().unwrap_or(0);
         // SAFETY: this CPU's slot.
-        let mut w = RingWalk { head: unsafe { *head }, tail, found: 0 };
+        let mut w = RingWalk { head: unsafe { *head }.max(floor), tail, found: 0 };
         // Slots overwritten since this CPU last looked are gone; nat64-ctl keeps every
         // free address within the last ring's worth.
         if w.tail.saturating_sub(w.head) > POOL_RING_SLOTS as u64 {
