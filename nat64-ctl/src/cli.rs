@@ -288,16 +288,16 @@ fn run(cfg_path: &Path) -> Result<()> {
         if running.pool.is_some() {
             wait = Some(wait.map_or(POOL_TICK, |w| w.min(POOL_TICK)));
         }
-        match instance::wait_for_signal_timeout(&signals, wait)? {
-            Some(libc::SIGUSR1) => {}
+        let asked = match instance::wait_for_signal_timeout(&signals, wait)? {
+            Some(libc::SIGUSR1) => true,
             Some(sig) => {
                 info!("signal {sig}: detaching");
                 break;
             }
-            None => {}
-        }
+            None => false,
+        };
         if let Some(keeper) = running.pool.as_mut()
-            && let Err(e) = keeper.tick(&mut running.tables, instance::unix_now())
+            && let Err(e) = keeper.tick(&mut running.tables, instance::unix_now(), asked)
         {
             warn!("dynamic-pool: {e:#}");
         }

@@ -807,7 +807,7 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
     v["denylist4-entries"] = serde_json::json!(tables.denylist4()?.len());
     if let Some(spec) = crate::pool::Spec::of(&g) {
         let mappings = crate::pool::list(tables)?.len();
-        let capacity = spec.capacity(tables);
+        let capacity = spec.capacity(tables)?;
         v["dynamic-pool"] = serde_json::json!({
             "prefix": spec.prefix.to_string(),
             "lease-s": spec.lease,

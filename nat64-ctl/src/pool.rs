@@ -71,9 +71,33 @@ impl Spec {
         self.prefix.contains_addr(a) && Some(a) != self.own && tables.eam_lookup4(a).is_none()
     }
 
-    /// Addresses that can ever be handed out.
-    pub fn capacity(&self, tables: &Tables) -> usize {
-        self.addresses().filter(|a| self.usable(tables, *a)).count()
+    /// Addresses that can ever be handed out: the pool less what EAM entries cover and
+    /// the translator's own address (counted from the EAMT, not address by address).
+    pub fn capacity(&self, tables: &Tables) -> Result<usize> {
+        let (first, last) =
+            (u32::from(self.prefix.addr), u32::from(self.prefix.addr) | !mask4(self.prefix.len));
+        let mut covered: Vec<(u32, u32)> = tables
+            .eamt()?
+            .iter()
+            .map(|e| (u32::from(e.v4.addr), u32::from(e.v4.addr) | !mask4(e.v4.len)))
+            .filter(|&(a, b)| a <= last && b >= first)
+            .map(|(a, b)| (a.max(first), b.min(last)))
+            .collect();
+        if let Some(own) = self.own.map(u32::from).filter(|a| (first..=last).contains(a)) {
+            covered.push((own, own));
+        }
+        covered.sort_unstable();
+        let (mut taken, mut upto) = (0u64, None::<u32>);
+        for (a, b) in covered {
+            let a = match upto {
+                Some(u) if b <= u => continue,
+                Some(u) if a <= u => u + 1,
+                _ => a,
+            };
+            taken += u64::from(b - a) + 1;
+            upto = Some(b);
+        }
+        Ok((u64::from(last - first) + 1 - taken) as usize)
     }
 }
 
@@ -124,6 +148,8 @@ pub struct Swept {
     pub expired: Vec<Mapping>,
     /// Mappings in force after the sweep.
     pub active: usize,
+    /// Their (host, address) pairs.
+    pub pairs: Pairs,
 }
 
 /// Expires the mappings idle for longer than the lease (the host keeps a claim on its
@@ -159,6 +185,7 @@ pub fn sweep(tables: &mut Tables, spec: &Spec, now: u64, unix_now: u64) -> Resul
         }
     }
     out.active = live.len();
+    out.pairs = live.into_iter().map(|(a, h)| (h, a)).collect();
     Ok(out)
 }
 
@@ -389,6 +416,7 @@ pub struct Keeper {
     pub spec: Spec,
     pub state_file: std::path::PathBuf,
     saved: Option<(Pairs, u64)>,
+    next_sweep: u64,
 }
 
 impl Keeper {
@@ -406,31 +434,37 @@ impl Keeper {
             cfg.state_file.display(),
             if r.skipped > 0 { format!(" ({} left out)", r.skipped) } else { String::new() }
         );
-        Ok(Self { spec, state_file: cfg.state_file.clone(), saved: None })
+        Ok(Self { spec, state_file: cfg.state_file.clone(), saved: None, next_sweep: 0 })
     }
 
-    /// One round of upkeep.
-    pub fn tick(&mut self, tables: &mut Tables, unix_now: u64) -> Result<()> {
+    /// One round of upkeep, when due (a tenth of the lease, between 1 and 10 s) or
+    /// when `now` asks for it (after `pool flush`). Each round reads every mapping, so
+    /// a full /16 is not read every second.
+    pub fn tick(&mut self, tables: &mut Tables, unix_now: u64, now: bool) -> Result<()> {
         // The lease may have been changed on the fly (`nat64-ctl set`).
         if let Some(spec) = Spec::of(&tables.globals()?) {
             self.spec = spec;
         }
+        if !now && unix_now < self.next_sweep {
+            return Ok(());
+        }
+        self.next_sweep = unix_now + (self.spec.lease / 10).clamp(1, 10);
         let swept = sweep(tables, &self.spec, mono_now(), unix_now)?;
         for m in &swept.expired {
             info!("dynamic-pool: {} <-> {} expired after {} s idle", m.v6, m.v4, m.idle);
         }
-        let free = self.spec.capacity(tables).saturating_sub(swept.active) as u64;
+        let free = self.spec.capacity(tables)?.saturating_sub(swept.active) as u64;
         if ahead(tables)? < free {
             refill(tables, &self.spec)?;
         }
-        let pairs: HashSet<([u8; 16], [u8; 4])> =
-            tables.pool6.iter().filter_map(|r| r.ok()).map(|(k, e)| (k, e.eam.v4)).collect();
+        // Written when the mappings changed (at most every 10 s: a state file of a full
+        // /16 is megabytes), and every minute for their last use.
         let due = match &self.saved {
             None => true,
-            Some((p, t)) => *p != pairs || (!pairs.is_empty() && unix_now >= t + 60),
+            Some((p, t)) => (*p != swept.pairs && unix_now >= t + 10) || unix_now >= t + 60,
         };
         if due {
-            self.save(tables, pairs, unix_now)?;
+            self.save(tables, swept.pairs, unix_now)?;
         }
         Ok(())
     }

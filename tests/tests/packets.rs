@@ -1291,6 +1291,7 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     use nat64_ctl::pool;
     let mut h = Harness::with(kind, POOL_CONFIG);
     let spec = pool::Spec::of(&h.tables.globals().unwrap()).expect("pool configured");
+    assert_eq!(spec.capacity(&h.tables).unwrap(), 2, "four addresses less the own one and the EAM one");
     let (a, b, c) = ("2001:db8:a::1", "2001:db8:b::1", "2001:db8:c::1");
     let allocated = |h: &Harness| h.count(Counter::PoolAllocated);
     let held = |h: &Harness| -> Vec<(String, String)> {
