@@ -36,6 +36,16 @@ def listen(kind, port):
     return s
 
 
+def read_all(c):
+    """Everything the peer sends until it closes."""
+    data = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            return data
+        data += b
+
+
 def tcp_sink(port):
     s = listen(socket.SOCK_STREAM, port)
     s.listen(1)
@@ -61,13 +71,7 @@ def tcp_send(host, port, n):
         c.sendall(b)
         left -= len(b)
     c.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        b = c.recv(128)
-        if not b:
-            break
-        got += b
-    print(h.hexdigest(), got.decode())
+    print(h.hexdigest(), read_all(c).decode())
 
 
 def udp_echo(port):
@@ -183,12 +187,7 @@ def http_get(src, addr, port, name, path):
     c.bind((src, 0))
     c.connect((addr, port))
     c.sendall(f"GET {path} HTTP/1.0\r\nHost: {name}\r\n\r\n".encode())
-    data = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        data += b
+    data = read_all(c)
     c.close()
     head, _, body = data.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n")[0]:
