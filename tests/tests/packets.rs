@@ -1331,6 +1331,22 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
         ],
     );
     assert_eq!(allocated(&h), 1, "one host, one allocation");
+    run_table(
+        &h,
+        vec![
+            dropped(
+                "link-local source gets no address",
+                in6("fe80::1", R6, &udp(b"ll")),
+                Counter::DropSrcUnmapped,
+            ),
+            dropped(
+                "unspecified source gets no address",
+                in6("::", R6, &udp(b"un")),
+                Counter::DropSrcUnmapped,
+            ),
+        ],
+    );
+    assert_eq!(allocated(&h), 1);
     assert_eq!(held(&h), vec![(a.to_string(), "203.0.113.0".to_string())]);
     let unmapped = in4(R4, "203.0.113.3", &udp(b"nobody"));
     run_table(

@@ -104,6 +104,12 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
         return Step::Finish(pack(Action::Drop, Counter::DropMalformed));
     };
     s.src6 = src;
+    // Only a unicast host address gets one: not the unspecified or loopback address, not
+    // link-local or multicast.
+    let loopback_or_unspecified = src[..15].iter().all(|&b| b == 0) && src[15] <= 1;
+    if loopback_or_unspecified || src[0] == 0xff || (src[0] == 0xfe && src[1] & 0xc0 == 0x80) {
+        return Step::Finish(pack(Action::Drop, Counter::DropSrcUnmapped));
+    }
     // Another CPU may have been quicker for the same host.
     if POOL6.get_ptr(&s.src6).is_some() {
         return Step::Jump(STAGE_XLAT6);
