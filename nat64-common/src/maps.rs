@@ -98,6 +98,9 @@ pub struct Globals {
     /// Seconds an unused pool mapping lives (nat64-ctl's business, kept here so that
     /// every nat64-ctl command sees the running value).
     pub dyn_pool_lease: u32,
+    /// EAMT entries of a generation above this one are not used yet (see
+    /// [`EamEntry::generation`]).
+    pub eam_gen: u32,
 }
 
 impl Globals {
@@ -137,6 +140,7 @@ impl Globals {
             dyn_pool_len: 0,
             _pad2: [0; 3],
             dyn_pool_lease: 0,
+            eam_gen: 0,
         }
     }
 
@@ -170,6 +174,7 @@ impl Globals {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolEntry {
     pub eam: EamEntry,
+    pub _pad: u32,
     /// CLOCK_MONOTONIC_COARSE in ns (bpf_ktime_get_coarse_ns), refreshed by the data
     /// path at most every [`POOL_REFRESH_NS`].
     pub last_use: u64,
@@ -177,7 +182,7 @@ pub struct PoolEntry {
 
 impl PoolEntry {
     pub const fn new(v4: [u8; 4], v6: [u8; 16], last_use: u64) -> Self {
-        Self { eam: EamEntry::new(v4, 32, v6, 128), last_use }
+        Self { eam: EamEntry::new(v4, 32, v6, 128), _pad: 0, last_use }
     }
 }
 
@@ -201,6 +206,11 @@ pub struct EamEntry {
     pub v6_len: u8,
     pub _pad: [u8; 2],
     pub v6: [u8; 16],
+    /// The EAMT generation the entry belongs to: the data path uses it once the
+    /// configuration's `eam_gen` has reached it. 0 for entries added one at a time;
+    /// a bulk load writes all its entries with the next generation, then moves
+    /// `eam_gen` on, so the data path sees all of them at once or none.
+    pub generation: u32,
 }
 
 impl EamEntry {
@@ -215,7 +225,7 @@ impl EamEntry {
         v6c[13] = low[1];
         v6c[14] = low[2];
         v6c[15] = low[3];
-        Self { v4, v4_len, v6_len, _pad: [0; 2], v6: v6c }
+        Self { v4, v4_len, v6_len, _pad: [0; 2], v6: v6c, generation: 0 }
     }
 }
 

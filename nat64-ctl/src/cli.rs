@@ -28,18 +28,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load the translator, attach it to the configured interfaces and stay in the
-    /// foreground until SIGINT/SIGTERM, then detach and remove the pins.
+    /// Load the translator, attach it to the configured interfaces (or take over what an
+    /// earlier run left attached, swapping the new programs in without a gap) and stay
+    /// in the foreground: SIGHUP reloads the file, SIGINT/SIGTERM stop nat64-ctl while
+    /// translation goes on (`nat64-ctl detach` ends it).
     Run {
         /// JSON configuration file (see README, "Configuration").
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Stop translating and remove everything the instance set up: ask a running
-    /// `nat64-ctl run` to stop (it detaches its programs and removes its pins and
-    /// general path), then remove the masquerade table, which a plain stop keeps so
-    /// that a restart does not reset the flows it carries.
+    /// `nat64-ctl run` to stop, then remove the pinned links (the programs detach), the
+    /// pinned maps, the general path and the masquerade table. (Stopping `run` alone
+    /// leaves all of these in place, so that the next `run` takes over without a gap.)
     Detach,
+    /// Apply the running instance's configuration file again, as a difference (EAMT,
+    /// denylist4, settings, interfaces, general path, pool, masquerade), without a
+    /// moment where a packet translatable under both is dropped. The file is checked
+    /// here first; an invalid one is refused as a whole and the running one stays.
+    /// (SIGHUP to `nat64-ctl run` does the same.)
+    Reload {
+        /// The file to check first: must be the one the instance runs with.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Check a configuration file and print what it would do, without loading anything.
     Check {
         #[arg(long, short)]
@@ -250,15 +262,69 @@ fn detach(name: &str) -> Result<()> {
         }
         did.push(format!("stopped instance '{name}' (pid {pid})"));
     }
-    if instance::Masquerade::remove(name)? {
-        did.push(format!("removed nftables table ip {}", instance::Masquerade::table_name(name)));
-    }
+    did.extend(crate::running::teardown(name, None)?);
     if did.is_empty() {
         println!("instance '{name}': nothing to detach");
     } else {
         println!("{}", did.join("; "));
     }
     Ok(())
+}
+
+/// `nat64-ctl reload`: checks the file here (a bad one is refused before the running
+/// instance hears of it), then asks the instance (SIGHUP) and reports its answer.
+fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
+    let status_path = instance::status_file(name);
+    let status: serde_json::Value =
+        std::fs::read_to_string(&status_path).ok().and_then(|t| serde_json::from_str(&t).ok()).with_context(
+            || format!("instance '{name}' has no status file {}; is it running?", status_path.display()),
+        )?;
+    let pid = status["pid"].as_i64().unwrap_or(0) as i32;
+    if !instance::process_alive(pid) {
+        anyhow::bail!(
+            "instance '{name}': nat64-ctl run is not running (pid {pid}); start it to load a configuration"
+        );
+    }
+    let path = match config {
+        Some(p) => p,
+        None => PathBuf::from(status["config"].as_str().context("the status file names no config file")?),
+    };
+    if status["config"].as_str() != Some(&*path.to_string_lossy()) {
+        anyhow::bail!(
+            "--config {}: the instance reloads its own file ({}); edit that one",
+            path.display(),
+            status["config"].as_str().unwrap_or("?")
+        );
+    }
+    let cfg = Config::load(&path)?;
+    if cfg.instance != name {
+        anyhow::bail!("instance: {:?}: the file is for another instance than '{name}'", cfg.instance);
+    }
+    let before = status["last-reload"]["at"].clone();
+    // SAFETY: asks the instance's process to reload.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now: serde_json::Value = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let r = &now["last-reload"];
+        if r["at"] != before && !r["at"].is_null() {
+            if r["ok"] == true {
+                println!("instance '{name}': reloaded {}", path.display());
+                return Ok(());
+            }
+            anyhow::bail!(
+                "instance '{name}' refused the new configuration, the running one stays: {}",
+                r["error"].as_str().unwrap_or("?")
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("instance '{name}' did not answer the reload within 30 s");
+        }
+    }
 }
 
 fn run(cfg_path: &Path) -> Result<()> {
@@ -271,15 +337,31 @@ fn run(cfg_path: &Path) -> Result<()> {
         cfg.pool6 = Some(d.prefix);
         found = Some(d);
     }
-    let mut running = instance::Running::start(&cfg)?;
+    let mut running = crate::running::Running::start(&cfg)?;
     let started = instance::unix_now();
     let mut next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
-    instance::write_status(&cfg, &running, found.as_ref(), started)?;
+    let mut last_reload = None;
+    let status = |running: &crate::running::Running,
+                  found: Option<&pref64::Discovered>,
+                  last: &Option<serde_json::Value>| {
+        instance::write_status(
+            running,
+            &instance::StatusExtra {
+                config_path: cfg_path,
+                pref64: found,
+                started,
+                last_reload: last.clone(),
+            },
+        )
+    };
+    status(&running, found.as_ref(), &last_reload)?;
     info!(
-        "instance '{}' running: {} EAMT entries, maps pinned under {}; Ctrl-C or SIGTERM to stop",
+        "instance '{}' running: {} EAMT entries, maps pinned under {}; SIGHUP reloads {}; SIGTERM stops \
+         (translation goes on; `nat64-ctl detach` ends it)",
         cfg.instance,
         cfg.eamt.len(),
-        running.dir.display()
+        running.dir.display(),
+        cfg_path.display()
     );
     loop {
         // The pool's upkeep runs every second; pref64 is asked again when due.
@@ -290,8 +372,29 @@ fn run(cfg_path: &Path) -> Result<()> {
         }
         let asked = match instance::wait_for_signal_timeout(&signals, wait)? {
             Some(libc::SIGUSR1) => true,
+            Some(libc::SIGHUP) => {
+                let outcome = Config::load(cfg_path).and_then(|mut new| {
+                    if new.pref64_auto {
+                        new.pool6 = cfg.pool6;
+                    }
+                    running.reload(&new).map(|()| new)
+                });
+                last_reload = Some(match outcome {
+                    Ok(new) => {
+                        info!("reloaded {}", cfg_path.display());
+                        cfg = new;
+                        serde_json::json!({"at": instance::unix_now_ms(), "ok": true})
+                    }
+                    Err(e) => {
+                        warn!("reload refused, the running configuration stays: {e:#}");
+                        serde_json::json!({"at": instance::unix_now_ms(), "ok": false, "error": format!("{e:#}")})
+                    }
+                });
+                status(&running, found.as_ref(), &last_reload)?;
+                false
+            }
             Some(sig) => {
-                info!("signal {sig}: detaching");
+                info!("signal {sig}: stopping; the programs stay attached (`nat64-ctl detach` removes them)");
                 break;
             }
             None => false,
@@ -317,6 +420,7 @@ fn run(cfg_path: &Path) -> Result<()> {
                     g.pool6_len = d.prefix.len;
                     running.tables.set_globals(g)?;
                     cfg.pool6 = Some(d.prefix);
+                    running.cfg.pool6 = Some(d.prefix);
                 }
                 found = Some(d);
             }
@@ -326,7 +430,7 @@ fn run(cfg_path: &Path) -> Result<()> {
             }
         }
         next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
-        instance::write_status(&cfg, &running, found.as_ref(), started)?;
+        status(&running, found.as_ref(), &last_reload)?;
     }
     drop(running);
     Ok(())
@@ -480,6 +584,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Detach => detach(&instance_name(&cli.instance)),
+        Cmd::Reload { config } => reload(&instance_name(&cli.instance), config),
         Cmd::Translate { address, config } => {
             let line = match config {
                 Some(path) => explain::explain(&Config::load(&path)?, address)?,

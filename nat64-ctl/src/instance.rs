@@ -7,16 +7,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::ProgramArray,
-    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId},
-};
+use aya::{Ebpf, EbpfLoader, maps::ProgramArray};
 use log::{info, warn};
 
 use crate::{
     EBPF_OBJECT,
-    config::{AttachMode, Config, EamtEntry, Mode, Prefix4, Prefix6},
+    config::{Config, EamtEntry, Mode, Prefix4, Prefix6},
     tables::Tables,
 };
 
@@ -28,19 +24,6 @@ pub const XDP_PROGRAM: &str = "nat64_xdp";
 /// The TC (TCX ingress) programs, for Ethernet and for L3 devices.
 pub const TC_PROGRAM: &str = "nat64_tc";
 pub const TC_L3_PROGRAM: &str = "nat64_tc_l3";
-
-/// One program attached to one interface.
-pub enum LinkId {
-    Xdp(XdpLinkId),
-    Tc(&'static str, SchedClassifierLinkId),
-}
-
-pub struct Attached {
-    pub interface: String,
-    pub id: LinkId,
-    /// How: "driver" or "generic" XDP, or "tcx" (and which TC program).
-    pub mode: &'static str,
-}
 
 /// The link-layer type (ARPHRD_*) and address of `name`, asked of the kernel in this
 /// network namespace (not through /sys, which under `nsenter --net` is the host's).
@@ -114,19 +97,46 @@ fn jump_table(entry: &str) -> Option<&'static str> {
 /// Loads the embedded object and has the kernel verify `programs`; an entry program
 /// comes with its stages, put in its jump table (which lives as long as the `Ebpf`).
 pub fn load(programs: &[&str]) -> Result<Ebpf> {
+    load_pinned(programs, None)
+}
+
+/// Like [`load`], with the translator's state maps (`tables::PINNED_MAPS`) taken from
+/// their pins in `pin_dir`, or created and pinned there: a new process (an upgrade, a
+/// restart) works on the maps the running programs use. The jump tables and the
+/// scratch space stay private to each load.
+pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>) -> Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!(
             "this nat64-ctl was built with AYA_BUILD_SKIP=1 and carries no eBPF object; \
              rebuild it without AYA_BUILD_SKIP"
         );
     }
-    let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).context("loading the eBPF object")?;
+    let mut loader = EbpfLoader::new();
+    if let Some(dir) = pin_dir {
+        for name in crate::tables::PINNED_MAPS {
+            loader.map_pin_path(name, dir.join(name));
+        }
+    }
+    let mut ebpf =
+        loader.load(EBPF_OBJECT).context("loading the eBPF object (or opening its pinned maps)")?;
     for entry in programs {
-        load_one(&mut ebpf, entry)?;
-        let Some(table) = jump_table(entry) else { continue };
+        load_entry(&mut ebpf, entry)?;
+    }
+    Ok(ebpf)
+}
+
+/// Has the kernel verify `entry` (if not done yet) and, for an entry program, its
+/// stages, put in its jump table.
+pub fn load_entry(ebpf: &mut Ebpf, entry: &str) -> Result<()> {
+    if ebpf.program(entry).is_some_and(|p| p.fd().is_ok()) {
+        return Ok(());
+    }
+    {
+        load_one(ebpf, entry)?;
+        let Some(table) = jump_table(entry) else { return Ok(()) };
         for (i, suffix) in STAGE_SUFFIXES.iter().enumerate() {
             let name = format!("{entry}_{suffix}");
-            load_one(&mut ebpf, &name)?;
+            load_one(ebpf, &name)?;
             let fd = ebpf.program(&name).expect("loaded above").fd()?.try_clone()?;
             let mut jumps: ProgramArray<_> = ebpf
                 .map_mut(table)
@@ -135,7 +145,7 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
             jumps.set(i as u32, &fd, 0).with_context(|| format!("{table}[{i}] = {name}"))?;
         }
     }
-    Ok(ebpf)
+    Ok(())
 }
 
 fn load_one(ebpf: &mut Ebpf, name: &str) -> Result<()> {
@@ -159,7 +169,7 @@ pub fn apply_config(tables: &mut Tables, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<()> {
+pub(crate) fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<()> {
     for e in &cfg.eamt {
         tables.eamt_add(e, false)?;
     }
@@ -197,6 +207,16 @@ pub struct GeneralPath {
 }
 
 impl GeneralPath {
+    /// The pair as an earlier run left it (it outlives nat64-ctl, like the programs),
+    /// else a new one.
+    pub(crate) fn ensure(name: &str) -> Result<Self> {
+        let peer = format!("{name}p");
+        if ifindex(name).is_ok() && ifindex(&peer).is_ok() {
+            return Ok(Self { name: name.to_string(), peer });
+        }
+        Self::create(name)
+    }
+
     fn create(name: &str) -> Result<Self> {
         let peer = format!("{name}p");
         if ifindex(name).is_ok() {
@@ -236,7 +256,7 @@ impl GeneralPath {
         Ok(gp)
     }
 
-    fn route(&self, cfg: &Config) -> Result<()> {
+    pub(crate) fn route(&self, cfg: &Config) -> Result<()> {
         // The host's own translated pair sits on the interface, so the kernel picks it as
         // the source of what it sends through here.
         let local = cfg.general_path.as_ref().and_then(|g| g.local);
@@ -335,16 +355,18 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
     Ok(())
 }
 
-impl Drop for GeneralPath {
-    fn drop(&mut self) {
-        // Deleting one end removes the pair and the routes through it.
-        if let Err(e) = sh("removing the veth pair", &["ip", "link", "del", &self.name]) {
-            warn!("{e:#}");
+impl GeneralPath {
+    /// Removes the pair named `name` (and with it the routes through it), if it exists.
+    pub fn delete(name: &str) -> Result<bool> {
+        if ifindex(name).is_err() {
+            return Ok(false);
         }
+        sh("removing the veth pair", &["ip", "link", "del", name])?;
+        Ok(true)
     }
 }
 
-fn ifindex(name: &str) -> Result<u32> {
+pub fn ifindex(name: &str) -> Result<u32> {
     let c = std::ffi::CString::new(name).with_context(|| format!("interface name {name:?}"))?;
     // SAFETY: valid C string.
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {
@@ -364,7 +386,7 @@ fn bpffs_mounted() -> bool {
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
-fn ensure_bpffs() -> Result<()> {
+pub(crate) fn ensure_bpffs() -> Result<()> {
     if bpffs_mounted() {
         return Ok(());
     }
@@ -431,128 +453,9 @@ pub fn default_instance() -> String {
     if names.len() == 1 { names[0].clone() } else { "default".to_string() }
 }
 
-/// A loaded, configured and attached translator. Dropping it detaches the programs
-/// and removes the pins.
-pub struct Running {
-    pub ebpf: Ebpf,
-    pub tables: Tables,
-    pub dir: PathBuf,
-    pub links: Vec<Attached>,
-    /// The dynamic pool's upkeep, with a dynamic pool.
-    pub pool: Option<crate::pool::Keeper>,
-    pub general: Option<GeneralPath>,
-}
-
-impl Running {
-    pub fn start(cfg: &Config) -> Result<Self> {
-        ensure_bpffs()?;
-        let dir = pin_dir(&cfg.instance);
-        if let Ok(pid) = fs::read_to_string(pid_file(&cfg.instance)) {
-            let pid: i32 = pid.trim().parse().unwrap_or(0);
-            if process_alive(pid) && pid != std::process::id() as i32 {
-                bail!(
-                    "instance '{}' is already running (pid {pid}); stop it first or pick another \"instance\"",
-                    cfg.instance
-                );
-            }
-        }
-        if dir.exists() {
-            warn!("removing stale pins of instance '{}' in {}", cfg.instance, dir.display());
-            fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-
-        let mut programs = vec![XDP_PROGRAM];
-        for iface in cfg.interfaces.iter().filter(|i| i.attach == AttachMode::Tc) {
-            let p = if is_ethernet(&iface.name).with_context(|| format!("interfaces: {}", iface.name))? {
-                TC_PROGRAM
-            } else {
-                TC_L3_PROGRAM
-            };
-            if !programs.contains(&p) {
-                programs.push(p);
-            }
-        }
-        let mut ebpf = load(&programs)?;
-        let general = match &cfg.general_path {
-            Some(gp) => Some(GeneralPath::create(&gp.interface)?),
-            None => None,
-        };
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        match Self::configure_and_attach(&mut ebpf, &dir, cfg, general.as_ref()) {
-            Ok((tables, links, pool)) => {
-                let pid = pid_file(&cfg.instance);
-                let written = fs::create_dir_all(RUN_DIR)
-                    .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())));
-                let running = Self { ebpf, tables, dir, links, pool, general };
-                written.with_context(|| format!("writing {}", pid.display()))?;
-                if cfg.dynamic_pool.is_some() {
-                    check_forwarding(cfg);
-                }
-                match (&cfg.masquerade, &cfg.dynamic_pool) {
-                    (Some(iface), Some(d)) => Masquerade::install(&cfg.instance, iface, d.prefix)?,
-                    _ => {
-                        if Masquerade::remove(&cfg.instance).unwrap_or(false) {
-                            info!("masquerade: removed the table an earlier run left (not configured now)");
-                        }
-                    }
-                }
-                Ok(running)
-            }
-            Err(e) => {
-                // Dropping `ebpf` detaches whatever was attached.
-                let _ = fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        }
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn configure_and_attach(
-        ebpf: &mut Ebpf,
-        dir: &Path,
-        cfg: &Config,
-        general: Option<&GeneralPath>,
-    ) -> Result<(Tables, Vec<Attached>, Option<crate::pool::Keeper>)> {
-        let mut tables = Tables::take(ebpf, Some(dir))?;
-        let general_ifindex = match general {
-            Some(gp) => ifindex(&gp.peer)?,
-            None => 0,
-        };
-        apply_config_with(&mut tables, cfg, general_ifindex)?;
-        // The pool's mappings are back before the first packet: a host keeps its address
-        // across a restart.
-        let pool = match &cfg.dynamic_pool {
-            Some(d) => {
-                let g = tables.globals()?;
-                Some(crate::pool::Keeper::start(&mut tables, d, &g, unix_now())?)
-            }
-            None => None,
-        };
-        let mut interfaces = cfg.interfaces.clone();
-        if let Some(gp) = general {
-            interfaces.push(crate::config::Interface { name: gp.peer.clone(), attach: AttachMode::Xdp });
-        }
-        let mut links = Vec::new();
-        for iface in &interfaces {
-            let attached = attach(ebpf, &iface.name, iface.attach)?;
-            // Redirect targets of the fast path: Ethernet ports (L3 devices get their
-            // packets from the kernel, which knows how to frame them).
-            if attached.mode != "tcx-l3" {
-                tables.tx_port_add(ifindex(&iface.name)?)?;
-            }
-            links.push(attached);
-        }
-        if let Some(gp) = general {
-            gp.route(cfg)?;
-            info!("general path: {} <-> {} (IPv4 route MTU {})", gp.name, gp.peer, cfg.lowest_ipv6_mtu - 28);
-        }
-        Ok((tables, links, pool))
-    }
-}
-
 /// The kernel forwards what the pool's hosts send (to apply its NAT44): say so when it
 /// will not.
-fn check_forwarding(cfg: &Config) {
+pub(crate) fn check_forwarding(cfg: &Config) {
     let read = |k: &str| fs::read_to_string(format!("/proc/sys/net/ipv4/{k}")).map(|s| s.trim().to_string());
     if read("ip_forward").is_ok_and(|v| v == "0") {
         warn!(
@@ -599,7 +502,7 @@ impl Masquerade {
         )
     }
 
-    fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<()> {
+    pub(crate) fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<()> {
         nft(&Self::ruleset(instance, iface, pool))
             .map_err(|e| anyhow::anyhow!("masquerade: nft refused the rules: {e}"))?;
         info!(
@@ -642,69 +545,6 @@ fn nft(rules: &str) -> Result<()> {
     Ok(())
 }
 
-/// Attaches the program that fits `mode` and the device to `name`.
-fn attach(ebpf: &mut Ebpf, name: &str, mode: AttachMode) -> Result<Attached> {
-    let attached = if mode == AttachMode::Tc {
-        let (program, how) = if is_ethernet(name)? { (TC_PROGRAM, "tcx") } else { (TC_L3_PROGRAM, "tcx-l3") };
-        let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
-        let id = prog
-            .attach(name, TcAttachType::Ingress)
-            .with_context(|| format!("interfaces: attaching TC (TCX ingress) to {name}"))?;
-        Attached { interface: name.to_string(), id: LinkId::Tc(program, id), mode: how }
-    } else {
-        let prog: &mut Xdp = ebpf.program_mut(XDP_PROGRAM).expect("loaded").try_into()?;
-        let (id, how) = match mode {
-            AttachMode::Xdp => match prog.attach(name, XdpMode::Driver) {
-                Ok(id) => (Ok(id), "driver"),
-                Err(e) => {
-                    warn!("{name}: driver-mode XDP failed ({e}); falling back to generic mode (slower)");
-                    (prog.attach(name, XdpMode::Skb), "generic")
-                }
-            },
-            _ => (prog.attach(name, XdpMode::Skb), "generic"),
-        };
-        let id = id.with_context(|| format!("interfaces: attaching XDP to {name}"))?;
-        Attached { interface: name.to_string(), id: LinkId::Xdp(id), mode: how }
-    };
-    let program = match attached.id {
-        LinkId::Xdp(_) => XDP_PROGRAM,
-        LinkId::Tc(p, _) => p,
-    };
-    info!("attached {program} to {name} ({} mode)", attached.mode);
-    Ok(attached)
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(k) = self.pool.as_mut() {
-            match k.finish(&self.tables, unix_now()) {
-                Ok(n) => info!("dynamic-pool: {n} mappings saved to {}", k.state_file.display()),
-                Err(e) => warn!("{e:#}"),
-            }
-        }
-        for a in self.links.drain(..) {
-            let r = match a.id {
-                LinkId::Xdp(id) => <&mut Xdp>::try_from(self.ebpf.program_mut(XDP_PROGRAM).expect("loaded"))
-                    .and_then(|p| p.detach(id)),
-                LinkId::Tc(program, id) => {
-                    <&mut SchedClassifier>::try_from(self.ebpf.program_mut(program).expect("loaded"))
-                        .and_then(|p| p.detach(id))
-                }
-            };
-            if let Err(e) = r {
-                warn!("detaching from {}: {e}", a.interface);
-            }
-        }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            warn!("removing {}: {e}", self.dir.display());
-        }
-        if let Some(name) = self.dir.file_name() {
-            let _ = fs::remove_file(pid_file(&name.to_string_lossy()));
-            let _ = fs::remove_file(status_file(&name.to_string_lossy()));
-        }
-    }
-}
-
 /// Blocks SIGINT and SIGTERM so they are only taken by [`wait_for_signal`]: a signal
 /// during start-up then still ends in a clean detach.
 pub fn block_signals() -> Result<libc::sigset_t> {
@@ -716,6 +556,7 @@ pub fn block_signals() -> Result<libc::sigset_t> {
         libc::sigaddset(&mut set, libc::SIGTERM);
         // `nat64-ctl pool flush` asks the running instance to refill the pool at once.
         libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             bail!("blocking signals failed");
         }
@@ -757,21 +598,42 @@ pub fn status_file(instance: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{instance}.json"))
 }
 
+/// Milliseconds since the epoch, to tell one reload from the next.
+pub fn unix_now_ms() -> u64 {
+    std::time::UNIX_EPOCH.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 pub fn unix_now() -> u64 {
     std::time::UNIX_EPOCH.elapsed().map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// What the status file tells beside the instance itself.
+pub struct StatusExtra<'a> {
+    pub config_path: &'a Path,
+    pub pref64: Option<&'a crate::pref64::Discovered>,
+    pub started: u64,
+    /// The last reload's outcome (`{"at", "ok", "error"}`), if there was one.
+    pub last_reload: Option<serde_json::Value>,
+}
+
 /// Writes the status file (write, then rename: a reader never sees half of it).
-pub fn write_status(
-    cfg: &Config,
-    running: &Running,
-    pref64: Option<&crate::pref64::Discovered>,
-    started: u64,
-) -> Result<()> {
+pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> Result<()> {
+    let cfg = &running.cfg;
     let path = status_file(&cfg.instance);
-    let interfaces: Vec<_> =
-        running.links.iter().map(|a| serde_json::json!({"name": a.interface, "attach": a.mode})).collect();
-    let pref64 = match pref64 {
+    let ids = running.program_ids();
+    let interfaces: Vec<_> = running
+        .links
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.interface,
+                "attach": a.mode,
+                "program": a.program,
+                "program-id": ids.get(a.program),
+            })
+        })
+        .collect();
+    let pref64 = match extra.pref64 {
         Some(d) => {
             serde_json::json!({"source": "auto", "resolver": d.resolver.to_string(), "ttl": d.ttl, "checked": unix_now()})
         }
@@ -781,12 +643,15 @@ pub fn write_status(
     let v = serde_json::json!({
         "instance": cfg.instance,
         "pid": std::process::id(),
+        "config": extra.config_path.display().to_string(),
         "mode": cfg.mode.name(),
-        "started": started,
+        "started": extra.started,
+        "adopted": running.adopted,
         "interfaces": interfaces,
         "general-path": running.general.as_ref().map(|g| g.name.clone()),
         "masquerade": cfg.masquerade,
         "pref64": pref64,
+        "last-reload": extra.last_reload,
     });
     let tmp = path.with_extension("json.tmp");
     fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
@@ -803,8 +668,18 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
     let g = tables.globals()?;
     let pool6 = (g.pool6_len != 0).then(|| format!("{}/{}", std::net::Ipv6Addr::from(g.pool6), g.pool6_len));
     v["pool6"] = serde_json::json!(pool6);
-    v["eamt-entries"] = serde_json::json!(tables.eamt()?.len());
-    v["denylist4-entries"] = serde_json::json!(tables.denylist4()?.len());
+    let eamt = tables.eamt()?.len();
+    let deny = tables.denylist4()?.len();
+    v["eamt-entries"] = serde_json::json!(eamt);
+    v["denylist4-entries"] = serde_json::json!(deny);
+    let pid = v["pid"].as_i64().unwrap_or(0) as i32;
+    v["running"] = serde_json::json!(process_alive(pid));
+    let pool_mappings = tables.pool6.keys().count();
+    v["maps"] = serde_json::json!({
+        "eamt": {"entries": eamt, "max": nat64_common::maps::EAMT_MAX_ENTRIES},
+        "denylist4": {"entries": deny, "max": nat64_common::maps::DENYLIST4_MAX_ENTRIES},
+        "pool": {"entries": pool_mappings, "max": nat64_common::maps::POOL_MAX},
+    });
     if let Some(spec) = crate::pool::Spec::of(&g) {
         let mappings = crate::pool::list(tables)?.len();
         let capacity = spec.capacity(tables)?;
@@ -826,18 +701,25 @@ pub fn status_text(v: &serde_json::Value) -> String {
         serde_json::Value::Null => "none".to_string(),
         other => other.to_string(),
     };
+    let process = if v["running"] == true {
+        format!("pid {}", s("pid"))
+    } else {
+        "nat64-ctl not running; the programs stay attached".to_string()
+    };
     let mut out = format!(
-        "instance   {} (pid {}, up {} s)\nmode       {}\n",
+        "instance   {} ({process}, up {} s)\nmode       {}\nconfig     {}\n",
         s("instance"),
-        s("pid"),
         s("uptime-s"),
-        s("mode")
+        s("mode"),
+        s("config")
     );
     for i in v["interfaces"].as_array().into_iter().flatten() {
         out += &format!(
-            "interface  {} ({})\n",
+            "interface  {} ({}, {} id {})\n",
             i["name"].as_str().unwrap_or("?"),
-            i["attach"].as_str().unwrap_or("?")
+            i["attach"].as_str().unwrap_or("?"),
+            i["program"].as_str().unwrap_or("?"),
+            i["program-id"]
         );
     }
     let prefix_name = if v["mode"] == "clat" { "pref64" } else { "pool6" };
@@ -853,10 +735,10 @@ pub fn status_text(v: &serde_json::Value) -> String {
         Some(src) => out += &format!(" ({src})"),
         None => {}
     }
+    let m = &v["maps"];
     out += &format!(
-        "\neamt       {} entries\ndenylist4  {} prefixes\n",
-        s("eamt-entries"),
-        s("denylist4-entries")
+        "\neamt       {} of {} entries\ndenylist4  {} of {} prefixes\n",
+        m["eamt"]["entries"], m["eamt"]["max"], m["denylist4"]["entries"], m["denylist4"]["max"]
     );
     if v["general-path"].is_string() {
         out += &format!("general    {}\n", s("general-path"));
@@ -873,6 +755,15 @@ pub fn status_text(v: &serde_json::Value) -> String {
     }
     if v["masquerade"].is_string() {
         out += &format!("masquerade {}\n", s("masquerade"));
+    }
+    let r = &v["last-reload"];
+    if r.is_object() {
+        match r["ok"].as_bool() {
+            Some(true) => out += &format!("reload     ok at {}\n", r["at"]),
+            _ => {
+                out += &format!("reload     refused at {}: {}\n", r["at"], r["error"].as_str().unwrap_or("?"))
+            }
+        }
     }
     out
 }

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod instance;
 pub mod pool;
 pub mod pref64;
+pub mod running;
 pub mod stats;
 pub mod tables;
 

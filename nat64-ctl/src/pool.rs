@@ -420,13 +420,24 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Restores the state file and fills the ring.
-    pub fn start(tables: &mut Tables, cfg: &DynamicPool, g: &Globals, unix_now: u64) -> Result<Self> {
+    /// Restores the state file (with `restore`; not when the pinned maps of a running
+    /// instance still hold the mappings) and fills the ring.
+    pub fn start(
+        tables: &mut Tables,
+        cfg: &DynamicPool,
+        g: &Globals,
+        unix_now: u64,
+        restore: bool,
+    ) -> Result<Self> {
         let spec = Spec::of(g).context("dynamic-pool: not in the running configuration")?;
-        let r = restore(tables, &spec, &cfg.state_file, unix_now)?;
+        let r = if restore {
+            self::restore(tables, &spec, &cfg.state_file, unix_now)?
+        } else {
+            Restored { mappings: list(tables)?.len(), ..Restored::default() }
+        };
         let n = refill(tables, &spec)?;
         info!(
-            "dynamic-pool {}: {} addresses free, {} mappings and {} dormant claims restored from {}{}",
+            "dynamic-pool {}: {} addresses free, {} mappings and {} dormant claims kept or restored from {}{}",
             spec.prefix,
             n,
             r.mappings,

@@ -142,13 +142,31 @@ impl Tables {
         } else {
             check_eamt_insert(&self.eamt()?, entry)?;
         }
-        let e = entry.to_entry();
+        self.eamt_insert(entry, 0)
+    }
+
+    /// Writes an entry of generation `generation` into both tries without checking it against
+    /// the table (the caller did, for the table as a whole). Both change or neither.
+    pub fn eamt_insert(&mut self, entry: &EamtEntry, generation: u32) -> Result<()> {
+        let mut e = entry.to_entry();
+        e.generation = generation;
         let k4 = Key::new(entry.v4.len as u32, entry.v4.addr.octets());
         let k6 = Key::new(entry.v6.len as u32, entry.v6.addr.octets());
         self.eamt6.insert(&k6, e, 0).context("inserting into EAMT6")?;
         if let Err(err) = self.eamt4.insert(&k4, e, 0) {
             let _ = self.eamt6.remove(&k6);
             return Err(err).context("inserting into EAMT4");
+        }
+        Ok(())
+    }
+
+    /// Removes the entries keyed by these exact prefixes, on the sides given.
+    pub fn eamt_remove_sides(&mut self, v4: Option<Prefix4>, v6: Option<Prefix6>) -> Result<()> {
+        if let Some(p) = v4 {
+            self.eamt4.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from EAMT4")?;
+        }
+        if let Some(p) = v6 {
+            self.eamt6.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from EAMT6")?;
         }
         Ok(())
     }

@@ -41,6 +41,9 @@ pub struct Lab {
     pub files: Vec<PathBuf>,
     /// Folders removed with everything in them when the lab goes.
     pub dirs: Vec<PathBuf>,
+    /// Instances started with [`Lab::start_ctl`] (namespace, nat64-ctl, instance): a
+    /// stopped nat64-ctl leaves its programs attached, so the lab detaches each.
+    instances: Vec<(String, String, String)>,
 }
 
 impl Lab {
@@ -58,6 +61,7 @@ impl Lab {
             children: Vec::new(),
             files: Vec::new(),
             dirs: Vec::new(),
+            instances: Vec::new(),
         }
     }
 
@@ -154,13 +158,24 @@ impl Lab {
     }
 
     /// Starts `bin run --config <config>` (nat64-ctl) in `ns`'s network namespace and
-    /// waits until instance `instance` is up (its status file, written last, is there);
-    /// the child's index.
+    /// waits until instance `instance` is up (its status file, written last, names the
+    /// new process); the child's index. The lab detaches the instance when it goes.
     pub fn start_ctl(&mut self, ns: &str, bin: &str, config: &Path, instance: &str) -> usize {
         let cfg = config.to_string_lossy().into_owned();
         let i = self.spawn_netns_only(ns, bin, &["run", "--config", &cfg]);
+        let key = (ns.to_string(), bin.to_string(), instance.to_string());
+        if !self.instances.contains(&key) {
+            self.instances.push(key);
+        }
+        let pid = self.children[i].id() as u64;
         let status = nat64_ctl::instance::status_file(instance);
-        if !wait_until(Duration::from_secs(30), || status.exists()) {
+        let up = wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&status)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["pid"].as_u64() == Some(pid))
+        });
+        if !up {
             let out = self.stop_child(i);
             panic!(
                 "nat64-ctl run ({instance} in {ns}) did not come up within 30 s:\n{}{}",
@@ -209,6 +224,9 @@ impl Default for Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for (ns, bin, instance) in std::mem::take(&mut self.instances) {
+            let _ = self.ctl(&ns, &bin, &instance, &["detach"]);
+        }
         for c in &mut self.children {
             // SAFETY: plain kill(2) on our own child.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };

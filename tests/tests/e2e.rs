@@ -183,7 +183,7 @@ fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
 }
 
 #[test]
-fn translate_explains_rules_and_stop_detaches() {
+fn translate_explains_rules_stop_keeps_translating_detach_ends_it() {
     let mut lab = started();
     let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", V6_HOST]).stdout).into_owned();
     assert!(out.contains("-> 192.0.2.2") && out.contains("EAM"), "{out}");
@@ -192,6 +192,7 @@ fn translate_explains_rules_and_stop_detaches() {
     let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", "127.0.0.1"]).stdout).into_owned();
     assert!(out.contains("not translated"), "{out}");
 
+    // SIGTERM stops nat64-ctl; the programs stay attached and keep translating.
     let out = lab.stop();
     assert!(
         out.status.success(),
@@ -199,9 +200,21 @@ fn translate_explains_rules_and_stop_detaches() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = format!("/sys/fs/bpf/nat64/{}", lab.instance);
-    assert!(!std::path::Path::new(&dir).exists(), "pins removed on exit");
+    assert!(std::path::Path::new(&dir).join("link_to6").exists(), "links stay pinned");
     let links = lab.lab.must_in(&lab.x, "ip -d link show to6; ip -d link show to4");
-    assert!(!links.contains("prog/xdp"), "XDP detached on exit:\n{links}");
+    assert_eq!(links.matches("prog/xdp").count(), 2, "XDP stays attached:\n{links}");
+    lab.lab.must_in(&lab.v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+    let status = String::from_utf8_lossy(&lab.ctl(CTL, &["status"]).stdout).into_owned();
+    assert!(status.contains("nat64-ctl not running; the programs stay attached"), "{status}");
+
+    // detach ends it: links, pins, nothing translated.
+    let out = lab.ctl(CTL, &["detach"]);
+    assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("detached from") && said.contains("removed the pins"), "{said}");
+    assert!(!std::path::Path::new(&dir).exists(), "pins removed by detach");
+    let links = lab.lab.must_in(&lab.x, "ip -d link show to6; ip -d link show to4");
+    assert!(!links.contains("prog/xdp"), "XDP detached:\n{links}");
     let out = lab.ctl(CTL, &["stats"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no nat64 instance"), "{out:?}");

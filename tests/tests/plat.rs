@@ -225,7 +225,8 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
         &format!("python3 {} http-many www.v4only.test 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
     );
     let stats = json(lab.ctl(&plat, CTL, &instance, &["stats", "--json"]), "stats");
-    assert_eq!(counter(&stats, "pool_allocated"), 0, "nobody needed a new address");
+    // The counters live in the pinned maps: they go on across the restart.
+    assert_eq!(counter(&stats, "pool_allocated"), (HOSTS + 2) as u64, "nobody needed a new address");
     assert_eq!(
         pairs(&json(lab.ctl(&plat, CTL, &instance, &["pool", "list", "--json"]), "pool list")),
         before

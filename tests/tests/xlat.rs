@@ -112,7 +112,12 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
 
     let status = lab.clat_ctl(CTL, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("mode       clat") && text.contains("(tcx-l3)") && text.contains(PREF64), "{text}");
+    assert!(
+        text.contains("mode       clat")
+            && text.contains("(tcx-l3, nat64_tc_l3 id ")
+            && text.contains(PREF64),
+        "{text}"
+    );
 }
 
 /// `"pref64": "auto"`: the CLAT learns the PLAT prefix from a real DNS64 resolver

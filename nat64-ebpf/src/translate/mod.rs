@@ -145,11 +145,11 @@ fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
     (g.general_ifindex != 0 && pkt.ingress_ifindex() == g.general_ifindex) as u8
 }
 
-/// The EAM entry for an IPv4 address; a dynamic-pool address held by a host maps
-/// like a /32 entry.
+/// The EAM entry for an IPv4 address (one of a bulk load not yet complete does not
+/// count); a dynamic-pool address held by a host maps like a /32 entry.
 #[inline(always)]
 fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
-    match EAMT4.get(Key::new(32, a)) {
+    match EAMT4.get(Key::new(32, a)).filter(|e| e.generation <= g.eam_gen) {
         Some(e) => Some(e),
         None if g.in_dyn_pool(a) => pool::lookup4(a),
         None => None,
@@ -163,7 +163,7 @@ fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
 fn eamt6(g: &Globals, key: &mut Key<[u8; 16]>, a: &[u8; 16], pool: bool) -> Option<&'static EamEntry> {
     key.prefix_len = 128;
     key.data = *a;
-    match EAMT6.get(&*key) {
+    match EAMT6.get(&*key).filter(|e| e.generation <= g.eam_gen) {
         Some(e) => Some(e),
         None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(a),
         None => None,

@@ -50,7 +50,7 @@ pub fn lookup4(a: [u8; 4]) -> Option<&'static EamEntry> {
 fn usable(g: &Globals, a: [u8; 4]) -> bool {
     g.in_dyn_pool(a)
         && !(g.has_ipv4_addr() && a == g.ipv4_addr)
-        && EAMT4.get(aya_ebpf::maps::lpm_trie::Key::new(32, a)).is_none()
+        && EAMT4.get(aya_ebpf::maps::lpm_trie::Key::new(32, a)).is_none_or(|e| e.generation > g.eam_gen)
 }
 
 /// Takes `a` for the host in `scratch().pool` if nobody holds it: the insert into POOL4

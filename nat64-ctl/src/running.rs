@@ -1,0 +1,516 @@
+//! The running translator's life: start (or adopt what an earlier `nat64-ctl run` left
+//! attached), reload a changed configuration, stop without interrupting translation,
+//! and detach for good.
+//!
+//! Everything the data path needs outlives the process: the state maps are pinned
+//! under `/sys/fs/bpf/nat64/<instance>/`, and so is each program's link to its
+//! interface (`link_<interface>`), which keeps the program attached. A new process
+//! loads its programs onto the same maps and swaps them into the pinned links in one
+//! step each (BPF_LINK_UPDATE), so an upgrade or a restart translates every packet.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    programs::{
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
+    },
+};
+use log::{info, warn};
+use nat64_common::maps::MAP_GLOBALS;
+
+use crate::{
+    config::{AttachMode, Config, EamtEntry},
+    instance::{
+        GeneralPath, Masquerade, RUN_DIR, TC_L3_PROGRAM, TC_PROGRAM, XDP_PROGRAM, apply_config_with,
+        check_forwarding, ensure_bpffs, ifindex, is_ethernet, load_entry, load_pinned, pid_file, pin_dir,
+        process_alive, status_file, unix_now,
+    },
+    pool::Keeper,
+    tables::Tables,
+};
+
+/// One interface with the translator attached.
+#[derive(Clone, Debug)]
+pub struct Attached {
+    pub interface: String,
+    /// How: "driver" or "generic" XDP, "tcx" (Ethernet) or "tcx-l3".
+    pub mode: &'static str,
+    /// The configuration's request (the general path's peer: XDP).
+    pub wanted: AttachMode,
+    pub program: &'static str,
+}
+
+/// The pin of the link that keeps the program attached to `iface`.
+pub fn link_pin(dir: &Path, iface: &str) -> PathBuf {
+    dir.join(format!("link_{iface}"))
+}
+
+fn mode_name(s: &str) -> &'static str {
+    match s {
+        "driver" => "driver",
+        "generic" => "generic",
+        "tcx" => "tcx",
+        _ => "tcx-l3",
+    }
+}
+
+/// How each interface was attached by the last run (its status file).
+fn previous_modes(instance: &str) -> HashMap<String, String> {
+    let Ok(text) = fs::read_to_string(status_file(instance)) else { return HashMap::new() };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i["name"].as_str()?.to_string(), i["attach"].as_str()?.to_string())))
+        .collect()
+}
+
+/// The entry programs `cfg` needs: XDP always (the general path's peer uses it), the
+/// TC programs for the interfaces that ask for TC.
+fn wanted_programs(cfg: &Config) -> Result<Vec<&'static str>> {
+    let mut programs = vec![XDP_PROGRAM];
+    for (i, iface) in cfg.interfaces.iter().enumerate().filter(|(_, i)| i.attach == AttachMode::Tc) {
+        let p = if is_ethernet(&iface.name).map_err(|e| anyhow::anyhow!("interfaces[{i}].name: {e:#}"))? {
+            TC_PROGRAM
+        } else {
+            TC_L3_PROGRAM
+        };
+        if !programs.contains(&p) {
+            programs.push(p);
+        }
+    }
+    Ok(programs)
+}
+
+/// Every listed interface must exist before anything is touched.
+fn check_interfaces(cfg: &Config) -> Result<()> {
+    for (i, iface) in cfg.interfaces.iter().enumerate() {
+        if ifindex(&iface.name).is_err() {
+            bail!("interfaces[{i}].name: {:?}: no such interface in this network namespace", iface.name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a link made as `previous` serves a request for `wanted`.
+fn same_kind(wanted: AttachMode, previous: &str) -> bool {
+    match wanted {
+        AttachMode::Xdp => previous == "driver" || previous == "generic",
+        AttachMode::XdpGeneric => previous == "generic",
+        AttachMode::Tc => previous == "tcx" || previous == "tcx-l3",
+    }
+}
+
+/// Attaches the right program to `name`: into the link an earlier run pinned (one
+/// atomic swap), or with a new link, pinned.
+fn attach(
+    ebpf: &mut Ebpf,
+    dir: &Path,
+    name: &str,
+    wanted: AttachMode,
+    previous: Option<&str>,
+) -> Result<Attached> {
+    let pin = link_pin(dir, name);
+    let (program, tc_mode) = match wanted {
+        AttachMode::Tc if is_ethernet(name)? => (TC_PROGRAM, "tcx"),
+        AttachMode::Tc => (TC_L3_PROGRAM, "tcx-l3"),
+        _ => (XDP_PROGRAM, ""),
+    };
+    if pin.exists() {
+        match previous.filter(|p| same_kind(wanted, p) && (tc_mode.is_empty() || *p == tc_mode)) {
+            Some(prev) => {
+                let fd = FdLink::from(
+                    PinnedLink::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?,
+                );
+                if program == XDP_PROGRAM {
+                    let link = XdpLink::try_from(fd).context("a pinned XDP link")?;
+                    let prog: &mut Xdp = ebpf.program_mut(program).expect("loaded").try_into()?;
+                    prog.attach_to_link(link)
+                        .with_context(|| format!("interfaces: replacing the program on {name}"))?;
+                } else {
+                    let link = SchedClassifierLink::try_from(fd).context("a pinned TCX link")?;
+                    let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
+                    prog.attach_to_link(link)
+                        .with_context(|| format!("interfaces: replacing the program on {name}"))?;
+                }
+                info!("{name}: {program} swapped into the attached link ({prev})");
+                return Ok(Attached { interface: name.to_string(), mode: mode_name(prev), wanted, program });
+            }
+            None => {
+                // Asked to attach another way: the old link goes first.
+                fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+            }
+        }
+    }
+    // A link just unpinned may take a moment to let go of the interface.
+    let mut tries = 0;
+    let (link, mode) = loop {
+        let r = if program == XDP_PROGRAM {
+            let prog: &mut Xdp = ebpf.program_mut(program).expect("loaded").try_into()?;
+            let (id, mode) = match wanted {
+                AttachMode::Xdp => match prog.attach(name, XdpMode::Driver) {
+                    Ok(id) => (Ok(id), "driver"),
+                    Err(e) => {
+                        warn!("{name}: driver-mode XDP failed ({e}); falling back to generic mode (slower)");
+                        (prog.attach(name, XdpMode::Skb), "generic")
+                    }
+                },
+                _ => (prog.attach(name, XdpMode::Skb), "generic"),
+            };
+            id.map_err(anyhow::Error::from)
+                .and_then(|id| Ok((FdLink::try_from(prog.take_link(id)?)?, mode)))
+                .with_context(|| format!("interfaces: attaching XDP to {name}"))
+        } else {
+            let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
+            prog.attach(name, TcAttachType::Ingress)
+                .map_err(anyhow::Error::from)
+                .and_then(|id| Ok((FdLink::try_from(prog.take_link(id)?)?, tc_mode)))
+                .with_context(|| format!("interfaces: attaching TC (TCX ingress) to {name}"))
+        };
+        match r {
+            Ok(x) => break x,
+            Err(_) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+    info!("attached {program} to {name} ({mode} mode)");
+    Ok(Attached { interface: name.to_string(), mode, wanted, program })
+}
+
+/// Removes the pinned links of interfaces not in `keep`: with the pin gone and no
+/// process holding them, the kernel detaches the programs.
+fn unpin_links_except(dir: &Path, keep: &HashSet<String>) -> Vec<String> {
+    let mut gone = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(iface) = name.strip_prefix("link_")
+            && !keep.contains(iface)
+            && fs::remove_file(e.path()).is_ok()
+        {
+            gone.push(iface.to_string());
+        }
+    }
+    gone
+}
+
+/// A translator this process runs: its programs, the pinned maps, what is attached.
+pub struct Running {
+    pub ebpf: Ebpf,
+    pub tables: Tables,
+    pub dir: PathBuf,
+    pub cfg: Config,
+    pub links: Vec<Attached>,
+    /// The dynamic pool's upkeep, with a dynamic pool.
+    pub pool: Option<Keeper>,
+    pub general: Option<GeneralPath>,
+    /// Whether the start found an instance's pins (programs attached by an earlier run).
+    pub adopted: bool,
+}
+
+impl Running {
+    /// Starts instance `cfg.instance`: adopts what an earlier run left pinned and
+    /// attached (the maps are brought to `cfg` as a reload would), else starts afresh.
+    /// A fresh start that fails leaves nothing behind.
+    pub fn start(cfg: &Config) -> Result<Self> {
+        ensure_bpffs()?;
+        if let Ok(pid) = fs::read_to_string(pid_file(&cfg.instance)) {
+            let pid: i32 = pid.trim().parse().unwrap_or(0);
+            if process_alive(pid) && pid != std::process::id() as i32 {
+                bail!(
+                    "instance '{}' is already running (pid {pid}); stop it first or pick another \"instance\"",
+                    cfg.instance
+                );
+            }
+        }
+        check_interfaces(cfg)?;
+        let dir = pin_dir(&cfg.instance);
+        let adopted = dir.join(MAP_GLOBALS).exists();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if adopted {
+            info!("instance '{}': adopting the pinned maps and links in {}", cfg.instance, dir.display());
+        }
+        match Self::bring_up(cfg, dir, adopted) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if !adopted {
+                    let _ = teardown(&cfg.instance, cfg.general_path.as_ref().map(|g| g.interface.as_str()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn bring_up(cfg: &Config, dir: PathBuf, adopted: bool) -> Result<Self> {
+        let programs = wanted_programs(cfg)?;
+        let mut ebpf = load_pinned(&programs, Some(&dir))?;
+        let tables = Tables::take(&mut ebpf, None)?;
+        let mut me = Self {
+            ebpf,
+            tables,
+            dir,
+            cfg: cfg.clone(),
+            links: Vec::new(),
+            pool: None,
+            general: None,
+            adopted,
+        };
+        me.converge(cfg, true)?;
+        me.pin_jump_tables()?;
+        let pid = pid_file(&cfg.instance);
+        fs::create_dir_all(RUN_DIR)
+            .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())))
+            .with_context(|| format!("writing {}", pid.display()))?;
+        Ok(me)
+    }
+
+    /// Applies a changed configuration as a difference: EAM entries and denylist4
+    /// entries added, the settings switched in one step, then what went away removed
+    /// (a packet translatable under both is never dropped); interfaces attached and
+    /// detached; the general path, the pool and the masquerade brought along. The new
+    /// configuration was validated as a whole before; one that needs what is not
+    /// there (an interface) is refused before anything changes.
+    pub fn reload(&mut self, new: &Config) -> Result<()> {
+        if new.instance != self.cfg.instance {
+            bail!(
+                "instance: {:?}: a reload cannot rename the instance (running: {:?})",
+                new.instance,
+                self.cfg.instance
+            );
+        }
+        check_interfaces(new)?;
+        for p in wanted_programs(new)? {
+            load_entry(&mut self.ebpf, p)?;
+        }
+        self.converge(new, false)?;
+        self.pin_jump_tables()
+    }
+
+    /// Pins this process's jump tables (`JUMP_*_pid<pid>`: bpffs takes no dots in
+    /// names) and unpins those of earlier runs, whose programs the links no longer hold. The kernel empties a program
+    /// array once no process and no pin holds it, which would leave the attached entry
+    /// programs without their stages when nat64-ctl exits.
+    fn pin_jump_tables(&mut self) -> Result<()> {
+        let mine: Vec<String> = ["JUMP_XDP", "JUMP_TC", "JUMP_TC_L3"]
+            .iter()
+            .map(|t| format!("{t}_pid{}", std::process::id()))
+            .collect();
+        for (table, name) in ["JUMP_XDP", "JUMP_TC", "JUMP_TC_L3"].iter().zip(&mine) {
+            let pin = self.dir.join(name);
+            if pin.exists() {
+                continue;
+            }
+            if let Some(map) = self.ebpf.map(table) {
+                map.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
+            }
+        }
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("JUMP_") && !mine.contains(&name) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn converge(&mut self, cfg: &Config, starting: bool) -> Result<()> {
+        let old_general = self.cfg.general_path.as_ref().map(|g| g.interface.clone());
+        let general = cfg.general_path.as_ref().map(|g| GeneralPath::ensure(&g.interface)).transpose()?;
+        let general_ifindex = match &general {
+            Some(gp) => ifindex(&gp.peer)?,
+            None => 0,
+        };
+        let removed = if starting && !self.adopted {
+            apply_config_with(&mut self.tables, cfg, general_ifindex)?;
+            Vec::new()
+        } else {
+            sync_maps(&mut self.tables, cfg, general_ifindex)?
+        };
+
+        // The pool: mappings kept in the maps when adopted, else from the state file.
+        let g = self.tables.globals()?;
+        self.pool = match (&cfg.dynamic_pool, self.pool.take()) {
+            (Some(d), Some(mut k)) => {
+                k.state_file = d.state_file.clone();
+                k.tick(&mut self.tables, unix_now(), true)?;
+                Some(k)
+            }
+            (Some(d), None) => {
+                Some(Keeper::start(&mut self.tables, d, &g, unix_now(), !self.adopted || !starting)?)
+            }
+            (None, Some(_)) => {
+                crate::pool::flush(&mut self.tables)?;
+                None
+            }
+            (None, None) => None,
+        };
+
+        // Interfaces, the general path's peer among them.
+        let previous = if starting { previous_modes(&cfg.instance) } else { HashMap::new() };
+        let mut wanted: Vec<(String, AttachMode)> =
+            cfg.interfaces.iter().map(|i| (i.name.clone(), i.attach)).collect();
+        if let Some(gp) = &general {
+            wanted.push((gp.peer.clone(), AttachMode::Xdp));
+        }
+        let mut links = Vec::new();
+        for (name, mode) in &wanted {
+            let current = self.links.iter().find(|a| &a.interface == name && a.wanted == *mode).cloned();
+            let a = match current {
+                Some(a) => a,
+                None => {
+                    let prev = previous
+                        .get(name)
+                        .map(String::as_str)
+                        .or_else(|| self.links.iter().find(|a| &a.interface == name).map(|a| a.mode));
+                    attach(&mut self.ebpf, &self.dir, name, *mode, prev)?
+                }
+            };
+            links.push(a);
+        }
+        let keep: HashSet<String> = links.iter().map(|a| a.interface.clone()).collect();
+        for gone in unpin_links_except(&self.dir, &keep) {
+            info!("detached from {gone} (not in the configuration)");
+        }
+        // Redirect targets of the fast path: Ethernet ports (L3 devices get their packets
+        // from the kernel, which knows how to frame them).
+        let ports: HashSet<u32> =
+            links.iter().filter(|a| a.mode != "tcx-l3").filter_map(|a| ifindex(&a.interface).ok()).collect();
+        for p in &ports {
+            self.tables.tx_port_add(*p)?;
+        }
+        for k in self.tables.tx_ports.keys().filter_map(|k| k.ok()).collect::<Vec<u32>>() {
+            if !ports.contains(&k) {
+                let _ = self.tables.tx_ports.remove(k);
+            }
+        }
+        self.links = links;
+
+        if let Some(gp) = &general {
+            gp.route(cfg)?;
+            for e in &removed {
+                crate::instance::general_path_sync(&self.tables, Some(e))?;
+            }
+            info!("general path: {} <-> {} (IPv4 route MTU {})", gp.name, gp.peer, cfg.lowest_ipv6_mtu - 28);
+        }
+        if let Some(old) = old_general.filter(|o| general.as_ref().is_none_or(|g| &g.name != o))
+            && !starting
+            && GeneralPath::delete(&old)?
+        {
+            info!("general path {old} removed (not in the configuration)");
+        }
+        self.general = general;
+        if cfg.dynamic_pool.is_some() {
+            check_forwarding(cfg);
+        }
+        match (&cfg.masquerade, &cfg.dynamic_pool) {
+            (Some(iface), Some(d)) => Masquerade::install(&cfg.instance, iface, d.prefix)?,
+            _ => {
+                if Masquerade::remove(&cfg.instance).unwrap_or(false) {
+                    info!("masquerade: table removed (not in the configuration)");
+                }
+            }
+        }
+        self.cfg = cfg.clone();
+        Ok(())
+    }
+
+    /// The kernel's id of each loaded entry program.
+    pub fn program_ids(&self) -> HashMap<&'static str, u32> {
+        [XDP_PROGRAM, TC_PROGRAM, TC_L3_PROGRAM]
+            .into_iter()
+            .filter_map(|n| Some((n, self.ebpf.program(n)?.info().ok()?.id())))
+            .collect()
+    }
+}
+
+/// Brings the maps of an instance that already runs to `cfg`, in the order that never
+/// drops a packet translatable before and after: additions, the settings, removals.
+/// Returns the EAM entries removed.
+fn sync_maps(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<Vec<EamtEntry>> {
+    let current = tables.eamt()?;
+    for e in cfg.eamt.iter().filter(|e| !current.contains(e)) {
+        tables.eamt_insert(e, 0)?;
+    }
+    let deny = tables.denylist4()?;
+    for p in cfg.denylist4.iter().filter(|p| !deny.contains(p)) {
+        tables.denylist4_add(*p)?;
+    }
+    let old = tables.globals()?;
+    let mut g = cfg.globals();
+    g.general_ifindex = general_ifindex;
+    g.eam_gen = old.eam_gen;
+    tables.set_globals(g)?;
+    let mut removed = Vec::new();
+    for e in current.into_iter().filter(|e| !cfg.eamt.contains(e)) {
+        // A side the new entries still use stays (it was overwritten in place).
+        let v4 = (!cfg.eamt.iter().any(|n| n.v4 == e.v4)).then_some(e.v4);
+        let v6 = (!cfg.eamt.iter().any(|n| n.v6 == e.v6)).then_some(e.v6);
+        tables.eamt_remove_sides(v4, v6)?;
+        removed.push(e);
+    }
+    for p in deny.into_iter().filter(|p| !cfg.denylist4.contains(p)) {
+        tables.denylist4_del(p)?;
+    }
+    Ok(removed)
+}
+
+impl Drop for Running {
+    /// Stopping leaves translation running: the programs stay attached through their
+    /// pinned links, on the pinned maps. Only the pool's state is saved.
+    fn drop(&mut self) {
+        if let Some(k) = self.pool.as_mut() {
+            match k.finish(&self.tables, unix_now()) {
+                Ok(n) => info!("dynamic-pool: {n} mappings saved to {}", k.state_file.display()),
+                Err(e) => warn!("{e:#}"),
+            }
+        }
+        let _ = fs::remove_file(pid_file(&self.cfg.instance));
+    }
+}
+
+/// Removes everything instance `instance` set up, in this network namespace: the
+/// pinned links (the programs detach), the pinned maps, the general path (`general`,
+/// else the one its status file names), the masquerade table, the run files. Returns
+/// what it removed.
+pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
+    let mut did = Vec::new();
+    let dir = pin_dir(instance);
+    let status: serde_json::Value = fs::read_to_string(status_file(instance))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if dir.exists() {
+        let links = unpin_links_except(&dir, &HashSet::new());
+        if !links.is_empty() {
+            did.push(format!("detached from {}", links.join(", ")));
+        }
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        did.push(format!("removed the pins in {}", dir.display()));
+    }
+    let gp = general.map(str::to_string).or_else(|| status["general-path"].as_str().map(str::to_string));
+    if let Some(gp) = gp
+        && GeneralPath::delete(&gp)?
+    {
+        did.push(format!("removed the general path {gp}"));
+    }
+    if Masquerade::remove(instance)? {
+        did.push(format!("removed nftables table ip {}", Masquerade::table_name(instance)));
+    }
+    let _ = fs::remove_file(status_file(instance));
+    let _ = fs::remove_file(pid_file(instance));
+    Ok(did)
+}
