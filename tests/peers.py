@@ -10,6 +10,10 @@
   udp-whoami PORT               answer every datagram with the address it came from
   udp-ask HOST PORT             send one datagram, print the answer (retries for 5 s)
   dns-aaaa SERVER NAME          ask SERVER for NAME's AAAA records, print one address a line
+  udp-stream HOST PORT RATE SECS  send numbered datagrams at RATE a second for SECS seconds,
+                                print how many were sent
+  udp-count PORT IDLE           count numbered datagrams until IDLE seconds pass without one;
+                                print JSON: received, distinct, missing (up to 20), bad, sources
   http-serve PORT DIR           HTTP/1.1 server (IPv4): files from DIR, /whoami answers with the
                                 client's address
   http-many NAME PORT PATH SRC N  resolve NAME (the system resolver, AAAA), fetch PATH once from
@@ -156,6 +160,60 @@ def dns_aaaa(server, name):
         at += 10 + rdlen
 
 
+def payload(seq):
+    head = seq.to_bytes(8, "big")
+    return head + hashlib.sha256(head).digest()
+
+
+def udp_stream(host, port, rate, secs):
+    import time
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    start = time.monotonic()
+    n = int(rate * secs)
+    for seq in range(n):
+        due = start + seq / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        s.sendto(payload(seq), (host, port))
+    print(n, flush=True)
+
+
+def udp_count(port, idle):
+    import json
+    s = listen(socket.SOCK_DGRAM, port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    print("ready", flush=True)
+    seen, received, bad, sources = set(), 0, 0, set()
+    s.settimeout(None)
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.settimeout(idle)
+        received += 1
+        sources.add(peer[0][7:] if peer[0].startswith("::ffff:") else peer[0])
+        seq = int.from_bytes(data[:8], "big")
+        if data != payload(seq):
+            bad += 1
+        else:
+            seen.add(seq)
+        try:
+            while True:
+                data, peer = s.recvfrom(2048)
+                received += 1
+                sources.add(peer[0][7:] if peer[0].startswith("::ffff:") else peer[0])
+                seq = int.from_bytes(data[:8], "big")
+                if data != payload(seq):
+                    bad += 1
+                else:
+                    seen.add(seq)
+        except socket.timeout:
+            break
+    top = max(seen) + 1 if seen else 0
+    missing = [i for i in range(top) if i not in seen]
+    print(json.dumps({"received": received, "distinct": len(seen), "top": top, "missing": missing[:20],
+                      "missing_count": len(missing), "bad": bad, "sources": sorted(sources)}), flush=True)
+
+
 def http_serve(port, root):
     import functools, http.server
 
@@ -245,6 +303,10 @@ elif cmd == "udp-ask":
     udp_ask(sys.argv[2], int(sys.argv[3]))
 elif cmd == "dns-aaaa":
     dns_aaaa(sys.argv[2], sys.argv[3])
+elif cmd == "udp-stream":
+    udp_stream(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+elif cmd == "udp-count":
+    udp_count(int(sys.argv[2]), float(sys.argv[3]))
 elif cmd == "http-serve":
     http_serve(int(sys.argv[2]), sys.argv[3])
 elif cmd == "http-many":

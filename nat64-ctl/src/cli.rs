@@ -16,8 +16,24 @@ use clap::{Parser, Subcommand};
 use log::{info, warn};
 
 /// nat64: an eBPF IPv4/IPv6 translator (SIIT, RFC 7915 / 6052 / 7757).
+///
+/// `nat64-ctl run --config FILE` loads the translator (XDP or TC programs, one engine)
+/// and attaches it to the configured interfaces; it runs as SIIT, as a CLAT (RFC 6877)
+/// or as a NAT64 PLAT with a dynamic IPv4 pool. Everything else acts on a running
+/// instance through its maps pinned under /sys/fs/bpf/nat64/<instance>/: EAMT entries,
+/// settings, the pool, counters. Run it in the instance's network namespace with
+/// `nsenter --net=/var/run/netns/NS` (not `ip netns exec`, which hides bpffs).
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    name = "nat64-ctl",
+    version,
+    about,
+    after_help = "Examples:\n  nat64-ctl run --config /etc/nat64/default.json --metrics\n  \
+        nat64-ctl map add 192.0.2.1 2001:db8::1\n  nat64-ctl stats --json\n  nat64-ctl reload\n  \
+        nat64-ctl detach\n\nFiles: /sys/fs/bpf/nat64/<instance>/ (pinned maps and links), \
+        /run/nat64/<instance>.{pid,json} (process, status), /var/lib/nat64/<instance>.pool.json \
+        (dynamic pool state)."
+)]
 struct Cli {
     /// Instance to act on (default: the only one running, else "default").
     #[arg(long, global = true)]
@@ -28,25 +44,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load the translator, attach it to the configured interfaces (or take over what an
-    /// earlier run left attached, swapping the new programs in without a gap) and stay
-    /// in the foreground: SIGHUP reloads the file, SIGINT/SIGTERM stop nat64-ctl while
-    /// translation goes on (`nat64-ctl detach` ends it).
+    /// Run the translator in the foreground.
+    ///
+    /// Loads the programs, attaches them to the configured interfaces (or takes over what
+    /// an earlier run left attached, swapping the new programs in without a gap: an
+    /// upgrade or restart loses no packet) and stays in the foreground, looking after the
+    /// dynamic pool and pref64 "auto". SIGHUP reloads the file (see `reload`);
+    /// SIGINT/SIGTERM stop nat64-ctl while translation goes on (`detach` ends it).
     Run {
         /// JSON configuration file (see README, "Configuration").
         #[arg(long, short)]
         config: PathBuf,
+        /// Serve Prometheus metrics on http://ADDR:PORT/metrics (default 127.0.0.1:9464
+        /// when given without a value; off unless asked).
+        #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = crate::metrics::DEFAULT_ADDR)]
+        metrics: Option<std::net::SocketAddr>,
     },
-    /// Stop translating and remove everything the instance set up: ask a running
-    /// `nat64-ctl run` to stop, then remove the pinned links (the programs detach), the
-    /// pinned maps, the general path and the masquerade table. (Stopping `run` alone
-    /// leaves all of these in place, so that the next `run` takes over without a gap.)
+    /// Stop translating and remove everything the instance set up.
+    ///
+    /// Asks a running `nat64-ctl run` to stop, then removes the pinned links (the programs
+    /// detach), the pinned maps, the general path and the masquerade table. (Stopping
+    /// `run` alone leaves all of these in place, so that the next `run` takes over
+    /// without a gap.) Run it in the instance's network namespace.
     Detach,
-    /// Apply the running instance's configuration file again, as a difference (EAMT,
-    /// denylist4, settings, interfaces, general path, pool, masquerade), without a
-    /// moment where a packet translatable under both is dropped. The file is checked
-    /// here first; an invalid one is refused as a whole and the running one stays.
-    /// (SIGHUP to `nat64-ctl run` does the same.)
+    /// Apply the running instance's configuration file again.
+    ///
+    /// Applied as a difference (EAMT, denylist4, settings, interfaces, general path,
+    /// pool, masquerade), without a moment where a packet translatable under both the old
+    /// and the new configuration is dropped. The file is checked here first; an invalid
+    /// one is refused as a whole and the running one stays. SIGHUP to `nat64-ctl run`
+    /// does the same. Entries added with `map add` that the file does not list go.
     Reload {
         /// The file to check first: must be the one the instance runs with.
         #[arg(long, short)]
@@ -62,9 +89,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MapCmd,
     },
-    /// Change a setting of the running instance without a restart (effective on the
-    /// next packet): lowest-ipv6-mtu, amend-udp-checksum-zero, zeroize-traffic-class,
-    /// wkp-allow-non-global, rfc6791v4-prefix, rfc6791v6-prefix ("none" clears a prefix).
+    /// Change a setting of the running instance.
+    ///
+    /// Effective on the next packet, no restart: lowest-ipv6-mtu, amend-udp-checksum-zero,
+    /// zeroize-traffic-class, wkp-allow-non-global (true/false), rfc6791v4-prefix,
+    /// rfc6791v6-prefix (a prefix, or "none"), dynamic-pool-lease (seconds). Checked like
+    /// the configuration file; a refused value changes nothing. Not written back to the
+    /// file: `reload` and restarts apply the file.
     Set { key: String, value: String },
     /// Print the settings of the running instance (as JSON, with config-file key names).
     Show,
@@ -73,8 +104,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DenyCmd,
     },
-    /// Show the running instance: mode, interfaces and how each is attached, the
-    /// prefix in use (and where pref64 "auto" found it), EAMT size, uptime.
+    /// Show the running instance.
+    ///
+    /// Mode, configuration file, each interface with how it is attached (driver/generic
+    /// XDP, TCX) and the program id, the prefix in use (and where pref64 "auto" found it),
+    /// the maps' fill (EAMT, denylist4, pool), the general path, masquerade, the last
+    /// reload, uptime; whether nat64-ctl itself runs.
     Status {
         /// Machine-readable JSON instead of text.
         #[arg(long)]
@@ -86,14 +121,28 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show or forget the NAT64 dynamic pool's mappings (IPv6 host <-> pool IPv4
-    /// address). Static mappings stay with `map add`.
+    /// Show or forget the NAT64 dynamic pool's mappings.
+    ///
+    /// A mapping ties an IPv6 host to the pool IPv4 address it was handed. Static
+    /// mappings stay with `map add`.
     Pool {
         #[command(subcommand)]
         cmd: PoolCmd,
     },
-    /// Show how an IPv4 or IPv6 address is translated by the running instance (or by a
-    /// configuration file), and through which rule.
+    /// Print a shell completion script.
+    ///
+    /// For bash, zsh, fish, elvish or powershell, e.g.
+    /// `nat64-ctl completions bash > /etc/bash_completion.d/nat64-ctl`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff).
+    ///
+    /// E.g. `nat64-ctl manpage > /usr/local/share/man/man1/nat64-ctl.1`, or read it with
+    /// `nat64-ctl manpage | man -l -`.
+    Manpage,
+    /// Show how an address is translated, and through which rule.
+    ///
+    /// By the running instance, or with --config by a configuration file: the EAM entry,
+    /// pool6, or the dynamic pool's mapping, or why it is not translated.
     Translate {
         address: IpAddr,
         /// Explain with this configuration file instead of a running instance.
@@ -131,13 +180,22 @@ enum PoolCmd {
 
 #[derive(Subcommand)]
 enum MapCmd {
-    /// Add an EAMT entry: IPV4[/LEN] IPV6[/LEN] with equal suffix lengths.
+    /// Add an EAMT entry: IPV4[/LEN] IPV6[/LEN] with equal suffix lengths; or, with
+    /// --file, many at once.
+    #[command(after_help = "Examples:\n  nat64-ctl map add 192.0.2.1 2001:db8::1\n  \
+        nat64-ctl map add 198.51.100.0/24 2001:db8:46::/120\n  nat64-ctl map add --file eamt.txt")]
     Add {
-        ipv4: String,
-        ipv6: String,
+        #[arg(required_unless_present = "file")]
+        ipv4: Option<String>,
+        #[arg(required_unless_present = "file")]
+        ipv6: Option<String>,
         /// Accept an entry nested in (overlapping) others; longest-prefix match decides.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "file")]
         force: bool,
+        /// Add every entry of FILE (one `IPV4[/LEN] IPV6[/LEN]` a line, `#` comments):
+        /// all checked first, then made visible to the data path at once.
+        #[arg(long, conflicts_with_all = ["ipv4", "ipv6"])]
+        file: Option<PathBuf>,
     },
     /// Remove the EAMT entry with this IPv4 prefix (and IPv6 prefix, if given).
     Del { ipv4: String, ipv6: Option<String> },
@@ -327,7 +385,7 @@ fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
     }
 }
 
-fn run(cfg_path: &Path) -> Result<()> {
+fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
     let mut cfg = Config::load(cfg_path)?;
     let signals = instance::block_signals()?;
     let mut found = None;
@@ -337,7 +395,11 @@ fn run(cfg_path: &Path) -> Result<()> {
         cfg.pool6 = Some(d.prefix);
         found = Some(d);
     }
+    let listener = metrics.map(crate::metrics::listen).transpose()?;
     let mut running = crate::running::Running::start(&cfg)?;
+    if let Some(l) = listener {
+        crate::metrics::serve(l, cfg.instance.clone(), running.dir.clone())?;
+    }
     let started = instance::unix_now();
     let mut next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
     let mut last_reload = None;
@@ -450,7 +512,7 @@ pub fn main() {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config } => run(&config),
+        Cmd::Run { config, metrics } => run(&config, metrics),
         Cmd::Check { config } => {
             let cfg = Config::load(&config)?;
             let prefix = match (cfg.pool6, cfg.pref64_auto) {
@@ -482,8 +544,22 @@ fn real_main() -> Result<()> {
         Cmd::Map { cmd } => {
             let name = instance_name(&cli.instance);
             match cmd {
-                MapCmd::Add { ipv4, ipv6, force } => {
-                    let entry = parse_entry(&ipv4, &ipv6)?;
+                MapCmd::Add { file: Some(file), .. } => {
+                    let t = std::time::Instant::now();
+                    let lines = crate::config::parse_eamt_file(&file)?;
+                    let entries: Vec<EamtEntry> = lines.iter().map(|(_, e)| *e).collect();
+                    let mut tables = open(&name)?;
+                    tables.eamt_add_bulk(&entries, |i| format!("{}:{}", file.display(), lines[i].0))?;
+                    println!(
+                        "added {} entries from {} in {:.2} s",
+                        entries.len(),
+                        file.display(),
+                        t.elapsed().as_secs_f64()
+                    );
+                    instance::general_path_sync(&tables, None)?;
+                }
+                MapCmd::Add { ipv4, ipv6, force, .. } => {
+                    let entry = parse_entry(&ipv4.unwrap_or_default(), &ipv6.unwrap_or_default())?;
                     let mut tables = open(&name)?;
                     tables.eamt_add(&entry, force)?;
                     println!("added {} <-> {}", entry.v4, entry.v6);
@@ -584,6 +660,16 @@ fn real_main() -> Result<()> {
         }
         Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Detach => detach(&instance_name(&cli.instance)),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "nat64-ctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Manpage => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         Cmd::Reload { config } => reload(&instance_name(&cli.instance), config),
         Cmd::Translate { address, config } => {
             let line = match config {

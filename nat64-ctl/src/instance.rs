@@ -284,18 +284,17 @@ impl GeneralPath {
             args.extend(["mtu", "lock", &mtu]);
             args.extend(src4.iter().map(String::as_str));
             sh("routing IPv4 through the CLAT", &args)?;
-            for e in &cfg.eamt {
-                route6(&self.name, e.v6)?;
-            }
+            ip_batch("routing the EAM IPv6 prefixes", cfg.eamt.iter().map(|e| route6(&self.name, e.v6)))?;
         } else {
-            for e in &cfg.eamt {
-                route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src4)?;
-            }
+            let src = src4.join(" ");
+            let mut routes: Vec<String> =
+                cfg.eamt.iter().map(|e| route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src)).collect();
             // NAT64: what the kernel sends to a pool address (the replies it takes back
             // out of its masquerade, say) goes to the host holding it.
             if let Some(d) = &cfg.dynamic_pool {
-                route4(&self.name, d.prefix, cfg.lowest_ipv6_mtu, &src4)?;
+                routes.push(route4(&self.name, d.prefix, cfg.lowest_ipv6_mtu, &src));
             }
+            ip_batch("routing the EAM IPv4 prefixes", routes)?;
         }
         // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
         // the host as it is; routed into the general path it would come back as IPv4.
@@ -309,18 +308,37 @@ impl GeneralPath {
     }
 }
 
-/// Routes an EAM IPv4 prefix into the general path. The MTU sits on the route, not on
-/// the device (IPv6 needs at least 1280 there), and leaves room for translation.
-fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &[String]) -> Result<()> {
-    let (dst, mtu) = (v4.to_string(), (lowest_ipv6_mtu - 28).to_string());
-    let mut args = vec!["ip", "route", "replace", &dst, "dev", name, "mtu", "lock", &mtu];
-    args.extend(src.iter().map(String::as_str));
-    sh("routing an EAM IPv4 prefix", &args)
+/// The `ip -batch` line that routes an EAM IPv4 prefix into the general path. The MTU
+/// sits on the route, not on the device (IPv6 needs at least 1280 there), and leaves
+/// room for translation.
+fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &str) -> String {
+    format!("-4 route replace {v4} dev {name} mtu lock {} {src}", lowest_ipv6_mtu - 28)
 }
 
-/// Routes an EAM IPv6 prefix into the general path (CLAT mode).
-fn route6(name: &str, v6: Prefix6) -> Result<()> {
-    sh("routing an EAM IPv6 prefix", &["ip", "-6", "route", "replace", &v6.to_string(), "dev", name])
+/// Likewise for an EAM IPv6 prefix (CLAT mode).
+fn route6(name: &str, v6: Prefix6) -> String {
+    format!("-6 route replace {v6} dev {name}")
+}
+
+/// Runs `ip -batch -` over `lines`: one process for a table of any size.
+fn ip_batch(what: &str, lines: impl IntoIterator<Item = String>) -> Result<()> {
+    use std::io::Write as _;
+    let text: String = lines.into_iter().map(|l| l + "\n").collect();
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut child = std::process::Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("general-path: {what}: running ip"))?;
+    child.stdin.take().expect("piped").write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("general-path: {what}: ip -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
 }
 
 /// Brings the running instance's general-path routes in step with its EAMT and
@@ -349,10 +367,13 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
         let (family, dst) = if clat { ("-6", e.v6.to_string()) } else { ("-4", e.v4.to_string()) };
         let _ = sh("removing a route", &["ip", family, "route", "del", &dst, "dev", name]);
     }
-    for e in tables.eamt()? {
-        if clat { route6(name, e.v6)? } else { route4(name, e.v4, g.lowest_ipv6_mtu, &[])? }
-    }
-    Ok(())
+    let entries = tables.eamt()?;
+    ip_batch(
+        "routing the EAM prefixes",
+        entries
+            .iter()
+            .map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, g.lowest_ipv6_mtu, "") }),
+    )
 }
 
 impl GeneralPath {

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod instance;
+pub mod metrics;
 pub mod pool;
 pub mod pref64;
 pub mod running;

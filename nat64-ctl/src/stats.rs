@@ -33,3 +33,64 @@ pub fn json(counters: &[(Counter, CounterValue)]) -> Value {
     }
     Value::Object(m)
 }
+
+/// Prometheus labels of a counter: direction, protocol, result, reason.
+pub fn labels(c: Counter) -> [(&'static str, &'static str); 4] {
+    let name = c.name();
+    let (direction, protocol, result, reason) = if let Some(rest) = name.strip_prefix("xlat_") {
+        let (dir, proto) = rest.split_once('_').unwrap_or((rest, ""));
+        (dir, proto, "translated", "")
+    } else if let Some(r) = name.strip_prefix("fwd_") {
+        ("", "", "forwarded", r)
+    } else if let Some(r) = name.strip_prefix("pass_") {
+        ("", "", "passed", r)
+    } else if let Some(r) = name.strip_prefix("drop_") {
+        ("", "", "dropped", r)
+    } else if let Some(r) = name.strip_prefix("icmp_") {
+        ("", "", "icmp_error", r)
+    } else {
+        ("", "", "event", name)
+    };
+    [("direction", direction), ("protocol", protocol), ("result", result), ("reason", reason)]
+}
+
+/// The Prometheus text exposition (format 0.0.4) of the counters and the maps' fill.
+pub fn prometheus(
+    instance: &str,
+    counters: &[(Counter, CounterValue)],
+    gauges: &[(&str, &str, u64)],
+) -> String {
+    let mut out = String::new();
+    let label_text = |c: Counter| {
+        let mut s = format!("instance=\"{instance}\"");
+        for (k, v) in labels(c) {
+            s += &format!(",{k}=\"{v}\"");
+        }
+        s
+    };
+    for (metric, help, pick) in [
+        (
+            "nat64_packets_total",
+            "Packets by outcome: result translated/passed/dropped counts each packet once; forwarded, icmp_error and event count besides.",
+            true,
+        ),
+        ("nat64_bytes_total", "Bytes of those packets, as they arrived.", false),
+    ] {
+        out += &format!("# HELP {metric} {help}\n# TYPE {metric} counter\n");
+        for (c, v) in counters {
+            let n = if pick { v.packets } else { v.bytes };
+            out += &format!("{metric}{{{}}} {n}\n", label_text(*c));
+        }
+    }
+    for (metric, help, value) in gauges {
+        out += &format!(
+            "# HELP {metric} {help}\n# TYPE {metric} gauge\n{metric}{{instance=\"{instance}\"}} {value}\n"
+        );
+    }
+    out += &format!(
+        "# HELP nat64_build_info The nat64-ctl build serving these metrics.\n# TYPE nat64_build_info gauge\n\
+         nat64_build_info{{instance=\"{instance}\",version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}

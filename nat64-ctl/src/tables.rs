@@ -137,12 +137,25 @@ impl Tables {
     /// mapping both ways). Both tries change or neither does.
     /// With `force`, entries nested in others are accepted (longest-prefix match).
     pub fn eamt_add(&mut self, entry: &EamtEntry, force: bool) -> Result<()> {
+        self.check_outside_pool(entry)?;
         if force {
             check_eamt_insert_forced(&self.eamt()?, entry)?;
         } else {
             check_eamt_insert(&self.eamt()?, entry)?;
         }
         self.eamt_insert(entry, 0)
+    }
+
+    /// An EAM entry may not cover dynamic-pool addresses (an address is either static
+    /// or handed out).
+    fn check_outside_pool(&self, entry: &EamtEntry) -> Result<()> {
+        let g = self.globals()?;
+        if let Some(spec) = crate::pool::Spec::of(&g)
+            && spec.prefix.overlaps(&entry.v4)
+        {
+            bail!("EAM {entry}: its IPv4 prefix {} overlaps the dynamic pool {}", entry.v4, spec.prefix);
+        }
+        Ok(())
     }
 
     /// Writes an entry of generation `generation` into both tries without checking it against
@@ -158,6 +171,46 @@ impl Tables {
             return Err(err).context("inserting into EAMT4");
         }
         Ok(())
+    }
+
+    /// Adds many entries so that the data path sees all of them at once or none: they
+    /// are written with the next EAMT generation, which the data path ignores until the
+    /// configuration's generation is moved on, in one step, at the end. Each is checked
+    /// against the table and the others (no overlap, O(n log n)); `name(i)` names entry
+    /// `i` in messages. On any error nothing is changed.
+    pub fn eamt_add_bulk(&mut self, new: &[EamtEntry], name: impl Fn(usize) -> String) -> Result<()> {
+        for (i, e) in new.iter().enumerate() {
+            self.check_outside_pool(e).with_context(|| name(i))?;
+        }
+        let existing = self.eamt()?;
+        let n_old = existing.len();
+        let mut all = existing;
+        all.extend_from_slice(new);
+        if let Some((a, b, v4)) = crate::config::eamt_first_overlap(&all) {
+            // Named by the later one: an existing entry or an earlier line comes first.
+            let (a, b) = (a.max(b), a.min(b));
+            let what = |i: usize| {
+                if i < n_old {
+                    format!("existing entry {}", all[i])
+                } else {
+                    format!("{} ({})", name(i - n_old), all[i])
+                }
+            };
+            let (fa, pa) = if v4 { ("IPv4", all[a].v4.to_string()) } else { ("IPv6", all[a].v6.to_string()) };
+            bail!("{}: its {fa} prefix {pa} overlaps {}", what(a), what(b));
+        }
+        let mut g = self.globals()?;
+        let generation = g.eam_gen + 1;
+        for (i, e) in new.iter().enumerate() {
+            if let Err(err) = self.eamt_insert(e, generation) {
+                for done in &new[..i] {
+                    let _ = self.eamt_remove_sides(Some(done.v4), Some(done.v6));
+                }
+                return Err(err).with_context(|| format!("{} (nothing was added)", name(i)));
+            }
+        }
+        g.eam_gen = generation;
+        self.set_globals(g)
     }
 
     /// Removes the entries keyed by these exact prefixes, on the sides given.

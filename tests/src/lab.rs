@@ -161,8 +161,25 @@ impl Lab {
     /// waits until instance `instance` is up (its status file, written last, names the
     /// new process); the child's index. The lab detaches the instance when it goes.
     pub fn start_ctl(&mut self, ns: &str, bin: &str, config: &Path, instance: &str) -> usize {
+        self.start_ctl_with(ns, &[], bin, &[], config, instance)
+    }
+
+    /// [`Lab::start_ctl`] with a command `wrapper` in front (e.g. `setpriv` with its
+    /// options) and `extra` arguments after `run --config FILE`.
+    pub fn start_ctl_with(
+        &mut self,
+        ns: &str,
+        wrapper: &[&str],
+        bin: &str,
+        extra: &[&str],
+        config: &Path,
+        instance: &str,
+    ) -> usize {
         let cfg = config.to_string_lossy().into_owned();
-        let i = self.spawn_netns_only(ns, bin, &["run", "--config", &cfg]);
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        argv.extend([bin, "run", "--config", &cfg]);
+        argv.extend(extra);
+        let i = self.spawn_netns_only(ns, argv[0], &argv[1..]);
         let key = (ns.to_string(), bin.to_string(), instance.to_string());
         if !self.instances.contains(&key) {
             self.instances.push(key);
@@ -406,7 +423,12 @@ impl SiitLab {
     /// Starts `nat64-ctl run` (binary `bin`) in the translator namespace and waits
     /// until its maps are pinned.
     pub fn start(&mut self, bin: &str) {
-        let i = self.lab.start_ctl(&self.x, bin, &self.config, &self.instance);
+        self.start_with(&[], bin, &[]);
+    }
+
+    /// [`SiitLab::start`] with a command wrapper and extra `run` arguments.
+    pub fn start_with(&mut self, wrapper: &[&str], bin: &str, extra: &[&str]) {
+        let i = self.lab.start_ctl_with(&self.x, wrapper, bin, extra, &self.config, &self.instance);
         self.translator = Some(i);
     }
 

@@ -1258,14 +1258,13 @@ fn translator_errors_are_limited(kind: Kind) {
     assert_eq!(h.count(Counter::IcmpNoSource), 1);
 }
 
-/// NAT64 dynamic pool: four addresses, of which the translator's own (.1) and a static
-/// EAM entry (.2) are never handed out, so two hosts fill it. Lease 2 s.
+/// NAT64 dynamic pool: four addresses, of which the translator's own (.1) is never
+/// handed out, so three hosts fill it. Lease 2 s.
 const POOL_CONFIG: &str = r#"{
     "interfaces": [{"name": "lo", "attach": "xdp"}],
     "ipv4-addr": "203.0.113.1",
     "ipv6-addr": "3fff::1",
     "pool6": "64:ff9b::/96",
-    "eamt": [{"ipv4": "203.0.113.2", "ipv6": "2001:db8:9::2"}],
     "dynamic-pool": "203.0.113.0/30",
     "dynamic-pool-lease": 2
 }"#;
@@ -1291,8 +1290,13 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     use nat64_ctl::pool;
     let mut h = Harness::with(kind, POOL_CONFIG);
     let spec = pool::Spec::of(&h.tables.globals().unwrap()).expect("pool configured");
-    assert_eq!(spec.capacity(&h.tables).unwrap(), 2, "four addresses less the own one and the EAM one");
-    let (a, b, c) = ("2001:db8:a::1", "2001:db8:b::1", "2001:db8:c::1");
+    assert_eq!(spec.capacity(&h.tables).unwrap(), 3, "four addresses less the own one");
+    let (a, b, c, d) = ("2001:db8:a::1", "2001:db8:b::1", "2001:db8:c::1", "2001:db8:d::1");
+    // A static entry is either static or handed out: none inside the pool.
+    let inside =
+        nat64_ctl::config::EamtEntry::new("203.0.113.2".parse().unwrap(), "2001:db8:9::2".parse().unwrap());
+    let err = h.tables.eamt_add(&inside.unwrap(), false).unwrap_err().to_string();
+    assert!(err.contains("overlaps the dynamic pool 203.0.113.0/30"), "{err}");
     let allocated = |h: &Harness| h.count(Counter::PoolAllocated);
     let held = |h: &Harness| -> Vec<(String, String)> {
         pool::list(&h.tables).unwrap().into_iter().map(|m| (m.v6.to_string(), m.v4.to_string())).collect()
@@ -1321,12 +1325,6 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
                 in4(R4, "203.0.113.0", &udp(b"back")),
                 want6(R6, a, 0, 64, &udp(b"back")),
                 Counter::Xlat4to6Udp,
-            ),
-            xlat(
-                "the static EAM entry in the pool still maps",
-                in6("2001:db8:9::2", R6, &udp(b"s")),
-                want4("203.0.113.2", R4, 0, 64, &udp(b"s")),
-                Counter::Xlat6to4Udp,
             ),
         ],
     );
@@ -1377,9 +1375,9 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     );
     pool::refill(&mut h.tables, &spec).unwrap();
 
-    // B is new: it gets the address free the longest (.3, never used), not the one A
+    // B is new: it gets an address free the longest (.2, never used), not the one A
     // just left, also on a CPU that has not walked the ring yet. A comes back and gets
-    // its own address again.
+    // its own address again; C takes the last.
     pin_to_cpu(1);
     let first = |h: &Harness, host: &str| {
         let out = h.run(&in6(host, R6, &udp(b"hi")));
@@ -1387,49 +1385,50 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
         assert_eq!(&out.frame[12..14], &[0x08, 0x00], "{host}: translated to IPv4");
         Ipv4Addr::from(<[u8; 4]>::try_from(&out.frame[26..30]).unwrap()).to_string()
     };
-    assert_eq!(first(&h, b), "203.0.113.3");
+    assert_eq!(first(&h, b), "203.0.113.2");
     assert_eq!(first(&h, a), "203.0.113.0");
-    assert_eq!(allocated(&h), 3);
+    assert_eq!(first(&h, c), "203.0.113.3");
+    assert_eq!(allocated(&h), 4);
 
-    // The pool is full: C is told with Destination Unreachable, Address Unreachable.
-    let from_c = in6(c, R6, &udp(b"full"));
+    // The pool is full: D is told with Destination Unreachable, Address Unreachable.
+    let from_c = in6(d, R6, &udp(b"full"));
     run_table(
         &h,
         vec![replied(
             "pool exhausted",
             from_c.clone(),
-            back(icmp6_err("3fff::1", c, 1, 3, [0; 4], &from_c[14..])),
+            back(icmp6_err("3fff::1", d, 1, 3, [0; 4], &from_c[14..])),
             Counter::DropPoolExhausted,
         )],
     );
-    assert_eq!(allocated(&h), 3);
+    assert_eq!(allocated(&h), 4);
 
     // The state file keeps the mappings: flushed and read back, they are the same.
     let dir = std::env::temp_dir().join(format!("nat64-pool-test-{}-{kind:?}", std::process::id()));
     let file = dir.join("state.json");
     let before = held(&h);
-    assert_eq!(pool::save(&h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap(), 2);
-    assert_eq!(pool::flush(&mut h.tables).unwrap(), 2);
+    assert_eq!(pool::save(&h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap(), 3);
+    assert_eq!(pool::flush(&mut h.tables).unwrap(), 3);
     assert!(held(&h).is_empty());
     let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap();
-    assert_eq!((r.mappings, r.skipped), (2, 0));
+    assert_eq!((r.mappings, r.skipped), (3, 0));
     assert_eq!(held(&h), before);
     run_table(
         &h,
         vec![xlat(
             "restored mapping translates",
-            in4(R4, "203.0.113.3", &udp(b"kept")),
+            in4(R4, "203.0.113.2", &udp(b"kept")),
             want6(R6, b, 0, 64, &udp(b"kept")),
             Counter::Xlat4to6Udp,
         )],
     );
 
-    // Flushed, the pool is free again and C gets an address.
+    // Flushed, the pool is free again and D gets an address.
     pool::flush(&mut h.tables).unwrap();
     pool::refill(&mut h.tables, &spec).unwrap();
-    let got = first(&h, c);
-    assert!(got == "203.0.113.0" || got == "203.0.113.3", "{got}");
-    assert_eq!(allocated(&h), 4);
+    let got = first(&h, d);
+    assert!(["203.0.113.0", "203.0.113.2", "203.0.113.3"].contains(&got.as_str()), "{got}");
+    assert_eq!(allocated(&h), 5);
 
     // A state file that cannot be read is set aside, and the translator starts empty
     // rather than not at all.
@@ -1439,6 +1438,73 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     assert!(!file.exists() && file.with_extension("bad").exists(), "moved aside");
     assert_eq!(held(&h).len(), 1, "what was held stays");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bulk load (`map add --file`) is seen by the data path all at once or not at all:
+/// entries of the next EAMT generation are ignored until the configuration's
+/// generation moves on; an overlap refuses the whole load and leaves nothing behind.
+fn eamt_bulk_load_is_all_or_nothing(kind: Kind) {
+    use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let e = |i: u32| {
+        let v4 = Prefix4 { addr: Ipv4Addr::from(0xc612_0000 + i), len: 32 }; // 198.18.x.y
+        let v6 = Prefix6 {
+            addr: Ipv6Addr::from(0x2001_0db8_0008_0000_0000_0000_0000_0000u128 + i as u128),
+            len: 128,
+        };
+        EamtEntry::new(v4, v6).unwrap()
+    };
+    let from = |i: u32| {
+        in6(
+            &Ipv6Addr::from(0x2001_0db8_0008_0000_0000_0000_0000_0000u128 + i as u128).to_string(),
+            R6,
+            &udp(b"bulk"),
+        )
+    };
+    let to = |i: u32| in4(R4, &Ipv4Addr::from(0xc612_0000 + i).to_string(), &udp(b"bulk"));
+
+    // Written with the next generation: not used yet.
+    let g = h.tables.globals().unwrap();
+    h.tables.eamt_insert(&e(7), g.eam_gen + 1).unwrap();
+    run_table(
+        &h,
+        vec![
+            dropped("pending entry: source not mapped yet", from(7), Counter::DropSrcUnmapped),
+            passed("pending entry: destination not ours yet", to(7), Counter::PassV4NotOurs),
+        ],
+    );
+    let mut g2 = g;
+    g2.eam_gen += 1;
+    h.tables.set_globals(g2).unwrap();
+    run_table(
+        &h,
+        vec![xlat(
+            "once the generation moves on",
+            from(7),
+            want4("198.18.0.7", R4, 0, 64, &udp(b"bulk")),
+            Counter::Xlat6to4Udp,
+        )],
+    );
+
+    // A load with one overlap is refused as a whole.
+    let mut load: Vec<EamtEntry> = (100..1100).map(e).collect();
+    load.push(e(500));
+    let err = h.tables.eamt_add_bulk(&load, |i| format!("line {}", i + 1)).unwrap_err().to_string();
+    assert!(err.contains("line 1001") && err.contains("overlaps line 401"), "{err}");
+    assert_eq!(h.tables.eamt().unwrap().len(), 3, "nothing added");
+    load.pop();
+    h.tables.eamt_add_bulk(&load, |i| format!("line {}", i + 1)).unwrap();
+    assert_eq!(h.tables.eamt().unwrap().len(), 1003);
+    assert_eq!(h.tables.globals().unwrap().eam_gen, g.eam_gen + 2);
+    run_table(
+        &h,
+        vec![xlat(
+            "bulk entry",
+            to(1099),
+            want6(R6, "2001:db8:8::44b", 0, 64, &udp(b"bulk")),
+            Counter::Xlat4to6Udp,
+        )],
+    );
 }
 
 /// The TC program for L3 devices (WireGuard, TUN) passes the kernel's verifier.
@@ -1492,4 +1558,5 @@ both!(
     unexpired_source_route_fails,
     translator_errors_are_limited,
     dynamic_pool_allocation_reuse_expiry_exhaustion,
+    eamt_bulk_load_is_all_or_nothing,
 );

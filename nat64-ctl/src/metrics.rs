@@ -1,0 +1,90 @@
+//! `nat64-ctl run --metrics ADDR:PORT`: the counters and the maps' fill over HTTP, in
+//! Prometheus text format, from a thread of its own that reads the pinned maps.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use log::{info, warn};
+
+use crate::{stats, tables::Tables};
+
+/// Where `--metrics` listens when given without an address: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
+
+/// One scrape: the counters and the gauges, read now.
+pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
+    let tables = Tables::open_pinned(dir)?;
+    let counters = tables.counters()?;
+    let g = tables.globals()?;
+    let mut gauges = vec![
+        ("nat64_eamt_entries", "EAMT entries.", tables.eamt()?.len() as u64),
+        ("nat64_denylist4_entries", "denylist4 prefixes.", tables.denylist4()?.len() as u64),
+    ];
+    if let Some(spec) = crate::pool::Spec::of(&g) {
+        let mappings = tables.pool6.keys().count() as u64;
+        let capacity = spec.capacity(&tables)? as u64;
+        gauges.push(("nat64_pool_mappings", "Dynamic-pool mappings in force.", mappings));
+        gauges.push((
+            "nat64_pool_free_addresses",
+            "Dynamic-pool addresses free.",
+            capacity.saturating_sub(mappings),
+        ));
+    }
+    Ok(stats::prometheus(instance, &counters, &gauges))
+}
+
+fn answer(mut s: TcpStream, instance: &str, dir: &std::path::Path) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    let mut r = BufReader::new(s.try_clone()?);
+    r.read_line(&mut line)?;
+    // The rest of the request head.
+    let mut h = String::new();
+    while r.read_line(&mut h)? > 2 {
+        h.clear();
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("");
+    let (status, ctype, body) = if !line.starts_with("GET ") {
+        ("405 Method Not Allowed", "text/plain", "GET only\n".to_string())
+    } else if path == "/metrics" {
+        match render(instance, dir) {
+            Ok(b) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", b),
+            Err(e) => ("500 Internal Server Error", "text/plain", format!("{e:#}\n")),
+        }
+    } else {
+        ("404 Not Found", "text/plain", "see /metrics\n".to_string())
+    };
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Binds `addr`, before anything else is started, so that a bad address changes nothing.
+pub fn listen(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("--metrics {addr}: cannot listen"))
+}
+
+/// Serves scrapes in the background.
+pub fn serve(listener: TcpListener, instance: String, dir: PathBuf) -> Result<()> {
+    info!("metrics: http://{}/metrics", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            match conn {
+                Ok(s) => {
+                    if let Err(e) = answer(s, &instance, &dir) {
+                        warn!("metrics: {e}");
+                    }
+                }
+                Err(e) => warn!("metrics: accept: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
