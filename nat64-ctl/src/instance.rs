@@ -264,12 +264,12 @@ impl GeneralPath {
         if let Some((a4, a6)) = local {
             sh(
                 "adding the host's IPv4 address",
-                &["ip", "addr", "add", &format!("{a4}/32"), "dev", &self.name],
+                &["ip", "addr", "replace", &format!("{a4}/32"), "dev", &self.name],
             )?;
             let a6_len = format!("{a6}/128");
             sh(
                 "adding the host's IPv6 address",
-                &["ip", "addr", "add", &a6_len, "dev", &self.name, "nodad"],
+                &["ip", "addr", "replace", &a6_len, "dev", &self.name, "nodad"],
             )?;
             src4 = vec!["src".to_string(), a4.to_string()];
             src6 = vec!["src".to_string(), a6.to_string()];
@@ -312,12 +312,12 @@ impl GeneralPath {
 /// sits on the route, not on the device (IPv6 needs at least 1280 there), and leaves
 /// room for translation.
 fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &str) -> String {
-    format!("-4 route replace {v4} dev {name} mtu lock {} {src}", lowest_ipv6_mtu - 28)
+    format!("route replace {v4} dev {name} mtu lock {} {src}", lowest_ipv6_mtu - 28)
 }
 
 /// Likewise for an EAM IPv6 prefix (CLAT mode).
 fn route6(name: &str, v6: Prefix6) -> String {
-    format!("-6 route replace {v6} dev {name}")
+    format!("route replace {v6} dev {name}")
 }
 
 /// Runs `ip -batch -` over `lines`: one process for a table of any size.
