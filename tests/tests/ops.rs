@@ -440,3 +440,38 @@ fn the_unit_capabilities_are_enough_and_each_is_needed() {
         ctl_ok(&lab, &["detach"]);
     }
 }
+
+/// A reload that drops an interface detaches from it; one that lists it again attaches
+/// to it; the other interface's link (and program) is left alone throughout.
+#[test]
+fn reload_attaches_and_detaches_interfaces() {
+    let lab = started();
+    let ids = |lab: &SiitLab| -> Vec<(String, Value)> {
+        json(lab, &["status", "--json"])["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["name"].as_str().unwrap().to_string(), i["program-id"].clone()))
+            .collect()
+    };
+    let before = ids(&lab);
+    let xdp_on = |dev: &str| lab.lab.must_in(&lab.x, &format!("ip -d link show {dev}")).contains("prog/xdp");
+    assert!(xdp_on("to4") && xdp_on("to6"));
+    let good = std::fs::read_to_string(&lab.config).unwrap();
+    std::fs::write(&lab.config, good.replace(r#", {"name": "to4", "attach": "xdp"}"#, "")).unwrap();
+    assert!(ctl_ok(&lab, &["reload"]).contains("reloaded"));
+    assert!(!xdp_on("to4"), "detached from to4");
+    assert!(xdp_on("to6"));
+    let pins = format!("/sys/fs/bpf/nat64/{}", lab.instance);
+    assert!(!Path::new(&pins).join("link_to4").exists() && Path::new(&pins).join("link_to6").exists());
+    std::fs::write(&lab.config, &good).unwrap();
+    assert!(ctl_ok(&lab, &["reload"]).contains("reloaded"));
+    assert!(xdp_on("to4"), "attached to to4 again");
+    let after = ids(&lab);
+    assert_eq!(
+        after.iter().find(|(n, _)| n == "to6"),
+        before.iter().find(|(n, _)| n == "to6"),
+        "to6 untouched"
+    );
+    ping_v4_host(&lab);
+}
