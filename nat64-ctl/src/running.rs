@@ -129,24 +129,22 @@ fn attach(
     };
     if pin.exists() {
         match previous.filter(|p| same_kind(wanted, p) && (tc_mode.is_empty() || *p == tc_mode)) {
-            Some(prev) => {
-                let fd = FdLink::from(
-                    PinnedLink::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?,
-                );
-                if program == XDP_PROGRAM {
-                    let link = XdpLink::try_from(fd).context("a pinned XDP link")?;
-                    let prog: &mut Xdp = ebpf.program_mut(program).expect("loaded").try_into()?;
-                    prog.attach_to_link(link)
-                        .with_context(|| format!("interfaces: replacing the program on {name}"))?;
-                } else {
-                    let link = SchedClassifierLink::try_from(fd).context("a pinned TCX link")?;
-                    let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
-                    prog.attach_to_link(link)
-                        .with_context(|| format!("interfaces: replacing the program on {name}"))?;
+            Some(prev) => match swap(ebpf, &pin, program) {
+                Ok(()) => {
+                    info!("{name}: {program} swapped into the attached link ({prev})");
+                    return Ok(Attached {
+                        interface: name.to_string(),
+                        mode: mode_name(prev),
+                        wanted,
+                        program,
+                    });
                 }
-                info!("{name}: {program} swapped into the attached link ({prev})");
-                return Ok(Attached { interface: name.to_string(), mode: mode_name(prev), wanted, program });
-            }
+                // The link outlived its interface (deleted and made again, say): a new one.
+                Err(e) => {
+                    warn!("{name}: the pinned link cannot take the new program ({e:#}); attaching afresh");
+                    fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+                }
+            },
             None => {
                 // Asked to attach another way: the old link goes first.
                 fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
@@ -190,6 +188,21 @@ fn attach(
     link.pin(&pin).with_context(|| format!("pinning {}", pin.display()))?;
     info!("attached {program} to {name} ({mode} mode)");
     Ok(Attached { interface: name.to_string(), mode, wanted, program })
+}
+
+/// Swaps `program` into the link pinned at `pin`, in one step.
+fn swap(ebpf: &mut Ebpf, pin: &Path, program: &'static str) -> Result<()> {
+    let fd = FdLink::from(PinnedLink::from_pin(pin).with_context(|| format!("opening {}", pin.display()))?);
+    if program == XDP_PROGRAM {
+        let link = XdpLink::try_from(fd).context("a pinned XDP link")?;
+        let prog: &mut Xdp = ebpf.program_mut(program).expect("loaded").try_into()?;
+        prog.attach_to_link(link)?;
+    } else {
+        let link = SchedClassifierLink::try_from(fd).context("a pinned TCX link")?;
+        let prog: &mut SchedClassifier = ebpf.program_mut(program).expect("loaded").try_into()?;
+        prog.attach_to_link(link)?;
+    }
+    Ok(())
 }
 
 /// Removes the pinned links of interfaces not in `keep`: with the pin gone and no
