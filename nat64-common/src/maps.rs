@@ -58,6 +58,34 @@ pub const POOL_RING_SLOTS: u32 = 2 * POOL_MAX;
 /// busy hosts do not write the same cache line on every packet.
 pub const POOL_REFRESH_NS: u64 = 1_000_000_000;
 
+/// Array map, one `u64`: the [`LAYOUT`] of the maps, written by the nat64-ctl that
+/// created them. A later nat64-ctl takes pinned maps over only when its layout is the
+/// same (an upgrade that changed a map's layout must detach first).
+pub const MAP_LAYOUT: &str = "LAYOUT";
+
+/// A fingerprint of the pinned maps' layout: the sizes of their values and their
+/// capacities, and a number to move when a meaning changes without a size.
+pub const LAYOUT: u64 = {
+    let parts: [u64; 9] = [
+        1, // meaning revision
+        core::mem::size_of::<Globals>() as u64,
+        core::mem::size_of::<EamEntry>() as u64,
+        core::mem::size_of::<PoolEntry>() as u64,
+        core::mem::size_of::<PoolDormant>() as u64,
+        core::mem::size_of::<crate::counters::CounterValue>() as u64,
+        crate::counters::COUNTER_SLOTS as u64,
+        EAMT_MAX_ENTRIES as u64,
+        POOL_MAX as u64,
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < parts.len() {
+        h = (h ^ parts[i]).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    h
+};
+
 /// Capacity of each EAMT trie.
 pub const EAMT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of denylist4.

@@ -253,6 +253,23 @@ impl Running {
         check_interfaces(cfg)?;
         let dir = pin_dir(&cfg.instance);
         let adopted = dir.join(MAP_GLOBALS).exists();
+        match Tables::pinned_layout(&dir)? {
+            Some(l) if l != nat64_common::maps::LAYOUT => bail!(
+                "instance '{}': the pinned maps in {} have another layout ({l:#x}) than this nat64-ctl's \
+                 ({:#x}): it cannot take them over. `nat64-ctl detach` (with the nat64-ctl that made them, or \
+                 this one) removes them; translation stops until the new start",
+                cfg.instance,
+                dir.display(),
+                nat64_common::maps::LAYOUT
+            ),
+            None if adopted => bail!(
+                "instance '{}': {} holds pinned maps without a layout stamp (an older nat64-ctl); \
+                 run `nat64-ctl detach` first",
+                cfg.instance,
+                dir.display()
+            ),
+            _ => {}
+        }
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         if adopted {
             info!("instance '{}': adopting the pinned maps and links in {}", cfg.instance, dir.display());
@@ -271,6 +288,9 @@ impl Running {
     fn bring_up(cfg: &Config, dir: PathBuf, adopted: bool) -> Result<Self> {
         let programs = wanted_programs(cfg)?;
         let mut ebpf = load_pinned(&programs, Some(&dir))?;
+        if !adopted {
+            Tables::stamp_layout(&mut ebpf)?;
+        }
         let tables = Tables::take(&mut ebpf, None)?;
         let mut me = Self {
             ebpf,

@@ -23,7 +23,8 @@ use nat64_common::{
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 13] = [
+pub const PINNED_MAPS: [&str; 14] = [
+    nat64_common::maps::MAP_LAYOUT,
     MAP_GLOBALS,
     MAP_GLOBALS_ACTIVE,
     MAP_EAMT4,
@@ -100,6 +101,24 @@ impl Tables {
     /// Opens the maps a running instance pinned under `dir`.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
         Self::from_maps(|n| open(dir, n))
+    }
+
+    /// Whether the pinned maps in `dir` (if any) have this build's layout: `Ok(None)`
+    /// without pins, else the layout found.
+    pub fn pinned_layout(dir: &Path) -> Result<Option<u64>> {
+        let path = dir.join(nat64_common::maps::MAP_LAYOUT);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let a: Array<MapData, u64> = Array::try_from(open(dir, nat64_common::maps::MAP_LAYOUT)?)?;
+        Ok(Some(a.get(&0, 0).context("reading LAYOUT")?))
+    }
+
+    /// Stamps freshly made maps with this build's layout.
+    pub fn stamp_layout(ebpf: &mut Ebpf) -> Result<()> {
+        let mut a: Array<&mut MapData, u64> =
+            Array::try_from(ebpf.map_mut(nat64_common::maps::MAP_LAYOUT).context("no LAYOUT map")?)?;
+        a.set(0, nat64_common::maps::LAYOUT, 0).context("writing LAYOUT")
     }
 
     fn active_slot(&self) -> Result<u32> {

@@ -15,6 +15,10 @@ use nat64_common::{
 #[map(name = "GLOBALS")]
 pub static GLOBALS: Array<Globals> = Array::with_max_entries(2, 0);
 
+/// The maps' layout fingerprint (nat64-ctl's business; see `nat64_common::maps::LAYOUT`).
+#[map(name = "LAYOUT")]
+pub static LAYOUT: Array<u64> = Array::with_max_entries(1, 0);
+
 #[map(name = "GLOBALS_ACTIVE")]
 pub static GLOBALS_ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 

@@ -475,3 +475,35 @@ fn reload_attaches_and_detaches_interfaces() {
     );
     ping_v4_host(&lab);
 }
+
+/// A nat64-ctl whose maps have another layout (an upgrade that changed them) refuses to
+/// take the pinned ones over, says what to do, and leaves translation running.
+#[test]
+fn another_map_layout_is_not_taken_over() {
+    use aya::maps::{Array, Map, MapData};
+    let mut lab = started();
+    assert!(lab.stop().status.success());
+    let path = format!("/sys/fs/bpf/nat64/{}/LAYOUT", lab.instance);
+    let set = |v: u64| {
+        let map = Map::from_map_data(MapData::from_pin(&path).unwrap()).unwrap();
+        let mut a: Array<MapData, u64> = Array::try_from(map).unwrap();
+        let old = a.get(&0, 0).unwrap();
+        a.set(0, v, 0).unwrap();
+        old
+    };
+    let ours = set(0x1234);
+    let o = nat64_tests::lab::run(&format!(
+        "timeout 30 nsenter --net=/var/run/netns/{} {CTL} run --config {}",
+        lab.x,
+        lab.config.display()
+    ));
+    let said = out_text(&o);
+    assert!(
+        !o.status.success() && said.contains("have another layout (0x1234)") && said.contains("detach"),
+        "{said}"
+    );
+    ping_v4_host(&lab);
+    set(ours);
+    lab.start(CTL);
+    ping_v4_host(&lab);
+}
