@@ -344,7 +344,7 @@ fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
         );
     }
     let path = match config {
-        Some(p) => p,
+        Some(p) => p.canonicalize().with_context(|| format!("--config {}", p.display()))?,
         None => PathBuf::from(status["config"].as_str().context("the status file names no config file")?),
     };
     if status["config"].as_str() != Some(&*path.to_string_lossy()) {
@@ -387,6 +387,8 @@ fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
 
 fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
     let mut cfg = Config::load(cfg_path)?;
+    // Absolute, so that SIGHUP reads the same file and `reload` finds it from anywhere.
+    let cfg_path = &cfg_path.canonicalize().with_context(|| format!("config file {}", cfg_path.display()))?;
     let signals = instance::block_signals()?;
     let mut found = None;
     if cfg.pref64_auto {
