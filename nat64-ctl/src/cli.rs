@@ -332,11 +332,13 @@ fn detach(name: &str) -> Result<()> {
 /// `nat64-ctl reload`: checks the file here (a bad one is refused before the running
 /// instance hears of it), then asks the instance (SIGHUP) and reports its answer.
 fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
-    let status_path = instance::status_file(name);
-    let status: serde_json::Value =
-        std::fs::read_to_string(&status_path).ok().and_then(|t| serde_json::from_str(&t).ok()).with_context(
-            || format!("instance '{name}' has no status file {}; is it running?", status_path.display()),
-        )?;
+    let status = instance::read_status(name);
+    if status.is_null() {
+        anyhow::bail!(
+            "instance '{name}' has no status file {}; is it running?",
+            instance::status_file(name).display()
+        );
+    }
     let pid = status["pid"].as_i64().unwrap_or(0) as i32;
     if !instance::process_alive(pid) {
         anyhow::bail!(
@@ -364,10 +366,7 @@ fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        let now: serde_json::Value = std::fs::read_to_string(&status_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let now = instance::read_status(name);
         let r = &now["last-reload"];
         if r["at"] != before && !r["at"].is_null() {
             if r["ok"] == true {

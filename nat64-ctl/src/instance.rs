@@ -322,21 +322,28 @@ fn route6(name: &str, v6: Prefix6) -> String {
 
 /// Runs `ip -batch -` over `lines`: one process for a table of any size.
 fn ip_batch(what: &str, lines: impl IntoIterator<Item = String>) -> Result<()> {
-    use std::io::Write as _;
     let text: String = lines.into_iter().map(|l| l + "\n").collect();
     if text.is_empty() {
         return Ok(());
     }
-    let mut child = std::process::Command::new("ip")
-        .args(["-batch", "-"])
+    with_stdin("ip", &["-batch", "-"], &text)
+        .map_err(|e| anyhow::anyhow!("general-path: {what}: ip -batch: {e:#}"))
+}
+
+/// Runs `cmd args` with `input` on its standard input; the error is what it said on
+/// standard error (or why it could not run).
+fn with_stdin(cmd: &str, args: &[&str], input: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(cmd)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .with_context(|| format!("general-path: {what}: running ip"))?;
-    child.stdin.take().expect("piped").write_all(text.as_bytes())?;
+        .with_context(|| format!("running {cmd}"))?;
+    child.stdin.take().expect("piped").write_all(input.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("general-path: {what}: ip -batch failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -525,7 +532,7 @@ impl Masquerade {
 
     pub(crate) fn install(instance: &str, iface: &str, pool: Prefix4) -> Result<()> {
         nft(&Self::ruleset(instance, iface, pool))
-            .map_err(|e| anyhow::anyhow!("masquerade: nft refused the rules: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("masquerade: nft refused the rules: {e:#}"))?;
         info!(
             "masquerade: {pool} behind {iface}'s address (nftables table ip {})",
             Self::table_name(instance)
@@ -543,7 +550,7 @@ impl Masquerade {
             .is_ok_and(|o| o.status.success());
         if existed {
             nft(&format!("table ip {t} {{}}\ndelete table ip {t}\n"))
-                .map_err(|e| anyhow::anyhow!("masquerade: removing table ip {t}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("masquerade: removing table ip {t}: {e:#}"))?;
         }
         Ok(existed)
     }
@@ -551,19 +558,7 @@ impl Masquerade {
 
 /// Feeds `rules` to `nft -f -`; the error is what nft said.
 fn nft(rules: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("running nft (install the nftables package)")?;
-    child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+    with_stdin("nft", &["-f", "-"], rules).context("nft (from the nftables package)")
 }
 
 /// Blocks SIGINT and SIGTERM so they are only taken by [`wait_for_signal`]: a signal
@@ -637,6 +632,14 @@ pub struct StatusExtra<'a> {
     pub last_reload: Option<serde_json::Value>,
 }
 
+/// The instance's status file as JSON (`Null` when there is none or it is unreadable).
+pub fn read_status(instance: &str) -> serde_json::Value {
+    fs::read_to_string(status_file(instance))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 /// Writes the status file (write, then rename: a reader never sees half of it).
 pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> Result<()> {
     let cfg = &running.cfg;
@@ -702,7 +705,7 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
         "pool": {"entries": pool_mappings, "max": nat64_common::maps::POOL_MAX},
     });
     if let Some(spec) = crate::pool::Spec::of(&g) {
-        let mappings = crate::pool::list(tables)?.len();
+        let mappings = pool_mappings;
         let capacity = spec.capacity(tables)?;
         v["dynamic-pool"] = serde_json::json!({
             "prefix": spec.prefix.to_string(),

@@ -163,9 +163,10 @@ pub fn sweep(tables: &mut Tables, spec: &Spec, now: u64, unix_now: u64) -> Resul
     for (k, e) in entries {
         let v4 = Ipv4Addr::from(e.eam.v4);
         let idle = now.saturating_sub(last_use(tables, &e));
-        if idle > spec.lease * NS || !spec.usable(tables, v4) {
+        let usable = spec.usable(tables, v4);
+        if idle > spec.lease * NS || !usable {
             let d = PoolDormant { v4: e.eam.v4, _pad: [0; 4], freed: unix_now };
-            if spec.usable(tables, v4) {
+            if usable {
                 tables.pool_dormant.insert(k, d, 0).context("writing POOL_DORMANT")?;
             }
             let _ = tables.pool6.remove(&k);

@@ -66,9 +66,7 @@ fn mode_name(s: &str) -> &'static str {
 
 /// How each interface was attached by the last run (its status file).
 fn previous_modes(instance: &str) -> HashMap<String, String> {
-    let Ok(text) = fs::read_to_string(status_file(instance)) else { return HashMap::new() };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v["interfaces"]
+    crate::instance::read_status(instance)["interfaces"]
         .as_array()
         .into_iter()
         .flatten()
@@ -522,10 +520,7 @@ impl Drop for Running {
 pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
     let mut did = Vec::new();
     let dir = pin_dir(instance);
-    let status: serde_json::Value = fs::read_to_string(status_file(instance))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let status = crate::instance::read_status(instance);
     if dir.exists() {
         let links = unpin_links_except(&dir, &HashSet::new());
         if !links.is_empty() {
