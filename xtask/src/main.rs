@@ -31,21 +31,34 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Time the translator per packet with BPF_PROG_TEST_RUN against an XDP_TX baseline.
+    /// Benchmark: traffic through kernel forwarding, XDP forwarding, TAYGA and nat64
+    /// (XDP, TC) side by side in namespaces, then ns per packet under BPF_PROG_TEST_RUN.
     Bench {
-        /// Repetitions per measurement (BPF_PROG_TEST_RUN repeat count).
-        #[arg(long, default_value_t = 2_000_000)]
-        repeat: u32,
-        /// Measurement rounds; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        rounds: u32,
+        /// Shorter runs: a few minutes in all.
+        #[arg(long)]
+        quick: bool,
+        /// Runs per path measurement (median and spread; at least 3).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// Only one section: paths or per-packet.
+        #[arg(long)]
+        section: Option<String>,
+        /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc.
+        #[arg(long)]
+        paths: Option<String>,
+        /// BPF_PROG_TEST_RUN repetitions per call (per-packet section).
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// BPF_PROG_TEST_RUN calls per row; the median is reported.
+        #[arg(long)]
+        rounds: Option<u32>,
     },
 }
 
 /// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
 /// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
 /// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64,
-/// nftables for the NAT64 pool's masquerade).
+/// nftables for the NAT64 pool's masquerade; TAYGA and iperf3 for the benchmark).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -63,6 +76,8 @@ const APT_PACKAGES: &[&str] = &[
     "wireguard-tools",
     "unbound",
     "nftables",
+    "tayga",
+    "iperf3",
 ];
 
 fn root() -> PathBuf {
@@ -267,15 +282,27 @@ fn real_main() -> Result<()> {
             lint()?;
             test(&args)
         }
-        Cmd::Bench { repeat, rounds } => {
+        Cmd::Bench { quick, runs, section, paths, repeat, rounds } => {
             require_root("the benchmark")?;
             setup()?;
-            run(cargo().args(["run", "--release", "-p", "nat64-tests", "--bin", "nat64-bench", "--"]).args([
-                "--repeat",
-                &repeat.to_string(),
-                "--rounds",
-                &rounds.to_string(),
-            ]))
+            run(cargo().args(["build", "--release", "-p", "nat64-ctl", "-p", "nat64-tests", "--bins"]))?;
+            let dir = root().join("target/release");
+            let mut bench = Command::new(dir.join("nat64-bench"));
+            bench.env("NAT64_CTL", dir.join("nat64-ctl"));
+            if quick {
+                bench.arg("--quick");
+            }
+            for (flag, value) in [("--runs", runs), ("--repeat", repeat), ("--rounds", rounds)] {
+                if let Some(v) = value {
+                    bench.args([flag, &v.to_string()]);
+                }
+            }
+            for (flag, value) in [("--section", section), ("--paths", paths)] {
+                if let Some(v) = value {
+                    bench.args([flag, &v]);
+                }
+            }
+            run(&mut bench)
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Benchmark: nanoseconds per packet of the real, kernel-verified translator under
+//! Per packet: nanoseconds per packet of the real, kernel-verified translator under
 //! BPF_PROG_TEST_RUN, next to a baseline XDP program that only swaps the MAC
 //! addresses and returns XDP_TX, measured in the same run.
 //!
-//! `nat64-bench [--repeat N] [--rounds R]` (root). Each measurement is one
+//! Each measurement is one
 //! BPF_PROG_TEST_RUN call with `repeat = N`; the kernel reports the average time per
 //! repetition. `R` rounds are taken of each and the median, min and max printed.
 //!
@@ -12,19 +12,15 @@
 //! translator's counters, after every measurement, that each repetition it timed was
 //! a translation of the kind it claims.
 
-use std::{
-    net::{Ipv4Addr, Ipv6Addr},
-    process::ExitCode,
-    time::Instant,
-};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use nat64_common::counters::Counter;
-use nat64_ctl::instance::{BASELINE_PROGRAM, XDP_PROGRAM};
+use nat64_ctl::instance::{BASELINE_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
 use nat64_tests::{
     packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
-    xdp::{Harness, TEST_CONFIG, XDP_PASS, XDP_TX},
+    xdp::{Harness, Kind, TEST_CONFIG, XDP_PASS, XDP_TX},
 };
 
 /// IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is 64:ff9b::808:808 by pool6.
@@ -38,50 +34,15 @@ const FRAME: usize = 64;
 const ETH: usize = 14;
 const UDP: usize = 8;
 
-const DEFAULT_REPEAT: u32 = 2_000_000;
-const DEFAULT_ROUNDS: u32 = 5;
+/// The TC verdict for "on to the kernel".
+const TC_ACT_OK: u32 = 0;
+
 /// BPF_PROG_TEST_RUN calls (repeat = 1 each) per round of the single-shot table.
 const SHOTS: u32 = 20_000;
 
 struct Args {
     repeat: u32,
     rounds: u32,
-}
-
-fn usage() -> String {
-    format!(
-        "usage: nat64-bench [--repeat N] [--rounds R]\n  \
-         --repeat N  repetitions per BPF_PROG_TEST_RUN call (default {DEFAULT_REPEAT})\n  \
-         --rounds R  calls per program; median, min and max are reported (default {DEFAULT_ROUNDS})"
-    )
-}
-
-fn parse_args() -> Result<Option<Args>> {
-    let mut args = Args { repeat: DEFAULT_REPEAT, rounds: DEFAULT_ROUNDS };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (a.clone(), None),
-        };
-        let slot = match flag.as_str() {
-            "--repeat" => &mut args.repeat,
-            "--rounds" => &mut args.rounds,
-            "-h" | "--help" => return Ok(None),
-            _ => bail!("unknown argument '{a}'\n{}", usage()),
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => it.next().with_context(|| format!("{flag} needs a value\n{}", usage()))?,
-        };
-        let n: u32 = value
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{flag}: '{value}' is not a number from 1 to {}", u32::MAX))?;
-        ensure!(n >= 1, "{flag} must be at least 1");
-        *slot = n;
-    }
-    Ok(Some(args))
 }
 
 fn udp(sport: u16, dport: u16, len: usize) -> L4 {
@@ -110,7 +71,10 @@ struct Run {
     ns: u64,
 }
 
-fn test_run(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<Run> {
+fn test_run<P>(prog: &P, frame: &[u8], repeat: u32) -> Result<Run>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
     let mut out = vec![0u8; frame.len() + 256];
     let mut opts = TestRunOptions::new();
     opts.data_in = Some(frame);
@@ -198,6 +162,8 @@ impl Expect {
 struct Case {
     name: String,
     program: &'static str,
+    /// A TC program (run by the TC harness; TC_ACT_OK is 0).
+    tc: bool,
     frame: Vec<u8>,
     action: u32,
     expect: Expect,
@@ -221,6 +187,8 @@ fn stats(mut v: Vec<f64>) -> Stats {
 
 struct Bench {
     h: Harness,
+    /// The TC program's own load of the translator (its own maps and counters).
+    tc: Harness,
 }
 
 impl Bench {
@@ -228,13 +196,31 @@ impl Bench {
         Ok(self.h.ebpf.program(name).with_context(|| format!("no program {name}"))?.try_into()?)
     }
 
+    fn harness(&self, case: &Case) -> &Harness {
+        if case.tc { &self.tc } else { &self.h }
+    }
+
+    /// One BPF_PROG_TEST_RUN call of the case's program.
+    fn call(&self, case: &Case, repeat: u32) -> Result<Run> {
+        if case.tc {
+            let p: &SchedClassifier = self
+                .tc
+                .ebpf
+                .program(case.program)
+                .with_context(|| format!("no program {}", case.program))?
+                .try_into()?;
+            test_run(p, &case.frame, repeat)
+        } else {
+            test_run(self.prog(case.program)?, &case.frame, repeat)
+        }
+    }
+
     /// One call, its counter movement checked against `expect` (all other counters
     /// must stay put). Returns the run.
     fn checked(&self, case: &Case, repeat: u32) -> Result<Run> {
-        let prog = self.prog(case.program)?;
-        let before = snapshot(&self.h)?;
-        let run = test_run(prog, &case.frame, repeat)?;
-        let got = delta(&before, &snapshot(&self.h)?);
+        let before = snapshot(self.harness(case))?;
+        let run = self.call(case, repeat)?;
+        let got = delta(&before, &snapshot(self.harness(case))?);
         let want = case.expect.for_repeat(repeat as u64);
         if got != want {
             bail!(
@@ -271,19 +257,18 @@ impl Bench {
     /// `rounds` rounds of SHOTS calls with repeat = 1: per round, the median of the
     /// kernel's time for a single repetition (which includes reading the clock).
     fn measure_single(&self, case: &Case, rounds: u32) -> Result<Stats> {
-        let prog = self.prog(case.program)?;
         let mut per_round = Vec::new();
         for _ in 0..rounds {
-            let before = snapshot(&self.h)?;
+            let before = snapshot(self.harness(case))?;
             let mut ns = Vec::with_capacity(SHOTS as usize);
             for _ in 0..SHOTS {
-                let run = test_run(prog, &case.frame, 1)?;
+                let run = self.call(case, 1)?;
                 if run.action != case.action {
                     bail!("{}: the program returned {} (expected {})", case.name, run.action, case.action);
                 }
                 ns.push(run.ns as f64);
             }
-            let got = delta(&before, &snapshot(&self.h)?);
+            let got = delta(&before, &snapshot(self.harness(case))?);
             let want = case
                 .expect
                 .for_repeat(1)
@@ -333,7 +318,7 @@ fn probe(b: &Bench, direct6: &[u8]) -> Result<(Semantics, String)> {
     bail!("could not tell how BPF_PROG_TEST_RUN repeats: {evidence}")
 }
 
-fn kernel_release() -> String {
+pub fn kernel_release() -> String {
     // SAFETY: uname fills the struct it is given.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     if unsafe { libc::uname(&mut u) } != 0 {
@@ -343,7 +328,7 @@ fn kernel_release() -> String {
     unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
 }
 
-fn cpu_model() -> String {
+pub fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
     let model = info
@@ -364,7 +349,9 @@ fn header(first: &str) -> String {
     format!("{first:<44} {:>8} {:>6} {:>6} {:>7} {:>8}", "ns/pkt", "min", "max", "Mpps", "vs base")
 }
 
-fn run(args: Args) -> Result<()> {
+/// The per-packet section: `repeat` repetitions per call, `rounds` calls per row.
+pub fn run(repeat: u32, rounds: u32) -> Result<()> {
+    let args = Args { repeat, rounds };
     nat64_tests::require_root();
     let mut h = Harness::new(TEST_CONFIG);
     let baseline: &mut Xdp = h
@@ -373,7 +360,8 @@ fn run(args: Args) -> Result<()> {
         .with_context(|| format!("the eBPF object has no program {BASELINE_PROGRAM}"))?
         .try_into()?;
     baseline.load().with_context(|| format!("loading {BASELINE_PROGRAM} (verifier)"))?;
-    let b = Bench { h };
+    let tc = Harness::with(Kind::Tc, TEST_CONFIG);
+    let b = Bench { h, tc };
     let mut verified: Vec<(String, u32)> =
         b.h.ebpf
             .programs()
@@ -381,13 +369,8 @@ fn run(args: Args) -> Result<()> {
             .collect();
     verified.sort();
 
-    println!(
-        "nat64-bench: kernel {}, CPU {}, BPF_PROG_TEST_RUN, repeat {}, rounds {}",
-        kernel_release(),
-        cpu_model(),
-        args.repeat,
-        args.rounds
-    );
+    println!();
+    println!("== per packet: BPF_PROG_TEST_RUN, repeat {}, rounds {}", args.repeat, args.rounds);
     // The kernel's verifier walks each program within a budget of 1,000,000 instructions.
     let list: Vec<String> = verified.iter().map(|(n, c)| format!("{n} {c}")).collect();
     println!("verifier, instructions processed per program (limit 1000000): {}", list.join(", "));
@@ -419,6 +402,7 @@ fn run(args: Args) -> Result<()> {
     let baseline_case = Case {
         name: "baseline: MAC swap + XDP_TX, 64B IPv4".to_string(),
         program: BASELINE_PROGRAM,
+        tc: false,
         frame: direct4.clone(),
         action: XDP_TX,
         expect: Expect::none(),
@@ -429,6 +413,7 @@ fn run(args: Args) -> Result<()> {
             Case {
                 name: "nat64 6->4 start, ping-pong 64B v6 / 44B v4".to_string(),
                 program: XDP_PROGRAM,
+                tc: false,
                 frame: pingpong6.clone(),
                 action: XDP_PASS,
                 expect: Expect {
@@ -439,6 +424,7 @@ fn run(args: Args) -> Result<()> {
             Case {
                 name: "nat64 4->6 start, ping-pong 64B v4 / 84B v6".to_string(),
                 program: XDP_PROGRAM,
+                tc: false,
                 frame: direct4.clone(),
                 action: XDP_PASS,
                 expect: Expect {
@@ -452,6 +438,7 @@ fn run(args: Args) -> Result<()> {
             Case {
                 name: "nat64 6->4, 64B IPv6 H6->R6".to_string(),
                 program: XDP_PROGRAM,
+                tc: false,
                 frame: direct6.clone(),
                 action: XDP_PASS,
                 expect: Expect { steps: vec![(Counter::Xlat6to4Udp, v6_len)] },
@@ -460,6 +447,7 @@ fn run(args: Args) -> Result<()> {
             Case {
                 name: "nat64 4->6, 64B IPv4 R4->H4".to_string(),
                 program: XDP_PROGRAM,
+                tc: false,
                 frame: direct4.clone(),
                 action: XDP_PASS,
                 expect: Expect { steps: vec![(Counter::Xlat4to6Udp, v6_len)] },
@@ -509,6 +497,7 @@ fn run(args: Args) -> Result<()> {
         Case {
             name: "baseline: MAC swap + XDP_TX, 64B IPv4".to_string(),
             program: BASELINE_PROGRAM,
+            tc: false,
             frame: direct4.clone(),
             action: XDP_TX,
             expect: Expect::none(),
@@ -517,6 +506,7 @@ fn run(args: Args) -> Result<()> {
         Case {
             name: "nat64 6->4, 64B IPv6 H6->R6".to_string(),
             program: XDP_PROGRAM,
+            tc: false,
             frame: direct6.clone(),
             action: XDP_PASS,
             expect: Expect { steps: vec![(Counter::Xlat6to4Udp, v6_len)] },
@@ -525,8 +515,27 @@ fn run(args: Args) -> Result<()> {
         Case {
             name: "nat64 4->6, 64B IPv4 R4->H4".to_string(),
             program: XDP_PROGRAM,
+            tc: false,
             frame: direct4.clone(),
             action: XDP_PASS,
+            expect: Expect { steps: vec![(Counter::Xlat4to6Udp, v6_len)] },
+            same_after_even: false,
+        },
+        Case {
+            name: "nat64 TC 6->4, 64B IPv6 H6->R6".to_string(),
+            program: TC_PROGRAM,
+            tc: true,
+            frame: direct6.clone(),
+            action: TC_ACT_OK,
+            expect: Expect { steps: vec![(Counter::Xlat6to4Udp, v6_len)] },
+            same_after_even: false,
+        },
+        Case {
+            name: "nat64 TC 4->6, 64B IPv4 R4->H4".to_string(),
+            program: TC_PROGRAM,
+            tc: true,
+            frame: direct4.clone(),
+            action: TC_ACT_OK,
             expect: Expect { steps: vec![(Counter::Xlat4to6Udp, v6_len)] },
             same_after_even: false,
         },
@@ -606,29 +615,4 @@ fn first_packet(rounds: u32) -> Result<()> {
     println!("{}", row("the same host's next packet", &n, n.median));
     println!("  first-packet latency: {:+.0} ns for the allocation (median of medians)", f.median - n.median);
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("nat64-bench: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let started = Instant::now();
-    match run(args) {
-        Ok(()) => {
-            println!("done in {:.1} s", started.elapsed().as_secs_f64());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("nat64-bench: FAILED: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

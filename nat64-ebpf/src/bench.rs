@@ -1,0 +1,195 @@
+//! Benchmark programs (`cargo xtask bench`), an object of their own so that nothing
+//! here is loaded with the translator:
+//!
+//! - `bench_gen`: the traffic generator. Run by BPF_PROG_RUN in live-frame mode
+//!   (BPF_F_TEST_XDP_LIVE_FRAMES) on the sender's interface, it writes the frame held
+//!   in BENCH_FRAME over the packet and sends it with XDP_TX, i.e. out to the peer.
+//!   The frame is written every time: the kernel recycles the pages of a live run,
+//!   and the translator on the far side rewrites them in place.
+//! - `bench_sink`: counts (per CPU, per family) and drops the UDP datagrams to port 9
+//!   (discard) that arrive on the receiver's interface; everything else passes.
+//! - `bench_fwd`: XDP forwarding without translation (FIB lookup, TTL or hop limit,
+//!   MAC rewrite, redirect), the ceiling an XDP translator is measured against.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use aya_ebpf::{
+        bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+        helpers::generated as h,
+        macros::{map, xdp},
+        maps::{Array, DevMapHash, PerCpuArray},
+        programs::XdpContext,
+    };
+
+    /// The generator's frame: 64 bytes (an Ethernet frame without FCS).
+    const FRAME_WORDS: usize = 8;
+
+    #[map(name = "BENCH_FRAME")]
+    static BENCH_FRAME: Array<[u64; FRAME_WORDS]> = Array::with_max_entries(1, 0);
+
+    /// UDP datagrams to port 9 received: [IPv4, IPv6].
+    #[map(name = "BENCH_SINK")]
+    static BENCH_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+    /// The devices `bench_fwd` may redirect to.
+    #[map(name = "BENCH_PORTS")]
+    static BENCH_PORTS: DevMapHash = DevMapHash::with_max_entries(8, 0);
+
+    const ETH_P_IP: u16 = 0x0800;
+    const ETH_P_IPV6: u16 = 0x86dd;
+    const UDP: u8 = 17;
+    const DISCARD_PORT: u16 = 9;
+
+    #[xdp]
+    pub fn bench_gen(ctx: XdpContext) -> u32 {
+        let p = ctx.data();
+        if p + FRAME_WORDS * 8 > ctx.data_end() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let Some(frame) = BENCH_FRAME.get(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let w = p as *mut u64;
+        let mut i = 0;
+        while i < FRAME_WORDS {
+            // SAFETY: 64 bytes were bounds-checked above.
+            unsafe { core::ptr::write_unaligned(w.add(i), frame[i]) };
+            i += 1;
+        }
+        xdp_action::XDP_TX
+    }
+
+    #[inline(always)]
+    fn byte(ctx: &XdpContext, off: usize) -> Option<u8> {
+        let p = ctx.data() + off;
+        if p + 1 > ctx.data_end() {
+            return None;
+        }
+        // SAFETY: bounds-checked above.
+        Some(unsafe { *(p as *const u8) })
+    }
+
+    #[inline(always)]
+    fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
+        Some(u16::from_be_bytes([byte(ctx, off)?, byte(ctx, off + 1)?]))
+    }
+
+    /// The family slot of a UDP datagram to the discard port (IPv4 without options).
+    #[inline(always)]
+    fn discard_slot(ctx: &XdpContext) -> Option<u32> {
+        match be16(ctx, 12)? {
+            ETH_P_IP if byte(ctx, 14)? == 0x45 && byte(ctx, 23)? == UDP && be16(ctx, 36)? == DISCARD_PORT => {
+                Some(0)
+            }
+            ETH_P_IPV6 if byte(ctx, 20)? == UDP && be16(ctx, 56)? == DISCARD_PORT => Some(1),
+            _ => None,
+        }
+    }
+
+    #[xdp]
+    pub fn bench_sink(ctx: XdpContext) -> u32 {
+        let Some(slot) = discard_slot(&ctx) else {
+            return xdp_action::XDP_PASS;
+        };
+        if let Some(n) = BENCH_SINK.get_ptr_mut(slot) {
+            // SAFETY: this CPU's slot.
+            unsafe { *n += 1 };
+        }
+        xdp_action::XDP_DROP
+    }
+
+    const AF_INET: u8 = 2;
+    const AF_INET6: u8 = 10;
+
+    #[xdp]
+    pub fn bench_fwd(ctx: XdpContext) -> u32 {
+        forward(&ctx).unwrap_or(xdp_action::XDP_PASS)
+    }
+
+    #[inline(always)]
+    fn forward(ctx: &XdpContext) -> Option<u32> {
+        let start = ctx.data();
+        if start + 14 + 40 > ctx.data_end() {
+            return None;
+        }
+        // SAFETY: a zeroed bpf_fib_lookup is a valid value (plain data).
+        let mut fib: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+        fib.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        let v4 = match be16(ctx, 12)? {
+            ETH_P_IP => {
+                let ip = (start + 14) as *const u8;
+                // SAFETY: 40 bytes after the Ethernet header were bounds-checked.
+                unsafe {
+                    if *ip.add(8) <= 1 {
+                        return None;
+                    }
+                    fib.family = AF_INET;
+                    fib.__bindgen_anon_2.tos = *ip.add(1);
+                    fib.l4_protocol = *ip.add(9);
+                    fib.__bindgen_anon_1.tot_len =
+                        u16::from_be(core::ptr::read_unaligned(ip.add(2) as *const u16));
+                    fib.__bindgen_anon_3.ipv4_src = core::ptr::read_unaligned(ip.add(12) as *const u32);
+                    fib.__bindgen_anon_4.ipv4_dst = core::ptr::read_unaligned(ip.add(16) as *const u32);
+                }
+                true
+            }
+            ETH_P_IPV6 => {
+                let ip = (start + 14) as *const u8;
+                // SAFETY: as above.
+                unsafe {
+                    if *ip.add(7) <= 1 {
+                        return None;
+                    }
+                    fib.family = AF_INET6;
+                    fib.l4_protocol = *ip.add(6);
+                    fib.__bindgen_anon_1.tot_len =
+                        u16::from_be(core::ptr::read_unaligned(ip.add(4) as *const u16)) + 40;
+                    fib.__bindgen_anon_3.ipv6_src = core::ptr::read_unaligned(ip.add(8) as *const [u32; 4]);
+                    fib.__bindgen_anon_4.ipv6_dst = core::ptr::read_unaligned(ip.add(24) as *const [u32; 4]);
+                }
+                false
+            }
+            _ => return None,
+        };
+        // SAFETY: helper call with a struct of the size the kernel expects.
+        let rc = unsafe {
+            h::bpf_fib_lookup(ctx.ctx as *mut _, &mut fib, core::mem::size_of::<bpf_fib_lookup>() as i32, 0)
+        };
+        if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+            return None;
+        }
+        let ip = (start + 14) as *mut u8;
+        // SAFETY: bounds-checked above.
+        unsafe {
+            if v4 {
+                // TTL - 1, checksum + 0x0100 (RFC 1624, ones' complement).
+                *ip.add(8) -= 1;
+                let c = ip.add(10) as *mut u16;
+                let sum = u16::from_be(core::ptr::read_unaligned(c)) as u32 + 0x0100;
+                let sum = (sum & 0xffff) + (sum >> 16);
+                core::ptr::write_unaligned(c, (sum as u16).to_be());
+            } else {
+                *ip.add(7) -= 1;
+            }
+            core::ptr::write_unaligned(start as *mut [u8; 6], fib.dmac);
+            core::ptr::write_unaligned((start + 6) as *mut [u8; 6], fib.smac);
+        }
+        Some(match BENCH_PORTS.redirect(fib.ifindex, xdp_action::XDP_PASS as u64) {
+            Ok(a) | Err(a) => a,
+        })
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

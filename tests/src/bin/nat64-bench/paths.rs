@@ -1,0 +1,809 @@
+//! Through the wire: the same traffic through five paths, side by side, in one run.
+//!
+//! ```text
+//!  [b6] eth0 2001:db8:6::5 --- to6 [bx] to4 --- eth0 198.51.100.2 [b4]
+//!       IPv6-only sender       the path          IPv4-only receiver
+//! ```
+//!
+//! The IPv6 host is 192.0.2.5 to the IPv4 side (an EAM entry), the IPv4 host is
+//! 2001:db8:64::c633:6402 to the IPv6 side (pool6 2001:db8:64::/96, not the
+//! well-known prefix, so no path refuses the documentation addresses). The
+//! reference paths (kernel forwarding, XDP forwarding) carry the very same packets
+//! untranslated: there the receivers also hold the addresses the other side uses.
+//!
+//! Packets per second: `bench_gen` runs under BPF_PROG_RUN in live-frame mode on the
+//! sender's interface of one or two CPUs and sends 64-byte UDP frames to port 9;
+//! `bench_sink` counts and drops them on the receiver's interface. On veth, every
+//! step a frame takes (the generator, the path, the receiver) runs in softirq on the
+//! CPU that sent it, so with 1 CPU that one core does all, with 2 each does its half
+//! on its own veth queue: the scaling column shows whether the path shares anything
+//! between CPUs. The generator alone (straight into a sink at the translator's
+//! ingress) is measured too: it bounds every row.
+//!
+//! TCP: iperf3 from the IPv6 host to the IPv4 host, 1 and 4 streams. The hosts send
+//! MTU-sized segments with complete checksums, as a wire delivers them; the middle
+//! has GRO on its veths, as a NIC driver has.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    sync::Barrier,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use aya::{
+    Ebpf,
+    maps::{Array, DevMapHash, PerCpuArray},
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use nat64_tests::{
+    lab::{Lab, wait_until},
+    packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
+};
+
+use crate::Args;
+
+const H6: &str = "2001:db8:6::5";
+const H6_AS_V4: &str = "192.0.2.5";
+const H4: &str = "198.51.100.2";
+const H4_AS_V6: &str = "2001:db8:64::c633:6402";
+const POOL6: &str = "2001:db8:64::/96";
+
+const MAC_H6: [u8; 6] = [2, 0, 0, 0, 6, 5];
+const MAC_X6: [u8; 6] = [2, 0, 0, 0, 6, 1];
+const MAC_X4: [u8; 6] = [2, 0, 0, 0, 4, 1];
+const MAC_H4: [u8; 6] = [2, 0, 0, 0, 4, 2];
+
+/// Frames per BPF_PROG_RUN call of the generator (one call: 30-300 ms).
+const GEN_REPEAT: u32 = 262_144;
+/// Frames the kernel builds per batch in live mode (its default, NAPI's budget).
+const GEN_BATCH: u32 = 64;
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Every path's `--paths` name.
+pub fn keys() -> Vec<&'static str> {
+    Path::ALL.iter().map(|p| p.key()).collect()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Forward,
+    XdpFwd,
+    Tayga,
+    Nat64Xdp,
+    Nat64Tc,
+}
+
+impl Path {
+    const ALL: [Path; 5] = [Path::Forward, Path::XdpFwd, Path::Tayga, Path::Nat64Xdp, Path::Nat64Tc];
+
+    fn name(self) -> &'static str {
+        match self {
+            Path::Forward => "kernel forwarding (no translation)",
+            Path::XdpFwd => "XDP forwarding (no translation)",
+            Path::Tayga => "TAYGA",
+            Path::Nat64Xdp => "nat64, XDP",
+            Path::Nat64Tc => "nat64, TC",
+        }
+    }
+
+    /// The name `--paths` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Path::Forward => "forward",
+            Path::XdpFwd => "xdp-forward",
+            Path::Tayga => "tayga",
+            Path::Nat64Xdp => "nat64-xdp",
+            Path::Nat64Tc => "nat64-tc",
+        }
+    }
+
+    fn translates(self) -> bool {
+        !matches!(self, Path::Forward | Path::XdpFwd)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dir {
+    SixToFour,
+    FourToSix,
+}
+
+impl Dir {
+    fn name(self) -> &'static str {
+        match self {
+            Dir::SixToFour => "IPv6 -> IPv4",
+            Dir::FourToSix => "IPv4 -> IPv6",
+        }
+    }
+}
+
+/// The generator's frame: 64 bytes of UDP to port 9, addressed for the path's ingress.
+fn frame(dir: Dir) -> Vec<u8> {
+    let udp = |len: usize| L4::Udp { sport: 40000, dport: 9, data: vec![0x5a; len], zero_checksum: false };
+    let mut f = match dir {
+        Dir::SixToFour => eth6(&ipv6(
+            H6.parse().unwrap(),
+            H4_AS_V6.parse().unwrap(),
+            V6Opts::default(),
+            &udp(64 - 14 - 40 - 8),
+        )),
+        Dir::FourToSix => eth4(&ipv4(
+            H4.parse().unwrap(),
+            H6_AS_V4.parse().unwrap(),
+            V4Opts::default(),
+            &[],
+            &udp(64 - 14 - 20 - 8),
+        )),
+    };
+    let (dst, src) = match dir {
+        Dir::SixToFour => (MAC_X6, MAC_H6),
+        Dir::FourToSix => (MAC_X4, MAC_H4),
+    };
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    assert_eq!(f.len(), 64);
+    f
+}
+
+/// Runs `f` on a thread of its own inside network namespace `ns`.
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    thread::scope(|s| {
+        s.spawn(|| enter_netns(ns).and_then(|()| f())).join().expect("namespace thread panicked")
+    })
+}
+
+fn enter_netns(ns: &str) -> Result<()> {
+    let file = File::open(format!("/var/run/netns/{ns}")).with_context(|| format!("opening netns {ns}"))?;
+    // SAFETY: setns(2) on this thread only, with an fd we hold open.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns into {ns}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pin_to_cpu(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: a NUL-terminated name.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    ensure!(i != 0, "no interface {name}");
+    Ok(i)
+}
+
+/// The benchmark's own programs (generator, sink, XDP forwarding), loaded once.
+struct Progs {
+    ebpf: Ebpf,
+}
+
+impl Progs {
+    fn load() -> Result<Self> {
+        ensure!(
+            !nat64_ctl::BENCH_OBJECT.is_empty(),
+            "the benchmark programs were not built (AYA_BUILD_SKIP?): build without it"
+        );
+        let mut ebpf = Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+        for name in ["bench_gen", "bench_sink", "bench_fwd"] {
+            let p: &mut Xdp =
+                ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+            p.load().with_context(|| format!("loading {name} (verifier)"))?;
+        }
+        Ok(Self { ebpf })
+    }
+
+    fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
+        Ok(self.ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
+    }
+
+    /// Attaches `name` in native mode to `ifname` in namespace `ns`.
+    fn attach(&mut self, name: &str, ns: &str, ifname: &str) -> Result<XdpLinkId> {
+        let prog = self.prog(name)?;
+        in_netns(ns, || {
+            prog.attach(ifname, XdpMode::Driver)
+                .with_context(|| format!("attaching {name} to {ifname} in {ns}"))
+        })
+    }
+
+    fn detach(&mut self, name: &str, id: XdpLinkId) -> Result<()> {
+        self.prog(name)?.detach(id).with_context(|| format!("detaching {name}"))
+    }
+
+    fn set_frame(&mut self, f: &[u8]) -> Result<()> {
+        let mut words = [0u64; 8];
+        for (w, c) in words.iter_mut().zip(f.chunks_exact(8)) {
+            *w = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+        }
+        let mut m: Array<_, [u64; 8]> =
+            Array::try_from(self.ebpf.map_mut("BENCH_FRAME").context("BENCH_FRAME")?)?;
+        m.set(0, words, 0)?;
+        Ok(())
+    }
+
+    /// Datagrams counted by the sinks so far: [IPv4, IPv6].
+    fn received(&self) -> Result<[u64; 2]> {
+        let m: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("BENCH_SINK").context("BENCH_SINK")?)?;
+        let mut out = [0u64; 2];
+        for (slot, o) in out.iter_mut().enumerate() {
+            *o = m.get(&(slot as u32), 0)?.iter().sum();
+        }
+        Ok(out)
+    }
+
+    fn set_ports(&mut self, ports: &[u32]) -> Result<()> {
+        let mut m: DevMapHash<_> =
+            DevMapHash::try_from(self.ebpf.map_mut("BENCH_PORTS").context("BENCH_PORTS")?)?;
+        for &p in ports {
+            m.insert(p, p, None, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `frame` out of `ifname` in `ns` from each of `cpus` for `secs` seconds:
+    /// (frames sent, seconds from the common start to the last call's end).
+    fn generate(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        frame: &[u8],
+        cpus: &[usize],
+        secs: f64,
+    ) -> Result<(u64, f64)> {
+        self.set_frame(frame)?;
+        let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
+        let barrier = Barrier::new(cpus.len());
+        let results: Vec<Result<(u64, f64)>> = thread::scope(|s| {
+            let handles: Vec<_> = cpus
+                .iter()
+                .map(|&cpu| {
+                    let barrier = &barrier;
+                    s.spawn(move || -> Result<(u64, f64)> {
+                        enter_netns(ns)?;
+                        pin_to_cpu(cpu)?;
+                        let idx = ifindex(ifname)?;
+                        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+                        let md: Vec<u8> = [0u32, frame.len() as u32, 0, idx, 0, 0]
+                            .iter()
+                            .flat_map(|v| v.to_ne_bytes())
+                            .collect();
+                        barrier.wait();
+                        let start = Instant::now();
+                        let mut sent = 0u64;
+                        while start.elapsed().as_secs_f64() < secs {
+                            let mut opts = TestRunOptions::new();
+                            opts.data_in = Some(frame);
+                            opts.ctx_in = Some(&md);
+                            opts.repeat = GEN_REPEAT;
+                            opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
+                            prog.test_run(opts)
+                                .context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
+                            sent += GEN_REPEAT as u64;
+                        }
+                        Ok((sent, start.elapsed().as_secs_f64()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
+        });
+        let (mut sent, mut secs_max) = (0, 0f64);
+        for r in results {
+            let (n, t) = r?;
+            sent += n;
+            secs_max = secs_max.max(t);
+        }
+        Ok((sent, secs_max))
+    }
+}
+
+/// One topology with one path in the middle; removed when dropped.
+struct Topo {
+    lab: Lab,
+    h6: String,
+    x: String,
+    h4: String,
+    /// XDP links of the benchmark's programs: (program, link).
+    links: Vec<(&'static str, XdpLinkId)>,
+}
+
+fn veth(lab: &Lab, a_ns: &str, a_if: &str, a_mac: [u8; 6], b_ns: &str, b_if: &str, b_mac: [u8; 6]) {
+    // Two queues a side: each generating CPU gets its own (veth picks the receive
+    // queue by the sending CPU).
+    nat64_tests::lab::must(&format!(
+        "ip link add {a_if} netns {a_ns} address {} numtxqueues 2 numrxqueues 2 type veth \
+         peer name {b_if} netns {b_ns} address {} numtxqueues 2 numrxqueues 2",
+        mac(a_mac),
+        mac(b_mac)
+    ));
+    for (ns, i) in [(a_ns, a_if), (b_ns, b_if)] {
+        // GRO on, as a NIC driver has it: a veth takes XDP frames only with NAPI.
+        lab.must_in(ns, &format!("ip link set {i} up && ethtool -K {i} gro on >/dev/null"));
+    }
+}
+
+impl Topo {
+    fn build(path: Path) -> Result<Self> {
+        let mut lab = Lab::new();
+        let h6 = lab.add_ns("b6");
+        let x = lab.add_ns("bx");
+        let h4 = lab.add_ns("b4");
+        veth(&lab, &x, "to6", MAC_X6, &h6, "eth0", MAC_H6);
+        veth(&lab, &x, "to4", MAC_X4, &h4, "eth0", MAC_H4);
+        // The hosts send what a wire delivers: MTU-sized packets with complete
+        // checksums (no CHECKSUM_PARTIAL, which XDP cannot see). The middle's veths
+        // keep GRO, as a NIC's driver does, and may merge them again.
+        for ns in [&h6, &h4] {
+            lab.must_in(ns, "ethtool -K eth0 tx off >/dev/null");
+        }
+        lab.must_in(
+            &h6,
+            &format!(
+                "ip addr add {H6}/64 dev eth0 nodad && ip -6 route add {POOL6} via 2001:db8:6::1 \
+                 && ip neigh add 2001:db8:6::1 lladdr {} dev eth0 nud permanent",
+                mac(MAC_X6)
+            ),
+        );
+        lab.must_in(
+            &x,
+            &format!(
+                "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+                 && ip addr add 2001:db8:6::1/64 dev to6 nodad && ip addr add 198.51.100.1/24 dev to4 \
+                 && ip neigh add {H6} lladdr {} dev to6 nud permanent \
+                 && ip neigh add {H4} lladdr {} dev to4 nud permanent",
+                mac(MAC_H6),
+                mac(MAC_H4)
+            ),
+        );
+        lab.must_in(
+            &h4,
+            &format!(
+                "ip addr add {H4}/24 dev eth0 && ip route add 192.0.2.0/24 via 198.51.100.1 \
+                 && ip neigh add 198.51.100.1 lladdr {} dev eth0 nud permanent",
+                mac(MAC_X4)
+            ),
+        );
+        if !path.translates() {
+            // The same packets, untranslated: each host also holds the address the
+            // other side sends to, and the middle routes them.
+            lab.must_in(
+                &h6,
+                &format!(
+                    "ip addr add {H6_AS_V4}/24 dev eth0 && ip route add 198.51.100.0/24 via 192.0.2.1 \
+                     && ip neigh add 192.0.2.1 lladdr {} dev eth0 nud permanent",
+                    mac(MAC_X6)
+                ),
+            );
+            lab.must_in(
+                &x,
+                &format!(
+                    "ip addr add 192.0.2.1/24 dev to6 && ip addr add 2001:db8:4::1/64 dev to4 nodad \
+                     && ip -6 route add {POOL6} via 2001:db8:4::2 \
+                     && ip neigh add {H6_AS_V4} lladdr {} dev to6 nud permanent \
+                     && ip neigh add 2001:db8:4::2 lladdr {} dev to4 nud permanent",
+                    mac(MAC_H6),
+                    mac(MAC_H4)
+                ),
+            );
+            lab.must_in(
+                &h4,
+                &format!(
+                    "ip addr add 2001:db8:4::2/64 dev eth0 nodad && ip addr add {H4_AS_V6}/128 dev eth0 nodad \
+                     && ip -6 route add 2001:db8:6::/64 via 2001:db8:4::1 \
+                     && ip neigh add 2001:db8:4::1 lladdr {} dev eth0 nud permanent",
+                    mac(MAC_X4)
+                ),
+            );
+        }
+        Ok(Self { lab, h6, x, h4, links: Vec::new() })
+    }
+
+    /// Puts the path in place (the reference forwarding needs nothing more).
+    fn start(&mut self, path: Path, progs: &mut Progs, ctl: &str) -> Result<()> {
+        match path {
+            Path::Forward => {}
+            Path::XdpFwd => {
+                for i in ["to6", "to4"] {
+                    let id = progs.attach("bench_fwd", &self.x, i)?;
+                    self.links.push(("bench_fwd", id));
+                }
+                // A device map resolves an ifindex in the namespace of whoever writes it.
+                in_netns(&self.x, || progs.set_ports(&[ifindex("to6")?, ifindex("to4")?]))?;
+            }
+            Path::Tayga => {
+                let dir = std::env::temp_dir().join(format!("nat64-bench-tayga-{}", self.lab.tag));
+                std::fs::create_dir_all(&dir)?;
+                let conf = dir.join("tayga.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "tun-device nat64t\nipv4-addr 192.0.2.254\nprefix {POOL6}\nmap {H6_AS_V4} {H6}\n\
+                         data-dir {}\n",
+                        dir.display()
+                    ),
+                )?;
+                self.lab.dirs.push(dir);
+                let conf = conf.display().to_string();
+                self.lab.must_in(
+                    &self.x,
+                    &format!(
+                        "tayga --mktun -c {conf} >/dev/null && ip link set nat64t up \
+                         && ip route add {POOL6} dev nat64t && ip route add 192.0.2.0/24 dev nat64t"
+                    ),
+                );
+                // TAYGA is one thread: it gets the second CPU to itself (the kernel's
+                // half of its path runs on the generator's CPU).
+                self.lab.spawn_in(&self.x, &format!("taskset -c 1 tayga -c {conf} --nodetach"));
+                thread::sleep(Duration::from_millis(300));
+                let running = self.lab.last_child().try_wait()?.is_none();
+                ensure!(running, "tayga exited at once: {conf}");
+            }
+            Path::Nat64Xdp | Path::Nat64Tc => {
+                let attach = if path == Path::Nat64Xdp { "xdp" } else { "tc" };
+                let instance = format!("bench{}", self.lab.tag);
+                let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
+                std::fs::write(
+                    &config,
+                    format!(
+                        r#"{{
+    "instance": "{instance}",
+    "interfaces": [{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}],
+    "ipv4-addr": "198.51.100.1",
+    "ipv6-addr": "2001:db8:6::1",
+    "pool6": "{POOL6}",
+    "eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]
+}}
+"#
+                    ),
+                )?;
+                self.lab.files.push(config.clone());
+                let x = self.x.clone();
+                self.lab.start_ctl(&x, ctl, &config, &instance);
+            }
+        }
+        Ok(())
+    }
+
+    fn attach_sinks(&mut self, progs: &mut Progs, at: &[(&str, &str)]) -> Result<()> {
+        for (ns, i) in at {
+            let id = progs.attach("bench_sink", ns, i)?;
+            self.links.push(("bench_sink", id));
+        }
+        Ok(())
+    }
+
+    fn detach(&mut self, progs: &mut Progs, which: &str) -> Result<()> {
+        let (gone, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.links).into_iter().partition(|l| l.0 == which);
+        self.links = keep;
+        for (name, id) in gone {
+            progs.detach(name, id)?;
+        }
+        Ok(())
+    }
+
+    fn sender(&self, dir: Dir) -> (&str, Vec<u8>) {
+        match dir {
+            Dir::SixToFour => (&self.h6, frame(dir)),
+            Dir::FourToSix => (&self.h4, frame(dir)),
+        }
+    }
+}
+
+/// One measurement: received packets per second and the share lost.
+#[derive(Clone, Copy)]
+struct Sample {
+    pps: f64,
+    loss: f64,
+}
+
+/// `runs` generator runs; checks that every datagram arrived in the family the path
+/// must deliver (`want_slot`: 0 IPv4, 1 IPv6).
+fn udp(
+    progs: &mut Progs,
+    ns: &str,
+    frame: &[u8],
+    cpus: &[usize],
+    secs: f64,
+    runs: u32,
+    want_slot: usize,
+) -> Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let before = progs.received()?;
+        let (sent, elapsed) = progs.generate(ns, "eth0", frame, cpus, secs)?;
+        thread::sleep(Duration::from_millis(200));
+        let after = progs.received()?;
+        let got = [after[0] - before[0], after[1] - before[1]];
+        ensure!(
+            got[1 - want_slot] == 0,
+            "{} datagrams arrived as {} (the path must deliver {})",
+            got[1 - want_slot],
+            ["IPv4", "IPv6"][1 - want_slot],
+            ["IPv4", "IPv6"][want_slot]
+        );
+        ensure!(got[want_slot] > 0, "no datagram arrived (sent {sent})");
+        out.push(Sample {
+            pps: got[want_slot] as f64 / elapsed,
+            loss: 1.0 - (got[want_slot] as f64 / sent as f64).min(1.0),
+        });
+    }
+    Ok(out)
+}
+
+/// iperf3 from the IPv6 host to the IPv4 host: Gbit/s received, per run.
+fn tcp(topo: &Topo, streams: u32, secs: u32, runs: u32) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let o = topo.lab.exec(&topo.h6, &format!("iperf3 -c {H4_AS_V6} -t {secs} -P {streams} -J"));
+        let text = String::from_utf8_lossy(&o.stdout);
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("iperf3 printed no JSON: {text}"))?;
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .with_context(|| format!("iperf3 failed: {}", v["error"].as_str().unwrap_or(&text)))?;
+        out.push(bps / 1e9);
+    }
+    Ok(out)
+}
+
+/// Median, minimum, maximum.
+#[derive(Clone, Copy, Default)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn spread(mut v: Vec<f64>) -> Spread {
+    if v.is_empty() {
+        return Spread::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    Spread { median, min: v[0], max: v[n - 1] }
+}
+
+/// Everything measured for one row.
+#[derive(Default)]
+struct Row {
+    /// [direction][cpus - 1]: Mpps spread and median loss.
+    udp: [[Option<(Spread, f64)>; 2]; 2],
+    /// [wire, host offloads][1 stream, 4 streams]: Gbit/s.
+    tcp: [[Option<Spread>; 2]; 2],
+}
+
+fn udp_row(samples: Vec<Sample>) -> (Spread, f64) {
+    let loss = spread(samples.iter().map(|s| s.loss).collect()).median;
+    (spread(samples.iter().map(|s| s.pps / 1e6).collect()), loss)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let ctl = std::env::var("NAT64_CTL")
+        .context("NAT64_CTL must name the nat64-ctl binary (cargo xtask bench sets it)")?;
+    for tool in ["iperf3", "tayga", "taskset"] {
+        ensure!(
+            nat64_tests::lab::run(&format!("command -v {tool}")).status.success(),
+            "`{tool}` is missing: run `cargo xtask setup`"
+        );
+    }
+    let (secs, tcp_secs) = if args.quick { (1.0, 2) } else { (3.0, 5) };
+    let cpu_sets: [&[usize]; 2] = [&[0], &[0, 1]];
+    println!();
+    println!(
+        "== paths: 64-byte UDP from a BPF_PROG_RUN live-frame generator ({secs} s a run), iperf3 TCP ({tcp_secs} s a run), \
+         {} runs each",
+        args.runs
+    );
+    let mut progs = Progs::load()?;
+    let mut generator = Row::default();
+    let mut rows: Vec<(Path, Row)> = Vec::new();
+    for path in Path::ALL {
+        if !args.paths.is_empty() && !args.paths.iter().any(|p| p == path.key()) {
+            continue;
+        }
+        let started = Instant::now();
+        let mut topo = Topo::build(path)?;
+        let mut row = Row::default();
+        if path == Path::Forward {
+            // The generator alone: into a sink at the translator's own ingress.
+            let x = topo.x.clone();
+            topo.attach_sinks(&mut progs, &[(&x, "to6"), (&x, "to4")])?;
+            for (d, dir) in [Dir::SixToFour, Dir::FourToSix].into_iter().enumerate() {
+                let (ns, f) = topo.sender(dir);
+                let (ns, slot) = (ns.to_string(), if dir == Dir::SixToFour { 1 } else { 0 });
+                for (c, cpus) in cpu_sets.iter().enumerate() {
+                    generator.udp[d][c] =
+                        Some(udp_row(udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot)?));
+                }
+            }
+            topo.detach(&mut progs, "bench_sink")?;
+        }
+        topo.start(path, &mut progs, &ctl)?;
+        let (h6, h4) = (topo.h6.clone(), topo.h4.clone());
+        topo.attach_sinks(&mut progs, &[(&h6, "eth0"), (&h4, "eth0")])?;
+        for (d, dir) in [Dir::SixToFour, Dir::FourToSix].into_iter().enumerate() {
+            let (ns, f) = topo.sender(dir);
+            let ns = ns.to_string();
+            // What arrives: the other family when translated, the same one otherwise.
+            let slot = match (dir, path.translates()) {
+                (Dir::SixToFour, true) | (Dir::FourToSix, false) => 0,
+                _ => 1,
+            };
+            for (c, cpus) in cpu_sets.iter().enumerate() {
+                // TAYGA is a single thread; a second generating CPU would only starve it.
+                if path == Path::Tayga && cpus.len() > 1 {
+                    continue;
+                }
+                row.udp[d][c] = Some(udp_row(
+                    udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot)
+                        .with_context(|| format!("{}, {}, {} CPU", path.name(), dir.name(), cpus.len()))?,
+                ));
+            }
+        }
+        // The hosts' XDP sinks would take GSO from the middle's veths: off for TCP.
+        topo.detach(&mut progs, "bench_sink")?;
+        let h4 = topo.h4.clone();
+        topo.lab.spawn_in(&h4, "iperf3 -s");
+        let listening = wait_until(Duration::from_secs(5), || {
+            topo.lab.exec(&h4, "ss -ltnH 'sport = :5201'").stdout.len() > 1
+        });
+        ensure!(listening, "iperf3 -s did not start in {h4}");
+        for (setting, offloads) in [false, true].into_iter().enumerate() {
+            if offloads {
+                // An XDP program cannot tell a CHECKSUM_PARTIAL packet (a local sender's
+                // offloaded checksum) from a complete one: the XDP paths only take wire
+                // traffic.
+                if matches!(path, Path::XdpFwd | Path::Nat64Xdp) {
+                    continue;
+                }
+                for ns in [&topo.h6, &topo.h4] {
+                    topo.lab.must_in(ns, "ethtool -K eth0 tx on tso on gso on >/dev/null");
+                }
+            }
+            for (s, streams) in [1u32, 4].into_iter().enumerate() {
+                row.tcp[setting][s] =
+                    Some(spread(tcp(&topo, streams, tcp_secs, args.runs).with_context(|| {
+                        format!(
+                            "{}, TCP {streams} streams{}",
+                            path.name(),
+                            if offloads { ", offloads" } else { "" }
+                        )
+                    })?));
+            }
+        }
+        topo.detach(&mut progs, "bench_fwd")?;
+        drop(topo);
+        println!("  measured {} ({:.0} s)", path.name(), started.elapsed().as_secs_f64());
+        rows.push((path, row));
+    }
+    report(&generator, &rows, args.runs);
+    Ok(())
+}
+
+fn fmt_spread(s: &Spread, digits: usize) -> String {
+    format!("{:.d$} [{:.d$}-{:.d$}]", s.median, s.min, s.max, d = digits)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_string(),
+    }
+}
+
+fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
+    let get = |p: Path| rows.iter().find(|r| r.0 == p).map(|r| &r.1);
+    let udp_median = |p: Path, d: usize, c: usize| get(p).and_then(|r| r.udp[d][c]).map(|(s, _)| s.median);
+    for (d, dir) in [Dir::SixToFour, Dir::FourToSix].into_iter().enumerate() {
+        println!();
+        println!(
+            "64-byte UDP, {}: Mpps received, median [min-max] of {runs} runs; loss = share of the frames sent that \
+             did not arrive",
+            dir.name()
+        );
+        println!(
+            "{:<36} {:>20} {:>6} {:>20} {:>6} {:>8} {:>8} {:>9} {:>7}",
+            "path", "1 CPU", "loss", "2 CPUs", "loss", "vs fwd", "vs XDP", "vs TAYGA", "2/1 CPU"
+        );
+        let line = |name: &str, r: &Row, p: Option<Path>| {
+            let cell = |c: usize| match r.udp[d][c] {
+                Some((s, loss)) => (fmt_spread(&s, 2), format!("{:.0}%", loss * 100.0)),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            let (c1, l1) = cell(0);
+            let (c2, l2) = cell(1);
+            let me = r.udp[d][0].map(|(s, _)| s.median);
+            let me2 = r.udp[d][1].map(|(s, _)| s.median);
+            let (vf, vx, vt) = match p {
+                Some(_) => (
+                    ratio(me, udp_median(Path::Forward, d, 0)),
+                    ratio(me, udp_median(Path::XdpFwd, d, 0)),
+                    ratio(me, udp_median(Path::Tayga, d, 0)),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{name:<36} {c1:>20} {l1:>6} {c2:>20} {l2:>6} {vf:>8} {vx:>8} {vt:>9} {:>7}",
+                ratio(me2, me)
+            );
+        };
+        line("generator alone (into XDP_DROP)", generator, None);
+        for (p, r) in rows {
+            line(p.name(), r, Some(*p));
+        }
+    }
+    println!();
+    println!(
+        "TCP, IPv6 host -> IPv4 host (iperf3): Gbit/s received, median [min-max] of {runs} runs. \"wire\": the \
+         hosts send MTU-sized segments with complete checksums (as from a NIC); \"offloads\": the veths' defaults, \
+         GSO packets up to 64 KB with CHECKSUM_PARTIAL (as from a local container), which XDP cannot take"
+    );
+    println!(
+        "{:<36} {:>15} {:>15} {:>15} {:>15} {:>7} {:>7} {:>7}",
+        "path", "wire 1 stream", "wire 4", "offloads 1", "offloads 4", "vs fwd", "(offl.)", "vs TAYGA"
+    );
+    let tcp_median =
+        |p: Path, setting: usize, s: usize| get(p).and_then(|r| r.tcp[setting][s]).map(|x| x.median);
+    for (p, r) in rows {
+        let cell =
+            |setting: usize, s: usize| r.tcp[setting][s].map_or("-".to_string(), |x| fmt_spread(&x, 1));
+        println!(
+            "{:<36} {:>15} {:>15} {:>15} {:>15} {:>7} {:>7} {:>7}",
+            p.name(),
+            cell(0, 0),
+            cell(0, 1),
+            cell(1, 0),
+            cell(1, 1),
+            ratio(tcp_median(*p, 0, 0), tcp_median(Path::Forward, 0, 0)),
+            ratio(tcp_median(*p, 1, 0), tcp_median(Path::Forward, 1, 0)),
+            ratio(tcp_median(*p, 0, 0), tcp_median(Path::Tayga, 0, 0)),
+        );
+    }
+    println!();
+    println!("targets (nat64 XDP, 1 CPU, medians):");
+    for (d, dir) in [Dir::SixToFour, Dir::FourToSix].into_iter().enumerate() {
+        let me = udp_median(Path::Nat64Xdp, d, 0);
+        let check = |what: &str, other: Option<f64>, want: f64| {
+            if let (Some(a), Some(b)) = (me, other) {
+                let r = a / b;
+                println!(
+                    "  {}: {what}: {r:.2}x (target {want}x) {}",
+                    dir.name(),
+                    if r >= want { "met" } else { "NOT met" }
+                );
+            }
+        };
+        check("vs kernel forwarding", udp_median(Path::Forward, d, 0), 1.5);
+        check("vs TAYGA", udp_median(Path::Tayga, d, 0), 5.0);
+        check("vs XDP forwarding", udp_median(Path::XdpFwd, d, 0), 0.85);
+    }
+    for (p, setting, what) in [
+        (Path::Nat64Xdp, 0, "nat64 XDP, wire"),
+        (Path::Nat64Tc, 0, "nat64 TC, wire"),
+        (Path::Nat64Tc, 1, "nat64 TC, offloads"),
+    ] {
+        if let (Some(a), Some(b)) = (tcp_median(p, setting, 0), tcp_median(Path::Forward, setting, 0)) {
+            let r = a / b;
+            println!(
+                "  TCP 1 stream, {what} vs kernel forwarding: {r:.2}x (target 0.5x) {}",
+                if r >= 0.5 { "met" } else { "NOT met" }
+            );
+        }
+    }
+}
