@@ -362,18 +362,31 @@ pub fn run(repeat: u32, rounds: u32) -> Result<()> {
     baseline.load().with_context(|| format!("loading {BASELINE_PROGRAM} (verifier)"))?;
     let tc = Harness::with(Kind::Tc, TEST_CONFIG);
     let b = Bench { h, tc };
-    let mut verified: Vec<(String, u32)> =
+    // Per program: instructions the verifier processed (its budget is 1,000,000), the
+    // instructions it kept (xlated, 8 bytes each) and the size of the JITed code.
+    let mut sizes: Vec<(String, u32, u32, u32)> =
         b.h.ebpf
             .programs()
-            .filter_map(|(name, p)| Some((name.to_string(), p.info().ok()?.verified_instruction_count()?)))
+            .chain(b.tc.ebpf.programs().filter(|(n, _)| n.starts_with("nat64_tc")))
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some((
+                    name.to_string(),
+                    info.verified_instruction_count()?,
+                    info.size_translated()? / 8,
+                    info.size_jitted(),
+                ))
+            })
             .collect();
-    verified.sort();
+    sizes.sort();
+    sizes.dedup_by(|a, b| a.0 == b.0);
 
     println!();
     println!("== per packet: BPF_PROG_TEST_RUN, repeat {}, rounds {}", args.repeat, args.rounds);
-    // The kernel's verifier walks each program within a budget of 1,000,000 instructions.
-    let list: Vec<String> = verified.iter().map(|(n, c)| format!("{n} {c}")).collect();
-    println!("verifier, instructions processed per program (limit 1000000): {}", list.join(", "));
+    println!("{:<24} {:>18} {:>14} {:>11}", "program", "verifier insns", "xlated insns", "JIT bytes");
+    for (name, verified, xlated, jited) in &sizes {
+        println!("{name:<24} {verified:>18} {xlated:>14} {jited:>11}");
+    }
 
     // The frames. Server 2001:db8:6::5 (EAM 192.0.2.5), client 8.8.8.8 (pool6).
     let direct6 = frame6(H6, R6, 40000, 53); // H6 -> R6: translates to 192.0.2.5 -> 8.8.8.8

@@ -1,0 +1,46 @@
+//! The benchmark runs: `nat64-bench --quick` (what `cargo xtask bench --quick` runs)
+//! builds every path, sends its traffic and prints its tables. Nothing here asserts a
+//! speed (figures belong to the benchmark's output); it asserts that every row was
+//! measured. The benchmark itself refuses to report a row whose packets did not all
+//! arrive in the family the path must deliver, or whose BPF_PROG_TEST_RUN
+//! repetitions were not the translations it claims.
+
+use std::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_nat64-bench");
+const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
+
+#[test]
+fn quick_benchmark_measures_every_path() {
+    nat64_tests::require_root();
+    let out = Command::new(BENCH).arg("--quick").env("NAT64_CTL", CTL).output().expect("running nat64-bench");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "nat64-bench --quick failed:\n{text}");
+    let rows = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
+    // UDP: both directions, each path measured with 1 CPU (a number, not "-").
+    for path in [
+        "generator alone",
+        "kernel forwarding",
+        "XDP forwarding",
+        "TAYGA",
+        "nat64, XDP",
+        "nat64, TC",
+    ] {
+        let r = rows(path);
+        // two UDP tables, and one TCP table for the paths
+        let want = if path == "generator alone" { 2 } else { 3 };
+        assert_eq!(r.len(), want, "rows for {path}:\n{text}");
+        for line in &r[..2] {
+            let first = line[36..].split_whitespace().next().unwrap_or("-");
+            assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no 1-CPU figure in `{line}`");
+        }
+        if want == 3 {
+            let first = r[2][36..].split_whitespace().next().unwrap_or("-");
+            assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no TCP figure in `{}`", r[2]);
+        }
+    }
+    for needle in ["targets (nat64 XDP", "kernel time per repetition", "nat64 TC 4->6", "first-packet latency"] {
+        assert!(text.contains(needle), "no `{needle}` in the output:\n{text}");
+    }
+}
