@@ -17,16 +17,11 @@ fn quick_benchmark_measures_every_path() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success(), "nat64-bench --quick failed:\n{text}");
-    let rows = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
+    let rows =
+        |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
     // UDP: both directions, each path measured with 1 CPU (a number, not "-").
-    for path in [
-        "generator alone",
-        "kernel forwarding",
-        "XDP forwarding",
-        "TAYGA",
-        "nat64, XDP",
-        "nat64, TC",
-    ] {
+    for path in ["generator alone", "kernel forwarding", "XDP forwarding", "TAYGA", "nat64, XDP", "nat64, TC"]
+    {
         let r = rows(path);
         // two UDP tables, and one TCP table for the paths
         let want = if path == "generator alone" { 2 } else { 3 };
@@ -40,7 +35,9 @@ fn quick_benchmark_measures_every_path() {
             assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no TCP figure in `{}`", r[2]);
         }
     }
-    for needle in ["targets (nat64 XDP", "kernel time per repetition", "nat64 TC 4->6", "first-packet latency"] {
+    for needle in
+        ["targets (nat64 XDP", "kernel time per repetition", "nat64 TC 4->6", "first-packet latency"]
+    {
         assert!(text.contains(needle), "no `{needle}` in the output:\n{text}");
     }
 }

@@ -714,12 +714,12 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
         println!();
         println!(
             "64-byte UDP, {}: Mpps received, median [min-max] of {runs} runs; loss = share of the frames sent that \
-             did not arrive",
+             did not arrive; path ns = ns of CPU per packet on 1 CPU less the generator's own",
             dir.name()
         );
         println!(
-            "{:<36} {:>20} {:>6} {:>20} {:>6} {:>8} {:>8} {:>9} {:>7}",
-            "path", "1 CPU", "loss", "2 CPUs", "loss", "vs fwd", "vs XDP", "vs TAYGA", "2/1 CPU"
+            "{:<36} {:>20} {:>6} {:>20} {:>6} {:>8} {:>8} {:>9} {:>7} {:>9}",
+            "path", "1 CPU", "loss", "2 CPUs", "loss", "vs fwd", "vs XDP", "vs TAYGA", "2/1 CPU", "path ns"
         );
         let line = |name: &str, r: &Row, p: Option<Path>| {
             let cell = |c: usize| match r.udp[d][c] {
@@ -738,8 +738,18 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
                 ),
                 None => ("-".into(), "-".into(), "-".into()),
             };
+            // The CPU time the path itself takes per packet (1 CPU): the time per
+            // received packet less the generator's own (it shares the CPU). Not for
+            // TAYGA, whose user-space half runs on the other CPU.
+            let gen_median = generator.udp[d][0].map(|(s, _)| s.median);
+            let path_ns = match (p, me, gen_median) {
+                (Some(p), Some(m), Some(g)) if p != Path::Tayga && m > 0.0 && g > 0.0 => {
+                    format!("{:.0}", 1e3 / m - 1e3 / g)
+                }
+                _ => "-".to_string(),
+            };
             println!(
-                "{name:<36} {c1:>20} {l1:>6} {c2:>20} {l2:>6} {vf:>8} {vx:>8} {vt:>9} {:>7}",
+                "{name:<36} {c1:>20} {l1:>6} {c2:>20} {l2:>6} {vf:>8} {vx:>8} {vt:>9} {:>7} {path_ns:>9}",
                 ratio(me2, me)
             );
         };
