@@ -10,6 +10,9 @@
 //!   (discard) that arrive on the receiver's interface; everything else passes.
 //! - `bench_fwd`: XDP forwarding without translation (FIB lookup, TTL or hop limit,
 //!   MAC rewrite, redirect), the ceiling an XDP translator is measured against.
+//! - `bench_fib`, `bench_lpm`: one FIB lookup, one LPM-trie lookup of the frame's
+//!   destination, then XDP_TX: what the work a translation cannot avoid costs under
+//!   BPF_PROG_TEST_RUN, next to the XDP_TX no-op.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -19,7 +22,7 @@ mod programs {
         bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
         helpers::generated as h,
         macros::{map, xdp},
-        maps::{Array, DevMapHash, PerCpuArray},
+        maps::{Array, DevMapHash, LpmTrie, PerCpuArray, lpm_trie::Key},
         programs::XdpContext,
     };
 
@@ -36,6 +39,12 @@ mod programs {
     /// The devices `bench_fwd` may redirect to.
     #[map(name = "BENCH_PORTS")]
     static BENCH_PORTS: DevMapHash = DevMapHash::with_max_entries(8, 0);
+
+    #[map(name = "BENCH_LPM4")]
+    static BENCH_LPM4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(64, 0);
+
+    #[map(name = "BENCH_LPM6")]
+    static BENCH_LPM6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(64, 0);
 
     const ETH_P_IP: u16 = 0x0800;
     const ETH_P_IPV6: u16 = 0x86dd;
@@ -108,8 +117,9 @@ mod programs {
         forward(&ctx).unwrap_or(xdp_action::XDP_PASS)
     }
 
+    /// The FIB's answer for the frame's destination: (IPv4?, the lookup, its return code).
     #[inline(always)]
-    fn forward(ctx: &XdpContext) -> Option<u32> {
+    fn lookup(ctx: &XdpContext) -> Option<(bool, bpf_fib_lookup, i64)> {
         let start = ctx.data();
         if start + 14 + 40 > ctx.data_end() {
             return None;
@@ -145,7 +155,7 @@ mod programs {
                     fib.family = AF_INET6;
                     fib.l4_protocol = *ip.add(6);
                     fib.__bindgen_anon_1.tot_len =
-                        u16::from_be(core::ptr::read_unaligned(ip.add(4) as *const u16)) + 40;
+                        u16::from_be(core::ptr::read_unaligned(ip.add(4) as *const u16)).wrapping_add(40);
                     fib.__bindgen_anon_3.ipv6_src = core::ptr::read_unaligned(ip.add(8) as *const [u32; 4]);
                     fib.__bindgen_anon_4.ipv6_dst = core::ptr::read_unaligned(ip.add(24) as *const [u32; 4]);
                 }
@@ -157,7 +167,44 @@ mod programs {
         let rc = unsafe {
             h::bpf_fib_lookup(ctx.ctx as *mut _, &mut fib, core::mem::size_of::<bpf_fib_lookup>() as i32, 0)
         };
+        Some((v4, fib, rc))
+    }
+
+    #[xdp]
+    pub fn bench_fib(ctx: XdpContext) -> u32 {
+        match lookup(&ctx) {
+            Some((_, _, rc)) if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 => xdp_action::XDP_TX,
+            _ => xdp_action::XDP_ABORTED,
+        }
+    }
+
+    #[xdp]
+    pub fn bench_lpm(ctx: XdpContext) -> u32 {
+        let start = ctx.data();
+        if start + 14 + 40 > ctx.data_end() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let found = match be16(&ctx, 12) {
+            // SAFETY: 40 bytes after the Ethernet header were bounds-checked.
+            Some(ETH_P_IP) => BENCH_LPM4
+                .get(Key::new(32, unsafe { core::ptr::read_unaligned((start + 30) as *const [u8; 4]) }))
+                .is_some(),
+            Some(ETH_P_IPV6) => BENCH_LPM6
+                .get(Key::new(128, unsafe { core::ptr::read_unaligned((start + 38) as *const [u8; 16]) }))
+                .is_some(),
+            _ => false,
+        };
+        if found { xdp_action::XDP_TX } else { xdp_action::XDP_ABORTED }
+    }
+
+    #[inline(always)]
+    fn forward(ctx: &XdpContext) -> Option<u32> {
+        let (v4, fib, rc) = lookup(ctx)?;
         if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+            return None;
+        }
+        let start = ctx.data();
+        if start + 14 + 40 > ctx.data_end() {
             return None;
         }
         let ip = (start + 14) as *mut u8;

@@ -572,7 +572,84 @@ pub fn run(repeat: u32, rounds: u32) -> Result<()> {
     for (c, s) in single.iter().zip(&single_results).skip(1) {
         println!("  {}: {:+.0} ns over the baseline", c.name, s.median - sbase);
     }
+    floor(&args, &direct4, &direct6, base.median)?;
     first_packet(args.rounds)
+}
+
+/// What a translation cannot avoid, each alone in an XDP program that then returns
+/// XDP_TX: one LPM-trie lookup (EAMT, denylist4 are LPM tries) and one FIB lookup
+/// that finds a route and a neighbour (the fast path's egress), per family. Shown
+/// next to the XDP_TX no-op: together they bound how close a translator can come to
+/// the no-op.
+fn floor(args: &Args, direct4: &[u8], direct6: &[u8], base: f64) -> Result<()> {
+    use aya::maps::{LpmTrie, lpm_trie::Key};
+    let mut ebpf = aya::Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+    for name in ["bench_fib", "bench_lpm"] {
+        let p: &mut Xdp = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        p.load().with_context(|| format!("loading {name}"))?;
+    }
+    // Tries as small as the test configuration's EAMT (a few prefixes, one of which
+    // matches the frame).
+    let mut t4: LpmTrie<_, [u8; 4], u32> =
+        LpmTrie::try_from(ebpf.map_mut("BENCH_LPM4").context("BENCH_LPM4")?)?;
+    for (p, len) in [([192, 0, 2, 0], 24), ([93, 184, 216, 34], 32), ([8, 8, 4, 0], 24), ([10, 0, 0, 0], 8)] {
+        t4.insert(&Key::new(len, p), 1, 0)?;
+    }
+    let mut t6: LpmTrie<_, [u8; 16], u32> =
+        LpmTrie::try_from(ebpf.map_mut("BENCH_LPM6").context("BENCH_LPM6")?)?;
+    for (a, len) in [("64:ff9b::", 96), ("2001:db8:6::", 120), ("2001:db8:7::34", 128), ("3fff::", 16)] {
+        t6.insert(&Key::new(len, a.parse::<Ipv6Addr>()?.octets()), 1, 0)?;
+    }
+    // A route and a neighbour for both frames' destinations, in this thread's own
+    // namespace (the harness's), arriving on a veth with forwarding on.
+    nat64_tests::xdp::sh(
+        "ip link add bf0 type veth peer name bf1 && ip link set bf0 up && ip link set bf1 up \
+         && ethtool -K bf1 gro on >/dev/null && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+         && ip addr add 198.51.100.1/24 dev bf0 && ip addr add 2001:db8:4::1/64 dev bf0 nodad \
+         && ip neigh add 198.51.100.2 lladdr 02:00:00:00:04:02 dev bf0 nud permanent \
+         && ip neigh add 2001:db8:4::2 lladdr 02:00:00:00:04:02 dev bf0 nud permanent \
+         && ip route add 8.8.8.0/24 via 198.51.100.2 && ip route add 192.0.2.0/24 via 198.51.100.2 \
+         && ip -6 route add 64:ff9b::/96 via 2001:db8:4::2 && ip -6 route add 2001:db8:6::/64 via 2001:db8:4::2",
+    );
+    // SAFETY: a NUL-terminated name; the lookup happens in this thread's namespace.
+    let ingress = unsafe { libc::if_nametoindex(c"bf1".as_ptr()) };
+    ensure!(ingress != 0, "no bf1 in the harness's namespace");
+    let run = |name: &str, frame: &[u8]| -> Result<Stats> {
+        let p: &Xdp = ebpf.program(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        let md: Vec<u8> =
+            [0u32, frame.len() as u32, 0, ingress, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut ns = Vec::new();
+        for _ in 0..args.rounds {
+            let mut out = vec![0u8; frame.len() + 256];
+            let mut opts = TestRunOptions::new();
+            opts.data_in = Some(frame);
+            opts.data_out = Some(&mut out);
+            opts.ctx_in = Some(&md);
+            opts.repeat = args.repeat;
+            let r = p.test_run(opts).with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+            // XDP_TX only when the lookup found what it must (else XDP_ABORTED).
+            ensure!(r.return_value == XDP_TX, "{name}: the lookup failed (verdict {})", r.return_value);
+            ns.push(r.duration.as_nanos() as f64);
+        }
+        Ok(stats(ns))
+    };
+    let rows = [
+        ("one LPM-trie lookup, IPv4 /32 key", run("bench_lpm", direct4)?),
+        ("one LPM-trie lookup, IPv6 /128 key", run("bench_lpm", direct6)?),
+        ("one FIB lookup, IPv4 (route + neighbour)", run("bench_fib", direct4)?),
+        ("one FIB lookup, IPv6 (route + neighbour)", run("bench_fib", direct6)?),
+    ];
+    println!();
+    println!(
+        "the floor: a lookup a translation cannot avoid, alone in a program that then returns XDP_TX \
+         ({} rounds of {} repetitions; vs the XDP_TX no-op above):",
+        args.rounds, args.repeat
+    );
+    println!("{}", header("program"));
+    for (name, s) in &rows {
+        println!("{}", row(name, s, base));
+    }
+    Ok(())
 }
 
 /// Hosts (distinct IPv6 sources) per round of the first-packet measurement.
