@@ -20,7 +20,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, globals, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack, unpack},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack},
 };
 
 /// The pipeline's stages after the entry, each a program of its own reached by tail
@@ -117,13 +117,13 @@ pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
     if to_v6 { reply::icmp6(pkt, g, v) } else { reply::icmp4(pkt, g, v) }
 }
 
-/// The end of every stage: the outcome counted with the packet's length on arrival.
+/// The end of every stage: the outcome counted with the packet's length on arrival;
+/// the packed result is handed on for the verdict.
 #[inline(always)]
-pub fn conclude(v: u64) -> Action {
-    let (action, counter) = unpack(v);
+pub fn conclude(v: u64) -> u64 {
     let len = scratch().map(|s| s.len as usize).unwrap_or(0);
-    crate::counters::record(counter, action, len);
-    action
+    crate::counters::record(v, len);
+    v
 }
 
 /// The drop counter for an address that cannot be translated.
