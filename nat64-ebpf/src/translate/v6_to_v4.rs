@@ -31,8 +31,7 @@ const EXT_ROUTING: u8 = 43;
 const EXT_FRAGMENT: u8 = 44;
 const EXT_DEST_OPTS: u8 = 60;
 
-/// Not inlined: each direction gets its own stack frame.
-#[inline(never)]
+#[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let (action, counter) = translate_inner(pkt, g);
     pack(action, counter)
