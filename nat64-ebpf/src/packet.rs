@@ -242,6 +242,34 @@ pub trait Packet {
         Some(())
     }
 
+    /// Copies `N` words of packet bytes at `off` into `dst` (in memory order), one
+    /// load and store each; volatile for the reason given at `load_into`.
+    #[inline(always)]
+    fn load_words<const N: usize>(&self, off: usize, dst: &mut [u32; N]) -> Option<()> {
+        let p = self.ptr_at::<[u32; N]>(off)? as *const u32;
+        let mut i = 0;
+        while i < N {
+            // SAFETY: bounds checked above; unaligned access is allowed for packet
+            // memory, and `dst` is a `[u32; N]`.
+            unsafe { core::ptr::write_volatile(dst.as_mut_ptr().add(i), core::ptr::read_volatile(p.add(i))) };
+            i += 1;
+        }
+        Some(())
+    }
+
+    /// Copies `src` words into the packet at `off`, as `load_words`.
+    #[inline(always)]
+    fn store_words<const N: usize>(&mut self, off: usize, src: &[u32; N]) -> Option<()> {
+        let p = self.ptr_at::<[u32; N]>(off)? as *mut u32;
+        let mut i = 0;
+        while i < N {
+            // SAFETY: as in load_words.
+            unsafe { core::ptr::write_volatile(p.add(i), core::ptr::read_volatile(src.as_ptr().add(i))) };
+            i += 1;
+        }
+        Some(())
+    }
+
     #[inline(always)]
     fn store<T: Copy>(&mut self, off: usize, v: T) -> Option<()> {
         // SAFETY: bounds checked by ptr_at.
@@ -290,13 +318,15 @@ impl Packet for XdpPacket<'_> {
 
     #[inline(always)]
     fn resize_l3(&mut self, old_len: usize, new_len: usize, proto: u16) -> Result<(), ()> {
-        let macs: [u8; 12] = self.load(0).ok_or(())?;
+        // Three words, not twelve bytes (see `load_words`).
+        let mut macs = [0u32; 3];
+        self.load_words(0, &mut macs).ok_or(())?;
         let delta = old_len as i32 - new_len as i32;
         // SAFETY: helper call; every pointer is re-derived and re-checked afterwards.
         if unsafe { h::bpf_xdp_adjust_head(self.ctx.ctx, delta) } != 0 {
             return Err(());
         }
-        self.store(0, macs).ok_or(())?;
+        self.store_words(0, &macs).ok_or(())?;
         self.store(12, proto.to_be_bytes()).ok_or(())?;
         Ok(())
     }

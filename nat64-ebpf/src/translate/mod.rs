@@ -15,11 +15,12 @@ use nat64_common::{
     addr::Untranslatable,
     counters::Counter,
     maps::{EamEntry, Globals},
+    words::{self, W6},
 };
 
 use crate::{
     forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, globals, scratch},
+    maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, globals, scratch},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack},
 };
 
@@ -149,7 +150,7 @@ fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
 /// count); a dynamic-pool address held by a host maps like a /32 entry.
 #[inline(always)]
 fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
-    match EAMT4.get(Key::new(32, a)).filter(|e| e.generation <= g.eam_gen) {
+    match EAMT4.get(Key4::new(a).key()).filter(|e| e.generation <= g.eam_gen) {
         Some(e) => Some(e),
         None if g.in_dyn_pool(a) => pool::lookup4(a),
         None => None,
@@ -170,9 +171,21 @@ fn eamt6(g: &Globals, key: &mut Key<[u8; 16]>, a: &[u8; 16], pool: bool) -> Opti
     }
 }
 
+/// `eamt6` for an address held as words.
+#[inline(always)]
+fn eamt6w(g: &Globals, key: &mut Key6, a: &W6, pool: bool) -> Option<&'static EamEntry> {
+    key.prefix_len = 128;
+    key.data = *a;
+    match EAMT6.get(key.key()).filter(|e| e.generation <= g.eam_gen) {
+        Some(e) => Some(e),
+        None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(words::as_bytes(a)),
+        None => None,
+    }
+}
+
 #[inline(always)]
 fn denylisted4(a: [u8; 4]) -> bool {
-    DENYLIST4.get(Key::new(32, a)).is_some()
+    DENYLIST4.get(Key4::new(a).key()).is_some()
 }
 
 /// Writes the next hop's MAC addresses when the packet leaves by redirect.

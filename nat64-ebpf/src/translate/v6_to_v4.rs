@@ -1,16 +1,10 @@
 //! IPv6 -> IPv4 (RFC 7915 §5).
 
 use aya_ebpf::helpers::generated as h;
-use nat64_common::{
-    addr::{self, Untranslatable},
-    checksum,
-    counters::Counter,
-    icmp,
-    maps::Globals,
-};
+use nat64_common::{addr::Untranslatable, checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt6, finish,
+    denylisted4, drop_reason, eamt6w, finish,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -44,42 +38,45 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Some(s) => s,
         None => return (Action::Drop, Counter::DropInternal),
     };
-    if pkt.load_into(l3, &mut s.hdr6).is_none() {
+    if pkt.load_words(l3, &mut s.hdr6w).is_none() {
         return (Action::Drop, Counter::DropMalformed);
     }
-    if s.hdr6[0] >> 4 != 6 {
+    // Version, traffic class, flow label; payload length, next header, hop limit.
+    let w0 = u32::from_be(s.hdr6w[0]);
+    let w1 = u32::from_be(s.hdr6w[1]);
+    if w0 >> 28 != 6 {
         return (Action::Drop, Counter::DropMalformed);
     }
-    s.src6.copy_from_slice(&s.hdr6[8..24]);
-    s.dst6.copy_from_slice(&s.hdr6[24..40]);
+    s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
+    s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
 
     // Is it ours? Multicast and the translator's own address go to the host.
-    if s.dst6[0] == 0xff {
+    if s.dst6w[0].to_ne_bytes()[0] == 0xff {
         return (Action::Pass, Counter::PassV6NotOurs);
     }
-    if g.has_ipv6_addr() && s.dst6 == g.ipv6_addr {
+    if g.has_ipv6_addr() && s.dst6w == g.ipv6_addr_words() {
         return (Action::Pass, Counter::PassOwnAddress);
     }
-    let eam_dst = eamt6(g, &mut s.key6, &s.dst6, false);
-    if eam_dst.is_none() && !(g.pool6_len != 0 && addr::in_pool6(&s.dst6, &g.pool6, g.pool6_len)) {
+    let eam_dst = eamt6w(g, &mut s.key6w, &s.dst6w, false);
+    if eam_dst.is_none() && !(g.pool6_len != 0 && words::in_pool6(&s.dst6w, &g.pool6_words(), g.pool6_len)) {
         return (Action::Pass, Counter::PassV6NotOurs);
     }
 
-    let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
+    let plen = (w1 >> 16) as usize;
     if l3 + IPV6_HLEN + plen > pkt.len() {
         return (Action::Drop, Counter::DropMalformed);
     }
-    let dst4 = match addr::map6to4(g, &s.dst6, eam_dst, denylisted4) {
+    let dst4 = match words::map6to4(g, &s.dst6w, eam_dst, denylisted4) {
         Ok((a, _)) => a,
         Err(e) => return (Action::Drop, drop_reason(e)),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
     // it back, so that the hop counts once whichever way the packet leaves.
-    let hop_limit = s.hdr6[7].saturating_add(super::general_path_credit(pkt, g));
+    let hop_limit = (w1 as u8).saturating_add(super::general_path_credit(pkt, g));
     // RFC 7915 §5.1: walk hop-by-hop, destination options, routing (segments left 0)
     // and fragment headers; they are not carried into IPv4.
-    let mut nh = s.hdr6[6];
+    let mut nh = (w1 >> 8) as u8;
     let mut off = l3 + IPV6_HLEN;
     let mut frag: Option<[u8; 8]> = None;
     let mut done = false;
@@ -146,8 +143,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     {
         return (Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt6(g, &mut s.key6, &s.src6, true);
-    let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
+    let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
+    let src4 = match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
         Ok((a, _)) => a,
         // NAT64: a host without a mapping gets a pool address, then comes back here.
         Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
@@ -211,7 +208,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
 
     let tot_len = ulen + IPV4_HLEN;
-    let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
+    let tos = (w0 >> 20) as u8;
     // A pool address is private: what it sends goes through the kernel, whose NAT44
     // (masquerade) hides it behind the host's address.
     let route =
@@ -238,29 +235,30 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
         None => (0u16, 0x4000u16),
     };
-    let v4 = &mut s.hdr4;
-    v4[0] = 0x45;
-    v4[1] = tos;
-    v4[2..4].copy_from_slice(&(tot_len as u16).to_be_bytes());
-    v4[4..6].copy_from_slice(&id.to_be_bytes());
-    v4[6..8].copy_from_slice(&flags.to_be_bytes());
-    v4[8] = ttl;
-    v4[9] = proto;
-    v4[10] = 0;
-    v4[11] = 0;
-    v4[12..16].copy_from_slice(&src4);
-    v4[16..20].copy_from_slice(&dst4);
-    let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
-    v4[10] = c[0];
-    v4[11] = c[1];
+    // The IPv4 header as words; its checksum from the same words (the sum of their
+    // 16-bit halves is the sum of the header's 16-bit words).
+    let mut v4 = [
+        (0x4500_0000 | (tos as u32) << 16 | tot_len as u16 as u32).to_be(),
+        ((id as u32) << 16 | flags as u32).to_be(),
+        ((ttl as u32) << 24 | (proto as u32) << 16).to_be(),
+        u32::from_ne_bytes(src4),
+        u32::from_ne_bytes(dst4),
+    ];
+    let sum = words::sum_word(v4[0])
+        + words::sum_word(v4[1])
+        + words::sum_word(v4[2])
+        + words::sum_word(v4[3])
+        + words::sum_word(v4[4]);
+    v4[2] |= (checksum::finish(sum) as u32).to_be();
+    s.hdr4w = v4;
     // The pseudo-header change, summed before the addresses are overwritten.
-    let old = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
+    let old = words::sum(&s.src6w) + words::sum(&s.dst6w);
     let new = checksum::sum4(&src4) + checksum::sum4(&dst4);
 
     if pkt.resize_l3(chain, IPV4_HLEN, ETH_P_IP).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + tot_len).is_err() || pkt.store_from(l3, &s.hdr4).is_none() {
+    if pkt.truncate(l3 + tot_len).is_err() || pkt.store_words(l3, &s.hdr4w).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
 
