@@ -153,9 +153,7 @@ fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<u64> {
     Some(pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 5, 0), Counter::DropSourceRoute))
 }
 
-/// Not inlined: with the options walk (its own frame and bpf_loop's callback) the
-/// verifier's 512-byte limit for the frames of one call chain is exceeded.
-#[inline(never)]
+#[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let (action, counter) = translate_inner(pkt, g);
     pack(action, counter)
