@@ -59,25 +59,18 @@ const fn byte_mask(n: u32) -> u32 {
     if cfg!(target_endian = "little") { ones } else { ones.reverse_bits() }
 }
 
-/// Mask of the first `nbytes` bytes of the address in word `i`.
-#[inline(always)]
-const fn prefix_word_mask(nbytes: u32, i: u32) -> u32 {
-    let have = nbytes.saturating_sub(4 * i);
-    byte_mask(if have > 4 { 4 } else { have })
-}
-
 /// `addr::in_pool6` on words.
 #[inline(always)]
 pub fn in_pool6(a: &W6, prefix: &W6, len: u8) -> bool {
     if addr::v4_positions(len).is_none() {
         return false;
     }
+    // The lengths allowed (32 to 64 and 96 bits) cover word 0 whole, word 1 in part
+    // or whole, word 2 only at /96 and word 3 never.
     let n = (len / 8) as u32;
-    let diff = ((a[0] ^ prefix[0]) & prefix_word_mask(n, 0))
-        | ((a[1] ^ prefix[1]) & prefix_word_mask(n, 1))
-        | ((a[2] ^ prefix[2]) & prefix_word_mask(n, 2))
-        | ((a[3] ^ prefix[3]) & prefix_word_mask(n, 3));
-    diff == 0
+    let m1 = byte_mask(if n >= 8 { 4 } else { n - 4 });
+    let m2 = if n >= 12 { u32::MAX } else { 0 };
+    ((a[0] ^ prefix[0]) | ((a[1] ^ prefix[1]) & m1) | ((a[2] ^ prefix[2]) & m2)) == 0
 }
 
 /// `addr::embed` on words; the /96 prefix (by far the most used) without bytes.

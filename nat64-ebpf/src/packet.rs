@@ -257,6 +257,14 @@ pub trait Packet {
         Some(())
     }
 
+    /// The four packet bytes at `off` as a word in memory order, in one load (a
+    /// `load::<[u8; 4]>` is four).
+    #[inline(always)]
+    fn load_word(&self, off: usize) -> Option<u32> {
+        // SAFETY: bounds checked by ptr_at; unaligned access is allowed for packet memory.
+        self.ptr_at::<u32>(off).map(|p| unsafe { core::ptr::read_volatile(p) })
+    }
+
     /// Copies `src` words into the packet at `off`, as `load_words`.
     #[inline(always)]
     fn store_words<const N: usize>(&mut self, off: usize, src: &[u32; N]) -> Option<()> {

@@ -268,13 +268,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let mut amend_udp = false;
     match if first { proto } else { 0 } {
         IPPROTO_TCP => {
-            if (plen < 20 && !more) || pkt.load::<[u8; 20]>(l4_in).is_none() {
+            if (plen < 20 && !more) || pkt.ptr_at::<[u8; 20]>(l4_in).is_none() {
                 return (Action::Drop, Counter::DropMalformed);
             }
         }
-        IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+        IPPROTO_UDP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load_word(l4_in + 4)) {
             Some(u) if plen >= 8 => {
-                if u[6] == 0 && u[7] == 0 {
+                if u.to_ne_bytes()[2..4] == [0, 0] {
                     // RFC 7915 §4.5: compute it if the operator allows, else drop; a
                     // fragment does not hold the whole datagram to compute it from.
                     if fragmented || !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
@@ -288,7 +288,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             }
             _ => return (Action::Drop, Counter::DropMalformed),
         },
-        IPPROTO_ICMP => match pkt.load::<[u8; 8]>(l4_in) {
+        IPPROTO_ICMP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load::<[u8; 2]>(l4_in)) {
             Some(i) if plen >= 8 => match l4::icmp4_to_6(i[0]) {
                 Some(t) => icmp_type = t,
                 None => return (Action::Drop, Counter::DropIcmpUntranslated),

@@ -183,20 +183,20 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if first {
         match nh {
             IPPROTO_TCP => {
-                if (ulen < 20 && !more) || pkt.load::<[u8; 20]>(l4_in).is_none() {
+                if (ulen < 20 && !more) || pkt.ptr_at::<[u8; 20]>(l4_in).is_none() {
                     return (Action::Drop, Counter::DropMalformed);
                 }
             }
-            IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+            IPPROTO_UDP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load_word(l4_in + 4)) {
                 Some(u) if ulen >= 8 => {
-                    if u[6] == 0 && u[7] == 0 {
+                    if u.to_ne_bytes()[2..4] == [0, 0] {
                         // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
                         return (Action::Drop, Counter::DropUdpChecksumZero);
                     }
                 }
                 _ => return (Action::Drop, Counter::DropMalformed),
             },
-            IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(l4_in) {
+            IPPROTO_ICMPV6 => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load::<[u8; 2]>(l4_in)) {
                 Some(i) if ulen >= 8 => match l4::icmp6_to_4(i[0]) {
                     Some(t) => icmp_type = t,
                     None => return (Action::Drop, Counter::DropIcmpUntranslated),
