@@ -188,13 +188,35 @@ fn denylisted4(a: [u8; 4]) -> bool {
     DENYLIST4.get(Key4::new(a).key()).is_some()
 }
 
+const _: () = assert!(
+    core::mem::offset_of!(bpf_fib_lookup, smac) % 2 == 0
+        && core::mem::offset_of!(bpf_fib_lookup, dmac) % 2 == 0
+        && core::mem::align_of::<bpf_fib_lookup>() >= 2
+);
+
 /// Writes the next hop's MAC addresses when the packet leaves by redirect.
 #[inline(always)]
 fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action {
     match route {
         Route::Out(ifindex) => {
-            if pkt.store(0, fib.dmac).is_none() || pkt.store(6, fib.smac).is_none() {
+            // Six two-byte copies (both MACs lie 2-byte aligned in the struct) rather
+            // than twelve one-byte ones.
+            let Some(p) = pkt.ptr_at::<[u16; 6]>(0) else {
                 return Action::Pass;
+            };
+            let p = p as *mut u16;
+            let d = core::ptr::addr_of!(fib.dmac).cast::<u16>();
+            let s = core::ptr::addr_of!(fib.smac).cast::<u16>();
+            let mut i = 0;
+            while i < 3 {
+                // SAFETY: 12 packet bytes were bounds-checked (unaligned access is allowed
+                // for packet memory); `dmac` and `smac` are 6 bytes each at even offsets
+                // of a 4-byte aligned struct.
+                unsafe {
+                    core::ptr::write_volatile(p.add(i), core::ptr::read(d.add(i)));
+                    core::ptr::write_volatile(p.add(3 + i), core::ptr::read(s.add(i)));
+                }
+                i += 1;
             }
             Action::Redirect(ifindex)
         }
