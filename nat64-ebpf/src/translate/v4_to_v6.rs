@@ -153,21 +153,23 @@ fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<u64> {
     Some(pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 5, 0), Counter::DropSourceRoute))
 }
 
+/// Every outcome packed where it is decided: returning the `(Action, Counter)`
+/// pair made LLVM keep the pair's three registers (kind, payload, counter) for
+/// the many early returns and spill them before each check.
 #[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
-    let (action, counter) = translate_inner(pkt, g);
-    pack(action, counter)
+    translate_inner(pkt, g)
 }
 
 #[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     if pkt.load_words(l3, &mut s.hdr4w).is_none() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     let h = &s.hdr4w;
     // Version, IHL, TOS, total length; ID, flags, offset; TTL, protocol, checksum.
@@ -176,33 +178,33 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let w2 = u32::from_be(h[2]);
     let ihl = (((w0 >> 24) & 0x0f) as usize) * 4;
     if w0 >> 28 != 4 || ihl < IPV4_HLEN {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     let src = h[3].to_ne_bytes();
     let dst = h[4].to_ne_bytes();
 
     // Is it ours? Broadcast, multicast and the host's own address are not.
     if ranges::is_reserved4(dst) {
-        return (Action::Pass, Counter::PassV4NotOurs);
+        return pack(Action::Pass, Counter::PassV4NotOurs);
     }
     if g.has_ipv4_addr() && dst == g.ipv4_addr {
-        return (Action::Pass, Counter::PassOwnAddress);
+        return pack(Action::Pass, Counter::PassOwnAddress);
     }
     match map_dst(g, src, dst, &mut s.dst6w) {
         0 => {}
-        c if c == Counter::PassV4NotOurs as u32 + 1 => return (Action::Pass, Counter::PassV4NotOurs),
+        c if c == Counter::PassV4NotOurs as u32 + 1 => return pack(Action::Pass, Counter::PassV4NotOurs),
         // Nobody holds this pool address (any more): the sender learns it at once,
         // unless what it sent is an ICMP error itself (spec §6).
         c if c == Counter::DropPoolUnmapped as u32 + 1 => {
             if (w2 >> 16) as u8 == IPPROTO_ICMP
                 && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4)
             {
-                return (Action::Drop, Counter::DropPoolUnmapped);
+                return pack(Action::Drop, Counter::DropPoolUnmapped);
             }
-            return (Action::Reply(icmp::ICMP4_DEST_UNREACH, 1, 0), Counter::DropPoolUnmapped);
+            return pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 1, 0), Counter::DropPoolUnmapped);
         }
         c => {
-            return (
+            return pack(
                 Action::Drop,
                 Counter::ALL.get(c as usize - 1).copied().unwrap_or(Counter::DropInternal),
             );
@@ -211,12 +213,12 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     let tot_len = (w0 & 0xffff) as usize;
     if tot_len < ihl || l3 + tot_len > pkt.len() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     match header_sum(pkt, &mut s.buf, l3, &s.hdr4w, ihl) {
         Some(sum) if checksum::fold(sum) == 0xffff => {}
-        Some(_) => return (Action::Drop, Counter::DropBadIpv4Checksum),
-        None => return (Action::Drop, Counter::DropMalformed),
+        Some(_) => return pack(Action::Drop, Counter::DropBadIpv4Checksum),
+        None => return pack(Action::Drop, Counter::DropMalformed),
     }
     // RFC 7915 §4.1.1: a fragment keeps its offset, MF and ID in an IPv6 fragment header.
     let flags = w1 as u16;
@@ -234,31 +236,31 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat4to6Udp),
         // The ICMPv6 checksum needs the whole message's length, unknown to a fragment.
-        IPPROTO_ICMP if fragmented => return (Action::Drop, Counter::DropIcmpFragment),
+        IPPROTO_ICMP if fragmented => return pack(Action::Drop, Counter::DropIcmpFragment),
         IPPROTO_ICMP => (IPPROTO_ICMPV6, Counter::Xlat4to6Icmp),
         // RFC 7915 §4.1: these exist only as IPv6 next headers.
-        0 | 43 | 44 | IPPROTO_ICMPV6 | 60 => return (Action::Drop, Counter::DropV6OnlyProtocol),
+        0 | 43 | 44 | IPPROTO_ICMPV6 | 60 => return pack(Action::Drop, Counter::DropV6OnlyProtocol),
         p => (p, Counter::Xlat4to6Other),
     };
     if ttl <= 1 {
         // Never an ICMP error in answer to an ICMP error (spec §6).
         if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
-            return (Action::Drop, Counter::DropTtlExpired);
+            return pack(Action::Drop, Counter::DropTtlExpired);
         }
-        return (Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        return pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
     // An ICMP error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
     if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
-        return (Action::IcmpError, Counter::DropIcmpUntranslated);
+        return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
     let eam_src = eamt4(g, src);
     let deny = eam_src.is_none() && denylisted4(src);
     match words::map4to6(g, src, eam_src, deny) {
         Ok((a, _)) => s.src6w = a,
-        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
-        Err(e) => return (Action::Drop, drop_reason(e)),
+        Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
     }
 
     // Everything that can refuse the packet is checked before the first write.
@@ -269,7 +271,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     match if first { proto } else { 0 } {
         IPPROTO_TCP => {
             if (plen < 20 && !more) || pkt.ptr_at::<[u8; 20]>(l4_in).is_none() {
-                return (Action::Drop, Counter::DropMalformed);
+                return pack(Action::Drop, Counter::DropMalformed);
             }
         }
         IPPROTO_UDP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load_word(l4_in + 4)) {
@@ -278,22 +280,22 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                     // RFC 7915 §4.5: compute it if the operator allows, else drop; a
                     // fragment does not hold the whole datagram to compute it from.
                     if fragmented || !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
-                        return (Action::Drop, Counter::DropUdpChecksumZero);
+                        return pack(Action::Drop, Counter::DropUdpChecksumZero);
                     }
                     if plen > l4::MAX_AMEND_UDP {
-                        return (Action::Drop, Counter::DropTooBig);
+                        return pack(Action::Drop, Counter::DropTooBig);
                     }
                     amend_udp = true;
                 }
             }
-            _ => return (Action::Drop, Counter::DropMalformed),
+            _ => return pack(Action::Drop, Counter::DropMalformed),
         },
         IPPROTO_ICMP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load::<[u8; 2]>(l4_in)) {
             Some(i) if plen >= 8 => match l4::icmp4_to_6(i[0]) {
                 Some(t) => icmp_type = t,
-                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+                None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
             },
-            _ => return (Action::Drop, Counter::DropMalformed),
+            _ => return pack(Action::Drop, Counter::DropMalformed),
         },
         _ => {}
     }
@@ -308,13 +310,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Route::TooBig(_)
             if flags & 0x4000 == 0 && super::general_path_credit(pkt, g) == 0 && g.general_ifindex != 0 =>
         {
-            return (Action::Pass, Counter::PassGeneralPath);
+            return pack(Action::Pass, Counter::PassGeneralPath);
         }
         // DF set and too big once translated: the sender learns the MTU that fits.
         Route::TooBig(mtu6) if flags & 0x4000 != 0 => {
             let grow = (l3_new - ihl) as u32;
             let mtu4 = mtu6.saturating_sub(grow).clamp(68, 0xffff);
-            return (Action::Reply(icmp::ICMP4_DEST_UNREACH, 4, mtu4), Counter::DropMtuExceeded);
+            return pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 4, mtu4), Counter::DropMtuExceeded);
         }
         // The kernel takes its hop off as it forwards. From the general path it already
         // took one: the node then counts two, so that a packet the routes would send
@@ -341,13 +343,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     s.frag6w = [((nh as u32) << 24 | (frag_off << 3 | more as u16) as u32).to_be(), (id as u32).to_be()];
 
     if pkt.resize_l3(ihl, l3_new, ETH_P_IPV6).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if pkt.truncate(l3 + l3_new + plen).is_err() || pkt.store_words(l3, &s.hdr6w).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if fragmented && pkt.store_words(l3 + IPV6_HLEN, &s.frag6w).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
 
     let l4 = l3 + l3_new;
@@ -366,7 +368,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         _ => Some(()),
     };
     if fixed.is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib), counter)
+    pack(finish(pkt, route, &s.fib), counter)
 }

@@ -25,50 +25,52 @@ const EXT_ROUTING: u8 = 43;
 const EXT_FRAGMENT: u8 = 44;
 const EXT_DEST_OPTS: u8 = 60;
 
+/// Every outcome packed where it is decided: returning the `(Action, Counter)`
+/// pair made LLVM keep the pair's three registers (kind, payload, counter) for
+/// the many early returns and spill them before each check.
 #[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
-    let (action, counter) = translate_inner(pkt, g);
-    pack(action, counter)
+    translate_inner(pkt, g)
 }
 
 #[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     if pkt.load_words(l3, &mut s.hdr6w).is_none() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     // Version, traffic class, flow label; payload length, next header, hop limit.
     let w0 = u32::from_be(s.hdr6w[0]);
     let w1 = u32::from_be(s.hdr6w[1]);
     if w0 >> 28 != 6 {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
     s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
 
     // Is it ours? Multicast and the translator's own address go to the host.
     if s.dst6w[0].to_ne_bytes()[0] == 0xff {
-        return (Action::Pass, Counter::PassV6NotOurs);
+        return pack(Action::Pass, Counter::PassV6NotOurs);
     }
     if g.has_ipv6_addr() && s.dst6w == g.ipv6_addr_words() {
-        return (Action::Pass, Counter::PassOwnAddress);
+        return pack(Action::Pass, Counter::PassOwnAddress);
     }
     let eam_dst = eamt6w(g, &mut s.key6w, &s.dst6w, false);
     if eam_dst.is_none() && !(g.pool6_len != 0 && words::in_pool6(&s.dst6w, &g.pool6_words(), g.pool6_len)) {
-        return (Action::Pass, Counter::PassV6NotOurs);
+        return pack(Action::Pass, Counter::PassV6NotOurs);
     }
 
     let plen = (w1 >> 16) as usize;
     if l3 + IPV6_HLEN + plen > pkt.len() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     let dst4 = match words::map6to4(g, &s.dst6w, eam_dst, denylisted4) {
         Ok((a, _)) => a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
@@ -85,16 +87,19 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING => {
                 if nh == EXT_HOP_BY_HOP && i != 0 {
                     // RFC 8200 §4.1: hop-by-hop only directly after the IPv6 header.
-                    return (Action::Drop, Counter::DropMalformed);
+                    return pack(Action::Drop, Counter::DropMalformed);
                 }
                 let e = match pkt.load::<[u8; 4]>(off) {
                     Some(e) => e,
-                    None => return (Action::Drop, Counter::DropMalformed),
+                    None => return pack(Action::Drop, Counter::DropMalformed),
                 };
                 if nh == EXT_ROUTING && e[3] != 0 {
                     // RFC 7915 §5.1: Parameter Problem pointing at Segments Left.
                     let ptr = ((off - l3) & 0xffff) as u32 + 3;
-                    return (Action::Reply(icmp::ICMP6_PARAM_PROBLEM, 0, ptr), Counter::DropRoutingHeader);
+                    return pack(
+                        Action::Reply(icmp::ICMP6_PARAM_PROBLEM, 0, ptr),
+                        Counter::DropRoutingHeader,
+                    );
                 }
                 nh = e[0];
                 off += (e[1] as usize + 1) * 8;
@@ -105,7 +110,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                         nh = f[0];
                         frag = Some(f);
                     }
-                    None => return (Action::Drop, Counter::DropMalformed),
+                    None => return pack(Action::Drop, Counter::DropMalformed),
                 }
                 off += 8;
                 done = true;
@@ -118,11 +123,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
     }
     if !done {
-        return (Action::Drop, Counter::DropExtensionHeader);
+        return pack(Action::Drop, Counter::DropExtensionHeader);
     }
     let end = l3 + IPV6_HLEN + plen;
     if off > end {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     // Bytes of the IPv6 header chain, and of what follows it.
     let chain = (off - l3) & 0xfff;
@@ -141,17 +146,17 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         && chain == IPV6_HLEN
         && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6)
     {
-        return (Action::IcmpError, Counter::DropIcmpUntranslated);
+        return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
     let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
     let src4 = match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
         Ok((a, _)) => a,
         // NAT64: a host without a mapping gets a pool address, then comes back here.
         Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
-            return (Action::Alloc, Counter::DropSrcUnmapped);
+            return pack(Action::Alloc, Counter::DropSrcUnmapped);
         }
-        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
-        Err(e) => return (Action::Drop, drop_reason(e)),
+        Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
 
     let (proto, counter) = match nh {
@@ -160,20 +165,20 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // The ICMPv6 checksum covers a pseudo-header with the whole message's length,
         // which a fragment does not tell: fragmented ICMPv6 cannot be translated.
         IPPROTO_ICMPV6 if frag.is_some() && (more || !first) => {
-            return (Action::Drop, Counter::DropIcmpFragment);
+            return pack(Action::Drop, Counter::DropIcmpFragment);
         }
         IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
         EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING | EXT_FRAGMENT => {
-            return (Action::Drop, Counter::DropExtensionHeader);
+            return pack(Action::Drop, Counter::DropExtensionHeader);
         }
         p => (p, Counter::Xlat6to4Other),
     };
     if hop_limit <= 1 {
         // Never an ICMP error in answer to an ICMP error (spec §6).
         if nh == IPPROTO_ICMPV6 && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6) {
-            return (Action::Drop, Counter::DropTtlExpired);
+            return pack(Action::Drop, Counter::DropTtlExpired);
         }
-        return (Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        return pack(Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
     // Everything that can refuse the packet is checked before the first write. Only
@@ -184,24 +189,24 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         match nh {
             IPPROTO_TCP => {
                 if (ulen < 20 && !more) || pkt.ptr_at::<[u8; 20]>(l4_in).is_none() {
-                    return (Action::Drop, Counter::DropMalformed);
+                    return pack(Action::Drop, Counter::DropMalformed);
                 }
             }
             IPPROTO_UDP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load_word(l4_in + 4)) {
                 Some(u) if ulen >= 8 => {
                     if u.to_ne_bytes()[2..4] == [0, 0] {
                         // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
-                        return (Action::Drop, Counter::DropUdpChecksumZero);
+                        return pack(Action::Drop, Counter::DropUdpChecksumZero);
                     }
                 }
-                _ => return (Action::Drop, Counter::DropMalformed),
+                _ => return pack(Action::Drop, Counter::DropMalformed),
             },
             IPPROTO_ICMPV6 => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load::<[u8; 2]>(l4_in)) {
                 Some(i) if ulen >= 8 => match l4::icmp6_to_4(i[0]) {
                     Some(t) => icmp_type = t,
-                    None => return (Action::Drop, Counter::DropIcmpUntranslated),
+                    None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
                 },
-                _ => return (Action::Drop, Counter::DropMalformed),
+                _ => return pack(Action::Drop, Counter::DropMalformed),
             },
             _ => {}
         }
@@ -220,7 +225,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // the MTU the IPv6 sender must use. With DF=0 the kernel fragments it.
         Route::TooBig(mtu4) if frag.is_none() && tot_len > DF_THRESHOLD => {
             let mtu6 = (mtu4 + chain as u32 - IPV4_HLEN as u32).max(1280);
-            return (Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
+            return pack(Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
         }
         // As in v4_to_v6: from the general path, the node counts two (no loop for ever).
         Route::Kernel | Route::TooBig(_) => hop_limit - super::general_path_credit(pkt, g),
@@ -256,10 +261,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let new = checksum::sum4(&src4) + checksum::sum4(&dst4);
 
     if pkt.resize_l3(chain, IPV4_HLEN, ETH_P_IP).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if pkt.truncate(l3 + tot_len).is_err() || pkt.store_words(l3, &s.hdr4w).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
 
     let l4 = l3 + IPV4_HLEN;
@@ -274,7 +279,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
     };
     if fixed.is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib), counter)
+    pack(finish(pkt, route, &s.fib), counter)
 }
