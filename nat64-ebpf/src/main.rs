@@ -121,7 +121,7 @@ mod programs {
     fn tc_entry<const L2: usize>(ctx: &TcContext) -> i32 {
         // The whole packet in the linear area, so that the engine sees it as XDP would.
         if ctx.skb.pull_data(ctx.len()).is_err() {
-            return TC_ACT_OK as i32;
+            return TC_ACT_OK;
         }
         let step = translate::entry(&TcPacket::<L2>::new(ctx));
         run_tc::<L2>(ctx, step)

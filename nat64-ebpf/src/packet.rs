@@ -54,12 +54,12 @@ pub fn verdict_xdp(v: u64) -> u32 {
 #[inline(always)]
 pub fn verdict_tc(v: u64, ifindex: u32) -> i32 {
     match kind(v) {
-        KIND_PASS => TC_ACT_OK as i32,
+        KIND_PASS => TC_ACT_OK,
         // SAFETY: helper call; bpf_redirect returns TC_ACT_REDIRECT or TC_ACT_SHOT.
         KIND_TX => unsafe { h::bpf_redirect(ifindex, 0) as i32 },
         // SAFETY: as above.
         KIND_REDIRECT => unsafe { h::bpf_redirect(high(v), 0) as i32 },
-        _ => TC_ACT_SHOT as i32,
+        _ => TC_ACT_SHOT,
     }
 }
 
