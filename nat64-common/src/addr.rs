@@ -193,11 +193,11 @@ pub enum Rule {
 
 /// Spec §1: never translate to or from reserved IPv4 space or the translator itself.
 #[inline(always)]
-fn check_v4(g: &Globals, v4: [u8; 4]) -> Result<(), Untranslatable> {
+pub(crate) fn check_v4(g: &Globals, v4: [u8; 4]) -> Result<(), Untranslatable> {
     if ranges::is_reserved4(v4) {
         return Err(Untranslatable::Reserved);
     }
-    if g.has_ipv4_addr() && v4 == g.ipv4_addr {
+    if g.has_ipv4_addr() && u32::from_ne_bytes(v4) == g.ipv4_addr_word() {
         return Err(Untranslatable::OwnAddress);
     }
     Ok(())
@@ -206,15 +206,12 @@ fn check_v4(g: &Globals, v4: [u8; 4]) -> Result<(), Untranslatable> {
 /// The checks every pool6-mapped IPv4 address passes: reserved ranges, own address,
 /// denylist4 and the Well-Known-Prefix rule.
 #[inline(always)]
-fn check_pool6_v4(g: &Globals, v4: [u8; 4], denylisted: bool) -> Result<(), Untranslatable> {
+pub(crate) fn check_pool6_v4(g: &Globals, v4: [u8; 4], denylisted: bool) -> Result<(), Untranslatable> {
     check_v4(g, v4)?;
     if denylisted {
         return Err(Untranslatable::Denylisted);
     }
-    if !g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL)
-        && ranges::is_wkp(&g.pool6, g.pool6_len)
-        && ranges::is_non_global4(v4)
-    {
+    if !g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL) && g.pool6_is_wkp() && ranges::is_non_global4(v4) {
         return Err(Untranslatable::WkpNonGlobal);
     }
     Ok(())

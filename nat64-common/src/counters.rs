@@ -38,6 +38,9 @@ macro_rules! counters {
                 match self { $(Counter::$name => $label,)* }
             }
 
+            // Inlined: in the kernel programs a call costs a BPF-to-BPF call and return
+            // per packet (the return through the kernel's return thunk).
+            #[inline(always)]
             pub const fn kind(self) -> Kind {
                 match self { $(Counter::$name => Kind::$kind,)* }
             }

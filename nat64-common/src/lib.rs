@@ -11,3 +11,4 @@ pub mod icmp;
 pub mod maps;
 pub mod options;
 pub mod ranges;
+pub mod words;

@@ -188,6 +188,35 @@ impl Globals {
     }
 
     /// Whether `a` lies in the dynamic pool (false without one).
+    /// `pool6` as words (see [`crate::words`]): four aligned loads in the kernel
+    /// programs, where LLVM copies a `[u8; 16]` byte by byte.
+    #[inline(always)]
+    pub fn pool6_words(&self) -> crate::words::W6 {
+        // SAFETY: `pool6` lies 4-byte aligned in a `repr(C)` struct of alignment 4
+        // (checked below); any bit pattern is a valid `u32`.
+        unsafe { core::ptr::read(core::ptr::addr_of!(self.pool6).cast::<crate::words::W6>()) }
+    }
+
+    /// `ipv6_addr` as words.
+    #[inline(always)]
+    pub fn ipv6_addr_words(&self) -> crate::words::W6 {
+        // SAFETY: as in `pool6_words`.
+        unsafe { core::ptr::read(core::ptr::addr_of!(self.ipv6_addr).cast::<crate::words::W6>()) }
+    }
+
+    /// `ipv4_addr` as one word in memory order.
+    #[inline(always)]
+    pub fn ipv4_addr_word(&self) -> u32 {
+        // SAFETY: as in `pool6_words`.
+        unsafe { core::ptr::read(core::ptr::addr_of!(self.ipv4_addr).cast::<u32>()) }
+    }
+
+    /// Whether pool6 is the Well-Known Prefix (`ranges::is_wkp`).
+    #[inline(always)]
+    pub fn pool6_is_wkp(&self) -> bool {
+        self.pool6_len == 96 && self.pool6_words() == crate::words::from_bytes(&crate::ranges::WKP)
+    }
+
     #[inline(always)]
     pub const fn in_dyn_pool(&self, a: [u8; 4]) -> bool {
         let mask = crate::addr::prefix_mask4(self.dyn_pool_len);
@@ -198,6 +227,15 @@ impl Globals {
 
 /// One dynamic-pool mapping, the value of both POOL6 and POOL4: a /32 <-> /128 EAM
 /// entry (so the translation treats it as one) and when it was last used.
+// The word accessors read these fields as aligned `u32`s.
+const _: () = {
+    assert!(core::mem::align_of::<Globals>() >= 4 && core::mem::align_of::<EamEntry>() >= 4);
+    assert!(core::mem::offset_of!(Globals, pool6) % 4 == 0);
+    assert!(core::mem::offset_of!(Globals, ipv6_addr) % 4 == 0);
+    assert!(core::mem::offset_of!(Globals, ipv4_addr) % 4 == 0);
+    assert!(core::mem::offset_of!(EamEntry, v6) % 4 == 0);
+};
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolEntry {
@@ -242,6 +280,13 @@ pub struct EamEntry {
 }
 
 impl EamEntry {
+    /// `v6` as words (see `Globals::pool6_words`).
+    #[inline(always)]
+    pub fn v6_words(&self) -> crate::words::W6 {
+        // SAFETY: `v6` lies 4-byte aligned in a `repr(C)` struct of alignment 4.
+        unsafe { core::ptr::read(core::ptr::addr_of!(self.v6).cast::<crate::words::W6>()) }
+    }
+
     /// `v4_len` and `v6_len` must leave equal suffixes (`32 - v4_len == 128 - v6_len`);
     /// host bits of both prefixes are cleared.
     pub const fn new(v4: [u8; 4], v4_len: u8, v6: [u8; 16], v6_len: u8) -> Self {

@@ -2,7 +2,10 @@
 
 use nat64_common::counters::{Counter, Kind};
 
-use crate::{maps::COUNTERS, packet::Action};
+use crate::{
+    maps::COUNTERS,
+    packet::{KIND_REDIRECT, KIND_TX, kind},
+};
 
 #[inline(always)]
 pub fn bump(c: Counter, bytes: usize) {
@@ -15,13 +18,15 @@ pub fn bump(c: Counter, bytes: usize) {
     }
 }
 
-/// Counts the outcome; a translated packet also counts how it left.
+/// Counts the outcome of a packed result (`packet::pack`); a translated packet also
+/// counts how it left.
 #[inline(always)]
-pub fn record(c: Counter, action: Action, bytes: usize) {
+pub fn record(v: u64, bytes: usize) {
+    let c = crate::packet::counter(v);
     bump(c, bytes);
-    if matches!(c.kind(), Kind::Translated) && action != Action::Tx {
-        match action {
-            Action::Redirect(_) => bump(Counter::FwdRedirect, bytes),
+    if matches!(c.kind(), Kind::Translated) && kind(v) != KIND_TX {
+        match kind(v) {
+            KIND_REDIRECT => bump(Counter::FwdRedirect, bytes),
             _ => bump(Counter::FwdKernel, bytes),
         }
     }

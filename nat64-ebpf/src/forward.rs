@@ -90,6 +90,27 @@ pub fn lookup4<P: Packet>(
     run(pkt, p, via_kernel)
 }
 
+/// `lookup6` for addresses held as words.
+#[inline(always)]
+pub fn lookup6w<P: Packet>(
+    pkt: &P,
+    p: &mut bpf_fib_lookup,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+    proto: u8,
+    tot_len: u16,
+) -> Route {
+    clear(p);
+    p.family = AF_INET6;
+    p.l4_protocol = proto;
+    p.__bindgen_anon_1.tot_len = tot_len;
+    // The kernel reads the addresses as bytes in memory order, as the words hold them.
+    p.__bindgen_anon_3.ipv6_src = *src;
+    p.__bindgen_anon_4.ipv6_dst = *dst;
+    p.ifindex = pkt.ingress_ifindex();
+    run(pkt, p, false)
+}
+
 #[inline(always)]
 pub fn lookup6<P: Packet>(
     pkt: &P,

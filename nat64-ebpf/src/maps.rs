@@ -1,5 +1,6 @@
 //! The maps, named as in `nat64_common::maps` so nat64-ctl finds and pins them.
 
+use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     macros::map,
     maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
@@ -10,6 +11,7 @@ use nat64_common::{
         DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, POOL_MAX, POOL_RING_SLOTS, PoolDormant,
         PoolEntry, TX_PORTS_MAX_ENTRIES,
     },
+    words::W6,
 };
 
 #[map(name = "GLOBALS")]
@@ -91,6 +93,15 @@ pub struct Scratch {
     pub ihdr4: [u8; 20],
     pub icmp: [u8; 8],
     pub ifrag6: [u8; 8],
+    /// The translation's headers and addresses as words (`nat64_common::words`):
+    /// LLVM moves and compares `[u8; N]` one byte at a time, these a word at a time.
+    pub hdr6w: [u32; 10],
+    pub hdr4w: [u32; 5],
+    pub _pad3: u32,
+    pub src6w: W6,
+    pub dst6w: W6,
+    pub key6w: Key6,
+    pub frag6w: [u32; 2],
     /// The packet's length on arrival, for the counters at the end of the pipeline.
     pub len: u64,
     /// What the translation stage asked the reply stage to send.
@@ -100,6 +111,48 @@ pub struct Scratch {
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
 }
+
+/// An EAMT6 key (`Key<[u8; 16]>`, whose `repr(packed)` makes LLVM write it byte by
+/// byte) with the address as words.
+#[repr(C)]
+pub struct Key6 {
+    pub prefix_len: u32,
+    pub data: W6,
+}
+
+/// An EAMT4 or DENYLIST4 key, as `Key6`.
+#[repr(C)]
+pub struct Key4 {
+    pub prefix_len: u32,
+    pub data: u32,
+}
+
+impl Key6 {
+    #[inline(always)]
+    pub fn key(&self) -> &Key<[u8; 16]> {
+        // SAFETY: the same 20 bytes (a u32, then the address in memory order); the
+        // packed type has alignment 1.
+        unsafe { &*(self as *const Key6).cast::<Key<[u8; 16]>>() }
+    }
+}
+
+impl Key4 {
+    #[inline(always)]
+    pub fn new(a: [u8; 4]) -> Self {
+        Self { prefix_len: 32, data: u32::from_ne_bytes(a) }
+    }
+
+    #[inline(always)]
+    pub fn key(&self) -> &Key<[u8; 4]> {
+        // SAFETY: as for Key6, 8 bytes.
+        unsafe { &*(self as *const Key4).cast::<Key<[u8; 4]>>() }
+    }
+}
+
+const _: () = assert!(
+    core::mem::size_of::<Key6>() == core::mem::size_of::<Key<[u8; 16]>>()
+        && core::mem::size_of::<Key4>() == core::mem::size_of::<Key<[u8; 4]>>()
+);
 
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);

@@ -30,36 +30,61 @@ pub enum Action {
     Alloc,
 }
 
-impl Action {
-    #[inline(always)]
-    pub fn xdp(self) -> u32 {
-        match self {
-            Action::Pass => xdp_action::XDP_PASS,
-            Action::Drop | Action::IcmpError | Action::Reply(..) | Action::Alloc => xdp_action::XDP_DROP,
-            Action::Tx => xdp_action::XDP_TX,
-            // The port was found in TX_PORTS before the packet was rewritten for it;
-            // should it vanish meanwhile the kernel still gets the packet.
-            Action::Redirect(ifindex) => {
-                match crate::maps::TX_PORTS.redirect(ifindex, xdp_action::XDP_PASS as u64) {
-                    Ok(a) | Err(a) => a,
-                }
-            }
-        }
+/// The program's verdict from a packed result (see `pack`). Read from the packed
+/// value rather than from an unpacked `Action`: LLVM widens the ifindex of
+/// `Redirect` on every path, undefined on the others, where the verifier may find a
+/// pointer left in that register and refuse the shift.
+#[inline(always)]
+pub fn verdict_xdp(v: u64) -> u32 {
+    match kind(v) {
+        KIND_PASS => xdp_action::XDP_PASS,
+        KIND_TX => xdp_action::XDP_TX,
+        // The port was found in TX_PORTS before the packet was rewritten for it;
+        // should it vanish meanwhile the kernel still gets the packet.
+        KIND_REDIRECT => match crate::maps::TX_PORTS.redirect(high(v), xdp_action::XDP_PASS as u64) {
+            Ok(a) | Err(a) => a,
+        },
+        // Drop, and what only the engine sees (an ICMP error, a reply, an allocation).
+        _ => xdp_action::XDP_DROP,
     }
 }
 
-impl Action {
-    /// The TC verdict; `ifindex` is the device the packet arrived on (for `Tx`).
-    #[inline(always)]
-    pub fn tc(self, ifindex: u32) -> i32 {
-        match self {
-            Action::Pass => TC_ACT_OK as i32,
-            Action::Drop | Action::IcmpError | Action::Reply(..) | Action::Alloc => TC_ACT_SHOT as i32,
-            // SAFETY: helper call; bpf_redirect returns TC_ACT_REDIRECT or TC_ACT_SHOT.
-            Action::Tx => unsafe { h::bpf_redirect(ifindex, 0) as i32 },
-            // SAFETY: as above.
-            Action::Redirect(i) => unsafe { h::bpf_redirect(i, 0) as i32 },
-        }
+/// The TC verdict from a packed result; `ifindex` is the device the packet arrived
+/// on (for `Tx`).
+#[inline(always)]
+pub fn verdict_tc(v: u64, ifindex: u32) -> i32 {
+    match kind(v) {
+        KIND_PASS => TC_ACT_OK,
+        // SAFETY: helper call; bpf_redirect returns TC_ACT_REDIRECT or TC_ACT_SHOT.
+        KIND_TX => unsafe { h::bpf_redirect(ifindex, 0) as i32 },
+        // SAFETY: as above.
+        KIND_REDIRECT => unsafe { h::bpf_redirect(high(v), 0) as i32 },
+        _ => TC_ACT_SHOT,
+    }
+}
+
+pub const KIND_PASS: u64 = 0;
+pub const KIND_REDIRECT: u64 = 2;
+pub const KIND_TX: u64 = 5;
+
+/// The action's kind in a packed result.
+#[inline(always)]
+pub fn kind(v: u64) -> u64 {
+    (v >> 8) & 0xff
+}
+
+/// The ifindex (or the rest of an ICMP header) in a packed result.
+#[inline(always)]
+fn high(v: u64) -> u32 {
+    (v >> 32) as u32
+}
+
+/// The counter in a packed result.
+#[inline(always)]
+pub fn counter(v: u64) -> nat64_common::counters::Counter {
+    match nat64_common::counters::Counter::ALL.get((v & 0xff) as usize) {
+        Some(c) => *c,
+        None => nat64_common::counters::Counter::DropInternal,
     }
 }
 
@@ -70,12 +95,12 @@ impl Action {
 pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
     // bits 0-7 counter, 8-15 kind, 16-23 / 24-31 ICMP type / code, 32-63 ifindex or rest
     let (kind, tc, high) = match action {
-        Action::Pass => (0u64, 0u64, 0u32),
+        Action::Pass => (KIND_PASS, 0u64, 0u32),
         Action::Drop => (1, 0, 0),
-        Action::Redirect(i) => (2, 0, i),
+        Action::Redirect(i) => (KIND_REDIRECT, 0, i),
         Action::IcmpError => (3, 0, 0),
         Action::Reply(t, c, rest) => (4, (t as u64) << 16 | (c as u64) << 24, rest),
-        Action::Tx => (5, 0, 0),
+        Action::Tx => (KIND_TX, 0, 0),
         Action::Alloc => (6, 0, 0),
     };
     (high as u64) << 32 | tc | kind << 8 | counter as u64
@@ -101,22 +126,16 @@ pub fn is_alloc(v: u64) -> bool {
 
 #[inline(always)]
 pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
-    use nat64_common::counters::Counter;
-    let action = match (v >> 8) & 0xff {
-        0 => Action::Pass,
+    let action = match kind(v) {
+        KIND_PASS => Action::Pass,
         1 => Action::Drop,
-        2 => Action::Redirect((v >> 32) as u32),
+        KIND_REDIRECT => Action::Redirect(high(v)),
         3 => Action::IcmpError,
-        4 => Action::Reply((v >> 16) as u8, (v >> 24) as u8, (v >> 32) as u32),
-        5 => Action::Tx,
+        4 => Action::Reply((v >> 16) as u8, (v >> 24) as u8, high(v)),
+        KIND_TX => Action::Tx,
         _ => Action::Alloc,
     };
-    let idx = (v & 0xff) as u32;
-    let counter = match Counter::ALL.get(idx as usize) {
-        Some(c) => *c,
-        None => Counter::DropInternal,
-    };
-    (action, counter)
+    (action, counter(v))
 }
 
 pub const ETH_LEN: usize = 14;
@@ -223,6 +242,42 @@ pub trait Packet {
         Some(())
     }
 
+    /// Copies `N` words of packet bytes at `off` into `dst` (in memory order), one
+    /// load and store each; volatile for the reason given at `load_into`.
+    #[inline(always)]
+    fn load_words<const N: usize>(&self, off: usize, dst: &mut [u32; N]) -> Option<()> {
+        let p = self.ptr_at::<[u32; N]>(off)? as *const u32;
+        let mut i = 0;
+        while i < N {
+            // SAFETY: bounds checked above; unaligned access is allowed for packet
+            // memory, and `dst` is a `[u32; N]`.
+            unsafe { core::ptr::write_volatile(dst.as_mut_ptr().add(i), core::ptr::read_volatile(p.add(i))) };
+            i += 1;
+        }
+        Some(())
+    }
+
+    /// The four packet bytes at `off` as a word in memory order, in one load (a
+    /// `load::<[u8; 4]>` is four).
+    #[inline(always)]
+    fn load_word(&self, off: usize) -> Option<u32> {
+        // SAFETY: bounds checked by ptr_at; unaligned access is allowed for packet memory.
+        self.ptr_at::<u32>(off).map(|p| unsafe { core::ptr::read_volatile(p) })
+    }
+
+    /// Copies `src` words into the packet at `off`, as `load_words`.
+    #[inline(always)]
+    fn store_words<const N: usize>(&mut self, off: usize, src: &[u32; N]) -> Option<()> {
+        let p = self.ptr_at::<[u32; N]>(off)? as *mut u32;
+        let mut i = 0;
+        while i < N {
+            // SAFETY: as in load_words.
+            unsafe { core::ptr::write_volatile(p.add(i), core::ptr::read_volatile(src.as_ptr().add(i))) };
+            i += 1;
+        }
+        Some(())
+    }
+
     #[inline(always)]
     fn store<T: Copy>(&mut self, off: usize, v: T) -> Option<()> {
         // SAFETY: bounds checked by ptr_at.
@@ -271,13 +326,15 @@ impl Packet for XdpPacket<'_> {
 
     #[inline(always)]
     fn resize_l3(&mut self, old_len: usize, new_len: usize, proto: u16) -> Result<(), ()> {
-        let macs: [u8; 12] = self.load(0).ok_or(())?;
+        // Three words, not twelve bytes (see `load_words`).
+        let mut macs = [0u32; 3];
+        self.load_words(0, &mut macs).ok_or(())?;
         let delta = old_len as i32 - new_len as i32;
         // SAFETY: helper call; every pointer is re-derived and re-checked afterwards.
         if unsafe { h::bpf_xdp_adjust_head(self.ctx.ctx, delta) } != 0 {
             return Err(());
         }
-        self.store(0, macs).ok_or(())?;
+        self.store_words(0, &macs).ok_or(())?;
         self.store(12, proto.to_be_bytes()).ok_or(())?;
         Ok(())
     }

@@ -15,12 +15,13 @@ use nat64_common::{
     addr::Untranslatable,
     counters::Counter,
     maps::{EamEntry, Globals},
+    words::{self, W6},
 };
 
 use crate::{
     forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, globals, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack, unpack},
+    maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, globals, scratch},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack},
 };
 
 /// The pipeline's stages after the entry, each a program of its own reached by tail
@@ -117,13 +118,13 @@ pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
     if to_v6 { reply::icmp6(pkt, g, v) } else { reply::icmp4(pkt, g, v) }
 }
 
-/// The end of every stage: the outcome counted with the packet's length on arrival.
+/// The end of every stage: the outcome counted with the packet's length on arrival;
+/// the packed result is handed on for the verdict.
 #[inline(always)]
-pub fn conclude(v: u64) -> Action {
-    let (action, counter) = unpack(v);
+pub fn conclude(v: u64) -> u64 {
     let len = scratch().map(|s| s.len as usize).unwrap_or(0);
-    crate::counters::record(counter, action, len);
-    action
+    crate::counters::record(v, len);
+    v
 }
 
 /// The drop counter for an address that cannot be translated.
@@ -149,7 +150,7 @@ fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
 /// count); a dynamic-pool address held by a host maps like a /32 entry.
 #[inline(always)]
 fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
-    match EAMT4.get(Key::new(32, a)).filter(|e| e.generation <= g.eam_gen) {
+    match EAMT4.get(Key4::new(a).key()).filter(|e| e.generation <= g.eam_gen) {
         Some(e) => Some(e),
         None if g.in_dyn_pool(a) => pool::lookup4(a),
         None => None,
@@ -170,18 +171,52 @@ fn eamt6(g: &Globals, key: &mut Key<[u8; 16]>, a: &[u8; 16], pool: bool) -> Opti
     }
 }
 
+/// `eamt6` for an address held as words.
+#[inline(always)]
+fn eamt6w(g: &Globals, key: &mut Key6, a: &W6, pool: bool) -> Option<&'static EamEntry> {
+    key.prefix_len = 128;
+    key.data = *a;
+    match EAMT6.get(key.key()).filter(|e| e.generation <= g.eam_gen) {
+        Some(e) => Some(e),
+        None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(words::as_bytes(a)),
+        None => None,
+    }
+}
+
 #[inline(always)]
 fn denylisted4(a: [u8; 4]) -> bool {
-    DENYLIST4.get(Key::new(32, a)).is_some()
+    DENYLIST4.get(Key4::new(a).key()).is_some()
 }
+
+const _: () = assert!(
+    core::mem::offset_of!(bpf_fib_lookup, smac) % 2 == 0
+        && core::mem::offset_of!(bpf_fib_lookup, dmac) % 2 == 0
+        && core::mem::align_of::<bpf_fib_lookup>() >= 2
+);
 
 /// Writes the next hop's MAC addresses when the packet leaves by redirect.
 #[inline(always)]
 fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action {
     match route {
         Route::Out(ifindex) => {
-            if pkt.store(0, fib.dmac).is_none() || pkt.store(6, fib.smac).is_none() {
+            // Six two-byte copies (both MACs lie 2-byte aligned in the struct) rather
+            // than twelve one-byte ones.
+            let Some(p) = pkt.ptr_at::<[u16; 6]>(0) else {
                 return Action::Pass;
+            };
+            let p = p as *mut u16;
+            let d = core::ptr::addr_of!(fib.dmac).cast::<u16>();
+            let s = core::ptr::addr_of!(fib.smac).cast::<u16>();
+            let mut i = 0;
+            while i < 3 {
+                // SAFETY: 12 packet bytes were bounds-checked (unaligned access is allowed
+                // for packet memory); `dmac` and `smac` are 6 bytes each at even offsets
+                // of a 4-byte aligned struct.
+                unsafe {
+                    core::ptr::write_volatile(p.add(i), core::ptr::read(d.add(i)));
+                    core::ptr::write_volatile(p.add(3 + i), core::ptr::read(s.add(i)));
+                }
+                i += 1;
             }
             Action::Redirect(ifindex)
         }

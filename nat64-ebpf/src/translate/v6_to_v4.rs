@@ -1,16 +1,10 @@
 //! IPv6 -> IPv4 (RFC 7915 §5).
 
 use aya_ebpf::helpers::generated as h;
-use nat64_common::{
-    addr::{self, Untranslatable},
-    checksum,
-    counters::Counter,
-    icmp,
-    maps::Globals,
-};
+use nat64_common::{addr::Untranslatable, checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt6, finish,
+    denylisted4, drop_reason, eamt6w, finish,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -31,56 +25,60 @@ const EXT_ROUTING: u8 = 43;
 const EXT_FRAGMENT: u8 = 44;
 const EXT_DEST_OPTS: u8 = 60;
 
-/// Not inlined: each direction gets its own stack frame.
-#[inline(never)]
+/// Every outcome packed where it is decided: returning the `(Action, Counter)`
+/// pair made LLVM keep the pair's three registers (kind, payload, counter) for
+/// the many early returns and spill them before each check.
+#[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
-    let (action, counter) = translate_inner(pkt, g);
-    pack(action, counter)
+    translate_inner(pkt, g)
 }
 
 #[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
-    if pkt.load_into(l3, &mut s.hdr6).is_none() {
-        return (Action::Drop, Counter::DropMalformed);
+    if pkt.load_words(l3, &mut s.hdr6w).is_none() {
+        return pack(Action::Drop, Counter::DropMalformed);
     }
-    if s.hdr6[0] >> 4 != 6 {
-        return (Action::Drop, Counter::DropMalformed);
+    // Version, traffic class, flow label; payload length, next header, hop limit.
+    let w0 = u32::from_be(s.hdr6w[0]);
+    let w1 = u32::from_be(s.hdr6w[1]);
+    if w0 >> 28 != 6 {
+        return pack(Action::Drop, Counter::DropMalformed);
     }
-    s.src6.copy_from_slice(&s.hdr6[8..24]);
-    s.dst6.copy_from_slice(&s.hdr6[24..40]);
+    s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
+    s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
 
     // Is it ours? Multicast and the translator's own address go to the host.
-    if s.dst6[0] == 0xff {
-        return (Action::Pass, Counter::PassV6NotOurs);
+    if s.dst6w[0].to_ne_bytes()[0] == 0xff {
+        return pack(Action::Pass, Counter::PassV6NotOurs);
     }
-    if g.has_ipv6_addr() && s.dst6 == g.ipv6_addr {
-        return (Action::Pass, Counter::PassOwnAddress);
+    if g.has_ipv6_addr() && s.dst6w == g.ipv6_addr_words() {
+        return pack(Action::Pass, Counter::PassOwnAddress);
     }
-    let eam_dst = eamt6(g, &mut s.key6, &s.dst6, false);
-    if eam_dst.is_none() && !(g.pool6_len != 0 && addr::in_pool6(&s.dst6, &g.pool6, g.pool6_len)) {
-        return (Action::Pass, Counter::PassV6NotOurs);
+    let eam_dst = eamt6w(g, &mut s.key6w, &s.dst6w, false);
+    if eam_dst.is_none() && !(g.pool6_len != 0 && words::in_pool6(&s.dst6w, &g.pool6_words(), g.pool6_len)) {
+        return pack(Action::Pass, Counter::PassV6NotOurs);
     }
 
-    let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
+    let plen = (w1 >> 16) as usize;
     if l3 + IPV6_HLEN + plen > pkt.len() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
-    let dst4 = match addr::map6to4(g, &s.dst6, eam_dst, denylisted4) {
+    let dst4 = match words::map6to4(g, &s.dst6w, eam_dst, denylisted4) {
         Ok((a, _)) => a,
-        Err(e) => return (Action::Drop, drop_reason(e)),
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
     // it back, so that the hop counts once whichever way the packet leaves.
-    let hop_limit = s.hdr6[7].saturating_add(super::general_path_credit(pkt, g));
+    let hop_limit = (w1 as u8).saturating_add(super::general_path_credit(pkt, g));
     // RFC 7915 §5.1: walk hop-by-hop, destination options, routing (segments left 0)
     // and fragment headers; they are not carried into IPv4.
-    let mut nh = s.hdr6[6];
+    let mut nh = (w1 >> 8) as u8;
     let mut off = l3 + IPV6_HLEN;
     let mut frag: Option<[u8; 8]> = None;
     let mut done = false;
@@ -89,16 +87,19 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING => {
                 if nh == EXT_HOP_BY_HOP && i != 0 {
                     // RFC 8200 §4.1: hop-by-hop only directly after the IPv6 header.
-                    return (Action::Drop, Counter::DropMalformed);
+                    return pack(Action::Drop, Counter::DropMalformed);
                 }
                 let e = match pkt.load::<[u8; 4]>(off) {
                     Some(e) => e,
-                    None => return (Action::Drop, Counter::DropMalformed),
+                    None => return pack(Action::Drop, Counter::DropMalformed),
                 };
                 if nh == EXT_ROUTING && e[3] != 0 {
                     // RFC 7915 §5.1: Parameter Problem pointing at Segments Left.
                     let ptr = ((off - l3) & 0xffff) as u32 + 3;
-                    return (Action::Reply(icmp::ICMP6_PARAM_PROBLEM, 0, ptr), Counter::DropRoutingHeader);
+                    return pack(
+                        Action::Reply(icmp::ICMP6_PARAM_PROBLEM, 0, ptr),
+                        Counter::DropRoutingHeader,
+                    );
                 }
                 nh = e[0];
                 off += (e[1] as usize + 1) * 8;
@@ -109,7 +110,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                         nh = f[0];
                         frag = Some(f);
                     }
-                    None => return (Action::Drop, Counter::DropMalformed),
+                    None => return pack(Action::Drop, Counter::DropMalformed),
                 }
                 off += 8;
                 done = true;
@@ -122,11 +123,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
     }
     if !done {
-        return (Action::Drop, Counter::DropExtensionHeader);
+        return pack(Action::Drop, Counter::DropExtensionHeader);
     }
     let end = l3 + IPV6_HLEN + plen;
     if off > end {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     // Bytes of the IPv6 header chain, and of what follows it.
     let chain = (off - l3) & 0xfff;
@@ -145,17 +146,17 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         && chain == IPV6_HLEN
         && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6)
     {
-        return (Action::IcmpError, Counter::DropIcmpUntranslated);
+        return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt6(g, &mut s.key6, &s.src6, true);
-    let src4 = match addr::map6to4(g, &s.src6, eam_src, denylisted4) {
+    let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
+    let src4 = match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
         Ok((a, _)) => a,
         // NAT64: a host without a mapping gets a pool address, then comes back here.
         Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
-            return (Action::Alloc, Counter::DropSrcUnmapped);
+            return pack(Action::Alloc, Counter::DropSrcUnmapped);
         }
-        Err(Untranslatable::NoMapping) => return (Action::Drop, Counter::DropSrcUnmapped),
-        Err(e) => return (Action::Drop, drop_reason(e)),
+        Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
 
     let (proto, counter) = match nh {
@@ -164,20 +165,20 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // The ICMPv6 checksum covers a pseudo-header with the whole message's length,
         // which a fragment does not tell: fragmented ICMPv6 cannot be translated.
         IPPROTO_ICMPV6 if frag.is_some() && (more || !first) => {
-            return (Action::Drop, Counter::DropIcmpFragment);
+            return pack(Action::Drop, Counter::DropIcmpFragment);
         }
         IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
         EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING | EXT_FRAGMENT => {
-            return (Action::Drop, Counter::DropExtensionHeader);
+            return pack(Action::Drop, Counter::DropExtensionHeader);
         }
         p => (p, Counter::Xlat6to4Other),
     };
     if hop_limit <= 1 {
         // Never an ICMP error in answer to an ICMP error (spec §6).
         if nh == IPPROTO_ICMPV6 && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6) {
-            return (Action::Drop, Counter::DropTtlExpired);
+            return pack(Action::Drop, Counter::DropTtlExpired);
         }
-        return (Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        return pack(Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
     }
 
     // Everything that can refuse the packet is checked before the first write. Only
@@ -187,32 +188,32 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if first {
         match nh {
             IPPROTO_TCP => {
-                if (ulen < 20 && !more) || pkt.load::<[u8; 20]>(l4_in).is_none() {
-                    return (Action::Drop, Counter::DropMalformed);
+                if (ulen < 20 && !more) || pkt.ptr_at::<[u8; 20]>(l4_in).is_none() {
+                    return pack(Action::Drop, Counter::DropMalformed);
                 }
             }
-            IPPROTO_UDP => match pkt.load::<[u8; 8]>(l4_in) {
+            IPPROTO_UDP => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load_word(l4_in + 4)) {
                 Some(u) if ulen >= 8 => {
-                    if u[6] == 0 && u[7] == 0 {
+                    if u.to_ne_bytes()[2..4] == [0, 0] {
                         // RFC 8200 §8.1: a zero UDP checksum is invalid in IPv6.
-                        return (Action::Drop, Counter::DropUdpChecksumZero);
+                        return pack(Action::Drop, Counter::DropUdpChecksumZero);
                     }
                 }
-                _ => return (Action::Drop, Counter::DropMalformed),
+                _ => return pack(Action::Drop, Counter::DropMalformed),
             },
-            IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(l4_in) {
+            IPPROTO_ICMPV6 => match pkt.ptr_at::<[u8; 8]>(l4_in).and_then(|_| pkt.load::<[u8; 2]>(l4_in)) {
                 Some(i) if ulen >= 8 => match l4::icmp6_to_4(i[0]) {
                     Some(t) => icmp_type = t,
-                    None => return (Action::Drop, Counter::DropIcmpUntranslated),
+                    None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
                 },
-                _ => return (Action::Drop, Counter::DropMalformed),
+                _ => return pack(Action::Drop, Counter::DropMalformed),
             },
             _ => {}
         }
     }
 
     let tot_len = ulen + IPV4_HLEN;
-    let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
+    let tos = (w0 >> 20) as u8;
     // A pool address is private: what it sends goes through the kernel, whose NAT44
     // (masquerade) hides it behind the host's address.
     let route =
@@ -224,7 +225,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // the MTU the IPv6 sender must use. With DF=0 the kernel fragments it.
         Route::TooBig(mtu4) if frag.is_none() && tot_len > DF_THRESHOLD => {
             let mtu6 = (mtu4 + chain as u32 - IPV4_HLEN as u32).max(1280);
-            return (Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
+            return pack(Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
         }
         // As in v4_to_v6: from the general path, the node counts two (no loop for ever).
         Route::Kernel | Route::TooBig(_) => hop_limit - super::general_path_credit(pkt, g),
@@ -239,30 +240,31 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
         None => (0u16, 0x4000u16),
     };
-    let v4 = &mut s.hdr4;
-    v4[0] = 0x45;
-    v4[1] = tos;
-    v4[2..4].copy_from_slice(&(tot_len as u16).to_be_bytes());
-    v4[4..6].copy_from_slice(&id.to_be_bytes());
-    v4[6..8].copy_from_slice(&flags.to_be_bytes());
-    v4[8] = ttl;
-    v4[9] = proto;
-    v4[10] = 0;
-    v4[11] = 0;
-    v4[12..16].copy_from_slice(&src4);
-    v4[16..20].copy_from_slice(&dst4);
-    let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
-    v4[10] = c[0];
-    v4[11] = c[1];
+    // The IPv4 header as words; its checksum from the same words (the sum of their
+    // 16-bit halves is the sum of the header's 16-bit words).
+    let mut v4 = [
+        (0x4500_0000 | (tos as u32) << 16 | tot_len as u16 as u32).to_be(),
+        ((id as u32) << 16 | flags as u32).to_be(),
+        ((ttl as u32) << 24 | (proto as u32) << 16).to_be(),
+        u32::from_ne_bytes(src4),
+        u32::from_ne_bytes(dst4),
+    ];
+    let sum = words::sum_word(v4[0])
+        + words::sum_word(v4[1])
+        + words::sum_word(v4[2])
+        + words::sum_word(v4[3])
+        + words::sum_word(v4[4]);
+    v4[2] |= (checksum::finish(sum) as u32).to_be();
+    s.hdr4w = v4;
     // The pseudo-header change, summed before the addresses are overwritten.
-    let old = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6);
+    let old = words::sum(&s.src6w) + words::sum(&s.dst6w);
     let new = checksum::sum4(&src4) + checksum::sum4(&dst4);
 
     if pkt.resize_l3(chain, IPV4_HLEN, ETH_P_IP).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + tot_len).is_err() || pkt.store_from(l3, &s.hdr4).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+    if pkt.truncate(l3 + tot_len).is_err() || pkt.store_words(l3, &s.hdr4w).is_none() {
+        return pack(Action::Drop, Counter::DropInternal);
     }
 
     let l4 = l3 + IPV4_HLEN;
@@ -277,7 +279,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         }
     };
     if fixed.is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib), counter)
+    pack(finish(pkt, route, &s.fib), counter)
 }
