@@ -58,6 +58,11 @@ pub const POOL_RING_SLOTS: u32 = 2 * POOL_MAX;
 /// busy hosts do not write the same cache line on every packet.
 pub const POOL_REFRESH_NS: u64 = 1_000_000_000;
 
+/// Array map, one `u64`: bumped by nat64-ctl on every route, neighbour, address or
+/// link change; the data path's cached next hops of an older value are asked again.
+/// Not pinned: each load of the programs has its own, and its nat64-ctl.
+pub const MAP_NEXTHOP_GEN: &str = "NEXTHOP_GEN";
+
 /// Array map, one `u64`: the [`LAYOUT`] of the maps, written by the nat64-ctl that
 /// created them. A later nat64-ctl takes pinned maps over only when its layout is the
 /// same (an upgrade that changed a map's layout must detach first).

@@ -5,6 +5,7 @@ pub mod config;
 pub mod explain;
 pub mod instance;
 pub mod metrics;
+pub mod nexthop;
 pub mod pool;
 pub mod pref64;
 pub mod running;

@@ -290,6 +290,7 @@ impl Running {
             Tables::stamp_layout(&mut ebpf)?;
         }
         let tables = Tables::take(&mut ebpf, None)?;
+        crate::nexthop::watch(&mut ebpf)?;
         let mut me = Self {
             ebpf,
             tables,

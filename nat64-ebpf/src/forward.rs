@@ -6,7 +6,20 @@ use aya_ebpf::{
     helpers::generated as h,
 };
 
-use crate::{maps::TX_PORTS, packet::Packet};
+use crate::{
+    maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, TX_PORTS},
+    packet::Packet,
+};
+
+/// How long this CPU trusts a next hop it was given: route and neighbour changes
+/// reach the fast path within this time at the latest (nat64-ctl also bumps
+/// `NEXTHOP_GEN` on every route, neighbour, address and link change it hears of).
+const NEXTHOP_TTL_NS: u64 = 1_000_000_000;
+
+/// Words of `bpf_fib_lookup` that decide the FIB's answer: family, protocol and
+/// source port (word 0), ingress ifindex (2), TOS or flow label (3), source (4-7) and
+/// destination (8-11). Word 1 (destination port, total length) is checked apart.
+const KEY_WORDS: [usize; 11] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -32,6 +45,16 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     if via_kernel || pkt.gso_size() != 0 {
         return Route::Kernel;
     }
+    // SAFETY: helper call without arguments.
+    let now = unsafe { h::bpf_ktime_get_ns() };
+    let mut slot = NEXTHOP_SLOTS;
+    if P::HAS_ETH {
+        let out = nexthop_cached(p, now);
+        if out & MISS == 0 {
+            return Route::Out(out as u32);
+        }
+        slot = out as u32;
+    }
     // SAFETY: helper call with a struct of the size the kernel expects.
     let rc = unsafe {
         h::bpf_fib_lookup(
@@ -44,6 +67,7 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     // On an L3 device the kernel sends the packet on (it frames it for the egress);
     // the lookup is still asked for the egress MTU.
     if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && TX_PORTS.get_ifindex(p.ifindex).is_some() {
+        nexthop_store(p, slot, now);
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel wrote mtu_result for this return code.
@@ -51,6 +75,84 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     } else {
         Route::Kernel
     }
+}
+
+/// This CPU's cache slot for the lookup in `p`, by its source and destination (read
+/// before the lookup: it writes the gateway over the destination).
+#[inline(always)]
+fn nexthop_slot(p: &bpf_fib_lookup) -> u32 {
+    let words = p as *const bpf_fib_lookup as *const u32;
+    let mut h = 0u32;
+    let mut i = 4;
+    while i < 12 {
+        // SAFETY: within the 64-byte struct.
+        h ^= unsafe { core::ptr::read(words.add(i)) };
+        i += 1;
+    }
+    (h.wrapping_mul(0x9e37_79b1) >> 24) % NEXTHOP_SLOTS
+}
+
+fn nexthop(slot: u32) -> Option<&'static mut NextHop> {
+    // SAFETY: this CPU's slot, used by this program run only.
+    NEXTHOPS.get_ptr_mut(slot).map(|e| unsafe { &mut *e })
+}
+
+/// `nexthop_cached` found nothing: the low bits are the slot it prepared.
+const MISS: u64 = 1 << 63;
+
+/// The egress ifindex of a cached next hop for the lookup in `p` (its MACs written
+/// there), or `MISS` and the slot. On a miss the slot takes the lookup's key (the lookup overwrites
+/// some of its words: the egress ifindex, the route metric) and stays invalid until
+/// `nexthop_store`. A subprogram of its own, without branches on the key: inlined,
+/// its paths multiplied those the verifier walks through every caller.
+#[inline(never)]
+fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64) -> u64 {
+    let slot = nexthop_slot(p);
+    let Some(e) = nexthop(slot) else { return MISS | NEXTHOP_SLOTS as u64 };
+    let words = p as *const bpf_fib_lookup as *const u32;
+    // SAFETY: within the 64-byte struct (KEY_WORDS < 16).
+    let word = |i: usize| unsafe { core::ptr::read(words.add(i)) };
+    // SAFETY: written by this program before the lookup.
+    let tot_len = unsafe { p.__bindgen_anon_1.tot_len } as u32;
+    let mut diff = 0u32;
+    let mut i = 0;
+    while i < KEY_WORDS.len() {
+        diff |= e.key[i] ^ word(KEY_WORDS[i]);
+        i += 1;
+    }
+    let stale = (e.stamp == 0) as u32
+        | (e.generation != crate::maps::nexthop_gen()) as u32
+        | (now.wrapping_sub(e.stamp) >= NEXTHOP_TTL_NS) as u32;
+    if diff | stale == 0 && tot_len <= e.ok_len {
+        p.ifindex = e.ifindex;
+        p.smac = e.smac;
+        p.dmac = e.dmac;
+        return e.ifindex as u64;
+    }
+    let mut i = 0;
+    while i < KEY_WORDS.len() {
+        e.key[i] = word(KEY_WORDS[i]);
+        i += 1;
+    }
+    // A new or outdated key starts again with no length known to fit.
+    e.ok_len *= (diff | stale == 0) as u32;
+    e.stamp = 0;
+    MISS | slot as u64
+}
+
+/// Keeps the answer of a successful lookup (`p` after it) in the slot
+/// `nexthop_cached` prepared.
+#[inline(never)]
+fn nexthop_store(p: &bpf_fib_lookup, slot: u32, now: u64) {
+    let Some(e) = nexthop(slot) else { return };
+    // SAFETY: tot_len is left by a successful lookup.
+    let tot_len = unsafe { p.__bindgen_anon_1.tot_len } as u32;
+    e.ok_len = e.ok_len.max(tot_len);
+    e.ifindex = p.ifindex;
+    e.smac = p.smac;
+    e.dmac = p.dmac;
+    e.generation = crate::maps::nexthop_gen();
+    e.stamp = now;
 }
 
 #[inline(always)]

@@ -68,6 +68,37 @@ pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(TX_PORTS_MAX_ENTR
 #[map(name = "RATELIMIT")]
 pub static RATELIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Next hops the FIB gave (see `forward::run`), per CPU, direct-mapped.
+#[repr(C)]
+pub struct NextHop {
+    /// The lookup's inputs (`forward::KEY_WORDS`).
+    pub key: [u32; 11],
+    /// The egress.
+    pub ifindex: u32,
+    /// The largest total length the FIB accepted for this egress (its MTU check).
+    pub ok_len: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// `NEXTHOP_GEN` when the lookup was made.
+    pub generation: u64,
+    /// bpf_ktime_get_ns() of the lookup; 0: not valid.
+    pub stamp: u64,
+}
+
+pub const NEXTHOP_SLOTS: u32 = 256;
+
+#[map(name = "NEXTHOPS")]
+pub static NEXTHOPS: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(NEXTHOP_SLOTS, 0);
+
+/// See `nat64_common::maps::MAP_NEXTHOP_GEN`.
+#[map(name = "NEXTHOP_GEN")]
+pub static NEXTHOP_GEN: Array<u64> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn nexthop_gen() -> u64 {
+    NEXTHOP_GEN.get(0).copied().unwrap_or(0)
+}
+
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 

@@ -59,6 +59,24 @@ fn ping_both_ways() {
     assert!(packets(&s, "fwd_redirect") > 0, "no packet took the XDP redirect path: {s}");
 }
 
+/// The next-hop cache hears of neighbour changes: the IPv4 host takes a new MAC and
+/// the translator's neighbour entry follows (as ARP would make it); the very next
+/// pings, well within the cache's one-second lifetime, reach the host at its new MAC
+/// by the fast path (a stale cached MAC would lose them).
+#[test]
+fn next_hop_cache_follows_a_neighbour_change_at_once() {
+    let lab = started();
+    let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("3 received"), "{out}");
+    let before = packets(&stats(&lab), "fwd_redirect");
+    assert!(before > 0, "the fast path carried nothing");
+    lab.lab.must_in(&lab.v4, "ip link set eth0 address 02:00:00:00:44:44");
+    lab.lab.must_in(&lab.x, "ip neigh replace 198.51.100.2 lladdr 02:00:00:00:44:44 dev to4 nud reachable");
+    let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 4 -i 0.1 -W 1 {V4_HOST_AS_V6}"));
+    assert!(out.contains("4 received"), "pings right after the change:\n{out}");
+    assert!(packets(&stats(&lab), "fwd_redirect") >= before + 4, "the fast path carried the new pings");
+}
+
 /// The same translation attached by TC (TCX ingress) on both interfaces: ping both
 /// ways with one hop, a TCP transfer with its content checked, UDP both ways, and the
 /// fast path (bpf_redirect) carrying packets.

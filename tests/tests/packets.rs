@@ -554,6 +554,58 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
     assert_eq!(h.count(Counter::FwdKernel), 2);
 }
 
+/// The next-hop cache: a next hop the FIB gave is used again (here: a neighbour
+/// changed without telling the cache keeps its old MAC until the cache hears of it or
+/// a second passes), never for a packet larger than the lengths the FIB accepted for
+/// it (the egress MTU is still checked), and is asked again once `NEXTHOP_GEN` moves
+/// (nat64-ctl moves it on every route, neighbour, address or link change).
+fn next_hop_cache_follows_changes_and_keeps_the_mtu(kind: Kind) {
+    use aya::maps::Array;
+    // The cache is per CPU: every run on the same one.
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes within it; this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
+    }
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
+    sh("ip link set x4 mtu 1300");
+    h.tables.tx_port_add(x6).unwrap();
+    h.tables.tx_port_add(x4).unwrap();
+    let small = in6(H6, R6, &udp(b"cached"));
+    let mac_of = |h: &Harness| {
+        let out = h.run_on(&small, x6);
+        assert_eq!(out.action, XDP_REDIRECT);
+        out.frame[0..6].to_vec()
+    };
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2]);
+
+    // Too big for x4 once translated: Packet Too Big, whatever the cache holds.
+    let big6 = in6(H6, R6, &udp(&[1; 1352]));
+    let out = h.run_on(&big6, x6);
+    assert_eq!(out.action, XDP_TX, "a cached next hop does not skip the MTU check");
+    assert_eq!(out.frame[12..14], [0x86, 0xdd]);
+    assert_eq!(h.count(Counter::DropMtuExceeded), 1);
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2], "small packets still leave");
+
+    // A new MAC for the neighbour: used once the generation moves.
+    sh("ip neigh replace 198.51.100.2 lladdr 02:00:00:00:04:99 dev x4 nud permanent");
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2], "cached until told");
+    let mut generation: Array<_, u64> = Array::try_from(h.ebpf.map_mut("NEXTHOP_GEN").unwrap()).unwrap();
+    generation.set(0, 1, 0).unwrap();
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 0x99], "asked again after NEXTHOP_GEN moved");
+
+    // Without a word: at the latest after a second.
+    sh("ip neigh replace 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2], "asked again after a second");
+    // A neighbour that went away: after the second, to the kernel.
+    sh("ip neigh del 198.51.100.2 dev x4");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(h.run_on(&small, x6).action, XDP_PASS);
+}
+
 /// RFC 7757 longest-prefix match in both directions, with entries nested by
 /// `map add --force`: 192.0.2.0/24, 192.0.2.128/25 and 192.0.2.200/32.
 fn eamt_longest_prefix_match_both_ways(kind: Kind) {
@@ -1548,6 +1600,7 @@ both!(
     every_rfc6052_prefix_length,
     unconfigured_program_passes_everything,
     known_route_and_neighbour_redirect_with_one_hop,
+    next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,
     icmpv4_errors_to_icmpv6,

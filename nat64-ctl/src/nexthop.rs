@@ -1,0 +1,90 @@
+//! Keeps the data path's next-hop cache honest. The programs keep, per CPU, the
+//! answers of recent FIB lookups (egress, MACs) for up to a second; every route,
+//! neighbour, address or link change the kernel announces in this network namespace
+//! bumps `NEXTHOP_GEN`, and every cached answer of an older generation is asked again.
+
+use std::{io, mem, os::fd::AsRawFd as _, thread};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, MapData},
+};
+use log::warn;
+use nat64_common::maps::MAP_NEXTHOP_GEN;
+
+/// The rtnetlink multicast groups whose messages can change a lookup's answer.
+const GROUPS: u32 = (libc::RTMGRP_LINK
+    | libc::RTMGRP_NEIGH
+    | libc::RTMGRP_IPV4_IFADDR
+    | libc::RTMGRP_IPV4_ROUTE
+    | libc::RTMGRP_IPV6_IFADDR
+    | libc::RTMGRP_IPV6_ROUTE) as u32;
+
+/// Starts the watcher thread on the programs' `NEXTHOP_GEN` (taken from `ebpf`). It
+/// runs as long as the process.
+pub fn watch(ebpf: &mut Ebpf) -> Result<()> {
+    let map = ebpf
+        .take_map(MAP_NEXTHOP_GEN)
+        .with_context(|| format!("the eBPF object has no map {MAP_NEXTHOP_GEN}"))?;
+    let mut generation: Array<MapData, u64> = Array::try_from(map)?;
+    let sock = socket()?;
+    thread::Builder::new()
+        .name("nexthop-watch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n = 0u64;
+            loop {
+                // SAFETY: recv into a buffer we own, of its length.
+                let got = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if got < 0 {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EINTR) => continue,
+                        // Messages were lost: what they said is unknown, so bump.
+                        Some(libc::ENOBUFS) => {}
+                        _ => {
+                            warn!("next-hop watch stopped ({e}); cached next hops now expire after 1 s only");
+                            return;
+                        }
+                    }
+                }
+                n += 1;
+                if let Err(e) = generation.set(0, n, 0) {
+                    warn!("next-hop watch: writing {MAP_NEXTHOP_GEN}: {e}");
+                }
+            }
+        })
+        .context("starting the next-hop watch thread")?;
+    Ok(())
+}
+
+fn socket() -> Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd =
+        unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+    if fd < 0 {
+        bail!("rtnetlink socket: {}", io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor we just opened and own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: a zeroed sockaddr_nl is valid; the fields set are plain integers.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_groups = GROUPS;
+    // SAFETY: bind(2) with the address and its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_nl).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "binding the rtnetlink socket to route, neighbour, address and link changes: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(fd)
+}
