@@ -3,7 +3,7 @@
 //! neighbour, address or link change the kernel announces in this network namespace
 //! bumps `NEXTHOP_GEN`, and every cached answer of an older generation is asked again.
 
-use std::{io, mem, os::fd::AsRawFd as _, thread};
+use std::{io, mem, os::fd::AsRawFd as _, sync::Mutex, thread};
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
@@ -21,19 +21,34 @@ const GROUPS: u32 = (libc::RTMGRP_LINK
     | libc::RTMGRP_IPV6_IFADDR
     | libc::RTMGRP_IPV6_ROUTE) as u32;
 
+/// The programs' `NEXTHOP_GEN` and its last value, once `watch` has started.
+static GENERATION: Mutex<Option<(Array<MapData, u64>, u64)>> = Mutex::new(None);
+
+/// Makes every CPU ask the FIB again (also for what rtnetlink does not announce:
+/// nat64-ctl changing the ports the fast path may send out of).
+pub fn bump() {
+    let mut g = GENERATION.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((map, n)) = g.as_mut() {
+        *n += 1;
+        if let Err(e) = map.set(0, *n, 0) {
+            warn!("next-hop cache: writing {MAP_NEXTHOP_GEN}: {e}");
+        }
+    }
+}
+
 /// Starts the watcher thread on the programs' `NEXTHOP_GEN` (taken from `ebpf`). It
 /// runs as long as the process.
 pub fn watch(ebpf: &mut Ebpf) -> Result<()> {
     let map = ebpf
         .take_map(MAP_NEXTHOP_GEN)
         .with_context(|| format!("the eBPF object has no map {MAP_NEXTHOP_GEN}"))?;
-    let mut generation: Array<MapData, u64> = Array::try_from(map)?;
+    let generation: Array<MapData, u64> = Array::try_from(map)?;
     let sock = socket()?;
+    *GENERATION.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, 0));
     thread::Builder::new()
         .name("nexthop-watch".into())
         .spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
-            let mut n = 0u64;
             loop {
                 // SAFETY: recv into a buffer we own, of its length.
                 let got = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
@@ -49,10 +64,7 @@ pub fn watch(ebpf: &mut Ebpf) -> Result<()> {
                         }
                     }
                 }
-                n += 1;
-                if let Err(e) = generation.set(0, n, 0) {
-                    warn!("next-hop watch: writing {MAP_NEXTHOP_GEN}: {e}");
-                }
+                bump();
             }
         })
         .context("starting the next-hop watch thread")?;

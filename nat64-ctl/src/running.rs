@@ -429,6 +429,8 @@ impl Running {
                 let _ = self.tables.tx_ports.remove(k);
             }
         }
+        // A cached next hop out of a port no longer attached would be lost.
+        crate::nexthop::bump();
         self.links = links;
 
         if let Some(gp) = &general {

@@ -47,9 +47,11 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     }
     // SAFETY: helper call without arguments.
     let now = unsafe { h::bpf_ktime_get_ns() };
+    // Read before the lookup: an answer is kept under the generation it was asked in.
+    let generation = crate::maps::nexthop_gen();
     let mut slot = NEXTHOP_SLOTS;
     if P::HAS_ETH {
-        let out = nexthop_cached(p, now);
+        let out = nexthop_cached(p, now, generation);
         if out & MISS == 0 {
             return Route::Out(out as u32);
         }
@@ -67,7 +69,7 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     // On an L3 device the kernel sends the packet on (it frames it for the egress);
     // the lookup is still asked for the egress MTU.
     if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && TX_PORTS.get_ifindex(p.ifindex).is_some() {
-        nexthop_store(p, slot, now);
+        nexthop_store(p, slot, now, generation);
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel wrote mtu_result for this return code.
@@ -101,12 +103,13 @@ fn nexthop(slot: u32) -> Option<&'static mut NextHop> {
 const MISS: u64 = 1 << 63;
 
 /// The egress ifindex of a cached next hop for the lookup in `p` (its MACs written
-/// there), or `MISS` and the slot. On a miss the slot takes the lookup's key (the lookup overwrites
-/// some of its words: the egress ifindex, the route metric) and stays invalid until
-/// `nexthop_store`. A subprogram of its own, without branches on the key: inlined,
-/// its paths multiplied those the verifier walks through every caller.
+/// there), or `MISS` and the slot. On a miss the slot takes the lookup's key (the
+/// lookup overwrites some of its words: the egress ifindex, the route metric) and
+/// stays invalid until `nexthop_store`. A subprogram of its own, without branches on
+/// the key: inlined, its paths multiplied those the verifier walks through every
+/// caller.
 #[inline(never)]
-fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64) -> u64 {
+fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64, generation: u64) -> u64 {
     let slot = nexthop_slot(p);
     let Some(e) = nexthop(slot) else { return MISS | NEXTHOP_SLOTS as u64 };
     let words = p as *const bpf_fib_lookup as *const u32;
@@ -121,7 +124,7 @@ fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64) -> u64 {
         i += 1;
     }
     let stale = (e.stamp == 0) as u32
-        | (e.generation != crate::maps::nexthop_gen()) as u32
+        | (e.generation != generation) as u32
         | (now.wrapping_sub(e.stamp) >= NEXTHOP_TTL_NS) as u32;
     if diff | stale == 0 && tot_len <= e.ok_len {
         p.ifindex = e.ifindex;
@@ -143,7 +146,7 @@ fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64) -> u64 {
 /// Keeps the answer of a successful lookup (`p` after it) in the slot
 /// `nexthop_cached` prepared.
 #[inline(never)]
-fn nexthop_store(p: &bpf_fib_lookup, slot: u32, now: u64) {
+fn nexthop_store(p: &bpf_fib_lookup, slot: u32, now: u64, generation: u64) {
     let Some(e) = nexthop(slot) else { return };
     // SAFETY: tot_len is left by a successful lookup.
     let tot_len = unsafe { p.__bindgen_anon_1.tot_len } as u32;
@@ -151,7 +154,7 @@ fn nexthop_store(p: &bpf_fib_lookup, slot: u32, now: u64) {
     e.ifindex = p.ifindex;
     e.smac = p.smac;
     e.dmac = p.dmac;
-    e.generation = crate::maps::nexthop_gen();
+    e.generation = generation;
     e.stamp = now;
 }
 
