@@ -216,6 +216,7 @@ pub fn lookup6w<P: Packet>(
     run(pkt, p, false)
 }
 
+/// `lookup6w` for addresses held as bytes.
 #[inline(always)]
 pub fn lookup6<P: Packet>(
     pkt: &P,
@@ -225,15 +226,9 @@ pub fn lookup6<P: Packet>(
     proto: u8,
     tot_len: u16,
 ) -> Route {
-    clear(p);
-    p.family = AF_INET6;
-    p.l4_protocol = proto;
-    p.__bindgen_anon_1.tot_len = tot_len;
-    // SAFETY: both are 16 bytes of plain data.
-    unsafe {
-        p.__bindgen_anon_3.ipv6_src = core::mem::transmute::<[u8; 16], [u32; 4]>(*src);
-        p.__bindgen_anon_4.ipv6_dst = core::mem::transmute::<[u8; 16], [u32; 4]>(*dst);
-    }
-    p.ifindex = pkt.ingress_ifindex();
-    run(pkt, p, false)
+    // SAFETY: both are 16 bytes of plain data, the words in memory order.
+    let (src, dst) = unsafe {
+        (core::mem::transmute::<[u8; 16], [u32; 4]>(*src), core::mem::transmute::<[u8; 16], [u32; 4]>(*dst))
+    };
+    lookup6w(pkt, p, &src, &dst, proto, tot_len)
 }

@@ -64,6 +64,18 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The context BPF_PROG_TEST_RUN takes for an XDP program: `struct xdp_md { data,
+/// data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }` for a frame
+/// of `len` bytes arriving on `ifindex`.
+pub fn xdp_md(len: usize, ifindex: u32) -> [u32; 6] {
+    [0, len as u32, 0, ifindex, 0, 0]
+}
+
+/// The context's bytes, as BPF_PROG_TEST_RUN's `ctx_in` takes them.
+pub fn ctx_bytes(fields: &[u32]) -> Vec<u8> {
+    fields.iter().flat_map(|v| v.to_ne_bytes()).collect()
+}
+
 /// Which attach point's program a harness runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -126,16 +138,13 @@ impl Harness {
         let mut out = vec![0u8; frame.len() + 256];
         let mut ctx = Vec::new();
         let fields: &[u32] = match self.kind {
-            // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
-            Kind::Xdp => &[0, frame.len() as u32, 0, ifindex, 0, 0],
+            Kind::Xdp => &xdp_md(frame.len(), ifindex),
             // struct __sk_buff up to ifindex: len, pkt_type, mark, queue_mapping, protocol,
             // vlan_present, vlan_tci, vlan_proto, priority, ingress_ifindex, ifindex
             // (the kernel takes only some fields from the caller; the rest stay zero)
             Kind::Tc => &[0, 0, 0, 0, 0, 0, 0, 0, 0, ifindex, ifindex],
         };
-        for v in fields {
-            ctx.extend_from_slice(&v.to_ne_bytes());
-        }
+        ctx.extend_from_slice(&ctx_bytes(fields));
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.data_out = Some(&mut out);

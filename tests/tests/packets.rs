@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use nat64_common::counters::Counter;
 use nat64_tests::{
     packet::{self, L4, V4Opts, V6Opts, diff, eth4, eth6, ipv4, ipv6},
+    pin_to_cpu,
     xdp::{H4, H6, Harness, Kind, R4, R6, TEST_CONFIG, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, sh},
 };
 
@@ -562,12 +563,7 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
 fn next_hop_cache_follows_changes_and_keeps_the_mtu(kind: Kind) {
     use aya::maps::Array;
     // The cache is per CPU: every run on the same one.
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes within it; this thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
-    }
+    pin_to_cpu(0);
     let mut h = Harness::with(kind, TEST_CONFIG);
     let (x6, x4) = two_ports();
     sh("ip link set x4 mtu 1300");
@@ -1320,19 +1316,6 @@ const POOL_CONFIG: &str = r#"{
     "dynamic-pool": "203.0.113.0/30",
     "dynamic-pool-lease": 2
 }"#;
-
-/// Moves the calling thread to CPU `cpu` (modulo the CPUs online), so that packets run
-/// on the CPU a test wants: each CPU walks the pool's ring on its own. (Not
-/// available_parallelism: it counts the cgroup's CPU quota, not the CPUs.)
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one bit set, for the calling thread.
-    unsafe {
-        let n = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu % n, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0);
-    }
-}
 
 /// Allocation on the first packet (translated, not dropped), reuse by the same host,
 /// return traffic, expiry after the lease (with an ICMPv4 error for what still comes

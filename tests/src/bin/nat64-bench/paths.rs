@@ -41,6 +41,7 @@ use aya::{
 use nat64_tests::{
     lab::{Lab, wait_until},
     packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
+    xdp::{ctx_bytes, xdp_md},
 };
 
 use crate::Args;
@@ -167,18 +168,6 @@ fn enter_netns(ns: &str) -> Result<()> {
     Ok(())
 }
 
-fn pin_to_cpu(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes within it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            bail!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 fn ifindex(name: &str) -> Result<u32> {
     let c = std::ffi::CString::new(name)?;
     // SAFETY: a NUL-terminated name.
@@ -275,13 +264,9 @@ impl Progs {
                     let barrier = &barrier;
                     s.spawn(move || -> Result<(u64, f64)> {
                         enter_netns(ns)?;
-                        pin_to_cpu(cpu)?;
+                        nat64_tests::pin_to_cpu(cpu);
                         let idx = ifindex(ifname)?;
-                        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
-                        let md: Vec<u8> = [0u32, frame.len() as u32, 0, idx, 0, 0]
-                            .iter()
-                            .flat_map(|v| v.to_ne_bytes())
-                            .collect();
+                        let md = ctx_bytes(&xdp_md(frame.len(), idx));
                         barrier.wait();
                         let start = Instant::now();
                         let mut sent = 0u64;

@@ -616,8 +616,7 @@ fn floor(args: &Args, direct4: &[u8], direct6: &[u8], base: f64) -> Result<()> {
     ensure!(ingress != 0, "no bf1 in the harness's namespace");
     let run = |name: &str, frame: &[u8]| -> Result<Stats> {
         let p: &Xdp = ebpf.program(name).with_context(|| format!("no program {name}"))?.try_into()?;
-        let md: Vec<u8> =
-            [0u32, frame.len() as u32, 0, ingress, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let md = nat64_tests::xdp::ctx_bytes(&nat64_tests::xdp::xdp_md(frame.len(), ingress));
         let mut ns = Vec::new();
         for _ in 0..args.rounds {
             let mut out = vec![0u8; frame.len() + 256];
