@@ -144,6 +144,10 @@ counters! {
     DropPoolUnmapped = 45, "drop_pool_unmapped", Drop;
     /// A dynamic-pool address handed out (an event, counted besides the packet's outcome).
     PoolAllocated = 46, "pool_allocated", Event;
+    /// Translated and handed to the kernel stack because the egress, an attached port,
+    /// does not accept XDP frames (a veth whose peer has neither GRO nor an XDP program,
+    /// a bridge, a driver without XDP transmit); the kernel forwards it.
+    FwdKernelNoXdpXmit = 47, "fwd_kernel_no_xdp_xmit", Forward;
 }
 
 /// Number of counter slots (the map's `max_entries`).

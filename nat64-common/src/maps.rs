@@ -18,9 +18,60 @@ pub const MAP_DENYLIST4: &str = "DENYLIST4";
 /// Per-CPU array of [`crate::counters::CounterValue`], indexed by [`crate::counters::Counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
 
-/// Devmap of the interfaces the fast path may redirect to (key = value = ifindex).
+/// Devmap of the interfaces XDP programs may redirect to (key = value = ifindex):
+/// the attached Ethernet ports that accept XDP frames (see [`MAP_PORTS`]).
 pub const MAP_TX_PORTS: &str = "TX_PORTS";
 pub const TX_PORTS_MAX_ENTRIES: u32 = 64;
+
+/// Hash map, ifindex -> [`PortState`]: every Ethernet port nat64-ctl attached to, with
+/// what the fast path may do with it. TC programs redirect into any of them
+/// (bpf_redirect takes any device); XDP programs only into those that accept XDP frames
+/// (in [`MAP_TX_PORTS`] too): an `XDP_REDIRECT` into a device without `ndo_xdp_xmit`
+/// (a veth whose peer has neither GRO nor an XDP program, a bridge, some NIC drivers)
+/// is dropped by the kernel after the program returned, so those packets go to the
+/// kernel instead, counted as `fwd_kernel_no_xdp_xmit`. Kept up to date by nat64-ctl
+/// from the kernel's `netdev` generic-netlink family.
+pub const MAP_PORTS: &str = "PORTS";
+
+/// One attached Ethernet port (a value of [`MAP_PORTS`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortState {
+    /// [`PortState::XDP_TARGET`] when XDP programs may redirect into it.
+    pub flags: u32,
+    /// Why not, or how it was decided: a [`PortWhy`] as a number.
+    pub why: u32,
+}
+
+impl PortState {
+    /// The port accepts XDP frames (it is in [`MAP_TX_PORTS`]).
+    pub const XDP_TARGET: u32 = 1;
+
+    pub fn xdp_target(&self) -> bool {
+        self.flags & Self::XDP_TARGET != 0
+    }
+}
+
+/// How a port's ability to take XDP frames was decided (`PortState::why`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortWhy {
+    /// The kernel says it accepts XDP frames (`xdp-features` has `ndo-xmit`).
+    NdoXmit = 0,
+    /// A veth whose peer has neither GRO nor an XDP program.
+    VethPeer = 1,
+    /// A device whose driver has no XDP transmit (`ndo_xdp_xmit`): a bridge, some NICs.
+    NoNdoXmit = 2,
+    /// The kernel cannot tell (no `netdev` generic-netlink family, kernel < 6.3):
+    /// taken as a redirect target, as before the check existed.
+    Unknown = 3,
+}
+
+impl PortWhy {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        [Self::NdoXmit, Self::VethPeer, Self::NoNdoXmit, Self::Unknown].into_iter().find(|w| *w as u32 == v)
+    }
+}
 
 /// Per-CPU token bucket for the ICMP errors the translator sends (spec §6).
 pub const MAP_RATELIMIT: &str = "RATELIMIT";
@@ -314,5 +365,6 @@ mod user {
     unsafe impl aya::Pod for super::EamEntry {}
     unsafe impl aya::Pod for super::PoolEntry {}
     unsafe impl aya::Pod for super::PoolDormant {}
+    unsafe impl aya::Pod for super::PortState {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

@@ -253,6 +253,11 @@ impl GeneralPath {
         {
             warn!("{e:#}; locally originated TCP through the general path may carry partial checksums");
         }
+        // GRO on the kernel's end, switched on while the pair is up (the kernel decides
+        // then): the peer takes XDP frames, so it can be a target of XDP redirects.
+        if let Err(e) = sh("turning GRO on", &["ethtool", "-K", name, "gro", "on"]) {
+            warn!("{e:#}; {peer} takes no XDP frames: the fast path hands its packets to the kernel");
+        }
         Ok(gp)
     }
 
@@ -651,6 +656,7 @@ pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> R
         .map(|a| {
             serde_json::json!({
                 "name": a.interface,
+                "ifindex": ifindex(&a.interface).ok(),
                 "attach": a.mode,
                 "program": a.program,
                 "program-id": ids.get(a.program),
@@ -698,6 +704,10 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
     v["denylist4-entries"] = serde_json::json!(deny);
     let pid = v["pid"].as_i64().unwrap_or(0) as i32;
     v["running"] = serde_json::json!(process_alive(pid));
+    let ports = tables.ports();
+    for i in v["interfaces"].as_array_mut().into_iter().flatten() {
+        i["redirect"] = redirect_status(&ports, i["ifindex"].as_u64());
+    }
     let pool_mappings = tables.pool6.keys().count();
     v["maps"] = serde_json::json!({
         "eamt": {"entries": eamt, "max": nat64_common::maps::EAMT_MAX_ENTRIES},
@@ -716,6 +726,24 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
     }
     v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
     Ok(v)
+}
+
+/// Whether the fast path sends out of an interface itself, and why not: `null` for an
+/// L3 device (the kernel frames what leaves it).
+fn redirect_status(
+    ports: &[(u32, nat64_common::maps::PortState)],
+    ifindex: Option<u64>,
+) -> serde_json::Value {
+    let Some((_, p)) = ports.iter().find(|(i, _)| Some(*i as u64) == ifindex) else {
+        return serde_json::Value::Null;
+    };
+    let why = nat64_common::maps::PortWhy::from_u32(p.why).unwrap_or(nat64_common::maps::PortWhy::Unknown);
+    serde_json::json!({
+        "tc": true,
+        "xdp": p.xdp_target(),
+        "why": crate::ports::why_text(why),
+        "remedies": (!p.xdp_target()).then_some(crate::ports::REMEDIES),
+    })
 }
 
 /// `status` as text, one fact a line.
@@ -745,6 +773,16 @@ pub fn status_text(v: &serde_json::Value) -> String {
             i["program"].as_str().unwrap_or("?"),
             i["program-id"]
         );
+        let r = &i["redirect"];
+        out += &match (r["xdp"].as_bool(), r["why"].as_str()) {
+            (Some(true), Some(why)) => format!("           fast path out: XDP and TC redirect ({why})\n"),
+            (Some(false), Some(why)) => format!(
+                "           fast path out: TC redirect only; it takes no XDP frames ({why}), so XDP hands \
+                 its packets to the kernel (fwd_kernel_no_xdp_xmit). For the fast path: {}\n",
+                r["remedies"].as_str().unwrap_or("")
+            ),
+            _ => "           fast path out: none (L3 device: the kernel sends what leaves it)\n".to_string(),
+        };
     }
     let prefix_name = if v["mode"] == "clat" { "pref64" } else { "pool6" };
     out += &format!("{prefix_name:<10} {}", s("pool6"));

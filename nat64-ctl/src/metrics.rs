@@ -35,7 +35,23 @@ pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
             capacity.saturating_sub(mappings),
         ));
     }
-    Ok(stats::prometheus(instance, &counters, &gauges))
+    let mut out = stats::prometheus(instance, &counters, &gauges);
+    out += "# HELP nat64_interface_xdp_redirect_target Whether XDP programs send out of this attached Ethernet \
+            port themselves (1) or hand its packets to the kernel because it takes no XDP frames (0).\n\
+            # TYPE nat64_interface_xdp_redirect_target gauge\n";
+    let ports = tables.ports();
+    let status = crate::instance::read_status(instance);
+    for i in status["interfaces"].as_array().into_iter().flatten() {
+        let Some((_, p)) = ports.iter().find(|(x, _)| Some(*x as u64) == i["ifindex"].as_u64()) else {
+            continue;
+        };
+        out += &format!(
+            "nat64_interface_xdp_redirect_target{{instance=\"{instance}\",interface=\"{}\"}} {}\n",
+            i["name"].as_str().unwrap_or("?"),
+            p.xdp_target() as u8
+        );
+    }
+    Ok(out)
 }
 
 fn answer(mut s: TcpStream, instance: &str, dir: &std::path::Path) -> std::io::Result<()> {

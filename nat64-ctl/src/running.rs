@@ -291,6 +291,7 @@ impl Running {
         }
         let tables = Tables::take(&mut ebpf, None)?;
         crate::nexthop::watch(&mut ebpf)?;
+        crate::ports::watch(&dir)?;
         let mut me = Self {
             ebpf,
             tables,
@@ -418,19 +419,15 @@ impl Running {
             info!("detached from {gone} (not in the configuration)");
         }
         // Redirect targets of the fast path: Ethernet ports (L3 devices get their packets
-        // from the kernel, which knows how to frame them).
-        let ports: HashSet<u32> =
-            links.iter().filter(|a| a.mode != "tcx-l3").filter_map(|a| ifindex(&a.interface).ok()).collect();
-        for p in &ports {
-            self.tables.tx_port_add(*p)?;
-        }
-        for k in self.tables.tx_ports.keys().filter_map(|k| k.ok()).collect::<Vec<u32>>() {
-            if !ports.contains(&k) {
-                let _ = self.tables.tx_ports.remove(k);
-            }
-        }
-        // A cached next hop out of a port no longer attached would be lost.
-        crate::nexthop::bump();
+        // from the kernel, which knows how to frame them), for XDP programs only those
+        // that take XDP frames (see `ports`).
+        let ports: Vec<(String, u32)> = links
+            .iter()
+            .filter(|a| a.mode != "tcx-l3")
+            .filter_map(|a| ifindex(&a.interface).ok().map(|i| (a.interface.clone(), i)))
+            .collect();
+        let xdp_ingress = links.iter().any(|a| a.mode == "driver" || a.mode == "generic");
+        crate::ports::set(ports, xdp_ingress)?;
         self.links = links;
 
         if let Some(gp) = &general {

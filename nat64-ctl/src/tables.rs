@@ -16,14 +16,14 @@ use nat64_common::{
     maps::{
         EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS,
         MAP_GLOBALS_ACTIVE, MAP_POOL_DORMANT, MAP_POOL_HEAD, MAP_POOL_RING, MAP_POOL_TAIL, MAP_POOL4,
-        MAP_POOL6, MAP_TX_PORTS, PoolDormant, PoolEntry,
+        MAP_POOL6, MAP_PORTS, MAP_TX_PORTS, PoolDormant, PoolEntry, PortState,
     },
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 14] = [
+pub const PINNED_MAPS: [&str; 15] = [
     nat64_common::maps::MAP_LAYOUT,
     MAP_GLOBALS,
     MAP_GLOBALS_ACTIVE,
@@ -31,6 +31,7 @@ pub const PINNED_MAPS: [&str; 14] = [
     MAP_EAMT6,
     MAP_DENYLIST4,
     MAP_TX_PORTS,
+    MAP_PORTS,
     MAP_COUNTERS,
     MAP_POOL6,
     MAP_POOL4,
@@ -47,6 +48,9 @@ pub struct Tables {
     pub eamt6: LpmTrie<MapData, [u8; 16], EamEntry>,
     pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
     pub tx_ports: DevMapHash<MapData>,
+    /// `None` only when opening the pins of an instance started by a nat64-ctl older
+    /// than this map (a take-over creates it).
+    pub ports: Option<HashMap<MapData, u32, PortState>>,
     pub counters: PerCpuArray<MapData, CounterValue>,
     pub pool6: HashMap<MapData, [u8; 16], PoolEntry>,
     pub pool4: HashMap<MapData, [u8; 4], PoolEntry>,
@@ -75,6 +79,7 @@ impl Tables {
             eamt6: LpmTrie::try_from(get(MAP_EAMT6)?)?,
             denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
             tx_ports: DevMapHash::try_from(get(MAP_TX_PORTS)?)?,
+            ports: get(MAP_PORTS).ok().map(HashMap::try_from).transpose()?,
             counters: PerCpuArray::try_from(get(MAP_COUNTERS)?)?,
             pool6: HashMap::try_from(get(MAP_POOL6)?)?,
             pool4: HashMap::try_from(get(MAP_POOL4)?)?,
@@ -267,9 +272,33 @@ impl Tables {
         Ok(found)
     }
 
-    /// Lets the fast path redirect packets out of this interface.
-    pub fn tx_port_add(&mut self, ifindex: u32) -> Result<()> {
-        self.tx_ports.insert(ifindex, ifindex, None, 0).context("inserting into TX_PORTS")
+    /// Lets the fast path redirect packets out of this interface: TC programs always,
+    /// XDP programs when `state` says it takes XDP frames. Ordered so that no program
+    /// ever finds the port in TX_PORTS without its state.
+    pub fn port_set(&mut self, ifindex: u32, state: PortState) -> Result<()> {
+        let ports = self.ports.as_mut().context("the instance's maps have no PORTS")?;
+        if !state.xdp_target() {
+            // Not there is as good as removed.
+            let _ = self.tx_ports.remove(ifindex);
+        }
+        ports.insert(ifindex, state, 0).context("inserting into PORTS")?;
+        if state.xdp_target() {
+            self.tx_ports.insert(ifindex, ifindex, None, 0).context("inserting into TX_PORTS")?;
+        }
+        Ok(())
+    }
+
+    /// Takes the interface out of the fast path's redirect targets.
+    pub fn port_del(&mut self, ifindex: u32) {
+        let _ = self.tx_ports.remove(ifindex);
+        if let Some(p) = self.ports.as_mut() {
+            let _ = p.remove(&ifindex);
+        }
+    }
+
+    /// The ports the fast path may redirect into, by ifindex.
+    pub fn ports(&self) -> Vec<(u32, PortState)> {
+        self.ports.as_ref().map(|p| p.iter().filter_map(|e| e.ok()).collect()).unwrap_or_default()
     }
 
     pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {

@@ -19,14 +19,16 @@ pub fn bump(c: Counter, bytes: usize) {
 }
 
 /// Counts the outcome of a packed result (`packet::pack`); a translated packet also
-/// counts how it left.
+/// counts how it left (`no_xdp_xmit`: to the kernel because its egress takes no XDP
+/// frames).
 #[inline(always)]
-pub fn record(v: u64, bytes: usize) {
+pub fn record(v: u64, bytes: usize, no_xdp_xmit: bool) {
     let c = crate::packet::counter(v);
     bump(c, bytes);
     if matches!(c.kind(), Kind::Translated) && kind(v) != KIND_TX {
         match kind(v) {
             KIND_REDIRECT => bump(Counter::FwdRedirect, bytes),
+            _ if no_xdp_xmit => bump(Counter::FwdKernelNoXdpXmit, bytes),
             _ => bump(Counter::FwdKernel, bytes),
         }
     }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, TX_PORTS},
+    maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, PORTS, TX_PORTS},
     packet::Packet,
 };
 
@@ -68,7 +68,7 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     };
     // On an L3 device the kernel sends the packet on (it frames it for the egress);
     // the lookup is still asked for the egress MTU.
-    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && TX_PORTS.get_ifindex(p.ifindex).is_some() {
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && redirect_target::<P>(p.ifindex) {
         nexthop_store(p, slot, now, generation);
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
@@ -77,6 +77,26 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     } else {
         Route::Kernel
     }
+}
+
+/// Whether this program may send the packet out of `ifindex` itself. TC hands the skb
+/// to any port nat64-ctl attached to (bpf_redirect takes any device); XDP only to those
+/// that take XDP frames (TX_PORTS): the kernel drops an XDP_REDIRECT into any other
+/// after the program returned, so such packets go to the kernel, counted apart.
+#[inline(always)]
+fn redirect_target<P: Packet>(ifindex: u32) -> bool {
+    if !P::XDP {
+        return PORTS.get_ptr(&ifindex).is_some();
+    }
+    if TX_PORTS.get_ifindex(ifindex).is_some() {
+        return true;
+    }
+    if PORTS.get_ptr(&ifindex).is_some()
+        && let Some(s) = crate::maps::scratch()
+    {
+        s.no_xdp_xmit = 1;
+    }
+    false
 }
 
 /// This CPU's cache slot for the lookup in `p`, by its source and destination (read

@@ -9,7 +9,7 @@ use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
         DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, POOL_MAX, POOL_RING_SLOTS, PoolDormant,
-        PoolEntry, TX_PORTS_MAX_ENTRIES,
+        PoolEntry, PortState, TX_PORTS_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -59,10 +59,16 @@ pub static POOL_TAIL: Array<u64> = Array::with_max_entries(2, 0);
 #[map(name = "POOL_HEAD")]
 pub static POOL_HEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// The devices the fast path may send out of (the ones nat64-ctl attached to):
-/// XDP_REDIRECT to any other device would be dropped, so those go to the kernel.
+/// The devices XDP programs may send out of: attached Ethernet ports that accept XDP
+/// frames (see `nat64_common::maps::MAP_TX_PORTS`). An XDP_REDIRECT to any other
+/// device would be dropped by the kernel, so those packets go to the kernel.
 #[map(name = "TX_PORTS")]
 pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(TX_PORTS_MAX_ENTRIES, 0);
+
+/// Every attached Ethernet port (see `nat64_common::maps::MAP_PORTS`): TC programs
+/// redirect into any of them.
+#[map(name = "PORTS")]
+pub static PORTS: HashMap<u32, PortState> = HashMap::with_max_entries(TX_PORTS_MAX_ENTRIES, 0);
 
 /// [tokens in nanotoken units, last refill in ns] for the ICMP errors this CPU sends.
 #[map(name = "RATELIMIT")]
@@ -128,7 +134,9 @@ pub struct Scratch {
     /// LLVM moves and compares `[u8; N]` one byte at a time, these a word at a time.
     pub hdr6w: [u32; 10],
     pub hdr4w: [u32; 5],
-    pub _pad3: u32,
+    /// 1 when this packet's egress is an attached port that takes no XDP frames (an
+    /// XDP program hands the packet to the kernel instead): counted apart.
+    pub no_xdp_xmit: u32,
     pub src6w: W6,
     pub dst6w: W6,
     pub key6w: Key6,

@@ -186,6 +186,9 @@ pub trait Packet {
     /// Whether the packet can be rewritten for and redirected out of a device.
     const HAS_ETH: bool = Self::L2_LEN == ETH_LEN;
 
+    /// An XDP program: it redirects through TX_PORTS, into devices that take XDP frames.
+    const XDP: bool = false;
+
     #[inline(always)]
     fn len(&self) -> usize {
         self.end() - self.start()
@@ -298,6 +301,7 @@ impl<'a> XdpPacket<'a> {
 
 impl Packet for XdpPacket<'_> {
     const L2_LEN: usize = ETH_LEN;
+    const XDP: bool = true;
 
     #[inline(always)]
     fn start(&self) -> usize {

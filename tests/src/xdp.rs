@@ -185,4 +185,16 @@ impl Harness {
     pub fn count(&self, c: Counter) -> u64 {
         self.counters()[c.name()]
     }
+
+    /// Makes `ifindex` an attached Ethernet port, as nat64-ctl would: a target of TC
+    /// redirects, and of XDP redirects when it takes XDP frames (`xdp_frames`).
+    pub fn port(&mut self, ifindex: u32, xdp_frames: bool) {
+        use nat64_common::maps::{PortState, PortWhy};
+        let state = if xdp_frames {
+            PortState { flags: PortState::XDP_TARGET, why: PortWhy::NdoXmit as u32 }
+        } else {
+            PortState { flags: 0, why: PortWhy::VethPeer as u32 }
+        };
+        self.tables.port_set(ifindex, state).expect("writing PORTS and TX_PORTS");
+    }
 }

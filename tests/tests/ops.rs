@@ -359,6 +359,14 @@ fn metrics_endpoint_matches_stats() {
         "echo requests counted"
     );
     assert_eq!(value("nat64_eamt_entries", "instance="), 2);
+    // The lab's ports take XDP frames (GRO on at the far ends): both are XDP targets.
+    for port in ["to6", "to4"] {
+        assert_eq!(
+            value("nat64_interface_xdp_redirect_target", &format!("interface=\"{port}\"")),
+            1,
+            "{port}"
+        );
+    }
     assert_eq!(value("nat64_build_info", &format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), 1);
     let (code, _) = scrape(&lab, "/other");
     assert_eq!(code, "404");

@@ -520,8 +520,8 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
     let out = h.run_on(&in6(H6, R6, &udp(b"not a port")), x6);
     assert_eq!(out.action, XDP_PASS, "egress not in TX_PORTS goes to the kernel");
     assert_eq!(out.frame[22], 64, "and keeps its TTL for the kernel to decrement");
-    h.tables.tx_port_add(x6).unwrap();
-    h.tables.tx_port_add(x4).unwrap();
+    h.port(x6, true);
+    h.port(x4, true);
 
     let out = h.run_on(&in6(H6, R6, &udp(b"fast path")), x6);
     assert_eq!(out.action, XDP_REDIRECT, "6->4 with known neighbour redirects");
@@ -555,6 +555,66 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
     assert_eq!(h.count(Counter::FwdKernel), 2);
 }
 
+/// An attached port that takes no XDP frames (a veth whose peer has neither GRO nor an
+/// XDP program): XDP hands what it translated towards it to the kernel, untouched for
+/// the kernel to forward (TTL kept, MACs not rewritten), counted as
+/// `fwd_kernel_no_xdp_xmit`; TC still redirects into it (bpf_redirect takes any
+/// device). Once it takes XDP frames, XDP redirects too; and when it stops, XDP stops
+/// at once (nat64-ctl moves the next-hop generation with every such change).
+fn a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects(kind: Kind) {
+    use aya::maps::Array;
+    pin_to_cpu(0);
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
+    h.port(x6, true);
+    h.port(x4, false);
+    let input = in6(H6, R6, &udp(b"towards x4"));
+    let kernel = want4(H4, R4, 0, 64, &udp(b"towards x4"));
+    let mut fast = want4(H4, R4, 0, 63, &udp(b"towards x4"));
+    fast[0..6].copy_from_slice(&[2, 0, 0, 0, 4, 2]);
+    fast[6..12].copy_from_slice(&[2, 0, 0, 0, 4, 1]);
+    let check = |h: &Harness, what: &str, fast_path: bool| {
+        let out = h.run_on(&input, x6);
+        let (action, want) =
+            if fast_path { (XDP_REDIRECT, &mut fast.clone()) } else { (XDP_PASS, &mut kernel.clone()) };
+        assert_eq!(out.action, action, "{what}");
+        adopt_ipv4_id(&out.frame, want);
+        if let Some(d) = diff(&out.frame, want) {
+            panic!("{what}: {d}");
+        }
+    };
+    match kind {
+        Kind::Xdp => {
+            check(&h, "XDP: to the kernel, untouched for it to forward", false);
+            assert_eq!(h.count(Counter::FwdKernelNoXdpXmit), 1);
+            assert_eq!(h.count(Counter::FwdKernel) + h.count(Counter::FwdRedirect), 0);
+        }
+        Kind::Tc => {
+            check(&h, "TC: redirected all the same", true);
+            assert_eq!(h.count(Counter::FwdRedirect), 1);
+            assert_eq!(h.count(Counter::FwdKernelNoXdpXmit), 0);
+        }
+    }
+    // The other way, into x6 (which takes XDP frames): the fast path for both.
+    let out = h.run_on(&in4(R4, H4, &udp(b"towards x6")), x4);
+    assert_eq!(out.action, XDP_REDIRECT, "into a port that takes XDP frames");
+
+    // x4 takes XDP frames now (GRO went on at its peer): XDP redirects into it.
+    h.port(x4, true);
+    check(&h, "now a target of XDP redirects", true);
+    // And stops again: with the generation moved, not even a cached next hop is used.
+    h.port(x4, false);
+    let mut generation: Array<_, u64> = Array::try_from(h.ebpf.map_mut("NEXTHOP_GEN").unwrap()).unwrap();
+    generation.set(0, 7, 0).unwrap();
+    check(&h, "no longer a target", kind == Kind::Tc);
+    let (no_xmit, redirected) = (h.count(Counter::FwdKernelNoXdpXmit), h.count(Counter::FwdRedirect));
+    match kind {
+        Kind::Xdp => assert_eq!((no_xmit, redirected), (2, 2)),
+        Kind::Tc => assert_eq!((no_xmit, redirected), (0, 4)),
+    }
+    assert_eq!(h.count(Counter::FwdKernel), 0, "nothing counted twice");
+}
+
 /// The next-hop cache: a next hop the FIB gave is used again (here: a neighbour
 /// changed without telling the cache keeps its old MAC until the cache hears of it or
 /// a second passes), never for a packet larger than the lengths the FIB accepted for
@@ -567,8 +627,8 @@ fn next_hop_cache_follows_changes_and_keeps_the_mtu(kind: Kind) {
     let mut h = Harness::with(kind, TEST_CONFIG);
     let (x6, x4) = two_ports();
     sh("ip link set x4 mtu 1300");
-    h.tables.tx_port_add(x6).unwrap();
-    h.tables.tx_port_add(x4).unwrap();
+    h.port(x6, true);
+    h.port(x4, true);
     let small = in6(H6, R6, &udp(b"cached"));
     let mac_of = |h: &Harness| {
         let out = h.run_on(&small, x6);
@@ -1130,8 +1190,8 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
     sh("ip addr add 2001:db8:6::1/64 dev x6 nodad && ip addr add 198.51.100.1/24 dev x4");
     sh("ip route add 8.8.8.0/24 via 198.51.100.2 dev x4");
     let (x6, x4) = (ifindex("x6"), ifindex("x4"));
-    h.tables.tx_port_add(x6).unwrap();
-    h.tables.tx_port_add(x4).unwrap();
+    h.port(x6, true);
+    h.port(x4, true);
 
     // IPv6 -> IPv4: 1400 bytes become 1380 > 1300 with DF: PTB 1300 + 20.
     let big6 = in6(H6, R6, &udp(&[1; 1352]));
@@ -1173,8 +1233,8 @@ fn general_path_takes_what_xdp_cannot_finish(kind: Kind) {
     sh("ip link set x4 mtu 1300 && ip link set x6 mtu 1280");
     sh("ip link add nat64 type veth peer name nat64p && ip link set nat64 up && ip link set nat64p up");
     let gp = ifindex("nat64p");
-    h.tables.tx_port_add(x6).unwrap();
-    h.tables.tx_port_add(x4).unwrap();
+    h.port(x6, true);
+    h.port(x4, true);
     let mut g = h.tables.globals().unwrap();
     g.general_ifindex = gp;
     h.tables.set_globals(g).unwrap();
@@ -1583,6 +1643,7 @@ both!(
     every_rfc6052_prefix_length,
     unconfigured_program_passes_everything,
     known_route_and_neighbour_redirect_with_one_hop,
+    a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,

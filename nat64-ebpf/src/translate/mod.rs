@@ -52,6 +52,7 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
         return Step::Finish(pack(Action::Pass, Counter::DropInternal));
     };
     s.len = pkt.len() as u64;
+    s.no_xdp_xmit = 0;
     match pkt.l3_proto() {
         Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
         _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
@@ -122,8 +123,8 @@ pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
 /// the packed result is handed on for the verdict.
 #[inline(always)]
 pub fn conclude(v: u64) -> u64 {
-    let len = scratch().map(|s| s.len as usize).unwrap_or(0);
-    crate::counters::record(v, len);
+    let (len, no_xdp_xmit) = scratch().map(|s| (s.len as usize, s.no_xdp_xmit != 0)).unwrap_or((0, false));
+    crate::counters::record(v, len, no_xdp_xmit);
     v
 }
 
