@@ -321,13 +321,19 @@ pub const ROUTED_V4_HOST_AS_V6: &str = "64:ff9b:1::cb00:7102";
 
 impl SiitLab {
     pub fn new() -> Self {
-        Self::build(false, "xdp")
+        Self::build(false, "xdp", true)
+    }
+
+    /// The lab as `ip link add` leaves it: the hosts' veth ends have neither GRO nor an
+    /// XDP program, so the translator's ports take no XDP frames.
+    pub fn plain() -> Self {
+        Self::build(false, "xdp", false)
     }
 
     /// The lab with an IPv4 router `r` between the translator and the IPv4 host:
     /// `x` to4 198.51.100.1 -- 198.51.100.254 `r` 203.0.113.1 -- 203.0.113.2 `v4`.
     pub fn routed() -> Self {
-        Self::build(true, "xdp")
+        Self::build(true, "xdp", true)
     }
 
     /// Narrows the router's link towards the IPv4 host to `mtu` bytes (a path-MTU
@@ -339,10 +345,10 @@ impl SiitLab {
 
     /// The plain lab with the translator attached by TC (TCX) instead of XDP.
     pub fn tc() -> Self {
-        Self::build(false, "tc")
+        Self::build(false, "tc", true)
     }
 
-    fn build(routed: bool, attach: &str) -> Self {
+    fn build(routed: bool, attach: &str, far_gro: bool) -> Self {
         let mut lab = Lab::new();
         let v6 = lab.add_ns("v6");
         let x = lab.add_ns("x");
@@ -386,9 +392,13 @@ impl SiitLab {
             );
         }
         // XDP_REDIRECT into a veth needs the receiving end to run NAPI: give the
-        // hosts' ends GRO, as a real NIC's driver would have.
-        lab.must_in(&v6, "ethtool -K eth0 gro on >/dev/null");
-        lab.must_in(&v4, "ethtool -K eth0 gro on >/dev/null");
+        // hosts' ends GRO, as a real NIC's driver would have (after the link is up: the
+        // kernel decides whether a veth takes XDP frames when its peer's features change
+        // while it runs).
+        if far_gro {
+            lab.must_in(&v6, "ethtool -K eth0 gro on >/dev/null");
+            lab.must_in(&v4, "ethtool -K eth0 gro on >/dev/null");
+        }
         for ns in [&v6, &x] {
             let ready = wait_until(Duration::from_secs(5), || {
                 lab.exec(ns, "ip -6 addr show tentative").stdout.is_empty()
