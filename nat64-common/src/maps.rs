@@ -147,6 +147,14 @@ pub const EAMT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of denylist4.
 pub const DENYLIST4_MAX_ENTRIES: u32 = 4096;
 
+/// LPM trie keyed by IPv4 prefix: the `ipv4-translatable` prefixes (RFC 6052 §2,
+/// RFC 7915 §1.3), whose addresses are reached through pool6 when IPv4 packets are
+/// addressed to them (IPv6 hosts holding IPv4-translatable addresses). Looked up only
+/// with [`Globals::FLAG_IPV4_TRANSLATABLE`].
+pub const MAP_V4XLAT: &str = "V4XLAT";
+/// Capacity of the `ipv4-translatable` trie.
+pub const V4XLAT_MAX_ENTRIES: u32 = 1024;
+
 /// The translator's global settings (one entry of [`MAP_GLOBALS`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +212,9 @@ impl Globals {
     /// NAT64 PLAT: IPv6 sources the EAMT does not map get an address from `dyn_pool`
     /// (POOL6/POOL4), and what they send goes through the kernel (its NAT44).
     pub const FLAG_DYNAMIC_POOL: u32 = 1 << 7;
+    /// IPv4 destinations inside a prefix of [`MAP_V4XLAT`] are for translation (through
+    /// pool6), as EAM-covered ones are.
+    pub const FLAG_IPV4_TRANSLATABLE: u32 = 1 << 8;
 
     pub const fn zeroed() -> Self {
         Self {

@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use nat64_common::maps::Globals;
+
 use crate::{
     config::{Config, EamtEntry, Prefix4, Prefix6},
     explain, instance, pref64, stats,
@@ -93,9 +95,10 @@ enum Cmd {
     ///
     /// Effective on the next packet, no restart: lowest-ipv6-mtu, amend-udp-checksum-zero,
     /// zeroize-traffic-class, wkp-allow-non-global (true/false), rfc6791v4-prefix,
-    /// rfc6791v6-prefix (a prefix, or "none"), dynamic-pool-lease (seconds). Checked like
-    /// the configuration file; a refused value changes nothing. Not written back to the
-    /// file: `reload` and restarts apply the file.
+    /// rfc6791v6-prefix (a prefix, or "none"), dynamic-pool-lease (seconds),
+    /// ipv4-translatable (IPv4 prefixes separated by commas, or "none"). Checked like the
+    /// configuration file; a refused value changes nothing. Not written back to the file:
+    /// `reload` and restarts apply the file.
     Set { key: String, value: String },
     /// Print the settings of the running instance (as JSON, with config-file key names).
     Show,
@@ -223,7 +226,6 @@ fn parse_entry(ipv4: &str, ipv6: &str) -> Result<EamtEntry> {
 fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use nat64_common::maps::Globals;
     let opt = |on: bool, v: String| if on { serde_json::Value::String(v) } else { serde_json::Value::Null };
     serde_json::json!({
         "ipv4-addr": opt(g.has_ipv4_addr(), Ipv4Addr::from(g.ipv4_addr).to_string()),
@@ -531,8 +533,15 @@ fn real_main() -> Result<()> {
                 ),
                 None => String::new(),
             };
+            let translatable = match cfg.ipv4_translatable.as_slice() {
+                [] => String::new(),
+                list => format!(
+                    ", IPv4 destinations in {} reached through pool6 (ipv4-translatable)",
+                    list.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            };
             println!(
-                "{}: valid (instance '{}', mode {}, {} interface(s), {} EAMT entries, {} {prefix}{pool})",
+                "{}: valid (instance '{}', mode {}, {} interface(s), {} EAMT entries, {} {prefix}{pool}{translatable})",
                 config.display(),
                 cfg.instance,
                 cfg.mode.name(),
@@ -594,6 +603,31 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Set { key, value } if key == "ipv4-translatable" => {
+            let mut tables = open(&instance_name(&cli.instance))?;
+            let mut g = tables.globals()?;
+            let list = crate::config::parse_ipv4_translatable(&value)?;
+            let mode = if g.flag(Globals::FLAG_CLAT) {
+                crate::config::Mode::Clat
+            } else {
+                crate::config::Mode::Siit
+            };
+            crate::config::check_ipv4_translatable(&list, mode, g.pool6_len != 0)?;
+            // On: the prefixes first, then the flag; off: the flag first.
+            if !list.is_empty() {
+                tables.ipv4_translatable_set(&list)?;
+                g.flags |= Globals::FLAG_IPV4_TRANSLATABLE;
+                tables.set_globals(g)?;
+            } else {
+                g.flags &= !Globals::FLAG_IPV4_TRANSLATABLE;
+                tables.set_globals(g)?;
+                tables.ipv4_translatable_set(&list)?;
+            }
+            let shown: Vec<String> = list.iter().map(|p| p.to_string()).collect();
+            println!("{key} = {}", if list.is_empty() { "none".to_string() } else { shown.join(",") });
+            instance::general_path_sync(&tables, None)?;
+            Ok(())
+        }
         Cmd::Set { key, value } => {
             let mut tables = open(&instance_name(&cli.instance))?;
             let mut g = tables.globals()?;
@@ -617,8 +651,12 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Show => {
-            let g = open(&instance_name(&cli.instance))?.globals()?;
-            println!("{}", serde_json::to_string_pretty(&settings_json(&g))?);
+            let tables = open(&instance_name(&cli.instance))?;
+            let mut v = settings_json(&tables.globals()?);
+            v["ipv4-translatable"] = serde_json::json!(
+                tables.ipv4_translatable()?.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            );
+            println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Cmd::Denylist4 { cmd } => {

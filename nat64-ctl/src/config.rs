@@ -449,6 +449,7 @@ keyed_list! {
     de_interfaces => "interfaces",
     de_eamt => "eamt",
     de_denylist4 => "denylist4",
+    de_ipv4_translatable => "ipv4-translatable",
 }
 
 #[derive(Deserialize)]
@@ -468,6 +469,8 @@ struct RawConfig {
     eamt: Vec<RawEam>,
     #[serde(default, deserialize_with = "de_denylist4")]
     denylist4: Vec<String>,
+    #[serde(default, deserialize_with = "de_ipv4_translatable")]
+    ipv4_translatable: Vec<String>,
     #[serde(default, deserialize_with = "de_wkp_allow_non_global")]
     wkp_allow_non_global: bool,
     #[serde(default, deserialize_with = "de_amend_udp_checksum_zero")]
@@ -566,6 +569,9 @@ pub struct Config {
     pub pool6: Option<Prefix6>,
     pub eamt: Vec<EamtEntry>,
     pub denylist4: Vec<Prefix4>,
+    /// IPv4 prefixes whose addresses are reached through pool6 (IPv6 hosts holding
+    /// IPv4-translatable addresses, RFC 6052 §2, RFC 7915 §1.3).
+    pub ipv4_translatable: Vec<Prefix4>,
     pub wkp_allow_non_global: bool,
     pub amend_udp_checksum_zero: bool,
     pub zeroize_traffic_class: bool,
@@ -832,12 +838,9 @@ impl Config {
             );
         }
 
-        let denylist4 = raw
-            .denylist4
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.parse::<Prefix4>().map_err(at(format!("denylist4[{i}]"))))
-            .collect::<Result<Vec<_>>>()?;
+        let denylist4 = prefixes4("denylist4", &raw.denylist4)?;
+        let ipv4_translatable = prefixes4("ipv4-translatable", &raw.ipv4_translatable)?;
+        check_ipv4_translatable(&ipv4_translatable, mode, pool6.is_some() || pref64_auto)?;
 
         let ipv4_addr = match raw.ipv4_addr.as_deref() {
             None => None,
@@ -941,6 +944,7 @@ impl Config {
             pool6,
             eamt,
             denylist4,
+            ipv4_translatable,
             wkp_allow_non_global: raw.wkp_allow_non_global,
             amend_udp_checksum_zero: raw.amend_udp_checksum_zero,
             zeroize_traffic_class: raw.zeroize_traffic_class,
@@ -1000,6 +1004,9 @@ impl Config {
             g.dyn_pool_lease = d.lease as u32;
             g.flags |= Globals::FLAG_DYNAMIC_POOL;
         }
+        if !self.ipv4_translatable.is_empty() {
+            g.flags |= Globals::FLAG_IPV4_TRANSLATABLE;
+        }
         g
     }
 }
@@ -1056,6 +1063,53 @@ fn check_dynamic_pool(
 /// The netmask of an IPv4 prefix length.
 pub fn mask4(len: u8) -> u32 {
     net_mask(len, 32) as u32
+}
+
+/// `ipv4-translatable`: addresses reached through pool6, so there must be one; a CLAT
+/// already sends every IPv4 destination of its clients through it.
+pub fn check_ipv4_translatable(list: &[Prefix4], mode: Mode, has_pool6: bool) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    if mode == Mode::Clat {
+        bail!(
+            "ipv4-translatable: not in mode \"clat\" (a CLAT translates every IPv4 destination of its \
+             clients already); it is for SIIT, where IPv6 hosts hold pool6 addresses"
+        );
+    }
+    if !has_pool6 {
+        bail!("ipv4-translatable: its addresses are reached through pool6, which is not set; give pool6");
+    }
+    if list.len() > nat64_common::maps::V4XLAT_MAX_ENTRIES as usize {
+        bail!(
+            "ipv4-translatable: {} prefixes, at most {} fit",
+            list.len(),
+            nat64_common::maps::V4XLAT_MAX_ENTRIES
+        );
+    }
+    for (i, p) in list.iter().enumerate() {
+        if let Some(j) = list[..i].iter().position(|q| q == p) {
+            bail!("ipv4-translatable[{i}]: {p} is ipv4-translatable[{j}] again");
+        }
+    }
+    Ok(())
+}
+
+/// A list of IPv4 prefixes under config key `key`; errors name `key[index]`.
+fn prefixes4<S: AsRef<str>>(key: &str, list: &[S]) -> Result<Vec<Prefix4>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| s.as_ref().parse::<Prefix4>().map_err(at(format!("{key}[{i}]"))))
+        .collect()
+}
+
+/// The value of `nat64-ctl set ipv4-translatable`: prefixes separated by commas, or
+/// `none`.
+pub fn parse_ipv4_translatable(value: &str) -> Result<Vec<Prefix4>> {
+    if value.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    prefixes4("ipv4-translatable", &value.split(',').map(str::trim).collect::<Vec<_>>())
 }
 
 fn check_lowest_ipv6_mtu(mtu: u64) -> Result<()> {
@@ -1153,7 +1207,8 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
             g.dyn_pool_lease = secs as u32;
         }
         _ => bail!(
-            "{key:?} cannot be changed on a running instance; settable: {} (denylist4 has its own command)",
+            "{key:?} cannot be changed on a running instance; settable: {}, ipv4-translatable (denylist4 has \
+             its own command)",
             LIVE_SETTINGS.join(", ")
         ),
     }
@@ -1879,6 +1934,52 @@ mod tests {
             r#"pool6: "64:ff9b::/80": length 80 is not one of 32, 40, 48, 56, 64, 96 (RFC 6052)"#,
         );
         assert_err_contains(without_pool6(r#""pool6": "64:ff9b::""#), "length 128 is not one of");
+    }
+
+    #[test]
+    fn ipv4_translatable_is_checked() {
+        let c = with(r#""ipv4-translatable": ["0.0.0.0/0", "192.0.2.0/24"]"#).unwrap();
+        assert_eq!(c.ipv4_translatable, vec![p4("0.0.0.0/0"), p4("192.0.2.0/24")]);
+        assert!(c.globals().flag(Globals::FLAG_IPV4_TRANSLATABLE));
+        assert!(
+            !Config::from_json(MINIMAL).unwrap().globals().flag(Globals::FLAG_IPV4_TRANSLATABLE),
+            "off by default"
+        );
+        for (cfg, msg) in [
+            (
+                with(r#""ipv4-translatable": ["192.0.2.1/24"]"#),
+                r#"ipv4-translatable[0]: "192.0.2.1/24": host bits are set (did you mean 192.0.2.0/24?)"#,
+            ),
+            (
+                with(r#""ipv4-translatable": ["10.0.0.0/8", "10.0.0.0/8"]"#),
+                "ipv4-translatable[1]: 10.0.0.0/8 is ipv4-translatable[0] again",
+            ),
+            (
+                with(r#""ipv4-translatable": "0.0.0.0/0""#),
+                r#"ipv4-translatable: invalid type: string "0.0.0.0/0", expected a list"#,
+            ),
+            (
+                without_pool6(
+                    r#""eamt": [{"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}], "ipv4-translatable": ["0.0.0.0/0"]"#,
+                ),
+                "ipv4-translatable: its addresses are reached through pool6, which is not set",
+            ),
+            (
+                without_pool6(
+                    r#""mode": "clat", "pref64": "64:ff9b::/96", "eamt": [{"ipv4": "192.0.0.1", "ipv6": "2001:db8::1"}],
+                    "ipv4-translatable": ["0.0.0.0/0"]"#,
+                ),
+                r#"ipv4-translatable: not in mode "clat""#,
+            ),
+        ] {
+            assert_err_contains(cfg, msg);
+        }
+        assert_eq!(parse_ipv4_translatable("none").unwrap(), vec![]);
+        assert_eq!(
+            parse_ipv4_translatable("10.0.0.0/8, 1.2.3.4").unwrap(),
+            vec![p4("10.0.0.0/8"), p4("1.2.3.4/32")]
+        );
+        assert_err_contains(parse_ipv4_translatable("10.0.0.0/8,x"), r#"ipv4-translatable[1]: "x""#);
     }
 
     #[test]

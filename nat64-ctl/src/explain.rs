@@ -7,7 +7,10 @@ use nat64_common::{
     maps::{EamEntry, Globals},
 };
 
-use crate::{config::Config, tables::Tables};
+use crate::{
+    config::{Config, Prefix4},
+    tables::Tables,
+};
 
 /// Where `explain` looks things up: a running instance's maps (the kernel's own
 /// longest-prefix match) or a configuration file (the same match done in user space).
@@ -16,6 +19,8 @@ pub trait Lookup {
     fn eam4(&self, a: Ipv4Addr) -> Option<EamEntry>;
     fn eam6(&self, a: Ipv6Addr) -> Option<EamEntry>;
     fn denylisted(&self, a: Ipv4Addr) -> bool;
+    /// The longest `ipv4-translatable` prefix holding `a`.
+    fn translatable(&self, a: Ipv4Addr) -> Option<Prefix4>;
     /// The dynamic-pool mapping of an IPv4 / IPv6 address (a file holds none).
     fn pool4(&self, _a: Ipv4Addr) -> Option<EamEntry> {
         None
@@ -37,6 +42,9 @@ impl Lookup for Tables {
     }
     fn denylisted(&self, a: Ipv4Addr) -> bool {
         self.denylist4_contains(a)
+    }
+    fn translatable(&self, a: Ipv4Addr) -> Option<Prefix4> {
+        longest(&self.ipv4_translatable().ok()?, a)
     }
     fn pool4(&self, a: Ipv4Addr) -> Option<EamEntry> {
         self.pool4.get(&a.octets(), 0).ok().map(|e| e.eam)
@@ -61,6 +69,16 @@ impl Lookup for Config {
     fn denylisted(&self, a: Ipv4Addr) -> bool {
         self.denylist4.iter().any(|p| u32::from(a) & addr::prefix_mask4(p.len) == u32::from(p.addr))
     }
+    fn translatable(&self, a: Ipv4Addr) -> Option<Prefix4> {
+        longest(&self.ipv4_translatable, a)
+    }
+}
+
+fn longest(list: &[Prefix4], a: Ipv4Addr) -> Option<Prefix4> {
+    list.iter()
+        .filter(|p| u32::from(a) & addr::prefix_mask4(p.len) == u32::from(p.addr))
+        .max_by_key(|p| p.len)
+        .copied()
 }
 
 fn reason(e: Untranslatable) -> &'static str {
@@ -124,7 +142,14 @@ pub fn explain(tables: &impl Lookup, a: IpAddr) -> anyhow::Result<String> {
                         eam_text(&eam.expect("EAM rule has an entry"))
                     )
                 }
-                Ok((v6, Rule::Pool6)) => format!("{v4} -> {} ({})", Ipv6Addr::from(v6), pool6_text(&g)),
+                Ok((v6, Rule::Pool6)) => match tables.translatable(v4) {
+                    Some(p) => format!(
+                        "{v4} -> {} ({}; ipv4-translatable {p}: IPv4 packets addressed to it are translated)",
+                        Ipv6Addr::from(v6),
+                        pool6_text(&g)
+                    ),
+                    None => format!("{v4} -> {} ({})", Ipv6Addr::from(v6), pool6_text(&g)),
+                },
                 Err(e) => format!("{v4} is not translated: {}", reason(e)),
             }
         }

@@ -176,6 +176,7 @@ pub(crate) fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifind
     for p in &cfg.denylist4 {
         tables.denylist4_add(*p)?;
     }
+    tables.ipv4_translatable_set(&cfg.ipv4_translatable)?;
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
     tables.set_globals(g)
@@ -300,6 +301,7 @@ impl GeneralPath {
                 routes.push(route4(&self.name, d.prefix, cfg.lowest_ipv6_mtu, &src));
             }
             ip_batch("routing the EAM IPv4 prefixes", routes)?;
+            route_translatable(&self.name, &cfg.ipv4_translatable, cfg.lowest_ipv6_mtu, &src)?;
         }
         // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
         // the host as it is; routed into the general path it would come back as IPv4.
@@ -318,6 +320,28 @@ impl GeneralPath {
 /// room for translation.
 fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &str) -> String {
     format!("route replace {v4} dev {name} mtu lock {} {src}", lowest_ipv6_mtu - 28)
+}
+
+/// The routing protocol number that marks the general path's `ipv4-translatable`
+/// routes, so that they are replaced as a set.
+const TRANSLATABLE_PROTO: &str = "64";
+
+/// Routes the `ipv4-translatable` prefixes into the general path (oversized DF=0 IPv4
+/// to IPv6 hosts is fragmented there), replacing what was routed before. At metric
+/// 4242: a route the host has for the same prefix (its default route, for
+/// `0.0.0.0/0`) wins.
+fn route_translatable(name: &str, list: &[Prefix4], lowest_ipv6_mtu: u32, src: &str) -> Result<()> {
+    // Nothing to flush is no error either.
+    let _ = sh(
+        "removing the ipv4-translatable routes",
+        &["ip", "-4", "route", "flush", "dev", name, "proto", TRANSLATABLE_PROTO],
+    );
+    ip_batch(
+        "routing the ipv4-translatable prefixes",
+        list.iter().map(|p| {
+            format!("{} proto {TRANSLATABLE_PROTO} metric 4242", route4(name, *p, lowest_ipv6_mtu, src))
+        }),
+    )
 }
 
 /// Likewise for an EAM IPv6 prefix (CLAT mode).
@@ -385,7 +409,11 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
         entries
             .iter()
             .map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, g.lowest_ipv6_mtu, "") }),
-    )
+    )?;
+    if clat {
+        return Ok(());
+    }
+    route_translatable(name, &tables.ipv4_translatable()?, g.lowest_ipv6_mtu, "")
 }
 
 impl GeneralPath {

@@ -480,6 +480,13 @@ fn sync_maps(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<
     for p in cfg.denylist4.iter().filter(|p| !deny.contains(p)) {
         tables.denylist4_add(*p)?;
     }
+    // Prefixes that stay or come are there before the settings switch; the ones gone
+    // are taken out after it.
+    let mut translatable = tables.ipv4_translatable()?;
+    translatable.extend(
+        cfg.ipv4_translatable.iter().filter(|p| !translatable.contains(p)).copied().collect::<Vec<_>>(),
+    );
+    tables.ipv4_translatable_set(&translatable)?;
     let old = tables.globals()?;
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
@@ -496,6 +503,7 @@ fn sync_maps(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<
     for p in deny.into_iter().filter(|p| !cfg.denylist4.contains(p)) {
         tables.denylist4_del(p)?;
     }
+    tables.ipv4_translatable_set(&cfg.ipv4_translatable)?;
     Ok(removed)
 }
 

@@ -16,20 +16,21 @@ use nat64_common::{
     maps::{
         EamEntry, Globals, MAP_COUNTERS, MAP_DENYLIST4, MAP_EAMT4, MAP_EAMT6, MAP_GLOBALS,
         MAP_GLOBALS_ACTIVE, MAP_POOL_DORMANT, MAP_POOL_HEAD, MAP_POOL_RING, MAP_POOL_TAIL, MAP_POOL4,
-        MAP_POOL6, MAP_PORTS, MAP_TX_PORTS, PoolDormant, PoolEntry, PortState,
+        MAP_POOL6, MAP_PORTS, MAP_TX_PORTS, MAP_V4XLAT, PoolDormant, PoolEntry, PortState,
     },
 };
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 15] = [
+pub const PINNED_MAPS: [&str; 16] = [
     nat64_common::maps::MAP_LAYOUT,
     MAP_GLOBALS,
     MAP_GLOBALS_ACTIVE,
     MAP_EAMT4,
     MAP_EAMT6,
     MAP_DENYLIST4,
+    MAP_V4XLAT,
     MAP_TX_PORTS,
     MAP_PORTS,
     MAP_COUNTERS,
@@ -47,6 +48,8 @@ pub struct Tables {
     pub eamt4: LpmTrie<MapData, [u8; 4], EamEntry>,
     pub eamt6: LpmTrie<MapData, [u8; 16], EamEntry>,
     pub denylist4: LpmTrie<MapData, [u8; 4], u8>,
+    /// `None` as `ports`, for pins of an older nat64-ctl.
+    pub v4xlat: Option<LpmTrie<MapData, [u8; 4], u8>>,
     pub tx_ports: DevMapHash<MapData>,
     /// `None` only when opening the pins of an instance started by a nat64-ctl older
     /// than this map (a take-over creates it).
@@ -78,6 +81,7 @@ impl Tables {
             eamt4: LpmTrie::try_from(get(MAP_EAMT4)?)?,
             eamt6: LpmTrie::try_from(get(MAP_EAMT6)?)?,
             denylist4: LpmTrie::try_from(get(MAP_DENYLIST4)?)?,
+            v4xlat: get(MAP_V4XLAT).ok().map(LpmTrie::try_from).transpose()?,
             tx_ports: DevMapHash::try_from(get(MAP_TX_PORTS)?)?,
             ports: get(MAP_PORTS).ok().map(HashMap::try_from).transpose()?,
             counters: PerCpuArray::try_from(get(MAP_COUNTERS)?)?,
@@ -307,6 +311,30 @@ impl Tables {
             .context("inserting into DENYLIST4")
     }
 
+    fn v4xlat_trie(&mut self) -> Result<&mut LpmTrie<MapData, [u8; 4], u8>> {
+        self.v4xlat.as_mut().context("the instance's maps have no V4XLAT (started by an older nat64-ctl)")
+    }
+
+    /// Makes `ipv4-translatable` exactly `list` (the flag that has the data path look at
+    /// the trie lives in the globals): new prefixes first, then the ones gone.
+    pub fn ipv4_translatable_set(&mut self, list: &[Prefix4]) -> Result<()> {
+        let current = self.ipv4_translatable()?;
+        let trie = self.v4xlat_trie()?;
+        for p in list.iter().filter(|p| !current.contains(p)) {
+            trie.insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0).context("inserting into V4XLAT")?;
+        }
+        for p in current.iter().filter(|p| !list.contains(p)) {
+            trie.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from V4XLAT")?;
+        }
+        Ok(())
+    }
+
+    /// The `ipv4-translatable` prefixes, sorted.
+    pub fn ipv4_translatable(&self) -> Result<Vec<Prefix4>> {
+        let Some(trie) = &self.v4xlat else { return Ok(Vec::new()) };
+        prefixes4(trie, MAP_V4XLAT)
+    }
+
     pub fn denylist4_del(&mut self, p: Prefix4) -> Result<()> {
         self.denylist4
             .remove(&Key::new(p.len as u32, p.addr.octets()))
@@ -315,13 +343,7 @@ impl Tables {
 
     /// denylist4, sorted.
     pub fn denylist4(&self) -> Result<Vec<Prefix4>> {
-        let mut out = Vec::new();
-        for k in self.denylist4.keys() {
-            let k = k.context("reading DENYLIST4")?;
-            out.push(Prefix4 { addr: Ipv4Addr::from(k.data()), len: k.prefix_len() as u8 });
-        }
-        out.sort_by_key(|p| (u32::from(p.addr), p.len));
-        Ok(out)
+        prefixes4(&self.denylist4, MAP_DENYLIST4)
     }
 
     pub fn denylist4_contains(&self, a: Ipv4Addr) -> bool {
@@ -353,4 +375,15 @@ impl Tables {
         }
         Ok(out)
     }
+}
+
+/// The prefixes held in an IPv4 LPM trie, sorted.
+fn prefixes4(trie: &LpmTrie<MapData, [u8; 4], u8>, name: &str) -> Result<Vec<Prefix4>> {
+    let mut out = Vec::new();
+    for k in trie.keys() {
+        let k = k.with_context(|| format!("reading {name}"))?;
+        out.push(Prefix4 { addr: Ipv4Addr::from(k.data()), len: k.prefix_len() as u8 });
+    }
+    out.sort_by_key(|p| (u32::from(p.addr), p.len));
+    Ok(out)
 }

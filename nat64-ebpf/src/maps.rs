@@ -9,7 +9,7 @@ use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
         DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, POOL_MAX, POOL_RING_SLOTS, PoolDormant,
-        PoolEntry, PortState, TX_PORTS_MAX_ENTRIES,
+        PoolEntry, PortState, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -39,6 +39,10 @@ pub static EAMT6: LpmTrie<[u8; 16], EamEntry> = LpmTrie::with_max_entries(EAMT_M
 
 #[map(name = "DENYLIST4")]
 pub static DENYLIST4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(DENYLIST4_MAX_ENTRIES, 0);
+
+/// See `nat64_common::maps::MAP_V4XLAT`.
+#[map(name = "V4XLAT")]
+pub static V4XLAT: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(V4XLAT_MAX_ENTRIES, 0);
 
 /// The dynamic pool (see `nat64_common::maps::MAP_POOL6` and the others).
 #[map(name = "POOL6")]

@@ -439,14 +439,19 @@ fn far_ends_gro(lab: &SiitLab, on: bool) -> Duration {
 /// Ping, 4 MB of TCP each way (SHA-256 compared), 200 UDP echoes each way and a live
 /// `map add` (then `map del`) across the lab; `round` keeps the ports apart.
 fn all_traffic_crosses(lab: &mut SiitLab, round: u16) {
+    all_traffic_crosses_to(lab, round, V6_HOST_AS_V4);
+}
+
+/// [`all_traffic_crosses`] with the IPv6 host reached from the IPv4 side at `v6_as_v4`.
+fn all_traffic_crosses_to(lab: &mut SiitLab, round: u16, v6_as_v4: &str) {
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
     let out = lab.lab.must_in(&v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("3 received") && out.contains("ttl=63"), "round {round}, IPv6 -> IPv4 ping:\n{out}");
-    let out = lab.lab.must_in(&v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
+    let out = lab.lab.must_in(&v4, &format!("ping -c 3 -i 0.2 -W 2 {v6_as_v4}"));
     assert!(out.contains("3 received") && out.contains("ttl=63"), "round {round}, IPv4 -> IPv6 ping:\n{out}");
     let n = 4 * 1024 * 1024;
     for (from, to, addr, port) in
-        [(&v6, &v4, V4_HOST_AS_V6, 5100 + round), (&v4, &v6, V6_HOST_AS_V4, 5110 + round)]
+        [(&v6, &v4, V4_HOST_AS_V6, 5100 + round), (&v4, &v6, v6_as_v4, 5110 + round)]
     {
         lab.lab.spawn_in(to, &format!("python3 {} tcp-sink {port}", peers()));
         wait_ready(lab, to, port, "tcp");
@@ -464,7 +469,7 @@ fn all_traffic_crosses(lab: &mut SiitLab, round: u16) {
     wait_ready(lab, &v6, p6, "udp");
     let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ping {V4_HOST_AS_V6} {p4} 200", peers()));
     assert_eq!(out.trim(), "200", "round {round}: UDP echoes IPv6 -> IPv4");
-    let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ping {V6_HOST_AS_V4} {p6} 200", peers()));
+    let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ping {v6_as_v4} {p6} 200", peers()));
     assert_eq!(out.trim(), "200", "round {round}: UDP echoes IPv4 -> IPv6");
     let out = lab.ctl(CTL, &["map", "add", V6_SPARE_AS_V4, V6_SPARE]);
     assert!(out.status.success(), "map add: {}", String::from_utf8_lossy(&out.stderr));
@@ -527,4 +532,64 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
         assert!(log.contains(&format!("{port}: now a target of XDP redirects")), "{log}");
     }
     assert!(log.contains("\"attach\": \"tc\""), "the remedies are named:\n{log}");
+}
+
+/// An IPv6 host holding an IPv4-translatable address (pool6 + 192.0.2.33, RFC 6052 §2)
+/// and no EAM entry: once `set ipv4-translatable` names its prefix, the IPv4 host
+/// reaches it and it reaches the IPv4 host, both ways, ping, TCP, UDP.
+#[test]
+fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
+    let mut lab = started();
+    let (t4, t6) = ("192.0.2.33", "64:ff9b:1::c000:221");
+    lab.lab.must_in(&lab.v6, &format!("ip addr add {t6}/128 dev eth0 nodad"));
+    lab.lab.must_in(&lab.x, &format!("ip -6 route add {t6}/128 via {V6_HOST} dev to6"));
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -W 1 {t4}"));
+    assert!(!out.status.success(), "not reachable before it is ipv4-translatable");
+    let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", t4]).stdout).into_owned();
+    assert!(out.contains(&format!("-> {t6}")) && !out.contains("ipv4-translatable"), "{out}");
+
+    let out = lab.ctl(CTL, &["set", "ipv4-translatable", "192.0.2.32/27"]);
+    assert!(out.status.success(), "set: {}", String::from_utf8_lossy(&out.stderr));
+    let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", t4]).stdout).into_owned();
+    assert!(out.contains(&format!("-> {t6}")) && out.contains("ipv4-translatable 192.0.2.32/27"), "{out}");
+    let show: Value = serde_json::from_slice(&lab.ctl(CTL, &["show"]).stdout).unwrap();
+    assert_eq!(show["ipv4-translatable"], serde_json::json!(["192.0.2.32/27"]), "{show}");
+    // Bad input changes nothing.
+    let out = lab.ctl(CTL, &["set", "ipv4-translatable", "192.0.2.33/27"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("host bits are set"));
+
+    let before = stats(&lab);
+    // The IPv6 host picks its pool6 address as the source towards pool6 (RFC 6724
+    // rule 8), so both directions use the IPv4-translatable address.
+    let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 2 -i 0.2 -W 2 -I {t6} {V4_HOST_AS_V6}"));
+    assert!(out.contains("2 received"), "{out}");
+    all_traffic_crosses_to(&mut lab, 3, t4);
+    let s = stats(&lab);
+    let grew = |name: &str| packets(&s, name) - packets(&before, name);
+    assert!(
+        grew("xlat_4to6_tcp") > 100 && grew("xlat_4to6_udp") >= 200 && grew("xlat_4to6_icmp") >= 4,
+        "{s}"
+    );
+    // The general path routes the prefix too: a 3000-byte DF=0 datagram from the IPv4
+    // host, too big for the IPv6 side once translated, arrives whole.
+    let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
+    assert!(
+        routes.contains("192.0.2.32/27 proto 64 scope link metric 4242") && routes.contains("mtu lock 1252"),
+        "{routes}"
+    );
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    one_datagram(&mut lab, &v4, &v6, t4, 5141, 3000);
+    // What the IPv6 host sends reaches the IPv4 host from the IPv4-translatable address.
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5140", peers()));
+    wait_ready(&mut lab, &v4, 5140, "udp");
+    let seen = lab.lab.must_in(&lab.v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5140", peers()));
+    assert_eq!(seen.trim(), t4, "the IPv4 host sees the IPv6 host as its IPv4-translatable address");
+
+    // Off again: not reachable.
+    let out = lab.ctl(CTL, &["set", "ipv4-translatable", "none"]);
+    assert!(out.status.success(), "set none: {}", String::from_utf8_lossy(&out.stderr));
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -W 1 {t4}"));
+    assert!(!out.status.success(), "not reachable once ipv4-translatable is none");
+    let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
+    assert!(!routes.contains("192.0.2.32/27"), "the general path's route went too: {routes}");
 }

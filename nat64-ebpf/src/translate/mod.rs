@@ -20,7 +20,7 @@ use nat64_common::{
 
 use crate::{
     forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, globals, scratch},
+    maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, V4XLAT, globals, scratch},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack},
 };
 
@@ -182,6 +182,13 @@ fn eamt6w(g: &Globals, key: &mut Key6, a: &W6, pool: bool) -> Option<&'static Ea
         None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(words::as_bytes(a)),
         None => None,
     }
+}
+
+/// Whether an IPv4 destination is IPv4-translatable (`ipv4-translatable`): an IPv6
+/// host holds its pool6 form, so what is sent to it is for translation.
+#[inline(always)]
+fn ipv4_translatable(g: &Globals, a: [u8; 4]) -> bool {
+    g.flag(Globals::FLAG_IPV4_TRANSLATABLE) && V4XLAT.get(Key4::new(a).key()).is_some()
 }
 
 #[inline(always)]

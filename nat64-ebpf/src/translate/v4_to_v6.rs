@@ -11,7 +11,7 @@ use nat64_common::{
 };
 
 use super::{
-    denylisted4, drop_reason, eamt4, finish,
+    denylisted4, drop_reason, eamt4, finish, ipv4_translatable,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -48,15 +48,19 @@ fn header_sum<P: Packet>(
 
 /// Maps the destination into `dst6`: 0, or 1 + the counter of why not (PassV4NotOurs
 /// when the packet is not for translation). SIIT: an IPv4 destination is ours through
-/// the EAMT only. CLAT (RFC 6877): what a local client (its source in the EAMT) sends
-/// anywhere is, through the PLAT prefix (pool6).
+/// the EAMT, or through pool6 when it is IPv4-translatable (RFC 7915 §1.3: an IPv6
+/// host holds its pool6 form). CLAT (RFC 6877): what a local client (its source in
+/// the EAMT) sends anywhere is, through the PLAT prefix (pool6).
 #[inline(always)]
 fn map_dst(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut W6) -> u32 {
     let eam_dst = eamt4(g, dst);
     if eam_dst.is_none() && g.in_dyn_pool(dst) {
         return Counter::DropPoolUnmapped as u32 + 1;
     }
-    if eam_dst.is_none() && !(g.flag(Globals::FLAG_CLAT) && eamt4(g, src).is_some()) {
+    if eam_dst.is_none()
+        && !(g.flag(Globals::FLAG_CLAT) && eamt4(g, src).is_some())
+        && !ipv4_translatable(g, dst)
+    {
         return Counter::PassV4NotOurs as u32 + 1;
     }
     let deny = eam_dst.is_none() && denylisted4(dst);
