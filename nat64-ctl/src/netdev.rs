@@ -106,6 +106,22 @@ impl Netdev {
     pub fn subscribe(&self, timeout: Duration) -> Result<OwnedFd> {
         let group = self.mgmt.context("the kernel's netdev family has no mgmt notification group")?;
         let sock = socket()?;
+        // Bound, so that it has a port id of its own: the kernel skips listeners whose id
+        // is its own (0) when it multicasts.
+        // SAFETY: a zeroed sockaddr_nl is valid; the fields set are plain integers.
+        let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: bind(2) with the address and its size.
+        let rc = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if rc != 0 {
+            bail!("binding the netdev notification socket: {}", io::Error::last_os_error());
+        }
         // SAFETY: setsockopt(2) with a u32 option value of its size.
         let rc = unsafe {
             libc::setsockopt(
