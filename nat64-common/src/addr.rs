@@ -80,16 +80,100 @@ pub const fn prefix_mask4(len: u8) -> u32 {
     !suffix_mask(32 - if len > 32 { 32 } else { len })
 }
 
+/// An address as four host-order words (bit 0: the top bit of word 0).
+#[inline(always)]
+fn host_words(a: &[u8; 16]) -> [u32; 4] {
+    let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
+}
+
+#[inline(always)]
+fn host_words_bytes(w: [u32; 4]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let b = w[i].to_be_bytes();
+        out[4 * i] = b[0];
+        out[4 * i + 1] = b[1];
+        out[4 * i + 2] = b[2];
+        out[4 * i + 3] = b[3];
+        i += 1;
+    }
+    out
+}
+
+/// RFC 7757 §3.2: the `s4` low bits of `x` (an IPv4 suffix) written right after the
+/// first `p6` bits of `w` (host-order words); the bits after them are left alone.
+#[inline(always)]
+pub fn put_suffix(w: &mut [u32; 4], p6: u8, s4: u8, x: u32) {
+    let (p6, s4) = (p6 as u32, s4 as u32);
+    if s4 == 0 || s4 > 32 || p6 + s4 > 128 {
+        return;
+    }
+    let i = (p6 / 32) as usize;
+    let o = p6 % 32;
+    // The suffix at the top of the 64-bit window that starts at word i (o + s4 <= 63).
+    let v = ((x as u64) & ((1u64 << s4) - 1)) << (64 - o - s4);
+    let (hi, lo) = ((v >> 32) as u32, v as u32);
+    // Constant indices: the verifier refuses a variable-offset read of the stack.
+    match i {
+        0 => {
+            w[0] |= hi;
+            w[1] |= lo;
+        }
+        1 => {
+            w[1] |= hi;
+            w[2] |= lo;
+        }
+        2 => {
+            w[2] |= hi;
+            w[3] |= lo;
+        }
+        _ => w[3] |= hi,
+    }
+}
+
+/// RFC 7757 §3.3: the `s4` bits of `w` right after its first `p6` bits.
+#[inline(always)]
+pub fn get_suffix(w: &[u32; 4], p6: u8, s4: u8) -> u32 {
+    let (p6, s4) = (p6 as u32, s4 as u32);
+    if s4 == 0 || s4 > 32 || p6 + s4 > 128 {
+        return 0;
+    }
+    let i = (p6 / 32) as usize;
+    let o = p6 % 32;
+    let (hi, lo) = match i {
+        0 => (w[0], w[1]),
+        1 => (w[1], w[2]),
+        2 => (w[2], w[3]),
+        _ => (w[3], 0),
+    };
+    (((((hi as u64) << 32) | lo as u64) >> (64 - o - s4)) as u32) & suffix_mask(s4 as u8)
+}
+
 impl EamEntry {
-    /// Number of host bits shared by both sides of the entry.
+    /// Number of host bits on the IPv4 side (the suffix copied between the sides).
     #[inline(always)]
     pub const fn suffix_bits(&self) -> u8 {
         32 - self.v4_len
     }
 
-    /// RFC 7757 §3.2: IPv4 -> IPv6 keeps the suffix bits of the address.
+    /// Whether both sides leave the same number of host bits (the IPv6 prefix is then
+    /// /96 or longer and the suffix is the address's last bits).
+    #[inline(always)]
+    pub const fn equal_suffixes(&self) -> bool {
+        self.v6_len as u32 == 96 + self.v4_len as u32
+    }
+
+    /// RFC 7757 §3.2: IPv4 -> IPv6: the IPv4 suffix bits follow the IPv6 prefix (the
+    /// bits after them are zero when the IPv6 suffix is longer).
     #[inline(always)]
     pub fn map4to6(&self, v4: [u8; 4]) -> [u8; 16] {
+        if !self.equal_suffixes() {
+            let mut w = host_words(&self.v6);
+            put_suffix(&mut w, self.v6_len, self.suffix_bits(), u32::from_be_bytes(v4));
+            return host_words_bytes(w);
+        }
         let mask = suffix_mask(self.suffix_bits());
         let low6 = u32::from_be_bytes([self.v6[12], self.v6[13], self.v6[14], self.v6[15]]);
         let low = (low6 & !mask) | (u32::from_be_bytes(v4) & mask);
@@ -102,12 +186,17 @@ impl EamEntry {
         out
     }
 
-    /// RFC 7757 §3.3: IPv6 -> IPv4 keeps the suffix bits of the address.
+    /// RFC 7757 §3.3: IPv6 -> IPv4: the IPv4 suffix is read right after the IPv6
+    /// prefix (what follows it is not looked at).
     #[inline(always)]
     pub fn map6to4(&self, v6: &[u8; 16]) -> [u8; 4] {
         let mask = suffix_mask(self.suffix_bits());
-        let low6 = u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]]);
-        ((u32::from_be_bytes(self.v4) & !mask) | (low6 & mask)).to_be_bytes()
+        let low = if self.equal_suffixes() {
+            u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]])
+        } else {
+            get_suffix(&host_words(v6), self.v6_len, self.suffix_bits())
+        };
+        ((u32::from_be_bytes(self.v4) & !mask) | (low & mask)).to_be_bytes()
     }
 }
 
@@ -118,12 +207,19 @@ impl EamEntry {
         u32::from_be_bytes(a) & prefix_mask4(self.v4_len) == u32::from_be_bytes(self.v4)
     }
 
-    /// Whether the entry's IPv6 prefix covers `a` (EAM IPv6 prefixes are /96 or longer).
+    /// Whether the entry's IPv6 prefix covers `a`.
     #[inline(always)]
     pub fn covers6(&self, a: &[u8; 16]) -> bool {
-        let low = u32::from_be_bytes([a[12], a[13], a[14], a[15]]);
-        let low_p = u32::from_be_bytes([self.v6[12], self.v6[13], self.v6[14], self.v6[15]]);
-        a[..12] == self.v6[..12] && low & prefix_mask4(self.v6_len.saturating_sub(96)) == low_p
+        let (aw, pw) = (host_words(a), host_words(&self.v6));
+        let mut i = 0;
+        while i < 4 {
+            let len = (self.v6_len as i32 - 32 * i as i32).clamp(0, 32) as u8;
+            if (aw[i] ^ pw[i]) & prefix_mask4(len) != 0 {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 }
 
@@ -277,6 +373,58 @@ mod tests {
         g.pool6 = prefix;
         g.pool6_len = len;
         g
+    }
+
+    /// RFC 7757 §3.2 with a longer IPv6 suffix: the IPv4 suffix bits right after the
+    /// IPv6 prefix, zeros after them; and back, ignoring what follows them.
+    #[test]
+    fn eam_unequal_suffixes() {
+        let v6 = |s: &str| s.parse::<core::net::Ipv6Addr>().unwrap().octets();
+        let e = EamEntry::new([198, 51, 100, 0], 24, v6("2001:db8:1c6:3364::"), 72);
+        assert!(!e.equal_suffixes());
+        assert_eq!(e.map4to6([198, 51, 100, 7]), v6("2001:db8:1c6:3364:7::"));
+        assert_eq!(e.map6to4(&v6("2001:db8:1c6:3364:7::")), [198, 51, 100, 7]);
+        assert_eq!(e.map6to4(&v6("2001:db8:1c6:3364:7:ffff:ffff:ffff")), [198, 51, 100, 7]);
+        assert!(e.covers6(&v6("2001:db8:1c6:3364:ff::1")) && !e.covers6(&v6("2001:db8:1c6:3365::")));
+        // A suffix across a word boundary: /20 <-> /90 (12 bits at 90..101).
+        let e = EamEntry::new([10, 0x10, 0, 0], 20, v6("2001:db8:0:0:0:40::"), 90);
+        assert_eq!(e.map4to6([10, 16, 12, 153]), v6("2001:db8::72:6400:0"));
+        assert_eq!(e.map6to4(&v6("2001:db8::72:67ff:ffff")), [10, 16, 12, 153]);
+        // Host bits of the IPv6 side are cleared by the constructor.
+        assert_eq!(EamEntry::new([1, 2, 3, 0], 24, v6("2001:db8::ffff"), 64).v6, v6("2001:db8::"));
+    }
+
+    /// The bit arithmetic against a 128-bit reference, for every IPv6 prefix length an
+    /// IPv4 suffix fits after and a spread of addresses.
+    #[test]
+    fn eam_suffixes_match_a_128_bit_reference() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for v4_len in 0..=32u8 {
+            let s4 = 32 - v4_len as u32;
+            for v6_len in 0..=(128 - s4) as u8 {
+                let a4 = (next() as u32).to_be_bytes();
+                let p6 = ((next() as u128) << 64 | next() as u128)
+                    & !(u128::MAX.checked_shr(v6_len as u32).unwrap_or(0));
+                let e = EamEntry::new(a4, v4_len, p6.to_be_bytes(), v6_len);
+                let low = |bits: u32| if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 };
+                let after = 128 - v6_len as u32 - s4;
+                let want6 = p6 | (u32::from_be_bytes(a4) as u128 & low(s4)).checked_shl(after).unwrap_or(0);
+                let got6 = u128::from_be_bytes(e.map4to6(a4));
+                assert_eq!(got6, want6, "/{v4_len} <-> /{v6_len}");
+                let noise = (next() as u128 | (next() as u128) << 64) & low(after);
+                let back = e.map6to4(&(got6 | noise).to_be_bytes());
+                let m = prefix_mask4(v4_len);
+                assert_eq!(u32::from_be_bytes(back), u32::from_be_bytes(a4), "/{v4_len} <-> /{v6_len} back");
+                assert!(e.covers6(&(got6 | noise).to_be_bytes()));
+                assert!(e.covers4(a4) && u32::from_be_bytes(e.v4) & m == u32::from_be_bytes(e.v4));
+            }
+        }
     }
 
     // RFC 6052 §2.4 table: 192.0.2.33 under each prefix length of 2001:db8:...

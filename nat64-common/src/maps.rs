@@ -354,17 +354,23 @@ impl EamEntry {
         unsafe { core::ptr::read(core::ptr::addr_of!(self.v6).cast::<crate::words::W6>()) }
     }
 
-    /// `v4_len` and `v6_len` must leave equal suffixes (`32 - v4_len == 128 - v6_len`);
-    /// host bits of both prefixes are cleared.
+    /// The IPv6 side must leave at least as many host bits as the IPv4 side
+    /// (`32 - v4_len <= 128 - v6_len`, RFC 7757 §3.2); host bits of both prefixes are
+    /// cleared.
     pub const fn new(v4: [u8; 4], v4_len: u8, v6: [u8; 16], v6_len: u8) -> Self {
         let mask = crate::addr::prefix_mask4(v4_len);
         let v4 = (u32::from_be_bytes(v4) & mask).to_be_bytes();
         let mut v6c = v6;
-        let low = (u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]]) & mask).to_be_bytes();
-        v6c[12] = low[0];
-        v6c[13] = low[1];
-        v6c[14] = low[2];
-        v6c[15] = low[3];
+        let mut i = 0;
+        while i < 16 {
+            let bit = 8 * i as u32;
+            if bit >= v6_len as u32 {
+                v6c[i] = 0;
+            } else if bit + 8 > v6_len as u32 {
+                v6c[i] &= 0xffu8 << (8 - (v6_len as u32 - bit));
+            }
+            i += 1;
+        }
         Self { v4, v4_len, v6_len, _pad: [0; 2], v6: v6c, generation: 0 }
     }
 }

@@ -91,18 +91,25 @@ pub fn extract(a: &W6, len: u8) -> Option<[u8; 4]> {
     addr::extract(&to_bytes(a), len)
 }
 
-/// `EamEntry::map4to6` on words.
+/// `EamEntry::map4to6` on words; an entry with unequal suffixes (RFC 7757 §3.2, rare)
+/// through the byte version.
 #[inline(always)]
 pub fn eam_map4to6(e: &EamEntry, v4: [u8; 4]) -> W6 {
+    if !e.equal_suffixes() {
+        return from_bytes(&e.map4to6(v4));
+    }
     let mask = addr::suffix_mask(e.suffix_bits());
     let v6 = e.v6_words();
     let low = (u32::from_be(v6[3]) & !mask) | (u32::from_be_bytes(v4) & mask);
     [v6[0], v6[1], v6[2], low.to_be()]
 }
 
-/// `EamEntry::map6to4` on words.
+/// `EamEntry::map6to4` on words (unequal suffixes through the byte version).
 #[inline(always)]
 pub fn eam_map6to4(e: &EamEntry, v6: &W6) -> [u8; 4] {
+    if !e.equal_suffixes() {
+        return e.map6to4(&to_bytes(v6));
+    }
     let mask = addr::suffix_mask(e.suffix_bits());
     ((u32::from_be_bytes(e.v4) & !mask) | (u32::from_be(v6[3]) & mask)).to_be_bytes()
 }
@@ -223,7 +230,10 @@ mod tests {
             g.flags = (r.next() as u32) & 0xff;
             g.ipv4_addr = r.v4();
             g.ipv6_addr = r.bytes16();
-            let mut e = EamEntry::new(r.v4(), 16 + (i % 17) as u8, r.bytes16(), 112 + (i % 17) as u8);
+            // Equal suffixes, and every third entry an IPv6 side up to 40 bits shorter.
+            let v4_len = 16 + (i % 17) as u8;
+            let v6_len = 96 + v4_len - if i % 3 == 0 { (i % 41) as u8 } else { 0 };
+            let mut e = EamEntry::new(r.v4(), v4_len, r.bytes16(), v6_len);
             e.generation = r.next() as u32;
             let v4 = if i % 5 == 0 { g.ipv4_addr } else { r.v4() };
             let deny = i % 7 == 0;

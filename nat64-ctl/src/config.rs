@@ -217,13 +217,13 @@ impl EamtEntry {
         if let Some(p) = prefix_problem(v6.addr, v6.len) {
             bail!("EAM {e}: IPv6 side: {p}");
         }
-        // The data path copies the suffix bits verbatim from one side to the other
-        // (RFC 7757 §3.2, §3.3), so both must leave the same number of host bits.
-        let (s4, s6) = (32 - v4.len, 128 - v6.len);
-        if s4 != s6 {
+        // RFC 7757 §3.2: the IPv4 suffix bits follow the IPv6 prefix, so they must fit in
+        // the IPv6 side's host bits (more host bits there are zero, and not looked at).
+        let (s4, s6) = (32 - v4.len as u32, 128 - v6.len as u32);
+        if s4 > s6 {
             bail!(
-                "EAM {e}: suffix lengths differ ({s4} bits on the IPv4 side, {s6} on the IPv6 side); \
-                 the IPv6 prefix must be /{}",
+                "EAM {e}: the IPv4 suffix ({s4} bits) is longer than the IPv6 suffix ({s6} bits); \
+                 the IPv6 prefix must be /{} or shorter (RFC 7757 §3.2)",
                 96 + v4.len
             );
         }
@@ -870,14 +870,9 @@ impl Config {
             None => None,
             Some(s) => {
                 let a: Ipv6Addr = parse_addr("ipv6-addr", s)?;
-                // Addresses in pool6 and the EAMT stand for IPv4 hosts; the translator's own
-                // address must not be mistaken for one of them.
-                if let Some(p) = pool6.filter(|p| p.contains_addr(a)) {
-                    bail!(
-                        "ipv6-addr: {s:?}: is inside pool6 {p}; the translator's own address cannot \
-                         stand for an IPv4 address"
-                    );
-                }
+                // Inside pool6 it is fine (the kernel-module peer's reference setup has it
+                // there): the data path takes it for the translator's own before pool6, and
+                // translates the rest of pool6. An EAM entry would map it both ways, though.
                 if let Some((j, e)) = eamt.iter().enumerate().find(|(_, e)| e.v6.contains_addr(a)) {
                     bail!(
                         "ipv6-addr: {s:?}: is inside eamt[{j}] ({e}); \
@@ -1565,11 +1560,15 @@ mod tests {
     }
 
     #[test]
-    fn eamt_entry_suffix_lengths_differ() {
+    fn eamt_entry_suffix_lengths() {
+        // RFC 7757 §3.2: a longer IPv6 suffix is fine (the IPv4 suffix follows the prefix).
+        let e = EamtEntry::new(p4("198.51.100.0/24"), p6("2001:db8:1c6:3364::/72")).unwrap();
+        assert_eq!(e.to_string(), "198.51.100.0/24 <-> 2001:db8:1c6:3364::/72");
+        assert!(EamtEntry::new(p4("192.0.2.7"), p6("2001:db8::/64")).is_ok());
         assert_err_contains(
-            EamtEntry::new(p4("192.0.2.0/24"), p6("2001:db8::/64")),
-            "EAM 192.0.2.0/24 <-> 2001:db8::/64: suffix lengths differ (8 bits on the IPv4 side, 64 on the \
-             IPv6 side); the IPv6 prefix must be /120",
+            EamtEntry::new(p4("192.0.2.0/24"), p6("2001:db8::/124")),
+            "EAM 192.0.2.0/24 <-> 2001:db8::/124: the IPv4 suffix (8 bits) is longer than the IPv6 suffix \
+             (4 bits); the IPv6 prefix must be /120 or shorter (RFC 7757 §3.2)",
         );
     }
 
@@ -2006,10 +2005,10 @@ mod tests {
     fn eamt_entry_suffix_mismatch_in_config() {
         assert_err_contains(
             with(
-                r#""eamt": [{"ipv4": "192.0.2.0/24", "ipv6": "2001:db8::/120"}, {"ipv4": "198.51.100.0/24", "ipv6": "2001:db8:1::/64"}]"#,
+                r#""eamt": [{"ipv4": "192.0.2.0/24", "ipv6": "2001:db8::/120"}, {"ipv4": "198.51.100.0/24", "ipv6": "2001:db8:1::/126"}]"#,
             ),
-            "eamt[1]: EAM 198.51.100.0/24 <-> 2001:db8:1::/64: suffix lengths differ (8 bits on the IPv4 side, \
-             64 on the IPv6 side); the IPv6 prefix must be /120",
+            "eamt[1]: EAM 198.51.100.0/24 <-> 2001:db8:1::/126: the IPv4 suffix (8 bits) is longer than the \
+             IPv6 suffix (2 bits)",
         );
     }
 
@@ -2094,11 +2093,9 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_addr_inside_pool6() {
-        assert_err_contains(
-            with(r#""ipv6-addr": "64:ff9b::c000:201""#),
-            r#"ipv6-addr: "64:ff9b::c000:201": is inside pool6 64:ff9b::/96"#,
-        );
+    fn ipv6_addr_inside_pool6_is_accepted() {
+        let c = with(r#""ipv6-addr": "64:ff9b::c000:201""#).unwrap();
+        assert_eq!(c.ipv6_addr, Some("64:ff9b::c000:201".parse().unwrap()));
     }
 
     #[test]

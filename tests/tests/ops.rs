@@ -85,8 +85,9 @@ fn bad_input_is_refused_and_changes_nothing() {
             "host bits are set (did you mean 192.0.3.0/24?)",
         ),
         (
-            vec!["map", "add", "192.0.3.0/24", "2001:db8:77::/112"],
-            "suffix lengths differ (8 bits on the IPv4 side, 16 on the IPv6 side); the IPv6 prefix must be /120",
+            vec!["map", "add", "192.0.3.0/24", "2001:db8:77::/124"],
+            "the IPv4 suffix (8 bits) is longer than the IPv6 suffix (4 bits); the IPv6 prefix must be /120 or \
+             shorter",
         ),
         (
             vec!["map", "add", "192.0.2.2", "2001:db8:77::2"],

@@ -615,6 +615,66 @@ fn a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects(kind: Kind) {
     assert_eq!(h.count(Counter::FwdKernel), 0, "nothing counted twice");
 }
 
+/// The translator's own `ipv6-addr` inside pool6 (the kernel-module peer's reference
+/// setup): packets to it are the host's, packets from it are not translated, and the
+/// rest of pool6 translates as ever.
+fn own_ipv6_address_inside_pool6(kind: Kind) {
+    let own = "64:ff9b::c000:201";
+    let h = Harness::with(
+        kind,
+        &TEST_CONFIG.replace(r#""ipv6-addr": "3fff::1""#, &format!(r#""ipv6-addr": "{own}""#)),
+    );
+    run_table(
+        &h,
+        vec![
+            passed("to it", in6(H6, own, &udp(b"a")), Counter::PassOwnAddress),
+            dropped("from it", in6(own, R6, &udp(b"b")), Counter::DropOwnAddress),
+            xlat(
+                "the rest of pool6",
+                in6(H6, R6, &udp(b"c")),
+                want4(H4, R4, 0, 64, &udp(b"c")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat("and back", in4(R4, H4, &udp(b"d")), want6(R6, H6, 0, 64, &udp(b"d")), Counter::Xlat4to6Udp),
+        ],
+    );
+}
+
+/// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one
+/// (203.0.113.0/24 <-> 2001:db8:1c6:3364::/72): the IPv4 suffix bits sit right after
+/// the IPv6 prefix (203.0.113.7 is 2001:db8:1c6:3364:7::); from IPv6, the bits after
+/// them are not looked at.
+fn eam_with_unequal_suffixes(kind: Kind) {
+    use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let e = EamtEntry::new(
+        "203.0.113.0/24".parse::<Prefix4>().unwrap(),
+        "2001:db8:1c6:3364::/72".parse::<Prefix6>().unwrap(),
+    )
+    .unwrap();
+    h.tables.eamt_add(&e, false).unwrap();
+    let (e4, e6) = ("203.0.113.7", "2001:db8:1c6:3364:7::");
+    run_table(
+        &h,
+        vec![
+            xlat("to v6", in4(R4, e4, &udp(b"a")), want6(R6, e6, 0, 64, &udp(b"a")), Counter::Xlat4to6Udp),
+            xlat("from v6", in6(e6, R6, &tcp(b"b")), want4(e4, R4, 0, 64, &tcp(b"b")), Counter::Xlat6to4Tcp),
+            xlat(
+                "from v6, bits after the suffix ignored",
+                in6("2001:db8:1c6:3364:7:1:2:3", R6, &udp(b"c")),
+                want4(e4, R4, 0, 64, &udp(b"c")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "between two entries",
+                in6(e6, "2001:db8:6::9", &echo(true)),
+                want4(e4, "192.0.2.9", 0, 64, &echo(true)),
+                Counter::Xlat6to4Icmp,
+            ),
+        ],
+    );
+}
+
 /// IPv4-translatable IPv6 hosts (RFC 6052 §2, RFC 7915 §1.3): with `ipv4-translatable`
 /// an IPv4 destination inside one of its prefixes is reached through pool6, as an EAM
 /// one is through its entry: plain packets and ICMP errors (outer and inner addresses).
@@ -1739,6 +1799,8 @@ both!(
     known_route_and_neighbour_redirect_with_one_hop,
     a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects,
     ipv4_translatable_destinations,
+    eam_with_unequal_suffixes,
+    own_ipv6_address_inside_pool6,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,
