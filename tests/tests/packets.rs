@@ -1039,6 +1039,33 @@ fn icmp4_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[
 }
 
 /// An ICMPv6 error from `router` to `to` carrying `inner`, hop limit 64.
+/// An ICMPv4 error frame cut to `len` bytes of IP, its lengths and checksums made right.
+fn cut_icmp4(mut f: Vec<u8>, len: usize) -> Vec<u8> {
+    f.truncate(14 + len);
+    f[16..18].copy_from_slice(&(len as u16).to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&f[14..34]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[36..38].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&f[34..]]);
+    f[36..38].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// An ICMPv6 error frame cut short by the caller: payload length and checksum made
+/// right for what is left.
+fn fix_icmp6_lengths(mut f: Vec<u8>) -> Vec<u8> {
+    let plen = f.len() - 54;
+    f[18..20].copy_from_slice(&(plen as u16).to_be_bytes());
+    f[56..58].copy_from_slice(&[0, 0]);
+    let mut ph = f[22..54].to_vec();
+    ph.extend_from_slice(&(plen as u32).to_be_bytes());
+    ph.extend_from_slice(&[0, 0, 0, 58]);
+    let c = packet::inet_checksum(&[&ph, &f[54..]]);
+    f[56..58].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
 fn icmp6_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
     let mut m = vec![typ, code, 0, 0];
     m.extend_from_slice(&rest);
@@ -1080,14 +1107,7 @@ fn icmpv4_errors_to_icmpv6(kind: Kind) {
     let nested = ipv4(v4(H4), v4(R4), hop1, &[], &L4::Raw { proto: 1, data: vec![3, 3, 0, 0, 0, 0, 0, 0] });
     let mut truncated = icmp6_err(router6, H6, 1, 4, [0; 4], &long6);
     truncated.truncate(14 + 1280);
-    // fix up what truncation changes: payload length and checksum
-    truncated[18..20].copy_from_slice(&(1280u16 - 40).to_be_bytes());
-    truncated[56..58].copy_from_slice(&[0, 0]);
-    let mut ph = truncated[22..54].to_vec();
-    ph.extend_from_slice(&1240u32.to_be_bytes());
-    ph.extend_from_slice(&[0, 0, 0, 58]);
-    let c = packet::inet_checksum(&[&ph, &truncated[54..]]);
-    truncated[56..58].copy_from_slice(&c.to_be_bytes());
+    let truncated = fix_icmp6_lengths(truncated);
     run_table(
         &h,
         vec![
@@ -1203,15 +1223,15 @@ fn icmpv6_errors_to_icmpv4(kind: Kind) {
     let long = udp(&[0x17; 1000]);
     let long6 = ipv6(v6(R6), v6(H6), V6Opts { hop_limit: 1, ..Default::default() }, &long);
     let long4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &long);
-    let mut truncated = icmp4_err(router4, R4, 3, 3, [0; 4], &long4);
-    truncated.truncate(14 + 576);
-    truncated[16..18].copy_from_slice(&576u16.to_be_bytes());
-    truncated[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&truncated[14..34]]);
-    truncated[24..26].copy_from_slice(&c.to_be_bytes());
-    truncated[36..38].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&truncated[34..]]);
-    truncated[36..38].copy_from_slice(&c.to_be_bytes());
+    let truncated = cut_icmp4(icmp4_err(router4, R4, 3, 3, [0; 4], &long4), 576);
+    // Packet Too Big about a 1400-byte packet: inside, the IPv4 header its own
+    // translation would have had (longer than 1260 bytes: DF set, ID 0).
+    let big = udp(&[0x33; 1352]);
+    let big6 = ipv6(v6(R6), v6(H6), V6Opts::default(), &big);
+    let big4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 64, id: 0, df: true, tos: 0 }, &[], &big);
+    let mut ptb6 = icmp6_err(router, R6, 2, 0, 1280u32.to_be_bytes(), &big6);
+    ptb6.truncate(14 + 1280);
+    let ptb4 = cut_icmp4(icmp4_err(router4, R4, 3, 4, [0, 0, 0x04, 0xec], &big4), 576);
     let nested =
         ipv6(v6(R6), v6(H6), V6Opts::default(), &L4::Raw { proto: 58, data: vec![1, 4, 0, 0, 0, 0, 0, 0] });
     run_table(
@@ -1269,6 +1289,12 @@ fn icmpv6_errors_to_icmpv4(kind: Kind) {
                 "truncated to 576 bytes",
                 icmp6_err(router, R6, 1, 4, [0; 4], &long6),
                 truncated,
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "packet too big about a long packet: DF inside",
+                fix_icmp6_lengths(ptb6),
+                ptb4,
                 Counter::Xlat6to4IcmpError,
             ),
             dropped(

@@ -471,7 +471,16 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     // The inner header as the IPv4 host sent it (RFC 7915 §5.3).
     let tos_i = (s.ihdr6[0] << 4) | (s.ihdr6[1] >> 4);
     let proto_i = if nh_i == IPPROTO_ICMPV6 { IPPROTO_ICMP } else { nh_i };
-    let flags_i = if frag_i { frag_off_i | if more_i { 0x2000 } else { 0 } } else { 0 };
+    // The packet inside gets the DF bit its own translation would give it (RFC 7915
+    // §5.1: without a fragment header, DF when longer than 1260 bytes); its
+    // Identification, which the IPv4 host's original lost on the way, is 0.
+    let flags_i = if frag_i {
+        frag_off_i | if more_i { 0x2000 } else { 0 }
+    } else if IPV4_HLEN + ulen_i > super::v6_to_v4::DF_THRESHOLD {
+        0x4000
+    } else {
+        0
+    };
     let iv4 = &mut s.ihdr4;
     iv4[0] = 0x45;
     iv4[1] = tos_i;

@@ -16,7 +16,7 @@ use crate::{
 const IPV6_HLEN: usize = 40;
 const IPV4_HLEN: usize = 20;
 /// RFC 7915 §5.1: at most this many bytes, DF=0 with a fresh Identification.
-const DF_THRESHOLD: usize = 1260;
+pub const DF_THRESHOLD: usize = 1260;
 /// Extension headers walked before giving up (hop-by-hop, destination options,
 /// routing, destination options, fragment).
 const MAX_EXT_HEADERS: usize = 5;
