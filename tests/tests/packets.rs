@@ -382,7 +382,12 @@ fn untranslatable_packets_are_dropped_and_counted(kind: Kind) {
             dropped("ipv4 total length beyond the packet", lying_v4, Counter::DropMalformed),
             dropped("ipv4 IHL below 5", bad_ihl, Counter::DropMalformed),
             dropped("version 6 in an IPv4 frame", not_v4, Counter::DropMalformed),
-            dropped("ipv4 udp checksum zero", in4(R4, H4, &zero_udp), Counter::DropUdpChecksumZero),
+            replied(
+                "ipv4 udp checksum zero: communication administratively prohibited",
+                in4(R4, H4, &zero_udp),
+                back(icmp4_err("198.51.100.1", R4, 3, 13, [0; 4], &in4(R4, H4, &zero_udp)[14..])),
+                Counter::DropUdpChecksumZero,
+            ),
             dropped("ipv6 udp checksum zero", in6(H6, R6, &zero_udp), Counter::DropUdpChecksumZero),
             dropped("protocol 58 inside ipv4", in4(R4, H4, &v6only), Counter::DropV6OnlyProtocol),
             dropped("icmp timestamp (informational)", in4(R4, H4, &timestamp), Counter::DropIcmpUntranslated),
@@ -1018,9 +1023,18 @@ fn fragments_and_extension_headers(kind: Kind) {
                 v4_raw(R4, H4, id16, 0x2000, 1, &[8, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
                 Counter::DropIcmpFragment,
             ),
-            dropped(
-                "4->6 fragmented udp with checksum zero",
+            replied(
+                "4->6 fragmented udp with checksum zero: administratively prohibited",
                 v4_raw(R4, H4, id16, 0x2000, 17, &[0, 1, 0, 2, 0, 64, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+                back(icmp4_err(
+                    "198.51.100.1",
+                    R4,
+                    3,
+                    13,
+                    [0; 4],
+                    &v4_raw(R4, H4, id16, 0x2000, 17, &[0, 1, 0, 2, 0, 64, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+                        [14..],
+                )),
                 Counter::DropUdpChecksumZero,
             ),
         ],

@@ -282,9 +282,14 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             Some(u) if plen >= 8 => {
                 if u.to_ne_bytes()[2..4] == [0, 0] {
                     // RFC 7915 §4.5: compute it if the operator allows, else drop; a
-                    // fragment does not hold the whole datagram to compute it from.
+                    // fragment does not hold the whole datagram to compute it from. The
+                    // sender learns it as the kernel-module peer tells it: Destination
+                    // Unreachable, Communication Administratively Prohibited (code 13).
                     if fragmented || !g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO) {
-                        return pack(Action::Drop, Counter::DropUdpChecksumZero);
+                        return pack(
+                            Action::Reply(icmp::ICMP4_DEST_UNREACH, 13, 0),
+                            Counter::DropUdpChecksumZero,
+                        );
                     }
                     if plen > l4::MAX_AMEND_UDP {
                         return pack(Action::Drop, Counter::DropTooBig);
