@@ -145,6 +145,61 @@ pub const fn mtu6_to_4(mtu6: u32) -> u16 {
     if m > 0xffff { 0xffff } else { m as u16 }
 }
 
+/// RFC 4884 §4.1: with an extension, the original-datagram field is at least this long.
+pub const EXT_MIN_DATAGRAM: usize = 128;
+
+/// Whether an error of this type has an RFC 4884 length attribute: ICMPv6 (`v6`)
+/// Destination Unreachable and Time Exceeded; ICMPv4 Destination Unreachable, Time
+/// Exceeded and Parameter Problem (RFC 4884 §4.1, §4.5). ICMPv6 Parameter Problem and
+/// Packet Too Big carry a pointer or an MTU there: no extension crosses into them.
+#[inline(always)]
+pub const fn has_length_attr(v6: bool, typ: u8) -> bool {
+    if v6 {
+        typ == ICMP6_DEST_UNREACH || typ == ICMP6_TIME_EXCEEDED
+    } else {
+        typ == ICMP4_DEST_UNREACH || typ == ICMP4_TIME_EXCEEDED || typ == ICMP4_PARAM_PROBLEM
+    }
+}
+
+/// RFC 4884 in a translated error (RFC 7915 §4.2, §5.2): how long the new
+/// original-datagram field is (`ipl`, a multiple of `unit`: 4 for ICMPv4, 8 for
+/// ICMPv6) and how much of the translated datagram (`content` bytes) it keeps, the
+/// rest zero padding. `ext` is the extension structure's length and `room` what the
+/// message may hold after its ICMP header (576 or 1280 less the IP and ICMP
+/// headers). The parts give way in this order: the datagram beyond its first 128
+/// bytes is cut first, then the extension goes whole (`None`: the error is then
+/// translated without it, length attribute 0); the extension is never cut. A datagram
+/// longer than a whole number of units is cut to one, a shorter one than 128 bytes
+/// padded to 128.
+#[inline(always)]
+pub const fn extension_layout(
+    content: usize,
+    ext: usize,
+    room: usize,
+    unit: usize,
+) -> Option<(usize, usize)> {
+    if ext == 0 || unit == 0 || ext > room {
+        return None;
+    }
+    let max = (room - ext) / unit * unit;
+    let mut ipl = content / unit * unit;
+    if ipl < EXT_MIN_DATAGRAM {
+        ipl = EXT_MIN_DATAGRAM;
+    }
+    if ipl > max {
+        ipl = max;
+    }
+    // The attribute counts units in one byte.
+    if ipl > 255 * unit {
+        ipl = 255 * unit;
+    }
+    if ipl < EXT_MIN_DATAGRAM {
+        return None;
+    }
+    let keep = if content < ipl { content } else { ipl };
+    Some((ipl, keep))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +305,52 @@ mod tests {
         assert_eq!(mtu6_to_4(1500), 1480);
         assert_eq!(mtu6_to_4(100_000), 65535);
         assert_eq!(mtu6_to_4(10), 0);
+    }
+
+    /// The peer's conformance cases for RFC 4884 (its graybox suite, "ib", "ic", "id"):
+    /// (content, extension, room, unit) -> (length, kept) or the extension dropped.
+    #[test]
+    fn extension_layout_as_the_peer_suite() {
+        let v4 = 576 - 28;
+        let v6 = 1280 - 48;
+        /// (datagram, extension, room, unit) -> (length, kept) or dropped.
+        type Case = (usize, usize, usize, usize, Option<(usize, usize)>);
+        let cases: [Case; 22] = [
+            (508, 40, v4, 4, Some((508, 508))),     // ic1
+            (516, 40, v4, 4, Some((508, 508))),     // ic2
+            (1172, 40, v4, 4, Some((508, 508))),    // ic3
+            (108, 420, v4, 4, Some((128, 108))),    // ic4: padded to 128
+            (108, 421, v4, 4, None),                // ic5: extension dropped
+            (556, 521, v4, 4, None),                // ic6
+            (28, 40, v4, 4, Some((128, 28))),       // ic7: invalidly small, padded
+            (108, 20, v4, 4, Some((128, 108))),     // ib1
+            (146, 20, v6, 8, Some((144, 144))),     // ib2: cut to a whole unit
+            (148, 20, v6, 8, Some((144, 144))),     // ib3
+            (152, 40, v6, 8, Some((152, 152))),     // ida
+            (592, 640, v6, 8, Some((592, 592))),    // idb
+            (1040, 192, v6, 8, Some((1040, 1040))), // idc
+            (152, 1080, v6, 8, Some((152, 152))),   // idd
+            (600, 640, v6, 8, Some((592, 592))),    // ide
+            (1040, 200, v6, 8, Some((1032, 1032))), // idf
+            (1040, 1104, v6, 8, Some((128, 128))),  // idg
+            (148, 1105, v6, 8, None),               // idh
+            (1040, 1105, v6, 8, None),              // idi
+            (48, 40, v6, 8, Some((128, 48))),       // idk
+            (596, 640, v6, 8, Some((592, 592))),    // idz
+            (0, 0, v6, 8, None),                    // no extension at all
+        ];
+        for (content, ext, room, unit, want) in cases {
+            assert_eq!(extension_layout(content, ext, room, unit), want, "{content} {ext} {room} {unit}");
+        }
+        // The length byte's limit.
+        assert_eq!(extension_layout(1100, 8, 2000, 4), Some((1020, 1020)));
+    }
+
+    #[test]
+    fn length_attribute_types() {
+        assert!(has_length_attr(true, ICMP6_DEST_UNREACH) && has_length_attr(true, ICMP6_TIME_EXCEEDED));
+        assert!(!has_length_attr(true, ICMP6_PACKET_TOO_BIG) && !has_length_attr(true, ICMP6_PARAM_PROBLEM));
+        assert!(has_length_attr(false, ICMP4_DEST_UNREACH) && has_length_attr(false, ICMP4_TIME_EXCEEDED));
+        assert!(has_length_attr(false, ICMP4_PARAM_PROBLEM) && !has_length_attr(false, ICMP4_ECHO_REPLY));
     }
 }

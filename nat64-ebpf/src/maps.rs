@@ -153,6 +153,12 @@ pub struct Scratch {
     pub pool: PoolEntry,
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; crate::translate::SUM_BUF],
+    /// An RFC 4884 extension crossing in a translated error: the new original-datagram
+    /// field's length, the datagram bytes it keeps, the extension's length (0s: none),
+    /// the padding's length.
+    pub ext: [u32; 4],
+    /// Never written: the zero padding of an RFC 4884 original-datagram field.
+    pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }
 
 /// An EAMT6 key (`Key<[u8; 16]>`, whose `repr(packed)` makes LLVM write it byte by

@@ -164,6 +164,14 @@ pub trait Packet {
     /// Cuts the packet to `len` bytes (link-layer padding after the IP datagram).
     fn truncate(&mut self, len: usize) -> Result<(), ()>;
 
+    /// Copies `len` bytes from `buf` into the packet at `off` (bpf_xdp_store_bytes /
+    /// bpf_skb_store_bytes).
+    fn store_bytes(&mut self, off: usize, buf: *const u8, len: u32) -> bool;
+
+    /// Makes the packet `len` bytes long, cutting or growing its tail (new bytes are
+    /// the caller's to write).
+    fn set_len(&mut self, len: usize) -> Result<(), ()>;
+
     /// For a packet the kernel merged (GRO) or will segment (GSO): the payload size of
     /// each segment; 0 for a plain packet (always, in XDP).
     #[inline(always)]
@@ -351,6 +359,22 @@ impl Packet for XdpPacket<'_> {
     }
 
     #[inline(always)]
+    fn store_bytes(&mut self, off: usize, buf: *const u8, len: u32) -> bool {
+        // SAFETY: as load_bytes, the other way.
+        unsafe { h::bpf_xdp_store_bytes(self.ctx.ctx, off as u32, buf as *mut _, len) == 0 }
+    }
+
+    #[inline(always)]
+    fn set_len(&mut self, len: usize) -> Result<(), ()> {
+        let delta = len as i32 - self.len() as i32;
+        // SAFETY: helper call with the context; the kernel checks the tailroom.
+        if delta != 0 && unsafe { h::bpf_xdp_adjust_tail(self.ctx.ctx, delta) } != 0 {
+            return Err(());
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
     fn truncate(&mut self, len: usize) -> Result<(), ()> {
         let cur = self.len();
         if cur <= len {
@@ -444,6 +468,24 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
         // SAFETY: helper call; the kernel checks `off`/`len` against the packet and the
         // verifier checks `len` against the buffer.
         unsafe { h::bpf_skb_load_bytes(self.ctx.skb.skb.cast(), off as u32, buf.cast(), len) == 0 }
+    }
+
+    #[inline(always)]
+    fn store_bytes(&mut self, off: usize, buf: *const u8, len: u32) -> bool {
+        // SAFETY: as load_bytes, the other way.
+        unsafe { h::bpf_skb_store_bytes(self.ctx.skb.skb.cast(), off as u32, buf as *mut _, len, 0) == 0 }
+    }
+
+    #[inline(always)]
+    fn set_len(&mut self, len: usize) -> Result<(), ()> {
+        if self.len() == len {
+            return Ok(());
+        }
+        // SAFETY: helper call with the context.
+        if unsafe { h::bpf_skb_change_tail(self.ctx.skb.skb.cast(), len as u32, 0) } != 0 {
+            return Err(());
+        }
+        Ok(())
     }
 
     #[inline(always)]

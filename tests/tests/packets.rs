@@ -1052,7 +1052,6 @@ fn icmp4_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[
     v4_raw(router, to, 0x4321, 0, 1, &m)
 }
 
-/// An ICMPv6 error from `router` to `to` carrying `inner`, hop limit 64.
 /// An ICMPv4 error frame cut to `len` bytes of IP, its lengths and checksums made right.
 fn cut_icmp4(mut f: Vec<u8>, len: usize) -> Vec<u8> {
     f.truncate(14 + len);
@@ -1080,6 +1079,7 @@ fn fix_icmp6_lengths(mut f: Vec<u8>) -> Vec<u8> {
     f
 }
 
+/// An ICMPv6 error from `router` to `to` carrying `inner`, hop limit 64.
 fn icmp6_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
     let mut m = vec![typ, code, 0, 0];
     m.extend_from_slice(&rest);
@@ -1325,6 +1325,94 @@ fn icmpv6_errors_to_icmpv4(kind: Kind) {
                 "error about an error",
                 icmp6_err(router, R6, 1, 4, [0; 4], &nested),
                 Counter::DropIcmpErrorNested,
+            ),
+        ],
+    );
+}
+
+/// `v` cut or padded with zeros to `n` bytes.
+fn sized(v: &[u8], n: usize) -> Vec<u8> {
+    let mut v = v.to_vec();
+    v.resize(n, 0);
+    v
+}
+
+/// An RFC 4884 extension structure of `n` bytes (opaque to the translator).
+fn extension(n: usize) -> Vec<u8> {
+    (0..n).map(|i| if i == 0 { 0x20 } else { (i * 7) as u8 }).collect()
+}
+
+/// RFC 4884 extensions in translated errors (RFC 7915 §4.2, §5.2), the cases of the
+/// peer's conformance suite: the length attribute converted between 32- and 64-bit
+/// units, the original datagram cut to a whole unit or padded to 128 bytes, cut
+/// further to make room for the extension within 576 / 1280 bytes, the extension
+/// carried intact or, when it does not fit even then, left out whole (length 0); a
+/// length that lies past the end, or one with nothing after it, is no extension.
+fn icmp_extensions_rfc4884(kind: Kind) {
+    let h = Harness::with(kind, TEST_CONFIG);
+    let hop1 = V4Opts { ttl: 1, id: 0, df: false, tos: 0 };
+    let hop1_6 = V6Opts { hop_limit: 1, ..Default::default() };
+    // ICMPv6 -> ICMPv4: a Port Unreachable from the IPv6 router 2001:db8:6::fe
+    // (192.0.2.254 by EAM) about what R4 sent to H4.
+    let to4 = |name: &'static str, n: usize, len6: u8, ext: usize, keep: usize, len4: u8, ext_out: usize| {
+        let (in6, in4) = (
+            ipv6(v6(R6), v6(H6), hop1_6, &udp(&vec![0x44; n])),
+            ipv4(v4(R4), v4(H4), hop1, &[], &udp(&vec![0x44; n])),
+        );
+        let field6 = if len6 == 0 { in6.clone() } else { sized(&in6, len6 as usize * 8) };
+        let field4 = if len4 == 0 { sized(&in4, keep) } else { sized(&sized(&in4, keep), len4 as usize * 4) };
+        xlat(
+            name,
+            icmp6_err("2001:db8:6::fe", R6, 1, 4, [len6, 0, 0, 0], &[field6, extension(ext)].concat()),
+            icmp4_err("192.0.2.254", R4, 3, 3, [0, len4, 0, 0], &[field4, extension(ext_out)].concat()),
+            Counter::Xlat6to4IcmpError,
+        )
+    };
+    // ICMPv4 -> ICMPv6: from the IPv4 router 9.9.9.1 about what H4 sent to R4.
+    let to6 = |name: &'static str, n: usize, len4: u8, ext: usize, keep: usize, len6: u8, ext_out: usize| {
+        let (in4, in6) = (
+            ipv4(v4(H4), v4(R4), hop1, &[], &udp(&vec![0x66; n])),
+            ipv6(v6(H6), v6(R6), hop1_6, &udp(&vec![0x66; n])),
+        );
+        let field4 = sized(&in4, len4 as usize * 4);
+        let field6 = if len6 == 0 { sized(&in6, keep) } else { sized(&sized(&in6, keep), len6 as usize * 8) };
+        xlat(
+            name,
+            icmp4_err("9.9.9.1", H4, 3, 3, [0, len4, 0, 0], &[field4, extension(ext)].concat()),
+            icmp6_err("64:ff9b::909:901", H6, 1, 4, [len6, 0, 0, 0], &[field6, extension(ext_out)].concat()),
+            Counter::Xlat4to6IcmpError,
+        )
+    };
+    let lying6 = ipv6(v6(R6), v6(H6), hop1_6, &udp(&[0x44; 80]));
+    let lying4 = ipv4(v4(R4), v4(H4), hop1, &[], &udp(&[0x44; 80]));
+    let pp4 = ipv4(v4(H4), v4(R4), hop1, &[], &udp(&[0x66; 104]));
+    let pp6 = ipv6(v6(H6), v6(R6), hop1_6, &udp(&[0x66; 104]));
+    run_table(
+        &h,
+        vec![
+            // (name, UDP payload, length in, extension in, datagram kept, length out, extension out)
+            to4("6->4, datagram and extension fit (ic1)", 480, 66, 40, 508, 127, 40),
+            to4("6->4, datagram cut for the extension (ic2)", 488, 67, 40, 508, 127, 40),
+            to4("6->4, datagram padded to 128, extension just fits (ic4)", 80, 16, 420, 108, 32, 420),
+            to4("6->4, extension too large: left out (ic5)", 80, 16, 421, 108, 0, 0),
+            to4("6->4, datagram shorter than 128 bytes: padded (ic7)", 0, 6, 40, 28, 32, 40),
+            to4("6->4, a length with nothing after it: no extension", 80, 16, 0, 108, 0, 0),
+            to6("4->6, datagram and extension fit (ida)", 104, 33, 40, 152, 19, 40),
+            to6("4->6, datagram cut to a whole 8 bytes (ib2)", 98, 32, 20, 144, 18, 20),
+            to6("4->6, datagram cut to 128 for a large extension (as idg)", 300, 82, 1104, 128, 16, 1104),
+            to6("4->6, extension too large: left out (idh)", 100, 32, 1105, 148, 0, 0),
+            to6("4->6, datagram shorter than 128 bytes: padded (idk)", 0, 7, 40, 48, 16, 40),
+            xlat(
+                "6->4, a length past the end: no extension, everything is datagram",
+                icmp6_err("2001:db8:6::fe", R6, 1, 4, [100, 0, 0, 0], &[lying6, extension(40)].concat()),
+                icmp4_err("192.0.2.254", R4, 3, 3, [0; 4], &[lying4, extension(40)].concat()),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "4->6, parameter problem: ICMPv6's has no length, the extension is left out",
+                icmp4_err("9.9.9.1", H4, 12, 0, [8, 33, 0, 0], &[pp4, extension(40)].concat()),
+                icmp6_err("64:ff9b::909:901", H6, 4, 0, [0, 0, 0, 7], &pp6),
+                Counter::Xlat4to6IcmpError,
             ),
         ],
     );
@@ -1846,6 +1934,7 @@ both!(
     fragments_and_extension_headers,
     icmpv4_errors_to_icmpv6,
     icmpv6_errors_to_icmpv4,
+    icmp_extensions_rfc4884,
     rfc6791_pools,
     too_big_for_the_egress_mtu,
     general_path_takes_what_xdp_cannot_finish,

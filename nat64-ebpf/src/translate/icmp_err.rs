@@ -73,6 +73,60 @@ fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], off: usize, len: usi
     }
 }
 
+/// RFC 4884: copies an error's extension structure (`ext[2]` of the scratch space, in
+/// bytes, at `off`) into the scratch buffer before the headers in front of it are
+/// rewritten. Inlined, and its lengths in scratch memory: the error path's frame is at
+/// the verifier's 512-byte limit on the stack of nested calls.
+#[inline(always)]
+fn save_extension<P: Packet>(pkt: &P, off: usize) -> bool {
+    let Some(s) = scratch() else { return false };
+    match helper_len(&s.ext[2], l4::SUM_BUF) {
+        0 => false,
+        n => pkt.load_bytes(off, s.buf.as_mut_ptr(), n),
+    }
+}
+
+/// RFC 4884: the translated error ends with its new original-datagram field, which
+/// starts at `at`, holds `ext[1]` bytes of the translated datagram and is padded with
+/// zeros to `ext[0]` bytes, then the extension structure saved by `save_extension`.
+#[inline(always)]
+fn place_extension<P: Packet>(pkt: &mut P, at: usize) -> bool {
+    let Some(s) = scratch() else { return false };
+    let (ipl, keep, len) = (s.ext[0] as usize, s.ext[1] as usize, s.ext[2] as usize);
+    if keep > ipl || pkt.set_len(at + ipl + len).is_err() {
+        return false;
+    }
+    s.ext[3] = (ipl - keep) as u32;
+    if ipl > keep {
+        match helper_len(&s.ext[3], icmp::EXT_MIN_DATAGRAM) {
+            0 => return false,
+            pad => {
+                if !pkt.store_bytes(at + keep, s.zeros.as_ptr(), pad) {
+                    return false;
+                }
+            }
+        }
+    }
+    match helper_len(&s.ext[2], l4::SUM_BUF) {
+        0 => false,
+        n => pkt.store_bytes(at + ipl, s.buf.as_ptr(), n),
+    }
+}
+
+/// The length at `v` as the length argument of a helper copying into or out of a
+/// buffer of `size` bytes (a power of two): 1 to `size` by construction, so that the
+/// verifier sees the bounds; 0 when it is 0 or does not fit.
+#[inline(always)]
+fn helper_len(v: &u32, size: usize) -> u32 {
+    // A read of map memory the compiler cannot see through: the bounds below stay.
+    // SAFETY: a valid, aligned reference.
+    let n = unsafe { core::ptr::read_volatile(v) };
+    if n == 0 || n as usize > size {
+        return 0;
+    }
+    1 + (n.wrapping_sub(1) & (size as u32 - 1))
+}
+
 #[inline(always)]
 fn sum_of(v: u64) -> Option<u32> {
     if v >> 32 == 1 { Some(v as u32) } else { None }
@@ -82,23 +136,28 @@ fn sum_of(v: u64) -> Option<u32> {
 /// field may have been cut off by the router that sent the error: then nothing is done.
 /// `sums` packs the old and new address sums (old in the low half); `meta` the
 /// protocol, the quoted ICMP message length and the direction (five arguments at most).
+/// `end`: where the quoted datagram ends (an RFC 4884 extension may follow it).
 #[inline(never)]
-fn fix_inner_l4<P: Packet>(pkt: &mut P, at: usize, sums: u64, meta: u64) -> u64 {
+fn fix_inner_l4<P: Packet>(pkt: &mut P, at: usize, sums: u64, meta: u64, end: usize) -> u64 {
     let (old, new) = (sums as u32, (sums >> 32) as u32);
     let proto = meta as u8;
     let icmp_len = (meta >> 8) as u16;
     let to_v6 = meta >> 24 != 0;
     match proto {
         IPPROTO_TCP => {
-            let _ = l4::fix_check(pkt, at + l4::TCP_CHECK, old, new, false);
+            if at + l4::TCP_CHECK + 2 <= end {
+                let _ = l4::fix_check(pkt, at + l4::TCP_CHECK, old, new, false);
+            }
         }
         IPPROTO_UDP => {
             // A zero UDP checksum means "none" in IPv4 and stays zero.
-            if pkt.load::<[u8; 2]>(at + l4::UDP_CHECK).is_some_and(|c| c != [0, 0]) {
+            if at + l4::UDP_CHECK + 2 <= end
+                && pkt.load::<[u8; 2]>(at + l4::UDP_CHECK).is_some_and(|c| c != [0, 0])
+            {
                 let _ = l4::fix_check(pkt, at + l4::UDP_CHECK, old, new, true);
             }
         }
-        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+        IPPROTO_ICMP | IPPROTO_ICMPV6 if at + 4 <= end => {
             if let Some(t) = pkt.load::<[u8; 2]>(at).map(|b| b[0]) {
                 let nt = if to_v6 { l4::icmp4_to_6(t) } else { l4::icmp6_to_4(t) };
                 if let Some(nt) = nt {
@@ -216,22 +275,44 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         },
         Rest::Mtu => icmp::mtu4_to_6(u16::from_be_bytes([s.icmp[6], s.icmp[7]]), tot_i).to_be_bytes(),
     };
-    // RFC 4884: when the error says how long the original datagram part is, anything
-    // after it is an extension structure; it is left out, and the ICMPv6 length
-    // field stays zero, so the message is consistent without extensions.
-    let mut data_end = pkt.len();
+    // RFC 4884: when the error says how long its original-datagram field is (in
+    // 32-bit words), what follows is an extension structure. It crosses when the new
+    // type has the attribute too (in 64-bit words), behind the translated datagram cut
+    // or padded to fit (`icmp::extension_layout`); else it is left out. A length past
+    // the end is taken as no extension.
+    let mut rest = rest;
+    let msg_end = if l3 + tot < pkt.len() { l3 + tot } else { pkt.len() };
+    let mut data_end = msg_end;
     let ext_len = s.icmp[5] as usize * 4;
-    if matches!(xl.rest, Rest::Zero | Rest::Pointer) && ext_len != 0 && i + ext_len < data_end {
+    let mut ie_len = 0;
+    if icmp::has_length_attr(false, s.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
         data_end = i + ext_len;
+        ie_len = msg_end - data_end;
     }
     if at_i > data_end {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
     let payload = data_end - at_i;
     let inner_new = if frag_i { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
+    // Kept in scratch memory, not on the stack: this frame is at the verifier's limit.
+    s.ext =
+        match icmp::extension_layout(inner_new + payload, ie_len, MAX_ICMP6_ERROR - IPV6_HLEN - ICMP_HLEN, 8)
+        {
+            Some((ipl, keep)) if icmp::has_length_attr(true, xl.typ) => {
+                [ipl as u32, keep as u32, ie_len as u32, 0]
+            }
+            _ => [0; 4],
+        };
     let mut out_len = IPV6_HLEN + ICMP_HLEN + inner_new + payload;
     if out_len > MAX_ICMP6_ERROR {
         out_len = MAX_ICMP6_ERROR;
+    }
+    if s.ext[0] != 0 {
+        if !save_extension(pkt, data_end) {
+            return (Action::Drop, Counter::DropInternal);
+        }
+        out_len = IPV6_HLEN + ICMP_HLEN + (s.ext[0] + s.ext[2]) as usize;
+        rest[0] = (s.ext[0] / 8) as u8;
     }
     if ttl <= 1 {
         return (Action::Drop, Counter::DropTtlExpired);
@@ -276,8 +357,13 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.resize_l3(ihl + ICMP_HLEN + ihl_i, IPV6_HLEN + ICMP_HLEN + inner_new, ETH_P_IPV6).is_err() {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + out_len).is_err()
-        || pkt.store_from(l3, &s.hdr6).is_none()
+    if s.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if s.ext[0] != 0 && !place_extension(pkt, l3 + IPV6_HLEN + ICMP_HLEN) {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.store_from(l3, &s.hdr6).is_none()
         || pkt.store(l3 + IPV6_HLEN, s.icmp).is_none()
         || pkt.store_from(l3 + IPV6_HLEN + ICMP_HLEN, &s.ihdr6).is_none()
     {
@@ -288,11 +374,13 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     if frag_off_i == 0 {
         let at = l3 + IPV6_HLEN + ICMP_HLEN + inner_new;
+        let end = if s.ext[0] != 0 { l3 + IPV6_HLEN + ICMP_HLEN + s.ext[1] as usize } else { l3 + out_len };
         fix_inner_l4(
             pkt,
             at,
             (new_i as u64) << 32 | old_i as u64,
             1 << 24 | (ulen_i as u64 & 0xffff) << 8 | proto_i as u64,
+            end,
         );
     }
     // The ICMPv6 checksum over the finished message and its pseudo-header.
@@ -427,17 +515,42 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             [0, 0, b[0], b[1]]
         }
     };
+    // RFC 4884, as in v4_to_v6: the ICMPv6 length attribute (64-bit words) of a
+    // Destination Unreachable or Time Exceeded, in 32-bit words on the other side.
+    let mut rest = rest;
     let mut data_end = l3 + IPV6_HLEN + plen;
     if data_end > pkt.len() {
         data_end = pkt.len();
+    }
+    let msg_end = data_end;
+    let ext_len = s.icmp[4] as usize * 8;
+    let mut ie_len = 0;
+    if icmp::has_length_attr(true, s.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
+        data_end = i + ext_len;
+        ie_len = msg_end - data_end;
     }
     if at_i > data_end {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
     let payload = data_end - at_i;
+    s.ext =
+        match icmp::extension_layout(IPV4_HLEN + payload, ie_len, MAX_ICMP4_ERROR - IPV4_HLEN - ICMP_HLEN, 4)
+        {
+            Some((ipl, keep)) if icmp::has_length_attr(false, xl.typ) => {
+                [ipl as u32, keep as u32, ie_len as u32, 0]
+            }
+            _ => [0; 4],
+        };
     let mut out_len = IPV4_HLEN + ICMP_HLEN + IPV4_HLEN + payload;
     if out_len > MAX_ICMP4_ERROR {
         out_len = MAX_ICMP4_ERROR;
+    }
+    if s.ext[0] != 0 {
+        if !save_extension(pkt, data_end) {
+            return (Action::Drop, Counter::DropInternal);
+        }
+        out_len = IPV4_HLEN + ICMP_HLEN + (s.ext[0] + s.ext[2]) as usize;
+        rest[1] = (s.ext[0] / 4) as u8;
     }
     if hop_limit <= 1 {
         return (Action::Drop, Counter::DropTtlExpired);
@@ -504,8 +617,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     {
         return (Action::Drop, Counter::DropInternal);
     }
-    if pkt.truncate(l3 + out_len).is_err()
-        || pkt.store_from(l3, &s.hdr4).is_none()
+    if s.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if s.ext[0] != 0 && !place_extension(pkt, l3 + IPV4_HLEN + ICMP_HLEN) {
+        return (Action::Drop, Counter::DropInternal);
+    }
+    if pkt.store_from(l3, &s.hdr4).is_none()
         || pkt.store(l3 + IPV4_HLEN, s.icmp).is_none()
         || pkt.store_from(l3 + IPV4_HLEN + ICMP_HLEN, &s.ihdr4).is_none()
     {
@@ -513,11 +631,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     if frag_off_i == 0 {
         let at = l3 + IPV4_HLEN + ICMP_HLEN + IPV4_HLEN;
+        let end = if s.ext[0] != 0 { l3 + IPV4_HLEN + ICMP_HLEN + s.ext[1] as usize } else { l3 + out_len };
         fix_inner_l4(
             pkt,
             at,
             (new_i as u64) << 32 | old_i as u64,
             (ulen_i as u64 & 0xffff) << 8 | nh_i as u64,
+            end,
         );
     }
     // The ICMPv4 checksum over the finished message (no pseudo-header).
