@@ -148,6 +148,9 @@ counters! {
     /// does not accept XDP frames (a veth whose peer has neither GRO nor an XDP program,
     /// a bridge, a driver without XDP transmit); the kernel forwards it.
     FwdKernelNoXdpXmit = 47, "fwd_kernel_no_xdp_xmit", Forward;
+    /// IPv6 -> IPv6 through an IPv4 address that maps back (RFC 7757 §4 hairpinning):
+    /// an IPv6 host reaching another by its IPv4 address.
+    XlatHairpin = 48, "xlat_hairpin", Translated;
 }
 
 /// Number of counter slots (the map's `max_entries`).

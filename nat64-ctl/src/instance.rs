@@ -81,8 +81,9 @@ pub fn pid_file(instance: &str) -> PathBuf {
 /// included) without attaching anything.
 /// The stages behind each entry program, in the order of the data path's jump table
 /// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
-/// translator's own ICMPv4 and ICMPv6 errors.
-const STAGE_SUFFIXES: [&str; 7] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6"];
+/// translator's own ICMPv4 and ICMPv6 errors, the dynamic pool's allocation, RFC 7757
+/// hairpinning.
+const STAGE_SUFFIXES: [&str; 8] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6"];
 
 /// The jump table an entry program's stages go in.
 fn jump_table(entry: &str) -> Option<&'static str> {

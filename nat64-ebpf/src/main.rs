@@ -62,9 +62,9 @@ mod programs {
                 }
             };
         }
-        at!(0, 1, 2, 3, 4, 5, 6);
+        at!(0, 1, 2, 3, 4, 5, 6, 7);
     }
-    const _: () = assert!(translate::STAGES == 7, "one call site per stage in tail_call");
+    const _: () = assert!(translate::STAGES == 8, "one call site per stage in tail_call");
 
     /// A stage's end: its verdict, or the tail call to the next stage. Should the
     /// jump table lack the stage, nothing has been changed yet: the packet passes,
@@ -131,7 +131,7 @@ mod programs {
     /// direction, the translator's own errors per family, dynamic-pool allocation.
     macro_rules! stages {
         ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path;
-         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident) => {
+         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident, $h6:ident) => {
             #[$attr]
             pub fn $x4(ctx: $ctx) -> $ret {
                 let step = translate::xlat(&mut $pkt(&ctx), false);
@@ -167,15 +167,22 @@ mod programs {
                 let step = translate::alloc(&$pkt(&ctx));
                 $run(&ctx, step)
             }
+            #[$attr]
+            pub fn $h6(ctx: $ctx) -> $ret {
+                let v = translate::hairpin(&mut $pkt(&ctx));
+                $run(&ctx, Step::Finish(v))
+            }
         };
     }
 
     stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp;
-        nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6);
+        nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6,
+        nat64_xdp_h6);
     stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>;
-        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6);
+        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6, nat64_tc_h6);
     stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>;
-        nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6);
+        nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6,
+        nat64_tc_l3_h6);
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the
     /// MAC addresses and send it back out).

@@ -157,6 +157,10 @@ pub struct Scratch {
     /// field's length, the datagram bytes it keeps, the extension's length (0s: none),
     /// the padding's length.
     pub ext: [u32; 4],
+    /// What the hairpin stage needs (RFC 7757 §4): the IPv4 source and destination the
+    /// addresses mapped to, the transport header's offset, next header | first
+    /// fragment or whole << 8 | hop limit << 16.
+    pub hairpin: [u32; 4],
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

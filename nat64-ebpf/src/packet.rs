@@ -28,6 +28,9 @@ pub enum Action {
     Tx,
     /// Inside the engine only: the IPv6 source needs a dynamic-pool address first.
     Alloc,
+    /// Inside the engine only: the IPv6 packet goes back to IPv6 (RFC 7757 §4), the
+    /// hairpin stage's work (what it needs is in the scratch space's `hairpin`).
+    Hairpin,
 }
 
 /// The program's verdict from a packed result (see `pack`). Read from the packed
@@ -102,6 +105,7 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
         Action::Reply(t, c, rest) => (4, (t as u64) << 16 | (c as u64) << 24, rest),
         Action::Tx => (KIND_TX, 0, 0),
         Action::Alloc => (6, 0, 0),
+        Action::Hairpin => (7, 0, 0),
     };
     (high as u64) << 32 | tc | kind << 8 | counter as u64
 }
@@ -116,6 +120,12 @@ pub fn is_reply(v: u64) -> bool {
 #[inline(always)]
 pub fn is_icmp_error(v: u64) -> bool {
     (v >> 8) & 0xff == 3
+}
+
+/// Whether a packed result hands the packet to the hairpin stage.
+#[inline(always)]
+pub fn is_hairpin(v: u64) -> bool {
+    (v >> 8) & 0xff == 7
 }
 
 /// Whether a packed result asks for a dynamic-pool address for the source.
@@ -133,6 +143,7 @@ pub fn unpack(v: u64) -> (Action, nat64_common::counters::Counter) {
         3 => Action::IcmpError,
         4 => Action::Reply((v >> 16) as u8, (v >> 24) as u8, high(v)),
         KIND_TX => Action::Tx,
+        7 => Action::Hairpin,
         _ => Action::Alloc,
     };
     (action, counter(v))

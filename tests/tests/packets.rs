@@ -645,6 +645,59 @@ fn own_ipv6_address_inside_pool6(kind: Kind) {
     );
 }
 
+/// RFC 7757 §4 hairpinning, its Appendix B.1 example (pool6 2001:db8:100::/40, EAM
+/// 1.0.0.0/24 <-> 2001:db8:3::/120): 2001:db8:3::8 sending to 2001:db8:101:0:9:: (the
+/// pool6 form of 1.0.0.9, which the EAMT maps back) reaches 2001:db8:3::9 from
+/// 2001:db8:101:0:8::, the pool6 form of its own IPv4 address, so the reply takes
+/// the same way back; the transport checksum follows. An IPv4-translatable
+/// destination is not hairpinned: the IPv4 routes decide where it goes.
+fn hairpinning(kind: Kind) {
+    let config = r#"{
+        "interfaces": [{"name": "lo", "attach": "xdp"}],
+        "ipv4-addr": "198.51.100.1",
+        "ipv6-addr": "2001:db8:ff::1",
+        "pool6": "2001:db8:100::/40",
+        "eamt": [{"ipv4": "1.0.0.0/24", "ipv6": "2001:db8:3::/120"}],
+        "ipv4-translatable": ["192.0.2.0/24"]
+    }"#;
+    let h = Harness::with(kind, config);
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "EAM host to the pool6 form of another EAM host (RFC 7757 B.1)",
+                in6("2001:db8:3::8", "2001:db8:101:0:9::", &udp(b"hair")),
+                want6("2001:db8:101:0:8::", "2001:db8:3::9", 0, 64, &udp(b"hair")),
+                Counter::XlatHairpin,
+            ),
+            xlat(
+                "tcp",
+                in6("2001:db8:3::8", "2001:db8:101:0:9::", &tcp(b"pin")),
+                want6("2001:db8:101:0:8::", "2001:db8:3::9", 0, 64, &tcp(b"pin")),
+                Counter::XlatHairpin,
+            ),
+            xlat(
+                "echo from an IPv4-translatable host",
+                in6("2001:db8:1c0:2:22::", "2001:db8:101:0:9::", &echo(true)),
+                want6("2001:db8:1c0:2:22::", "2001:db8:3::9", 0, 64, &echo(true)),
+                Counter::XlatHairpin,
+            ),
+            xlat(
+                "to an IPv4-translatable host: by the IPv4 routes, translated once",
+                in6("2001:db8:3::8", "2001:db8:1c0:2:21::", &udp(b"routes")),
+                want4("1.0.0.8", "192.0.2.33", 0, 64, &udp(b"routes")),
+                Counter::Xlat6to4Udp,
+            ),
+            xlat(
+                "to an IPv4 address that does not map back: translated once",
+                in6("2001:db8:3::8", "2001:db8:1cb:71:71::", &udp(b"out")),
+                want4("1.0.0.8", "203.0.113.113", 0, 64, &udp(b"out")),
+                Counter::Xlat6to4Udp,
+            ),
+        ],
+    );
+}
+
 /// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one
 /// (203.0.113.0/24 <-> 2001:db8:1c6:3364::/72): the IPv4 suffix bits sit right after
 /// the IPv6 prefix (203.0.113.7 is 2001:db8:1c6:3364:7::); from IPv6, the bits after
@@ -1929,6 +1982,7 @@ both!(
     ipv4_translatable_destinations,
     eam_with_unequal_suffixes,
     own_ipv6_address_inside_pool6,
+    hairpinning,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,

@@ -21,7 +21,7 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, V4XLAT, globals, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_icmp_error, is_reply, pack},
+    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_hairpin, is_icmp_error, is_reply, pack},
 };
 
 /// The pipeline's stages after the entry, each a program of its own reached by tail
@@ -35,7 +35,8 @@ pub const STAGE_ERR6: u32 = 3;
 pub const STAGE_REPLY4: u32 = 4;
 pub const STAGE_REPLY6: u32 = 5;
 pub const STAGE_ALLOC6: u32 = 6;
-pub const STAGES: u32 = 7;
+pub const STAGE_HAIRPIN6: u32 = 7;
+pub const STAGES: u32 = 8;
 
 /// What a stage leaves to its program: finish with a packed verdict, or go on with
 /// another stage.
@@ -87,11 +88,20 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     if is_alloc(v) {
         return Step::Jump(STAGE_ALLOC6);
     }
+    if is_hairpin(v) {
+        return Step::Jump(STAGE_HAIRPIN6);
+    }
     if is_reply(v) {
         s.verdict = v;
         return Step::Jump(if from_v6 { STAGE_REPLY6 } else { STAGE_REPLY4 });
     }
     Step::Finish(v)
+}
+
+/// RFC 7757 §4: an IPv6 packet whose IPv4 destination maps back to IPv6 leaves as IPv6.
+#[inline(always)]
+pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
+    v6_to_v4::hairpin(pkt)
 }
 
 /// A dynamic-pool address for the IPv6 source, then translation again.

@@ -4,7 +4,7 @@ use aya_ebpf::helpers::generated as h;
 use nat64_common::{addr::Untranslatable, checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt6w, finish,
+    denylisted4, drop_reason, eamt4, eamt6w, finish,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -212,6 +212,19 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         }
     }
 
+    // RFC 7757 §4: to the pool6 form of an address an EAM entry maps back to IPv6,
+    // the IPv4 packet would come straight back: the hairpin stage sends it on as IPv6 (a stage of its own: in this one its
+    // branches multiplied the paths the verifier walks past its limit).
+    if eam_dst.is_none() && maps_back(g, dst4) != 0 {
+        s.hairpin = [
+            u32::from_ne_bytes(src4),
+            u32::from_ne_bytes(dst4),
+            off as u32,
+            nh as u32 | (first as u32) << 8 | (hop_limit as u32) << 16,
+        ];
+        return pack(Action::Hairpin, Counter::XlatHairpin);
+    }
+
     let tot_len = ulen + IPV4_HLEN;
     let tos = (w0 >> 20) as u8;
     // A pool address is private: what it sends goes through the kernel, whose NAT44
@@ -282,4 +295,83 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         return pack(Action::Drop, Counter::DropInternal);
     }
     pack(finish(pkt, route, &s.fib), counter)
+}
+
+/// Whether an IPv4 destination maps back to IPv6 through the EAMT (1): an EAM entry
+/// or a dynamic-pool host. (An IPv4-translatable destination goes by the IPv4 routes:
+/// `0.0.0.0/0` would otherwise turn every pool6 destination back into IPv6.) A
+/// subprogram: its branches are walked once per call rather than multiplied.
+#[inline(never)]
+fn maps_back(g: &Globals, dst4: [u8; 4]) -> u64 {
+    eamt4(g, dst4).is_some() as u64
+}
+
+/// The hairpin stage (RFC 7757 §4): the IPv6 packet whose addresses mapped to the
+/// IPv4 source and destination in the scratch space's `hairpin` leaves as IPv6 again:
+/// its destination is the IPv4 destination mapped back (EAM first), its source the
+/// IPv4 source in its pool6 form, so that the reply takes the same way; the transport
+/// checksum follows, the hop limit counts one hop.
+#[inline(always)]
+pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
+    let (Some(g), Some(s)) = (crate::maps::globals(), scratch()) else {
+        return pack(Action::Drop, Counter::DropInternal);
+    };
+    let l3 = P::L2_LEN;
+    let [src4, dst4, off, meta] = s.hairpin;
+    // Bounded for the verifier, as the walk over the extension headers bounds it.
+    let (s4, d4, off) = (src4.to_ne_bytes(), dst4.to_ne_bytes(), (off & 0xfff) as usize);
+    let nh = meta as u8;
+    let first = (meta >> 8) & 1 != 0;
+    let hop_limit = (meta >> 16) as u8;
+    if pkt.load_words(l3, &mut s.hdr6w).is_none() {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
+    s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
+    s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
+    let src6 = match words::map4to6(g, s4, None, denylisted4(s4)) {
+        Ok((a, _)) => a,
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
+    };
+    let eam = eamt4(g, d4);
+    let dst6 = match words::map4to6(g, d4, eam, eam.is_none() && denylisted4(d4)) {
+        Ok((a, _)) => a,
+        Err(e) => return pack(Action::Drop, drop_reason(e)),
+    };
+    let old = words::sum(&s.src6w) + words::sum(&s.dst6w);
+    let new = words::sum(&src6) + words::sum(&dst6);
+    let plen = u32::from_be(s.hdr6w[1]) >> 16;
+    let route = forward::lookup6w(pkt, &mut s.fib, &src6, &dst6, nh, (plen + IPV6_HLEN as u32) as u16);
+    let hl = match route {
+        Route::Out(_) => hop_limit - 1,
+        Route::TooBig(mtu) => {
+            return pack(
+                Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu.max(1280)),
+                Counter::DropMtuExceeded,
+            );
+        }
+        Route::Kernel => hop_limit - super::general_path_credit(pkt, g),
+    };
+    s.src6w = src6;
+    s.dst6w = dst6;
+    let w1 = ((u32::from_be(s.hdr6w[1]) & !0xff) | hl as u32).to_be();
+    if pkt.store_words(l3 + 4, &[w1]).is_none()
+        || pkt.store_words(l3 + 8, &s.src6w).is_none()
+        || pkt.store_words(l3 + 24, &s.dst6w).is_none()
+    {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
+    let fixed = if !first {
+        Some(())
+    } else {
+        match nh {
+            IPPROTO_TCP => l4::fix_pseudo(pkt, off + l4::TCP_CHECK, old, new, false),
+            IPPROTO_UDP => l4::fix_pseudo(pkt, off + l4::UDP_CHECK, old, new, true),
+            IPPROTO_ICMPV6 => l4::fix_pseudo(pkt, off + 2, old, new, false),
+            _ => Some(()),
+        }
+    };
+    if fixed.is_none() {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
+    pack(finish(pkt, route, &s.fib), Counter::XlatHairpin)
 }
