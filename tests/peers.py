@@ -19,6 +19,9 @@
   http-many NAME PORT PATH SRC N  resolve NAME (the system resolver, AAAA), fetch PATH once from
                                 each of the N addresses SRC, SRC+1, ... (bound as source), 32 at a
                                 time; print "<source> <answer>" a line, fail if any fetch fails
+  ra-send IFACE PREFIX LIFETIME EVERY  send a router advertisement with a PREF64 option (RFC 8781:
+                                PREFIX of length 96/64/56/48/40/32, LIFETIME seconds) to ff02::1 on
+                                IFACE every EVERY seconds, and answer router solicitations
 """
 import hashlib, ipaddress, os, socket, sys, threading
 
@@ -275,6 +278,33 @@ def http_many(name, port, path, first, n):
         sys.exit(f"{len(failed)} of {n} fetches failed: " + "; ".join(failed[:5]))
 
 
+def ra_send(iface, prefix, lifetime, every):
+    net = ipaddress.IPv6Network(prefix)
+    plc = {96: 0, 64: 1, 56: 2, 48: 3, 40: 4, 32: 5}[net.prefixlen]
+    # RFC 4861 §4.2: type 134, hop limit 64, no flags, router lifetime 0 (not a
+    # default router), reachable and retransmit timers 0; then the PREF64 option:
+    # type 38, length 2 (16 bytes), scaled lifetime (8-second units) << 3 | PLC, and
+    # the prefix's highest 96 bits. The kernel fills the ICMPv6 checksum.
+    ra = bytes([134, 0, 0, 0, 64, 0, 0, 0]) + bytes(8)
+    ra += bytes([38, 2]) + ((min(lifetime // 8, 8191) << 3) | plc).to_bytes(2, "big")
+    ra += net.network_address.packed[:12]
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    idx = socket.if_nametoindex(iface)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+    s.settimeout(every)
+    print("ready", flush=True)
+    while True:
+        s.sendto(ra, ("ff02::1", 0, 0, idx))
+        try:
+            while True:
+                m = s.recv(1500)
+                if m and m[0] == 133:  # a router solicitation: answer at once
+                    break
+        except socket.timeout:
+            pass
+
+
 cmd = sys.argv[1]
 if cmd == "tcp-sink":
     tcp_sink(int(sys.argv[2]))
@@ -302,5 +332,7 @@ elif cmd == "http-serve":
     http_serve(int(sys.argv[2]), sys.argv[3])
 elif cmd == "http-many":
     http_many(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
+elif cmd == "ra-send":
+    ra_send(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
 else:
     sys.exit("unknown command " + cmd)

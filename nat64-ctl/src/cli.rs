@@ -242,6 +242,18 @@ fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
     })
 }
 
+/// How long `run` waits at start for a router advertisement with a PREF64.
+const RA_WAIT: Duration = Duration::from_secs(2);
+
+/// Where `"pref64": "auto"` found its prefix, for the log.
+fn pref64_text(d: &pref64::Discovered) -> String {
+    if d.ra {
+        format!("{} from a router advertisement of {} (lifetime {} s)", d.prefix, d.resolver, d.ttl)
+    } else {
+        format!("{} from DNS64 at {} (TTL {} s)", d.prefix, d.resolver, d.ttl)
+    }
+}
+
 /// How often `run` looks after the dynamic pool.
 const POOL_TICK: Duration = Duration::from_secs(1);
 
@@ -393,8 +405,19 @@ fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
     let signals = instance::block_signals()?;
     let mut found = None;
     if cfg.pref64_auto {
-        let d = pref64::discover(cfg.pref64_resolver)?;
-        info!("pref64 auto: {} from {} (TTL {} s)", d.prefix, d.resolver, d.ttl);
+        // RFC 8781 §5: a PREF64 in the routers' advertisements first (asked for with a
+        // router solicitation on the configured interfaces), else DNS64 (RFC 7050).
+        let ifindexes: Vec<u32> =
+            cfg.interfaces.iter().filter_map(|i| instance::ifindex(&i.name).ok()).collect();
+        let d = match crate::ra::listen(&ifindexes, RA_WAIT) {
+            Ok(Some(a)) => pref64::Discovered::from_ra(&a),
+            Ok(None) => pref64::discover(cfg.pref64_resolver)?,
+            Err(e) => {
+                warn!("{e:#}; asking DNS64 only");
+                pref64::discover(cfg.pref64_resolver)?
+            }
+        };
+        info!("pref64 auto: {}", pref64_text(&d));
         cfg.pool6 = Some(d.prefix);
         found = Some(d);
     }
@@ -429,10 +452,11 @@ fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
         cfg_path.display()
     );
     loop {
-        // The pool's upkeep runs every second; pref64 is asked again when due.
+        // The pool's upkeep runs every second; pref64 is asked again when due, and
+        // the routers' PREF64 looked at every second.
         let now = std::time::Instant::now();
         let mut wait = next_check.map(|t| t.saturating_duration_since(now));
-        if running.pool.is_some() {
+        if running.pool.is_some() || cfg.pref64_auto {
             wait = Some(wait.map_or(POOL_TICK, |w| w.min(POOL_TICK)));
         }
         let asked = match instance::wait_for_signal_timeout(&signals, wait)? {
@@ -469,32 +493,44 @@ fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
         {
             warn!("dynamic-pool: {e:#}");
         }
-        let (Some(old), Some(due)) = (found, next_check) else { continue };
-        if std::time::Instant::now() < due {
-            continue;
-        }
-        match pref64::discover(cfg.pref64_resolver) {
-            Ok(d) => {
-                if d.prefix != old.prefix {
-                    info!(
-                        "pref64 auto: {} -> {} from {} (TTL {} s)",
-                        old.prefix, d.prefix, d.resolver, d.ttl
-                    );
-                    let mut g = running.tables.globals()?;
-                    g.pool6 = d.prefix.addr.octets();
-                    g.pool6_len = d.prefix.len;
-                    running.tables.set_globals(g)?;
-                    cfg.pool6 = Some(d.prefix);
-                    running.cfg.pool6 = Some(d.prefix);
+        let Some(old) = found else { continue };
+        // What the routers say wins while it holds; when it stops holding, DNS64 again.
+        let heard = crate::ra::latest().map(|a| pref64::Discovered::from_ra(&a));
+        let next = match heard {
+            Some(d) => {
+                if old.ra && d.prefix == old.prefix {
+                    // A refresh: the lifetime starts again.
+                    found = Some(d);
+                    continue;
                 }
-                found = Some(d);
+                Some(d)
             }
-            Err(e) => {
-                warn!("{e:#}; keeping {} and asking again in 30 s", old.prefix);
-                found = Some(pref64::Discovered { ttl: 30, ..old });
-            }
+            None if old.ra => Some(pref64::discover(cfg.pref64_resolver).unwrap_or_else(|e| {
+                warn!("{e:#}; the routers' PREF64 expired: keeping {} and asking again in 30 s", old.prefix);
+                pref64::Discovered { ttl: 30, ra: false, ..old }
+            })),
+            None => match next_check {
+                Some(due) if std::time::Instant::now() >= due => {
+                    Some(pref64::discover(cfg.pref64_resolver).unwrap_or_else(|e| {
+                        warn!("{e:#}; keeping {} and asking again in 30 s", old.prefix);
+                        pref64::Discovered { ttl: 30, ..old }
+                    }))
+                }
+                _ => None,
+            },
+        };
+        let Some(d) = next else { continue };
+        if d.prefix != old.prefix {
+            info!("pref64 auto: {} -> {}", old.prefix, pref64_text(&d));
+            let mut g = running.tables.globals()?;
+            g.pool6 = d.prefix.addr.octets();
+            g.pool6_len = d.prefix.len;
+            running.tables.set_globals(g)?;
+            cfg.pool6 = Some(d.prefix);
+            running.cfg.pool6 = Some(d.prefix);
         }
-        next_check = found.map(|d| std::time::Instant::now() + recheck(d.ttl));
+        found = Some(d);
+        next_check = (!d.ra).then(|| std::time::Instant::now() + recheck(d.ttl));
         status(&running, found.as_ref(), &last_reload)?;
     }
     drop(running);

@@ -694,7 +694,11 @@ pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> R
         .collect();
     let pref64 = match extra.pref64 {
         Some(d) => {
-            serde_json::json!({"source": "auto", "resolver": d.resolver.to_string(), "ttl": d.ttl, "checked": unix_now()})
+            if d.ra {
+                serde_json::json!({"source": "auto", "via": "ra", "router": d.resolver.to_string(), "lifetime": d.ttl, "checked": unix_now()})
+            } else {
+                serde_json::json!({"source": "auto", "via": "dns64", "resolver": d.resolver.to_string(), "ttl": d.ttl, "checked": unix_now()})
+            }
         }
         None if cfg.pool6.is_some() => serde_json::json!({"source": "config"}),
         None => serde_json::Value::Null,
@@ -816,9 +820,16 @@ pub fn status_text(v: &serde_json::Value) -> String {
     let prefix_name = if v["mode"] == "clat" { "pref64" } else { "pool6" };
     out += &format!("{prefix_name:<10} {}", s("pool6"));
     match v["pref64"]["source"].as_str() {
+        Some("auto") if v["pref64"]["via"] == "ra" => {
+            out += &format!(
+                " (auto: router advertisement from {}, lifetime {} s)",
+                v["pref64"]["router"].as_str().unwrap_or("?"),
+                v["pref64"]["lifetime"]
+            )
+        }
         Some("auto") => {
             out += &format!(
-                " (auto: from {}, TTL {} s)",
+                " (auto: DNS64 at {}, TTL {} s)",
                 v["pref64"]["resolver"].as_str().unwrap_or("?"),
                 v["pref64"]["ttl"]
             )

@@ -10,6 +10,7 @@ pub mod nexthop;
 pub mod pool;
 pub mod ports;
 pub mod pref64;
+pub mod ra;
 pub mod running;
 pub mod stats;
 pub mod tables;

@@ -20,12 +20,21 @@ const WELL_KNOWN: [[u8; 4]; 2] = [[192, 0, 0, 170], [192, 0, 0, 171]];
 const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
-/// A prefix found, and how long the resolver said it holds.
+/// A prefix found, and how long the resolver (or the router) said it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Discovered {
     pub prefix: Prefix6,
     pub ttl: u32,
+    /// The DNS64 resolver asked, or the router that advertised it.
     pub resolver: IpAddr,
+    /// From a router advertisement's PREF64 option (RFC 8781), not DNS64.
+    pub ra: bool,
+}
+
+impl Discovered {
+    pub fn from_ra(a: &crate::ra::Announced) -> Self {
+        Self { prefix: a.prefix, ttl: a.lifetime, resolver: IpAddr::V6(a.router), ra: true }
+    }
 }
 
 /// The prefix one synthesised address stands under, if any: the longest RFC 6052
@@ -148,7 +157,7 @@ pub fn discover(resolver: Option<IpAddr>) -> Result<Discovered> {
                     );
                 };
                 ttl = hits.fold(ttl, |t, (_, u)| t.min(u));
-                return Ok(Discovered { prefix, ttl, resolver });
+                return Ok(Discovered { prefix, ttl, resolver, ra: false });
             }
             Ok(_) => continue,
             Err(e) => last = Some(e),

@@ -139,6 +139,41 @@ fn pref64_is_discovered_from_dns64() {
     assert!(out.contains("2 received"), "{out}");
 }
 
+/// `"pref64": "auto"` from router advertisements (RFC 8781), preferred to DNS64 (§5;
+/// there is no DNS64 here, so asking it would fail): the CLAT solicits an advertisement
+/// at start, takes the PLAT prefix from its PREF64 option, `status` says so, and traffic
+/// flows through it; another prefix advertised later is followed without a restart.
+#[test]
+fn pref64_is_learned_from_router_advertisements() {
+    let mut lab = XlatLab::new(1);
+    let plat = lab.plat.clone();
+    let first = lab.lab.spawn_in(&plat, &format!("python3 {} ra-send north {PREF64} 1800 0.5", peers())).id();
+    lab.start(CTL, "auto");
+    let status = |lab: &XlatLab| -> Value {
+        let out = lab.clat_ctl(CTL, &["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("status: {out:?}"))
+    };
+    let v = status(&lab);
+    assert_eq!(v["pool6"], PREF64, "{v}");
+    assert_eq!((&v["pref64"]["source"], &v["pref64"]["via"]), (&"auto".into(), &"ra".into()), "{v}");
+    assert!(v["pref64"]["router"].as_str().is_some_and(|r| r.starts_with("fe80::")), "{v}");
+    assert_eq!(v["pref64"]["lifetime"], 1800, "{v}");
+    let text = String::from_utf8_lossy(&lab.clat_ctl(CTL, &["status"]).stdout).into_owned();
+    assert!(text.contains("router advertisement from fe80::"), "{text}");
+    let c0 = lab.clients[0].clone();
+    let out = lab.lab.must_in(&c0, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
+    assert!(out.contains("2 received"), "through the advertised prefix:\n{out}");
+
+    // The router advertises another prefix: followed within a few seconds.
+    // SAFETY: plain kill(2) of a child of this test.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    lab.lab.spawn_in(&plat, &format!("python3 {} ra-send north 64:ff9b:7::/96 600 0.5", peers()));
+    let moved = wait_until(Duration::from_secs(5), || status(&lab)["pool6"] == "64:ff9b:7::/96");
+    let v = status(&lab);
+    assert!(moved, "the new prefix is in force: {v}");
+    assert_eq!(v["pref64"]["lifetime"], 600, "{v}");
+}
+
 /// Host CLAT: a process on the concentrator, which has no IPv4 route of its own,
 /// reaches the IPv4 server by literal through the general path. PMTUD through the
 /// CLAT: with a 1280-byte IPv6 core, a client's full-size TCP segments (1420 bytes,
