@@ -553,7 +553,7 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
 
 /// An IPv6 host holding an IPv4-translatable address (pool6 + 192.0.2.33, RFC 6052 §2)
 /// and no EAM entry: once `set ipv4-translatable` names its prefix, the IPv4 host
-/// reaches it and it reaches the IPv4 host, both ways, ping, TCP, UDP.
+/// reaches it and it reaches the IPv4 host, both ways: ping, TCP, UDP, traceroute.
 #[test]
 fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     let mut lab = started();
@@ -601,6 +601,12 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     wait_ready(&mut lab, &v4, 5140, "udp");
     let seen = lab.lab.must_in(&lab.v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5140", peers()));
     assert_eq!(seen.trim(), t4, "the IPv4 host sees the IPv6 host as its IPv4-translatable address");
+
+    // traceroute both ways shows the translator and the host.
+    let out = lab.lab.must_in(&lab.v4, &format!("traceroute -n -q 1 -w 2 -m 6 {t4}"));
+    assert_eq!(hops(&out), ["198.51.100.1", t4], "from the IPv4 host:\n{out}");
+    let out = lab.lab.must_in(&lab.v6, &format!("traceroute -6 -n -q 1 -w 2 -m 6 -s {t6} {V4_HOST_AS_V6}"));
+    assert_eq!(hops(&out), ["2001:db8:6::1", V4_HOST_AS_V6], "from the IPv6 host:\n{out}");
 
     // Off again: not reachable.
     let out = lab.ctl(CTL, &["set", "ipv4-translatable", "none"]);
