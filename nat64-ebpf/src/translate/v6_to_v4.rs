@@ -168,8 +168,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             return pack(Action::Drop, Counter::DropIcmpFragment);
         }
         IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
+        // An extension header after the fragment header (RFC 7915 §5.1: dropped),
+        // answered as §5.4 says for what is dropped: Destination Unreachable,
+        // Communication Administratively Prohibited, as the kernel-module peer does.
         EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING | EXT_FRAGMENT => {
-            return pack(Action::Drop, Counter::DropExtensionHeader);
+            return pack(Action::Reply(icmp::ICMP6_DEST_UNREACH, 1, 0), Counter::DropExtensionHeader);
         }
         p => (p, Counter::Xlat6to4Other),
     };
