@@ -625,6 +625,7 @@ fn a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects(kind: Kind) {
 /// rest of pool6 translates as ever.
 fn own_ipv6_address_inside_pool6(kind: Kind) {
     let own = "64:ff9b::c000:201";
+    let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
     let h = Harness::with(
         kind,
         &TEST_CONFIG.replace(r#""ipv6-addr": "3fff::1""#, &format!(r#""ipv6-addr": "{own}""#)),
@@ -641,6 +642,12 @@ fn own_ipv6_address_inside_pool6(kind: Kind) {
                 Counter::Xlat6to4Udp,
             ),
             xlat("and back", in4(R4, H4, &udp(b"d")), want6(R6, H6, 0, 64, &udp(b"d")), Counter::Xlat4to6Udp),
+            replied(
+                "the errors the translator sends come from it",
+                hl1.clone(),
+                back(icmp6_err(own, H6, 3, 0, [0; 4], &hl1[14..])),
+                Counter::DropTtlExpired,
+            ),
         ],
     );
 }
@@ -1220,6 +1227,18 @@ fn icmpv4_errors_to_icmpv6(kind: Kind) {
                 "time exceeded",
                 icmp4_err(router, H4, 11, 0, [0; 4], &in4),
                 icmp6_err(router6, H6, 3, 0, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "an illegal source (127.0.0.1) translated through pool6 all the same (RFC 7915 §4.1)",
+                icmp4_err("127.0.0.1", H4, 11, 0, [0; 4], &in4),
+                icmp6_err("64:ff9b::7f00:1", H6, 3, 0, [0; 4], &in6),
+                Counter::Xlat4to6IcmpError,
+            ),
+            xlat(
+                "an illegal source (0.0.0.0) too",
+                icmp4_err("0.0.0.0", H4, 3, 3, [0; 4], &in4),
+                icmp6_err("64:ff9b::", H6, 1, 4, [0; 4], &in6),
                 Counter::Xlat4to6IcmpError,
             ),
             xlat(

@@ -249,7 +249,16 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
     if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6) != 0 {
-        if g.rfc6791v6_len != 0 {
+        // RFC 7915 §4.1: an "illegal" source (0.0.0.0, 127.0.0.1, ...) of an ICMPv4
+        // error is translated all the same, through pool6, for troubleshooting.
+        let illegal = if nat64_common::ranges::is_reserved4(src) && g.pool6_len != 0 {
+            addr::embed(&g.pool6, g.pool6_len, src)
+        } else {
+            None
+        };
+        if let Some(a) = illegal {
+            s.src6 = a;
+        } else if g.rfc6791v6_len != 0 {
             s.src6 = addr::rfc6791_v6(&g.rfc6791v6, g.rfc6791v6_len, src);
         } else if g.has_ipv6_addr() {
             s.src6 = g.ipv6_addr;
