@@ -108,50 +108,15 @@ impl Netdev {
         let sock = socket()?;
         // Bound, so that it has a port id of its own: the kernel skips listeners whose id
         // is its own (0) when it multicasts.
-        // SAFETY: a zeroed sockaddr_nl is valid; the fields set are plain integers.
-        let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: bind(2) with the address and its size.
-        let rc = unsafe {
-            libc::bind(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if rc != 0 {
-            bail!("binding the netdev notification socket: {}", io::Error::last_os_error());
-        }
-        // SAFETY: setsockopt(2) with a u32 option value of its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                SOL_NETLINK,
-                NETLINK_ADD_MEMBERSHIP,
-                (&group as *const u32).cast(),
-                mem::size_of::<u32>() as u32,
-            )
-        };
-        if rc != 0 {
-            bail!("joining the netdev mgmt group: {}", io::Error::last_os_error());
-        }
+        bind(&sock, 0).map_err(|e| anyhow::anyhow!("binding the netdev notification socket: {e}"))?;
+        setsockopt(&sock, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group)
+            .map_err(|e| anyhow::anyhow!("joining the netdev mgmt group: {e}"))?;
         let tv = libc::timeval {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: timeout.subsec_micros() as _,
         };
-        // SAFETY: setsockopt(2) with a timeval of its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        if rc != 0 {
-            bail!("setting a receive timeout on the netdev socket: {}", io::Error::last_os_error());
-        }
+        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+            .map_err(|e| anyhow::anyhow!("setting a receive timeout on the netdev socket: {e}"))?;
         Ok(sock)
     }
 
@@ -193,6 +158,27 @@ impl Netdev {
             }
         }
     }
+}
+
+/// Binds a netlink socket of this process to the multicast `groups` (a bitmask; 0 for
+/// none), which also gives it a port id of its own.
+pub fn bind(sock: &OwnedFd, groups: u32) -> io::Result<()> {
+    // SAFETY: a zeroed sockaddr_nl is valid; the fields set are plain integers.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_groups = groups;
+    let len = mem::size_of::<libc::sockaddr_nl>() as u32;
+    // SAFETY: bind(2) with the address and its size.
+    let rc = unsafe { libc::bind(sock.as_raw_fd(), (&addr as *const libc::sockaddr_nl).cast(), len) };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// setsockopt(2) with a plain value of its size.
+pub fn setsockopt<T>(sock: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+    let len = mem::size_of::<T>() as u32;
+    // SAFETY: the value is a plain, initialised `T` of the size given.
+    let rc = unsafe { libc::setsockopt(sock.as_raw_fd(), level, name, (value as *const T).cast(), len) };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 fn socket() -> Result<OwnedFd> {

@@ -3,7 +3,7 @@
 //! neighbour, address or link change the kernel announces in this network namespace
 //! bumps `NEXTHOP_GEN`, and every cached answer of an older generation is asked again.
 
-use std::{io, mem, os::fd::AsRawFd as _, sync::Mutex, thread};
+use std::{io, os::fd::AsRawFd as _, sync::Mutex, thread};
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
@@ -80,23 +80,8 @@ fn socket() -> Result<std::os::fd::OwnedFd> {
     }
     // SAFETY: a descriptor we just opened and own.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: a zeroed sockaddr_nl is valid; the fields set are plain integers.
-    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as u16;
-    addr.nl_groups = GROUPS;
-    // SAFETY: bind(2) with the address and its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_nl).cast(),
-            mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "binding the rtnetlink socket to route, neighbour, address and link changes: {}",
-            io::Error::last_os_error()
-        );
+    if let Err(e) = crate::netdev::bind(&fd, GROUPS) {
+        bail!("binding the rtnetlink socket to route, neighbour, address and link changes: {e}");
     }
     Ok(fd)
 }

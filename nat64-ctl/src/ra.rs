@@ -101,18 +101,8 @@ fn socket() -> Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // Router messages carry hop limit 255 (RFC 4861 §4.1).
     let hops: libc::c_int = 255;
-    // SAFETY: setsockopt(2) with an int of its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_HOPS,
-            (&hops as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    if rc != 0 {
-        bail!("setting the hop limit of router solicitations: {}", io::Error::last_os_error());
+    if let Err(e) = crate::netdev::setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops) {
+        bail!("setting the hop limit of router solicitations: {e}");
     }
     Ok(fd)
 }
