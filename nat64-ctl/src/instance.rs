@@ -25,9 +25,9 @@ pub const XDP_PROGRAM: &str = "nat64_xdp";
 pub const TC_PROGRAM: &str = "nat64_tc";
 pub const TC_L3_PROGRAM: &str = "nat64_tc_l3";
 
-/// The link-layer type (ARPHRD_*) and address of `name`, asked of the kernel in this
-/// network namespace (not through /sys, which under `nsenter --net` is the host's).
-fn hwaddr(name: &str) -> Result<(u16, [u8; 6])> {
+/// An `ifreq` ioctl (`request`) about `name`, asked of the kernel in this network
+/// namespace (not through /sys, which under `nsenter --net` is the host's).
+fn ifreq(name: &str, request: libc::c_ulong) -> Result<libc::ifreq> {
     let c = std::ffi::CString::new(name).with_context(|| format!("interface name {name:?}"))?;
     // SAFETY: plain socket/ioctl calls on a zeroed ifreq holding a NUL-terminated name
     // shorter than IFNAMSIZ (checked by the config), and the socket closed after.
@@ -40,19 +40,25 @@ fn hwaddr(name: &str) -> Result<(u16, [u8; 6])> {
         for (d, s) in req.ifr_name.iter_mut().zip(c.as_bytes()) {
             *d = *s as libc::c_char;
         }
-        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
+        let rc = libc::ioctl(fd, request, &mut req);
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         if rc < 0 {
             bail!("interface {name}: {err}");
         }
-        let sa = req.ifr_ifru.ifru_hwaddr;
-        let mut mac = [0u8; 6];
-        for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
-            *m = *b as u8;
-        }
-        Ok((sa.sa_family, mac))
+        Ok(req)
     }
+}
+
+/// The link-layer type (ARPHRD_*) and address of `name`.
+fn hwaddr(name: &str) -> Result<(u16, [u8; 6])> {
+    // SAFETY: SIOCGIFHWADDR fills the union's hardware-address member.
+    let sa = unsafe { ifreq(name, libc::SIOCGIFHWADDR)?.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = *b as u8;
+    }
+    Ok((sa.sa_family, mac))
 }
 
 /// Whether `name` carries Ethernet frames (else it is an L3 device: WireGuard, TUN).
@@ -187,6 +193,11 @@ fn sh(what: &str, args: &[&str]) -> Result<()> {
     sh_for("general-path", what, args)
 }
 
+/// [`sh`] for a command line of words separated by blanks.
+fn sh_line(what: &str, line: &str) -> Result<()> {
+    sh(what, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 /// Runs a command; its failure names the configuration key it was for.
 fn sh_for(key: &str, what: &str, args: &[&str]) -> Result<()> {
     let out = std::process::Command::new(args[0])
@@ -263,7 +274,8 @@ impl GeneralPath {
         Ok(gp)
     }
 
-    pub(crate) fn route(&self, cfg: &Config) -> Result<()> {
+    /// Routes into the pair; `mtu4` is the IPv4 route MTU (see [`general_path_mtu`]).
+    pub(crate) fn route(&self, cfg: &Config, mtu4: u32) -> Result<()> {
         // The host's own translated pair sits on the interface, so the kernel picks it as
         // the source of what it sends through here.
         let local = cfg.general_path.as_ref().and_then(|g| g.local);
@@ -286,23 +298,19 @@ impl GeneralPath {
             // (a default route of low preference: an IPv4 default the host has wins), and
             // what the kernel sends to the clients' IPv6 side (its ICMPv6 errors, say)
             // comes back to them as IPv4.
-            let mtu = (cfg.lowest_ipv6_mtu - 28).to_string();
-            let mut args = vec!["ip", "route", "replace", "0.0.0.0/0", "dev", &self.name, "metric", "4242"];
-            args.extend(["mtu", "lock", &mtu]);
-            args.extend(src4.iter().map(String::as_str));
-            sh("routing IPv4 through the CLAT", &args)?;
+            sh_line("routing IPv4 through the CLAT", &clat_default(&self.name, mtu4, &src4.join(" ")))?;
             ip_batch("routing the EAM IPv6 prefixes", cfg.eamt.iter().map(|e| route6(&self.name, e.v6)))?;
         } else {
             let src = src4.join(" ");
             let mut routes: Vec<String> =
-                cfg.eamt.iter().map(|e| route4(&self.name, e.v4, cfg.lowest_ipv6_mtu, &src)).collect();
+                cfg.eamt.iter().map(|e| route4(&self.name, e.v4, mtu4, &src)).collect();
             // NAT64: what the kernel sends to a pool address (the replies it takes back
             // out of its masquerade, say) goes to the host holding it.
             if let Some(d) = &cfg.dynamic_pool {
-                routes.push(route4(&self.name, d.prefix, cfg.lowest_ipv6_mtu, &src));
+                routes.push(route4(&self.name, d.prefix, mtu4, &src));
             }
             ip_batch("routing the EAM IPv4 prefixes", routes)?;
-            route_translatable(&self.name, &cfg.ipv4_translatable, cfg.lowest_ipv6_mtu, &src)?;
+            route_translatable(&self.name, &cfg.ipv4_translatable, mtu4, &src)?;
         }
         // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
         // the host as it is; routed into the general path it would come back as IPv4.
@@ -317,10 +325,60 @@ impl GeneralPath {
 }
 
 /// The `ip -batch` line that routes an EAM IPv4 prefix into the general path. The MTU
-/// sits on the route, not on the device (IPv6 needs at least 1280 there), and leaves
-/// room for translation.
-fn route4(name: &str, v4: Prefix4, lowest_ipv6_mtu: u32, src: &str) -> String {
-    format!("route replace {v4} dev {name} mtu lock {} {src}", lowest_ipv6_mtu - 28)
+/// (`mtu4`, see [`general_path_mtu`]) sits on the route, not on the device (IPv6 needs
+/// at least 1280 there).
+fn route4(name: &str, v4: Prefix4, mtu4: u32, src: &str) -> String {
+    format!("route replace {v4} dev {name} mtu lock {mtu4} {src}")
+}
+
+/// The CLAT's default route into the general path (`ip` arguments): of low preference,
+/// so that an IPv4 default the host has wins.
+fn clat_default(name: &str, mtu4: u32, src: &str) -> String {
+    format!("ip route replace 0.0.0.0/0 dev {name} metric 4242 mtu lock {mtu4} {src}")
+}
+
+/// The general path's IPv4 route MTU from lowest-ipv6-mtu and the MTUs of the attached
+/// links: the kernel cuts IPv4 into fragments of at most this, each 28 bytes longer
+/// once translated (IPv6 header 20, fragment header 8), so that each IPv6 fragment is
+/// at most lowest-ipv6-mtu (RFC 7915 §4) and fits the smallest attached link that can
+/// carry IPv6 at all (1280 or more) should that be smaller.
+pub fn route_mtu(lowest_ipv6_mtu: u32, link_mtus: &[u32]) -> u32 {
+    let link = link_mtus.iter().copied().filter(|m| *m >= MIN_IPV6_MTU).min();
+    link.map_or(lowest_ipv6_mtu, |m| m.min(lowest_ipv6_mtu)) - 28
+}
+
+const MIN_IPV6_MTU: u32 = 1280;
+
+/// The MTUs of the interfaces by index (those that exist).
+pub fn link_mtus(ifindexes: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    ifindexes.into_iter().filter_map(link_mtu).collect()
+}
+
+/// An interface's MTU by index, if it exists.
+fn link_mtu(ifindex: u32) -> Option<u32> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let name = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    // SAFETY: SIOCGIFMTU fills the union's MTU member.
+    let mtu = unsafe { ifreq(&name, libc::SIOCGIFMTU).ok()?.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).ok()
+}
+
+/// The running instance's general-path route MTU ([`route_mtu`] over its attached
+/// Ethernet ports, the general path's own peer left out), or `None` without a general
+/// path.
+pub fn general_path_mtu(tables: &Tables) -> Result<Option<u32>> {
+    let g = tables.globals()?;
+    if g.general_ifindex == 0 {
+        return Ok(None);
+    }
+    let mtus = link_mtus(tables.ports().into_iter().map(|(i, _)| i).filter(|i| *i != g.general_ifindex));
+    Ok(Some(route_mtu(g.lowest_ipv6_mtu, &mtus)))
 }
 
 /// The routing protocol number that marks the general path's `ipv4-translatable`
@@ -331,7 +389,7 @@ const TRANSLATABLE_PROTO: &str = "64";
 /// to IPv6 hosts is fragmented there), replacing what was routed before. At metric
 /// 4242: a route the host has for the same prefix (its default route, for
 /// `0.0.0.0/0`) wins.
-fn route_translatable(name: &str, list: &[Prefix4], lowest_ipv6_mtu: u32, src: &str) -> Result<()> {
+fn route_translatable(name: &str, list: &[Prefix4], mtu4: u32, src: &str) -> Result<()> {
     // Nothing to flush is no error either.
     let _ = sh(
         "removing the ipv4-translatable routes",
@@ -339,9 +397,8 @@ fn route_translatable(name: &str, list: &[Prefix4], lowest_ipv6_mtu: u32, src: &
     );
     ip_batch(
         "routing the ipv4-translatable prefixes",
-        list.iter().map(|p| {
-            format!("{} proto {TRANSLATABLE_PROTO} metric 4242", route4(name, *p, lowest_ipv6_mtu, src))
-        }),
+        list.iter()
+            .map(|p| format!("{} proto {TRANSLATABLE_PROTO} metric 4242", route4(name, *p, mtu4, src))),
     )
 }
 
@@ -378,14 +435,15 @@ fn with_stdin(cmd: &str, args: &[&str], input: &str) -> Result<()> {
     Ok(())
 }
 
-/// Brings the running instance's general-path routes in step with its EAMT and
-/// `lowest-ipv6-mtu` after a change made on the fly (`map add`/`map del`/`set`); `removed`
-/// is an entry just deleted. Nothing to do without a general path.
+/// Brings the running instance's general-path routes in step with its EAMT,
+/// `lowest-ipv6-mtu` and the attached links' MTUs after a change made on the fly (`map
+/// add`/`map del`/`set`, `ip link set mtu`); `removed` is an entry just deleted. Nothing
+/// to do without a general path.
 pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result<()> {
     let g = tables.globals()?;
-    if g.general_ifindex == 0 {
+    let Some(mtu4) = general_path_mtu(tables)? else {
         return Ok(());
-    }
+    };
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
     let peer = unsafe { libc::if_indextoname(g.general_ifindex, buf.as_mut_ptr()) };
@@ -404,17 +462,26 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
         let (family, dst) = if clat { ("-6", e.v6.to_string()) } else { ("-4", e.v4.to_string()) };
         let _ = sh("removing a route", &["ip", family, "route", "del", &dst, "dev", name]);
     }
+    // The routes keep the source the configuration gave them (the host's pair).
+    let src = route_source(name);
     let entries = tables.eamt()?;
     ip_batch(
         "routing the EAM prefixes",
-        entries
-            .iter()
-            .map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, g.lowest_ipv6_mtu, "") }),
+        entries.iter().map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, mtu4, &src) }),
     )?;
     if clat {
-        return Ok(());
+        return sh_line("routing IPv4 through the CLAT", &clat_default(name, mtu4, &src));
     }
-    route_translatable(name, &tables.ipv4_translatable()?, g.lowest_ipv6_mtu, "")
+    route_translatable(name, &tables.ipv4_translatable()?, mtu4, &src)
+}
+
+/// `src A` for the host's own IPv4 address on the general path's interface (the
+/// configuration's `general-path.ipv4-addr`), else nothing.
+fn route_source(name: &str) -> String {
+    let out = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", name]).output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let addr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next());
+    addr.map(|a| format!("src {a}")).unwrap_or_default()
 }
 
 impl GeneralPath {
@@ -868,4 +935,21 @@ pub fn status_text(v: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_mtu;
+
+    /// Room for translation under the smaller of lowest-ipv6-mtu and the smallest link
+    /// that carries IPv6 at all; links under 1280 (IPv4-only) do not count.
+    #[test]
+    fn the_general_path_route_mtu() {
+        assert_eq!(route_mtu(1280, &[]), 1252);
+        assert_eq!(route_mtu(1280, &[1500, 9000]), 1252);
+        assert_eq!(route_mtu(1500, &[1500, 1280]), 1252);
+        assert_eq!(route_mtu(1500, &[1400, 1500]), 1372);
+        assert_eq!(route_mtu(1500, &[576, 1500]), 1472, "an IPv4-only link of 576");
+        assert_eq!(route_mtu(9000, &[9000]), 8972);
+    }
 }

@@ -49,6 +49,8 @@ struct Watch {
     /// taken, so only then is a port that takes none worth a warning.
     xdp_ingress: bool,
     known: HashMap<u32, PortState>,
+    /// The general path's IPv4 route MTU last seen (it follows the ports' MTUs).
+    general_mtu: Option<u32>,
 }
 
 static WATCH: Mutex<Option<Watch>> = Mutex::new(None);
@@ -116,6 +118,35 @@ impl Watch {
         if changed {
             crate::nexthop::bump();
         }
+        self.follow_mtu();
+    }
+
+    /// A port's MTU changed (`ip link set mtu`): the general path's routes follow, so
+    /// that the IPv6 fragments it makes still fit the smallest port. The first value
+    /// seen is the one the start routed with.
+    fn follow_mtu(&mut self) {
+        let mtu = match crate::instance::general_path_mtu(&self.tables) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!("general path: {e:#}");
+                return;
+            }
+        };
+        if mtu == self.general_mtu {
+            return;
+        }
+        if let (Some(old), Some(new)) = (self.general_mtu, mtu) {
+            match crate::instance::general_path_sync(&self.tables, None) {
+                Ok(()) => info!(
+                    "general path: IPv4 route MTU {old} -> {new} (lowest-ipv6-mtu or an attached link's MTU changed)"
+                ),
+                Err(e) => {
+                    warn!("general path: following an MTU change: {e:#}");
+                    return;
+                }
+            }
+        }
+        self.general_mtu = mtu;
     }
 }
 
@@ -131,8 +162,14 @@ pub fn watch(dir: &Path) -> Result<()> {
             None
         }
     };
-    *WATCH.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some(Watch { tables, netdev, ports: Vec::new(), xdp_ingress: false, known: HashMap::new() });
+    *WATCH.lock().unwrap_or_else(|e| e.into_inner()) = Some(Watch {
+        tables,
+        netdev,
+        ports: Vec::new(),
+        xdp_ingress: false,
+        known: HashMap::new(),
+        general_mtu: None,
+    });
     thread::Builder::new()
         .name("ports-watch".into())
         .spawn(move || {

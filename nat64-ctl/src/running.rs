@@ -427,15 +427,18 @@ impl Running {
             .filter_map(|a| ifindex(&a.interface).ok().map(|i| (a.interface.clone(), i)))
             .collect();
         let xdp_ingress = links.iter().any(|a| a.mode == "driver" || a.mode == "generic");
+        let link_mtus =
+            crate::instance::link_mtus(ports.iter().map(|p| p.1).filter(|i| *i != general_ifindex));
+        let mtu4 = crate::instance::route_mtu(cfg.lowest_ipv6_mtu, &link_mtus);
         crate::ports::set(ports, xdp_ingress)?;
         self.links = links;
 
         if let Some(gp) = &general {
-            gp.route(cfg)?;
+            gp.route(cfg, mtu4)?;
             for e in &removed {
                 crate::instance::general_path_sync(&self.tables, Some(e))?;
             }
-            info!("general path: {} <-> {} (IPv4 route MTU {})", gp.name, gp.peer, cfg.lowest_ipv6_mtu - 28);
+            info!("general path: {} <-> {} (IPv4 route MTU {mtu4})", gp.name, gp.peer);
         }
         if let Some(old) = old_general.filter(|o| general.as_ref().is_none_or(|g| &g.name != o))
             && !starting

@@ -27,8 +27,8 @@ mod programs {
     use nat64_common::counters::Counter;
 
     use crate::{
-        maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP},
-        packet::{Action, ETH_LEN, TcPacket, XdpPacket, pack, verdict_tc, verdict_xdp},
+        maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP, TX_PORTS},
+        packet::{Action, ETH_LEN, KIND_TX, TcPacket, XdpPacket, kind, pack, verdict_tc, verdict_xdp},
         translate::{self, Step},
     };
 
@@ -81,6 +81,31 @@ mod programs {
         }
     }
 
+    /// The end of a reply stage (the translator's own ICMP errors, built in place).
+    /// A reply goes back out of the port it came in on through the redirect map when
+    /// that port takes XDP frames, else by XDP_TX. On a veth the two differ: XDP_TX
+    /// queues the frame at the peer but wakes the peer's NAPI only when the peer runs
+    /// an XDP program itself, so behind a peer with GRO alone the reply waited for the
+    /// next packet the kernel sent that way (the answer to a lone ping never came); a
+    /// redirect's flush always wakes it. Replies are rare: the lookup costs nothing
+    /// that matters. (Only here: kept out of the other stages, whose frames are at the
+    /// verifier's stack limit.)
+    #[inline(always)]
+    fn run_xdp_reply(ctx: &XdpContext, step: Step) -> u32 {
+        match step {
+            Step::Finish(v) => {
+                let v = translate::conclude(v);
+                if kind(v) != KIND_TX {
+                    return verdict_xdp(v);
+                }
+                match TX_PORTS.redirect(ctx.ingress_ifindex() as u32, xdp_action::XDP_TX as u64) {
+                    Ok(a) | Err(a) => a,
+                }
+            }
+            Step::Jump(_) => run_xdp(ctx, step),
+        }
+    }
+
     #[inline(always)]
     fn run_tc<const L2: usize>(ctx: &TcContext, step: Step) -> i32 {
         let ifindex = TcPacket::<L2>::new(ctx).ifindex();
@@ -130,7 +155,7 @@ mod programs {
     /// The stages of one attach point: translation per direction, ICMP errors per
     /// direction, the translator's own errors per family, dynamic-pool allocation.
     macro_rules! stages {
-        ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path;
+        ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path, $run_reply:path;
          $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident, $h6:ident) => {
             #[$attr]
             pub fn $x4(ctx: $ctx) -> $ret {
@@ -155,12 +180,12 @@ mod programs {
             #[$attr]
             pub fn $r4(ctx: $ctx) -> $ret {
                 let v = translate::reply(&mut $pkt(&ctx), false);
-                $run(&ctx, Step::Finish(v))
+                $run_reply(&ctx, Step::Finish(v))
             }
             #[$attr]
             pub fn $r6(ctx: $ctx) -> $ret {
                 let v = translate::reply(&mut $pkt(&ctx), true);
-                $run(&ctx, Step::Finish(v))
+                $run_reply(&ctx, Step::Finish(v))
             }
             #[$attr]
             pub fn $a6(ctx: $ctx) -> $ret {
@@ -175,12 +200,12 @@ mod programs {
         };
     }
 
-    stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp;
+    stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp, run_xdp_reply;
         nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6,
         nat64_xdp_h6);
-    stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>;
+    stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>, run_tc::<ETH_LEN>;
         nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6, nat64_tc_h6);
-    stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>;
+    stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>, run_tc::<0>;
         nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6,
         nat64_tc_l3_h6);
 

@@ -106,7 +106,12 @@ pub struct Harness {
 /// What one run of the program did.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The verdict as XDP spells it; `XDP_TX` for a reply sent back out of the port
+    /// it came in on, whichever way the program sent it (see `raw`).
     pub action: u32,
+    /// What the program returned (for TC: `TC_ACT_*`). An XDP reply on a port that
+    /// takes XDP frames is a redirect into that port, XDP_TX elsewhere.
+    pub raw: u32,
     pub frame: Vec<u8>,
 }
 
@@ -162,15 +167,17 @@ impl Harness {
         }
         .expect("BPF_PROG_TEST_RUN");
         out.truncate(r.data_size_out as usize);
+        let replied = self.count(Counter::IcmpSent) > sent;
         let action = match (self.kind, r.return_value) {
+            (Kind::Xdp, XDP_REDIRECT) if replied => XDP_TX,
             (Kind::Xdp, a) => a,
             (_, TC_ACT_OK) => XDP_PASS,
             (_, TC_ACT_SHOT) => XDP_DROP,
-            (_, TC_ACT_REDIRECT) if self.count(Counter::IcmpSent) > sent => XDP_TX,
+            (_, TC_ACT_REDIRECT) if replied => XDP_TX,
             (_, TC_ACT_REDIRECT) => XDP_REDIRECT,
             (_, a) => panic!("TC program returned {a}, not a verdict it uses"),
         };
-        Outcome { action, frame: out }
+        Outcome { action, raw: r.return_value, frame: out }
     }
 
     pub fn run(&self, frame: &[u8]) -> Outcome {

@@ -384,6 +384,98 @@ fn large_udp_without_df_from_ipv4_arrives_intact() {
     assert!(packets(&s, "pass_general_path") >= 2, "oversized fragments took the general path: {s}");
 }
 
+/// RFC 7915 §4 (#17 item 1) with no `general-path` key: nat64-ctl makes the general
+/// path itself. A 3000-byte UDP datagram without DF from the IPv4 host (1400-byte
+/// fragments: 1428 once translated) arrives whole, cut into IPv6 fragments of at most
+/// lowest-ipv6-mtu when the IPv6 link is larger (1280 < 1500), and of at most the link's
+/// MTU when lowest-ipv6-mtu is the larger (1500 > 1280; the link lowered while the
+/// translator runs, and the general path following).
+#[test]
+fn lowest_ipv6_mtu_is_kept_without_a_configured_general_path() {
+    for (lowest, link6) in [(1280u32, 1500u32), (1500, 1280)] {
+        let mut lab = SiitLab::new();
+        let text = std::fs::read_to_string(&lab.config).unwrap();
+        let mut cfg: Value = serde_json::from_str(&text).unwrap();
+        cfg.as_object_mut().unwrap().remove("general-path");
+        cfg["lowest-ipv6-mtu"] = lowest.into();
+        std::fs::write(&lab.config, cfg.to_string()).unwrap();
+        lab.lab.must_in(&lab.x, "ip link set to4 mtu 1400");
+        lab.lab.must_in(&lab.v4, "ip link set eth0 mtu 1400");
+        lab.start(CTL);
+        let out = lab.ctl(CTL, &["status", "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+        let gp = status["general-path"].as_str().expect("a general path made without the key").to_string();
+        if link6 < 1500 {
+            lab.lab.must_in(&lab.x, &format!("ip link set to6 mtu {link6}"));
+            lab.lab.must_in(&lab.v6, &format!("ip link set eth0 mtu {link6}"));
+            let want = format!("mtu lock {}", link6 - 28);
+            let followed = wait_until(Duration::from_secs(5), || {
+                let routes = String::from_utf8_lossy(
+                    &lab.lab.exec(&lab.x, &format!("ip -4 route show dev {gp}")).stdout,
+                )
+                .into_owned();
+                routes.lines().count() > 0 && routes.lines().all(|l| l.contains(&want))
+            });
+            assert!(followed, "the general path's routes follow the smaller link ({want})");
+        }
+        let v6 = lab.v6.clone();
+        let dump = lab.lab.spawn_netns_only(
+            &v6,
+            "timeout",
+            &["8", "tcpdump", "--immediate-mode", "-l", "-n", "-i", "eth0", "-c", "3", "ip6[6] == 44"],
+        );
+        thread::sleep(Duration::from_millis(800));
+        let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
+        one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5358, 3000);
+        wait_until(Duration::from_secs(3), || matches!(lab.lab.child(dump).try_wait(), Ok(Some(_))));
+        let out = lab.lab.stop_child(dump);
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "frag (offset|length)": the fragment's payload; the IPv6 packet is 48 longer.
+        let sizes: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.split("frag (").nth(1))
+            .filter_map(|f| f.split(['|', ')']).nth(1)?.parse().ok())
+            .map(|n: u32| n + 48)
+            .collect();
+        let limit = lowest.min(link6);
+        assert_eq!(
+            sizes.len(),
+            3,
+            "three IPv6 fragments at the IPv6 host:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(sizes.iter().all(|n| *n <= limit), "fragments of at most {limit} bytes: {sizes:?}\n{text}");
+        assert!(sizes.iter().any(|n| *n > limit - 8), "fragments as large as {limit} allows: {sizes:?}");
+        let s = stats(&lab);
+        assert!(packets(&s, "pass_general_path") >= 2, "the fragments took the general path: {s}");
+    }
+}
+
+/// #17 item 2: the translator's own errors to the IPv4 host arrive (they leave by a
+/// redirect into the port they came from, which wakes the host's veth): Time Exceeded
+/// for a ping with TTL 1, and Fragmentation Needed with the MTU - 20 after the IPv6
+/// link's MTU was lowered at run time, for a ping with DF.
+#[test]
+fn errors_about_pings_reach_the_ipv4_host_after_an_mtu_change() {
+    let lab = started();
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -t 1 -W 2 {V6_HOST_AS_V4}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Time to live exceeded"), "ping with TTL 1:\n{text}");
+    lab.lab.must_in(&lab.x, "ip link set to6 mtu 1400");
+    lab.lab.must_in(&lab.v6, "ip link set eth0 mtu 1400");
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -M do -s 1400 -W 2 {V6_HOST_AS_V4}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mtu = 1380"), "ping with DF, 1428 bytes:\n{text}");
+    // The IPv4 host took it in: the next ping of that size is refused at home.
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -M do -s 1400 -W 2 {V6_HOST_AS_V4}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("mtu = 1380") || text.contains("message too long"), "{text}");
+    let out = lab.lab.exec(&lab.v4, &format!("ping -c 2 -i 0.2 -M do -s 1352 -W 2 {V6_HOST_AS_V4}"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 received"), "what fits still crosses");
+    let s = stats(&lab);
+    assert!(packets(&s, "drop_mtu_exceeded") >= 1 && packets(&s, "drop_ttl_expired") >= 1, "{s}");
+}
+
 /// The general path also carries what the translator host sends itself, from its own
 /// translated pair (192.0.2.100 <-> 2001:db8:46::100): an IPv6-only host reached by its
 /// IPv4 address, an IPv4-only host by its pool6 address, and a 2000-byte UDP datagram
@@ -591,7 +683,10 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     // host, too big for the IPv6 side once translated, arrives whole.
     let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
     assert!(
-        routes.contains("192.0.2.32/27 proto 64 scope link metric 4242") && routes.contains("mtu lock 1252"),
+        routes.lines().any(|l| l.starts_with("192.0.2.32/27 proto 64 scope link")
+            && l.contains("src 192.0.2.100")
+            && l.contains("metric 4242")
+            && l.contains("mtu lock 1252")),
         "{routes}"
     );
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());

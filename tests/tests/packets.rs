@@ -620,6 +620,50 @@ fn a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects(kind: Kind) {
     assert_eq!(h.count(Counter::FwdKernel), 0, "nothing counted twice");
 }
 
+/// The translator's own errors leave by the port the offending packet came in on (#17
+/// item 2). By XDP into a port that takes XDP frames they go through the redirect map
+/// (whose flush wakes a veth peer that runs GRO but no XDP program: XDP_TX there
+/// left the answer to a lone ping queued until the next packet); into one that does
+/// not, by XDP_TX; by TC, a redirect to the same device. The bytes are the same.
+fn replies_leave_by_the_port_they_came_in(kind: Kind) {
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
+    let mut ttl1 = in4(R4, H4, &udp(b"x"));
+    ttl1[22] = 1;
+    ttl1[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&ttl1[14..34]]);
+    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
+    let want4 = back(icmp4_err("198.51.100.1", R4, 11, 0, [0; 4], &ttl1[14..]));
+    let want6 = back(icmp6_err("3fff::1", H6, 3, 0, [0; 4], &hl1[14..]));
+    for target in [true, false] {
+        h.port(x6, target);
+        h.port(x4, target);
+        let raw = match (kind, target) {
+            (Kind::Xdp, true) => XDP_REDIRECT,
+            (Kind::Xdp, false) => XDP_TX,
+            (Kind::Tc, _) => 7, // TC_ACT_REDIRECT
+        };
+        let out = h.run_on(&ttl1, x4);
+        assert_eq!((out.action, out.raw), (XDP_TX, raw), "IPv4 TTL 1, XDP frames at the port: {target}");
+        let mut want = want4.clone();
+        adopt_ipv4_id(&out.frame, &mut want);
+        if let Some(d) = diff(&out.frame, &want) {
+            panic!("time exceeded (IPv4), XDP frames at the port: {target}: {d}");
+        }
+        let out = h.run_on(&hl1, x6);
+        assert_eq!(
+            (out.action, out.raw),
+            (XDP_TX, raw),
+            "IPv6 hop limit 1, XDP frames at the port: {target}"
+        );
+        if let Some(d) = diff(&out.frame, &want6) {
+            panic!("time exceeded (IPv6), XDP frames at the port: {target}: {d}");
+        }
+    }
+    assert_eq!(h.count(Counter::IcmpSent), 4);
+}
+
 /// The translator's own `ipv6-addr` inside pool6 (the kernel-module peer's reference
 /// setup): packets to it are the host's, packets from it are not translated, and the
 /// rest of pool6 translates as ever.
@@ -1605,6 +1649,100 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
     assert_eq!(h.count(Counter::IcmpSent), 2);
 }
 
+/// RFC 7915 §4 (#17 items 1 and 2): without DF, an IPv4 packet that would become an
+/// IPv6 packet longer than lowest-ipv6-mtu goes to the general path to be cut into
+/// fragments, even when the egress would take it whole (ICMP aside: its fragments
+/// cannot be translated); so does one too big for an egress smaller than
+/// lowest-ipv6-mtu. With DF, lowest-ipv6-mtu does not apply: what fits the egress
+/// leaves whole, what does not gets Fragmentation Needed with the IPv6 MTU - 20, for a
+/// first fragment too, and a later fragment with DF is dropped, counted.
+fn lowest_ipv6_mtu_and_df(kind: Kind) {
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
+    sh("ip link add nat64 type veth peer name nat64p && ip link set nat64 up && ip link set nat64p up");
+    let gp = ifindex("nat64p");
+    h.port(x6, true);
+    h.port(x4, true);
+    let mut g = h.tables.globals().unwrap();
+    g.general_ifindex = gp;
+    assert_eq!(g.lowest_ipv6_mtu, 1280, "the default");
+    h.tables.set_globals(g).unwrap();
+    let nodf = V4Opts { df: false, ..Default::default() };
+    // An IPv4 packet of `len` bytes: UDP, or an echo request.
+    let udp4 = |len: usize, o: V4Opts| eth4(&ipv4(v4(R4), v4(H4), o, &[], &udp(&vec![7; len - 28])));
+    let fast = |mut want: Vec<u8>| {
+        want[0..6].copy_from_slice(&[2, 0, 0, 0, 6, 5]);
+        want[6..12].copy_from_slice(&[2, 0, 0, 0, 6, 1]);
+        want
+    };
+    fn check(h: &Harness, name: &str, input: &[u8], ingress: u32, action: u32, want: &[u8]) {
+        let out = h.run_on(input, ingress);
+        assert_eq!(out.action, action, "{name}: verdict");
+        if let Some(d) = diff(&out.frame, want) {
+            panic!("{name}: {d}");
+        }
+    }
+
+    // 1261 bytes without DF would be 1281 > 1280: to the general path, untouched.
+    let big = udp4(1261, nodf);
+    check(&h, "DF=0, 1281 once translated", &big, x4, XDP_PASS, &big);
+    assert_eq!(h.count(Counter::PassGeneralPath), 1);
+    // 1260 bytes: exactly 1280, translated whole (no fragment header).
+    let want = fast(want6(R6, H6, 0, 63, &udp(&[7; 1232])));
+    check(&h, "DF=0, 1280 once translated", &udp4(1260, nodf), x4, XDP_REDIRECT, &want);
+    // With DF, lowest-ipv6-mtu does not apply: 1420 fits the 1500-byte egress.
+    let want = fast(want6(R6, H6, 0, 63, &udp(&[7; 1372])));
+    check(&h, "DF=1, 1420 once translated", &udp4(1400, V4Opts::default()), x4, XDP_REDIRECT, &want);
+    // An echo request without DF is not cut (its fragments could not be translated).
+    let echo = packet::L4::Echo { request: true, id: 9, seq: 1, data: vec![3; 1372] };
+    let want = fast(want6(R6, H6, 0, 63, &echo));
+    check(
+        &h,
+        "DF=0 echo, 1420 once translated",
+        &eth4(&ipv4(v4(R4), v4(H4), nodf, &[], &echo)),
+        x4,
+        XDP_REDIRECT,
+        &want,
+    );
+    // Out of the general path: a 1252-byte first fragment (route MTU 1280 - 28) becomes
+    // a 1280-byte IPv6 fragment and leaves.
+    let out = h.run_on(&v4_raw(R4, H4, 0x77, 0x2000, 17, &vec![5; 1232]), gp);
+    assert_eq!(out.action, XDP_REDIRECT, "a fragment out of the general path");
+    assert_eq!(out.frame.len() - 14, 1280);
+    assert_eq!(h.count(Counter::PassGeneralPath), 1, "only the first");
+
+    // An egress smaller than lowest-ipv6-mtu: 1500 configured, a 1280-byte link. 1300
+    // bytes without DF (1320 once translated) go to the general path all the same.
+    let mut g = h.tables.globals().unwrap();
+    g.lowest_ipv6_mtu = 1500;
+    h.tables.set_globals(g).unwrap();
+    sh("ip link set x6 mtu 1280");
+    let mid = udp4(1300, nodf);
+    check(&h, "DF=0, 1320 for a 1280-byte egress", &mid, x4, XDP_PASS, &mid);
+    assert_eq!(h.count(Counter::PassGeneralPath), 2);
+
+    // With DF, the MTU changed at run time (1400): Fragmentation Needed with 1380, for a
+    // whole packet and for a first fragment (DF and MF); a later fragment is dropped.
+    sh("ip link set x6 mtu 1400");
+    let whole = udp4(1400, V4Opts::default());
+    let first = v4_raw(R4, H4, 0x78, 0x6000, 17, &vec![6; 1380]);
+    let later = v4_raw(R4, H4, 0x79, 0x4000 | 100, 17, &vec![6; 1380]);
+    for (name, input) in [("DF, whole", &whole), ("DF and MF, first fragment", &first)] {
+        let out = h.run_on(input, x4);
+        assert_eq!(out.action, XDP_TX, "{name}");
+        let mut want =
+            back(icmp4_err("198.51.100.1", R4, 3, 4, 1380u32.to_be_bytes(), &input[14..14 + 576 - 28]));
+        adopt_ipv4_id(&out.frame, &mut want);
+        if let Some(d) = diff(&out.frame, &want) {
+            panic!("{name}: fragmentation needed: {d}");
+        }
+    }
+    let dropped = h.count(Counter::DropMtuExceeded);
+    assert_eq!(h.run_on(&later, x4).action, XDP_DROP, "a later fragment with DF");
+    assert_eq!(h.count(Counter::DropMtuExceeded), dropped + 1);
+    assert_eq!(h.count(Counter::IcmpSent), 2);
+}
+
 /// The general path (spec §2, §7): an IPv4 packet without DF that is too big once
 /// translated is handed to the kernel untranslated, to be fragmented into the general
 /// path; what comes out of the general path is translated with the hop the kernel
@@ -2036,6 +2174,7 @@ both!(
     unconfigured_program_passes_everything,
     known_route_and_neighbour_redirect_with_one_hop,
     a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects,
+    replies_leave_by_the_port_they_came_in,
     ipv4_translatable_destinations,
     eam_with_unequal_suffixes,
     own_ipv6_address_inside_pool6,
@@ -2049,6 +2188,7 @@ both!(
     rfc6791_pools,
     too_big_for_the_egress_mtu,
     general_path_takes_what_xdp_cannot_finish,
+    lowest_ipv6_mtu_and_df,
     unexpired_source_route_fails,
     translator_errors_are_limited,
     dynamic_pool_allocation_reuse_expiry_exhaustion,

@@ -23,7 +23,7 @@ use eamt::eamt_conflict;
 pub use eamt::{EamtEntry, check_eamt_insert, check_eamt_insert_forced, eamt_first_overlap, parse_eamt_file};
 pub use prefix::{Prefix4, Prefix6, mask4};
 use prefix::{at, parse_addr, prefixes4};
-use raw::{RawConfig, RawGeneralPath, RawInterface};
+use raw::{RawConfig, RawGeneralPath, RawGeneralPathSetting, RawInterface};
 pub use settings::{LIVE_SETTINGS, apply_setting, parse_ipv4_translatable};
 use settings::{check_lowest_ipv6_mtu, parse_rfc6791v4, parse_rfc6791v6};
 
@@ -156,6 +156,21 @@ fn check_interface(i: usize, raw: &RawInterface) -> Result<Interface> {
         }
     };
     Ok(Interface { name: name.clone(), attach })
+}
+
+/// The name of the general path nat64-ctl makes when the configuration names none:
+/// `nat64gp` for the default instance, `n64gp-` and the instance's name when that fits
+/// (IFNAMSIZ, with the peer's "p"), else `n64gp-` and eight hex digits of its hash.
+fn implicit_general_path(instance: &str) -> String {
+    if instance == DEFAULT_INSTANCE {
+        "nat64gp".to_string()
+    } else if instance.len() <= 8 {
+        format!("n64gp-{instance}")
+    } else {
+        // FNV-1a: stable across releases and platforms (unlike std's hasher).
+        let h = instance.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+        format!("n64gp-{h:08x}")
+    }
 }
 
 fn check_general_path(raw: &RawGeneralPath, interfaces: &[Interface]) -> Result<GeneralPathConfig> {
@@ -351,8 +366,20 @@ impl Config {
         check_lowest_ipv6_mtu(mtu)?;
         let rfc6791v4_prefix = raw.rfc6791v4_prefix.as_deref().map(parse_rfc6791v4).transpose()?;
         let rfc6791v6_prefix = raw.rfc6791v6_prefix.as_deref().map(parse_rfc6791v6).transpose()?;
-        let mut general_path =
-            raw.general_path.as_ref().map(|gp| check_general_path(gp, &interfaces)).transpose()?;
+        // The general path is there unless switched off: without it an IPv4 packet without
+        // DF that must become IPv6 fragments (RFC 7915 §4) could not be translated.
+        let general_path = match &raw.general_path {
+            Some(RawGeneralPathSetting::Off) => None,
+            Some(RawGeneralPathSetting::On(gp)) => Some(check_general_path(gp, &interfaces)?),
+            None => Some(check_general_path(
+                &RawGeneralPath {
+                    interface: implicit_general_path(&instance),
+                    ipv4_addr: None,
+                    ipv6_addr: None,
+                },
+                &interfaces,
+            )?),
+        };
         let dynamic_pool = check_dynamic_pool(&raw, &instance, mode, pool6.is_some() || pref64_auto)?;
         if let Some(d) = &dynamic_pool
             && let Some((j, e)) = eamt.iter().enumerate().find(|(_, e)| e.v4.overlaps(&d.prefix))
@@ -384,15 +411,10 @@ impl Config {
         // The kernel hands the replies it un-masquerades to the pool's addresses to the
         // general path, whose program translates them: masquerade needs one.
         if masquerade.is_some() && general_path.is_none() {
-            let name = if instance == DEFAULT_INSTANCE {
-                "nat64gp".to_string()
-            } else {
-                format!("n64gp-{}", instance.chars().take(8).collect::<String>())
-            };
-            general_path = Some(check_general_path(
-                &RawGeneralPath { interface: name, ipv4_addr: None, ipv6_addr: None },
-                &interfaces,
-            )?);
+            bail!(
+                "general-path: false: masquerade needs the general path (the kernel hands the replies it takes \
+                 back to the pool's addresses to it); remove \"general-path\": false"
+            );
         }
 
         Ok(Config {

@@ -9,7 +9,7 @@ use std::{cell::Cell, fmt, marker::PhantomData};
 
 use serde::{
     Deserialize, Deserializer,
-    de::{Error as _, SeqAccess, Visitor},
+    de::{Error as _, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer},
 };
 
 fn with_key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D, key: &str) -> Result<T, D::Error> {
@@ -142,7 +142,7 @@ pub(super) struct RawConfig {
     #[serde(default, deserialize_with = "de_rfc6791v6_prefix")]
     pub(super) rfc6791v6_prefix: Option<String>,
     #[serde(default, deserialize_with = "de_general_path")]
-    pub(super) general_path: Option<RawGeneralPath>,
+    pub(super) general_path: Option<RawGeneralPathSetting>,
     #[serde(default, deserialize_with = "de_mode")]
     pub(super) mode: Option<String>,
     #[serde(default, deserialize_with = "de_pref64")]
@@ -179,6 +179,41 @@ pub(super) struct RawGeneralPath {
     pub(super) ipv4_addr: Option<String>,
     #[serde(default, deserialize_with = "de_gp_ipv6_addr")]
     pub(super) ipv6_addr: Option<String>,
+}
+
+/// `"general-path"`: `false` (none at all) or the object naming it.
+pub(super) enum RawGeneralPathSetting {
+    Off,
+    On(RawGeneralPath),
+}
+
+impl<'de> Deserialize<'de> for RawGeneralPathSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SettingVisitor;
+
+        impl<'de> Visitor<'de> for SettingVisitor {
+            type Value = RawGeneralPathSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"false or an object {"interface": ..., "ipv4-addr": ..., "ipv6-addr": ...}"#)
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                if on {
+                    return Err(E::custom(
+                        "true: there is one unless the key is false; to name it, give an object {\"interface\": ...}",
+                    ));
+                }
+                Ok(RawGeneralPathSetting::Off)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawGeneralPath::deserialize(MapAccessDeserializer::new(map)).map(RawGeneralPathSetting::On)
+            }
+        }
+
+        d.deserialize_any(SettingVisitor)
+    }
 }
 
 #[derive(Deserialize)]

@@ -126,6 +126,7 @@ fn general_path_is_checked() {
     assert_eq!(local, Some(("192.0.2.1".parse().unwrap(), "2001:db8:46::1".parse().unwrap())));
     for (v, msg) in [
         (r#""nat64""#, "general-path: invalid type: string"),
+        ("true", "general-path: true: there is one unless the key is false"),
         (r#"{"interface": ""}"#, "general-path.interface: \"\": must be 1 to 14"),
         (r#"{"interface": "a-name-far-too-long"}"#, "must be 1 to 14"),
         (r#"{"interface": "bad/name"}"#, "must be 1 to 14"),
@@ -149,6 +150,28 @@ fn general_path_is_checked() {
         let err = with(&format!(r#"{eam}, "general-path": {v}"#)).unwrap_err().to_string();
         assert!(err.contains(msg), "{v}: {err}");
     }
+}
+
+/// Without the key nat64-ctl makes a general path of its own (RFC 7915 §4 needs one for
+/// IPv4 without DF longer than lowest-ipv6-mtu), named after the instance so that two
+/// instances in one namespace never share it; `false` goes without.
+#[test]
+fn general_path_is_made_unless_switched_off() {
+    let name = |instance: &str| {
+        with(&format!(r#""instance": "{instance}""#)).unwrap().general_path.map(|g| g.interface).unwrap()
+    };
+    let default = Config::from_json(MINIMAL).unwrap();
+    assert_eq!(default.general_path.map(|g| g.interface).as_deref(), Some("nat64gp"));
+    assert_eq!(name("edge-1"), "n64gp-edge-1");
+    assert_eq!(name("lab12345"), "n64gp-lab12345");
+    let (a, b) = (name("instance-one"), name("instance-two"));
+    assert!(a.len() == 14 && b.len() == 14 && a.starts_with("n64gp-") && a != b, "{a} {b}");
+    assert_eq!(a, name("instance-one"), "the same name on every start");
+    assert_eq!(with(r#""general-path": false"#).unwrap().general_path, None);
+    assert_err_contains(
+        with(r#""general-path": false, "dynamic-pool": "10.64.0.0/24", "masquerade": {"interface": "wan0"}"#),
+        "general-path: false: masquerade needs the general path",
+    );
 }
 
 #[test]

@@ -310,21 +310,30 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
 
     let l3_new = if fragmented { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
+    // Without DF, RFC 7915 §4 wants IPv6 packets of at most lowest-ipv6-mtu: a longer
+    // one leaves as fragments, cut by the kernel into the general path, whose route MTU
+    // leaves room for translation (spec §2). Decided before the route is asked for.
+    // Not for ICMP: its fragments cannot be translated (the ICMPv6 checksum covers the
+    // whole message), so an echo that fits the egress leaves whole.
+    let df = flags & 0x4000 != 0;
+    let to_general_path = !df && g.general_ifindex != 0 && super::general_path_credit(pkt, g) == 0;
+    if to_general_path && proto != IPPROTO_ICMP && (l3_new + plen) as u32 > g.lowest_ipv6_mtu {
+        return pack(Action::Pass, Counter::PassGeneralPath);
+    }
     let route = forward::lookup6w(pkt, &mut s.fib, &s.src6w, &s.dst6w, nh, (l3_new + plen) as u16);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,
-        // Without DF it needs IPv6 fragments: the kernel fragments the IPv4 packet into
-        // the general path, whose MTU leaves room for translation (spec §2).
-        Route::TooBig(_)
-            if flags & 0x4000 == 0 && super::general_path_credit(pkt, g) == 0 && g.general_ifindex != 0 =>
-        {
-            return pack(Action::Pass, Counter::PassGeneralPath);
-        }
-        // DF set and too big once translated: the sender learns the MTU that fits.
-        Route::TooBig(mtu6) if flags & 0x4000 != 0 => {
-            let grow = (l3_new - ihl) as u32;
-            let mtu4 = mtu6.saturating_sub(grow).clamp(68, 0xffff);
+        // Without DF and too big for an egress smaller than lowest-ipv6-mtu: the same
+        // (the general path's route MTU follows the smallest attached link).
+        Route::TooBig(_) if to_general_path => return pack(Action::Pass, Counter::PassGeneralPath),
+        // DF set and too big once translated: the sender learns the MTU that fits, the
+        // IPv6 MTU less the 20 bytes the header grows by (as the kernel-module peer
+        // says, a first fragment with DF included); a later fragment with DF is only
+        // dropped (counted): its sender could not match an answer to a datagram.
+        Route::TooBig(_) if df && !first => return pack(Action::Drop, Counter::DropMtuExceeded),
+        Route::TooBig(mtu6) if df => {
+            let mtu4 = mtu6.saturating_sub(20).clamp(68, 0xffff);
             return pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 4, mtu4), Counter::DropMtuExceeded);
         }
         // The kernel takes its hop off as it forwards. From the general path it already
