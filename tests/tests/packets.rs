@@ -749,6 +749,76 @@ fn hairpinning(kind: Kind) {
     );
 }
 
+/// RFC 7757 §4 for ICMP errors (#17 item 6; the kernel-module peer's "6791v66"): a
+/// router without a mapping (2001:db8::5) reports a hairpinned packet (pool6 form of
+/// 1.0.0.1 -> 2001:db8:2::a). Translated, the error goes to 1.0.0.1 from the RFC 6791
+/// address and comes back (through the general path) to 2001:db8:3::1 quoting the
+/// packet as that host sent it: to the pool6 form of 10.0.0.10, not to the EAM address
+/// behind it; the router's address in pool6 form.
+fn hairpinned_errors_quote_what_the_sender_sent(kind: Kind) {
+    let config = r#"{
+        "interfaces": [{"name": "lo", "attach": "xdp"}],
+        "ipv4-addr": "198.51.100.1",
+        "ipv6-addr": "2001:db8:ff::1",
+        "pool6": "2001:db8:100::/40",
+        "rfc6791v4-prefix": "203.0.113.8/32",
+        "eamt": [{"ipv4": "1.0.0.0/24", "ipv6": "2001:db8:3::/120"}, {"ipv4": "10.0.0.0/24", "ipv6": "2001:db8:2::/120"}]
+    }"#;
+    let mut h = Harness::with(kind, config);
+    sh("ip link add nat64 type veth peer name nat64p && ip link set nat64 up && ip link set nat64p up");
+    let gp = ifindex("nat64p");
+    let mut g = h.tables.globals().unwrap();
+    g.general_ifindex = gp;
+    h.tables.set_globals(g).unwrap();
+
+    let payload = udp(b"6791");
+    let quoted = |src: &str, dst: &str| ipv6(v6(src), v6(dst), V6Opts::default(), &payload);
+    let in6 = icmp6_err(
+        "2001:db8::5",
+        "2001:db8:101:0:1::",
+        1,
+        0,
+        [0; 4],
+        &quoted("2001:db8:101:0:1::", "2001:db8:2::a"),
+    );
+    // First pass: to IPv4, for 1.0.0.1 (no route here: handed to the kernel, which
+    // routes it into the general path).
+    let out = h.run_on(&in6, 0);
+    assert_eq!(out.action, XDP_PASS, "to the kernel");
+    let inner4 = ipv4(
+        v4("1.0.0.1"),
+        v4("10.0.0.10"),
+        V4Opts { id: 0, df: false, ..Default::default() },
+        &[],
+        &payload,
+    );
+    let mut want = icmp4_err("203.0.113.8", "1.0.0.1", 3, 1, [0; 4], &inner4);
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame[14..], &want[14..]) {
+        panic!("first pass (6->4): {d}");
+    }
+    // The kernel forwards it into the general path (TTL 64 -> 63).
+    let mut via_gp = out.frame.clone();
+    via_gp[22] -= 1;
+    via_gp[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&via_gp[14..34]]);
+    via_gp[24..26].copy_from_slice(&c.to_be_bytes());
+    let out = h.run_on(&via_gp, gp);
+    assert_eq!(out.action, XDP_PASS, "to the kernel (no IPv6 route here)");
+    let mut want = icmp6_err(
+        "2001:db8:1cb:71:8::",
+        "2001:db8:3::1",
+        1,
+        0,
+        [0; 4],
+        &quoted("2001:db8:3::1", "2001:db8:10a:0:a::"),
+    );
+    want[14 + 7] = 63; // one hop for the node: 64 -> 63 (the kernel takes its own)
+    if let Some(d) = diff(&out.frame[14..], &want[14..]) {
+        panic!("second pass (4->6, hairpinned): {d}");
+    }
+}
+
 /// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one
 /// (203.0.113.0/24 <-> 2001:db8:1c6:3364::/72): the IPv4 suffix bits sit right after
 /// the IPv6 prefix (203.0.113.7 is 2001:db8:1c6:3364:7::); from IPv6, the bits after
@@ -1451,6 +1521,12 @@ fn icmpv6_errors_to_icmpv4(kind: Kind) {
                 "router without mapping: RFC 6791 falls back to the translator's own address",
                 icmp6_err("2001:db8:ff::1", R6, 3, 0, [0; 4], &in6),
                 icmp4_err("198.51.100.1", R4, 11, 0, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "router outside 2000::/3 (the peer's 6791v64: 4000::1), DF not set either side",
+                icmp6_err("4000::1", R6, 1, 0, [0; 4], &in6),
+                icmp4_err("198.51.100.1", R4, 3, 1, [0; 4], &in4),
                 Counter::Xlat6to4IcmpError,
             ),
             xlat(
@@ -2179,6 +2255,7 @@ both!(
     eam_with_unequal_suffixes,
     own_ipv6_address_inside_pool6,
     hairpinning,
+    hairpinned_errors_quote_what_the_sender_sent,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,

@@ -40,11 +40,20 @@ const MAX_ICMP4_ERROR: usize = 576;
 // budget. Each returns a scalar.
 
 /// `map4to6` for the error path: writes the address to `out`, returns 0, or 1 when
-/// the address cannot be translated.
+/// the address cannot be translated. With `pool6_form` set an address the EAMT maps
+/// takes its pool6 form instead (the far end of a hairpinned packet, see
+/// `v4_to_v6_inner`).
 #[inline(never)]
-fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16]) -> u64 {
+fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16], pool6_form: u64) -> u64 {
     let v4 = a.to_be_bytes();
     let eam = eamt4(g, v4);
+    if pool6_form != 0
+        && eam.is_some()
+        && let Some(x) = addr::embed(&g.pool6, g.pool6_len, v4)
+    {
+        *out = x;
+        return 0;
+    }
     let deny = eam.is_none() && denylisted4(v4);
     match addr::map4to6(g, v4, eam, deny) {
         Ok((x, _)) => {
@@ -53,6 +62,12 @@ fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16]) -> u64 {
         }
         Err(_) => 1,
     }
+}
+
+/// 1 when the EAMT maps the IPv4 address `a`, else 0.
+#[inline(never)]
+fn eam4(g: &Globals, a: u32) -> u64 {
+    eamt4(g, a.to_be_bytes()).is_some() as u64
 }
 
 /// `map6to4` for the error path: `1 << 32 | address`, or 0 when untranslatable.
@@ -243,12 +258,20 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         return (Action::Drop, Counter::DropIcmpErrorNested);
     }
 
+    // A packet in error between two addresses the EAMT maps went from one IPv6 host to
+    // the other through the pool6 form of the second's IPv4 address (hairpinning, RFC
+    // 7757 §4; only thus can an IPv6 host address an EAM IPv4 address). The error goes
+    // back to the first as its translator saw it: the far end (the inner destination,
+    // and the error's source when it is that host or another mapped one) in pool6
+    // form, as the kernel-module peer quotes it.
+    let hairpinned = eam4(g, u32::from_be_bytes(src_i)) & eam4(g, u32::from_be_bytes(dst_i));
+
     // Outer destination: the host that sent the packet in error (mapped as for any
     // packet); outer source: the router, or an RFC 6791 address when it has no mapping.
-    if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6) != 0 {
+    if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6, 0) != 0 {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
-    if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6) != 0 {
+    if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6, hairpinned) != 0 {
         // RFC 7915 §4.1: an "illegal" source (0.0.0.0, 127.0.0.1, ...) of an ICMPv4
         // error is translated all the same, through pool6, for troubleshooting.
         let illegal = if nat64_common::ranges::is_reserved4(src) && g.pool6_len != 0 {
@@ -268,8 +291,8 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     // The packet inside went the other way: its source is the host, its destination
     // the remote side.
-    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6) != 0
-        || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.idst6) != 0
+    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6, 0) != 0
+        || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.idst6, hairpinned) != 0
     {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
