@@ -1705,6 +1705,16 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
     }
     // A small one still passes (DF=0 below 1260 bytes; the kernel would fragment).
     assert_eq!(h.run_on(&in6(H6, R6, &udp(&[1; 1000])), x6).action, XDP_PASS);
+    // An IPv6 fragment (DF=0 once translated) of 1348 bytes, 1320 as IPv4: Packet Too
+    // Big with 1300 + 20, as the kernel-module peer answers ("cg"), so that the sender
+    // cuts its fragments to fit.
+    let frag6 = v6_raw(H6, R6, 44, &frag_hdr(17, 0, true, 0x0102_0304), &[4; 1300]);
+    let out = h.run_on(&frag6, x6);
+    assert_eq!(out.action, XDP_TX);
+    let want = back(icmp6_err("3fff::1", H6, 2, 0, 1320u32.to_be_bytes(), &frag6[14..14 + 1280 - 48]));
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("packet too big for a fragment: {d}");
+    }
 
     // IPv4 -> IPv6 with DF: 1300 bytes become 1320 > 1280: fragmentation needed 1260.
     let big4 = eth4(&ipv4(v4(R4), v4(H4), V4Opts::default(), &[], &udp(&[2; 1272])));
@@ -1721,8 +1731,14 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
     let out = h.run_on(&big4_nodf, x4);
     assert_eq!(out.action, XDP_PASS);
     assert_eq!(out.frame[12..14], [0x86, 0xdd], "translated");
-    assert_eq!(h.count(Counter::DropMtuExceeded), 2);
-    assert_eq!(h.count(Counter::IcmpSent), 2);
+    assert_eq!(h.count(Counter::DropMtuExceeded), 3);
+    assert_eq!(h.count(Counter::IcmpSent), 3);
+    // Towards an IPv4 egress narrower than 1260 no MTU an IPv6 sender may be told would
+    // fit: the translated fragment goes to the kernel, which cuts it again.
+    sh("ip link set x4 mtu 1000");
+    let out = h.run_on(&frag6, x6);
+    assert_eq!(out.action, XDP_PASS);
+    assert_eq!((out.frame[12..14].to_vec(), out.frame.len()), (vec![0x08, 0x00], 14 + 1320), "translated");
 }
 
 /// RFC 7915 §4 (#17 items 1 and 2): without DF, an IPv4 packet that would become an

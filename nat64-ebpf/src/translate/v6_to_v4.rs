@@ -243,6 +243,14 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             let mtu6 = (mtu4 + chain as u32 - IPV4_HLEN as u32).max(1280);
             return pack(Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu6), Counter::DropMtuExceeded);
         }
+        // A fragment (DF=0 once translated) too big for an IPv4 egress that can carry
+        // what an IPv6 sender may be told (1280 - 20): Packet Too Big with the IPv4 MTU +
+        // 20, as the kernel-module peer answers, so that the sender cuts its fragments to
+        // fit rather than have them cut again. On a narrower egress no MTU the sender may
+        // use would fit: the kernel fragments the translated fragment.
+        Route::TooBig(mtu4) if frag.is_some() && mtu4 >= DF_THRESHOLD as u32 => {
+            return pack(Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu4 + 20), Counter::DropMtuExceeded);
+        }
         // As in v4_to_v6: from the general path, the node counts two (no loop for ever).
         Route::Kernel | Route::TooBig(_) => hop_limit - super::general_path_credit(pkt, g),
     };
