@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod counters;
 pub mod icmp;
 pub mod maps;
+pub mod nat;
 pub mod options;
 pub mod ranges;
 pub mod words;
