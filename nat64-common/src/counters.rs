@@ -151,6 +151,23 @@ counters! {
     /// IPv6 -> IPv6 through an IPv4 address that maps back (RFC 7757 §4 hairpinning):
     /// an IPv6 host reaching another by its IPv4 address.
     XlatHairpin = 48, "xlat_hairpin", Translated;
+    /// Stateful NAT64: a BIB entry made (an IPv6 transport address got a pool4 one).
+    NatBibCreated = 49, "nat_bib_created", Event;
+    /// Stateful NAT64: a session made.
+    NatSessionCreated = 50, "nat_session_created", Event;
+    /// Stateful NAT64: IPv4 to a pool4 transport address no BIB entry holds.
+    DropNatNoMapping = 51, "drop_nat_no_mapping", Drop;
+    /// Stateful NAT64: IPv4 from a remote no session exists with (filtering), or TCP
+    /// other than a SYN opening a session.
+    DropNatFiltered = 52, "drop_nat_filtered", Drop;
+    /// Stateful NAT64: no port of the host's pool4 address was free (RFC 6146
+    /// §3.5.1.1: ICMPv6 Destination Unreachable, Address Unreachable, sent).
+    DropNatPortsExhausted = 53, "drop_nat_ports_exhausted", Drop;
+    /// Stateful NAT64: what this version does not translate statefully yet (fragments,
+    /// IPv6 extension headers, ICMP errors, protocols other than TCP, UDP and ICMP echo).
+    DropNatUnsupported = 54, "drop_nat_unsupported", Drop;
+    /// Stateful NAT64: the BIB or session table is full.
+    DropNatTableFull = 55, "drop_nat_table_full", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

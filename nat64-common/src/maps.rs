@@ -215,6 +215,9 @@ impl Globals {
     /// IPv4 destinations inside a prefix of [`MAP_V4XLAT`] are for translation (through
     /// pool6), as EAM-covered ones are.
     pub const FLAG_IPV4_TRANSLATABLE: u32 = 1 << 8;
+    /// Stateful NAT64 (`"mode": "nat64"`, RFC 6146): IPv6 sources share pool4
+    /// addresses by port, through the BIB and sessions (`MAP_NAT_CFG` and the rest).
+    pub const FLAG_STATEFUL: u32 = 1 << 9;
 
     pub const fn zeroed() -> Self {
         Self {
@@ -375,6 +378,126 @@ impl EamEntry {
     }
 }
 
+/// Stateful NAT64 (RFC 6146, `"mode": "nat64"`): its settings (Array, one
+/// [`NatConfig`]).
+pub const MAP_NAT_CFG: &str = "NAT_CFG";
+/// pool4 as the data path picks from it (Array of [`Pool4Slot`], index from
+/// [`crate::nat::pick_address`]).
+pub const MAP_NAT_POOL4: &str = "NAT_POOL4";
+/// pool4's addresses (Hash: address -> its slot): an IPv4 packet to one of them is the
+/// stateful translator's.
+pub const MAP_NAT_ADDRS: &str = "NAT_ADDRS";
+/// The BIB, both ways (Hash [`Bib6Key`] -> [`Bib4Key`], Hash [`Bib4Key`] ->
+/// [`Bib4Entry`]), and the sessions (Hash [`SessionKey`] -> [`Session`]). A session
+/// is keyed by the IPv4 side alone: the IPv6 side's remote address is the pool6 form of
+/// the IPv4 remote, so one map serves both directions.
+pub const MAP_BIB6: &str = "BIB6";
+pub const MAP_BIB4: &str = "BIB4";
+pub const MAP_SESSIONS: &str = "SESSIONS";
+pub const NAT_POOL4_MAX: u32 = 256;
+pub const BIB_MAX_ENTRIES: u32 = 1 << 20;
+pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
+
+/// The value of [`MAP_NAT_CFG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatConfig {
+    /// The secret of [`crate::nat::siphash`] (port and address choice).
+    pub key: [u64; 2],
+    /// Slots of [`MAP_NAT_POOL4`] in use.
+    pub pool4_count: u32,
+    pub flags: u32,
+    /// Session lifetimes in seconds (RFC 6146 §4).
+    pub udp: u32,
+    pub tcp_established: u32,
+    pub tcp_transitory: u32,
+    pub icmp: u32,
+}
+
+impl NatConfig {
+    /// Endpoint-independent filtering: an IPv4 packet to a mapped transport address
+    /// is let in whoever sends it (else only from a remote a session exists with).
+    pub const FLAG_EIF: u32 = 1;
+
+    /// The lifetime in nanoseconds for a protocol's sessions (TCP: see
+    /// [`crate::nat::tcp_step`]).
+    pub const fn lifetime_ns(&self, seconds: u32) -> u64 {
+        seconds as u64 * 1_000_000_000
+    }
+}
+
+/// A value of [`MAP_NAT_POOL4`]: one pool4 address and the ports it lends.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pool4Slot {
+    pub addr: [u8; 4],
+    pub first: u16,
+    pub last: u16,
+}
+
+/// An IPv6 transport address of the BIB (ICMP: the query identifier as port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bib6Key {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// An IPv4 transport address of the BIB.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bib4Key {
+    pub addr: [u8; 4],
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// A value of [`MAP_BIB4`]: the IPv6 side and when the entry was made (boot-time ns:
+/// nat64-ctl leaves young entries alone while their first session is being made).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bib4Entry {
+    pub v6: Bib6Key,
+    pub flags: u32,
+    pub born: u64,
+}
+
+impl Bib4Entry {
+    /// Configured (`"bib"`), never expires.
+    pub const FLAG_STATIC: u32 = 1;
+}
+
+/// A key of [`MAP_SESSIONS`]: the mapped IPv4 transport address and the IPv4 remote.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    pub local: [u8; 4],
+    pub remote: [u8; 4],
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A value of [`MAP_SESSIONS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    /// Boot-time ns after which the session is gone.
+    pub expires: u64,
+    /// A [`crate::nat::TcpState`] for TCP.
+    pub state: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<Bib6Key>() == 20);
+const _: () = assert!(core::mem::size_of::<Bib4Key>() == 8);
+const _: () = assert!(core::mem::size_of::<SessionKey>() == 16);
+const _: () = assert!(core::mem::size_of::<Session>() == 16);
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain `repr(C)` data with explicit padding and no invalid bit patterns.
@@ -383,5 +506,12 @@ mod user {
     unsafe impl aya::Pod for super::PoolEntry {}
     unsafe impl aya::Pod for super::PoolDormant {}
     unsafe impl aya::Pod for super::PortState {}
+    unsafe impl aya::Pod for super::NatConfig {}
+    unsafe impl aya::Pod for super::Pool4Slot {}
+    unsafe impl aya::Pod for super::Bib6Key {}
+    unsafe impl aya::Pod for super::Bib4Key {}
+    unsafe impl aya::Pod for super::Bib4Entry {}
+    unsafe impl aya::Pod for super::SessionKey {}
+    unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

@@ -258,10 +258,8 @@ pub fn addr_words(a: &[u8; 16]) -> [u64; 2] {
 /// hash of the host's address: no table to consult, the same answer on every CPU and
 /// after a restart (the key is kept with the maps), and not guessable from outside.
 pub fn pick_address(key: [u64; 2], src6: &[u8; 16], count: u32) -> u32 {
-    if count == 0 {
-        return 0;
-    }
-    (siphash(key, &addr_words(src6)) % count as u64) as u32
+    // checked_rem: no division-by-zero panic path, which the verifier would refuse.
+    siphash(key, &addr_words(src6)).checked_rem(count as u64).unwrap_or(0) as u32
 }
 
 /// RFC 6056 §3.3.3 (Algorithm 3, "simple hash-based") for a NAT64 mapping: the
@@ -282,11 +280,20 @@ pub fn pick_port(
     if range.is_empty() {
         return None;
     }
+    Some(port_at(range, port_offset(key, proto, src6, port6), counter, attempt))
+}
+
+/// F() of RFC 6056 §3.3.3 for [`pick_port`]: computed once per allocation.
+pub fn port_offset(key: [u64; 2], proto: u8, src6: &[u8; 16], port6: u16) -> u64 {
     let [hi, lo] = addr_words(src6);
-    let offset = siphash(key, &[hi, lo, (proto as u64) << 16 | port6 as u64]);
+    siphash(key, &[hi, lo, (proto as u64) << 16 | port6 as u64])
+}
+
+/// The `attempt`-th candidate of [`pick_port`] from its offset; `range` not empty.
+pub fn port_at(range: PortRange, offset: u64, counter: u32, attempt: u32) -> u16 {
     let n = range.len() as u64;
-    let i = (offset.wrapping_add(counter as u64).wrapping_add(attempt as u64)) % n;
-    Some((range.first as u64 + i) as u16)
+    let i = offset.wrapping_add(counter as u64).wrapping_add(attempt as u64).checked_rem(n).unwrap_or(0);
+    (range.first as u64 + i) as u16
 }
 
 #[cfg(test)]

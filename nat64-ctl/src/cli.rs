@@ -132,6 +132,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PoolCmd,
     },
+    /// Show stateful NAT64's sessions (mode "nat64").
+    Session {
+        #[command(subcommand)]
+        cmd: SessionCmd,
+    },
     /// Print a shell completion script.
     ///
     /// For bash, zsh, fish, elvish or powershell, e.g.
@@ -164,6 +169,23 @@ enum DenyCmd {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// List the sessions: protocol, IPv6 transport address, the pool4 one it maps to,
+    /// the IPv4 remote, TCP state, seconds left.
+    List {
+        /// Machine-readable JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this protocol (tcp, udp or icmp).
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Only sessions involving this address (IPv6 host, pool4 address or remote).
+        #[arg(long)]
+        address: Option<IpAddr>,
     },
 }
 
@@ -261,6 +283,62 @@ const POOL_TICK: Duration = Duration::from_secs(1);
 /// 5 s; after a failure, again in 30 s, keeping the prefix in use).
 fn recheck(ttl: u32) -> Duration {
     Duration::from_secs(u64::from(ttl).clamp(5, 86400))
+}
+
+fn session_cmd(name: &str, cmd: SessionCmd) -> Result<()> {
+    let tables = open(name)?;
+    let Some(nat) = tables
+        .nat
+        .as_ref()
+        .filter(|_| tables.globals().is_ok_and(|g| g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)))
+    else {
+        anyhow::bail!(
+            "instance '{name}' is not a stateful NAT64 (set \"mode\": \"nat64\" in its configuration)"
+        );
+    };
+    let SessionCmd::List { json, protocol, address } = cmd;
+    if let Some(p) = &protocol
+        && !["tcp", "udp", "icmp"].contains(&p.as_str())
+    {
+        anyhow::bail!("--protocol: {p:?}: tcp, udp or icmp");
+    }
+    let now = crate::stateful::boot_ns();
+    let list: Vec<_> = nat
+        .list()
+        .into_iter()
+        .filter(|v| protocol.as_deref().is_none_or(|p| crate::stateful::proto_name(v.key.proto) == p))
+        .filter(|v| match address {
+            None => true,
+            Some(IpAddr::V4(a)) => v.key.local == a.octets() || v.key.remote == a.octets(),
+            Some(IpAddr::V6(a)) => v.v6.is_some_and(|b| b.addr == a.octets()),
+        })
+        .collect();
+    if json {
+        let v: Vec<_> = list.iter().map(|s| s.json(now)).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("(no sessions)");
+        return Ok(());
+    }
+    println!(
+        "{:<5} {:<46} {:<22} {:<22} {:<14} {:>8}",
+        "proto", "IPv6", "IPv4", "remote", "state", "expires"
+    );
+    for s in &list {
+        let j = s.json(now);
+        println!(
+            "{:<5} {:<46} {:<22} {:<22} {:<14} {:>7}s",
+            j["protocol"].as_str().unwrap_or(""),
+            j["ipv6"].as_str().unwrap_or("?"),
+            j["ipv4"].as_str().unwrap_or(""),
+            j["remote"].as_str().unwrap_or(""),
+            j["state"].as_str().unwrap_or("-"),
+            j["expires-in"]
+        );
+    }
+    Ok(())
 }
 
 fn pool_cmd(name: &str, cmd: PoolCmd) -> Result<()> {
@@ -734,6 +812,7 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
+        Cmd::Session { cmd } => session_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Detach => detach(&instance_name(&cli.instance)),
         Cmd::Completions { shell } => {
             use clap::CommandFactory as _;

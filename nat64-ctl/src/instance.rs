@@ -89,7 +89,7 @@ pub fn pid_file(instance: &str) -> PathBuf {
 /// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
 /// translator's own ICMPv4 and ICMPv6 errors, the dynamic pool's allocation, RFC 7757
 /// hairpinning.
-const STAGE_SUFFIXES: [&str; 8] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6"];
+const STAGE_SUFFIXES: [&str; 10] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6", "n4", "n6"];
 
 /// The jump table an entry program's stages go in.
 fn jump_table(entry: &str) -> Option<&'static str> {
@@ -184,9 +184,20 @@ pub(crate) fn apply_config_with(tables: &mut Tables, cfg: &Config, general_ifind
         tables.denylist4_add(*p)?;
     }
     tables.ipv4_translatable_set(&cfg.ipv4_translatable)?;
+    apply_nat64(tables, cfg)?;
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
     tables.set_globals(g)
+}
+
+/// Stateful NAT64's settings (before the mode switches on in the globals).
+pub(crate) fn apply_nat64(tables: &mut Tables, cfg: &Config) -> Result<()> {
+    let Some(n) = &cfg.nat64 else { return Ok(()) };
+    let t = tables
+        .nat
+        .as_mut()
+        .context("mode \"nat64\": the instance's maps have no BIB (pins of an older nat64-ctl)")?;
+    t.apply(n)
 }
 
 fn sh(what: &str, args: &[&str]) -> Result<()> {

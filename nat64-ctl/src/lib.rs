@@ -12,6 +12,7 @@ pub mod ports;
 pub mod pref64;
 pub mod ra;
 pub mod running;
+pub mod stateful;
 pub mod stats;
 pub mod tables;
 

@@ -292,6 +292,7 @@ impl Running {
         let tables = Tables::take(&mut ebpf, None)?;
         crate::nexthop::watch(&mut ebpf)?;
         crate::ports::watch(&dir)?;
+        crate::stateful::sweeper(&dir)?;
         let mut me = Self {
             ebpf,
             tables,
@@ -490,6 +491,7 @@ fn sync_maps(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<
         cfg.ipv4_translatable.iter().filter(|p| !translatable.contains(p)).copied().collect::<Vec<_>>(),
     );
     tables.ipv4_translatable_set(&translatable)?;
+    crate::instance::apply_nat64(tables, cfg)?;
     let old = tables.globals()?;
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;

@@ -23,7 +23,13 @@ use nat64_common::{
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 16] = [
+pub const PINNED_MAPS: [&str; 22] = [
+    nat64_common::maps::MAP_NAT_CFG,
+    nat64_common::maps::MAP_NAT_POOL4,
+    nat64_common::maps::MAP_NAT_ADDRS,
+    nat64_common::maps::MAP_BIB6,
+    nat64_common::maps::MAP_BIB4,
+    nat64_common::maps::MAP_SESSIONS,
     nat64_common::maps::MAP_LAYOUT,
     MAP_GLOBALS,
     MAP_GLOBALS_ACTIVE,
@@ -61,10 +67,17 @@ pub struct Tables {
     pub pool_ring: Array<MapData, [u8; 4]>,
     pub pool_tail: Array<MapData, u64>,
     pub pool_head: PerCpuArray<MapData, u64>,
+    /// Stateful NAT64's maps; `None` for the pins of a nat64-ctl older than them.
+    pub nat: Option<crate::stateful::NatTables>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
     ebpf.take_map(name).ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
+}
+
+/// A map pinned under `dir`.
+pub fn open_map(dir: &Path, name: &str) -> Result<Map> {
+    open(dir, name)
 }
 
 fn open(dir: &Path, name: &str) -> Result<Map> {
@@ -91,6 +104,7 @@ impl Tables {
             pool_ring: Array::try_from(get(MAP_POOL_RING)?)?,
             pool_tail: Array::try_from(get(MAP_POOL_TAIL)?)?,
             pool_head: PerCpuArray::try_from(get(MAP_POOL_HEAD)?)?,
+            nat: crate::stateful::NatTables::from_maps(&mut get).ok(),
         })
     }
 

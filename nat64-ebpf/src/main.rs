@@ -62,9 +62,9 @@ mod programs {
                 }
             };
         }
-        at!(0, 1, 2, 3, 4, 5, 6, 7);
+        at!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
     }
-    const _: () = assert!(translate::STAGES == 8, "one call site per stage in tail_call");
+    const _: () = assert!(translate::STAGES == 10, "one call site per stage in tail_call");
 
     /// A stage's end: its verdict, or the tail call to the next stage. Should the
     /// jump table lack the stage, nothing has been changed yet: the packet passes,
@@ -156,7 +156,8 @@ mod programs {
     /// direction, the translator's own errors per family, dynamic-pool allocation.
     macro_rules! stages {
         ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path, $run_reply:path;
-         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident, $h6:ident) => {
+         $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident, $h6:ident,
+         $n4:ident, $n6:ident) => {
             #[$attr]
             pub fn $x4(ctx: $ctx) -> $ret {
                 let step = translate::xlat(&mut $pkt(&ctx), false);
@@ -197,17 +198,28 @@ mod programs {
                 let v = translate::hairpin(&mut $pkt(&ctx));
                 $run(&ctx, Step::Finish(v))
             }
+            #[$attr]
+            pub fn $n4(ctx: $ctx) -> $ret {
+                let step = translate::nat(&mut $pkt(&ctx), false);
+                $run(&ctx, step)
+            }
+            #[$attr]
+            pub fn $n6(ctx: $ctx) -> $ret {
+                let step = translate::nat(&mut $pkt(&ctx), true);
+                $run(&ctx, step)
+            }
         };
     }
 
     stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp, run_xdp_reply;
         nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6,
-        nat64_xdp_h6);
+        nat64_xdp_h6, nat64_xdp_n4, nat64_xdp_n6);
     stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>, run_tc::<ETH_LEN>;
-        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6, nat64_tc_h6);
+        nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6, nat64_tc_h6,
+        nat64_tc_n4, nat64_tc_n6);
     stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>, run_tc::<0>;
         nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6,
-        nat64_tc_l3_h6);
+        nat64_tc_l3_h6, nat64_tc_l3_n4, nat64_tc_l3_n6);
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the
     /// MAC addresses and send it back out).

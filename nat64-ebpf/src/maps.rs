@@ -8,8 +8,9 @@ use aya_ebpf::{
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
-        DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry, Globals, POOL_MAX, POOL_RING_SLOTS, PoolDormant,
-        PoolEntry, PortState, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry,
+        Globals, NAT_POOL4_MAX, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry,
+        PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -62,6 +63,34 @@ pub static POOL_TAIL: Array<u64> = Array::with_max_entries(2, 0);
 
 #[map(name = "POOL_HEAD")]
 pub static POOL_HEAD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Stateful NAT64 (see `nat64_common::maps::MAP_NAT_CFG` and the rest). The BIB and
+/// the sessions take memory as they fill (no preallocation): nothing in the other
+/// modes.
+#[map(name = "NAT_CFG")]
+pub static NAT_CFG: Array<NatConfig> = Array::with_max_entries(1, 0);
+
+#[map(name = "NAT_POOL4")]
+pub static NAT_POOL4: Array<Pool4Slot> = Array::with_max_entries(NAT_POOL4_MAX, 0);
+
+#[map(name = "NAT_ADDRS")]
+pub static NAT_ADDRS: HashMap<[u8; 4], u32> = HashMap::with_max_entries(NAT_POOL4_MAX, 0);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[map(name = "BIB6")]
+pub static BIB6: HashMap<Bib6Key, Bib4Key> = HashMap::with_max_entries(BIB_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "BIB4")]
+pub static BIB4: HashMap<Bib4Key, Bib4Entry> = HashMap::with_max_entries(BIB_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "SESSIONS")]
+pub static SESSIONS: HashMap<SessionKey, Session> =
+    HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// Per CPU: RFC 6056's counter, moved on every port allocation.
+#[map(name = "NAT_COUNTER")]
+pub static NAT_COUNTER: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// The devices XDP programs may send out of: attached Ethernet ports that accept XDP
 /// frames (see `nat64_common::maps::MAP_TX_PORTS`). An XDP_REDIRECT to any other
@@ -161,6 +190,12 @@ pub struct Scratch {
     /// addresses mapped to, the transport header's offset, next header | first
     /// fragment or whole << 8 | hop limit << 16.
     pub hairpin: [u32; 4],
+    /// Stateful NAT64: 1 once the NAT stage has mapped this packet (the translation
+    /// stage then takes `nat_addr4` as the IPv4 source, or `nat_dst6` as the IPv6
+    /// destination, instead of mapping the address statelessly).
+    pub nat_flag: u32,
+    pub nat_addr4: [u8; 4],
+    pub nat_dst6: W6,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

@@ -31,6 +31,8 @@ pub enum Action {
     /// Inside the engine only: the IPv6 packet goes back to IPv6 (RFC 7757 §4), the
     /// hairpin stage's work (what it needs is in the scratch space's `hairpin`).
     Hairpin,
+    /// Inside the engine only: stateful NAT64 maps the packet first (the NAT stage).
+    Nat,
 }
 
 /// The program's verdict from a packed result (see `pack`). Read from the packed
@@ -106,8 +108,15 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
         Action::Tx => (KIND_TX, 0, 0),
         Action::Alloc => (6, 0, 0),
         Action::Hairpin => (7, 0, 0),
+        Action::Nat => (8, 0, 0),
     };
     (high as u64) << 32 | tc | kind << 8 | counter as u64
+}
+
+/// Whether a packed result hands the packet to the NAT stage.
+#[inline(always)]
+pub fn is_nat(v: u64) -> bool {
+    (v >> 8) & 0xff == 8
 }
 
 /// Whether a packed result asks for an ICMP error to be sent back.
@@ -194,6 +203,18 @@ pub trait Packet {
     /// `old` to `new` (RFC 1624); UDP never gets a zero. In place by default.
     #[inline(always)]
     fn fix_pseudo_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+        let c = u16::from_be_bytes(self.load::<[u8; 2]>(off)?);
+        let mut n = nat64_common::checksum::update(c, old, new);
+        if udp {
+            n = nat64_common::checksum::udp_nonzero(n);
+        }
+        self.store(off, n.to_be_bytes())
+    }
+
+    /// `fix_pseudo_check` for a field the transport checksum covers itself (a port):
+    /// on TC a partial checksum (to be completed by the device) is left alone.
+    #[inline(always)]
+    fn fix_l4_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
         let c = u16::from_be_bytes(self.load::<[u8; 2]>(off)?);
         let mut n = nat64_common::checksum::update(c, old, new);
         if udp {
@@ -515,6 +536,14 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
         let from = nat64_common::checksum::fold(old).to_be() as u64;
         let to = nat64_common::checksum::fold(new).to_be() as u64;
         let flags = BPF_F_PSEUDO_HDR as u64 | 2 | if udp { BPF_F_MARK_MANGLED_0 as u64 } else { 0 };
+        self.ctx.skb.l4_csum_replace(off, from, to, flags).ok()
+    }
+
+    #[inline(always)]
+    fn fix_l4_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
+        let from = nat64_common::checksum::fold(old).to_be() as u64;
+        let to = nat64_common::checksum::fold(new).to_be() as u64;
+        let flags = 2 | if udp { BPF_F_MARK_MANGLED_0 as u64 } else { 0 };
         self.ctx.skb.l4_csum_replace(off, from, to, flags).ok()
     }
 

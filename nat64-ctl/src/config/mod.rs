@@ -13,6 +13,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use nat64_common::{addr::POOL6_LENGTHS, maps::Globals, ranges};
 
 mod eamt;
+pub mod nat;
 mod prefix;
 mod raw;
 mod settings;
@@ -72,6 +73,8 @@ pub struct Config {
     pub dynamic_pool: Option<DynamicPool>,
     /// The interface whose address the kernel's masquerade hides the pool behind.
     pub masquerade: Option<String>,
+    /// Stateful NAT64 (mode "nat64").
+    pub nat64: Option<nat::Nat64>,
 }
 
 /// `dynamic-pool` and its companions.
@@ -99,6 +102,8 @@ pub enum Mode {
     /// CLAT (RFC 6877): local IPv4 clients (EAMT) reach any IPv4 address through the
     /// PLAT prefix (pool6 / pref64).
     Clat,
+    /// Stateful NAT64 (RFC 6146): IPv6 hosts share pool4 addresses by port.
+    Nat64,
 }
 
 impl Mode {
@@ -106,6 +111,7 @@ impl Mode {
         match self {
             Mode::Siit => "siit",
             Mode::Clat => "clat",
+            Mode::Nat64 => "nat64",
         }
     }
 }
@@ -266,8 +272,10 @@ impl Config {
         let mode = match raw.mode.as_deref() {
             None | Some("siit") => Mode::Siit,
             Some("clat") => Mode::Clat,
-            Some(other) => bail!("mode: {other:?}: must be \"siit\" or \"clat\""),
+            Some("nat64") => Mode::Nat64,
+            Some(other) => bail!("mode: {other:?}: must be \"siit\", \"clat\" or \"nat64\""),
         };
+        let nat64 = nat::check(&raw, mode == Mode::Nat64)?;
         let (pool6, pref64_auto) = match (raw.pool6.as_deref(), raw.pref64.as_deref()) {
             (Some(_), Some(_)) => {
                 bail!(
@@ -438,6 +446,7 @@ impl Config {
             pref64_resolver,
             dynamic_pool,
             masquerade,
+            nat64,
         })
         .and_then(check_general_path_pair)
     }
@@ -460,6 +469,9 @@ impl Config {
         }
         if self.mode == Mode::Clat {
             g.flags |= Globals::FLAG_CLAT;
+        }
+        if self.mode == Mode::Nat64 {
+            g.flags |= Globals::FLAG_STATEFUL;
         }
         for (on, flag) in [
             (self.wkp_allow_non_global, Globals::FLAG_WKP_ALLOW_NON_GLOBAL),

@@ -89,6 +89,13 @@ keyed! {
     de_gp_interface => "general-path.interface",
     de_gp_ipv4_addr => "general-path.ipv4-addr",
     de_gp_ipv6_addr => "general-path.ipv6-addr",
+    de_filtering => "filtering",
+    de_udp_timeout => "udp-timeout",
+    de_tcp_established_timeout => "tcp-established-timeout",
+    de_tcp_transitory_timeout => "tcp-transitory-timeout",
+    de_icmp_timeout => "icmp-timeout",
+    de_pool4_prefix => ".prefix",
+    de_pool4_ports => ".ports",
     de_name => ".name",
     de_attach => ".attach",
     de_ipv4 => ".ipv4",
@@ -108,6 +115,7 @@ keyed_list! {
     de_eamt => "eamt",
     de_denylist4 => "denylist4",
     de_ipv4_translatable => "ipv4-translatable",
+    de_pool4 => "pool4",
 }
 
 #[derive(Deserialize)]
@@ -157,6 +165,27 @@ pub(super) struct RawConfig {
     pub(super) state_file: Option<String>,
     #[serde(default, deserialize_with = "de_masquerade")]
     pub(super) masquerade: Option<RawMasquerade>,
+    #[serde(default, deserialize_with = "de_pool4")]
+    pub(super) pool4: Vec<RawPool4>,
+    #[serde(default, deserialize_with = "de_filtering")]
+    pub(super) filtering: Option<String>,
+    #[serde(default, deserialize_with = "de_udp_timeout")]
+    pub(super) udp_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_tcp_established_timeout")]
+    pub(super) tcp_established_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_tcp_transitory_timeout")]
+    pub(super) tcp_transitory_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_icmp_timeout")]
+    pub(super) icmp_timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = r#"an object {"prefix": ..., "ports": ...}"#)]
+pub(super) struct RawPool4 {
+    #[serde(deserialize_with = "de_pool4_prefix")]
+    pub(super) prefix: String,
+    #[serde(default, deserialize_with = "de_pool4_ports")]
+    pub(super) ports: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 
 mod icmp_err;
 mod l4;
+mod nat;
 mod pool;
 mod reply;
 pub use l4::SUM_BUF;
@@ -21,7 +22,9 @@ use nat64_common::{
 use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, V4XLAT, globals, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_hairpin, is_icmp_error, is_reply, pack},
+    packet::{
+        Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_hairpin, is_icmp_error, is_nat, is_reply, pack,
+    },
 };
 
 /// The pipeline's stages after the entry, each a program of its own reached by tail
@@ -36,7 +39,9 @@ pub const STAGE_REPLY4: u32 = 4;
 pub const STAGE_REPLY6: u32 = 5;
 pub const STAGE_ALLOC6: u32 = 6;
 pub const STAGE_HAIRPIN6: u32 = 7;
-pub const STAGES: u32 = 8;
+pub const STAGE_NAT4: u32 = 8;
+pub const STAGE_NAT6: u32 = 9;
+pub const STAGES: u32 = 10;
 
 /// What a stage leaves to its program: finish with a packed verdict, or go on with
 /// another stage.
@@ -54,6 +59,7 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     };
     s.len = pkt.len() as u64;
     s.no_xdp_xmit = 0;
+    s.nat_flag = 0;
     match pkt.l3_proto() {
         Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
         _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
@@ -91,6 +97,9 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     if is_hairpin(v) {
         return Step::Jump(STAGE_HAIRPIN6);
     }
+    if is_nat(v) {
+        return Step::Jump(if from_v6 { STAGE_NAT6 } else { STAGE_NAT4 });
+    }
     if is_reply(v) {
         s.verdict = v;
         return Step::Jump(if from_v6 { STAGE_REPLY6 } else { STAGE_REPLY4 });
@@ -102,6 +111,12 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
 #[inline(always)]
 pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
     v6_to_v4::hairpin(pkt)
+}
+
+/// Stateful NAT64: the BIB and the session, then translation again.
+#[inline(always)]
+pub fn nat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
+    if from_v6 { nat::nat6(pkt) } else { nat::nat4(pkt) }
 }
 
 /// A dynamic-pool address for the IPv6 source, then translation again.

@@ -194,7 +194,18 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if g.has_ipv4_addr() && dst == g.ipv4_addr {
         return pack(Action::Pass, Counter::PassOwnAddress);
     }
-    match map_dst(g, src, dst, &mut s.dst6w) {
+    // Stateful NAT64: to a pool4 address, the NAT stage maps the destination (BIB and
+    // session) and comes back with the IPv6 host.
+    let nat = g.flag(Globals::FLAG_STATEFUL) && crate::maps::NAT_ADDRS.get_ptr(&dst).is_some();
+    if nat && s.nat_flag == 0 {
+        return pack(Action::Nat, Counter::DropNatUnsupported);
+    }
+    match if nat {
+        s.dst6w = s.nat_dst6;
+        0
+    } else {
+        map_dst(g, src, dst, &mut s.dst6w)
+    } {
         0 => {}
         c if c == Counter::PassV4NotOurs as u32 + 1 => return pack(Action::Pass, Counter::PassV4NotOurs),
         // Nobody holds this pool address (any more): the sender learns it at once,

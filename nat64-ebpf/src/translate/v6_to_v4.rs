@@ -148,15 +148,29 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
-    let src4 = match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
-        Ok((a, _)) => a,
-        // NAT64: a host without a mapping gets a pool address, then comes back here.
-        Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
-            return pack(Action::Alloc, Counter::DropSrcUnmapped);
+    // Stateful NAT64: the NAT stage maps the source (BIB and session) and comes back
+    // with the pool4 address; extension headers and fragments are not for it yet.
+    if g.flag(Globals::FLAG_STATEFUL) {
+        if chain != IPV6_HLEN || frag.is_some() {
+            return pack(Action::Drop, Counter::DropNatUnsupported);
         }
-        Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
-        Err(e) => return pack(Action::Drop, drop_reason(e)),
+        if s.nat_flag == 0 {
+            return pack(Action::Nat, Counter::DropNatUnsupported);
+        }
+    }
+    let src4 = if s.nat_flag != 0 {
+        s.nat_addr4
+    } else {
+        let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
+        match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
+            Ok((a, _)) => a,
+            // NAT64: a host without a mapping gets a pool address, then comes back here.
+            Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
+                return pack(Action::Alloc, Counter::DropSrcUnmapped);
+            }
+            Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
+            Err(e) => return pack(Action::Drop, drop_reason(e)),
+        }
     };
 
     let (proto, counter) = match nh {

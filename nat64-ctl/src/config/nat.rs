@@ -1,0 +1,162 @@
+//! `"mode": "nat64"`: stateful NAT64 (RFC 6146) settings and their checks.
+
+use anyhow::{Result, bail};
+use nat64_common::{maps::NAT_POOL4_MAX, nat::Timeouts, ranges};
+
+use super::{
+    Prefix4,
+    prefix::at,
+    raw::{RawConfig, RawPool4},
+};
+
+/// One `pool4` entry: addresses and the ports each lends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool4 {
+    pub prefix: Prefix4,
+    pub first: u16,
+    pub last: u16,
+}
+
+/// The stateful translator's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nat64 {
+    pub pool4: Vec<Pool4>,
+    /// Endpoint-independent filtering (else address and port dependent).
+    pub eif: bool,
+    pub timeouts: Timeouts,
+}
+
+impl Nat64 {
+    /// Every pool4 address with its ports, in order.
+    pub fn slots(&self) -> Vec<(std::net::Ipv4Addr, u16, u16)> {
+        let mut out = Vec::new();
+        for p in &self.pool4 {
+            let base = u32::from(p.prefix.addr);
+            for i in 0..pool4_size(&p.prefix) {
+                out.push((std::net::Ipv4Addr::from(base + i as u32), p.first, p.last));
+            }
+        }
+        out
+    }
+}
+
+/// Addresses in an IPv4 prefix.
+fn pool4_size(p: &Prefix4) -> u64 {
+    1u64 << (32 - p.len)
+}
+
+/// The ports a pool4 entry lends by default.
+pub const DEFAULT_PORTS: (u16, u16) = (1024, 65535);
+
+fn parse_ports(key: &str, s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let port = |v: &str| -> Result<u16> {
+        v.trim().parse::<u16>().map_err(|_| anyhow::anyhow!("{key}: {s:?}: {v:?} is not a port (0-65535)"))
+    };
+    let (first, last) = (port(a)?, port(b)?);
+    if first > last {
+        bail!("{key}: {s:?}: the range runs backwards (write \"{last}-{first}\")");
+    }
+    Ok((first, last))
+}
+
+fn check_pool4(i: usize, raw: &RawPool4) -> Result<Pool4> {
+    let key = format!("pool4[{i}].prefix");
+    let prefix: Prefix4 = raw.prefix.parse().map_err(at(key.clone()))?;
+    if ranges::is_reserved4(prefix.addr.octets()) {
+        bail!("{key}: {}: in a range that is never translated (0/8, 127/8, 169.254/16, 224/4)", prefix);
+    }
+    let (first, last) = match raw.ports.as_deref() {
+        None => DEFAULT_PORTS,
+        Some(s) => parse_ports(&format!("pool4[{i}].ports"), s)?,
+    };
+    Ok(Pool4 { prefix, first, last })
+}
+
+fn timeout(key: &str, v: Option<u64>, default: u32, min: u32) -> Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) if s < min as u64 => bail!("{key}: {s}: at least {min} seconds (RFC 6146 §4)"),
+        Some(s) if s > u32::MAX as u64 / 1000 => bail!("{key}: {s}: too long (at most {})", u32::MAX / 1000),
+        Some(s) => Ok(s as u32),
+    }
+}
+
+/// The NAT64 part of the configuration: `Some` in mode "nat64", and its keys refused
+/// in the other modes.
+pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
+    let keys = [
+        ("pool4", !raw.pool4.is_empty()),
+        ("filtering", raw.filtering.is_some()),
+        ("udp-timeout", raw.udp_timeout.is_some()),
+        ("tcp-established-timeout", raw.tcp_established_timeout.is_some()),
+        ("tcp-transitory-timeout", raw.tcp_transitory_timeout.is_some()),
+        ("icmp-timeout", raw.icmp_timeout.is_some()),
+    ];
+    if !nat64 {
+        if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
+            bail!("{k}: belongs to stateful NAT64; set \"mode\": \"nat64\"");
+        }
+        return Ok(None);
+    }
+    for (k, set) in [
+        ("eamt", !raw.eamt.is_empty()),
+        ("dynamic-pool", raw.dynamic_pool.is_some()),
+        ("masquerade", raw.masquerade.is_some()),
+        ("ipv4-translatable", !raw.ipv4_translatable.is_empty()),
+        ("pref64", raw.pref64.is_some()),
+    ] {
+        if set {
+            bail!("{k}: not used in mode \"nat64\" (this version maps every IPv6 source through pool4)");
+        }
+    }
+    if raw.pool6.is_none() {
+        bail!("pool6: mode \"nat64\" reaches IPv4 hosts through pool6: give it (e.g. \"64:ff9b::/96\")");
+    }
+    if raw.pool4.is_empty() {
+        bail!(
+            "pool4: mode \"nat64\" needs the IPv4 addresses IPv6 hosts share: give at least one, \
+             e.g. [{{\"prefix\": \"203.0.113.8/30\", \"ports\": \"1024-65535\"}}]"
+        );
+    }
+    let mut pool4: Vec<Pool4> = Vec::new();
+    let mut total = 0u64;
+    for (i, r) in raw.pool4.iter().enumerate() {
+        let p = check_pool4(i, r)?;
+        if let Some(j) = pool4.iter().position(|o| o.prefix.overlaps(&p.prefix)) {
+            bail!("pool4[{i}].prefix: {}: overlaps pool4[{j}] ({})", p.prefix, pool4[j].prefix);
+        }
+        total += pool4_size(&p.prefix);
+        pool4.push(p);
+    }
+    if total > NAT_POOL4_MAX as u64 {
+        bail!("pool4: {total} addresses; at most {NAT_POOL4_MAX}");
+    }
+    let eif = match raw.filtering.as_deref() {
+        None | Some("address-and-port-dependent") => false,
+        Some("endpoint-independent") => true,
+        Some(other) => {
+            bail!(
+                "filtering: {other:?}: \"address-and-port-dependent\" (the default) or \"endpoint-independent\""
+            )
+        }
+    };
+    let (d, m) = (Timeouts::DEFAULT, Timeouts::MIN);
+    let timeouts = Timeouts {
+        udp: timeout("udp-timeout", raw.udp_timeout, d.udp, m.udp)?,
+        tcp_established: timeout(
+            "tcp-established-timeout",
+            raw.tcp_established_timeout,
+            d.tcp_established,
+            m.tcp_established,
+        )?,
+        tcp_transitory: timeout(
+            "tcp-transitory-timeout",
+            raw.tcp_transitory_timeout,
+            d.tcp_transitory,
+            m.tcp_transitory,
+        )?,
+        icmp: timeout("icmp-timeout", raw.icmp_timeout, d.icmp, m.icmp)?,
+    };
+    Ok(Some(Nat64 { pool4, eif, timeouts }))
+}
