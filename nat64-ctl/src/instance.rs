@@ -835,6 +835,17 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
             "free": capacity.saturating_sub(mappings),
         });
     }
+    if let Some(nat) = tables.nat.as_ref().filter(|_| g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
+        let mut per = serde_json::Map::new();
+        for (name, bib, sessions) in nat.counts() {
+            per.insert(name.into(), serde_json::json!({"bib": bib, "sessions": sessions}));
+        }
+        v["nat64"] = serde_json::json!({
+            "pool4": nat.pool4_use(),
+            "protocols": per,
+            "max": {"bib": nat64_common::maps::BIB_MAX_ENTRIES, "sessions": nat64_common::maps::SESSIONS_MAX_ENTRIES},
+        });
+    }
     v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
     Ok(v)
 }
@@ -935,6 +946,21 @@ pub fn status_text(v: &serde_json::Value) -> String {
     }
     if v["masquerade"].is_string() {
         out += &format!("masquerade {}\n", s("masquerade"));
+    }
+    let n = &v["nat64"];
+    if n.is_object() {
+        for (name, c) in n["protocols"].as_object().into_iter().flatten() {
+            out += &format!("nat64 {name:<4} {} BIB entries, {} sessions\n", c["bib"], c["sessions"]);
+        }
+        for a in n["pool4"].as_array().into_iter().flatten() {
+            out += &format!(
+                "pool4      {} ports {}-{}: {} in use\n",
+                a["address"].as_str().unwrap_or("?"),
+                a["first"],
+                a["last"],
+                a["in-use"]
+            );
+        }
     }
     let r = &v["last-reload"];
     if r.is_object() {

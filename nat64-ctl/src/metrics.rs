@@ -51,6 +51,26 @@ pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
             p.xdp_target() as u8
         );
     }
+    if let Some(nat) = tables.nat.as_ref().filter(|_| g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
+        out += "# HELP nat64_nat_bib_entries Stateful NAT64 BIB entries, by protocol.\n\
+                # TYPE nat64_nat_bib_entries gauge\n\
+                # HELP nat64_nat_sessions Stateful NAT64 sessions, by protocol.\n\
+                # TYPE nat64_nat_sessions gauge\n";
+        for (proto, bib, sessions) in nat.counts() {
+            out += &format!("nat64_nat_bib_entries{{instance=\"{instance}\",protocol=\"{proto}\"}} {bib}\n");
+            out +=
+                &format!("nat64_nat_sessions{{instance=\"{instance}\",protocol=\"{proto}\"}} {sessions}\n");
+        }
+        out += "# HELP nat64_pool4_ports_in_use Ports of a pool4 address held by BIB entries.\n\
+                # TYPE nat64_pool4_ports_in_use gauge\n";
+        for a in nat.pool4_use() {
+            out += &format!(
+                "nat64_pool4_ports_in_use{{instance=\"{instance}\",address=\"{}\"}} {}\n",
+                a["address"].as_str().unwrap_or("?"),
+                a["in-use"]
+            );
+        }
+    }
     Ok(out)
 }
 

@@ -133,6 +133,25 @@ impl NatTables {
         out
     }
 
+    /// Each pool4 address with its ports and how many of them BIB entries hold (all
+    /// protocols together).
+    pub fn pool4_use(&self) -> Vec<serde_json::Value> {
+        let count = self.cfg.get(&0, 0).map(|c| c.pool4_count).unwrap_or(0);
+        let keys: Vec<Bib4Key> = self.bib4.keys().filter_map(|k| k.ok()).collect();
+        (0..count)
+            .filter_map(|i| self.pool4.get(&i, 0).ok())
+            .map(|slot| {
+                let used = keys.iter().filter(|k| k.addr == slot.addr).count();
+                serde_json::json!({
+                    "address": Ipv4Addr::from(slot.addr).to_string(),
+                    "first": slot.first,
+                    "last": slot.last,
+                    "in-use": used,
+                })
+            })
+            .collect()
+    }
+
     /// (BIB entries, sessions) per protocol name.
     pub fn counts(&self) -> Vec<(&'static str, usize, usize)> {
         let mut out = Vec::new();

@@ -711,3 +711,88 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
     assert!(!routes.contains("192.0.2.32/27"), "the general path's route went too: {routes}");
 }
+
+/// Stateful NAT64 (#15, mode "nat64"): two IPv6 sources share the one pool4 address
+/// 203.0.113.8, mapped by the data path itself (no nftables, no conntrack): pings from
+/// each, a UDP exchange whose IPv4 end sees 203.0.113.8, a 4 MiB TCP transfer (SHA-256
+/// checked); `session list` shows their sessions; the IPv4 host reaching 203.0.113.8
+/// unasked gets nowhere.
+#[test]
+fn stateful_nat64_hosts_share_one_ipv4_address() {
+    let mut lab = SiitLab::new();
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    let o = cfg.as_object_mut().unwrap();
+    o.remove("eamt");
+    o.remove("general-path");
+    o.insert("mode".into(), "nat64".into());
+    o.insert("pool4".into(), serde_json::json!([{"prefix": "203.0.113.8/32"}]));
+    std::fs::write(&lab.config, cfg.to_string()).unwrap();
+    lab.start(CTL);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+
+    for src in [V6_HOST, V6_SPARE] {
+        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 3 -i 0.2 -W 2 -I {src} {V4_HOST_AS_V6}"));
+        assert!(out.contains("3 received"), "ping from {src}:\n{out}");
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_ready(&mut lab, &v4, 5200, "udp");
+    let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    assert_eq!(out.trim(), "203.0.113.8", "the IPv4 host sees the pool4 address");
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5201", peers()));
+    wait_ready(&mut lab, &v4, 5201, "tcp");
+    let out = lab.lab.must_in(&v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5201 4194304", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP through the BIB: {out}");
+
+    let out = lab.ctl(CTL, &["session", "list", "--json"]);
+    assert!(out.status.success(), "session list: {}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("session list --json is JSON");
+    let list = list.as_array().expect("a list");
+    let has = |proto: &str, host: &str| {
+        list.iter().any(|s| {
+            s["protocol"] == proto
+                && s["ipv6"].as_str().is_some_and(|a| a.starts_with(&format!("[{host}]:")))
+                && s["ipv4"].as_str().is_some_and(|a| a.starts_with("203.0.113.8:"))
+        })
+    };
+    assert!(has("icmp", V6_HOST) && has("icmp", V6_SPARE), "both hosts' pings share 203.0.113.8: {list:?}");
+    assert!(has("udp", V6_HOST) && has("tcp", V6_HOST), "{list:?}");
+    let tcp = list.iter().find(|s| s["protocol"] == "tcp").unwrap();
+    assert!(
+        ["Established", "V4FinRcv", "V6FinRcv", "V4FinV6FinRcv"].contains(&tcp["state"].as_str().unwrap()),
+        "{tcp}"
+    );
+    let out = lab.ctl(CTL, &["session", "list", "--protocol", "udp"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("udp") && !text.contains("icmp"), "{text}");
+
+    let st: Value =
+        serde_json::from_slice(&lab.ctl(CTL, &["status", "--json"]).stdout).expect("status --json");
+    assert!(st["nat64"]["protocols"]["tcp"]["sessions"].as_u64() >= Some(1), "{st}");
+    assert_eq!(st["nat64"]["pool4"][0]["address"], "203.0.113.8", "{st}");
+    let text = String::from_utf8_lossy(&lab.ctl(CTL, &["status"]).stdout).into_owned();
+    assert!(text.contains("pool4      203.0.113.8 ports 1024-65535"), "{text}");
+
+    // A restart of nat64-ctl keeps every mapping and session (pinned maps).
+    let tcp_v4 = tcp["ipv4"].clone();
+    lab.stop();
+    lab.start(CTL);
+    let out = lab.ctl(CTL, &["session", "list", "--json"]);
+    let after: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
+    assert!(
+        after.as_array().unwrap().iter().any(|s| s["ipv4"] == tcp_v4),
+        "kept across the restart: {after}"
+    );
+    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("2 received"), "after the restart:\n{out}");
+
+    // Unasked, from the IPv4 side: nothing.
+    let out = lab.lab.exec(&v4, "ping -c 1 -W 1 203.0.113.8");
+    assert!(!out.status.success(), "no mapping for an echo request from IPv4");
+    let s = stats(&lab);
+    assert!(packets(&s, "nat_bib_created") >= 4 && packets(&s, "nat_session_created") >= 4, "{s}");
+    assert!(packets(&s, "xlat_6to4_tcp") > 100, "{s}");
+    let nft = lab.lab.exec(&lab.x, "nft list ruleset");
+    assert!(String::from_utf8_lossy(&nft.stdout).trim().is_empty(), "no nftables involved");
+}

@@ -165,7 +165,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             good.replace(r#""pool6""#, r#""mode": "nat46", "pool6""#),
-            "mode: \"nat46\": must be \"siit\" or \"clat\"",
+            "mode: \"nat46\": must be \"siit\", \"clat\" or \"nat64\"",
         ),
         (
             good.replace(&format!(r#""instance": "{}""#, lab.instance), r#""instance": "other""#),

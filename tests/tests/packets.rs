@@ -838,7 +838,7 @@ const NAT64_CONFIG: &str = r#"{
 /// states; when the host's address has no port left, ICMPv6 Address Unreachable.
 fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     use nat64_common::maps::{Bib6Key, SessionKey};
-    let h = Harness::with(kind, NAT64_CONFIG);
+    let mut h = Harness::with(kind, NAT64_CONFIG);
     let pool = "203.0.113.8";
     let udp_from = |sport: u16| L4::Udp { sport, dport: 53, data: b"query".to_vec(), zero_checksum: false };
     // 6 -> 4: 2001:db8:6::5:5000 -> 8.8.8.8:53.
@@ -869,10 +869,9 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     assert_eq!((h.count(Counter::NatBibCreated), h.count(Counter::NatSessionCreated)), (1, 1));
 
     // 4 -> 6: the answer reaches the host's port.
-    let answer =
-        |src: &str, to: u16| L4::Udp { sport: 53, dport: to, data: b"answer".to_vec(), zero_checksum: false };
-    let reply = |src: &str, to: u16| eth4(&ipv4(v4(src), v4(pool), V4Opts::default(), &[], &answer(src, to)));
-    let want = want6(R6, H6, 0, 64, &answer(R4, 5000));
+    let answer = |to: u16| L4::Udp { sport: 53, dport: to, data: b"answer".to_vec(), zero_checksum: false };
+    let reply = |src: &str, to: u16| eth4(&ipv4(v4(src), v4(pool), V4Opts::default(), &[], &answer(to)));
+    let want = want6(R6, H6, 0, 64, &answer(5000));
     let out = h.run(&reply(R4, port));
     assert_eq!(out.action, XDP_PASS);
     if let Some(d) = diff(&out.frame, &want) {
@@ -950,6 +949,17 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
         panic!("ports exhausted: {d}");
     }
     assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
+
+    // Ten minutes on, nat64-ctl's sweep ends the UDP (5 min) and ICMP (60 s) sessions
+    // and the BIB entries they used; the established TCP session (2 h 4 min) stays.
+    let nat = h.tables.nat.as_mut().unwrap();
+    let (sessions, bibs) = nat.sweep(nat64_ctl::stateful::boot_ns() + 600_000_000_000);
+    assert_eq!((sessions, bibs), (6, 5), "5 UDP and 1 ICMP session, their 4 + 1 BIB entries");
+    let left: Vec<u8> = nat.sessions.keys().filter_map(|k| k.ok()).map(|k| k.proto).collect();
+    assert_eq!(left, [6]);
+    assert_eq!(nat.bib6.keys().count(), 1);
+    // The host's next datagram gets a port again.
+    assert_eq!(h.run(&q).action, XDP_PASS);
 }
 
 /// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one

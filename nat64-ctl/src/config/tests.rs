@@ -17,7 +17,7 @@ fn mode_and_pref64_are_checked() {
     assert!(!siit.globals().flag(Globals::FLAG_CLAT));
     assert_eq!(with(r#""mode": "siit""#).unwrap().mode, Mode::Siit);
     for (cfg, msg) in [
-        (with(r#""mode": "nat64""#), r#"mode: "nat64": must be "siit" or "clat""#),
+        (with(r#""mode": "nat46""#), r#"mode: "nat46": must be "siit", "clat" or "nat64""#),
         (with(r#""mode": 1"#), "mode: invalid type"),
         (with(r#""pref64": "64:ff9b::/96""#), "pool6, pref64: two names for the same prefix"),
         (without_pool6(r#""pref64": "64:ff9b::/95""#), "pref64: \"64:ff9b::/95\": length 95 is not one of"),
@@ -546,8 +546,8 @@ fn load_reads_a_file_and_names_it() {
 
 #[test]
 fn unknown_key_is_named_with_position() {
-    assert_err_contains(with(r#""pool4": "x""#), "unknown field `pool4`");
-    assert_err_contains(with(r#""pool4": "x""#), "at line 1 column");
+    assert_err_contains(with(r#""pool5": "x""#), "unknown field `pool5`");
+    assert_err_contains(with(r#""pool5": "x""#), "at line 1 column");
     assert_err_contains(
         Config::from_json(r#"{"interfaces": [{"name": "eth0", "attach": "xdp", "mtu": 9000}]}"#),
         "interfaces[0]: unknown field `mtu`",
@@ -900,4 +900,74 @@ fn lowest_ipv6_mtu_out_of_range() {
     }
     assert_eq!(with(r#""lowest-ipv6-mtu": 65535"#).unwrap().lowest_ipv6_mtu, 65535);
     assert_eq!(with(r#""lowest-ipv6-mtu": 1280"#).unwrap().lowest_ipv6_mtu, 1280);
+}
+
+/// Mode "nat64": pool4 (ports, overlaps, size), filtering and the lifetimes, each
+/// refusal naming its key; its keys refused in the other modes, and the SIIT keys in it.
+#[test]
+fn nat64_mode_is_checked() {
+    let nat = |extra: &str| {
+        Config::from_json(&format!(
+            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96"{extra}}}"#
+        ))
+    };
+    let ok =
+        nat(r#", "pool4": [{"prefix": "203.0.113.8/30", "ports": "2000-2999"}, {"prefix": "198.51.100.9"}],
+        "filtering": "endpoint-independent", "udp-timeout": 600"#)
+        .unwrap();
+    assert_eq!(ok.mode, Mode::Nat64);
+    assert!(ok.globals().flag(Globals::FLAG_STATEFUL));
+    let n = ok.nat64.unwrap();
+    assert!(n.eif);
+    assert_eq!(n.timeouts.udp, 600);
+    assert_eq!(n.timeouts.tcp_established, 7440);
+    let slots = n.slots();
+    assert_eq!(slots.len(), 5);
+    assert_eq!(slots[0], ("203.0.113.8".parse().unwrap(), 2000, 2999));
+    assert_eq!(slots[4], ("198.51.100.9".parse().unwrap(), 1024, 65535));
+    for (extra, msg) in [
+        ("", "pool4: mode \"nat64\" needs the IPv4 addresses"),
+        (r#", "pool4": [{"prefix": "203.0.113.8/33"}]"#, "pool4[0].prefix"),
+        (
+            r#", "pool4": [{"prefix": "127.0.0.1"}]"#,
+            "pool4[0].prefix: 127.0.0.1/32: in a range that is never translated",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8", "ports": "9-1"}]"#,
+            "pool4[0].ports: \"9-1\": the range runs backwards",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8", "ports": "1-70000"}]"#,
+            "pool4[0].ports: \"1-70000\": \"70000\" is not a port",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8/30"}, {"prefix": "203.0.113.9"}]"#,
+            "pool4[1].prefix: 203.0.113.9/32: overlaps pool4[0]",
+        ),
+        (r#", "pool4": [{"prefix": "10.0.0.0/23"}]"#, "pool4: 512 addresses; at most 256"),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8/30"}], "ipv4-addr": "203.0.113.9""#,
+            "ipv4-addr: 203.0.113.9: inside pool4[0]",
+        ),
+        (r#", "pool4": [{"prefix": "203.0.113.8", "port": "1"}]"#, "unknown field `port`"),
+        (r#", "pool4": [{"prefix": "203.0.113.8"}], "filtering": "open""#, "filtering: \"open\""),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "udp-timeout": 60"#,
+            "udp-timeout: 60: at least 120 seconds",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "tcp-established-timeout": 600"#,
+            "tcp-established-timeout: 600: at least 7440",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "eamt": [{"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}]"#,
+            "eamt: not used in mode \"nat64\"",
+        ),
+    ] {
+        let err = nat(extra).unwrap_err().to_string();
+        assert!(err.contains(msg), "{extra}: {err}");
+    }
+    assert_err_contains(with(r#""pool4": [{"prefix": "203.0.113.8"}]"#), "pool4: belongs to stateful NAT64");
+    assert_err_contains(with(r#""icmp-timeout": 30"#), "icmp-timeout: belongs to stateful NAT64");
+    assert_err_contains(with(r#""mode": "napt""#), "mode: \"napt\": must be \"siit\", \"clat\" or \"nat64\"");
 }
