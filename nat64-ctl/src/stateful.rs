@@ -82,6 +82,20 @@ impl NatTables {
         self.cfg.set(0, cfg, 0).context("writing NAT_CFG")
     }
 
+    /// Changes one lifetime (a key of `config::nat::TIMEOUT_KEYS`, checked) of the
+    /// running instance: sessions take it at their next packet.
+    pub fn set_timeout(&mut self, key: &str, secs: u32) -> Result<()> {
+        let mut c = self.cfg.get(&0, 0).context("reading NAT_CFG")?;
+        match key {
+            "udp-timeout" => c.udp = secs,
+            "tcp-established-timeout" => c.tcp_established = secs,
+            "tcp-transitory-timeout" => c.tcp_transitory = secs,
+            "icmp-timeout" => c.icmp = secs,
+            _ => anyhow::bail!("{key}: not a lifetime"),
+        }
+        self.cfg.set(0, c, 0).context("writing NAT_CFG")
+    }
+
     /// Ends the sessions whose lifetime ran out and the (dynamic) BIB entries no
     /// session uses; `now`: boot-time ns. Returns (sessions, BIB entries) removed.
     pub fn sweep(&mut self, now: u64) -> (usize, usize) {

@@ -203,12 +203,7 @@ pub trait Packet {
     /// `old` to `new` (RFC 1624); UDP never gets a zero. In place by default.
     #[inline(always)]
     fn fix_pseudo_check(&mut self, off: usize, old: u32, new: u32, udp: bool) -> Option<()> {
-        let c = u16::from_be_bytes(self.load::<[u8; 2]>(off)?);
-        let mut n = nat64_common::checksum::update(c, old, new);
-        if udp {
-            n = nat64_common::checksum::udp_nonzero(n);
-        }
-        self.store(off, n.to_be_bytes())
+        self.fix_l4_check(off, old, new, udp)
     }
 
     /// `fix_pseudo_check` for a field the transport checksum covers itself (a port):

@@ -787,6 +787,28 @@ fn stateful_nat64_hosts_share_one_ipv4_address() {
     let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("2 received"), "after the restart:\n{out}");
 
+    // Lifetimes change live, checked as the file is; nat64-ctl's sweep then ends the
+    // ICMP sessions (and their BIB entries) a second after their last packet.
+    let out = lab.ctl(CTL, &["set", "udp-timeout", "60"]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("at least 120"),
+        "{out:?}"
+    );
+    let out = lab.ctl(CTL, &["set", "icmp-timeout", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let icmp = |lab: &SiitLab| -> Vec<String> {
+        let out = lab.ctl(CTL, &["session", "list", "--json", "--protocol", "icmp"]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
+        v.as_array().unwrap().iter().map(|s| format!("{} {}", s["ipv6"], s["remote"])).collect()
+    };
+    let before = icmp(&lab);
+    lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+    let with_new = icmp(&lab);
+    assert_eq!(with_new.len(), before.len() + 1, "the new ping's session: {with_new:?}");
+    // The older sessions keep the 60 s their last packet gave them; the new one goes.
+    let gone = wait_until(Duration::from_secs(6), || icmp(&lab) == before);
+    assert!(gone, "the new ICMP session swept after its 1 s lifetime: {:?}", icmp(&lab));
+
     // Unasked, from the IPv4 side: nothing.
     let out = lab.lab.exec(&v4, "ping -c 1 -W 1 203.0.113.8");
     assert!(!out.status.success(), "no mapping for an echo request from IPv4");

@@ -163,6 +163,15 @@ fn in6(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
     eth6(&ipv6(v6(src), v6(dst), V6Opts::default(), l4))
 }
 
+/// An IPv4 frame with its TTL set to `ttl`, the header checksum following.
+fn with_ttl(mut f: Vec<u8>, ttl: u8) -> Vec<u8> {
+    f[22] = ttl;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&f[14..34]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
 fn in4(src: &str, dst: &str, l4: &L4) -> Vec<u8> {
     eth4(&ipv4(v4(src), v4(dst), V4Opts::default(), &[], l4))
 }
@@ -311,11 +320,7 @@ fn untranslatable_packets_are_dropped_and_counted(kind: Kind) {
     let h = Harness::with(kind, TEST_CONFIG);
     let mut bad_csum = in4(R4, H4, &udp(b"x"));
     bad_csum[24] ^= 0xff;
-    let mut ttl1 = in4(R4, H4, &udp(b"x"));
-    ttl1[22] = 1;
-    ttl1[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&ttl1[14..34]]);
-    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let ttl1 = with_ttl(in4(R4, H4, &udp(b"x")), 1);
     let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
     let mut lying_len = in6(H6, R6, &udp(b"hello"));
     lying_len[18..20].copy_from_slice(&500u16.to_be_bytes());
@@ -628,11 +633,7 @@ fn a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects(kind: Kind) {
 fn replies_leave_by_the_port_they_came_in(kind: Kind) {
     let mut h = Harness::with(kind, TEST_CONFIG);
     let (x6, x4) = two_ports();
-    let mut ttl1 = in4(R4, H4, &udp(b"x"));
-    ttl1[22] = 1;
-    ttl1[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&ttl1[14..34]]);
-    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let ttl1 = with_ttl(in4(R4, H4, &udp(b"x")), 1);
     let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"x")));
     let want4 = back(icmp4_err("198.51.100.1", R4, 11, 0, [0; 4], &ttl1[14..]));
     let want6 = back(icmp6_err("3fff::1", H6, 3, 0, [0; 4], &hl1[14..]));
@@ -798,11 +799,7 @@ fn hairpinned_errors_quote_what_the_sender_sent(kind: Kind) {
         panic!("first pass (6->4): {d}");
     }
     // The kernel forwards it into the general path (TTL 64 -> 63).
-    let mut via_gp = out.frame.clone();
-    via_gp[22] -= 1;
-    via_gp[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&via_gp[14..34]]);
-    via_gp[24..26].copy_from_slice(&c.to_be_bytes());
+    let via_gp = with_ttl(out.frame.clone(), out.frame[22] - 1);
     let out = h.run_on(&via_gp, gp);
     assert_eq!(out.action, XDP_PASS, "to the kernel (no IPv6 route here)");
     let mut want = icmp6_err(
@@ -2098,11 +2095,7 @@ fn translator_errors_are_limited(kind: Kind) {
     assert_eq!(h.count(Counter::IcmpSent), before, "no error about an error");
 
     // A flood of expiring packets gets at most the burst of errors, then the limit.
-    let mut ttl1 = in4(R4, H4, &udp(b"flood"));
-    ttl1[22] = 1;
-    ttl1[24..26].copy_from_slice(&[0, 0]);
-    let c = packet::inet_checksum(&[&ttl1[14..34]]);
-    ttl1[24..26].copy_from_slice(&c.to_be_bytes());
+    let ttl1 = with_ttl(in4(R4, H4, &udp(b"flood")), 1);
     // The bucket is per CPU, and it refills with time: one CPU, and the bound is what
     // the loop's own duration allows (a loaded machine runs it slower).
     // The flood goes on (500 packets at a time) until the limit has refused some: on a

@@ -73,6 +73,24 @@ fn check_pool4(i: usize, raw: &RawPool4) -> Result<Pool4> {
     Ok(Pool4 { prefix, first, last })
 }
 
+/// The lifetimes `nat64-ctl set` changes live.
+pub const TIMEOUT_KEYS: [&str; 4] =
+    ["udp-timeout", "tcp-established-timeout", "tcp-transitory-timeout", "icmp-timeout"];
+
+/// `nat64-ctl set KEY SECONDS` for one of [`TIMEOUT_KEYS`], checked as the file is.
+pub fn parse_timeout(key: &str, value: &str) -> Result<u32> {
+    let v: u64 = value.parse().map_err(|_| anyhow::anyhow!("{key}: {value:?}: not a number of seconds"))?;
+    let (d, m) = (Timeouts::DEFAULT, Timeouts::MIN);
+    let (default, min) = match key {
+        "udp-timeout" => (d.udp, m.udp),
+        "tcp-established-timeout" => (d.tcp_established, m.tcp_established),
+        "tcp-transitory-timeout" => (d.tcp_transitory, m.tcp_transitory),
+        "icmp-timeout" => (d.icmp, m.icmp),
+        _ => bail!("{key}: not a lifetime ({})", TIMEOUT_KEYS.join(", ")),
+    };
+    timeout(key, Some(v), default, min)
+}
+
 fn timeout(key: &str, v: Option<u64>, default: u32, min: u32) -> Result<u32> {
     match v {
         None => Ok(default),

@@ -47,6 +47,53 @@ struct L4At {
     udp: bool,
 }
 
+/// A packet's transport header as the NAT sees it.
+struct Transport {
+    at: L4At,
+    /// The BIB's protocol (ICMP for both ICMP versions).
+    proto: u8,
+    /// TCP flags (0 otherwise).
+    flags: u8,
+    sport: u16,
+    dport: u16,
+}
+
+/// The transport header at `off` of protocol `nh`: TCP, UDP, or an echo of ICMP
+/// protocol `icmp` (1 or 58) whose type is one of `echo`. What the NAT rewrites is the
+/// source port (6->4) or, with `to_v6`, the destination port; for an echo the
+/// identifier, which is both ports.
+#[inline(always)]
+fn transport<P: Packet>(
+    pkt: &P,
+    off: usize,
+    nh: u8,
+    icmp: u8,
+    echo: [u8; 2],
+    to_v6: bool,
+) -> Result<Transport, Counter> {
+    if nh == IPPROTO_TCP || nh == IPPROTO_UDP {
+        let p = pkt.load::<[u8; 4]>(off).ok_or(Counter::DropMalformed)?;
+        let (check, udp, flags) = if nh == IPPROTO_TCP {
+            (off + TCP_CHECK, false, pkt.load::<[u8; 2]>(off + 12).ok_or(Counter::DropMalformed)?[1])
+        } else {
+            (off + UDP_CHECK, true, 0)
+        };
+        let at = L4At { port: if to_v6 { off + 2 } else { off }, check, udp };
+        let (sport, dport) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]));
+        return Ok(Transport { at, proto: nh, flags, sport, dport });
+    }
+    if nh != icmp {
+        return Err(Counter::DropNatUnsupported);
+    }
+    let i = pkt.load::<[u8; 8]>(off).ok_or(Counter::DropMalformed)?;
+    if i[0] != echo[0] && i[0] != echo[1] {
+        return Err(Counter::DropNatUnsupported);
+    }
+    let id = u16::from_be_bytes([i[4], i[5]]);
+    let at = L4At { port: off + 4, check: off + 2, udp: false };
+    Ok(Transport { at, proto: PROTO_ICMP, flags: 0, sport: id, dport: id })
+}
+
 /// The new lifetime of a session (`now` in boot-time ns) for a packet of `proto`
 /// with TCP `flags`, `from_v6` or not, and its new TCP state; `None`: a TCP packet
 /// that opens no session (not a SYN).
@@ -224,33 +271,11 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         Err(e) => return finish(Action::Drop, drop_reason(e)),
     };
     let nh = (w1 >> 8) as u8;
-    let off = l3 + IPV6_HLEN;
-    let (at, proto, flags, sport, dport) = match nh {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let Some(p) = pkt.load::<[u8; 4]>(off) else {
-                return finish(Action::Drop, Counter::DropMalformed);
-            };
-            let (check, udp, flags) = if nh == IPPROTO_TCP {
-                match pkt.load::<[u8; 2]>(off + 12) {
-                    Some(f) => (off + TCP_CHECK, false, f[1]),
-                    None => return finish(Action::Drop, Counter::DropMalformed),
-                }
-            } else {
-                (off + UDP_CHECK, true, 0)
-            };
-            let at = L4At { port: off, check, udp };
-            (at, nh, flags, u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]))
-        }
-        IPPROTO_ICMPV6 => match pkt.load::<[u8; 8]>(off) {
-            Some(i) if i[0] == ICMP6_ECHO_REQUEST => {
-                let id = u16::from_be_bytes([i[4], i[5]]);
-                (L4At { port: off + 4, check: off + 2, udp: false }, PROTO_ICMP, 0, id, id)
-            }
-            Some(_) => return finish(Action::Drop, Counter::DropNatUnsupported),
-            None => return finish(Action::Drop, Counter::DropMalformed),
-        },
-        _ => return finish(Action::Drop, Counter::DropNatUnsupported),
+    let t = match transport(pkt, l3 + IPV6_HLEN, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST; 2], false) {
+        Ok(t) => t,
+        Err(c) => return finish(Action::Drop, c),
     };
+    let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
 
     let k6 = Bib6Key { addr: words::to_bytes(&s.src6w), port: sport, proto, _pad: 0 };
     let k4 = match bib6(&k6) {
@@ -303,33 +328,11 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     let proto4 = hdr[9];
     let src4 = [hdr[12], hdr[13], hdr[14], hdr[15]];
     let dst4 = [hdr[16], hdr[17], hdr[18], hdr[19]];
-    let off = l3 + ihl;
-    let (at, proto, flags, sport, dport) = match proto4 {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let Some(p) = pkt.load::<[u8; 4]>(off) else {
-                return finish(Action::Drop, Counter::DropMalformed);
-            };
-            let (check, udp, flags) = if proto4 == IPPROTO_TCP {
-                match pkt.load::<[u8; 2]>(off + 12) {
-                    Some(f) => (off + TCP_CHECK, false, f[1]),
-                    None => return finish(Action::Drop, Counter::DropMalformed),
-                }
-            } else {
-                (off + UDP_CHECK, true, 0)
-            };
-            let at = L4At { port: off + 2, check, udp };
-            (at, proto4, flags, u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]]))
-        }
-        IPPROTO_ICMP => match pkt.load::<[u8; 8]>(off) {
-            Some(i) if i[0] == ICMP_ECHO_REPLY || i[0] == ICMP_ECHO_REQUEST => {
-                let id = u16::from_be_bytes([i[4], i[5]]);
-                (L4At { port: off + 4, check: off + 2, udp: false }, PROTO_ICMP, 0, id, id)
-            }
-            Some(_) => return finish(Action::Drop, Counter::DropNatUnsupported),
-            None => return finish(Action::Drop, Counter::DropMalformed),
-        },
-        _ => return finish(Action::Drop, Counter::DropNatUnsupported),
+    let t = match transport(pkt, l3 + ihl, proto4, IPPROTO_ICMP, [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST], true) {
+        Ok(t) => t,
+        Err(c) => return finish(Action::Drop, c),
     };
+    let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
     let k4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
     // SAFETY: a value of the map, copied out at once.
     let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }) else {
