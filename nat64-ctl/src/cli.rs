@@ -132,6 +132,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PoolCmd,
     },
+    /// Change or show stateful NAT64's BIB (mode "nat64"): static entries are port
+    /// forwards to IPv6 servers.
+    Bib {
+        #[command(subcommand)]
+        cmd: BibCmd,
+    },
     /// Show stateful NAT64's sessions (mode "nat64").
     Session {
         #[command(subcommand)]
@@ -166,6 +172,20 @@ enum DenyCmd {
     /// Remove an IPv4 prefix.
     Del { prefix: String },
     /// List denylist4.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BibCmd {
+    /// Add a static entry: PROTOCOL (tcp, udp, icmp) [IPV6]:PORT IPV4:PORT (a pool4
+    /// address); it replaces the dynamic mappings either side had.
+    Add { protocol: String, ipv6: String, ipv4: String },
+    /// Remove a static entry: PROTOCOL IPV4:PORT.
+    Del { protocol: String, ipv4: String },
+    /// List every BIB entry, static and dynamic.
     List {
         #[arg(long)]
         json: bool,
@@ -283,6 +303,66 @@ const POOL_TICK: Duration = Duration::from_secs(1);
 /// 5 s; after a failure, again in 30 s, keeping the prefix in use).
 fn recheck(ttl: u32) -> Duration {
     Duration::from_secs(u64::from(ttl).clamp(5, 86400))
+}
+
+fn bib_cmd(name: &str, cmd: BibCmd) -> Result<()> {
+    use crate::config::nat::StaticBib;
+    let mut tables = open(name)?;
+    let stateful = tables.globals()?.flag(nat64_common::maps::Globals::FLAG_STATEFUL);
+    let Some(nat) = tables.nat.as_mut().filter(|_| stateful) else {
+        anyhow::bail!(
+            "instance '{name}' is not a stateful NAT64 (set \"mode\": \"nat64\" in its configuration)"
+        );
+    };
+    match cmd {
+        BibCmd::Add { protocol, ipv6, ipv4 } => {
+            let b = StaticBib::parse("bib", &protocol, &ipv6, &ipv4)?;
+            let ours = nat.pool4_use().iter().any(|a| a["address"].as_str() == Some(&b.v4.ip().to_string()));
+            if !ours {
+                anyhow::bail!("bib.ipv4: {}: not a pool4 address of instance '{name}'", b.v4);
+            }
+            nat.bib_add(&b)?;
+            println!("added {protocol} {} <-> {} (static)", b.v6, b.v4);
+        }
+        BibCmd::Del { protocol, ipv4 } => {
+            let b = StaticBib::parse("bib", &protocol, "[::]:0", &ipv4)?;
+            if !nat.bib_del(b.proto, b.v4)? {
+                anyhow::bail!("bib: no static {protocol} entry for {ipv4}");
+            }
+            println!("removed {protocol} {ipv4}");
+        }
+        BibCmd::List { json } => {
+            let list = nat.bib_list();
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(p, v6, v4, st)| {
+                        serde_json::json!({
+                            "protocol": crate::stateful::proto_name(*p),
+                            "ipv6": v6.to_string(),
+                            "ipv4": v4.to_string(),
+                            "static": st,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if list.is_empty() {
+                println!("(no BIB entries)");
+            } else {
+                println!("{:<5} {:<46} {:<22} kind", "proto", "IPv6", "IPv4");
+                for (p, v6, v4, st) in &list {
+                    let kind = if *st { "static" } else { "dynamic" };
+                    println!(
+                        "{:<5} {:<46} {:<22} {kind}",
+                        crate::stateful::proto_name(*p),
+                        v6.to_string(),
+                        v4.to_string()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn session_cmd(name: &str, cmd: SessionCmd) -> Result<()> {
@@ -824,6 +904,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Pool { cmd } => pool_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Session { cmd } => session_cmd(&instance_name(&cli.instance), cmd),
+        Cmd::Bib { cmd } => bib_cmd(&instance_name(&cli.instance), cmd),
         Cmd::Detach => detach(&instance_name(&cli.instance)),
         Cmd::Completions { shell } => {
             use clap::CommandFactory as _;

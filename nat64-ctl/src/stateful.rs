@@ -18,7 +18,7 @@ use nat64_common::{
     nat::TcpState,
 };
 
-use crate::config::nat::Nat64;
+use crate::config::nat::{Nat64, StaticBib};
 
 /// A BIB entry younger than this is left alone by the sweep even without a session:
 /// the data path makes the entry first and its session right after.
@@ -68,6 +68,14 @@ impl NatTables {
         for a in stale {
             let _ = self.addrs.remove(&a);
         }
+        // Static BIB entries: the configured ones in, the ones no longer configured out.
+        let current = self.statics();
+        for b in current.iter().filter(|b| !n.bib.contains(b)) {
+            self.bib_del(b.proto, b.v4)?;
+        }
+        for b in n.bib.iter().filter(|b| !current.contains(b)) {
+            self.bib_add(b)?;
+        }
         let old = self.cfg.get(&0, 0).unwrap_or_default();
         let key = if old.key == [0, 0] { random_key()? } else { old.key };
         let cfg = NatConfig {
@@ -80,6 +88,76 @@ impl NatTables {
             icmp: n.timeouts.icmp,
         };
         self.cfg.set(0, cfg, 0).context("writing NAT_CFG")
+    }
+
+    /// The static BIB entries in the maps.
+    pub fn statics(&self) -> Vec<StaticBib> {
+        let mut out: Vec<StaticBib> = self
+            .bib4
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, e)| e.flags & Bib4Entry::FLAG_STATIC != 0)
+            .map(|(k, e)| StaticBib {
+                proto: k.proto,
+                v6: std::net::SocketAddrV6::new(e.v6.addr.into(), e.v6.port, 0, 0),
+                v4: std::net::SocketAddrV4::new(k.addr.into(), k.port),
+            })
+            .collect();
+        out.sort_by_key(|b| (b.proto, b.v4.ip().octets(), b.v4.port()));
+        out
+    }
+
+    /// Adds a static BIB entry, replacing the dynamic mappings either of its sides had
+    /// (their sessions then go with the sweep). BIB4 first: from then on, IPv4 packets
+    /// reach the server; then BIB6, for what the server sends.
+    pub fn bib_add(&mut self, b: &StaticBib) -> Result<()> {
+        let k4 = Bib4Key { addr: b.v4.ip().octets(), port: b.v4.port(), proto: b.proto, _pad: 0 };
+        let k6 = Bib6Key { addr: b.v6.ip().octets(), port: b.v6.port(), proto: b.proto, _pad: 0 };
+        if let Ok(old) = self.bib4.get(&k4, 0)
+            && old.v6 != k6
+        {
+            let _ = self.bib6.remove(&old.v6);
+        }
+        if let Ok(old4) = self.bib6.get(&k6, 0)
+            && old4 != k4
+        {
+            let _ = self.bib4.remove(&old4);
+        }
+        let e = Bib4Entry { v6: k6, flags: Bib4Entry::FLAG_STATIC, born: 0 };
+        self.bib4.insert(k4, e, 0).context("writing BIB4")?;
+        self.bib6.insert(k6, k4, 0).context("writing BIB6")
+    }
+
+    /// Removes the static BIB entry of (`proto`, `v4`); `false` when there is none.
+    pub fn bib_del(&mut self, proto: u8, v4: std::net::SocketAddrV4) -> Result<bool> {
+        let k4 = Bib4Key { addr: v4.ip().octets(), port: v4.port(), proto, _pad: 0 };
+        match self.bib4.get(&k4, 0) {
+            Ok(e) if e.flags & Bib4Entry::FLAG_STATIC != 0 => {
+                let _ = self.bib6.remove(&e.v6);
+                self.bib4.remove(&k4).context("removing from BIB4")?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Every BIB entry: (protocol, IPv6 side, IPv4 side, static), sorted.
+    pub fn bib_list(&self) -> Vec<(u8, std::net::SocketAddrV6, std::net::SocketAddrV4, bool)> {
+        let mut out: Vec<_> = self
+            .bib4
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(k, e)| {
+                (
+                    k.proto,
+                    std::net::SocketAddrV6::new(e.v6.addr.into(), e.v6.port, 0, 0),
+                    std::net::SocketAddrV4::new(k.addr.into(), k.port),
+                    e.flags & Bib4Entry::FLAG_STATIC != 0,
+                )
+            })
+            .collect();
+        out.sort_by_key(|(p, _, v4, _)| (*p, v4.ip().octets(), v4.port()));
+        out
     }
 
     /// Changes one lifetime (a key of `config::nat::TIMEOUT_KEYS`, checked) of the

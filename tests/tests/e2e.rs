@@ -719,16 +719,7 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
 /// unasked gets nowhere.
 #[test]
 fn stateful_nat64_hosts_share_one_ipv4_address() {
-    let mut lab = SiitLab::new();
-    let text = std::fs::read_to_string(&lab.config).unwrap();
-    let mut cfg: Value = serde_json::from_str(&text).unwrap();
-    let o = cfg.as_object_mut().unwrap();
-    o.remove("eamt");
-    o.remove("general-path");
-    o.insert("mode".into(), "nat64".into());
-    o.insert("pool4".into(), serde_json::json!([{"prefix": "203.0.113.8/32"}]));
-    std::fs::write(&lab.config, cfg.to_string()).unwrap();
-    lab.start(CTL);
+    let mut lab = nat64_lab(serde_json::json!({}));
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
 
     for src in [V6_HOST, V6_SPARE] {
@@ -817,4 +808,67 @@ fn stateful_nat64_hosts_share_one_ipv4_address() {
     assert!(packets(&s, "xlat_6to4_tcp") > 100, "{s}");
     let nft = lab.lab.exec(&lab.x, "nft list ruleset");
     assert!(String::from_utf8_lossy(&nft.stdout).trim().is_empty(), "no nftables involved");
+}
+
+/// The SIIT lab as a stateful NAT64 (pool4 203.0.113.8, no EAM entries), with `extra`
+/// keys, started.
+fn nat64_lab(extra: Value) -> SiitLab {
+    let mut lab = SiitLab::new();
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    let o = cfg.as_object_mut().unwrap();
+    o.remove("eamt");
+    o.remove("general-path");
+    o.insert("mode".into(), "nat64".into());
+    o.insert("pool4".into(), serde_json::json!([{"prefix": "203.0.113.8/32"}]));
+    for (k, v) in extra.as_object().unwrap() {
+        o.insert(k.clone(), v.clone());
+    }
+    std::fs::write(&lab.config, cfg.to_string()).unwrap();
+    lab.start(CTL);
+    lab
+}
+
+/// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
+/// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
+/// SHA-256 checked) and added live (UDP: the server sees the client's pool6 address);
+/// `bib list` shows them; removed, the forward is gone.
+#[test]
+fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
+    let bib = serde_json::json!({"bib": [{"protocol": "tcp", "ipv6": format!("[{V6_HOST}]:5300"), "ipv4": "203.0.113.8:8080"}]});
+    let mut lab = nat64_lab(bib);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
+    wait_ready(&mut lab, &v6, 5300, "tcp");
+    let out =
+        lab.lab.must_in(&v4, &format!("timeout 20 python3 {} tcp-send 203.0.113.8 8080 4194304", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP through the static BIB entry: {out}");
+
+    let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5301", "203.0.113.8:5301"]);
+    assert!(out.status.success(), "bib add: {}", String::from_utf8_lossy(&out.stderr));
+    lab.lab.spawn_in(&v6, &format!("python3 {} udp-whoami 5301", peers()));
+    wait_ready(&mut lab, &v6, 5301, "udp");
+    let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ask 203.0.113.8 5301", peers()));
+    assert_eq!(out.trim(), V4_HOST_AS_V6, "the server sees the client's pool6 address");
+    let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5302", "198.51.100.7:5302"]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a pool4 address"),
+        "{out:?}"
+    );
+
+    let out = lab.ctl(CTL, &["bib", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("bib list --json");
+    let statics: Vec<&Value> = list.as_array().unwrap().iter().filter(|b| b["static"] == true).collect();
+    assert_eq!(statics.len(), 2, "{list}");
+    assert!(statics.iter().any(|b| b["protocol"] == "tcp" && b["ipv4"] == "203.0.113.8:8080"), "{list}");
+
+    let out = lab.ctl(CTL, &["bib", "del", "tcp", "203.0.113.8:8080"]);
+    assert!(out.status.success(), "bib del: {}", String::from_utf8_lossy(&out.stderr));
+    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
+    wait_ready(&mut lab, &v6, 5300, "tcp");
+    let out = lab.lab.exec(&v4, &format!("timeout 3 python3 {} tcp-send 203.0.113.8 8080 1000", peers()));
+    assert!(!out.status.success(), "no forward once the entry is gone");
+    let s = stats(&lab);
+    assert!(packets(&s, "drop_nat_no_mapping") >= 1, "{s}");
 }

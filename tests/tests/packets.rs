@@ -947,14 +947,38 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     }
     assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
 
+    // A static BIB entry (a port forward): an IPv4 client's SYN opens a session (V4
+    // INIT, whatever the filtering), the server's SYN-ACK makes it ESTABLISHED.
+    let fwd = nat64_ctl::config::nat::StaticBib::parse("bib", "tcp", &format!("[{H6}]:80"), "203.0.113.8:80")
+        .unwrap();
+    h.tables.nat.as_mut().unwrap().bib_add(&fwd).unwrap();
+    let syn = |flags: u8| L4::Tcp { sport: 999, dport: 80, seq: 5, flags, data: vec![] };
+    let out = h.run(&eth4(&ipv4(v4("1.1.1.1"), v4(pool), V4Opts::default(), &[], &syn(0x02))));
+    let want = want6("64:ff9b::101:101", H6, 0, 64, &syn(0x02));
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("SYN through the static entry: {d}");
+    }
+    let fstate = |h: &Harness| {
+        h.tables.nat.as_ref().unwrap().sessions.get(&sk("1.1.1.1", 999, 6, 80), 0).unwrap().state
+    };
+    assert_eq!(fstate(&h), nat64_common::nat::TcpState::V4Init as u8);
+    let synack = L4::Tcp { sport: 80, dport: 999, seq: 7, flags: 0x12, data: vec![] };
+    let out = h.run(&in6(H6, "64:ff9b::101:101", &synack));
+    let mut want = want4(pool, "1.1.1.1", 0, 64, &synack);
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("SYN-ACK from the server: {d}");
+    }
+    assert_eq!(fstate(&h), nat64_common::nat::TcpState::Established as u8);
+
     // Ten minutes on, nat64-ctl's sweep ends the UDP (5 min) and ICMP (60 s) sessions
     // and the BIB entries they used; the established TCP session (2 h 4 min) stays.
     let nat = h.tables.nat.as_mut().unwrap();
     let (sessions, bibs) = nat.sweep(nat64_ctl::stateful::boot_ns() + 600_000_000_000);
     assert_eq!((sessions, bibs), (6, 5), "5 UDP and 1 ICMP session, their 4 + 1 BIB entries");
     let left: Vec<u8> = nat.sessions.keys().filter_map(|k| k.ok()).map(|k| k.proto).collect();
-    assert_eq!(left, [6]);
-    assert_eq!(nat.bib6.keys().count(), 1);
+    assert_eq!(left, [6, 6], "the two established TCP sessions");
+    assert_eq!(nat.bib6.keys().count(), 2, "the TCP mapping and the static entry");
     // The host's next datagram gets a port again.
     assert_eq!(h.run(&q).action, XDP_PASS);
 }

@@ -6,7 +6,7 @@ use nat64_common::{maps::NAT_POOL4_MAX, nat::Timeouts, ranges};
 use super::{
     Prefix4,
     prefix::at,
-    raw::{RawConfig, RawPool4},
+    raw::{RawBib, RawConfig, RawPool4},
 };
 
 /// One `pool4` entry: addresses and the ports each lends.
@@ -17,10 +17,53 @@ pub struct Pool4 {
     pub last: u16,
 }
 
+/// A static BIB entry (a port forward to an IPv6 server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StaticBib {
+    pub proto: u8,
+    pub v6: std::net::SocketAddrV6,
+    pub v4: std::net::SocketAddrV4,
+}
+
+impl StaticBib {
+    /// Parses `PROTO`, `[IPV6]:PORT` and `IPV4:PORT` (the names in errors are `key`'s).
+    pub fn parse(key: &str, proto: &str, v6: &str, v4: &str) -> Result<Self> {
+        let proto = match proto {
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            other => bail!("{key}.protocol: {other:?}: tcp, udp or icmp"),
+        };
+        let v6: std::net::SocketAddrV6 =
+            v6.parse().map_err(|_| anyhow::anyhow!("{key}.ipv6: {v6:?}: not [IPV6]:PORT"))?;
+        let v4: std::net::SocketAddrV4 =
+            v4.parse().map_err(|_| anyhow::anyhow!("{key}.ipv4: {v4:?}: not IPV4:PORT"))?;
+        Ok(Self { proto, v6, v4 })
+    }
+
+    /// In the pool4 the configuration gives, or why not.
+    pub fn check_in(&self, key: &str, pool4: &[Pool4]) -> Result<()> {
+        if !pool4.iter().any(|p| p.prefix.contains_addr(*self.v4.ip())) {
+            bail!("{key}.ipv4: {}: not a pool4 address", self.v4);
+        }
+        Ok(())
+    }
+
+    pub fn proto_name(&self) -> &'static str {
+        match self.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => "icmp",
+        }
+    }
+}
+
 /// The stateful translator's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nat64 {
     pub pool4: Vec<Pool4>,
+    /// Static BIB entries.
+    pub bib: Vec<StaticBib>,
     /// Endpoint-independent filtering (else address and port dependent).
     pub eif: bool,
     pub timeouts: Timeouts,
@@ -110,6 +153,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("tcp-established-timeout", raw.tcp_established_timeout.is_some()),
         ("tcp-transitory-timeout", raw.tcp_transitory_timeout.is_some()),
         ("icmp-timeout", raw.icmp_timeout.is_some()),
+        ("bib", !raw.bib.is_empty()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -184,5 +228,19 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         )?,
         icmp: timeout("icmp-timeout", raw.icmp_timeout, d.icmp, m.icmp)?,
     };
-    Ok(Some(Nat64 { pool4, eif, timeouts }))
+    let mut bib: Vec<StaticBib> = Vec::new();
+    for (i, r) in raw.bib.iter().enumerate() {
+        bib.push(check_bib(i, r, &pool4, &bib)?);
+    }
+    Ok(Some(Nat64 { pool4, bib, eif, timeouts }))
+}
+
+fn check_bib(i: usize, r: &RawBib, pool4: &[Pool4], earlier: &[StaticBib]) -> Result<StaticBib> {
+    let key = format!("bib[{i}]");
+    let b = StaticBib::parse(&key, &r.protocol, &r.ipv6, &r.ipv4)?;
+    b.check_in(&key, pool4)?;
+    if let Some(j) = earlier.iter().position(|o| o.proto == b.proto && (o.v4 == b.v4 || o.v6 == b.v6)) {
+        bail!("{key}: {} {} <-> {}: bib[{j}] maps one of them already", b.proto_name(), b.v6, b.v4);
+    }
+    Ok(b)
 }

@@ -96,6 +96,9 @@ keyed! {
     de_icmp_timeout => "icmp-timeout",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
+    de_bib_protocol => ".protocol",
+    de_bib_ipv6 => ".ipv6",
+    de_bib_ipv4 => ".ipv4",
     de_name => ".name",
     de_attach => ".attach",
     de_ipv4 => ".ipv4",
@@ -116,6 +119,7 @@ keyed_list! {
     de_denylist4 => "denylist4",
     de_ipv4_translatable => "ipv4-translatable",
     de_pool4 => "pool4",
+    de_bib => "bib",
 }
 
 #[derive(Deserialize)]
@@ -167,6 +171,8 @@ pub(super) struct RawConfig {
     pub(super) masquerade: Option<RawMasquerade>,
     #[serde(default, deserialize_with = "de_pool4")]
     pub(super) pool4: Vec<RawPool4>,
+    #[serde(default, deserialize_with = "de_bib")]
+    pub(super) bib: Vec<RawBib>,
     #[serde(default, deserialize_with = "de_filtering")]
     pub(super) filtering: Option<String>,
     #[serde(default, deserialize_with = "de_udp_timeout")]
@@ -177,6 +183,17 @@ pub(super) struct RawConfig {
     pub(super) tcp_transitory_timeout: Option<u64>,
     #[serde(default, deserialize_with = "de_icmp_timeout")]
     pub(super) icmp_timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = r#"an object {"protocol": ..., "ipv6": ..., "ipv4": ...}"#)]
+pub(super) struct RawBib {
+    #[serde(deserialize_with = "de_bib_protocol")]
+    pub(super) protocol: String,
+    #[serde(deserialize_with = "de_bib_ipv6")]
+    pub(super) ipv6: String,
+    #[serde(deserialize_with = "de_bib_ipv4")]
+    pub(super) ipv4: String,
 }
 
 #[derive(Deserialize)]

@@ -925,6 +925,11 @@ fn nat64_mode_is_checked() {
     assert_eq!(slots.len(), 5);
     assert_eq!(slots[0], ("203.0.113.8".parse().unwrap(), 2000, 2999));
     assert_eq!(slots[4], ("198.51.100.9".parse().unwrap(), 1024, 65535));
+    let with_bib = nat(r#", "pool4": [{"prefix": "203.0.113.8"}],
+        "bib": [{"protocol": "tcp", "ipv6": "[2001:db8::10]:443", "ipv4": "203.0.113.8:443"}]"#)
+    .unwrap();
+    let b = with_bib.nat64.unwrap().bib[0];
+    assert_eq!((b.proto, b.v6.port(), b.v4.to_string()), (6, 443, "203.0.113.8:443".to_string()));
     for (extra, msg) in [
         ("", "pool4: mode \"nat64\" needs the IPv4 addresses"),
         (r#", "pool4": [{"prefix": "203.0.113.8/33"}]"#, "pool4[0].prefix"),
@@ -963,11 +968,31 @@ fn nat64_mode_is_checked() {
             r#", "pool4": [{"prefix": "203.0.113.8"}], "eamt": [{"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}]"#,
             "eamt: not used in mode \"nat64\"",
         ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "bib": [{"protocol": "sctp", "ipv6": "[2001:db8::1]:1", "ipv4": "203.0.113.8:1"}]"#,
+            "bib[0].protocol: \"sctp\": tcp, udp or icmp",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "bib": [{"protocol": "tcp", "ipv6": "2001:db8::1", "ipv4": "203.0.113.8:1"}]"#,
+            "bib[0].ipv6: \"2001:db8::1\": not [IPV6]:PORT",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "bib": [{"protocol": "tcp", "ipv6": "[2001:db8::1]:1", "ipv4": "203.0.113.9:1"}]"#,
+            "bib[0].ipv4: 203.0.113.9:1: not a pool4 address",
+        ),
+        (
+            r#", "pool4": [{"prefix": "203.0.113.8"}], "bib": [{"protocol": "tcp", "ipv6": "[2001:db8::1]:1", "ipv4": "203.0.113.8:1"}, {"protocol": "tcp", "ipv6": "[2001:db8::2]:1", "ipv4": "203.0.113.8:1"}]"#,
+            "bib[1]: tcp [2001:db8::2]:1 <-> 203.0.113.8:1: bib[0] maps one of them already",
+        ),
     ] {
         let err = nat(extra).unwrap_err().to_string();
         assert!(err.contains(msg), "{extra}: {err}");
     }
     assert_err_contains(with(r#""pool4": [{"prefix": "203.0.113.8"}]"#), "pool4: belongs to stateful NAT64");
     assert_err_contains(with(r#""icmp-timeout": 30"#), "icmp-timeout: belongs to stateful NAT64");
+    assert_err_contains(
+        with(r#""bib": [{"protocol": "tcp", "ipv6": "[::1]:1", "ipv4": "192.0.2.1:1"}]"#),
+        "bib: belongs to stateful NAT64",
+    );
     assert_err_contains(with(r#""mode": "napt""#), "mode: \"napt\": must be \"siit\", \"clat\" or \"nat64\"");
 }

@@ -340,8 +340,9 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     };
     let key =
         SessionKey { local: dst4, remote: src4, local_port: dport, remote_port: sport, proto, _pad: [0; 3] };
-    let eif = cfg.flags & NatConfig::FLAG_EIF != 0;
-    if let Err(c) = session(cfg, &key, false, flags, eif) {
+    // A static BIB entry is a port forward: anyone may open a session through it.
+    let open = cfg.flags & NatConfig::FLAG_EIF != 0 || entry.flags & Bib4Entry::FLAG_STATIC != 0;
+    if let Err(c) = session(cfg, &key, false, flags, open) {
         return finish(Action::Drop, c);
     }
     if rewrite_port(pkt, &at, dport, entry.v6.port, proto == PROTO_ICMP).is_none() {
