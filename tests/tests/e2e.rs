@@ -831,8 +831,9 @@ fn nat64_lab(extra: Value) -> SiitLab {
 
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
 /// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
-/// SHA-256 checked) and added live (UDP: the server sees the client's pool6 address);
-/// `bib list` shows them; removed, the forward is gone.
+/// SHA-256 checked; from the IPv6 side too, hairpinned through pool6) and added live
+/// (UDP: the server sees the client's pool6 address); `bib list` shows them; removed,
+/// the forward is gone.
 #[test]
 fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
     let bib = serde_json::json!({"bib": [{"protocol": "tcp", "ipv6": format!("[{V6_HOST}]:5300"), "ipv4": "203.0.113.8:8080"}]});
@@ -844,6 +845,16 @@ fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
         lab.lab.must_in(&v4, &format!("timeout 20 python3 {} tcp-send 203.0.113.8 8080 4194304", peers()));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP through the static BIB entry: {out}");
+
+    // Hairpinning (RFC 6146 §3.8): the IPv6 side reaches the forward through pool6.
+    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
+    wait_ready(&mut lab, &v6, 5300, "tcp");
+    let out = lab
+        .lab
+        .must_in(&v6, &format!("timeout 20 python3 {} tcp-send 64:ff9b:1::cb00:7108 8080 1048576", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP hairpinned to the forward: {out}");
+    assert!(packets(&stats(&lab), "xlat_hairpin") > 10, "{}", stats(&lab));
 
     let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5301", "203.0.113.8:5301"]);
     assert!(out.status.success(), "bib add: {}", String::from_utf8_lossy(&out.stderr));

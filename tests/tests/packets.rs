@@ -822,7 +822,8 @@ const NAT64_CONFIG: &str = r#"{
     "ipv4-addr": "198.51.100.1",
     "ipv6-addr": "3fff::1",
     "pool6": "64:ff9b::/96",
-    "pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}]
+    "pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],
+    "wkp-allow-non-global": true
 }"#;
 
 /// Stateful NAT64 (RFC 6146, #15): the first packet of an IPv6 transport address
@@ -832,7 +833,8 @@ const NAT64_CONFIG: &str = r#"{
 /// mapping towards another remote (endpoint-independent mapping); an IPv4 packet
 /// from a remote without a session is filtered, one to a port nobody holds dropped;
 /// ICMP echo maps its identifier; TCP opens with a SYN only and follows RFC 6146's
-/// states; when the host's address has no port left, ICMPv6 Address Unreachable.
+/// states; when the host's address has no port left, ICMPv6 Address Unreachable; a
+/// static entry lets an IPv4 client in, and another IPv6 host hairpins to it.
 fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     use nat64_common::maps::{Bib6Key, SessionKey};
     let mut h = Harness::with(kind, NAT64_CONFIG);
@@ -971,11 +973,36 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     }
     assert_eq!(fstate(&h), nat64_common::nat::TcpState::Established as u8);
 
+    // Hairpinning (RFC 6146 §3.8): another IPv6 host reaching the forward through
+    // pool6 goes straight to the server, from the pool6 form of its own mapping.
+    let h6b = "2001:db8:6::9";
+    let syn_b = L4::Tcp { sport: 7000, dport: 80, seq: 11, flags: 0x02, data: vec![] };
+    let out = h.run(&in6(h6b, "64:ff9b::cb00:7108", &syn_b));
+    assert_eq!(out.action, XDP_PASS, "hairpinned (no route here: to the kernel)");
+    let bport = u16::from_be_bytes([out.frame[54], out.frame[55]]);
+    let want = want6(
+        "64:ff9b::cb00:7108",
+        H6,
+        0,
+        64,
+        &L4::Tcp { sport: bport, dport: 80, seq: 11, flags: 0x02, data: vec![] },
+    );
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("hairpinned SYN: {d}");
+    }
+    assert!((40000..=40003).contains(&bport));
+    assert_eq!(h.count(Counter::XlatHairpin), 1);
+
     // Ten minutes on, nat64-ctl's sweep ends the UDP (5 min) and ICMP (60 s) sessions
     // and the BIB entries they used; the established TCP session (2 h 4 min) stays.
     let nat = h.tables.nat.as_mut().unwrap();
     let (sessions, bibs) = nat.sweep(nat64_ctl::stateful::boot_ns() + 600_000_000_000);
-    assert_eq!((sessions, bibs), (6, 5), "5 UDP and 1 ICMP session, their 4 + 1 BIB entries");
+    assert_eq!(
+        (sessions, bibs),
+        (8, 6),
+        "5 UDP and 1 ICMP session, the hairpin's two unanswered halves (4 min and 6 s), the BIB \
+         entries of 4 + 1 + 1 of them"
+    );
     let left: Vec<u8> = nat.sessions.keys().filter_map(|k| k.ok()).map(|k| k.proto).collect();
     assert_eq!(left, [6, 6], "the two established TCP sessions");
     assert_eq!(nat.bib6.keys().count(), 2, "the TCP mapping and the static entry");

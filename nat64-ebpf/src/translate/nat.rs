@@ -17,12 +17,12 @@ use nat64_common::{
 };
 
 use super::{
-    STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
+    STAGE_HAIRPIN6, STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
     l4::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_CHECK, UDP_CHECK},
 };
 use crate::{
     counters::bump,
-    maps::{BIB4, BIB6, NAT_CFG, NAT_COUNTER, NAT_POOL4, SESSIONS, globals, scratch},
+    maps::{BIB4, BIB6, NAT_ADDRS, NAT_CFG, NAT_COUNTER, NAT_POOL4, SESSIONS, globals, scratch},
     packet::{Action, Packet, pack},
 };
 
@@ -299,6 +299,50 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     }
     if rewrite_port(pkt, &at, sport, k4.port, proto == PROTO_ICMP).is_none() {
         return finish(Action::Drop, Counter::DropInternal);
+    }
+    // RFC 6146 §3.8 hairpinning: to a pool4 transport address, the packet goes straight
+    // back to the IPv6 host the BIB maps it to, as if it had come in from IPv4 (the
+    // inbound session and its filtering included); the hairpin stage then sends it on
+    // as IPv6 from the pool6 form of the mapped source.
+    if NAT_ADDRS.get_ptr(&dst4).is_some() {
+        if proto == PROTO_ICMP {
+            return finish(Action::Drop, Counter::DropNatUnsupported);
+        }
+        if w1 & 0xff <= 1 {
+            s.verdict =
+                pack(Action::Reply(nat64_common::icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+            return Step::Jump(STAGE_REPLY6);
+        }
+        let bk4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
+        // SAFETY: a value of the map, copied out at once.
+        let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { *p }) else {
+            return finish(Action::Drop, Counter::DropNatNoMapping);
+        };
+        let inbound = SessionKey {
+            local: dst4,
+            remote: k4.addr,
+            local_port: dport,
+            remote_port: k4.port,
+            proto,
+            _pad: [0; 3],
+        };
+        let open = cfg.flags & NatConfig::FLAG_EIF != 0 || entry.flags & Bib4Entry::FLAG_STATIC != 0;
+        if let Err(c) = session(cfg, &inbound, false, flags, open) {
+            return finish(Action::Drop, c);
+        }
+        let at_dst = L4At { port: at.port + 2, check: at.check, udp: at.udp };
+        if rewrite_port(pkt, &at_dst, dport, entry.v6.port, false).is_none() {
+            return finish(Action::Drop, Counter::DropInternal);
+        }
+        s.nat_flag = 2;
+        s.nat_dst6 = words::from_bytes(&entry.v6.addr);
+        s.hairpin = [
+            u32::from_ne_bytes(k4.addr),
+            u32::from_ne_bytes(dst4),
+            (l3 + IPV6_HLEN) as u32,
+            nh as u32 | 1 << 8 | (w1 & 0xff) << 16,
+        ];
+        return Step::Jump(STAGE_HAIRPIN6);
     }
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;

@@ -357,10 +357,15 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
         Ok((a, _)) => a,
         Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
-    let eam = eamt4(g, d4);
-    let dst6 = match words::map4to6(g, d4, eam, eam.is_none() && denylisted4(d4)) {
-        Ok((a, _)) => a,
-        Err(e) => return pack(Action::Drop, drop_reason(e)),
+    // Stateful NAT64 hairpinning (RFC 6146 §3.8): the NAT stage found the host.
+    let dst6 = if s.nat_flag == 2 {
+        s.nat_dst6
+    } else {
+        let eam = eamt4(g, d4);
+        match words::map4to6(g, d4, eam, eam.is_none() && denylisted4(d4)) {
+            Ok((a, _)) => a,
+            Err(e) => return pack(Action::Drop, drop_reason(e)),
+        }
     };
     let old = words::sum(&s.src6w) + words::sum(&s.dst6w);
     let new = words::sum(&src6) + words::sum(&dst6);
