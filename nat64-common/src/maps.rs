@@ -394,6 +394,9 @@ pub const MAP_NAT_ADDRS: &str = "NAT_ADDRS";
 pub const MAP_BIB6: &str = "BIB6";
 pub const MAP_BIB4: &str = "BIB4";
 pub const MAP_SESSIONS: &str = "SESSIONS";
+/// Address-dependent filtering (Hash [`AdfKey`] -> u8): the remote addresses a mapping
+/// has sessions with, whatever their ports (made with the sessions, swept with them).
+pub const MAP_NAT_ADF: &str = "NAT_ADF";
 pub const NAT_POOL4_MAX: u32 = 256;
 pub const BIB_MAX_ENTRIES: u32 = 1 << 20;
 pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
@@ -416,8 +419,12 @@ pub struct NatConfig {
 
 impl NatConfig {
     /// Endpoint-independent filtering: an IPv4 packet to a mapped transport address
-    /// is let in whoever sends it (else only from a remote a session exists with).
+    /// is let in whoever sends it.
     pub const FLAG_EIF: u32 = 1;
+    /// Address-and-port-dependent filtering: only from a remote transport address a
+    /// session exists with. Without either flag: address-dependent (from a remote
+    /// address a session exists with, any port; RFC 4787 REQ-8's recommendation).
+    pub const FLAG_APDF: u32 = 2;
 
     /// The lifetime in nanoseconds for a protocol's sessions (TCP: see
     /// [`crate::nat::tcp_step`]).
@@ -482,6 +489,23 @@ pub struct SessionKey {
     pub _pad: [u8; 3],
 }
 
+/// A key of [`MAP_NAT_ADF`]: a [`SessionKey`] without the remote port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AdfKey {
+    pub local: [u8; 4],
+    pub remote: [u8; 4],
+    pub local_port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+impl AdfKey {
+    pub const fn of(k: &SessionKey) -> Self {
+        Self { local: k.local, remote: k.remote, local_port: k.local_port, proto: k.proto, _pad: 0 }
+    }
+}
+
 /// A value of [`MAP_SESSIONS`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -512,6 +536,7 @@ mod user {
     unsafe impl aya::Pod for super::Bib4Key {}
     unsafe impl aya::Pod for super::Bib4Entry {}
     unsafe impl aya::Pod for super::SessionKey {}
+    unsafe impl aya::Pod for super::AdfKey {}
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

@@ -12,13 +12,13 @@ use aya::maps::{Array, HashMap, Map, MapData};
 use log::warn;
 use nat64_common::{
     maps::{
-        Bib4Entry, Bib4Key, Bib6Key, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_CFG, MAP_NAT_POOL4,
-        MAP_SESSIONS, NatConfig, Pool4Slot, Session, SessionKey,
+        AdfKey, Bib4Entry, Bib4Key, Bib6Key, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF, MAP_NAT_CFG,
+        MAP_NAT_POOL4, MAP_SESSIONS, NatConfig, Pool4Slot, Session, SessionKey,
     },
     nat::TcpState,
 };
 
-use crate::config::nat::{Nat64, StaticBib};
+use crate::config::nat::{Filtering, Nat64, StaticBib};
 
 /// A BIB entry younger than this is left alone by the sweep even without a session:
 /// the data path makes the entry first and its session right after.
@@ -32,10 +32,12 @@ pub struct NatTables {
     pub bib6: HashMap<MapData, Bib6Key, Bib4Key>,
     pub bib4: HashMap<MapData, Bib4Key, Bib4Entry>,
     pub sessions: HashMap<MapData, SessionKey, Session>,
+    pub adf: HashMap<MapData, AdfKey, u8>,
 }
 
 /// The maps' names, pinned with the others.
-pub const MAPS: [&str; 6] = [MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_ADDRS, MAP_BIB6, MAP_BIB4, MAP_SESSIONS];
+pub const MAPS: [&str; 7] =
+    [MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_ADDRS, MAP_BIB6, MAP_BIB4, MAP_SESSIONS, MAP_NAT_ADF];
 
 impl NatTables {
     pub fn from_maps(mut get: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
@@ -46,6 +48,7 @@ impl NatTables {
             bib6: HashMap::try_from(get(MAP_BIB6)?)?,
             bib4: HashMap::try_from(get(MAP_BIB4)?)?,
             sessions: HashMap::try_from(get(MAP_SESSIONS)?)?,
+            adf: HashMap::try_from(get(MAP_NAT_ADF)?)?,
         })
     }
 
@@ -81,7 +84,11 @@ impl NatTables {
         let cfg = NatConfig {
             key,
             pool4_count: slots.len() as u32,
-            flags: if n.eif { NatConfig::FLAG_EIF } else { 0 },
+            flags: match n.filtering {
+                Filtering::EndpointIndependent => NatConfig::FLAG_EIF,
+                Filtering::AddressDependent => 0,
+                Filtering::AddressAndPortDependent => NatConfig::FLAG_APDF,
+            },
             udp: n.timeouts.udp,
             tcp_established: n.timeouts.tcp_established,
             tcp_transitory: n.timeouts.tcp_transitory,
@@ -187,6 +194,14 @@ impl NatTables {
             }
         }
         let sessions = expired.iter().filter(|k| self.sessions.remove(k).is_ok()).count();
+        // Address-dependent filtering's remotes: those some session still has.
+        let remotes: HashSet<AdfKey> =
+            self.sessions.keys().filter_map(|k| k.ok()).map(|k| AdfKey::of(&k)).collect();
+        let stale: Vec<AdfKey> =
+            self.adf.keys().filter_map(|k| k.ok()).filter(|k| !remotes.contains(k)).collect();
+        for k in stale {
+            let _ = self.adf.remove(&k);
+        }
         let idle: Vec<(Bib4Key, Bib4Entry)> = self
             .bib4
             .iter()

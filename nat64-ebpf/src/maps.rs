@@ -8,9 +8,10 @@ use aya_ebpf::{
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
-        BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES, EamEntry,
-        Globals, NAT_POOL4_MAX, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry,
-        PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
+        EamEntry, Globals, NAT_POOL4_MAX, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant,
+        PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES,
+        V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -87,6 +88,9 @@ pub static BIB4: HashMap<Bib4Key, Bib4Entry> = HashMap::with_max_entries(BIB_MAX
 #[map(name = "SESSIONS")]
 pub static SESSIONS: HashMap<SessionKey, Session> =
     HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "NAT_ADF")]
+pub static NAT_ADF: HashMap<AdfKey, u8> = HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 
 /// Per CPU: RFC 6056's counter, moved on every port allocation.
 #[map(name = "NAT_COUNTER")]

@@ -884,6 +884,35 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     let filtered = h.count(Counter::DropNatFiltered);
     assert_eq!(h.run(&reply("1.1.1.1", port)).action, XDP_DROP);
     assert_eq!(h.count(Counter::DropNatFiltered), filtered + 1);
+    // Address-dependent filtering (the default): 8.8.8.8 has a session with the mapping,
+    // so it may answer from another port too.
+    let from54 = L4::Udp { sport: 54, dport: port, data: b"answer".to_vec(), zero_checksum: false };
+    let out = h.run(&eth4(&ipv4(v4(R4), v4(pool), V4Opts::default(), &[], &from54)));
+    let want = want6(
+        R6,
+        H6,
+        0,
+        64,
+        &L4::Udp { sport: 54, dport: 5000, data: b"answer".to_vec(), zero_checksum: false },
+    );
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("address-dependent filtering lets 8.8.8.8:54 in: {d}");
+    }
+    // Address-and-port-dependent filtering ("filtering": "address-and-port-dependent"):
+    // not from a port it has no session with.
+    let set_flags = |h: &mut Harness, flags: u32| {
+        let nat = h.tables.nat.as_mut().unwrap();
+        let mut c = nat.cfg.get(&0, 0).unwrap();
+        c.flags = flags;
+        nat.cfg.set(0, c, 0).unwrap();
+    };
+    set_flags(&mut h, nat64_common::maps::NatConfig::FLAG_APDF);
+    let from55 = L4::Udp { sport: 55, dport: port, data: b"answer".to_vec(), zero_checksum: false };
+    let from55 = eth4(&ipv4(v4(R4), v4(pool), V4Opts::default(), &[], &from55));
+    assert_eq!(h.run(&from55).action, XDP_DROP, "APDF: 8.8.8.8:55 has no session");
+    set_flags(&mut h, nat64_common::maps::NatConfig::FLAG_EIF);
+    assert_eq!(h.run(&from55).action, XDP_PASS, "EIF: anyone");
+    set_flags(&mut h, 0);
     let other = if port == 40000 { 40001 } else { 40000 };
     assert_eq!(h.run(&reply(R4, other)).action, XDP_DROP);
     assert_eq!(h.count(Counter::DropNatNoMapping), 1);
@@ -999,8 +1028,8 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     let (sessions, bibs) = nat.sweep(nat64_ctl::stateful::boot_ns() + 600_000_000_000);
     assert_eq!(
         (sessions, bibs),
-        (8, 6),
-        "5 UDP and 1 ICMP session, the hairpin's two unanswered halves (4 min and 6 s), the BIB \
+        (10, 6),
+        "7 UDP and 1 ICMP session, the hairpin's two unanswered halves (4 min and 6 s), the BIB \
          entries of 4 + 1 + 1 of them"
     );
     let left: Vec<u8> = nat.sessions.keys().filter_map(|k| k.ok()).map(|k| k.proto).collect();

@@ -58,14 +58,22 @@ impl StaticBib {
     }
 }
 
+/// Which IPv4 packets reach a mapping without a session of their own (RFC 4787 §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filtering {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
 /// The stateful translator's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nat64 {
     pub pool4: Vec<Pool4>,
     /// Static BIB entries.
     pub bib: Vec<StaticBib>,
-    /// Endpoint-independent filtering (else address and port dependent).
-    pub eif: bool,
+    /// RFC 4787 filtering of IPv4 packets to a mapping.
+    pub filtering: Filtering,
     pub timeouts: Timeouts,
 }
 
@@ -202,14 +210,14 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
     if total > NAT_POOL4_MAX as u64 {
         bail!("pool4: {total} addresses; at most {NAT_POOL4_MAX}");
     }
-    let eif = match raw.filtering.as_deref() {
-        None | Some("address-and-port-dependent") => false,
-        Some("endpoint-independent") => true,
-        Some(other) => {
-            bail!(
-                "filtering: {other:?}: \"address-and-port-dependent\" (the default) or \"endpoint-independent\""
-            )
-        }
+    let filtering = match raw.filtering.as_deref() {
+        None | Some("address-dependent") => Filtering::AddressDependent,
+        Some("address-and-port-dependent") => Filtering::AddressAndPortDependent,
+        Some("endpoint-independent") => Filtering::EndpointIndependent,
+        Some(other) => bail!(
+            "filtering: {other:?}: \"address-dependent\" (the default), \"address-and-port-dependent\" \
+             or \"endpoint-independent\""
+        ),
     };
     let (d, m) = (Timeouts::DEFAULT, Timeouts::MIN);
     let timeouts = Timeouts {
@@ -232,7 +240,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
     for (i, r) in raw.bib.iter().enumerate() {
         bib.push(check_bib(i, r, &pool4, &bib)?);
     }
-    Ok(Some(Nat64 { pool4, bib, eif, timeouts }))
+    Ok(Some(Nat64 { pool4, bib, filtering, timeouts }))
 }
 
 fn check_bib(i: usize, r: &RawBib, pool4: &[Pool4], earlier: &[StaticBib]) -> Result<StaticBib> {

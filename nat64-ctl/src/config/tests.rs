@@ -918,7 +918,7 @@ fn nat64_mode_is_checked() {
     assert_eq!(ok.mode, Mode::Nat64);
     assert!(ok.globals().flag(Globals::FLAG_STATEFUL));
     let n = ok.nat64.unwrap();
-    assert!(n.eif);
+    assert_eq!(n.filtering, crate::config::nat::Filtering::EndpointIndependent);
     assert_eq!(n.timeouts.udp, 600);
     assert_eq!(n.timeouts.tcp_established, 7440);
     let slots = n.slots();

@@ -11,7 +11,7 @@
 use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     counters::Counter,
-    maps::{Bib4Entry, Bib4Key, Bib6Key, Globals, NatConfig, Session, SessionKey},
+    maps::{AdfKey, Bib4Entry, Bib4Key, Bib6Key, Globals, NatConfig, Session, SessionKey},
     nat::{self, Lifetime, PROTO_ICMP, PortRange, TcpState},
     words,
 };
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     counters::bump,
-    maps::{BIB4, BIB6, NAT_ADDRS, NAT_CFG, NAT_COUNTER, NAT_POOL4, SESSIONS, globals, scratch},
+    maps::{BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_POOL4, SESSIONS, globals, scratch},
     packet::{Action, Packet, pack},
 };
 
@@ -165,8 +165,22 @@ fn session(
     if SESSIONS.insert(key, &value, 0).is_err() {
         return Err(Counter::DropNatTableFull);
     }
+    // For address-dependent filtering: this remote address may now send from any port.
+    let _ = NAT_ADF.insert(&AdfKey::of(key), &1, 0);
     bump(Counter::NatSessionCreated, 0);
     Ok(())
+}
+
+/// Whether an IPv4 packet without a session may open one (RFC 4787 filtering): through
+/// a static entry always; else by the configured filtering (endpoint independent:
+/// always; address dependent, the default: when the mapping has a session with that
+/// remote address; address and port dependent: never).
+#[inline(always)]
+fn may_open(cfg: &NatConfig, entry: &Bib4Entry, key: &SessionKey) -> bool {
+    if entry.flags & Bib4Entry::FLAG_STATIC != 0 || cfg.flags & NatConfig::FLAG_EIF != 0 {
+        return true;
+    }
+    cfg.flags & NatConfig::FLAG_APDF == 0 && NAT_ADF.get_ptr(&AdfKey::of(key)).is_some()
 }
 
 /// A pool4 transport address for the IPv6 one `k6`: the host's paired address (RFC
@@ -326,8 +340,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             proto,
             _pad: [0; 3],
         };
-        let open = cfg.flags & NatConfig::FLAG_EIF != 0 || entry.flags & Bib4Entry::FLAG_STATIC != 0;
-        if let Err(c) = session(cfg, &inbound, false, flags, open) {
+        if let Err(c) = session(cfg, &inbound, false, flags, may_open(cfg, &entry, &inbound)) {
             return finish(Action::Drop, c);
         }
         let at_dst = L4At { port: at.port + 2, check: at.check, udp: at.udp };
@@ -385,7 +398,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     let key =
         SessionKey { local: dst4, remote: src4, local_port: dport, remote_port: sport, proto, _pad: [0; 3] };
     // A static BIB entry is a port forward: anyone may open a session through it.
-    let open = cfg.flags & NatConfig::FLAG_EIF != 0 || entry.flags & Bib4Entry::FLAG_STATIC != 0;
+    let open = may_open(cfg, &entry, &key);
     if let Err(c) = session(cfg, &key, false, flags, open) {
         return finish(Action::Drop, c);
     }
