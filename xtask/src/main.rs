@@ -43,7 +43,8 @@ enum Cmd {
         /// Only one section: paths or per-packet.
         #[arg(long)]
         section: Option<String>,
-        /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc.
+        /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc,
+        /// stateful-xdp, stateful-tc.
         #[arg(long)]
         paths: Option<String>,
         /// BPF_PROG_TEST_RUN repetitions per call (per-packet section).

@@ -78,10 +78,22 @@ enum Path {
     Tayga,
     Nat64Xdp,
     Nat64Tc,
+    /// Stateful NAT64 (mode "nat64"): the generator's flows are established sessions
+    /// (a dynamic mapping 6->4, a static BIB entry 4->6).
+    StatefulXdp,
+    StatefulTc,
 }
 
 impl Path {
-    const ALL: [Path; 5] = [Path::Forward, Path::XdpFwd, Path::Tayga, Path::Nat64Xdp, Path::Nat64Tc];
+    const ALL: [Path; 7] = [
+        Path::Forward,
+        Path::XdpFwd,
+        Path::Tayga,
+        Path::Nat64Xdp,
+        Path::Nat64Tc,
+        Path::StatefulXdp,
+        Path::StatefulTc,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -90,6 +102,8 @@ impl Path {
             Path::Tayga => "TAYGA",
             Path::Nat64Xdp => "nat64, XDP",
             Path::Nat64Tc => "nat64, TC",
+            Path::StatefulXdp => "nat64 stateful (NAT64), XDP",
+            Path::StatefulTc => "nat64 stateful (NAT64), TC",
         }
     }
 
@@ -101,6 +115,8 @@ impl Path {
             Path::Tayga => "tayga",
             Path::Nat64Xdp => "nat64-xdp",
             Path::Nat64Tc => "nat64-tc",
+            Path::StatefulXdp => "stateful-xdp",
+            Path::StatefulTc => "stateful-tc",
         }
     }
 
@@ -437,6 +453,34 @@ impl Topo {
                 let running = self.lab.last_child().try_wait()?.is_none();
                 ensure!(running, "tayga exited at once: {conf}");
             }
+            Path::StatefulXdp | Path::StatefulTc => {
+                let attach = if path == Path::StatefulXdp { "xdp" } else { "tc" };
+                let instance = format!("bench{}", self.lab.tag);
+                let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
+                // The IPv6 host's generator flow (port 40000) gets a dynamic mapping with its
+                // first frame; the IPv4 host's generator sends to H6_AS_V4:9, which a static
+                // entry maps to the IPv6 host's port 9 (the sinks count the discard port):
+                // after the first frame each way, every frame is an established session's.
+                std::fs::write(
+                    &config,
+                    format!(
+                        r#"{{
+    "instance": "{instance}",
+    "mode": "nat64",
+    "interfaces": [{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}],
+    "ipv4-addr": "198.51.100.1",
+    "ipv6-addr": "2001:db8:6::1",
+    "pool6": "{POOL6}",
+    "pool4": [{{"prefix": "{H6_AS_V4}"}}],
+    "bib": [{{"protocol": "udp", "ipv6": "[{H6}]:9", "ipv4": "{H6_AS_V4}:9"}}]
+}}
+"#
+                    ),
+                )?;
+                self.lab.files.push(config.clone());
+                let x = self.x.clone();
+                self.lab.start_ctl(&x, ctl, &config, &instance);
+            }
             Path::Nat64Xdp | Path::Nat64Tc => {
                 let attach = if path == Path::Nat64Xdp { "xdp" } else { "tc" };
                 let instance = format!("bench{}", self.lab.tag);
@@ -654,7 +698,7 @@ pub fn run(args: &Args) -> Result<()> {
                 // An XDP program cannot tell a CHECKSUM_PARTIAL packet (a local sender's
                 // offloaded checksum) from a complete one: the XDP paths only take wire
                 // traffic.
-                if matches!(path, Path::XdpFwd | Path::Nat64Xdp) {
+                if matches!(path, Path::XdpFwd | Path::Nat64Xdp | Path::StatefulXdp) {
                     continue;
                 }
                 for ns in [&topo.h6, &topo.h4] {
