@@ -20,8 +20,16 @@ fn quick_benchmark_measures_every_path() {
     let rows =
         |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
     // UDP: both directions, each path measured with 1 CPU (a number, not "-").
-    for path in ["generator alone", "kernel forwarding", "XDP forwarding", "TAYGA", "nat64, XDP", "nat64, TC"]
-    {
+    for path in [
+        "generator alone",
+        "kernel forwarding",
+        "XDP forwarding",
+        "TAYGA",
+        "nat64, XDP",
+        "nat64, TC",
+        "nat64 stateful (NAT64), XDP",
+        "nat64 stateful (NAT64), TC",
+    ] {
         let r = rows(path);
         // two UDP tables, and one TCP table for the paths
         let want = if path == "generator alone" { 2 } else { 3 };
