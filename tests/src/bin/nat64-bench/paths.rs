@@ -453,36 +453,21 @@ impl Topo {
                 let running = self.lab.last_child().try_wait()?.is_none();
                 ensure!(running, "tayga exited at once: {conf}");
             }
-            Path::StatefulXdp | Path::StatefulTc => {
-                let attach = if path == Path::StatefulXdp { "xdp" } else { "tc" };
-                let instance = format!("bench{}", self.lab.tag);
-                let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
-                // The IPv6 host's generator flow (port 40000) gets a dynamic mapping with its
-                // first frame; the IPv4 host's generator sends to H6_AS_V4:9, which a static
-                // entry maps to the IPv6 host's port 9 (the sinks count the discard port):
-                // after the first frame each way, every frame is an established session's.
-                std::fs::write(
-                    &config,
+            Path::Nat64Xdp | Path::Nat64Tc | Path::StatefulXdp | Path::StatefulTc => {
+                let attach = if matches!(path, Path::Nat64Xdp | Path::StatefulXdp) { "xdp" } else { "tc" };
+                // SIIT: an EAM entry for the IPv6 host. Stateful: the IPv6 host's generator
+                // flow (port 40000) gets a dynamic mapping with its first frame; the IPv4
+                // host's generator sends to H6_AS_V4:9, which a static entry maps to the
+                // IPv6 host's port 9 (the sinks count the discard port): after the first
+                // frame each way, every frame is an established session's.
+                let mode = if matches!(path, Path::StatefulXdp | Path::StatefulTc) {
                     format!(
-                        r#"{{
-    "instance": "{instance}",
-    "mode": "nat64",
-    "interfaces": [{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}],
-    "ipv4-addr": "198.51.100.1",
-    "ipv6-addr": "2001:db8:6::1",
-    "pool6": "{POOL6}",
-    "pool4": [{{"prefix": "{H6_AS_V4}"}}],
-    "bib": [{{"protocol": "udp", "ipv6": "[{H6}]:9", "ipv4": "{H6_AS_V4}:9"}}]
-}}
-"#
-                    ),
-                )?;
-                self.lab.files.push(config.clone());
-                let x = self.x.clone();
-                self.lab.start_ctl(&x, ctl, &config, &instance);
-            }
-            Path::Nat64Xdp | Path::Nat64Tc => {
-                let attach = if path == Path::Nat64Xdp { "xdp" } else { "tc" };
+                        r#""mode": "nat64", "pool4": [{{"prefix": "{H6_AS_V4}"}}],
+    "bib": [{{"protocol": "udp", "ipv6": "[{H6}]:9", "ipv4": "{H6_AS_V4}:9"}}]"#
+                    )
+                } else {
+                    format!(r#""eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]"#)
+                };
                 let instance = format!("bench{}", self.lab.tag);
                 let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
                 std::fs::write(
@@ -494,7 +479,7 @@ impl Topo {
     "ipv4-addr": "198.51.100.1",
     "ipv6-addr": "2001:db8:6::1",
     "pool6": "{POOL6}",
-    "eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]
+    {mode}
 }}
 "#
                     ),
