@@ -121,6 +121,21 @@ def udp_send(host, port, n):
     print(len(data), hashlib.sha256(data).hexdigest())
 
 
+def udp_roundtrip(host, port, n):
+    """Sends one n-byte datagram to an echo server; prints the SHA-256 of what was
+    sent and of what came back ("none" if nothing did within 3 s)."""
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.settimeout(3)
+    data = os.urandom(n)
+    s.sendto(data, (host, port))
+    try:
+        back, _ = s.recvfrom(65535)
+        got = hashlib.sha256(back).hexdigest()
+    except socket.timeout:
+        got = "none"
+    print(hashlib.sha256(data).hexdigest(), got)
+
+
 def udp_whoami(port):
     s = listen(socket.SOCK_DGRAM, port)
     print("ready", flush=True)
@@ -318,6 +333,8 @@ elif cmd == "udp-recv":
     udp_recv(int(sys.argv[2]))
 elif cmd == "udp-send":
     udp_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif cmd == "udp-roundtrip":
+    udp_roundtrip(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 elif cmd == "udp-whoami":
     udp_whoami(int(sys.argv[2]))
 elif cmd == "udp-ask":

@@ -163,11 +163,18 @@ counters! {
     /// Stateful NAT64: no port of the host's pool4 address was free (RFC 6146
     /// §3.5.1.1: ICMPv6 Destination Unreachable, Address Unreachable, sent).
     DropNatPortsExhausted = 53, "drop_nat_ports_exhausted", Drop;
-    /// Stateful NAT64: what this version does not translate statefully yet (fragments,
-    /// IPv6 extension headers, ICMP errors, protocols other than TCP, UDP and ICMP echo).
+    /// Stateful NAT64: what is not translated statefully: protocols other than TCP, UDP
+    /// and ICMP echo, ICMP errors about them or quoting a later fragment, hairpinned ICMP
+    /// echo, hairpinned fragments.
     DropNatUnsupported = 54, "drop_nat_unsupported", Drop;
     /// Stateful NAT64: the BIB or session table is full.
     DropNatTableFull = 55, "drop_nat_table_full", Drop;
+    /// Stateful NAT64: an IPv4 fragment after the first whose first fragment has not
+    /// been seen (arrived out of order, or lost): its IPv6 host is unknown.
+    DropNatFragmentBeforeFirst = 56, "drop_nat_fragment_before_first", Drop;
+    /// Stateful NAT64: an ICMP error about a packet that no session knows (the BIB
+    /// lookup of the packet inside failed, or the session is gone).
+    DropNatIcmpErrorNoSession = 57, "drop_nat_icmp_error_no_session", Drop;
 }
 
 /// Number of counter slots (the map's `max_entries`).

@@ -397,6 +397,12 @@ pub const MAP_SESSIONS: &str = "SESSIONS";
 /// Address-dependent filtering (Hash [`AdfKey`] -> u8): the remote addresses a mapping
 /// has sessions with, whatever their ports (made with the sessions, swept with them).
 pub const MAP_NAT_ADF: &str = "NAT_ADF";
+/// Stateful NAT64 fragments (LRU Hash [`FragKey`] -> [`FragEntry`]): what the first
+/// fragment of a datagram was mapped to, for the fragments after it, which carry no
+/// ports. Least recently used entries make way: fragments of one datagram follow each
+/// other closely.
+pub const MAP_NAT_FRAGS: &str = "NAT_FRAGS";
+pub const NAT_FRAGS_MAX_ENTRIES: u32 = 16384;
 pub const NAT_POOL4_MAX: u32 = 256;
 pub const BIB_MAX_ENTRIES: u32 = 1 << 20;
 pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
@@ -506,6 +512,30 @@ impl AdfKey {
     }
 }
 
+/// A key of [`MAP_NAT_FRAGS`]: a datagram as its fragments name it (RFC 791 / RFC 8200:
+/// source, destination, identification, and for IPv4 the protocol).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub id: u32,
+    pub proto: u8,
+    /// 4 or 6: which family the addresses are.
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// A value of [`MAP_NAT_FRAGS`]: the address the datagram's first fragment was mapped
+/// to (an IPv4 source in the first four bytes, or an IPv6 destination).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragEntry {
+    pub addr: [u8; 16],
+    /// Boot-time ns after which the entry is stale.
+    pub expires: u64,
+}
+
 /// A value of [`MAP_SESSIONS`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -521,6 +551,8 @@ const _: () = assert!(core::mem::size_of::<Bib6Key>() == 20);
 const _: () = assert!(core::mem::size_of::<Bib4Key>() == 8);
 const _: () = assert!(core::mem::size_of::<SessionKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Session>() == 16);
+const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
+const _: () = assert!(core::mem::size_of::<FragEntry>() == 24);
 
 #[cfg(feature = "user")]
 mod user {

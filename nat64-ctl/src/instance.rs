@@ -320,12 +320,15 @@ impl GeneralPath {
             if let Some(d) = &cfg.dynamic_pool {
                 routes.push(route4(&self.name, d.prefix, mtu4, &src));
             }
+            if let Some(n) = &cfg.nat64 {
+                routes.extend(pool4_routes(&self.name, n.slots().into_iter().map(|s| s.0), mtu4, &src));
+            }
             ip_batch("routing the EAM IPv4 prefixes", routes)?;
             route_translatable(&self.name, &cfg.ipv4_translatable, mtu4, &src)?;
         }
         // In CLAT mode pool6 is the IPv6 Internet's door (the PLAT): IPv6 to it leaves
         // the host as it is; routed into the general path it would come back as IPv4.
-        if let Some(p) = cfg.pool6.filter(|_| cfg.mode == Mode::Siit) {
+        if let Some(p) = cfg.pool6.filter(|_| cfg.mode != Mode::Clat) {
             let dst = p.to_string();
             let mut args = vec!["ip", "-6", "route", "replace", &dst, "dev", &self.name];
             args.extend(src6.iter().map(String::as_str));
@@ -340,6 +343,23 @@ impl GeneralPath {
 /// at least 1280 there).
 fn route4(name: &str, v4: Prefix4, mtu4: u32, src: &str) -> String {
     format!("route replace {v4} dev {name} mtu lock {mtu4} {src}")
+}
+
+/// Stateful NAT64: the pool4 addresses into the general path (IPv4 to them that the
+/// data path hands to the kernel, too long for `lowest-ipv6-mtu` without DF, comes back
+/// as fragments there), one /32 each.
+fn pool4_routes(
+    name: &str,
+    addrs: impl IntoIterator<Item = std::net::Ipv4Addr>,
+    mtu4: u32,
+    src: &str,
+) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    addrs
+        .into_iter()
+        .filter(|a| seen.insert(*a))
+        .map(|a| route4(name, Prefix4 { addr: a, len: 32 }, mtu4, src))
+        .collect()
 }
 
 /// The CLAT's default route into the general path (`ip` arguments): of low preference,
@@ -476,10 +496,14 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
     // The routes keep the source the configuration gave them (the host's pair).
     let src = route_source(name);
     let entries = tables.eamt()?;
-    ip_batch(
-        "routing the EAM prefixes",
-        entries.iter().map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, mtu4, &src) }),
-    )?;
+    let mut routes: Vec<String> = entries
+        .iter()
+        .map(|e| if clat { route6(name, e.v6) } else { route4(name, e.v4, mtu4, &src) })
+        .collect();
+    if let Some(nat) = &tables.nat {
+        routes.extend(pool4_routes(name, nat.addresses(), mtu4, &src));
+    }
+    ip_batch("routing the EAM prefixes", routes)?;
     if clat {
         return sh_line("routing IPv4 through the CLAT", &clat_default(name, mtu4, &src));
     }

@@ -240,6 +240,12 @@ impl NatTables {
         out
     }
 
+    /// The pool4 addresses in use.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let count = self.cfg.get(&0, 0).map(|c| c.pool4_count).unwrap_or(0);
+        (0..count).filter_map(|i| self.pool4.get(&i, 0).ok()).map(|slot| Ipv4Addr::from(slot.addr)).collect()
+    }
+
     /// Each pool4 address with its ports and how many of them BIB entries hold (all
     /// protocols together).
     pub fn pool4_use(&self) -> Vec<serde_json::Value> {

@@ -9,9 +9,9 @@ use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
         AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
-        EamEntry, Globals, NAT_POOL4_MAX, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant,
-        PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES,
-        V4XLAT_MAX_ENTRIES,
+        EamEntry, FragEntry, FragKey, Globals, NAT_FRAGS_MAX_ENTRIES, NAT_POOL4_MAX, NatConfig, POOL_MAX,
+        POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session,
+        SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -91,6 +91,10 @@ pub static SESSIONS: HashMap<SessionKey, Session> =
 
 #[map(name = "NAT_ADF")]
 pub static NAT_ADF: HashMap<AdfKey, u8> = HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// Where the first fragment of a datagram went (`nat64_common::maps::MAP_NAT_FRAGS`).
+#[map(name = "NAT_FRAGS")]
+pub static NAT_FRAGS: LruHashMap<FragKey, FragEntry> = LruHashMap::with_max_entries(NAT_FRAGS_MAX_ENTRIES, 0);
 
 /// Per CPU: RFC 6056's counter, moved on every port allocation.
 #[map(name = "NAT_COUNTER")]
@@ -200,6 +204,15 @@ pub struct Scratch {
     pub nat_flag: u32,
     pub nat_addr4: [u8; 4],
     pub nat_dst6: W6,
+    /// What the 6->4 translation stage found for the NAT stage: the transport header's
+    /// offset, next header | fragment header present << 8 | first fragment << 9 |
+    /// hop limit << 16, the fragment header's identification.
+    pub nat_l4: [u32; 3],
+    /// How to undo the NAT stage's port rewrite when the packet is handed back
+    /// untranslated (to the kernel's general path) or quoted in the translator's own
+    /// ICMP error: the port's offset | the checksum's << 16 (0: nothing to undo), the
+    /// port before | after << 16, kind (0 TCP/UDP, 1 UDP, 2 ICMP).
+    pub nat_undo: [u32; 3],
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

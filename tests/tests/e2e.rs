@@ -813,20 +813,88 @@ fn stateful_nat64_hosts_share_one_ipv4_address() {
 /// The SIIT lab as a stateful NAT64 (pool4 203.0.113.8, no EAM entries), with `extra`
 /// keys, started.
 fn nat64_lab(extra: Value) -> SiitLab {
-    let mut lab = SiitLab::new();
+    nat64_lab_in(SiitLab::new(), "203.0.113.8/32", extra)
+}
+
+/// `nat64_lab` on `lab` with `pool4` (the routed lab's IPv4 host sits in 203.0.113.0/24).
+fn nat64_lab_in(mut lab: SiitLab, pool4: &str, extra: Value) -> SiitLab {
     let text = std::fs::read_to_string(&lab.config).unwrap();
     let mut cfg: Value = serde_json::from_str(&text).unwrap();
     let o = cfg.as_object_mut().unwrap();
     o.remove("eamt");
     o.remove("general-path");
     o.insert("mode".into(), "nat64".into());
-    o.insert("pool4".into(), serde_json::json!([{"prefix": "203.0.113.8/32"}]));
+    o.insert("pool4".into(), serde_json::json!([{ "prefix": pool4 }]));
     for (k, v) in extra.as_object().unwrap() {
         o.insert(k.clone(), v.clone());
     }
     std::fs::write(&lab.config, cfg.to_string()).unwrap();
     lab.start(CTL);
     lab
+}
+
+/// Stateful NAT64 (#15) through an IPv4 router: traceroute (UDP and ICMP) shows the
+/// translator, the router (its Time Exceeded mapped back through the BIB) and the host;
+/// 3000-byte UDP datagrams cross intact both ways as fragments (the answer, too big for
+/// lowest-ipv6-mtu, cut by the kernel in the general path and mapped by its first
+/// fragment); path MTU discovery works both ways: an IPv4 client's upload to an
+/// IPv6-only server behind a narrower IPv6 link (the translator's Fragmentation Needed
+/// quoting the port the client sent to), and the IPv6 host's upload across a narrower
+/// IPv4 link (the router's Fragmentation Needed mapped back as Packet Too Big).
+#[test]
+fn stateful_nat64_traceroute_pmtud_and_fragments() {
+    let bib = serde_json::json!({"bib": [{"protocol": "tcp", "ipv6": format!("[{V6_HOST}]:5300"), "ipv4": "192.0.2.8:8080"}]});
+    let mut lab = nat64_lab_in(SiitLab::routed(), "192.0.2.8/32", bib);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    for (flag, what) in [("", "UDP"), ("-I", "ICMP")] {
+        let out =
+            lab.lab.must_in(&v6, &format!("traceroute -6 {flag} -n -q 1 -w 2 -m 6 {ROUTED_V4_HOST_AS_V6}"));
+        assert_eq!(
+            hops(&out),
+            ["2001:db8:6::1", ROUTER4_AS_V6, ROUTED_V4_HOST_AS_V6],
+            "{what} traceroute through the PLAT:\n{out}"
+        );
+    }
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_4to6_icmp_error") >= 4, "the router's and the host's errors mapped: {s}");
+
+    one_datagram(&mut lab, &v6, &v4, ROUTED_V4_HOST_AS_V6, 5355, 3000);
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-echo 5356", peers()));
+    wait_ready(&mut lab, &v4, 5356, "udp");
+    let out =
+        lab.lab.must_in(&v6, &format!("python3 {} udp-roundtrip {ROUTED_V4_HOST_AS_V6} 5356 3000", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "3000 bytes there and back: {out}");
+    let s = stats(&lab);
+    assert!(packets(&s, "pass_general_path") >= 2, "the answer's fragments took the general path: {s}");
+
+    // An IPv4 client uploads to the IPv6-only server (static entry 192.0.2.8:8080)
+    // behind a 1400-byte IPv6 link the client does not know about.
+    lab.lab.must_in(&lab.x, "ip link set to6 mtu 1400");
+    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
+    wait_ready(&mut lab, &v6, 5300, "tcp");
+    let out =
+        lab.lab.must_in(&v4, &format!("timeout 60 python3 {} tcp-send 192.0.2.8 8080 4194304", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "upload through the forward after PMTUD: {out}");
+    let pmtu = lab.lab.must_in(&v4, "ip route get 192.0.2.8");
+    assert!(pmtu.contains("mtu 1380"), "the IPv4 client learned 1400 - 20: {pmtu}");
+    lab.lab.must_in(&lab.x, "ip link set to6 mtu 1500");
+
+    // The IPv6 host uploads across a 1280-byte IPv4 link behind the router.
+    lab.set_v4_mtu_step(1280);
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
+    wait_ready(&mut lab, &v4, 5002, "tcp");
+    let out = lab.lab.must_in(
+        &v6,
+        &format!("timeout 60 python3 {} tcp-send {ROUTED_V4_HOST_AS_V6} 5002 4194304", peers()),
+    );
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "upload across the MTU step: {out}");
+    let pmtu = lab.lab.must_in(&v6, &format!("ip -6 route get {ROUTED_V4_HOST_AS_V6}"));
+    assert!(pmtu.contains("mtu 1300"), "the IPv6 host learned 1280 + 20: {pmtu}");
+    let s = stats(&lab);
+    assert_eq!(packets(&s, "drop_nat_icmp_error_no_session"), 0, "{s}");
 }
 
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only

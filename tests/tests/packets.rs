@@ -1473,6 +1473,254 @@ fn fragments_and_extension_headers(kind: Kind) {
     );
 }
 
+/// Stateful NAT64 (#15): ICMP errors about stateful flows are mapped through the BIB
+/// by the packet inside (traceroute, UDP and ICMP, and PMTUD both ways); an error no
+/// session knows is dropped, counted; what runs out of hops is answered before it is
+/// mapped, quoting what was sent; fragments: the first maps the datagram, the later
+/// ones follow it (IPv6 ones by the host's paired address even before it), an IPv4 one
+/// before its first is dropped, counted; the translator's own errors after the NAT
+/// stage (Packet Too Big, Fragmentation Needed) and the general path get the packet
+/// with its port as sent.
+fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
+    let mut h = Harness::with(kind, NAT64_CONFIG);
+    let pool = "203.0.113.8";
+    let (router, router6) = ("9.9.9.1", "64:ff9b::909:901");
+    let probe = |sport: u16, dport: u16| L4::Udp {
+        sport,
+        dport,
+        data: b"traceroute probe".to_vec(),
+        zero_checksum: false,
+    };
+    let hop1_6 = V6Opts { hop_limit: 1, ..Default::default() };
+    let hop1 = V4Opts { ttl: 1, id: 77, df: false, tos: 0 };
+    let expect = |h: &Harness, name: &str, input: &[u8], action: u32, want: &[u8]| {
+        let out = h.run(input);
+        assert_eq!(out.action, action, "{name}: verdict");
+        let mut want = want.to_vec();
+        if want[12..14] == [8, 0] && out.frame.len() > 34 {
+            adopt_ipv4_id(&out.frame, &mut want);
+        }
+        if let Some(d) = diff(&out.frame, &want) {
+            panic!("{name}: {d}");
+        }
+    };
+
+    // Hop limit 1: Time Exceeded before anything is mapped, quoting what the host sent.
+    let q = eth6(&ipv6(v6(H6), v6(R6), hop1_6, &probe(5000, 33434)));
+    expect(&h, "hop limit 1", &q, XDP_TX, &back(icmp6_err("3fff::1", H6, 3, 0, [0; 4], &q[14..])));
+    assert_eq!(h.count(Counter::NatBibCreated), 0, "nothing mapped for it");
+
+    // Traceroute through the PLAT: the probe is mapped; an IPv4 router's Time Exceeded
+    // about it reaches the host with the probe as the host sent it.
+    let out = h.run(&in6(H6, R6, &probe(5000, 33434)));
+    assert_eq!(out.action, XDP_PASS);
+    let port = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+    let left4 = ipv4(v4(pool), v4(R4), hop1, &[], &probe(port, 33434));
+    let sent6 = ipv6(v6(H6), v6(R6), hop1_6, &probe(5000, 33434));
+    expect(
+        &h,
+        "time exceeded about a UDP probe",
+        &icmp4_err(router, pool, 11, 0, [0; 4], &left4),
+        XDP_PASS,
+        &icmp6_err(router6, H6, 3, 0, [0; 4], &sent6),
+    );
+    // PMTUD, IPv4 side: Fragmentation Needed (MTU 1400) quoting 28 bytes -> Packet Too
+    // Big 1420 quoting 48.
+    let big = |sport: u16| L4::Udp { sport, dport: 33434, data: vec![0x42; 1472], zero_checksum: false };
+    let big4 = ipv4(v4(pool), v4(R4), V4Opts::default(), &[], &big(port));
+    let big6 = ipv6(v6(H6), v6(R6), V6Opts::default(), &big(5000));
+    expect(
+        &h,
+        "fragmentation needed about a mapped datagram",
+        &icmp4_err(router, pool, 3, 4, [0, 0, 0x05, 0x78], &big4[..28]),
+        XDP_PASS,
+        &icmp6_err(router6, H6, 2, 0, 1420u32.to_be_bytes(), &big6[..48]),
+    );
+    // ICMP traceroute (mtr): the echo's identifier maps back.
+    let ping = |id: u16| L4::Echo { request: true, id, seq: 3, data: b"mtr probe".to_vec() };
+    let out = h.run(&in6(H6, R6, &ping(0x77)));
+    let id = u16::from_be_bytes([out.frame[38], out.frame[39]]);
+    expect(
+        &h,
+        "time exceeded about an echo request",
+        &icmp4_err(router, pool, 11, 0, [0; 4], &ipv4(v4(pool), v4(R4), hop1, &[], &ping(id))),
+        XDP_PASS,
+        &icmp6_err(router6, H6, 3, 0, [0; 4], &ipv6(v6(H6), v6(R6), hop1_6, &ping(0x77))),
+    );
+    // TCP quoted by 8 bytes (its checksum not among them): the port alone.
+    let syn = |sport: u16| L4::Tcp { sport, dport: 443, seq: 0x0a0b0c0d, flags: 0x02, data: vec![] };
+    let out = h.run(&in6(H6, R6, &syn(6000)));
+    let tport = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+    expect(
+        &h,
+        "fragmentation needed quoting 8 bytes of TCP",
+        &icmp4_err(
+            router,
+            pool,
+            3,
+            4,
+            [0, 0, 0x05, 0x78],
+            &ipv4(v4(pool), v4(R4), V4Opts::default(), &[], &syn(tport))[..28],
+        ),
+        XDP_PASS,
+        &icmp6_err(
+            router6,
+            H6,
+            2,
+            0,
+            1420u32.to_be_bytes(),
+            &ipv6(v6(H6), v6(R6), V6Opts::default(), &syn(6000))[..48],
+        ),
+    );
+    // Errors no session knows: a port nobody holds, a remote the mapping never sent to.
+    let other = if port == 40000 { 40001 } else { 40000 };
+    for (name, inner) in [
+        ("unmapped port", ipv4(v4(pool), v4(R4), hop1, &[], &probe(other, 33434))),
+        ("no session with that remote", ipv4(v4(pool), v4("1.1.1.1"), hop1, &[], &probe(port, 33434))),
+    ] {
+        let n = h.count(Counter::DropNatIcmpErrorNoSession);
+        assert_eq!(h.run(&icmp4_err(router, pool, 11, 0, [0; 4], &inner)).action, XDP_DROP, "{name}");
+        assert_eq!(h.count(Counter::DropNatIcmpErrorNoSession), n + 1, "{name}");
+    }
+
+    // IPv6 side: an IPv6 router's error about what the IPv4 host sent through the mapping
+    // (R4:33434 -> pool:port, translated to H6:5000) goes back from the pool4 address.
+    let (router_v6, inbound) = ("2001:db8:6::fe", |dport: u16| L4::Udp {
+        sport: 33434,
+        dport,
+        data: b"answer".to_vec(),
+        zero_checksum: false,
+    });
+    let in_v6 = ipv6(v6(R6), v6(H6), hop1_6, &inbound(5000));
+    let in_v4 = ipv4(v4(R4), v4(pool), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &inbound(port));
+    expect(
+        &h,
+        "port unreachable from the IPv6 side",
+        &icmp6_err(router_v6, R6, 1, 4, [0; 4], &in_v6),
+        XDP_PASS,
+        &icmp4_err(pool, R4, 3, 3, [0; 4], &in_v4),
+    );
+    let long = |dport: u16| L4::Udp { sport: 33434, dport, data: vec![0x33; 1100], zero_checksum: false };
+    let long6 = ipv6(v6(R6), v6(H6), V6Opts::default(), &long(5000));
+    let long4 = ipv4(v4(R4), v4(pool), V4Opts { ttl: 64, id: 0, df: false, tos: 0 }, &[], &long(port));
+    expect(
+        &h,
+        "packet too big from the IPv6 side",
+        &icmp6_err(router_v6, R6, 2, 0, 1280u32.to_be_bytes(), &long6),
+        XDP_PASS,
+        &cut_icmp4(icmp4_err(pool, R4, 3, 4, [0, 0, 0x04, 0xec], &long4), 576),
+    );
+    let n = h.count(Counter::DropNatIcmpErrorNoSession);
+    let stray = ipv6(v6(R6), v6(H6), hop1_6, &inbound(5999));
+    assert_eq!(h.run(&icmp6_err(router_v6, R6, 1, 4, [0; 4], &stray)).action, XDP_DROP, "no BIB entry");
+    assert_eq!(h.count(Counter::DropNatIcmpErrorNoSession), n + 1);
+
+    // Fragments, IPv6 -> IPv4: a 64-byte UDP datagram cut in 24 + 24 + 16 bytes, its
+    // first fragment behind a destination options header.
+    let data: Vec<u8> = (0..56u8).collect();
+    let dgram = |sport: u16, dport: u16| L4::Udp { sport, dport, data: data.clone(), zero_checksum: false };
+    let u6 = dgram(7000, 9).bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    let (id, id16) = (0x1234_abcd, 0xabcd);
+    let out = h.run(&v6_raw(H6, R6, 60, &[opts_hdr(44), frag_hdr(17, 0, true, id)].concat(), &u6[..24]));
+    assert_eq!(out.action, XDP_PASS);
+    let fport = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+    let u4 = dgram(fport, 9).bytes(&packet::Ip::V4(v4(pool), v4(R4)));
+    if let Some(d) = diff(&out.frame, &v4_raw(pool, R4, id16, 0x2000, 17, &u4[..24])) {
+        panic!("6->4 first fragment: {d}");
+    }
+    expect(
+        &h,
+        "6->4 middle fragment",
+        &v6_raw(H6, R6, 44, &frag_hdr(17, 3, true, id), &u6[24..48]),
+        XDP_PASS,
+        &v4_raw(pool, R4, id16, 0x2000 | 3, 17, &u4[24..48]),
+    );
+    expect(
+        &h,
+        "6->4 last fragment",
+        &v6_raw(H6, R6, 44, &frag_hdr(17, 6, false, id), &u6[48..]),
+        XDP_PASS,
+        &v4_raw(pool, R4, id16, 6, 17, &u4[48..]),
+    );
+    expect(
+        &h,
+        "6->4 a later fragment before its first: the host's paired address",
+        &v6_raw(H6, R6, 44, &frag_hdr(17, 6, false, 0x5555), &u6[48..]),
+        XDP_PASS,
+        &v4_raw(pool, R4, 0x5555, 6, 17, &u4[48..]),
+    );
+    // IPv4 -> IPv6: the answer, cut the same way.
+    let u4b = dgram(9, fport).bytes(&packet::Ip::V4(v4(R4), v4(pool)));
+    let u6b = dgram(9, 7000).bytes(&packet::Ip::V6(v6(R6), v6(H6)));
+    for (name, off, more, range) in
+        [("first", 0u16, true, 0..24), ("middle", 3, true, 24..48), ("last", 6, false, 48..64)]
+    {
+        expect(
+            &h,
+            &format!("4->6 {name} fragment"),
+            &v4_raw(R4, pool, 0x99, if more { 0x2000 } else { 0 } | off, 17, &u4b[range.clone()]),
+            XDP_PASS,
+            &v6_raw(R6, H6, 44, &frag_hdr(17, off, more, 0x99), &u6b[range]),
+        );
+    }
+    let n = h.count(Counter::DropNatFragmentBeforeFirst);
+    assert_eq!(h.run(&v4_raw(R4, pool, 0x98, 6, 17, &u4b[48..])).action, XDP_DROP, "4->6 later before first");
+    assert_eq!(h.count(Counter::DropNatFragmentBeforeFirst), n + 1);
+    let n = h.count(Counter::DropIcmpFragment);
+    let frag_echo = [8, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(h.run(&v4_raw(R4, pool, 0x97, 0x2000, 1, &frag_echo)).action, XDP_DROP, "fragmented ICMP");
+    assert_eq!(h.count(Counter::DropIcmpFragment), n + 1);
+
+    // With routes: the translator's own errors after the NAT stage quote the port as
+    // sent. IPv6 -> IPv4, a 1300-byte IPv4 egress: Packet Too Big 1320.
+    let (x6, x4) = two_ports();
+    h.port(x6, true);
+    h.port(x4, true);
+    sh("ip link set x4 mtu 1300 && ip link set x6 mtu 1280");
+    let big6 = in6(H6, R6, &L4::Udp { sport: 5000, dport: 33434, data: vec![1; 1352], zero_checksum: false });
+    let out = h.run_on(&big6, x6);
+    assert_eq!(out.action, XDP_TX);
+    if let Some(d) = diff(
+        &out.frame,
+        &back(icmp6_err("3fff::1", H6, 2, 0, 1320u32.to_be_bytes(), &big6[14..14 + 1280 - 48])),
+    ) {
+        panic!("packet too big after the NAT stage: {d}");
+    }
+    // IPv4 -> IPv6 with DF, a 1280-byte IPv6 egress: Fragmentation Needed 1260.
+    let big4 = eth4(&ipv4(
+        v4(R4),
+        v4(pool),
+        V4Opts::default(),
+        &[],
+        &L4::Udp { sport: 33434, dport: port, data: vec![2; 1272], zero_checksum: false },
+    ));
+    let out = h.run_on(&big4, x4);
+    assert_eq!(out.action, XDP_TX);
+    let mut want = back(icmp4_err("198.51.100.1", R4, 3, 4, [0, 0, 0x04, 0xec], &big4[14..14 + 576 - 28]));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("fragmentation needed after the NAT stage: {d}");
+    }
+    // Without DF, longer than lowest-ipv6-mtu once translated: to the general path as
+    // it came (the kernel cuts it there, the fragments come back to be mapped).
+    sh("ip link add nat64 type veth peer name nat64p && ip link set nat64 up && ip link set nat64p up");
+    let mut g = h.tables.globals().unwrap();
+    g.general_ifindex = ifindex("nat64p");
+    h.tables.set_globals(g).unwrap();
+    let nodf = eth4(&ipv4(
+        v4(R4),
+        v4(pool),
+        V4Opts { df: false, ..Default::default() },
+        &[],
+        &L4::Udp { sport: 33434, dport: port, data: vec![3; 1272], zero_checksum: false },
+    ));
+    let out = h.run_on(&nodf, x4);
+    assert_eq!(out.action, XDP_PASS);
+    if let Some(d) = diff(&out.frame, &nodf) {
+        panic!("to the general path untouched: {d}");
+    }
+}
+
 /// An ICMPv4 error from `router` to `to` carrying `inner` (an IPv4 packet), as an
 /// Ethernet frame with correct checksums (DF=0, TTL 64).
 fn icmp4_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
@@ -2494,6 +2742,7 @@ both!(
     hairpinning,
     hairpinned_errors_quote_what_the_sender_sent,
     stateful_nat64_udp_icmp_tcp,
+    stateful_nat64_errors_fragments_and_hop_limits,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,

@@ -43,8 +43,20 @@ const MAX_ICMP4_ERROR: usize = 576;
 /// the address cannot be translated. With `pool6_form` set an address the EAMT maps
 /// takes its pool6 form instead (the far end of a hairpinned packet, see
 /// `v4_to_v6_inner`).
+///
+/// With `NAT_HOST` in `pool6_form`, a packet the stateful NAT stage mapped takes the
+/// IPv6 host that stage found through the BIB instead (decided in here: a flag live
+/// across the error path's caller would double the paths the verifier walks).
 #[inline(never)]
 fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16], pool6_form: u64) -> u64 {
+    if pool6_form & NAT_HOST != 0
+        && let Some(s) = scratch()
+        && s.nat_flag != 0
+    {
+        *out = nat64_common::words::to_bytes(&s.nat_dst6);
+        return 0;
+    }
+    let pool6_form = pool6_form & 1;
     let v4 = a.to_be_bytes();
     let eam = eamt4(g, v4);
     if pool6_form != 0
@@ -64,15 +76,31 @@ fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16], pool6_form: u64) -> u64
     }
 }
 
+/// See `map4to6_into` and `map6to4_sub`.
+const NAT_HOST: u64 = 2;
+
 /// 1 when the EAMT maps the IPv4 address `a`, else 0.
 #[inline(never)]
 fn eam4(g: &Globals, a: u32) -> u64 {
     eamt4(g, a.to_be_bytes()).is_some() as u64
 }
 
-/// `map6to4` for the error path: `1 << 32 | address`, or 0 when untranslatable.
+/// `map6to4` for the error path: `1 << 32 | address`, or 0 when untranslatable. With
+/// `nat` (`NAT_HOST`), a packet the stateful NAT stage mapped takes the pool4 address
+/// that stage found instead.
 #[inline(never)]
-fn map6to4_sub(g: &Globals, a: &[u8; 16], key: &mut aya_ebpf::maps::lpm_trie::Key<[u8; 16]>) -> u64 {
+fn map6to4_sub(
+    g: &Globals,
+    a: &[u8; 16],
+    key: &mut aya_ebpf::maps::lpm_trie::Key<[u8; 16]>,
+    nat: u64,
+) -> u64 {
+    if nat != 0
+        && let Some(s) = scratch()
+        && s.nat_flag != 0
+    {
+        return 1 << 32 | u32::from_be_bytes(s.nat_addr4) as u64;
+    }
     match addr::map6to4(g, a, eamt6(g, key, a, true), denylisted4) {
         Ok((v4, _)) => 1 << 32 | u32::from_be_bytes(v4) as u64,
         Err(_) => 0,
@@ -268,7 +296,8 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     // Outer destination: the host that sent the packet in error (mapped as for any
     // packet); outer source: the router, or an RFC 6791 address when it has no mapping.
-    if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6, 0) != 0 {
+    // Stateful NAT64: the host is the one the NAT stage found through the BIB.
+    if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6, NAT_HOST) != 0 {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
     if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6, hairpinned) != 0 {
@@ -291,7 +320,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     }
     // The packet inside went the other way: its source is the host, its destination
     // the remote side.
-    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6, 0) != 0
+    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6, NAT_HOST) != 0
         || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.idst6, hairpinned) != 0
     {
         return (Action::Drop, Counter::DropIcmpErrorInner);
@@ -510,12 +539,15 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
     // Outer destination: the IPv4 host that sent the packet in error; outer source:
     // the IPv6 router, or an RFC 6791 address when it has no mapping.
-    let m = map6to4_sub(g, &s.dst6, &mut s.key6);
+    let m = map6to4_sub(g, &s.dst6, &mut s.key6, 0);
     if m >> 32 == 0 {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
     let dst4 = (m as u32).to_be_bytes();
-    let m = map6to4_sub(g, &s.src6, &mut s.key6);
+    // Stateful NAT64: the IPv6 node that sent the error has no IPv4 address; the
+    // error comes from the pool4 address the IPv4 host sent to (found by the NAT stage,
+    // which mapped the packet inside), as its destination is inside.
+    let m = map6to4_sub(g, &s.src6, &mut s.key6, NAT_HOST);
     let src4 = if m >> 32 != 0 {
         (m as u32).to_be_bytes()
     } else if g.rfc6791v4_len != 0 {
@@ -525,8 +557,8 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     } else {
         return (Action::Drop, Counter::DropRfc6791NoSource);
     };
-    let m = map6to4_sub(g, &s.isrc6, &mut s.key6);
-    let m2 = map6to4_sub(g, &s.idst6, &mut s.key6);
+    let m = map6to4_sub(g, &s.isrc6, &mut s.key6, 0);
+    let m2 = map6to4_sub(g, &s.idst6, &mut s.key6, NAT_HOST);
     if m >> 32 == 0 || m2 >> 32 == 0 {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }

@@ -60,6 +60,7 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     s.len = pkt.len() as u64;
     s.no_xdp_xmit = 0;
     s.nat_flag = 0;
+    s.nat_undo[0] = 0;
     match pkt.l3_proto() {
         Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
         _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
@@ -86,6 +87,11 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
             v => v,
         }
     };
+    // Stateful NAT64: a packet handed back untranslated (to the general path) or quoted
+    // in the translator's own error gets its port back.
+    if s.nat_flag == 1 && (is_reply(v) || v & 0xff == Counter::PassGeneralPath as u64) {
+        nat::undo(pkt);
+    }
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
     if is_icmp_error(v) {

@@ -5,24 +5,32 @@
 //! which then takes the mapped address instead of a stateless one (`Scratch::nat_*`):
 //! the header translation is the one SIIT uses.
 //!
-//! Not yet here: fragments, IPv6 extension headers, ICMP errors about stateful flows,
-//! static BIB entries and hairpinning (dropped and counted as `drop_nat_unsupported`).
+//! ICMP errors are mapped through the BIB by the packet inside them (its port and the
+//! error's checksums rewritten here, the addresses by the error stage). Fragments: the
+//! first one is mapped as a whole packet would be and leaves what it was mapped to in
+//! `NAT_FRAGS` for the ones after it, which carry no ports.
 
 use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     counters::Counter,
-    maps::{AdfKey, Bib4Entry, Bib4Key, Bib6Key, Globals, NatConfig, Session, SessionKey},
+    icmp,
+    maps::{
+        AdfKey, Bib4Entry, Bib4Key, Bib6Key, FragEntry, FragKey, Globals, NatConfig, Session, SessionKey,
+    },
     nat::{self, Lifetime, PROTO_ICMP, PortRange, TcpState},
     words,
 };
 
 use super::{
-    STAGE_HAIRPIN6, STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
+    STAGE_HAIRPIN6, STAGE_REPLY4, STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
     l4::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_CHECK, UDP_CHECK},
 };
 use crate::{
     counters::bump,
-    maps::{BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_POOL4, SESSIONS, globals, scratch},
+    maps::{
+        BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_FRAGS, NAT_POOL4, SESSIONS, Scratch,
+        globals, scratch,
+    },
     packet::{Action, Packet, pack},
 };
 
@@ -30,9 +38,13 @@ const IPV6_HLEN: usize = 40;
 /// Candidate ports tried for a new BIB entry before the host counts as out of ports.
 const PORT_TRIES: u32 = 8;
 const ICMP6_ECHO_REQUEST: u8 = 128;
+const ICMP6_ECHO_REPLY: u8 = 129;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_HLEN: usize = 8;
 const EEXIST: i64 = 17;
+/// How long a first fragment's mapping serves the fragments after it (boot-time ns).
+const FRAG_LIFETIME_NS: u64 = 5_000_000_000;
 
 #[inline(always)]
 fn finish(action: Action, c: Counter) -> Step {
@@ -70,11 +82,18 @@ fn transport<P: Packet>(
     icmp: u8,
     echo: [u8; 2],
     to_v6: bool,
+    quoted: bool,
 ) -> Result<Transport, Counter> {
     if nh == IPPROTO_TCP || nh == IPPROTO_UDP {
         let p = pkt.load::<[u8; 4]>(off).ok_or(Counter::DropMalformed)?;
         let (check, udp, flags) = if nh == IPPROTO_TCP {
-            (off + TCP_CHECK, false, pkt.load::<[u8; 2]>(off + 12).ok_or(Counter::DropMalformed)?[1])
+            // A packet quoted in an ICMP error may end after its first 8 bytes.
+            let flags = match pkt.load::<[u8; 2]>(off + 12) {
+                Some(f) => f[1],
+                None if quoted => 0,
+                None => return Err(Counter::DropMalformed),
+            };
+            (off + TCP_CHECK, false, flags)
         } else {
             (off + UDP_CHECK, true, 0)
         };
@@ -266,8 +285,107 @@ fn rewrite_port<P: Packet>(pkt: &mut P, at: &L4At, old: u16, new: u16, icmp: boo
     }
 }
 
+/// `rewrite_port` for the packet's own transport header, noting how to undo it (see
+/// `Scratch::nat_undo`).
+#[inline(always)]
+fn rewrite_noted<P: Packet>(
+    pkt: &mut P,
+    s: &mut Scratch,
+    at: &L4At,
+    old: u16,
+    new: u16,
+    icmp: bool,
+) -> Option<()> {
+    s.nat_undo = [
+        (at.port as u32 & 0xffff) | (at.check as u32) << 16,
+        old as u32 | (new as u32) << 16,
+        if icmp { 2 } else { at.udp as u32 },
+    ];
+    rewrite_port(pkt, at, old, new, icmp)
+}
+
+/// Puts back the port the NAT stage rewrote: the packet leaves untranslated (to the
+/// kernel's general path, which brings it back as fragments to be mapped anew) or is
+/// quoted in the translator's own ICMP error, which must show what the host sent.
+#[inline(never)]
+pub fn undo<P: Packet>(pkt: &mut P) -> u64 {
+    let Some(s) = scratch() else { return 0 };
+    let u = s.nat_undo;
+    if u[0] == 0 {
+        return 0;
+    }
+    s.nat_undo[0] = 0;
+    // Offsets within the first 4 KiB: the verifier takes a bounds check only of a
+    // pointer whose offset and access together stay within 64 KiB.
+    let at = L4At { port: (u[0] & 0xfff) as usize, check: (u[0] >> 16 & 0xfff) as usize, udp: u[2] == 1 };
+    let _ = rewrite_port(pkt, &at, (u[1] >> 16) as u16, u[1] as u16, u[2] == 2);
+    0
+}
+
+/// Rewrites the port of the packet inside an ICMP error, from `old` to `new`: its
+/// transport checksum when the error quotes it (a zero UDP checksum stays zero), and
+/// the error's own checksum at `outer` for both changes.
+#[inline(always)]
+fn rewrite_inner<P: Packet>(pkt: &mut P, at: &L4At, old: u16, new: u16, outer: usize) -> Option<()> {
+    // Opaque to LLVM: it would drop the bounds check of the outer checksum as implied
+    // by the larger inner ones, which the verifier tracks on other registers.
+    // SAFETY: reading a local.
+    let outer = unsafe { core::ptr::read_volatile(&outer) };
+    let Some(c0) = pkt.load::<[u8; 2]>(at.check) else {
+        // The error quotes too little of the packet to hold its checksum.
+        pkt.store(at.port, new.to_be_bytes())?;
+        return super::l4::fix_check(pkt, outer, old as u32, new as u32, false);
+    };
+    let c0 = u16::from_be_bytes(c0) as u32;
+    pkt.store(at.port, new.to_be_bytes())?;
+    if at.udp && c0 == 0 {
+        return super::l4::fix_check(pkt, outer, old as u32, new as u32, false);
+    }
+    super::l4::fix_check(pkt, at.check, old as u32, new as u32, at.udp)?;
+    let c1 = u16::from_be_bytes(pkt.load::<[u8; 2]>(at.check)?) as u32;
+    super::l4::fix_check(pkt, outer, old as u32 + c0, new as u32 + c1, false)
+}
+
+/// Whether the session `key` is there and alive (an ICMP error about it moves nothing).
+#[inline(always)]
+fn session_alive(key: &SessionKey) -> bool {
+    // SAFETY: helper without arguments.
+    let now = unsafe { h::bpf_ktime_get_boot_ns() };
+    // SAFETY: a value of the map, read at once.
+    SESSIONS.get_ptr(key).is_some_and(|p| unsafe { (*p).expires } > now)
+}
+
+/// The address the first fragment of datagram `key` was mapped to, if it came.
+#[inline(always)]
+fn frag_lookup(key: &FragKey) -> Option<[u8; 16]> {
+    // SAFETY: helper without arguments.
+    let now = unsafe { h::bpf_ktime_get_boot_ns() };
+    // SAFETY: a value of the map, copied out at once.
+    let e = NAT_FRAGS.get_ptr(key).map(|p| unsafe { *p })?;
+    if e.expires > now { Some(e.addr) } else { None }
+}
+
+/// Notes what the first fragment of datagram `key` was mapped to.
+#[inline(always)]
+fn frag_note(key: &FragKey, addr: [u8; 16]) {
+    // SAFETY: helper without arguments.
+    let now = unsafe { h::bpf_ktime_get_boot_ns() };
+    let _ = NAT_FRAGS.insert(key, &FragEntry { addr, expires: now + FRAG_LIFETIME_NS }, 0);
+}
+
+#[inline(always)]
+fn addr4_in16(a: [u8; 4]) -> [u8; 16] {
+    let mut x = [0u8; 16];
+    x[0] = a[0];
+    x[1] = a[1];
+    x[2] = a[2];
+    x[3] = a[3];
+    x
+}
+
 /// IPv6 -> IPv4: the source transport address through the BIB, the session by the
-/// mapped address and the IPv4 destination; back to the 6->4 translation.
+/// mapped address and the IPv4 destination; back to the 6->4 translation, which left
+/// the transport header's offset and the fragment header in `Scratch::nat_l4`.
 #[inline(always)]
 pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     let (Some((g, cfg)), Some(s)) = (config(), scratch()) else {
@@ -284,8 +402,49 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         Ok((a, _)) => a,
         Err(e) => return finish(Action::Drop, drop_reason(e)),
     };
-    let nh = (w1 >> 8) as u8;
-    let t = match transport(pkt, l3 + IPV6_HLEN, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST; 2], false) {
+    let off = (s.nat_l4[0] & 0xfff) as usize;
+    let meta = s.nat_l4[1];
+    let nh = meta as u8;
+    let fragmented = meta & 1 << 8 != 0;
+    let first = meta & 1 << 9 != 0;
+    if nh == IPPROTO_ICMPV6 && first {
+        match pkt.load::<[u8; 2]>(off) {
+            Some(t) if icmp::is_error6(t[0]) => {
+                // The error stage takes errors with a bare IPv6 header only.
+                if fragmented || off != l3 + IPV6_HLEN {
+                    return finish(Action::Drop, Counter::DropNatUnsupported);
+                }
+                return error6(pkt, s, off);
+            }
+            Some(_) if fragmented => return finish(Action::Drop, Counter::DropIcmpFragment),
+            Some(_) => {}
+            None => return finish(Action::Drop, Counter::DropMalformed),
+        }
+    }
+    if !first {
+        // A later fragment: the source its first fragment was mapped to, else (it came
+        // first, or the first one went another way) the host's paired address, which
+        // every dynamic mapping of the host has.
+        let key = FragKey {
+            src: words::to_bytes(&s.src6w),
+            dst: words::to_bytes(&s.dst6w),
+            id: s.nat_l4[2],
+            proto: 0,
+            family: 6,
+            _pad: [0; 2],
+        };
+        let a = match frag_lookup(&key) {
+            Some(a) => [a[0], a[1], a[2], a[3]],
+            None => match NAT_POOL4.get(nat::pick_address(cfg.key, &key.src, cfg.pool4_count)) {
+                Some(slot) if cfg.pool4_count != 0 => slot.addr,
+                _ => return finish(Action::Drop, Counter::DropNatNoMapping),
+            },
+        };
+        s.nat_flag = 1;
+        s.nat_addr4 = a;
+        return Step::Jump(STAGE_XLAT6);
+    }
+    let t = match transport(pkt, off, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST; 2], false, false) {
         Ok(t) => t,
         Err(c) => return finish(Action::Drop, c),
     };
@@ -311,21 +470,13 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     if let Err(c) = session(cfg, &key, true, flags, true) {
         return finish(Action::Drop, c);
     }
-    if rewrite_port(pkt, &at, sport, k4.port, proto == PROTO_ICMP).is_none() {
-        return finish(Action::Drop, Counter::DropInternal);
-    }
     // RFC 6146 §3.8 hairpinning: to a pool4 transport address, the packet goes straight
     // back to the IPv6 host the BIB maps it to, as if it had come in from IPv4 (the
     // inbound session and its filtering included); the hairpin stage then sends it on
     // as IPv6 from the pool6 form of the mapped source.
     if NAT_ADDRS.get_ptr(&dst4).is_some() {
-        if proto == PROTO_ICMP {
+        if proto == PROTO_ICMP || fragmented || off != l3 + IPV6_HLEN {
             return finish(Action::Drop, Counter::DropNatUnsupported);
-        }
-        if w1 & 0xff <= 1 {
-            s.verdict =
-                pack(Action::Reply(nat64_common::icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
-            return Step::Jump(STAGE_REPLY6);
         }
         let bk4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
         // SAFETY: a value of the map, copied out at once.
@@ -344,7 +495,9 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             return finish(Action::Drop, c);
         }
         let at_dst = L4At { port: at.port + 2, check: at.check, udp: at.udp };
-        if rewrite_port(pkt, &at_dst, dport, entry.v6.port, false).is_none() {
+        if rewrite_port(pkt, &at, sport, k4.port, false).is_none()
+            || rewrite_port(pkt, &at_dst, dport, entry.v6.port, false).is_none()
+        {
             return finish(Action::Drop, Counter::DropInternal);
         }
         s.nat_flag = 2;
@@ -352,14 +505,137 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         s.hairpin = [
             u32::from_ne_bytes(k4.addr),
             u32::from_ne_bytes(dst4),
-            (l3 + IPV6_HLEN) as u32,
+            off as u32,
             nh as u32 | 1 << 8 | (w1 & 0xff) << 16,
         ];
         return Step::Jump(STAGE_HAIRPIN6);
     }
+    if rewrite_noted(pkt, s, &at, sport, k4.port, proto == PROTO_ICMP).is_none() {
+        return finish(Action::Drop, Counter::DropInternal);
+    }
+    if fragmented {
+        let key = FragKey {
+            src: k6.addr,
+            dst: words::to_bytes(&s.dst6w),
+            id: s.nat_l4[2],
+            proto: 0,
+            family: 6,
+            _pad: [0; 2],
+        };
+        frag_note(&key, addr4_in16(k4.addr));
+    }
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;
     Step::Jump(STAGE_XLAT6)
+}
+
+/// An ICMPv6 error (at `off`) about a packet an IPv4 host sent through a mapping: the
+/// packet inside went from the pool6 form of that host to the IPv6 host, so its
+/// destination transport address is looked up in BIB6; its port becomes the pool4 one.
+/// The error stage then takes the pool4 address as the error's source (the IPv6 node
+/// that sent it has no IPv4 address) and as the inner destination.
+#[inline(always)]
+fn error6<P: Packet>(pkt: &mut P, s: &mut Scratch, off: usize) -> Step {
+    let Some(g) = globals() else {
+        return finish(Action::Drop, Counter::DropInternal);
+    };
+    let i = off + ICMP_HLEN;
+    if pkt.load_into(i, &mut s.ihdr6).is_none() || s.ihdr6[0] >> 4 != 6 {
+        return finish(Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    let mut nh = s.ihdr6[6];
+    let mut at_i = i + IPV6_HLEN;
+    if nh == 44 {
+        match pkt.load::<[u8; 8]>(at_i) {
+            // Only a first fragment holds the ports.
+            Some(f) if u16::from_be_bytes([f[2], f[3]]) >> 3 == 0 => nh = f[0],
+            Some(_) => return finish(Action::Drop, Counter::DropNatUnsupported),
+            None => return finish(Action::Drop, Counter::DropIcmpErrorInner),
+        }
+        at_i += 8;
+    }
+    let t = match transport(pkt, at_i, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY], true, true)
+    {
+        Ok(t) => t,
+        Err(Counter::DropMalformed) => return finish(Action::Drop, Counter::DropIcmpErrorInner),
+        Err(c) => return finish(Action::Drop, c),
+    };
+    s.isrc6.copy_from_slice(&s.ihdr6[8..24]);
+    s.idst6.copy_from_slice(&s.ihdr6[24..40]);
+    let remote = match nat64_common::addr::map6to4(g, &s.isrc6, None, denylisted4) {
+        Ok((a, _)) => a,
+        Err(_) => return finish(Action::Drop, Counter::DropIcmpErrorInner),
+    };
+    let k6 = Bib6Key { addr: s.idst6, port: t.dport, proto: t.proto, _pad: 0 };
+    let Some(k4) = bib6(&k6) else {
+        return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
+    };
+    let remote_port = if t.proto == PROTO_ICMP { k4.port } else { t.sport };
+    let key =
+        SessionKey { local: k4.addr, remote, local_port: k4.port, remote_port, proto: t.proto, _pad: [0; 3] };
+    if !session_alive(&key) {
+        return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
+    }
+    if rewrite_inner(pkt, &t.at, t.dport, k4.port, off + 2).is_none() {
+        return finish(Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    s.nat_flag = 1;
+    s.nat_addr4 = k4.addr;
+    s.nat_undo[0] = 0;
+    Step::Jump(STAGE_XLAT6)
+}
+
+/// An ICMPv4 error (at `o`) to a pool4 address: the packet inside went from a pool4
+/// transport address, looked up in BIB4; its port becomes the IPv6 host's. The error
+/// stage takes the host (`Scratch::nat_dst6`) as the error's destination and the inner
+/// source.
+#[inline(always)]
+fn error4<P: Packet>(pkt: &mut P, s: &mut Scratch, o: usize) -> Step {
+    let i = o + ICMP_HLEN;
+    let Some(ih) = pkt.load::<[u8; 20]>(i) else {
+        return finish(Action::Drop, Counter::DropIcmpErrorInner);
+    };
+    let ihl = ((ih[0] & 0x0f) as usize * 4) & 0x3c;
+    if ih[0] >> 4 != 4 || ihl < 20 {
+        return finish(Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    // Only a first fragment (or a whole packet) holds the ports.
+    if ih[6] & 0x1f != 0 || ih[7] != 0 {
+        return finish(Action::Drop, Counter::DropNatUnsupported);
+    }
+    let src = [ih[12], ih[13], ih[14], ih[15]];
+    let dst = [ih[16], ih[17], ih[18], ih[19]];
+    let t =
+        match transport(pkt, i + ihl, ih[9], IPPROTO_ICMP, [ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY], false, true)
+        {
+            Ok(t) => t,
+            Err(Counter::DropMalformed) => return finish(Action::Drop, Counter::DropIcmpErrorInner),
+            Err(c) => return finish(Action::Drop, c),
+        };
+    let k4 = Bib4Key { addr: src, port: t.sport, proto: t.proto, _pad: 0 };
+    // SAFETY: a value of the map, copied out at once.
+    let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }) else {
+        return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
+    };
+    let remote_port = if t.proto == PROTO_ICMP { t.sport } else { t.dport };
+    let key = SessionKey {
+        local: src,
+        remote: dst,
+        local_port: t.sport,
+        remote_port,
+        proto: t.proto,
+        _pad: [0; 3],
+    };
+    if !session_alive(&key) {
+        return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
+    }
+    if rewrite_inner(pkt, &t.at, t.sport, entry.v6.port, o + 2).is_none() {
+        return finish(Action::Drop, Counter::DropIcmpErrorInner);
+    }
+    s.nat_flag = 1;
+    s.nat_dst6 = words::from_bytes(&entry.v6.addr);
+    s.nat_undo[0] = 0;
+    Step::Jump(STAGE_XLAT4)
 }
 
 /// IPv4 -> IPv6: the destination transport address (a pool4 one) through the BIB,
@@ -367,7 +643,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
 /// the 4->6 translation.
 #[inline(always)]
 pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
-    let (Some((_, cfg)), Some(s)) = (config(), scratch()) else {
+    let (Some((g, cfg)), Some(s)) = (config(), scratch()) else {
         return finish(Action::Drop, Counter::DropInternal);
     };
     let l3 = P::L2_LEN;
@@ -378,14 +654,51 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     if ihl < 20 {
         return finish(Action::Drop, Counter::DropMalformed);
     }
-    // A fragment (offset or MF): not yet.
-    if hdr[6] & 0x3f != 0 || hdr[7] != 0 {
-        return finish(Action::Drop, Counter::DropNatUnsupported);
-    }
+    let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
+    let more = hdr[6] & 0x20 != 0;
     let proto4 = hdr[9];
     let src4 = [hdr[12], hdr[13], hdr[14], hdr[15]];
     let dst4 = [hdr[16], hdr[17], hdr[18], hdr[19]];
-    let t = match transport(pkt, l3 + ihl, proto4, IPPROTO_ICMP, [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST], true) {
+    let o = l3 + ihl;
+    let error = proto4 == IPPROTO_ICMP
+        && frag_off == 0
+        && pkt.load::<[u8; 2]>(o).is_some_and(|t| icmp::is_error4(t[0]));
+    // What runs out of hops is answered before anything is mapped (the error quotes
+    // the packet as its sender sent it); never an error about an error.
+    if hdr[8].saturating_add(super::general_path_credit(pkt, g)) <= 1 {
+        if error {
+            return finish(Action::Drop, Counter::DropTtlExpired);
+        }
+        s.verdict = pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        return Step::Jump(STAGE_REPLY4);
+    }
+    if error {
+        if more {
+            return finish(Action::Drop, Counter::DropIcmpFragment);
+        }
+        return error4(pkt, s, o);
+    }
+    if proto4 == IPPROTO_ICMP && (more || frag_off != 0) {
+        return finish(Action::Drop, Counter::DropIcmpFragment);
+    }
+    let fkey = FragKey {
+        src: addr4_in16(src4),
+        dst: addr4_in16(dst4),
+        id: u16::from_be_bytes([hdr[4], hdr[5]]) as u32,
+        proto: proto4,
+        family: 4,
+        _pad: [0; 2],
+    };
+    if frag_off != 0 {
+        // A later fragment goes where its first one went.
+        let Some(a) = frag_lookup(&fkey) else {
+            return finish(Action::Drop, Counter::DropNatFragmentBeforeFirst);
+        };
+        s.nat_flag = 1;
+        s.nat_dst6 = words::from_bytes(&a);
+        return Step::Jump(STAGE_XLAT4);
+    }
+    let t = match transport(pkt, o, proto4, IPPROTO_ICMP, [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST], true, false) {
         Ok(t) => t,
         Err(c) => return finish(Action::Drop, c),
     };
@@ -402,8 +715,11 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     if let Err(c) = session(cfg, &key, false, flags, open) {
         return finish(Action::Drop, c);
     }
-    if rewrite_port(pkt, &at, dport, entry.v6.port, proto == PROTO_ICMP).is_none() {
+    if rewrite_noted(pkt, s, &at, dport, entry.v6.port, proto == PROTO_ICMP).is_none() {
         return finish(Action::Drop, Counter::DropInternal);
+    }
+    if more {
+        frag_note(&fkey, entry.v6.addr);
     }
     s.nat_flag = 1;
     s.nat_dst6 = words::from_bytes(&entry.v6.addr);

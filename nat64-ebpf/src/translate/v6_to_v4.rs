@@ -139,6 +139,27 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     };
     let first = frag_off == 0;
 
+    // Stateful NAT64: the NAT stage maps the source (BIB and session), or for an
+    // ICMPv6 error the packet inside, and comes back with the pool4 address. What runs
+    // out of hops is answered first, quoting the packet as the host sent it.
+    if g.flag(Globals::FLAG_STATEFUL) && s.nat_flag == 0 {
+        if hop_limit <= 1 {
+            if nh == IPPROTO_ICMPV6 && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6) {
+                return pack(Action::Drop, Counter::DropTtlExpired);
+            }
+            return pack(Action::Reply(icmp::ICMP6_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        }
+        let id = match frag {
+            Some(f) => u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+            None => 0,
+        };
+        s.nat_l4 = [
+            off as u32,
+            nh as u32 | (frag.is_some() as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
+            id,
+        ];
+        return pack(Action::Nat, Counter::DropNatUnsupported);
+    }
     // An ICMPv6 error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
     if nh == IPPROTO_ICMPV6
@@ -147,16 +168,6 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6)
     {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
-    }
-    // Stateful NAT64: the NAT stage maps the source (BIB and session) and comes back
-    // with the pool4 address; extension headers and fragments are not for it yet.
-    if g.flag(Globals::FLAG_STATEFUL) {
-        if chain != IPV6_HLEN || frag.is_some() {
-            return pack(Action::Drop, Counter::DropNatUnsupported);
-        }
-        if s.nat_flag == 0 {
-            return pack(Action::Nat, Counter::DropNatUnsupported);
-        }
     }
     let src4 = if s.nat_flag != 0 {
         s.nat_addr4
