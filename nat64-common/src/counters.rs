@@ -175,6 +175,12 @@ counters! {
     /// Stateful NAT64: an ICMP error about a packet that no session knows (the BIB
     /// lookup of the packet inside failed, or the session is gone).
     DropNatIcmpErrorNoSession = 57, "drop_nat_icmp_error_no_session", Drop;
+    /// Stateful NAT64 with port blocks: an IPv6 source outside `port-block-prefix`, or
+    /// whose block lies past the pool (ICMPv6 Address Unreachable sent).
+    DropNatNoPortBlock = 58, "drop_nat_no_port_block", Drop;
+    /// Stateful NAT64 `bib-log`: a BIB event the ring buffer had no room for (nat64-ctl
+    /// not reading, or behind); the mapping itself was made.
+    NatLogLost = 59, "nat_log_lost", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

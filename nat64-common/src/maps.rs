@@ -122,7 +122,7 @@ pub const MAP_LAYOUT: &str = "LAYOUT";
 /// A fingerprint of the pinned maps' layout: the sizes of their values and their
 /// capacities, and a number to move when a meaning changes without a size.
 pub const LAYOUT: u64 = {
-    let parts: [u64; 9] = [
+    let parts: [u64; 14] = [
         1, // meaning revision
         core::mem::size_of::<Globals>() as u64,
         core::mem::size_of::<EamEntry>() as u64,
@@ -132,6 +132,11 @@ pub const LAYOUT: u64 = {
         crate::counters::COUNTER_SLOTS as u64,
         EAMT_MAX_ENTRIES as u64,
         POOL_MAX as u64,
+        core::mem::size_of::<NatConfig>() as u64,
+        core::mem::size_of::<Bib4Entry>() as u64,
+        core::mem::size_of::<Session>() as u64,
+        core::mem::size_of::<FragEntry>() as u64,
+        core::mem::size_of::<NatEvent>() as u64,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -421,9 +426,21 @@ pub struct NatConfig {
     pub tcp_established: u32,
     pub tcp_transitory: u32,
     pub icmp: u32,
+    /// RFC 7422 port blocks (`port-block-size`; 0: off): ports per block, blocks per
+    /// pool4 address, and the IPv6 prefix whose `block_host_len` subnets get a block
+    /// each (see [`crate::nat::port_block`]).
+    pub block_size: u32,
+    pub blocks_per_addr: u32,
+    pub block_prefix: [u8; 16],
+    pub block_prefix_len: u8,
+    pub block_host_len: u8,
+    pub _pad: [u8; 6],
 }
 
 impl NatConfig {
+    /// BIB entries made by the data path are reported in [`MAP_NAT_EVENTS`].
+    pub const FLAG_LOG: u32 = 4;
+
     /// Endpoint-independent filtering: an IPv4 packet to a mapped transport address
     /// is let in whoever sends it.
     pub const FLAG_EIF: u32 = 1;
@@ -512,6 +529,31 @@ impl AdfKey {
     }
 }
 
+/// Stateful NAT64 events (ring buffer of [`NatEvent`]): BIB entries made by the data
+/// path, for nat64-ctl's `bib-log`.
+pub const MAP_NAT_EVENTS: &str = "NAT_EVENTS";
+pub const NAT_EVENTS_BYTES: u32 = 1 << 20;
+
+/// A record of [`MAP_NAT_EVENTS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatEvent {
+    /// Boot-time ns.
+    pub time: u64,
+    pub v6: [u8; 16],
+    pub v6_port: u16,
+    pub v4_port: u16,
+    pub v4: [u8; 4],
+    pub proto: u8,
+    /// [`NatEvent::BIB_CREATED`].
+    pub kind: u8,
+    pub _pad: [u8; 6],
+}
+
+impl NatEvent {
+    pub const BIB_CREATED: u8 = 1;
+}
+
 /// A key of [`MAP_NAT_FRAGS`]: a datagram as its fragments name it (RFC 791 / RFC 8200:
 /// source, destination, identification, and for IPv4 the protocol).
 #[repr(C)]
@@ -553,6 +595,8 @@ const _: () = assert!(core::mem::size_of::<SessionKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Session>() == 16);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 24);
+const _: () = assert!(core::mem::size_of::<NatEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<NatConfig>() == 72);
 
 #[cfg(feature = "user")]
 mod user {

@@ -296,12 +296,92 @@ pub fn port_at(range: PortRange, offset: u64, counter: u32, attempt: u32) -> u16
     (range.first as u64 + i) as u16
 }
 
+/// RFC 7422 deterministic port blocks: the index of the host `src6` among the
+/// `host_len` subnets of the prefix of length `prefix_len` it is in (`host_len -
+/// prefix_len` at most 24 bits, `host_len` at least 32: nat64-ctl checks both). The
+/// caller checks that `src6` is inside the prefix.
+pub fn block_index(src6: &[u8; 16], prefix_len: u8, host_len: u8) -> u32 {
+    let bits = host_len.saturating_sub(prefix_len) as u32;
+    if bits == 0 || bits > 24 || !(32..=128).contains(&host_len) {
+        return 0;
+    }
+    // The 32 bits that end with bit `host_len`.
+    let last = (host_len as usize).div_ceil(8) - 1;
+    let w = match last.checked_sub(3).and_then(|f| src6.get(f..f + 4)) {
+        Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        None => return 0,
+    };
+    let shift = (8 - host_len as u32 % 8) % 8;
+    (w >> shift) & ((1u32 << bits) - 1)
+}
+
+/// Whether `a` lies in the IPv6 prefix `p`/`len` (any length).
+pub fn in_prefix6(a: &[u8; 16], p: &[u8; 16], len: u8) -> bool {
+    let mut i = 0;
+    while i < 16 {
+        let bits = (len as i32 - 8 * i as i32).clamp(0, 8) as u32;
+        let mask = (0xff00u32 >> bits) as u8;
+        if (a[i] ^ p[i]) & mask != 0 {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The pool4 slot and port range of block `index` (blocks of `size` ports, `per_addr`
+/// of them on each address from `first`). `None` past the last block.
+pub fn port_block(index: u32, size: u32, per_addr: u32, slots: u32, first: u16) -> Option<(u32, PortRange)> {
+    let slot = index.checked_div(per_addr)?;
+    if slot >= slots || size == 0 {
+        return None;
+    }
+    let block = index.checked_rem(per_addr)?;
+    let lo = first as u32 + block * size;
+    let hi = lo + size - 1;
+    if hi > 65535 {
+        return None;
+    }
+    Some((slot, PortRange { first: lo as u16, last: hi as u16 }))
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
     use std::{collections::HashSet, vec::Vec};
 
     use super::*;
+
+    #[test]
+    fn port_blocks_are_deterministic_and_disjoint() {
+        let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        // /64s of 2001:db8:100::/56: the 8 bits after the /56.
+        assert_eq!(block_index(&a("2001:db8:100::1"), 56, 64), 0);
+        assert_eq!(block_index(&a("2001:db8:100:5::1"), 56, 64), 5);
+        assert_eq!(block_index(&a("2001:db8:100:ff:1:2:3:4"), 56, 64), 255);
+        // Whole hosts of 2001:db8::/108: the last 20 bits.
+        assert_eq!(block_index(&a("2001:db8::a:bcde"), 108, 128), 0xabcde);
+        // A prefix boundary inside a byte (/60 -> /64: 4 bits).
+        assert_eq!(block_index(&a("2001:db8:0:1234::"), 60, 64), 4);
+        assert_eq!(block_index(&a("2001:db8::"), 64, 64), 0, "no bits");
+        assert!(in_prefix6(&a("2001:db8:100:ff::1"), &a("2001:db8:100::"), 56));
+        assert!(!in_prefix6(&a("2001:db8:101::1"), &a("2001:db8:100::"), 56));
+        assert!(in_prefix6(&a("2001:db8:10f::1"), &a("2001:db8:100::"), 44));
+        assert!(!in_prefix6(&a("2001:db8:110::1"), &a("2001:db8:100::"), 44));
+        assert!(in_prefix6(&a("::1"), &a("2001:db8::"), 0));
+        // 2048-port blocks from 1024: 31 per address, 2 addresses.
+        assert_eq!(port_block(0, 2048, 31, 2, 1024), Some((0, PortRange { first: 1024, last: 3071 })));
+        assert_eq!(port_block(30, 2048, 31, 2, 1024), Some((0, PortRange { first: 62464, last: 64511 })));
+        assert_eq!(port_block(31, 2048, 31, 2, 1024), Some((1, PortRange { first: 1024, last: 3071 })));
+        assert_eq!(port_block(62, 2048, 31, 2, 1024), None, "past the last block");
+        let mut seen = HashSet::new();
+        for i in 0..62 {
+            let (slot, r) = port_block(i, 2048, 31, 2, 1024).unwrap();
+            for p in r.first..=r.last {
+                assert!(seen.insert((slot, p)), "block {i} overlaps at {slot}:{p}");
+            }
+        }
+    }
 
     /// RFC 6146 §3.5.2.2, every transition the figure and text name.
     #[test]

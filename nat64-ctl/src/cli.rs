@@ -138,6 +138,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BibCmd,
     },
+    /// Stateful NAT64 port blocks (RFC 7422): whose block holds an IPv4 transport
+    /// address, or which block an IPv6 host has.
+    ///
+    /// ADDRESS is IPV4:PORT (a pool4 address) or an IPv6 address. Computed from the
+    /// configuration alone, no log needed: from the running instance, or with --config
+    /// from a configuration file (a replacement node, or an abuse desk offline).
+    PortBlock {
+        address: String,
+        /// Compute with this configuration file instead of a running instance.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Show stateful NAT64's sessions (mode "nat64").
     Session {
         #[command(subcommand)]
@@ -303,6 +315,31 @@ const POOL_TICK: Duration = Duration::from_secs(1);
 /// 5 s; after a failure, again in 30 s, keeping the prefix in use).
 fn recheck(ttl: u32) -> Duration {
     Duration::from_secs(u64::from(ttl).clamp(5, 86400))
+}
+
+/// `nat64-ctl port-block ADDRESS`'s answer.
+fn port_block_line(
+    b: &crate::config::nat::PortBlocks,
+    slots: &[crate::config::nat::Slot4],
+    address: &str,
+) -> Result<String> {
+    if let Ok(a) = address.parse::<std::net::Ipv6Addr>() {
+        let Some((v4, first, last)) = b.of_host(a, slots) else {
+            anyhow::bail!("port-block: {a}: outside port-block-prefix {} (no block)", b.prefix);
+        };
+        return Ok(format!("{a} -> {v4} ports {first}-{last}"));
+    }
+    let Ok(sa) = address.parse::<std::net::SocketAddrV4>() else {
+        anyhow::bail!(
+            "port-block: {address:?}: give IPV4:PORT (a pool4 transport address) or an IPv6 address"
+        );
+    };
+    match b.of_port(*sa.ip(), sa.port(), slots) {
+        Some(p) => Ok(format!("{sa} -> {p}")),
+        None => {
+            anyhow::bail!("port-block: {sa}: in no block (not a pool4 address, or a port outside the blocks)")
+        }
+    }
 }
 
 fn bib_cmd(name: &str, cmd: BibCmd) -> Result<()> {
@@ -917,6 +954,25 @@ fn real_main() -> Result<()> {
             Ok(())
         }
         Cmd::Reload { config } => reload(&instance_name(&cli.instance), config),
+        Cmd::PortBlock { address, config } => {
+            let (blocks, slots) = match config {
+                Some(path) => {
+                    let cfg = Config::load(&path)?;
+                    let n =
+                        cfg.nat64.as_ref().context("port-block: the configuration is not mode \"nat64\"")?;
+                    let b = n.port_blocks.context("port-block: the configuration sets no port-block-size")?;
+                    (b, n.slots())
+                }
+                None => {
+                    let tables = open(&instance_name(&cli.instance))?;
+                    let nat =
+                        tables.nat.as_ref().context("port-block: the instance is not a stateful NAT64")?;
+                    nat.port_blocks().context("port-block: the instance runs without port blocks")?
+                }
+            };
+            println!("{}", port_block_line(&blocks, &slots, &address)?);
+            Ok(())
+        }
         Cmd::Translate { address, config } => {
             let line = match config {
                 Some(path) => explain::explain(&Config::load(&path)?, address)?,

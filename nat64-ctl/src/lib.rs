@@ -5,6 +5,7 @@ pub mod config;
 pub mod explain;
 pub mod instance;
 pub mod metrics;
+pub mod natlog;
 pub mod netdev;
 pub mod nexthop;
 pub mod pool;

@@ -292,7 +292,15 @@ impl Running {
         let tables = Tables::take(&mut ebpf, None)?;
         crate::nexthop::watch(&mut ebpf)?;
         crate::ports::watch(&dir)?;
-        crate::stateful::sweeper(&dir)?;
+        let sink = match cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
+            Some(target) => {
+                let sink = crate::natlog::Sink::open(target)?;
+                crate::natlog::reader(&dir, sink.clone())?;
+                Some(sink)
+            }
+            None => None,
+        };
+        crate::stateful::sweeper(&dir, sink)?;
         let mut me = Self {
             ebpf,
             tables,
@@ -324,6 +332,18 @@ impl Running {
                 "instance: {:?}: a reload cannot rename the instance (running: {:?})",
                 new.instance,
                 self.cfg.instance
+            );
+        }
+        let log = |c: &Config| c.nat64.as_ref().and_then(|n| n.bib_log.clone());
+        if log(new) != log(&self.cfg) {
+            bail!(
+                "bib-log: a reload does not change where BIB events go (running: {}); restart nat64-ctl \
+                 (mappings and sessions are kept)",
+                match log(&self.cfg) {
+                    Some(crate::config::nat::BibLog::Stdout) => "stdout".to_string(),
+                    Some(crate::config::nat::BibLog::File(p)) => p.display().to_string(),
+                    None => "off".to_string(),
+                }
             );
         }
         check_interfaces(new)?;

@@ -33,6 +33,8 @@ pub struct NatTables {
     pub bib4: HashMap<MapData, Bib4Key, Bib4Entry>,
     pub sessions: HashMap<MapData, SessionKey, Session>,
     pub adf: HashMap<MapData, AdfKey, u8>,
+    /// `bib-log`: where the sweep reports the BIB entries it ends.
+    pub log: Option<crate::natlog::Shared>,
 }
 
 /// The maps' names, pinned with the others.
@@ -49,6 +51,7 @@ impl NatTables {
             bib4: HashMap::try_from(get(MAP_BIB4)?)?,
             sessions: HashMap::try_from(get(MAP_SESSIONS)?)?,
             adf: HashMap::try_from(get(MAP_NAT_ADF)?)?,
+            log: None,
         })
     }
 
@@ -81,7 +84,7 @@ impl NatTables {
         }
         let old = self.cfg.get(&0, 0).unwrap_or_default();
         let key = if old.key == [0, 0] { random_key()? } else { old.key };
-        let cfg = NatConfig {
+        let mut cfg = NatConfig {
             key,
             pool4_count: slots.len() as u32,
             flags: match n.filtering {
@@ -93,7 +96,18 @@ impl NatTables {
             tcp_established: n.timeouts.tcp_established,
             tcp_transitory: n.timeouts.tcp_transitory,
             icmp: n.timeouts.icmp,
+            ..Default::default()
         };
+        if n.bib_log.is_some() {
+            cfg.flags |= NatConfig::FLAG_LOG;
+        }
+        if let Some(b) = &n.port_blocks {
+            cfg.block_size = b.size;
+            cfg.blocks_per_addr = b.per_addr;
+            cfg.block_prefix = b.prefix.addr.octets();
+            cfg.block_prefix_len = b.prefix.len;
+            cfg.block_host_len = b.host_len;
+        }
         self.cfg.set(0, cfg, 0).context("writing NAT_CFG")
     }
 
@@ -217,6 +231,16 @@ impl NatTables {
             let _ = self.bib6.remove(&e.v6);
             if self.bib4.remove(&k4).is_ok() {
                 bibs += 1;
+                if let Some(log) = &self.log {
+                    let v6 = std::net::SocketAddrV6::new(e.v6.addr.into(), e.v6.port, 0, 0);
+                    log.write(
+                        "bib-expire",
+                        k4.proto,
+                        v6,
+                        std::net::SocketAddrV4::new(k4.addr.into(), k4.port),
+                        now,
+                    );
+                }
             }
         }
         (sessions, bibs)
@@ -238,6 +262,26 @@ impl NatTables {
             (v.key.proto, v.v6.map(|b| (b.addr, b.port)), v.key.local, v.key.local_port, v.key.remote)
         });
         out
+    }
+
+    /// The running port blocks (RFC 7422) and the pool4 slots, if any.
+    pub fn port_blocks(&self) -> Option<(crate::config::nat::PortBlocks, Vec<crate::config::nat::Slot4>)> {
+        let c = self.cfg.get(&0, 0).ok()?;
+        if c.block_size == 0 {
+            return None;
+        }
+        let slots = (0..c.pool4_count)
+            .filter_map(|i| self.pool4.get(&i, 0).ok())
+            .map(|s| (Ipv4Addr::from(s.addr), s.first, s.last))
+            .collect();
+        let prefix = crate::config::Prefix6 { addr: c.block_prefix.into(), len: c.block_prefix_len };
+        let b = crate::config::nat::PortBlocks {
+            size: c.block_size,
+            prefix,
+            host_len: c.block_host_len,
+            per_addr: c.blocks_per_addr,
+        };
+        Some((b, slots))
     }
 
     /// The pool4 addresses in use.
@@ -327,8 +371,9 @@ fn random_key() -> Result<[u64; 2]> {
 
 /// Sweeps the instance pinned under `dir` every second, for as long as the process
 /// runs (a thread of its own).
-pub fn sweeper(dir: &Path) -> Result<()> {
+pub fn sweeper(dir: &Path, log: Option<crate::natlog::Shared>) -> Result<()> {
     let mut t = NatTables::from_maps(|n| crate::tables::open_map(dir, n))?;
+    t.log = log;
     thread::Builder::new()
         .name("nat-sweep".into())
         .spawn(move || {

@@ -3,15 +3,15 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
         AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
-        EamEntry, FragEntry, FragKey, Globals, NAT_FRAGS_MAX_ENTRIES, NAT_POOL4_MAX, NatConfig, POOL_MAX,
-        POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session,
-        SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        EamEntry, FragEntry, FragKey, Globals, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES, NAT_POOL4_MAX,
+        NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry, PortState,
+        SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -95,6 +95,10 @@ pub static NAT_ADF: HashMap<AdfKey, u8> = HashMap::with_max_entries(SESSIONS_MAX
 /// Where the first fragment of a datagram went (`nat64_common::maps::MAP_NAT_FRAGS`).
 #[map(name = "NAT_FRAGS")]
 pub static NAT_FRAGS: LruHashMap<FragKey, FragEntry> = LruHashMap::with_max_entries(NAT_FRAGS_MAX_ENTRIES, 0);
+
+/// BIB entries the data path made, for nat64-ctl's `bib-log` (`NatConfig::FLAG_LOG`).
+#[map(name = "NAT_EVENTS")]
+pub static NAT_EVENTS: RingBuf = RingBuf::with_byte_size(NAT_EVENTS_BYTES, 0);
 
 /// Per CPU: RFC 6056's counter, moved on every port allocation.
 #[map(name = "NAT_COUNTER")]

@@ -897,6 +897,109 @@ fn stateful_nat64_traceroute_pmtud_and_fragments() {
     assert_eq!(packets(&s, "drop_nat_icmp_error_no_session"), 0, "{s}");
 }
 
+/// Stateful NAT64 logging and port blocks (#15): with `bib-log` every BIB entry the
+/// data path makes is written as a JSON line (time, event, protocol, both transport
+/// addresses) and every one the sweep ends too; with port blocks (RFC 7422) each host
+/// of 2001:db8:6::/124 maps into its own 2048 ports (::2 to 5120-7167, ::3 to
+/// 7168-9215), and `nat64-ctl port-block` tells who held an IPv4 transport address,
+/// from the running instance and from the configuration file alone. A reload that
+/// would move the log is refused, the instance unchanged.
+#[test]
+fn stateful_nat64_bib_log_and_port_blocks() {
+    let log = std::env::temp_dir().join(format!("nat64-bib-{}.jsonl", nat64_tests::lab::unique_tag()));
+    let extra = serde_json::json!({
+        "bib-log": log.to_string_lossy(),
+        "port-block-size": 2048,
+        "port-block-prefix": "2001:db8:6::/124",
+        "port-block-host-length": 128,
+    });
+    let mut lab = nat64_lab(extra);
+    lab.lab.files.push(log.clone());
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    for src in [V6_HOST, V6_SPARE] {
+        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 -I {src} {V4_HOST_AS_V6}"));
+        assert!(out.contains("2 received"), "ping from {src}:\n{out}");
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_ready(&mut lab, &v4, 5200, "udp");
+    let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    assert_eq!(out.trim(), "203.0.113.8");
+
+    // Every mapping inside its host's block.
+    let out = lab.ctl(CTL, &["session", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
+    let mut udp_v4 = String::new();
+    for s in list.as_array().unwrap() {
+        let v6a = s["ipv6"].as_str().unwrap();
+        let v4a: std::net::SocketAddrV4 = s["ipv4"].as_str().unwrap().parse().unwrap();
+        let range = if v6a.starts_with(&format!("[{V6_HOST}]")) { 5120..=7167 } else { 7168..=9215 };
+        assert!(range.contains(&v4a.port()), "{v6a} -> {v4a} outside its block");
+        if s["protocol"] == "udp" {
+            udp_v4 = v4a.to_string();
+        }
+    }
+    assert!(!udp_v4.is_empty(), "{list}");
+    let out = lab.ctl(CTL, &["port-block", &udp_v4]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{udp_v4} -> {V6_HOST}/128"), "{out:?}");
+    let config = lab.config.to_string_lossy().into_owned();
+    let out = lab.ctl(CTL, &["port-block", "--config", &config, V6_SPARE]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{V6_SPARE} -> 203.0.113.8 ports 7168-9215"),
+        "{out:?}"
+    );
+    let out = lab.ctl(CTL, &["port-block", "203.0.113.8"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give IPV4:PORT"), "{out:?}");
+
+    // The log: a bib-create line for each entry made (two hosts' pings, one UDP).
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    };
+    let created = |v: &[Value]| v.iter().filter(|l| l["event"] == "bib-create").count();
+    assert!(wait_until(Duration::from_secs(5), || created(&lines()) >= 3), "{:?}", lines());
+    let all = lines();
+    for l in &all {
+        let t = l["time"].as_str().unwrap();
+        assert!(t.len() == 24 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "RFC 3339 UTC: {l}");
+        assert!(l["ipv4"].as_str().unwrap().starts_with("203.0.113.8:"), "{l}");
+    }
+    assert!(
+        all.iter().any(|l| l["protocol"] == "udp"
+            && l["ipv4"] == udp_v4.as_str()
+            && l["ipv6"].as_str().unwrap().starts_with(&format!("[{V6_HOST}]:"))),
+        "the UDP mapping logged: {all:?}"
+    );
+    assert!(all.iter().any(
+        |l| l["protocol"] == "icmp" && l["ipv6"].as_str().unwrap().starts_with(&format!("[{V6_SPARE}]:"))
+    ));
+
+    // Ended by the sweep: a short ICMP lifetime, a new ping, its bib-expire line.
+    let out = lab.ctl(CTL, &["set", "icmp-timeout", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+    let expired = wait_until(Duration::from_secs(10), || lines().iter().any(|l| l["event"] == "bib-expire"));
+    assert!(expired, "a bib-expire line: {:?}", lines());
+    let s = stats(&lab);
+    assert_eq!(packets(&s, "nat_log_lost"), 0, "{s}");
+
+    // Moving the log needs a restart: a reload says so and changes nothing.
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    cfg["bib-log"] = "stdout".into();
+    std::fs::write(&lab.config, cfg.to_string()).unwrap();
+    let out = lab.ctl(CTL, &["reload"]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("bib-log: a reload does not change"),
+        "{out:?}"
+    );
+    std::fs::write(&lab.config, text).unwrap();
+}
+
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
 /// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
 /// SHA-256 checked; from the IPv6 side too, hairpinned through pool6) and added live

@@ -1721,6 +1721,76 @@ fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
     }
 }
 
+/// Stateful NAT64 port blocks (RFC 7422, #15): a host of `port-block-prefix` gets its
+/// block (2001:db8:6::5 is the second /128 of 2001:db8:6::4/126: ports 40002-40003 of
+/// the one pool4 address) and no other port; when the block is used up, Address
+/// Unreachable; a host outside the prefix gets Address Unreachable too, counted apart.
+/// With `bib-log`, each new BIB entry is reported in the ring buffer (time, both
+/// transport addresses, protocol).
+fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
+    let config = NAT64_CONFIG.replace(
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40007"}],
+    "port-block-size": 2, "port-block-prefix": "2001:db8:6::4/126", "port-block-host-length": 128,
+    "bib-log": "stdout","#,
+    );
+    assert_ne!(config, NAT64_CONFIG);
+    let mut h = Harness::with(kind, &config);
+    let udp_from = |sport: u16| L4::Udp { sport, dport: 53, data: b"query".to_vec(), zero_checksum: false };
+    let mut ports = Vec::new();
+    for sport in [5000, 5001] {
+        let out = h.run(&in6(H6, R6, &udp_from(sport)));
+        assert_eq!(out.action, XDP_PASS, "a port of the block for {sport}");
+        assert_eq!(out.frame[26..30], [203, 0, 113, 8]);
+        ports.push(u16::from_be_bytes([out.frame[34], out.frame[35]]));
+    }
+    ports.sort();
+    assert_eq!(ports, [40002, 40003], "the host's block and nothing else");
+    let q = in6(H6, R6, &udp_from(5002));
+    let out = h.run(&q);
+    assert_eq!(out.action, XDP_TX, "the block is used up");
+    if let Some(d) = diff(&out.frame, &back(icmp6_err("3fff::1", H6, 1, 3, [0; 4], &q[14..]))) {
+        panic!("block used up: {d}");
+    }
+    let outside = in6("2001:db8:6::9", R6, &udp_from(5000));
+    let out = h.run(&outside);
+    assert_eq!(out.action, XDP_TX, "outside the prefix");
+    if let Some(d) =
+        diff(&out.frame, &back(icmp6_err("3fff::1", "2001:db8:6::9", 1, 3, [0; 4], &outside[14..])))
+    {
+        panic!("outside the prefix: {d}");
+    }
+    assert_eq!(h.count(Counter::DropNatNoPortBlock), 1);
+    assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
+
+    // The two BIB entries, as the data path reported them.
+    let mut ring: aya::maps::RingBuf<&mut aya::maps::MapData> =
+        aya::maps::RingBuf::try_from(h.ebpf.map_mut("NAT_EVENTS").expect("NAT_EVENTS")).unwrap();
+    let mut events = Vec::new();
+    while let Some(item) = ring.next() {
+        assert_eq!(item.len(), std::mem::size_of::<nat64_common::maps::NatEvent>());
+        // SAFETY: a NatEvent the data path wrote (length checked).
+        events
+            .push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) });
+    }
+    let now = nat64_ctl::stateful::boot_ns();
+    let mut seen: Vec<(u16, u16)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!((e.v6, e.v4, e.proto, e.kind), (v6(H6).octets(), [203, 0, 113, 8], 17, 1), "{e:?}");
+            assert!(e.time <= now && now - e.time < 60_000_000_000, "stamped with boot time: {e:?}");
+            (e.v6_port, e.v4_port)
+        })
+        .collect();
+    seen.sort();
+    let mut want = vec![(5000, 0), (5001, 0)];
+    for (w, s) in want.iter_mut().zip(&seen) {
+        w.1 = s.1;
+    }
+    assert_eq!(seen, want, "one event per BIB entry");
+    assert!(seen.iter().all(|(_, p)| (40002..=40003).contains(p)), "{seen:?}");
+}
+
 /// An ICMPv4 error from `router` to `to` carrying `inner` (an IPv4 packet), as an
 /// Ethernet frame with correct checksums (DF=0, TTL 64).
 fn icmp4_err(router: &str, to: &str, typ: u8, code: u8, rest: [u8; 4], inner: &[u8]) -> Vec<u8> {
@@ -2743,6 +2813,7 @@ both!(
     hairpinned_errors_quote_what_the_sender_sent,
     stateful_nat64_udp_icmp_tcp,
     stateful_nat64_errors_fragments_and_hop_limits,
+    stateful_nat64_port_blocks_and_bib_events,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use nat64_common::{maps::NAT_POOL4_MAX, nat::Timeouts, ranges};
 
 use super::{
-    Prefix4,
+    Prefix4, Prefix6,
     prefix::at,
     raw::{RawBib, RawConfig, RawPool4},
 };
@@ -58,6 +58,28 @@ impl StaticBib {
     }
 }
 
+/// RFC 7422 deterministic port blocks: the `host_len` subnets of `prefix` get, in
+/// order, blocks of `size` ports: the first `per_addr` blocks on the first pool4
+/// address, the next on the second, and so on. The configuration alone tells who held
+/// an IPv4 transport address (`nat64-ctl port-block`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortBlocks {
+    pub size: u32,
+    pub prefix: Prefix6,
+    pub host_len: u8,
+    pub per_addr: u32,
+}
+
+/// One pool4 address and the ports it lends (see [`Nat64::slots`]).
+pub type Slot4 = (std::net::Ipv4Addr, u16, u16);
+
+/// Where `bib-log` writes its JSON lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BibLog {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
 /// Which IPv4 packets reach a mapping without a session of their own (RFC 4787 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Filtering {
@@ -75,11 +97,13 @@ pub struct Nat64 {
     /// RFC 4787 filtering of IPv4 packets to a mapping.
     pub filtering: Filtering,
     pub timeouts: Timeouts,
+    pub port_blocks: Option<PortBlocks>,
+    pub bib_log: Option<BibLog>,
 }
 
 impl Nat64 {
     /// Every pool4 address with its ports, in order.
-    pub fn slots(&self) -> Vec<(std::net::Ipv4Addr, u16, u16)> {
+    pub fn slots(&self) -> Vec<Slot4> {
         let mut out = Vec::new();
         for p in &self.pool4 {
             let base = u32::from(p.prefix.addr);
@@ -162,6 +186,10 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("tcp-transitory-timeout", raw.tcp_transitory_timeout.is_some()),
         ("icmp-timeout", raw.icmp_timeout.is_some()),
         ("bib", !raw.bib.is_empty()),
+        ("port-block-size", raw.port_block_size.is_some()),
+        ("port-block-prefix", raw.port_block_prefix.is_some()),
+        ("port-block-host-length", raw.port_block_host_length.is_some()),
+        ("bib-log", raw.bib_log.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -240,7 +268,107 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
     for (i, r) in raw.bib.iter().enumerate() {
         bib.push(check_bib(i, r, &pool4, &bib)?);
     }
-    Ok(Some(Nat64 { pool4, bib, filtering, timeouts }))
+    let port_blocks = check_port_blocks(raw, &pool4)?;
+    let bib_log = match raw.bib_log.as_deref() {
+        None => None,
+        Some("stdout") => Some(BibLog::Stdout),
+        Some(p) if p.starts_with('/') => {
+            let path = std::path::PathBuf::from(p);
+            match path.parent() {
+                Some(d) if d.is_dir() => Some(BibLog::File(path)),
+                _ => bail!("bib-log: {p:?}: its directory does not exist"),
+            }
+        }
+        Some(p) => bail!("bib-log: {p:?}: \"stdout\" or an absolute file path"),
+    };
+    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log }))
+}
+
+fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBlocks>> {
+    let (size, prefix) = match (raw.port_block_size, raw.port_block_prefix.as_deref()) {
+        (None, None) => {
+            if raw.port_block_host_length.is_some() {
+                bail!("port-block-host-length: goes with port-block-size and port-block-prefix");
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => bail!(
+            "port-block-prefix: port-block-size needs the IPv6 prefix whose subnets get a block each \
+             (e.g. \"2001:db8:100::/56\")"
+        ),
+        (None, Some(_)) => bail!("port-block-size: port-block-prefix needs the ports per block (e.g. 2048)"),
+        (Some(s), Some(p)) => (s, p),
+    };
+    let prefix: Prefix6 = prefix.parse().map_err(at("port-block-prefix".to_string()))?;
+    let host_len = raw.port_block_host_length.unwrap_or(64);
+    if !(32..=128).contains(&host_len) || host_len <= prefix.len as u64 || host_len > prefix.len as u64 + 24 {
+        bail!(
+            "port-block-host-length: {host_len}: from {} to {} for port-block-prefix /{} (each subnet of that \
+             length gets a block; at most 2^24 of them)",
+            (prefix.len as u64 + 1).max(32),
+            (prefix.len as u64 + 24).min(128),
+            prefix.len
+        );
+    }
+    let (first, last) = (pool4[0].first, pool4[0].last);
+    if let Some(i) = pool4.iter().position(|p| (p.first, p.last) != (first, last)) {
+        bail!(
+            "pool4[{i}].ports: {}-{}: with port blocks every pool4 entry lends the same ports \
+             (pool4[0]: {first}-{last})",
+            pool4[i].first,
+            pool4[i].last
+        );
+    }
+    let span = last as u64 - first as u64 + 1;
+    if size == 0 || size > span {
+        bail!("port-block-size: {size}: from 1 to {span} (the ports pool4 lends, {first}-{last})");
+    }
+    let per_addr = span / size;
+    let addresses: u64 = pool4.iter().map(|p| pool4_size(&p.prefix)).sum();
+    let subnets = 1u64 << (host_len - prefix.len as u64);
+    if subnets > per_addr * addresses {
+        bail!(
+            "port-block-size: {size}: {subnets} /{host_len} subnets of {prefix} need as many blocks; \
+             pool4 has {} ({addresses} addresses x {per_addr} blocks of {size} ports)",
+            per_addr * addresses
+        );
+    }
+    Ok(Some(PortBlocks { size: size as u32, prefix, host_len: host_len as u8, per_addr: per_addr as u32 }))
+}
+
+impl PortBlocks {
+    /// The block of an IPv6 host: its pool4 address and ports (`slots` as
+    /// [`Nat64::slots`] gives them), or `None` outside the prefix.
+    pub fn of_host(&self, a: std::net::Ipv6Addr, slots: &[Slot4]) -> Option<Slot4> {
+        if !self.prefix.contains_addr(a) {
+            return None;
+        }
+        let i = nat64_common::nat::block_index(&a.octets(), self.prefix.len, self.host_len);
+        let first = slots.first()?.1;
+        let (slot, r) =
+            nat64_common::nat::port_block(i, self.size, self.per_addr, slots.len() as u32, first)?;
+        Some((slots.get(slot as usize)?.0, r.first, r.last))
+    }
+
+    /// The IPv6 subnet whose block holds `port` of pool4 address `v4`, if any.
+    pub fn of_port(&self, v4: std::net::Ipv4Addr, port: u16, slots: &[Slot4]) -> Option<Prefix6> {
+        let slot = slots.iter().position(|s| s.0 == v4)? as u64;
+        let (first, last) = (slots[slot as usize].1, slots[slot as usize].2);
+        if port < first || port > last {
+            return None;
+        }
+        let block = (port - first) as u64 / self.size as u64;
+        if block >= self.per_addr as u64 {
+            return None;
+        }
+        let index = slot * self.per_addr as u64 + block;
+        let bits = self.host_len as u32 - self.prefix.len as u32;
+        if index >= 1u64 << bits {
+            return None;
+        }
+        let base = u128::from(self.prefix.addr) | (index as u128) << (128 - self.host_len as u32);
+        Some(Prefix6 { addr: std::net::Ipv6Addr::from(base), len: self.host_len })
+    }
 }
 
 fn check_bib(i: usize, r: &RawBib, pool4: &[Pool4], earlier: &[StaticBib]) -> Result<StaticBib> {

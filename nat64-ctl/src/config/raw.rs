@@ -94,6 +94,10 @@ keyed! {
     de_tcp_established_timeout => "tcp-established-timeout",
     de_tcp_transitory_timeout => "tcp-transitory-timeout",
     de_icmp_timeout => "icmp-timeout",
+    de_port_block_size => "port-block-size",
+    de_port_block_prefix => "port-block-prefix",
+    de_port_block_host_length => "port-block-host-length",
+    de_bib_log => "bib-log",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -183,6 +187,14 @@ pub(super) struct RawConfig {
     pub(super) tcp_transitory_timeout: Option<u64>,
     #[serde(default, deserialize_with = "de_icmp_timeout")]
     pub(super) icmp_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_port_block_size")]
+    pub(super) port_block_size: Option<u64>,
+    #[serde(default, deserialize_with = "de_port_block_prefix")]
+    pub(super) port_block_prefix: Option<String>,
+    #[serde(default, deserialize_with = "de_port_block_host_length")]
+    pub(super) port_block_host_length: Option<u64>,
+    #[serde(default, deserialize_with = "de_bib_log")]
+    pub(super) bib_log: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -996,3 +996,82 @@ fn nat64_mode_is_checked() {
     );
     assert_err_contains(with(r#""mode": "napt""#), "mode: \"napt\": must be \"siit\", \"clat\" or \"nat64\"");
 }
+
+/// RFC 7422 port blocks and `bib-log`: the settings, the block arithmetic both ways
+/// (host -> address and ports, IPv4 transport address -> subnet), and every refusal.
+#[test]
+fn nat64_port_blocks_and_bib_log_are_checked() {
+    let nat = |extra: &str| {
+        Config::from_json(&format!(
+            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
+            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
+        ))
+    };
+    let ok =
+        nat(r#", "port-block-size": 2048, "port-block-prefix": "2001:db8:100::/59", "bib-log": "stdout""#)
+            .unwrap()
+            .nat64
+            .unwrap();
+    assert_eq!(ok.bib_log, Some(crate::config::nat::BibLog::Stdout));
+    let b = ok.port_blocks.expect("port blocks");
+    assert_eq!((b.size, b.host_len, b.per_addr), (2048, 64, 31));
+    let slots = ok.slots();
+    let host = |s: &str| b.of_host(s.parse().unwrap(), &slots);
+    assert_eq!(host("2001:db8:100::1"), Some(("203.0.113.8".parse().unwrap(), 1024, 3071)));
+    assert_eq!(host("2001:db8:100:1e::1"), Some(("203.0.113.8".parse().unwrap(), 62464, 64511)));
+    assert_eq!(host("2001:db8:100:1f::1"), Some(("203.0.113.9".parse().unwrap(), 1024, 3071)));
+    assert_eq!(host("2001:db8:200::1"), None, "outside the prefix");
+    let port = |a: &str, p: u16| b.of_port(a.parse().unwrap(), p, &slots).map(|x| x.to_string());
+    assert_eq!(port("203.0.113.8", 1024), Some("2001:db8:100::/64".into()));
+    assert_eq!(port("203.0.113.9", 3071), Some("2001:db8:100:1f::/64".into()));
+    assert_eq!(port("203.0.113.9", 1023), None, "below the pool4 ports");
+    assert_eq!(port("203.0.113.9", 65535), None, "past the last whole block");
+    assert_eq!(port("203.0.113.7", 2000), None, "not a pool4 address");
+    for i in 0..32u32 {
+        let a: std::net::Ipv6Addr = format!("2001:db8:100:{i:x}::7").parse().unwrap();
+        let (v4, first, last) = b.of_host(a, &slots).expect("every /64 has a block");
+        for p in [first, last] {
+            let want: std::net::Ipv6Addr = format!("2001:db8:100:{i:x}::").parse().unwrap();
+            assert_eq!(b.of_port(v4, p, &slots).unwrap().to_string(), format!("{want}/64"));
+        }
+    }
+    let log = nat(r#", "bib-log": "/tmp/nat64-bib.jsonl""#).unwrap().nat64.unwrap();
+    assert_eq!(log.bib_log, Some(crate::config::nat::BibLog::File("/tmp/nat64-bib.jsonl".into())));
+    for (extra, msg) in [
+        (r#", "port-block-size": 2048"#, "port-block-prefix: port-block-size needs the IPv6 prefix"),
+        (r#", "port-block-prefix": "2001:db8::/56""#, "port-block-size: port-block-prefix needs the ports"),
+        (r#", "port-block-host-length": 64"#, "port-block-host-length: goes with port-block-size"),
+        (
+            r#", "port-block-size": 2048, "port-block-prefix": "2001:db8::/56", "port-block-host-length": 56"#,
+            "port-block-host-length: 56: from 57 to 80 for port-block-prefix /56",
+        ),
+        (
+            r#", "port-block-size": 2048, "port-block-prefix": "2001:db8::/48""#,
+            "port-block-size: 2048: 65536 /64 subnets of 2001:db8::/48 need as many blocks; pool4 has 62 (2 addresses x 31 blocks of 2048 ports)",
+        ),
+        (
+            r#", "port-block-size": 70000, "port-block-prefix": "2001:db8::/60""#,
+            "port-block-size: 70000: from 1 to 64512",
+        ),
+        (r#", "port-block-size": 1024, "port-block-prefix": "2001:db8::/129""#, "port-block-prefix"),
+        (r#", "bib-log": "relative.log""#, "bib-log: \"relative.log\": \"stdout\" or an absolute file path"),
+        (
+            r#", "bib-log": "/nonexistent-dir/x.log""#,
+            "bib-log: \"/nonexistent-dir/x.log\": its directory does not exist",
+        ),
+    ] {
+        let err = nat(extra).unwrap_err().to_string();
+        assert!(err.contains(msg), "{extra}: {err}");
+    }
+    let two_ranges = Config::from_json(
+        r#"{"interfaces": [{"name": "eth0", "attach": "xdp"}], "mode": "nat64", "pool6": "64:ff9b::/96",
+        "pool4": [{"prefix": "203.0.113.8"}, {"prefix": "203.0.113.9", "ports": "2000-3000"}],
+        "port-block-size": 100, "port-block-prefix": "2001:db8::/60"}"#,
+    );
+    assert_err_contains(
+        two_ranges,
+        "pool4[1].ports: 2000-3000: with port blocks every pool4 entry lends the same ports",
+    );
+    assert_err_contains(with(r#""port-block-size": 64"#), "port-block-size: belongs to stateful NAT64");
+    assert_err_contains(with(r#""bib-log": "stdout""#), "bib-log: belongs to stateful NAT64");
+}

@@ -15,7 +15,8 @@ use nat64_common::{
     counters::Counter,
     icmp,
     maps::{
-        AdfKey, Bib4Entry, Bib4Key, Bib6Key, FragEntry, FragKey, Globals, NatConfig, Session, SessionKey,
+        AdfKey, Bib4Entry, Bib4Key, Bib6Key, FragEntry, FragKey, Globals, NatConfig, NatEvent, Session,
+        SessionKey,
     },
     nat::{self, Lifetime, PROTO_ICMP, PortRange, TcpState},
     words,
@@ -28,8 +29,8 @@ use super::{
 use crate::{
     counters::bump,
     maps::{
-        BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_FRAGS, NAT_POOL4, SESSIONS, Scratch,
-        globals, scratch,
+        BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_EVENTS, NAT_FRAGS, NAT_POOL4, SESSIONS,
+        Scratch, globals, scratch,
     },
     packet::{Action, Packet, pack},
 };
@@ -205,13 +206,33 @@ fn may_open(cfg: &NatConfig, entry: &Bib4Entry, key: &SessionKey) -> bool {
 /// A pool4 transport address for the IPv6 one `k6`: the host's paired address (RFC
 /// 4787 REQ-2), a port RFC 6056 Algorithm 3 picks in the port's class, claimed in BIB4
 /// first (so two hosts never get one port) and then published in BIB6.
+///
+/// With port blocks (RFC 7422) the address and the range are the host's block, which
+/// the configuration alone decides: no log is needed to tell who held a port.
 #[inline(always)]
 fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
-    let idx = nat::pick_address(cfg.key, &k6.addr, cfg.pool4_count);
+    let (idx, block) = if cfg.block_size != 0 {
+        if !nat::in_prefix6(&k6.addr, &cfg.block_prefix, cfg.block_prefix_len) {
+            return Err(Counter::DropNatNoPortBlock);
+        }
+        let i = nat::block_index(&k6.addr, cfg.block_prefix_len, cfg.block_host_len);
+        let Some(slot0) = NAT_POOL4.get(0) else {
+            return Err(Counter::DropInternal);
+        };
+        match nat::port_block(i, cfg.block_size, cfg.blocks_per_addr, cfg.pool4_count, slot0.first) {
+            Some((slot, range)) => (slot, Some(range)),
+            None => return Err(Counter::DropNatNoPortBlock),
+        }
+    } else {
+        (nat::pick_address(cfg.key, &k6.addr, cfg.pool4_count), None)
+    };
     let Some(slot) = NAT_POOL4.get(idx) else {
         return Err(Counter::DropNatPortsExhausted);
     };
-    let range = PortRange { first: slot.first, last: slot.last }.for_source(k6.proto, k6.port);
+    let range = match block {
+        Some(r) => r,
+        None => PortRange { first: slot.first, last: slot.last }.for_source(k6.proto, k6.port),
+    };
     if range.is_empty() || cfg.pool4_count == 0 {
         return Err(Counter::DropNatPortsExhausted);
     }
@@ -241,6 +262,9 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
         }
         if BIB6.insert(k6, &k4, 1).is_ok() {
             bump(Counter::NatBibCreated, 0);
+            if cfg.flags & NatConfig::FLAG_LOG != 0 {
+                log_bib(k6, &k4, now);
+            }
             return Ok(k4);
         }
         // Another CPU mapped this IPv6 transport address meanwhile: take its mapping.
@@ -248,6 +272,24 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
         return bib6(k6).ok_or(Counter::DropNatTableFull);
     }
     Err(Counter::DropNatPortsExhausted)
+}
+
+/// Reports a new BIB entry to nat64-ctl (`bib-log`); a full ring is counted.
+#[inline(never)]
+fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64) {
+    let ev = NatEvent {
+        time: now,
+        v6: k6.addr,
+        v6_port: k6.port,
+        v4_port: k4.port,
+        v4: k4.addr,
+        proto: k6.proto,
+        kind: NatEvent::BIB_CREATED,
+        _pad: [0; 6],
+    };
+    if NAT_EVENTS.output::<NatEvent>(&ev, 0).is_err() {
+        bump(Counter::NatLogLost, 0);
+    }
 }
 
 /// The BIB6 entry of `k6`, copied.
@@ -455,9 +497,10 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         Some(k4) => k4,
         None => match allocate(cfg, &k6) {
             Ok(k4) => k4,
-            // RFC 6146 §3.5.1.1: Destination Unreachable, Address Unreachable.
-            Err(Counter::DropNatPortsExhausted) => {
-                s.verdict = pack(Action::Reply(1, 3, 0), Counter::DropNatPortsExhausted);
+            // RFC 6146 §3.5.1.1: Destination Unreachable, Address Unreachable (no port
+            // left, or a host outside the port blocks, which has none).
+            Err(c @ (Counter::DropNatPortsExhausted | Counter::DropNatNoPortBlock)) => {
+                s.verdict = pack(Action::Reply(1, 3, 0), c);
                 return Step::Jump(STAGE_REPLY6);
             }
             Err(c) => return finish(Action::Drop, c),
