@@ -50,8 +50,23 @@ fn counter(v: &Value, name: &str) -> u64 {
     v[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
 }
 
-#[test]
-fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
+/// The lab both PLATs run in (see the module's picture): namespaces, links, addresses,
+/// unbound's DNS64 and the HTTP server with a 24 MB file whose SHA-256 is `want_sha`.
+struct Topo {
+    lab: Lab,
+    t: String,
+    hosts: String,
+    vm: String,
+    plat: String,
+    up: String,
+    pa: String,
+    pb: String,
+    pu: String,
+    dir: std::path::PathBuf,
+    want_sha: String,
+}
+
+fn topology() -> Topo {
     let mut lab = Lab::new();
     for tool in ["unbound", "nft", "curl"] {
         assert!(
@@ -117,6 +132,12 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
     });
     assert!(listening, "the HTTP server did not start");
 
+    Topo { lab, t, hosts, vm, plat, up, pa, pb, pu, dir, want_sha }
+}
+
+#[test]
+fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
+    let Topo { mut lab, t, hosts, vm, plat, up: _, pa, pb, pu, dir, want_sha } = topology();
     let instance = format!("plat-{t}");
     let state = dir.join("pool.json");
     let config = dir.join("plat.json");
@@ -249,4 +270,269 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
     assert!(said.contains("stopped instance") && said.contains(&table), "{said}");
     assert!(!lab.exec(&plat, &format!("nft list table ip {table}")).status.success(), "table removed");
     let _ = lab.stop_child(ctl);
+}
+
+/// Stateful NAT64 (#15) as the PLAT: the same hosts, the same DNS64, and no dynamic
+/// pool, masquerade, nftables or conntrack: every host shares the one pool4 address
+/// 192.0.2.8 (routed to the PLAT by its upstream) by port, mapped in the data path. By
+/// name with curl; HOSTS hosts each from its own address; ICMP echo and UDP; a
+/// rate-limited 24 MB download across a restart of nat64-ctl completes intact, every
+/// session kept.
+#[test]
+fn stateful_nat64_hosts_share_one_address_through_dns64() {
+    const POOL4: &str = "192.0.2.8";
+    let Topo { mut lab, t, hosts, vm, plat, up, pa, pb, pu: _, dir, want_sha } = topology();
+    // From the server's address (a UDP server answers from the route's source).
+    lab.must_in(&up, &format!("ip route add {POOL4}/32 via {UPLINK} src {WEB}"));
+    let instance = format!("plat-{t}");
+    let config = dir.join("plat.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{
+    "instance": "{instance}",
+    "mode": "nat64",
+    "interfaces": [{{"name": "{pa}", "attach": "xdp"}}, {{"name": "{pb}", "attach": "xdp"}}],
+    "ipv4-addr": "{UPLINK}",
+    "ipv6-addr": "{RESOLVER}",
+    "pool6": "64:ff9b::/96",
+    "pool4": [{{"prefix": "{POOL4}/32"}}]
+}}"#
+        ),
+    )
+    .unwrap();
+    let mut ctl = lab.start_ctl(&plat, CTL, &config, &instance);
+
+    let who = lab.must_in(&vm, &format!("curl -sS --max-time 20 {URL}/whoami"));
+    assert_eq!(who, POOL4, "the server sees the pool4 address");
+    let t2 = Instant::now();
+    let out = lab.must_in(
+        &hosts,
+        &format!("python3 {} http-many www.v4only.test 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
+    );
+    println!("{HOSTS} hosts: first requests in {:?}", t2.elapsed());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), HOSTS, "{out}");
+    assert!(lines.iter().all(|l| l.ends_with(&format!(" {POOL4}"))), "every host seen as {POOL4}:\n{out}");
+    let target = format!("64:ff9b::{}", {
+        let b = WEB.parse::<std::net::Ipv4Addr>().unwrap().octets();
+        format!("{:x}:{:x}", u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
+    });
+    let ping = lab.must_in(&hosts, &format!("ping -c 3 -i 0.2 -W 2 -I {FIRST_HOST} {target}"));
+    assert!(ping.contains("3 received"), "{ping}");
+    lab.spawn_in(&up, &format!("python3 {} udp-whoami 5300", peers()));
+    let ready = wait_until(std::time::Duration::from_secs(10), || {
+        !String::from_utf8_lossy(&lab.exec(&up, "ss -Hlun sport = :5300").stdout).trim().is_empty()
+    });
+    assert!(ready, "udp-whoami did not start");
+    let udp = lab.must_in(&vm, &format!("python3 {} udp-ask {target} 5300", peers()));
+    assert_eq!(udp.trim(), POOL4);
+
+    // Every host in the BIB, all on the one address; no nftables, no conntrack.
+    let sessions = json(lab.ctl(&plat, CTL, &instance, &["session", "list", "--json"]), "session list");
+    let tcp_hosts: BTreeSet<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["protocol"] == "tcp")
+        .map(|s| {
+            assert!(s["ipv4"].as_str().unwrap().starts_with(&format!("{POOL4}:")), "{s}");
+            let v6 = s["ipv6"].as_str().unwrap();
+            v6[1..v6.find(']').unwrap()].to_string()
+        })
+        .collect();
+    assert!(tcp_hosts.len() > HOSTS, "{} hosts with TCP sessions", tcp_hosts.len());
+    let nft = lab.exec(&plat, "nft list ruleset");
+    assert!(String::from_utf8_lossy(&nft.stdout).trim().is_empty(), "no nftables involved");
+    let tracked = lab.exec(&plat, "cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0");
+    assert_eq!(String::from_utf8_lossy(&tracked.stdout).trim(), "0", "no conntrack entries");
+    let stats = json(lab.ctl(&plat, CTL, &instance, &["stats", "--json"]), "stats");
+    assert!(counter(&stats, "nat_bib_created") > HOSTS as u64, "{stats}");
+
+    // 24 MB (over 20 MiB) at 4 MiB/s from the VM while nat64-ctl restarts: intact,
+    // every mapping kept.
+    let got = dir.join("got");
+    let (vm2, got2) = (vm.clone(), got.clone());
+    let download = std::thread::spawn(move || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &vm2,
+                "curl",
+                "-sS",
+                "--max-time",
+                "90",
+                "--limit-rate",
+                "4M",
+                "-r",
+                "0-20971519",
+                "-o",
+            ])
+            .arg(&got2)
+            .arg(format!("{URL}/big"))
+            .output()
+            .expect("curl")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!download.is_finished(), "the download is still running when nat64-ctl stops");
+    let before = json(lab.ctl(&plat, CTL, &instance, &["bib", "list", "--json"]), "bib list");
+    let stopped = lab.stop_child(ctl);
+    assert!(stopped.status.success(), "nat64-ctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
+    ctl = lab.start_ctl(&plat, CTL, &config, &instance);
+    let dl = download.join().unwrap();
+    assert!(dl.status.success(), "download across the restart: {}", String::from_utf8_lossy(&dl.stderr));
+    assert!(std::fs::metadata(&got).unwrap().len() > 20 * 1024 * 1024, "more than 20 MiB");
+    let sha = must(&format!("sha256sum {} | cut -d' ' -f1", got.display()));
+    assert_eq!(sha, want_sha, "the download arrived intact");
+    let after = json(lab.ctl(&plat, CTL, &instance, &["bib", "list", "--json"]), "bib list");
+    let keys = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{} {} {}", b["protocol"], b["ipv6"], b["ipv4"]))
+            .collect()
+    };
+    assert!(keys(&before).is_subset(&keys(&after)), "every mapping kept across the restart");
+    let out = lab.ctl(&plat, CTL, &instance, &["detach"]);
+    assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = lab.stop_child(ctl);
+}
+
+/// Scale-out (#15): two stateful NAT64 nodes, each with its own pool4 slice, behind an
+/// IPv6 router that spreads pool6 over both by the kernel's multipath routing (ECMP,
+/// layer-4 hash). The IPv4 side routes each slice back to its node, so every flow
+/// stays on one node both ways without any state shared between them: HOSTS sources
+/// all reach the server, both slices carry some of them, and no host's flow is
+/// mapped by both nodes.
+#[test]
+fn stateful_nat64_two_nodes_behind_ecmp() {
+    let mut lab = Lab::new();
+    let t = lab.tag.clone();
+    let (c, r, s) = (lab.add_ns("c"), lab.add_ns("r"), lab.add_ns("s"));
+    let nodes = [lab.add_ns("n1"), lab.add_ns("n2")];
+    lab.link(&c, "eth0", &r, "lan");
+    let mut batch = String::new();
+    for i in 0..HOSTS {
+        batch += &format!("address add 2001:db8:100::1:{i:x}/128 dev eth0 nodad\n");
+    }
+    let batch_file = std::env::temp_dir().join(format!("nat64-ecmp-{t}.batch"));
+    std::fs::write(&batch_file, batch).unwrap();
+    lab.files.push(batch_file.clone());
+    lab.must_in(
+        &c,
+        &format!(
+            "ip -6 addr add 2001:db8:100::1/64 dev eth0 nodad && ip -6 -batch {} && \
+             ip -6 route add default via 2001:db8:100::ffff && ethtool -K eth0 gro on >/dev/null && \
+             sysctl -qw net.core.txrehash=0",
+            batch_file.display()
+        ),
+    );
+    lab.must_in(
+        &r,
+        "ip -6 addr add 2001:db8:100::ffff/64 dev lan nodad && \
+         sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1",
+    );
+    let dir = std::env::temp_dir().join(format!("nat64-ecmp-{t}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.dirs.push(dir.clone());
+    let mut ctls = Vec::new();
+    let mut instances = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let k1 = k + 1;
+        lab.link(&r, &format!("to{k1}"), n, "north");
+        lab.link(n, "south", &s, &format!("from{k1}"));
+        lab.must_in(
+            &r,
+            &format!(
+                "ip -6 addr add 2001:db8:{k1}::1/64 dev to{k1} nodad && ethtool -K to{k1} gro on >/dev/null"
+            ),
+        );
+        lab.must_in(
+            n,
+            &format!(
+                "ip -6 addr add 2001:db8:{k1}::2/64 dev north nodad && ip addr add 198.51.10{k1}.1/24 dev south && \
+                 ip -6 route add default via 2001:db8:{k1}::1 && ip route add 203.0.113.0/24 via 198.51.10{k1}.2 && \
+                 sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
+            ),
+        );
+        lab.must_in(
+            &s,
+            &format!(
+                "ip addr add 198.51.10{k1}.2/24 dev from{k1} && ip route add 192.0.2.{k1}/32 via 198.51.10{k1}.1 && \
+                 ethtool -K from{k1} gro on >/dev/null"
+            ),
+        );
+        let instance = format!("ecmp{k1}-{t}");
+        let config = dir.join(format!("n{k1}.json"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{
+    "instance": "{instance}",
+    "mode": "nat64",
+    "interfaces": [{{"name": "north", "attach": "xdp"}}, {{"name": "south", "attach": "xdp"}}],
+    "ipv4-addr": "198.51.10{k1}.1",
+    "ipv6-addr": "2001:db8:{k1}::2",
+    "pool6": "64:ff9b::/96",
+    "pool4": [{{"prefix": "192.0.2.{k1}/32"}}],
+    "wkp-allow-non-global": true
+}}"#
+            ),
+        )
+        .unwrap();
+        ctls.push(lab.start_ctl(n, CTL, &config, &instance));
+        instances.push(instance);
+    }
+    // pool6 over both nodes, by the 5-tuple hash. (Between namespaces the router takes
+    // the hash the sender's socket put on the packet, which TCP draws anew when it
+    // retransmits: the client keeps it, as a router hashing the headers would.)
+    lab.must_in(&r, "ip -6 route add 64:ff9b::/96 nexthop via 2001:db8:1::2 nexthop via 2001:db8:2::2");
+    lab.must_in(&s, "ip addr add 203.0.113.2/32 dev lo && sysctl -qw net.ipv4.ip_forward=0");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    lab.spawn_in(&s, &format!("python3 {} http-serve 8080 {}", peers(), www.display()));
+    let listening = wait_until(std::time::Duration::from_secs(10), || {
+        !String::from_utf8_lossy(&lab.exec(&s, "ss -Hltn sport = :8080").stdout).trim().is_empty()
+    });
+    assert!(listening, "the HTTP server did not start");
+
+    let out = lab.must_in(
+        &c,
+        &format!("python3 {} http-many 64:ff9b::cb00:7102 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), HOSTS, "every host reached the server:\n{out}");
+    let by1 = lines.iter().filter(|l| l.ends_with(" 192.0.2.1")).count();
+    let by2 = lines.iter().filter(|l| l.ends_with(" 192.0.2.2")).count();
+    println!("ECMP: {by1} flows through node 1, {by2} through node 2");
+    assert_eq!(by1 + by2, HOSTS, "{out}");
+    assert!(by1 > HOSTS / 10 && by2 > HOSTS / 10, "both nodes carry flows: {by1} / {by2}");
+
+    // Each node mapped only its own share, on its own slice.
+    let mut seen: Vec<BTreeSet<String>> = Vec::new();
+    for (k, (n, instance)) in nodes.iter().zip(&instances).enumerate() {
+        let sessions = json(lab.ctl(n, CTL, instance, &["session", "list", "--json"]), "session list");
+        let tcp: BTreeSet<String> = sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["protocol"] == "tcp")
+            .map(|x| {
+                assert!(x["ipv4"].as_str().unwrap().starts_with(&format!("192.0.2.{}:", k + 1)), "{x}");
+                x["ipv6"].as_str().unwrap().to_string()
+            })
+            .collect();
+        seen.push(tcp);
+    }
+    let both: Vec<&String> = seen[0].intersection(&seen[1]).collect();
+    assert!(both.is_empty(), "no flow mapped by both nodes: {both:?}");
+    assert_eq!(seen[0].len() + seen[1].len(), HOSTS, "{seen:?}");
+    for (n, instance) in nodes.iter().zip(&instances) {
+        let out = lab.ctl(n, CTL, instance, &["detach"]);
+        assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for c in ctls {
+        let _ = lab.stop_child(c);
+    }
 }
