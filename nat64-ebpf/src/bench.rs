@@ -32,6 +32,17 @@ mod programs {
     #[map(name = "BENCH_FRAME")]
     static BENCH_FRAME: Array<[u64; FRAME_WORDS]> = Array::with_max_entries(1, 0);
 
+    /// How `bench_gen` varies an IPv6 frame's source: [mode, flows]. Mode 0: the frame
+    /// as it is; 1: `flows` flows in turn (flow i: the source address's last 16 bits
+    /// + i / 10, source port + i % 10: hosts of 10 flows each); 2: a new flow every
+    /// frame (per CPU: address + (CPU << 12 | n / 64512), port 1024 + n % 64512).
+    #[map(name = "BENCH_VARY")]
+    static BENCH_VARY: Array<u32> = Array::with_max_entries(2, 0);
+
+    /// Per CPU: frames generated so far (the flow counter of modes 1 and 2).
+    #[map(name = "BENCH_SEQ")]
+    static BENCH_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
     /// UDP datagrams to port 9 received: [IPv4, IPv6].
     #[map(name = "BENCH_SINK")]
     static BENCH_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
@@ -67,7 +78,66 @@ mod programs {
             unsafe { core::ptr::write_unaligned(w.add(i), frame[i]) };
             i += 1;
         }
+        let mode = BENCH_VARY.get(0).copied().unwrap_or(0);
+        if mode != 0 {
+            vary(&ctx, mode, BENCH_VARY.get(1).copied().unwrap_or(1));
+        }
         xdp_action::XDP_TX
+    }
+
+    /// Offsets in an IPv6 UDP frame: the source address's last 16 bits, the source
+    /// port, the UDP checksum.
+    const SRC6_LOW: usize = 14 + 8 + 14;
+    const SPORT6: usize = 14 + 40;
+    const UCHECK6: usize = 14 + 40 + 6;
+
+    /// Gives the frame (IPv6 UDP, checked by the caller's length) flow `n`'s source
+    /// (see BENCH_VARY), its UDP checksum following.
+    #[inline(always)]
+    fn vary(ctx: &XdpContext, mode: u32, flows: u32) {
+        let p = ctx.data();
+        if p + FRAME_WORDS * 8 > ctx.data_end() || be16(ctx, 12) != Some(ETH_P_IPV6) {
+            return;
+        }
+        let Some(seq) = BENCH_SEQ.get_ptr_mut(0) else { return };
+        // SAFETY: this CPU's slot.
+        let n = unsafe {
+            *seq = (*seq).wrapping_add(1);
+            *seq
+        };
+        // SAFETY: helper without arguments.
+        let cpu = unsafe { h::bpf_get_smp_processor_id() };
+        let (host, port) = if mode == 1 {
+            let i = n.checked_rem(flows.max(1)).unwrap_or(0);
+            (i / 10, 40000 + i % 10)
+        } else {
+            ((cpu & 0xf) << 12 | (n / 64512) & 0xfff, 1024 + n % 64512)
+        };
+        let b = p as *mut u8;
+        // SAFETY: 64 bytes were bounds-checked above; the offsets lie within them.
+        unsafe {
+            let old_a = u16::from_be_bytes([*b.add(SRC6_LOW), *b.add(SRC6_LOW + 1)]) as u32;
+            let old_p = u16::from_be_bytes([*b.add(SPORT6), *b.add(SPORT6 + 1)]) as u32;
+            let new_a = (old_a + host) & 0xffff;
+            let c = u16::from_be_bytes([*b.add(UCHECK6), *b.add(UCHECK6 + 1)]) as u32;
+            // RFC 1624: HC' = ~(~HC + ~m + m').
+            let mut sum = (!c & 0xffff) + (!old_a & 0xffff) + new_a + (!old_p & 0xffff) + port;
+            sum = (sum & 0xffff) + (sum >> 16);
+            sum = (sum & 0xffff) + (sum >> 16);
+            let mut nc = !sum as u16;
+            if nc == 0 {
+                nc = 0xffff;
+            }
+            let a = (new_a as u16).to_be_bytes();
+            let q = (port as u16).to_be_bytes();
+            let k = nc.to_be_bytes();
+            *b.add(SRC6_LOW) = a[0];
+            *b.add(SRC6_LOW + 1) = a[1];
+            *b.add(SPORT6) = q[0];
+            *b.add(SPORT6 + 1) = q[1];
+            *b.add(UCHECK6) = k[0];
+            *b.add(UCHECK6 + 1) = k[1];
+        }
     }
 
     #[inline(always)]

@@ -1,5 +1,6 @@
 //! The benchmark runs: `nat64-bench --quick` (what `cargo xtask bench --quick` runs)
-//! builds every path, sends its traffic and prints its tables. Nothing here asserts a
+//! builds every path of both sections (paths, PLAT), sends its traffic and prints its
+//! tables. Nothing here asserts a
 //! speed (figures belong to the benchmark's output); it asserts that every row was
 //! measured. The benchmark itself refuses to report a row whose packets did not all
 //! arrive in the family the path must deliver, or whose BPF_PROG_TEST_RUN
@@ -17,8 +18,11 @@ fn quick_benchmark_measures_every_path() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success(), "nat64-bench --quick failed:\n{text}");
-    let rows =
-        |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
+    // The paths section, then the PLAT section (its own rows, after "== plat").
+    let (paths, plat) = text.split_once("== plat").unwrap_or_else(|| panic!("no PLAT section:\n{text}"));
+    let rows = |prefix: &str| {
+        paths.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>()
+    };
     // UDP: both directions, each path measured with 1 CPU (a number, not "-").
     for path in [
         "generator alone",
@@ -43,9 +47,41 @@ fn quick_benchmark_measures_every_path() {
             assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no TCP figure in `{}`", r[2]);
         }
     }
-    for needle in
-        ["targets (nat64 XDP", "kernel time per repetition", "nat64 TC 4->6", "first-packet latency"]
-    {
+    // PLAT: established flows for every path (1 CPU), new flows for the translators,
+    // the full table's size for stateful NAT64.
+    let plat_rows =
+        |prefix: &str| plat.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
+    for path in [
+        "kernel forwarding",
+        "nat64 dynamic pool + masquerade, XDP",
+        "TAYGA dynamic pool + masquerade",
+        "nat64 stateful (NAT64), XDP",
+        "nat64 stateful (NAT64), TC",
+    ] {
+        let r = plat_rows(path);
+        let want = if path == "kernel forwarding" { 1 } else { 2 };
+        assert_eq!(r.len(), want, "PLAT rows for {path}:\n{plat}");
+        let first = r[0][40..].split_whitespace().next().unwrap_or("-");
+        assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no established figure in `{}`", r[0]);
+        if want == 2 {
+            let cols: Vec<&str> = r[1][40..].split_whitespace().collect();
+            assert!(cols[0].parse::<f64>().is_ok(), "{path}: no new-flow figure in `{}`", r[1]);
+            if path.starts_with("nat64 stateful") {
+                assert!(
+                    cols[3].parse::<u64>().is_ok_and(|n| n > 1_000_000),
+                    "{path}: the table filled: `{}`",
+                    r[1]
+                );
+            }
+        }
+    }
+    for needle in [
+        "targets (nat64 XDP",
+        "targets (stateful NAT64 XDP",
+        "kernel time per repetition",
+        "nat64 TC 4->6",
+        "first-packet latency",
+    ] {
         assert!(text.contains(needle), "no `{needle}` in the output:\n{text}");
     }
 }

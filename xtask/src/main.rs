@@ -40,10 +40,11 @@ enum Cmd {
         /// Runs per path measurement (median and spread; at least 3).
         #[arg(long)]
         runs: Option<u32>,
-        /// Only one section: paths or per-packet.
+        /// Only one section: paths, plat or per-packet.
         #[arg(long)]
         section: Option<String>,
         /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc,
+        /// stateful-xdp, stateful-tc; the plat section: forward, masquerade-xdp, tayga-masquerade,
         /// stateful-xdp, stateful-tc.
         #[arg(long)]
         paths: Option<String>,

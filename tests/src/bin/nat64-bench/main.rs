@@ -1,20 +1,25 @@
 //! `cargo xtask bench`: how fast nat64 is, measured next to what it replaces, in one run.
 //!
-//! Two sections:
+//! Three sections:
 //! - **paths** ([`paths`]): real traffic across network namespaces (IPv6-only sender
 //!   -> translator -> IPv4-only receiver, and the reverse), side by side through plain
 //!   kernel forwarding, XDP forwarding without translation, TAYGA, nat64 on XDP and
 //!   nat64 on TC: packets per second of 64-byte UDP from a BPF_PROG_RUN live-frame
 //!   generator with 1 and 2 CPUs, loss, iperf3 TCP with 1 and 4 streams; median and
 //!   spread over several runs and the ratios between the paths.
+//! - **plat** ([`plat`]): the PLATs side by side with traffic from many IPv6 sources
+//!   (1,000 hosts x 10 flows) to one IPv4 host: stateful NAT64 (XDP, TC), nat64's and
+//!   TAYGA's dynamic pools behind the kernel's masquerade, kernel forwarding; new
+//!   sessions per second, memory per session, a full table.
 //! - **per packet** ([`per_packet`]): ns per packet of the loaded programs under
 //!   BPF_PROG_TEST_RUN next to an XDP_TX no-op, and the dynamic pool's first packet.
 //!
-//! `nat64-bench [--quick] [--runs N] [--section all|paths|per-packet] [--paths LIST]
+//! `nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet] [--paths LIST]
 //! [--repeat N] [--rounds R]` (root; NAT64_CTL names the nat64-ctl binary for the paths section).
 
 mod paths;
 mod per_packet;
+mod plat;
 
 use std::{process::ExitCode, time::Instant};
 
@@ -24,6 +29,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 enum Section {
     All,
     Paths,
+    Plat,
     PerPacket,
 }
 
@@ -40,10 +46,10 @@ pub struct Args {
 }
 
 fn usage() -> &'static str {
-    "usage: nat64-bench [--quick] [--runs N] [--section all|paths|per-packet] [--paths LIST] [--repeat N] [--rounds R]\n  \
+    "usage: nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet] [--paths LIST] [--repeat N] [--rounds R]\n  \
      --quick       shorter runs (1 s UDP, 2 s TCP, 3 runs, fewer repetitions): a few minutes\n  \
      --runs N      runs per path measurement, median and spread reported (default 3, at least 3)\n  \
-     --section S   only the paths section or only the per-packet section (default all)\n  \
+     --section S   only one section: paths, plat (stateful NAT64 against the masquerade PLATs) or per-packet (default all)\n  \
      --paths LIST  only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc\n  \
      --repeat N    BPF_PROG_TEST_RUN repetitions per call (default 2000000, quick 500000)\n  \
      --rounds R    BPF_PROG_TEST_RUN calls per row (default 5, quick 3)"
@@ -91,8 +97,9 @@ fn parse_args() -> Result<Option<Args>> {
             args.section = match value.as_str() {
                 "all" => Section::All,
                 "paths" => Section::Paths,
+                "plat" => Section::Plat,
                 "per-packet" => Section::PerPacket,
-                _ => bail!("--section: '{value}' is not one of all, paths, per-packet"),
+                _ => bail!("--section: '{value}' is not one of all, paths, plat, per-packet"),
             };
             continue;
         }
@@ -134,10 +141,13 @@ fn main() -> ExitCode {
         if args.quick { ", quick mode" } else { "" }
     );
     let result = (|| {
-        if args.section != Section::PerPacket {
+        if matches!(args.section, Section::All | Section::Paths) {
             paths::run(&args)?;
         }
-        if args.section != Section::Paths {
+        if matches!(args.section, Section::All | Section::Plat) {
+            plat::run(&args)?;
+        }
+        if matches!(args.section, Section::All | Section::PerPacket) {
             per_packet::run(args.repeat, args.rounds)?;
         }
         Ok::<(), anyhow::Error>(())

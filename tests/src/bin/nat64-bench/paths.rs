@@ -51,6 +51,8 @@ const H6_AS_V4: &str = "192.0.2.5";
 const H4: &str = "198.51.100.2";
 const H4_AS_V6: &str = "2001:db8:64::c633:6402";
 const POOL6: &str = "2001:db8:64::/96";
+/// The dynamic pool of the masquerade PLATs (the PLAT section).
+const MASQ_POOL: &str = "10.64.0.0/18";
 
 const MAC_H6: [u8; 6] = [2, 0, 0, 0, 6, 5];
 const MAC_X6: [u8; 6] = [2, 0, 0, 0, 6, 1];
@@ -68,11 +70,11 @@ fn mac(m: [u8; 6]) -> String {
 
 /// Every path's `--paths` name.
 pub fn keys() -> Vec<&'static str> {
-    Path::ALL.iter().map(|p| p.key()).collect()
+    Path::ALL.iter().chain(&[Path::MasqXdp, Path::TaygaMasq]).map(|p| p.key()).collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Path {
+pub(crate) enum Path {
     Forward,
     XdpFwd,
     Tayga,
@@ -82,6 +84,10 @@ enum Path {
     /// (a dynamic mapping 6->4, a static BIB entry 4->6).
     StatefulXdp,
     StatefulTc,
+    /// The PLAT section's references ([`crate::plat`]): nat64's dynamic pool behind the
+    /// kernel's masquerade (XDP), and TAYGA's dynamic pool behind it.
+    MasqXdp,
+    TaygaMasq,
 }
 
 impl Path {
@@ -95,7 +101,7 @@ impl Path {
         Path::StatefulTc,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Path::Forward => "kernel forwarding (no translation)",
             Path::XdpFwd => "XDP forwarding (no translation)",
@@ -104,6 +110,8 @@ impl Path {
             Path::Nat64Tc => "nat64, TC",
             Path::StatefulXdp => "nat64 stateful (NAT64), XDP",
             Path::StatefulTc => "nat64 stateful (NAT64), TC",
+            Path::MasqXdp => "nat64 dynamic pool + masquerade, XDP",
+            Path::TaygaMasq => "TAYGA dynamic pool + masquerade",
         }
     }
 
@@ -117,22 +125,24 @@ impl Path {
             Path::Nat64Tc => "nat64-tc",
             Path::StatefulXdp => "stateful-xdp",
             Path::StatefulTc => "stateful-tc",
+            Path::MasqXdp => "masquerade-xdp",
+            Path::TaygaMasq => "tayga-masquerade",
         }
     }
 
-    fn translates(self) -> bool {
+    pub(crate) fn translates(self) -> bool {
         !matches!(self, Path::Forward | Path::XdpFwd)
     }
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Dir {
+pub(crate) enum Dir {
     SixToFour,
     FourToSix,
 }
 
 impl Dir {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Dir::SixToFour => "IPv6 -> IPv4",
             Dir::FourToSix => "IPv4 -> IPv6",
@@ -141,7 +151,7 @@ impl Dir {
 }
 
 /// The generator's frame: 64 bytes of UDP to port 9, addressed for the path's ingress.
-fn frame(dir: Dir) -> Vec<u8> {
+pub(crate) fn frame(dir: Dir) -> Vec<u8> {
     let udp = |len: usize| L4::Udp { sport: 40000, dport: 9, data: vec![0x5a; len], zero_checksum: false };
     let mut f = match dir {
         Dir::SixToFour => eth6(&ipv6(
@@ -169,7 +179,7 @@ fn frame(dir: Dir) -> Vec<u8> {
 }
 
 /// Runs `f` on a thread of its own inside network namespace `ns`.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub(crate) fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     thread::scope(|s| {
         s.spawn(|| enter_netns(ns).and_then(|()| f())).join().expect("namespace thread panicked")
     })
@@ -193,12 +203,12 @@ fn ifindex(name: &str) -> Result<u32> {
 }
 
 /// The benchmark's own programs (generator, sink, XDP forwarding), loaded once.
-struct Progs {
+pub(crate) struct Progs {
     ebpf: Ebpf,
 }
 
 impl Progs {
-    fn load() -> Result<Self> {
+    pub(crate) fn load() -> Result<Self> {
         ensure!(
             !nat64_ctl::BENCH_OBJECT.is_empty(),
             "the benchmark programs were not built (AYA_BUILD_SKIP?): build without it"
@@ -227,6 +237,14 @@ impl Progs {
 
     fn detach(&mut self, name: &str, id: XdpLinkId) -> Result<()> {
         self.prog(name)?.detach(id).with_context(|| format!("detaching {name}"))
+    }
+
+    /// How the generator varies the IPv6 frame's source (see `BENCH_VARY`).
+    pub(crate) fn set_vary(&mut self, mode: u32, flows: u32) -> Result<()> {
+        let mut m: Array<_, u32> = Array::try_from(self.ebpf.map_mut("BENCH_VARY").context("BENCH_VARY")?)?;
+        m.set(0, mode, 0)?;
+        m.set(1, flows, 0)?;
+        Ok(())
     }
 
     fn set_frame(&mut self, f: &[u8]) -> Result<()> {
@@ -262,7 +280,7 @@ impl Progs {
 
     /// Sends `frame` out of `ifname` in `ns` from each of `cpus` for `secs` seconds:
     /// (frames sent, seconds from the common start to the last call's end).
-    fn generate(
+    pub(crate) fn generate(
         &mut self,
         ns: &str,
         ifname: &str,
@@ -313,11 +331,11 @@ impl Progs {
 }
 
 /// One topology with one path in the middle; removed when dropped.
-struct Topo {
-    lab: Lab,
-    h6: String,
-    x: String,
-    h4: String,
+pub(crate) struct Topo {
+    pub(crate) lab: Lab,
+    pub(crate) h6: String,
+    pub(crate) x: String,
+    pub(crate) h4: String,
     /// XDP links of the benchmark's programs: (program, link).
     links: Vec<(&'static str, XdpLinkId)>,
 }
@@ -338,7 +356,7 @@ fn veth(lab: &Lab, a_ns: &str, a_if: &str, a_mac: [u8; 6], b_ns: &str, b_if: &st
 }
 
 impl Topo {
-    fn build(path: Path) -> Result<Self> {
+    pub(crate) fn build(path: Path) -> Result<Self> {
         let mut lab = Lab::new();
         let h6 = lab.add_ns("b6");
         let x = lab.add_ns("bx");
@@ -414,7 +432,7 @@ impl Topo {
     }
 
     /// Puts the path in place (the reference forwarding needs nothing more).
-    fn start(&mut self, path: Path, progs: &mut Progs, ctl: &str) -> Result<()> {
+    pub(crate) fn start(&mut self, path: Path, progs: &mut Progs, ctl: &str) -> Result<()> {
         match path {
             Path::Forward => {}
             Path::XdpFwd => {
@@ -425,15 +443,19 @@ impl Topo {
                 // A device map resolves an ifindex in the namespace of whoever writes it.
                 in_netns(&self.x, || progs.set_ports(&[ifindex("to6")?, ifindex("to4")?]))?;
             }
-            Path::Tayga => {
+            Path::Tayga | Path::TaygaMasq => {
                 let dir = std::env::temp_dir().join(format!("nat64-bench-tayga-{}", self.lab.tag));
                 std::fs::create_dir_all(&dir)?;
                 let conf = dir.join("tayga.conf");
                 std::fs::write(
                     &conf,
                     format!(
-                        "tun-device nat64t\nipv4-addr 192.0.2.254\nprefix {POOL6}\nmap {H6_AS_V4} {H6}\n\
-                         data-dir {}\n",
+                        "tun-device nat64t\nipv4-addr 192.0.2.254\nprefix {POOL6}\n{}\ndata-dir {}\n",
+                        if path == Path::TaygaMasq {
+                            format!("dynamic-pool {MASQ_POOL}")
+                        } else {
+                            format!("map {H6_AS_V4} {H6}")
+                        },
                         dir.display()
                     ),
                 )?;
@@ -446,6 +468,16 @@ impl Topo {
                          && ip route add {POOL6} dev nat64t && ip route add 192.0.2.0/24 dev nat64t"
                     ),
                 );
+                if path == Path::TaygaMasq {
+                    self.lab.must_in(
+                        &self.x,
+                        &format!(
+                            "ip route add {MASQ_POOL} dev nat64t && nft add table ip bench_masq && \
+                             nft add chain ip bench_masq post '{{ type nat hook postrouting priority 100; }}' && \
+                             nft add rule ip bench_masq post oifname to4 ip saddr {MASQ_POOL} masquerade"
+                        ),
+                    );
+                }
                 // TAYGA is one thread: it gets the second CPU to itself (the kernel's
                 // half of its path runs on the generator's CPU).
                 self.lab.spawn_in(&self.x, &format!("taskset -c 1 tayga -c {conf} --nodetach"));
@@ -453,22 +485,29 @@ impl Topo {
                 let running = self.lab.last_child().try_wait()?.is_none();
                 ensure!(running, "tayga exited at once: {conf}");
             }
-            Path::Nat64Xdp | Path::Nat64Tc | Path::StatefulXdp | Path::StatefulTc => {
-                let attach = if matches!(path, Path::Nat64Xdp | Path::StatefulXdp) { "xdp" } else { "tc" };
+            Path::Nat64Xdp | Path::Nat64Tc | Path::StatefulXdp | Path::StatefulTc | Path::MasqXdp => {
+                let attach = if matches!(path, Path::Nat64Xdp | Path::StatefulXdp | Path::MasqXdp) {
+                    "xdp"
+                } else {
+                    "tc"
+                };
                 // SIIT: an EAM entry for the IPv6 host. Stateful: the IPv6 host's generator
                 // flow (port 40000) gets a dynamic mapping with its first frame; the IPv4
                 // host's generator sends to H6_AS_V4:9, which a static entry maps to the
                 // IPv6 host's port 9 (the sinks count the discard port): after the first
                 // frame each way, every frame is an established session's.
                 let mode = if matches!(path, Path::StatefulXdp | Path::StatefulTc) {
+                    // 64 addresses: room for a million mappings (the PLAT section).
                     format!(
-                        r#""mode": "nat64", "pool4": [{{"prefix": "{H6_AS_V4}"}}],
+                        r#""mode": "nat64", "pool4": [{{"prefix": "192.0.2.0/26"}}],
     "bib": [{{"protocol": "udp", "ipv6": "[{H6}]:9", "ipv4": "{H6_AS_V4}:9"}}]"#
                     )
+                } else if path == Path::MasqXdp {
+                    format!(r#""dynamic-pool": "{MASQ_POOL}", "masquerade": {{"interface": "to4"}}"#)
                 } else {
                     format!(r#""eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]"#)
                 };
-                let instance = format!("bench{}", self.lab.tag);
+                let instance = self.instance();
                 let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
                 std::fs::write(
                     &config,
@@ -492,7 +531,7 @@ impl Topo {
         Ok(())
     }
 
-    fn attach_sinks(&mut self, progs: &mut Progs, at: &[(&str, &str)]) -> Result<()> {
+    pub(crate) fn attach_sinks(&mut self, progs: &mut Progs, at: &[(&str, &str)]) -> Result<()> {
         for (ns, i) in at {
             let id = progs.attach("bench_sink", ns, i)?;
             self.links.push(("bench_sink", id));
@@ -500,7 +539,12 @@ impl Topo {
         Ok(())
     }
 
-    fn detach(&mut self, progs: &mut Progs, which: &str) -> Result<()> {
+    /// The nat64 instance's name (the translating paths nat64-ctl runs).
+    pub(crate) fn instance(&self) -> String {
+        format!("bench{}", self.lab.tag)
+    }
+
+    pub(crate) fn detach(&mut self, progs: &mut Progs, which: &str) -> Result<()> {
         let (gone, keep): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.links).into_iter().partition(|l| l.0 == which);
         self.links = keep;
@@ -510,7 +554,7 @@ impl Topo {
         Ok(())
     }
 
-    fn sender(&self, dir: Dir) -> (&str, Vec<u8>) {
+    pub(crate) fn sender(&self, dir: Dir) -> (&str, Vec<u8>) {
         match dir {
             Dir::SixToFour => (&self.h6, frame(dir)),
             Dir::FourToSix => (&self.h4, frame(dir)),
@@ -520,14 +564,14 @@ impl Topo {
 
 /// One measurement: received packets per second and the share lost.
 #[derive(Clone, Copy)]
-struct Sample {
-    pps: f64,
-    loss: f64,
+pub(crate) struct Sample {
+    pub(crate) pps: f64,
+    pub(crate) loss: f64,
 }
 
 /// `runs` generator runs; checks that every datagram arrived in the family the path
 /// must deliver (`want_slot`: 0 IPv4, 1 IPv6).
-fn udp(
+pub(crate) fn udp(
     progs: &mut Progs,
     ns: &str,
     frame: &[u8],
@@ -577,13 +621,13 @@ fn tcp(topo: &Topo, streams: u32, secs: u32, runs: u32) -> Result<Vec<f64>> {
 
 /// Median, minimum, maximum.
 #[derive(Clone, Copy, Default)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
-fn spread(mut v: Vec<f64>) -> Spread {
+pub(crate) fn spread(mut v: Vec<f64>) -> Spread {
     if v.is_empty() {
         return Spread::default();
     }
@@ -710,11 +754,11 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn fmt_spread(s: &Spread, digits: usize) -> String {
+pub(crate) fn fmt_spread(s: &Spread, digits: usize) -> String {
     format!("{:.d$} [{:.d$}-{:.d$}]", s.median, s.min, s.max, d = digits)
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".to_string(),
