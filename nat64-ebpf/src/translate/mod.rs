@@ -4,7 +4,7 @@
 
 mod icmp_err;
 mod l4;
-mod nat;
+pub(crate) mod nat;
 mod pool;
 mod reply;
 pub use l4::SUM_BUF;

@@ -185,8 +185,11 @@ fn session(
     if SESSIONS.insert(key, &value, 0).is_err() {
         return Err(Counter::DropNatTableFull);
     }
-    // For address-dependent filtering: this remote address may now send from any port.
-    let _ = NAT_ADF.insert(&AdfKey::of(key), &1, 0);
+    // For address-dependent filtering: this remote address may now send from any port
+    // (kept when there already: BPF_NOEXIST allocates nothing then).
+    if cfg.flags & (NatConfig::FLAG_EIF | NatConfig::FLAG_APDF) == 0 {
+        let _ = NAT_ADF.insert(&AdfKey::of(key), &1, 1 /* BPF_NOEXIST */);
+    }
     bump(Counter::NatSessionCreated, 0);
     Ok(())
 }
@@ -423,6 +426,105 @@ fn addr4_in16(a: [u8; 4]) -> [u8; 16] {
     x[2] = a[2];
     x[3] = a[3];
     x
+}
+
+/// IPv6 -> IPv4 for a packet of an established flow, inside the translation stage (no
+/// second pass through it): its BIB entry and live session found, the session moved
+/// on, the port rewritten, `Scratch::nat_addr4` set. 0 when anything else is needed
+/// (no mapping or session yet, hairpinning, an ICMP error, a TCP packet the session
+/// refuses): the NAT stage then does it all. The transport header at `off`, next
+/// header `nh`, the IPv4 destination `dst4` (as read from memory).
+#[inline(never)]
+pub fn fast6<P: Packet>(pkt: &mut P, off: u64, nh: u64, dst4: u64) -> u64 {
+    let (Some((_, cfg)), Some(s)) = (config(), scratch()) else {
+        return 0;
+    };
+    let dst4 = (dst4 as u32).to_ne_bytes();
+    let Ok(t) = transport(
+        pkt,
+        (off & 0xfff) as usize,
+        nh as u8,
+        IPPROTO_ICMPV6,
+        [ICMP6_ECHO_REQUEST; 2],
+        false,
+        false,
+    ) else {
+        return 0;
+    };
+    let k6 = Bib6Key { addr: words::to_bytes(&s.src6w), port: t.sport, proto: t.proto, _pad: 0 };
+    let Some(k4) = bib6(&k6) else {
+        return 0;
+    };
+    if NAT_ADDRS.get_ptr(&dst4).is_some() {
+        return 0;
+    }
+    let remote_port = if t.proto == PROTO_ICMP { k4.port } else { t.dport };
+    let key = SessionKey {
+        local: k4.addr,
+        remote: dst4,
+        local_port: k4.port,
+        remote_port,
+        proto: t.proto,
+        _pad: [0; 3],
+    };
+    if session(cfg, &key, true, t.flags, false).is_err() {
+        return 0;
+    }
+    if rewrite_noted(pkt, s, &t.at, t.sport, k4.port, t.proto == PROTO_ICMP).is_none() {
+        return 0;
+    }
+    s.nat_flag = 1;
+    s.nat_addr4 = k4.addr;
+    1
+}
+
+/// IPv4 -> IPv6 for a packet of an established flow, inside the translation stage: its
+/// BIB entry and live session found, the session moved on, the port rewritten,
+/// `Scratch::nat_dst6` set. 0 when anything else is needed (the NAT stage does it).
+/// The transport header at `off` of protocol `proto`; source and destination as read
+/// from memory.
+#[inline(never)]
+pub fn fast4<P: Packet>(pkt: &mut P, off: u64, proto: u64, src4: u64, dst4: u64) -> u64 {
+    let (Some((_, cfg)), Some(s)) = (config(), scratch()) else {
+        return 0;
+    };
+    let (src4, dst4) = ((src4 as u32).to_ne_bytes(), (dst4 as u32).to_ne_bytes());
+    let Ok(t) = transport(
+        pkt,
+        (off & 0xfff) as usize,
+        proto as u8,
+        IPPROTO_ICMP,
+        [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST],
+        true,
+        false,
+    ) else {
+        return 0;
+    };
+    let k4 = Bib4Key { addr: dst4, port: t.dport, proto: t.proto, _pad: 0 };
+    // Only what is needed of the entry, read through the pointer (this frame and the
+    // translation stage's share the verifier's 512-byte stack).
+    let Some(entry) = BIB4.get_ptr(&k4) else {
+        return 0;
+    };
+    // SAFETY: a value of the map; the fields are read at once.
+    let port6 = unsafe { (*entry).v6.port };
+    s.nat_dst6 = words::from_bytes(unsafe { &(*entry).v6.addr });
+    let key = SessionKey {
+        local: dst4,
+        remote: src4,
+        local_port: t.dport,
+        remote_port: t.sport,
+        proto: t.proto,
+        _pad: [0; 3],
+    };
+    if session(cfg, &key, false, t.flags, false).is_err() {
+        return 0;
+    }
+    if rewrite_noted(pkt, s, &t.at, t.dport, port6, t.proto == PROTO_ICMP).is_none() {
+        return 0;
+    }
+    s.nat_flag = 1;
+    1
 }
 
 /// IPv6 -> IPv4: the source transport address through the BIB, the session by the

@@ -197,7 +197,20 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // Stateful NAT64: to a pool4 address, the NAT stage maps the destination (BIB and
     // session) and comes back with the IPv6 host.
     let nat = g.flag(Globals::FLAG_STATEFUL) && crate::maps::NAT_ADDRS.get_ptr(&dst).is_some();
-    if nat && s.nat_flag == 0 {
+    // An established flow's packet (not a fragment, hops left) is mapped here, in one
+    // pass; anything else takes the NAT stage.
+    if nat
+        && s.nat_flag == 0
+        && (w1 & 0x3fff != 0
+            || ((w2 >> 24) as u8).saturating_add(super::general_path_credit(pkt, g)) <= 1
+            || super::nat::fast4(
+                pkt,
+                (l3 + ihl) as u64,
+                (w2 >> 16) as u8 as u64,
+                u32::from_ne_bytes(src) as u64,
+                u32::from_ne_bytes(dst) as u64,
+            ) == 0)
+    {
         return pack(Action::Nat, Counter::DropNatUnsupported);
     }
     match if nat {

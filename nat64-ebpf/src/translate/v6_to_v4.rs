@@ -153,12 +153,18 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             Some(f) => u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
             None => 0,
         };
-        s.nat_l4 = [
-            off as u32,
-            nh as u32 | (frag.is_some() as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
-            id,
-        ];
-        return pack(Action::Nat, Counter::DropNatUnsupported);
+        // An established flow's packet is mapped here, in one pass (a BIB and a session
+        // lookup); anything else takes the NAT stage.
+        if frag.is_some()
+            || super::nat::fast6(pkt, off as u64, nh as u64, u32::from_ne_bytes(dst4) as u64) == 0
+        {
+            s.nat_l4 = [
+                off as u32,
+                nh as u32 | (frag.is_some() as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
+                id,
+            ];
+            return pack(Action::Nat, Counter::DropNatUnsupported);
+        }
     }
     // An ICMPv6 error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
