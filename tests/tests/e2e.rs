@@ -1000,6 +1000,27 @@ fn stateful_nat64_bib_log_and_port_blocks() {
     std::fs::write(&lab.config, text).unwrap();
 }
 
+/// A tiny port range (#15, RFC 6146 §3.5.1.1): pool4 lends two ports; two pings (each
+/// with its own identifier) take them; the third gets ICMPv6 Destination Unreachable,
+/// Address Unreachable from the translator, counted.
+#[test]
+fn stateful_nat64_tiny_port_range_is_exhausted_with_the_rfc_answer() {
+    let lab = nat64_lab(serde_json::json!({"pool4": [{"prefix": "203.0.113.8/32", "ports": "5000-5001"}]}));
+    let v6 = lab.v6.clone();
+    for i in 0..2 {
+        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+        assert!(out.contains("1 received"), "ping {i} takes a port:\n{out}");
+    }
+    let out = lab.lab.exec(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !out.status.success() && text.contains("From 2001:db8:6::1") && text.contains("Address unreachable"),
+        "the third ping: {text}"
+    );
+    let s = stats(&lab);
+    assert!(packets(&s, "drop_nat_ports_exhausted") >= 1 && packets(&s, "icmp_sent") >= 1, "{s}");
+}
+
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
 /// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
 /// SHA-256 checked; from the IPv6 side too, hairpinned through pool6) and added live

@@ -37,6 +37,26 @@ fn json(out: std::process::Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
 }
 
+/// The web server's address in pool6 form (64:ff9b::/96).
+fn web6() -> String {
+    let b = WEB.parse::<std::net::Ipv4Addr>().unwrap().octets();
+    format!("64:ff9b::{:x}:{:x}", u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
+}
+
+/// HOSTS hosts of namespace `ns`, each from its own address (32 at a time), fetch
+/// /whoami by name: every one gets an answer, and the server saw each as `seen`.
+fn every_host_seen_as(lab: &Lab, ns: &str, seen: &str) {
+    let t = Instant::now();
+    let out = lab.must_in(
+        ns,
+        &format!("python3 {} http-many www.v4only.test 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
+    );
+    println!("{HOSTS} hosts: first requests in {:?}", t.elapsed());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), HOSTS, "{out}");
+    assert!(lines.iter().all(|l| l.ends_with(&format!(" {seen}"))), "every host seen as {seen}:\n{out}");
+}
+
 /// The pool's (IPv6, IPv4) pairs.
 fn pairs(v: &Value) -> BTreeSet<(String, String)> {
     v.as_array()
@@ -175,26 +195,14 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
 
     // First-packet latency: a new host's first echo request takes the allocation.
     lab.must_in(&hosts, &format!("ip -6 addr add 2001:db8:100::2:0/128 dev ha{t} nodad"));
-    let target = format!("64:ff9b::{}", {
-        let o: std::net::Ipv4Addr = WEB.parse().unwrap();
-        let b = o.octets();
-        format!("{:x}:{:x}", u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
-    });
+    let target = web6();
     let ping = lab.must_in(&hosts, &format!("ping -c 5 -i 0.2 -W 2 -I 2001:db8:100::2:0 {target}"));
     let rtts: Vec<&str> = ping.lines().filter_map(|l| l.split("time=").nth(1)).collect();
     assert_eq!(rtts.len(), 5, "{ping}");
     println!("ping from a new host (first one allocates): {}", rtts.join(", "));
 
     // HOSTS more, each from its own address, 32 at a time.
-    let t2 = Instant::now();
-    let out = lab.must_in(
-        &hosts,
-        &format!("python3 {} http-many www.v4only.test 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
-    );
-    println!("{HOSTS} hosts: first requests in {:?}", t2.elapsed());
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), HOSTS, "{out}");
-    assert!(lines.iter().all(|l| l.ends_with(&format!(" {UPLINK}"))), "every host seen as {UPLINK}:\n{out}");
+    every_host_seen_as(&lab, &hosts, UPLINK);
 
     // One pool address per host, all distinct, all in the pool.
     let before = pairs(&json(lab.ctl(&plat, CTL, &instance, &["pool", "list", "--json"]), "pool list"));
@@ -305,19 +313,8 @@ fn stateful_nat64_hosts_share_one_address_through_dns64() {
 
     let who = lab.must_in(&vm, &format!("curl -sS --max-time 20 {URL}/whoami"));
     assert_eq!(who, POOL4, "the server sees the pool4 address");
-    let t2 = Instant::now();
-    let out = lab.must_in(
-        &hosts,
-        &format!("python3 {} http-many www.v4only.test 8080 /whoami {FIRST_HOST} {HOSTS}", peers()),
-    );
-    println!("{HOSTS} hosts: first requests in {:?}", t2.elapsed());
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), HOSTS, "{out}");
-    assert!(lines.iter().all(|l| l.ends_with(&format!(" {POOL4}"))), "every host seen as {POOL4}:\n{out}");
-    let target = format!("64:ff9b::{}", {
-        let b = WEB.parse::<std::net::Ipv4Addr>().unwrap().octets();
-        format!("{:x}:{:x}", u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))
-    });
+    every_host_seen_as(&lab, &hosts, POOL4);
+    let target = web6();
     let ping = lab.must_in(&hosts, &format!("ping -c 3 -i 0.2 -W 2 -I {FIRST_HOST} {target}"));
     assert!(ping.contains("3 received"), "{ping}");
     lab.spawn_in(&up, &format!("python3 {} udp-whoami 5300", peers()));

@@ -646,20 +646,27 @@ struct Row {
     tcp: [[Option<Spread>; 2]; 2],
 }
 
-fn udp_row(samples: Vec<Sample>) -> (Spread, f64) {
+pub(crate) fn udp_row(samples: Vec<Sample>) -> (Spread, f64) {
     let loss = spread(samples.iter().map(|s| s.loss).collect()).median;
     (spread(samples.iter().map(|s| s.pps / 1e6).collect()), loss)
 }
 
-pub fn run(args: &Args) -> Result<()> {
+/// The nat64-ctl binary the benchmark runs (NAT64_CTL), once the `tools` it drives are
+/// there.
+pub(crate) fn ctl_and_tools(tools: &[&str]) -> Result<String> {
     let ctl = std::env::var("NAT64_CTL")
         .context("NAT64_CTL must name the nat64-ctl binary (cargo xtask bench sets it)")?;
-    for tool in ["iperf3", "tayga", "taskset"] {
+    for tool in tools {
         ensure!(
             nat64_tests::lab::run(&format!("command -v {tool}")).status.success(),
             "`{tool}` is missing: run `cargo xtask setup`"
         );
     }
+    Ok(ctl)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let ctl = ctl_and_tools(&["iperf3", "tayga", "taskset"])?;
     let (secs, tcp_secs) = if args.quick { (1.0, 2) } else { (3.0, 5) };
     let cpu_sets: [&[usize]; 2] = [&[0], &[0, 1]];
     println!();

@@ -18,11 +18,11 @@
 
 use std::{thread, time::Duration};
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Context as _, Result};
 
 use crate::{
     Args,
-    paths::{Dir, Path, Progs, Sample, Spread, Topo, fmt_spread, ratio, spread, udp},
+    paths::{Dir, Path, Progs, Spread, Topo, ctl_and_tools, fmt_spread, ratio, udp, udp_row},
 };
 
 /// 1,000 hosts x 10 flows.
@@ -76,20 +76,8 @@ fn counter(topo: &Topo, ctl: &str, name: &str) -> Result<u64> {
     v[name]["packets"].as_u64().with_context(|| format!("no counter {name}"))
 }
 
-fn mix_row(samples: Vec<Sample>) -> (Spread, f64) {
-    let loss = spread(samples.iter().map(|s| s.loss).collect()).median;
-    (spread(samples.iter().map(|s| s.pps / 1e6).collect()), loss)
-}
-
 pub fn run(args: &Args) -> Result<()> {
-    let ctl = std::env::var("NAT64_CTL")
-        .context("NAT64_CTL must name the nat64-ctl binary (cargo xtask bench sets it)")?;
-    for tool in ["tayga", "nft"] {
-        ensure!(
-            nat64_tests::lab::run(&format!("command -v {tool}")).status.success(),
-            "`{tool}` is missing: run `cargo xtask setup`"
-        );
-    }
+    let ctl = ctl_and_tools(&["tayga", "nft"])?;
     let secs = if args.quick { 1.0 } else { 3.0 };
     let cpu_sets: [&[usize]; 2] = [&[0], &[0, 1]];
     println!();
@@ -121,7 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
             if path == Path::TaygaMasq && cpus.len() > 1 {
                 continue; // one thread: a second generating CPU would only starve it
             }
-            row.mix[c] = Some(mix_row(
+            row.mix[c] = Some(udp_row(
                 udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot)
                     .with_context(|| format!("{}, {} CPU", path.name(), cpus.len()))?,
             ));
