@@ -37,6 +37,19 @@ fn json(out: std::process::Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
 }
 
+/// 2001:db8:100::1/64 and the HOSTS host addresses from FIRST_HOST on `dev` in `ns`
+/// (one `ip -batch`).
+fn add_hosts(lab: &mut Lab, ns: &str, dev: &str) {
+    let mut batch = format!("address add 2001:db8:100::1/64 dev {dev} nodad\n");
+    for i in 0..HOSTS {
+        batch += &format!("address add 2001:db8:100::1:{i:x}/128 dev {dev} nodad\n");
+    }
+    let batch_file = std::env::temp_dir().join(format!("nat64-hosts-{}-{ns}.batch", lab.tag));
+    std::fs::write(&batch_file, batch).unwrap();
+    lab.files.push(batch_file.clone());
+    lab.must_in(ns, &format!("ip -6 -batch {}", batch_file.display()));
+}
+
 /// The web server's address in pool6 form (64:ff9b::/96).
 fn web6() -> String {
     let b = WEB.parse::<std::net::Ipv4Addr>().unwrap().octets();
@@ -105,17 +118,8 @@ fn topology() -> Topo {
     lab.link(&plat, &pu, &up, &format!("uu{t}"));
 
     // The hosts: IPv6 only, HOSTS addresses in one namespace.
-    let mut batch = format!("address add 2001:db8:100::1/64 dev ha{t}\n");
-    for i in 0..HOSTS {
-        batch += &format!("address add 2001:db8:100::1:{i:x}/128 dev ha{t} nodad\n");
-    }
-    let batch_file = std::env::temp_dir().join(format!("nat64-plat-{t}.batch"));
-    std::fs::write(&batch_file, batch).unwrap();
-    lab.files.push(batch_file.clone());
-    lab.must_in(
-        &hosts,
-        &format!("ip -6 -batch {} && ip -6 route add default via {RESOLVER}", batch_file.display()),
-    );
+    add_hosts(&mut lab, &hosts, &format!("ha{t}"));
+    lab.must_in(&hosts, &format!("ip -6 route add default via {RESOLVER}"));
     lab.must_in(
         &vm,
         &format!("ip -6 addr add {VM}/64 dev va{t} nodad && ip -6 route add default via 2001:db8:200::ffff"),
@@ -409,21 +413,11 @@ fn stateful_nat64_two_nodes_behind_ecmp() {
     let (c, r, s) = (lab.add_ns("c"), lab.add_ns("r"), lab.add_ns("s"));
     let nodes = [lab.add_ns("n1"), lab.add_ns("n2")];
     lab.link(&c, "eth0", &r, "lan");
-    let mut batch = String::new();
-    for i in 0..HOSTS {
-        batch += &format!("address add 2001:db8:100::1:{i:x}/128 dev eth0 nodad\n");
-    }
-    let batch_file = std::env::temp_dir().join(format!("nat64-ecmp-{t}.batch"));
-    std::fs::write(&batch_file, batch).unwrap();
-    lab.files.push(batch_file.clone());
+    add_hosts(&mut lab, &c, "eth0");
     lab.must_in(
         &c,
-        &format!(
-            "ip -6 addr add 2001:db8:100::1/64 dev eth0 nodad && ip -6 -batch {} && \
-             ip -6 route add default via 2001:db8:100::ffff && ethtool -K eth0 gro on >/dev/null && \
-             sysctl -qw net.core.txrehash=0",
-            batch_file.display()
-        ),
+        "ip -6 route add default via 2001:db8:100::ffff && ethtool -K eth0 gro on >/dev/null && \
+         sysctl -qw net.core.txrehash=0",
     );
     lab.must_in(
         &r,
