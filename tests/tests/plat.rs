@@ -50,6 +50,23 @@ fn add_hosts(lab: &mut Lab, ns: &str, dev: &str) {
     lab.must_in(ns, &format!("ip -6 -batch {}", batch_file.display()));
 }
 
+/// Starts fetching the 24 MB file at 4 MiB/s from namespace `vm` into `got` (curl, in a
+/// thread), and checks 1.5 s later that it is still running.
+fn start_download(vm: &str, got: &std::path::Path) -> std::thread::JoinHandle<std::process::Output> {
+    let (vm, got) = (vm.to_string(), got.to_path_buf());
+    let download = std::thread::spawn(move || {
+        Command::new("ip")
+            .args(["netns", "exec", &vm, "curl", "-sS", "--max-time", "90", "--limit-rate", "4M", "-o"])
+            .arg(&got)
+            .arg(format!("{URL}/big"))
+            .output()
+            .expect("curl")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!download.is_finished(), "the download is still running when nat64-ctl stops");
+    download
+}
+
 /// The web server's address in pool6 form (64:ff9b::/96).
 fn web6() -> String {
     let b = WEB.parse::<std::net::Ipv4Addr>().unwrap().octets();
@@ -224,17 +241,7 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
 
     // A long download from the VM while nat64-ctl restarts: it completes, intact.
     let got = dir.join("got");
-    let (vm2, got2) = (vm.clone(), got.clone());
-    let download = std::thread::spawn(move || {
-        Command::new("ip")
-            .args(["netns", "exec", &vm2, "curl", "-sS", "--max-time", "90", "--limit-rate", "4M", "-o"])
-            .arg(&got2)
-            .arg(format!("{URL}/big"))
-            .output()
-            .expect("curl")
-    });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(!download.is_finished(), "the download is still running when nat64-ctl stops");
+    let download = start_download(&vm, &got);
     let stopped = lab.stop_child(ctl);
     assert!(stopped.status.success(), "nat64-ctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
     let table = format!("nat64_{}", instance.replace('-', "_"));
@@ -353,30 +360,7 @@ fn stateful_nat64_hosts_share_one_address_through_dns64() {
     // 24 MB (over 20 MiB) at 4 MiB/s from the VM while nat64-ctl restarts: intact,
     // every mapping kept.
     let got = dir.join("got");
-    let (vm2, got2) = (vm.clone(), got.clone());
-    let download = std::thread::spawn(move || {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &vm2,
-                "curl",
-                "-sS",
-                "--max-time",
-                "90",
-                "--limit-rate",
-                "4M",
-                "-r",
-                "0-20971519",
-                "-o",
-            ])
-            .arg(&got2)
-            .arg(format!("{URL}/big"))
-            .output()
-            .expect("curl")
-    });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(!download.is_finished(), "the download is still running when nat64-ctl stops");
+    let download = start_download(&vm, &got);
     let before = json(lab.ctl(&plat, CTL, &instance, &["bib", "list", "--json"]), "bib list");
     let stopped = lab.stop_child(ctl);
     assert!(stopped.status.success(), "nat64-ctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
