@@ -111,7 +111,9 @@ counters! {
     DropInternal = 29, "drop_internal", Drop;
     /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1; Parameter Problem sent).
     DropRoutingHeader = 30, "drop_routing_header", Drop;
-    /// Fragmented ICMP: its checksum needs the whole message's length (RFC 7915 §4.4, §5.4).
+    /// Fragmented ICMP that cannot cross: an error (never translated in pieces), a first
+    /// fragment too long to hold or whose datagram could not be finished, an XDP port
+    /// without a general path to hand it to.
     DropIcmpFragment = 31, "drop_icmp_fragment", Drop;
     /// IPv6 -> IPv4, ICMPv6 error (with the packet inside it) -> ICMP error.
     Xlat6to4IcmpError = 32, "xlat_6to4_icmp_error", Translated;
@@ -181,6 +183,14 @@ counters! {
     /// Stateful NAT64 `bib-log`: a BIB event the ring buffer had no room for (nat64-ctl
     /// not reading, or behind); the mapping itself was made.
     NatLogLost = 59, "nat_log_lost", Event;
+    /// An ICMP fragment arriving by XDP: handed to the kernel untranslated, whose routes
+    /// take the translator's destinations into the general path, where the TC program
+    /// holds its first fragment until the checksum can be finished.
+    PassIcmpFragment = 60, "pass_icmp_fragment", Pass;
+    /// The translated first fragment of an ICMP echo, held (TC) until the fragment that
+    /// ends the datagram tells the whole message's length, which the ICMPv6 checksum
+    /// covers; it leaves then, with that fragment.
+    XlatIcmpFragmentHeld = 61, "xlat_icmp_fragment_held", Translated;
 }
 
 /// Number of counter slots (the map's `max_entries`).

@@ -88,8 +88,8 @@ pub fn pid_file(instance: &str) -> PathBuf {
 /// The stages behind each entry program, in the order of the data path's jump table
 /// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
 /// translator's own ICMPv4 and ICMPv6 errors, the dynamic pool's allocation, RFC 7757
-/// hairpinning.
-const STAGE_SUFFIXES: [&str; 10] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6", "n4", "n6"];
+/// hairpinning, stateful NAT64 per direction, ICMP echoes in fragments held.
+const STAGE_SUFFIXES: [&str; 11] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6", "n4", "n6", "hd"];
 
 /// The jump table an entry program's stages go in.
 fn jump_table(entry: &str) -> Option<&'static str> {

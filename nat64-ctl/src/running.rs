@@ -45,7 +45,7 @@ pub struct Attached {
     pub interface: String,
     /// How: "driver" or "generic" XDP, "tcx" (Ethernet) or "tcx-l3".
     pub mode: &'static str,
-    /// The configuration's request (the general path's peer: XDP).
+    /// The configuration's request (the general path's peer: TC).
     pub wanted: AttachMode,
     pub program: &'static str,
 }
@@ -74,10 +74,13 @@ fn previous_modes(instance: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// The entry programs `cfg` needs: XDP always (the general path's peer uses it), the
-/// TC programs for the interfaces that ask for TC.
+/// The entry programs `cfg` needs: XDP always, TC for the general path's peer and
+/// the TC programs for the interfaces that ask for TC.
 fn wanted_programs(cfg: &Config) -> Result<Vec<&'static str>> {
     let mut programs = vec![XDP_PROGRAM];
+    if cfg.general_path.is_some() {
+        programs.push(TC_PROGRAM);
+    }
     for (i, iface) in cfg.interfaces.iter().enumerate().filter(|(_, i)| i.attach == AttachMode::Tc) {
         let p = if is_ethernet(&iface.name).map_err(|e| anyhow::anyhow!("interfaces[{i}].name: {e:#}"))? {
             TC_PROGRAM
@@ -418,7 +421,9 @@ impl Running {
         let mut wanted: Vec<(String, AttachMode)> =
             cfg.interfaces.iter().map(|i| (i.name.clone(), i.attach)).collect();
         if let Some(gp) = &general {
-            wanted.push((gp.peer.clone(), AttachMode::Xdp));
+            // TC: the held stage sends two packets for one (ICMP echoes in fragments,
+            // which XDP programs hand to the kernel, whose routes bring them here).
+            wanted.push((gp.peer.clone(), AttachMode::Tc));
         }
         let mut links = Vec::new();
         for (name, mode) in &wanted {

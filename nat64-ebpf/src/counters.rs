@@ -4,7 +4,7 @@ use nat64_common::counters::{Counter, Kind};
 
 use crate::{
     maps::COUNTERS,
-    packet::{KIND_REDIRECT, KIND_TX, kind},
+    packet::{KIND_DROP, KIND_HELD, KIND_REDIRECT, KIND_TX, kind},
 };
 
 #[inline(always)]
@@ -25,7 +25,8 @@ pub fn bump(c: Counter, bytes: usize) {
 pub fn record(v: u64, bytes: usize, no_xdp_xmit: bool) {
     let c = crate::packet::counter(v);
     bump(c, bytes);
-    if matches!(c.kind(), Kind::Translated) && kind(v) != KIND_TX {
+    // A held fragment leaves later, counted with the fragment it leaves with.
+    if matches!(c.kind(), Kind::Translated) && !matches!(kind(v), KIND_TX | KIND_DROP | KIND_HELD) {
         match kind(v) {
             KIND_REDIRECT => bump(Counter::FwdRedirect, bytes),
             _ if no_xdp_xmit => bump(Counter::FwdKernelNoXdpXmit, bytes),

@@ -28,7 +28,9 @@ mod programs {
 
     use crate::{
         maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP, TX_PORTS},
-        packet::{Action, ETH_LEN, KIND_TX, TcPacket, XdpPacket, kind, pack, verdict_tc, verdict_xdp},
+        packet::{
+            Action, ETH_LEN, HELD_MARK, KIND_TX, TcPacket, XdpPacket, kind, pack, verdict_tc, verdict_xdp,
+        },
         translate::{self, Step},
     };
 
@@ -62,9 +64,9 @@ mod programs {
                 }
             };
         }
-        at!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+        at!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
     }
-    const _: () = assert!(translate::STAGES == 10, "one call site per stage in tail_call");
+    const _: () = assert!(translate::STAGES == 11, "one call site per stage in tail_call");
 
     /// A stage's end: its verdict, or the tail call to the next stage. Should the
     /// jump table lack the stage, nothing has been changed yet: the packet passes,
@@ -144,6 +146,14 @@ mod programs {
 
     #[inline(always)]
     fn tc_entry<const L2: usize>(ctx: &TcContext) -> i32 {
+        // A copy the held stage sent back in: already translated (the mark goes).
+        // SAFETY: the context pointer the kernel passed to the program.
+        unsafe {
+            if (*ctx.skb.skb).tc_index == HELD_MARK {
+                (*ctx.skb.skb).tc_index = 0;
+                return TC_ACT_OK;
+            }
+        }
         // The whole packet in the linear area, so that the engine sees it as XDP would.
         if ctx.skb.pull_data(ctx.len()).is_err() {
             return TC_ACT_OK;
@@ -157,7 +167,7 @@ mod programs {
     macro_rules! stages {
         ($attr:ident, $ctx:ty, $ret:ty, $pkt:path, $run:path, $run_reply:path;
          $x4:ident, $x6:ident, $e4:ident, $e6:ident, $r4:ident, $r6:ident, $a6:ident, $h6:ident,
-         $n4:ident, $n6:ident) => {
+         $n4:ident, $n6:ident, $hd:ident) => {
             #[$attr]
             pub fn $x4(ctx: $ctx) -> $ret {
                 let step = translate::xlat(&mut $pkt(&ctx), false);
@@ -208,18 +218,23 @@ mod programs {
                 let step = translate::nat(&mut $pkt(&ctx), true);
                 $run(&ctx, step)
             }
+            #[$attr]
+            pub fn $hd(ctx: $ctx) -> $ret {
+                let v = translate::held(&mut $pkt(&ctx));
+                $run(&ctx, Step::Finish(v))
+            }
         };
     }
 
     stages!(xdp, XdpContext, u32, XdpPacket::new, run_xdp, run_xdp_reply;
         nat64_xdp_x4, nat64_xdp_x6, nat64_xdp_e4, nat64_xdp_e6, nat64_xdp_r4, nat64_xdp_r6, nat64_xdp_a6,
-        nat64_xdp_h6, nat64_xdp_n4, nat64_xdp_n6);
+        nat64_xdp_h6, nat64_xdp_n4, nat64_xdp_n6, nat64_xdp_hd);
     stages!(classifier, TcContext, i32, TcPacket::<ETH_LEN>::new, run_tc::<ETH_LEN>, run_tc::<ETH_LEN>;
         nat64_tc_x4, nat64_tc_x6, nat64_tc_e4, nat64_tc_e6, nat64_tc_r4, nat64_tc_r6, nat64_tc_a6, nat64_tc_h6,
-        nat64_tc_n4, nat64_tc_n6);
+        nat64_tc_n4, nat64_tc_n6, nat64_tc_hd);
     stages!(classifier, TcContext, i32, TcPacket::<0>::new, run_tc::<0>, run_tc::<0>;
         nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6,
-        nat64_tc_l3_h6, nat64_tc_l3_n4, nat64_tc_l3_n6);
+        nat64_tc_l3_h6, nat64_tc_l3_n4, nat64_tc_l3_n6, nat64_tc_l3_hd);
 
     /// Benchmark baseline: the least an XDP program can do with a packet (swap the
     /// MAC addresses and send it back out).

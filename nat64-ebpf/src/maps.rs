@@ -96,6 +96,41 @@ pub static NAT_ADF: HashMap<AdfKey, u8> = HashMap::with_max_entries(SESSIONS_MAX
 #[map(name = "NAT_FRAGS")]
 pub static NAT_FRAGS: LruHashMap<FragKey, FragEntry> = LruHashMap::with_max_entries(NAT_FRAGS_MAX_ENTRIES, 0);
 
+/// The longest translated first fragment of an ICMP echo the TC program holds (its
+/// frame from the link-layer header on).
+pub const HELD_MAX: usize = 1600;
+
+/// A translated first fragment of an ICMP echo waiting for its datagram's length, or
+/// that length, known from the fragment that ends the datagram, waiting for the first
+/// (see `translate::hold`).
+#[repr(C)]
+pub struct Held {
+    /// The first fragment's verdict (packed, see `packet::pack`); 0 with `len` 0.
+    pub verdict: u64,
+    /// The held frame's length; 0: nothing held, only `total` known.
+    pub len: u32,
+    /// The ICMP checksum's offset in the frame.
+    pub check: u32,
+    /// The message length the held checksum was computed with (the first fragment's).
+    pub part: u32,
+    /// The whole message's length (0: not known yet).
+    pub total: u32,
+    /// 1: the frame is IPv4 (the pseudo-header's length leaves the sum), 0: IPv6 (it
+    /// joins it).
+    pub to_v4: u32,
+    pub _pad: u32,
+    pub frame: [u8; HELD_MAX],
+}
+
+/// ICMP echoes in fragments, by the datagram as it arrived (addresses and
+/// identification): LRU, the fragments of one datagram follow each other closely.
+#[map(name = "ICMP_HELD")]
+pub static ICMP_HELD: LruHashMap<FragKey, Held> = LruHashMap::with_max_entries(512, 0);
+
+/// Per CPU: a `Held` being filled before it goes into `ICMP_HELD` (too big for the stack).
+#[map(name = "HELD_STAGING")]
+pub static HELD_STAGING: PerCpuArray<Held> = PerCpuArray::with_max_entries(1, 0);
+
 /// BIB entries the data path made, for nat64-ctl's `bib-log` (`NatConfig::FLAG_LOG`).
 #[map(name = "NAT_EVENTS")]
 pub static NAT_EVENTS: RingBuf = RingBuf::with_byte_size(NAT_EVENTS_BYTES, 0);
@@ -217,6 +252,12 @@ pub struct Scratch {
     /// ICMP error: the port's offset | the checksum's << 16 (0: nothing to undo), the
     /// port before | after << 16, kind (0 TCP/UDP, 1 UDP, 2 ICMP).
     pub nat_undo: [u32; 3],
+    /// An ICMP echo in fragments (TC): 1 the first fragment, 2 the one that ends the
+    /// datagram (0: neither); the message length its checksum was computed with (first)
+    /// or the whole message's (last); the checksum's offset; 1 when translated to IPv4.
+    pub held: [u32; 4],
+    /// The datagram of that fragment as it arrived.
+    pub held_key: FragKey,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

@@ -4,8 +4,8 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC,
-        xdp_action,
+        BPF_F_INGRESS, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_action,
     },
     helpers::generated as h,
     programs::{TcContext, XdpContext},
@@ -33,6 +33,9 @@ pub enum Action {
     Hairpin,
     /// Inside the engine only: stateful NAT64 maps the packet first (the NAT stage).
     Nat,
+    /// Kept by the program (a copy of a first fragment held, see `translate::held`):
+    /// the packet itself goes (TC_ACT_SHOT: TCX takes TC_ACT_STOLEN as "next").
+    Held,
 }
 
 /// The program's verdict from a packed result (see `pack`). Read from the packed
@@ -71,6 +74,12 @@ pub fn verdict_tc(v: u64, ifindex: u32) -> i32 {
 pub const KIND_PASS: u64 = 0;
 pub const KIND_REDIRECT: u64 = 2;
 pub const KIND_TX: u64 = 5;
+pub const KIND_DROP: u64 = 1;
+pub const KIND_HELD: u64 = 9;
+
+/// The mark (`skb->tc_index`) of a packet the held stage sent back into a device's
+/// ingress (`Packet::clone_to`): already translated, the TC programs let it pass.
+pub const HELD_MARK: u32 = 0x4e36;
 
 /// The action's kind in a packed result.
 #[inline(always)]
@@ -80,7 +89,7 @@ pub fn kind(v: u64) -> u64 {
 
 /// The ifindex (or the rest of an ICMP header) in a packed result.
 #[inline(always)]
-fn high(v: u64) -> u32 {
+pub fn high(v: u64) -> u32 {
     (v >> 32) as u32
 }
 
@@ -101,7 +110,7 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
     // bits 0-7 counter, 8-15 kind, 16-23 / 24-31 ICMP type / code, 32-63 ifindex or rest
     let (kind, tc, high) = match action {
         Action::Pass => (KIND_PASS, 0u64, 0u32),
-        Action::Drop => (1, 0, 0),
+        Action::Drop => (KIND_DROP, 0, 0),
         Action::Redirect(i) => (KIND_REDIRECT, 0, i),
         Action::IcmpError => (3, 0, 0),
         Action::Reply(t, c, rest) => (4, (t as u64) << 16 | (c as u64) << 24, rest),
@@ -109,6 +118,7 @@ pub fn pack(action: Action, counter: nat64_common::counters::Counter) -> u64 {
         Action::Alloc => (6, 0, 0),
         Action::Hairpin => (7, 0, 0),
         Action::Nat => (8, 0, 0),
+        Action::Held => (KIND_HELD, 0, 0),
     };
     (high as u64) << 32 | tc | kind << 8 | counter as u64
 }
@@ -191,6 +201,13 @@ pub trait Packet {
     /// Makes the packet `len` bytes long, cutting or growing its tail (new bytes are
     /// the caller's to write).
     fn set_len(&mut self, len: usize) -> Result<(), ()>;
+
+    /// Sends a copy of the packet out of `ifindex`, or into its ingress (`ingress`,
+    /// marked with `HELD_MARK`); TC only (bpf_clone_redirect): false elsewhere.
+    #[inline(always)]
+    fn clone_to(&mut self, _ifindex: u32, _ingress: bool) -> bool {
+        false
+    }
 
     /// For a packet the kernel merged (GRO) or will segment (GSO): the payload size of
     /// each segment; 0 for a plain packet (always, in XDP).
@@ -519,6 +536,23 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
     fn gso_size(&self) -> u32 {
         // SAFETY: the context pointer the kernel passed to the program.
         unsafe { (*self.ctx.skb.skb).gso_size }
+    }
+
+    #[inline(always)]
+    fn clone_to(&mut self, ifindex: u32, ingress: bool) -> bool {
+        let skb = self.ctx.skb.skb;
+        // SAFETY: the context pointer the kernel passed to the program; tc_index is
+        // writable for TC programs. The mark goes with the copy only.
+        unsafe {
+            let old = (*skb).tc_index;
+            if ingress {
+                (*skb).tc_index = HELD_MARK;
+            }
+            let r =
+                h::bpf_clone_redirect(skb.cast(), ifindex, if ingress { BPF_F_INGRESS as u64 } else { 0 });
+            (*skb).tc_index = old;
+            r == 0
+        }
     }
 
     /// Through the kernel's helper, which knows what the checksum field holds: the

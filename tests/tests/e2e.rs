@@ -105,6 +105,41 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     assert!(out.contains("nat64_tc to to6 (tcx mode)"), "attached by TCX: {out}");
 }
 
+/// ICMP echoes in fragments (#15): `ping -s 3000` both ways, requests and replies
+/// crossing as fragments, each echo's first fragment held until its last one tells the
+/// message's length (the receivers' kernels check every checksum and ping every byte).
+fn pings_of_3000_bytes(lab: &SiitLab) -> Value {
+    for (ns, flag, to) in [(&lab.v6, "-6", V4_HOST_AS_V6), (&lab.v4, "-4", V6_HOST_AS_V4)] {
+        let out = lab.lab.must_in(ns, &format!("ping {flag} -c 3 -i 0.3 -W 2 -s 3000 {to}"));
+        assert!(
+            out.contains("3 received") && out.contains("3008 bytes from") && !out.contains("wrong data"),
+            "ping -s 3000 from {ns} to {to}:\n{out}"
+        );
+    }
+    let s = stats(lab);
+    // At least the first fragment of each IPv6 datagram (requests one way, replies the
+    // other) was held; an IPv4 one cut again in the general path may come after its
+    // last fragment, which then waits for it instead.
+    assert!(packets(&s, "xlat_icmp_fragment_held") >= 6, "first fragments held: {s}");
+    assert_eq!(packets(&s, "drop_icmp_fragment"), 0, "{s}");
+    s
+}
+
+#[test]
+fn icmp_echo_in_fragments_through_xdp() {
+    let lab = started();
+    let s = pings_of_3000_bytes(&lab);
+    assert!(packets(&s, "pass_icmp_fragment") >= 24, "XDP handed the fragments to the kernel: {s}");
+}
+
+#[test]
+fn icmp_echo_in_fragments_through_tc() {
+    let mut lab = SiitLab::tc();
+    lab.start(CTL);
+    let s = pings_of_3000_bytes(&lab);
+    assert_eq!(packets(&s, "pass_icmp_fragment"), 0, "TC holds them itself: {s}");
+}
+
 #[test]
 fn tcp_transfer_ipv6_client_to_ipv4_server_content_verified() {
     let mut lab = started();
@@ -837,7 +872,7 @@ fn nat64_lab_in(mut lab: SiitLab, pool4: &str, extra: Value) -> SiitLab {
 /// translator, the router (its Time Exceeded mapped back through the BIB) and the host;
 /// 3000-byte UDP datagrams cross intact both ways as fragments (the answer, too big for
 /// lowest-ipv6-mtu, cut by the kernel in the general path and mapped by its first
-/// fragment); path MTU discovery works both ways: an IPv4 client's upload to an
+/// fragment), and so does a 3000-byte ICMP echo and its reply; path MTU discovery works both ways: an IPv4 client's upload to an
 /// IPv6-only server behind a narrower IPv6 link (the translator's Fragmentation Needed
 /// quoting the port the client sent to), and the IPv6 host's upload across a narrower
 /// IPv4 link (the router's Fragmentation Needed mapped back as Packet Too Big).
@@ -867,6 +902,14 @@ fn stateful_nat64_traceroute_pmtud_and_fragments() {
     assert!(parts.len() == 2 && parts[0] == parts[1], "3000 bytes there and back: {out}");
     let s = stats(&lab);
     assert!(packets(&s, "pass_general_path") >= 2, "the answer's fragments took the general path: {s}");
+    // An echo of 3000 bytes, both ways in fragments, its identifier mapped.
+    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 3 -i 0.3 -W 2 -s 3000 {ROUTED_V4_HOST_AS_V6}"));
+    assert!(
+        out.contains("3 received") && !out.contains("wrong data"),
+        "ping -s 3000 through the PLAT:\n{out}"
+    );
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_icmp_fragment_held") >= 6, "first fragments held: {s}");
 
     // An IPv4 client uploads to the IPv6-only server (static entry 192.0.2.8:8080)
     // behind a 1400-byte IPv6 link the client does not know about.
@@ -1023,7 +1066,8 @@ fn stateful_nat64_tiny_port_range_is_exhausted_with_the_rfc_answer() {
 
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
 /// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
-/// SHA-256 checked; from the IPv6 side too, hairpinned through pool6) and added live
+/// SHA-256 checked; from the IPv6 side too, hairpinned through pool6, and an ICMP echo
+/// hairpinned back to the host that sent it) and added live
 /// (UDP: the server sees the client's pool6 address); `bib list` shows them; removed,
 /// the forward is gone.
 #[test]
@@ -1047,6 +1091,12 @@ fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP hairpinned to the forward: {out}");
     assert!(packets(&stats(&lab), "xlat_hairpin") > 10, "{}", stats(&lab));
+    // A hairpinned echo: the host pings its own pool4 address through pool6; request and
+    // reply come back to it as from that address.
+    let hairpins = packets(&stats(&lab), "xlat_hairpin");
+    let out = lab.lab.must_in(&v6, "ping -6 -c 2 -i 0.2 -W 2 64:ff9b:1::cb00:7108");
+    assert!(out.contains("2 received"), "hairpinned echo:\n{out}");
+    assert!(packets(&stats(&lab), "xlat_hairpin") >= hairpins + 4, "{}", stats(&lab));
 
     let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5301", "203.0.113.8:5301"]);
     assert!(out.status.success(), "bib add: {}", String::from_utf8_lossy(&out.stderr));

@@ -1037,6 +1037,24 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     assert_eq!(nat.bib6.keys().count(), 2, "the TCP mapping and the static entry");
     // The host's next datagram gets a port again.
     assert_eq!(h.run(&q).action, XDP_PASS);
+
+    // A hairpinned echo: an ICMP query reaches the mapping its identifier names, which
+    // going out became the pool4 one: a host pinging its own pool4 address gets its
+    // echo back, as from that address, and so the reply to it.
+    let h6c = "2001:db8:6::c";
+    let hairpins = h.count(Counter::XlatHairpin);
+    for request in [true, false] {
+        let e = L4::Echo { request, id: 0x55, seq: 2, data: b"hairpin".to_vec() };
+        let before = h.counters();
+        let out = h.run(&in6(h6c, "64:ff9b::cb00:7108", &e));
+        let after = h.counters();
+        let moved: Vec<_> = after.iter().filter(|(k, v)| before[*k] != **v).collect();
+        assert_eq!(out.action, XDP_PASS, "hairpinned echo (no route here: to the kernel) {moved:?}");
+        if let Some(d) = diff(&out.frame, &want6("64:ff9b::cb00:7108", h6c, 0, 64, &e)) {
+            panic!("hairpinned echo (request {request}): {d}");
+        }
+    }
+    assert_eq!(h.count(Counter::XlatHairpin), hairpins + 2);
 }
 
 /// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one
@@ -1320,8 +1338,6 @@ fn fragments_and_extension_headers(kind: Kind) {
     let hbh_udp = [opts_hdr(60), opts_hdr(43), routing_hdr(17, 0)].concat();
     let six_dest =
         [opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(60), opts_hdr(17)].concat();
-    let v6_icmp = packet::L4::Echo { request: true, id: 1, seq: 1, data: vec![0; 24] }
-        .bytes(&packet::Ip::V6(v6(H6), v6(R6)));
     run_table(
         &h,
         vec![
@@ -1427,11 +1443,6 @@ fn fragments_and_extension_headers(kind: Kind) {
                 v6_raw(H6, R6, 60, &[60, 200, 0, 0, 0, 0, 0, 0], &u6),
                 Counter::DropMalformed,
             ),
-            dropped(
-                "6->4 fragmented icmpv6",
-                v6_raw(H6, R6, 44, &frag_hdr(58, 0, true, id), &v6_icmp[..16]),
-                Counter::DropIcmpFragment,
-            ),
             xlat(
                 "4->6 first fragment",
                 v4_raw(R4, H4, id16, 0x2000, 17, &u4_back[..24]),
@@ -1450,11 +1461,6 @@ fn fragments_and_extension_headers(kind: Kind) {
                 v6_raw(R6, H6, 44, &frag_hdr(17, 6, false, id16 as u32), &u6_back[48..]),
                 Counter::Xlat4to6Udp,
             ),
-            dropped(
-                "4->6 fragmented icmp",
-                v4_raw(R4, H4, id16, 0x2000, 1, &[8, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
-                Counter::DropIcmpFragment,
-            ),
             replied(
                 "4->6 fragmented udp with checksum zero: administratively prohibited",
                 v4_raw(R4, H4, id16, 0x2000, 17, &[0, 1, 0, 2, 0, 64, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
@@ -1468,6 +1474,190 @@ fn fragments_and_extension_headers(kind: Kind) {
                         [14..],
                 )),
                 Counter::DropUdpChecksumZero,
+            ),
+        ],
+    );
+}
+
+/// ICMP echoes in fragments (#15). TC: the first fragment is translated and held
+/// (its checksum needs the whole message's length); middle ones cross as they come;
+/// the last one leaves as a copy and the program's packet becomes the held first
+/// fragment, its checksum finished for the whole message: byte for byte the first
+/// fragment of the echo as the other family would have sent it. The end may come
+/// first: its length then waits for the first fragment, which leaves at once. Both
+/// directions, SIIT and stateful NAT64 (whose identifier is mapped). An ICMP error in
+/// pieces is dropped, counted. XDP hands ICMP fragments to the kernel, for the
+/// general path, or drops them (counted) without one.
+fn icmp_echo_in_fragments(kind: Kind) {
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    // A 64-byte echo request and reply, in each family, cut 24 + 24 + 16.
+    let data: Vec<u8> = (0..56u8).map(|b| b.wrapping_mul(7)).collect();
+    let echo = |request: bool| packet::L4::Echo { request, id: 0x77, seq: 9, data: data.clone() };
+    let e6 = echo(true).bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    let e4 = echo(true).bytes(&packet::Ip::V4(v4(H4), v4(R4)));
+    let r4 = echo(false).bytes(&packet::Ip::V4(v4(R4), v4(H4)));
+    let r6 = echo(false).bytes(&packet::Ip::V6(v6(R6), v6(H6)));
+    let (id, id16) = (0x0bad_cafe_u32, 0xcafe_u16);
+    let in6 = |id: u32, at: u16, more: bool, b: &[u8]| v6_raw(H6, R6, 44, &frag_hdr(58, at, more, id), b);
+    let out4 = |id: u16, at: u16, more: bool, b: &[u8]| v4_raw(H4, R4, id, at | (more as u16) << 13, 1, b);
+    let in4 = |id: u16, at: u16, more: bool, b: &[u8]| v4_raw(R4, H4, id, at | (more as u16) << 13, 1, b);
+    let out6 =
+        |id: u16, at: u16, more: bool, b: &[u8]| v6_raw(R6, H6, 44, &frag_hdr(58, at, more, id as u32), b);
+    let icmp4_error = v4_raw(R4, H4, 9, 0x2000, 1, &[3, 1, 0, 0, 0, 0, 0, 0, 0x45, 0, 0, 28, 0, 0, 0, 0]);
+
+    if matches!(kind, Kind::Xdp) {
+        run_table(
+            &h,
+            vec![
+                dropped(
+                    "6->4 without a general path",
+                    in6(id, 0, true, &e6[..24]),
+                    Counter::DropIcmpFragment,
+                ),
+                dropped(
+                    "4->6 without a general path",
+                    in4(id16, 3, true, &r4[24..48]),
+                    Counter::DropIcmpFragment,
+                ),
+            ],
+        );
+        let mut g = h.tables.globals().unwrap();
+        g.general_ifindex = 4242;
+        h.tables.set_globals(g).unwrap();
+        run_table(
+            &h,
+            vec![
+                passed("6->4 to the kernel", in6(id, 0, true, &e6[..24]), Counter::PassIcmpFragment),
+                passed("6->4 last to the kernel", in6(id, 6, false, &e6[48..]), Counter::PassIcmpFragment),
+                passed("4->6 to the kernel", in4(id16, 3, true, &r4[24..48]), Counter::PassIcmpFragment),
+                passed("4->6 error to the kernel", icmp4_error, Counter::PassIcmpFragment),
+            ],
+        );
+        return;
+    }
+    run_table(
+        &h,
+        vec![
+            dropped("6->4 first: held", in6(id, 0, true, &e6[..24]), Counter::XlatIcmpFragmentHeld),
+            xlat(
+                "6->4 middle",
+                in6(id, 3, true, &e6[24..48]),
+                out4(id16, 3, true, &e4[24..48]),
+                Counter::Xlat6to4Icmp,
+            ),
+            xlat(
+                "6->4 last: the first leaves",
+                in6(id, 6, false, &e6[48..]),
+                out4(id16, 0, true, &e4[..24]),
+                Counter::Xlat6to4Icmp,
+            ),
+            // The end first, then the first fragment, finished at once.
+            xlat(
+                "6->4 last first",
+                in6(id + 1, 6, false, &e6[48..]),
+                out4(id16 + 1, 6, false, &e4[48..]),
+                Counter::Xlat6to4Icmp,
+            ),
+            xlat(
+                "6->4 then the first",
+                in6(id + 1, 0, true, &e6[..24]),
+                out4(id16 + 1, 0, true, &e4[..24]),
+                Counter::Xlat6to4Icmp,
+            ),
+            dropped("4->6 first: held", in4(id16, 0, true, &r4[..24]), Counter::XlatIcmpFragmentHeld),
+            xlat(
+                "4->6 middle",
+                in4(id16, 3, true, &r4[24..48]),
+                out6(id16, 3, true, &r6[24..48]),
+                Counter::Xlat4to6Icmp,
+            ),
+            xlat(
+                "4->6 last: the first leaves",
+                in4(id16, 6, false, &r4[48..]),
+                out6(id16, 0, true, &r6[..24]),
+                Counter::Xlat4to6Icmp,
+            ),
+            xlat(
+                "4->6 last first",
+                in4(id16 + 1, 6, false, &r4[48..]),
+                out6(id16 + 1, 6, false, &r6[48..]),
+                Counter::Xlat4to6Icmp,
+            ),
+            xlat(
+                "4->6 then the first",
+                in4(id16 + 1, 0, true, &r4[..24]),
+                out6(id16 + 1, 0, true, &r6[..24]),
+                Counter::Xlat4to6Icmp,
+            ),
+            dropped("4->6 an error in pieces", icmp4_error, Counter::DropIcmpFragment),
+        ],
+    );
+    // A first fragment too long to hold is dropped, counted.
+    let big = echo(true).bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    let mut long = big[..8].to_vec();
+    long.extend(std::iter::repeat_n(0u8, 1600));
+    run_table(
+        &h,
+        vec![dropped("6->4 too long to hold", in6(id + 2, 0, true, &long), Counter::DropIcmpFragment)],
+    );
+}
+
+/// Stateful NAT64 (#15): an ICMP echo in fragments both ways. The first fragment maps
+/// the identifier (BIB and session) and is held; the last one releases it with its
+/// checksum finished for the whole message, the mapped identifier in it; the reply's
+/// fragments come back to the host's identifier. XDP hands them to the kernel (the
+/// general path) before anything is mapped.
+fn stateful_nat64_icmp_echo_in_fragments(kind: Kind) {
+    let mut h = Harness::with(kind, NAT64_CONFIG);
+    let pool = "203.0.113.8";
+    let data: Vec<u8> = (0..56u8).map(|b| b ^ 0x5a).collect();
+    let echo = |request: bool, id: u16| L4::Echo { request, id, seq: 4, data: data.clone() };
+    let e6 = echo(true, 0x77).bytes(&packet::Ip::V6(v6(H6), v6(R6)));
+    let (id, id16) = (0x0102_0304_u32, 0x0304_u16);
+    let in6 = |at: u16, more: bool, b: &[u8]| v6_raw(H6, R6, 44, &frag_hdr(58, at, more, id), b);
+    if matches!(kind, Kind::Xdp) {
+        let mut g = h.tables.globals().unwrap();
+        g.general_ifindex = 4242;
+        h.tables.set_globals(g).unwrap();
+        run_table(&h, vec![passed("6->4 to the kernel", in6(0, true, &e6[..24]), Counter::PassIcmpFragment)]);
+        assert_eq!(h.count(Counter::NatBibCreated), 0, "nothing mapped by XDP");
+        return;
+    }
+    run_table(
+        &h,
+        vec![
+            dropped("6->4 first: mapped, held", in6(0, true, &e6[..24]), Counter::XlatIcmpFragmentHeld),
+            xlat(
+                "6->4 middle",
+                in6(3, true, &e6[24..48]),
+                v4_raw(pool, R4, id16, 0x2000 | 3, 1, &e6[24..48]),
+                Counter::Xlat6to4Icmp,
+            ),
+        ],
+    );
+    assert_eq!(h.count(Counter::NatBibCreated), 1);
+    let out = h.run(&in6(6, false, &e6[48..]));
+    assert_eq!(out.action, XDP_PASS, "the last releases the first");
+    let mapped = u16::from_be_bytes([out.frame[38], out.frame[39]]);
+    let e4 = echo(true, mapped).bytes(&packet::Ip::V4(v4(pool), v4(R4)));
+    if let Some(d) = diff(&out.frame, &v4_raw(pool, R4, id16, 0x2000, 1, &e4[..24])) {
+        panic!("the held first fragment: {d}");
+    }
+    // The reply, in fragments, to the mapped identifier.
+    let r4 = echo(false, mapped).bytes(&packet::Ip::V4(v4(R4), v4(pool)));
+    let r6 = echo(false, 0x77).bytes(&packet::Ip::V6(v6(R6), v6(H6)));
+    let in4 = |at: u16, more: bool, b: &[u8]| v4_raw(R4, pool, 0x99, at | (more as u16) << 13, 1, b);
+    let out6 = |at: u16, more: bool, b: &[u8]| v6_raw(R6, H6, 44, &frag_hdr(58, at, more, 0x99), b);
+    run_table(
+        &h,
+        vec![
+            dropped("4->6 first: held", in4(0, true, &r4[..24]), Counter::XlatIcmpFragmentHeld),
+            xlat("4->6 middle", in4(3, true, &r4[24..48]), out6(3, true, &r6[24..48]), Counter::Xlat4to6Icmp),
+            xlat(
+                "4->6 last: the first leaves",
+                in4(6, false, &r4[48..]),
+                out6(0, true, &r6[..24]),
+                Counter::Xlat4to6Icmp,
             ),
         ],
     );
@@ -1666,10 +1856,14 @@ fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
     let n = h.count(Counter::DropNatFragmentBeforeFirst);
     assert_eq!(h.run(&v4_raw(R4, pool, 0x98, 6, 17, &u4b[48..])).action, XDP_DROP, "4->6 later before first");
     assert_eq!(h.count(Counter::DropNatFragmentBeforeFirst), n + 1);
-    let n = h.count(Counter::DropIcmpFragment);
+    // An echo in fragments to an identifier nobody holds: XDP (no general path here)
+    // drops it before anything is mapped, TC maps it like a whole one (see
+    // `stateful_nat64_icmp_echo_in_fragments`).
+    let c = if matches!(kind, Kind::Xdp) { Counter::DropIcmpFragment } else { Counter::DropNatNoMapping };
+    let n = h.count(c);
     let frag_echo = [8, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
     assert_eq!(h.run(&v4_raw(R4, pool, 0x97, 0x2000, 1, &frag_echo)).action, XDP_DROP, "fragmented ICMP");
-    assert_eq!(h.count(Counter::DropIcmpFragment), n + 1);
+    assert_eq!(h.count(c), n + 1);
 
     // With routes: the translator's own errors after the NAT stage quote the port as
     // sent. IPv6 -> IPv4, a 1300-byte IPv4 egress: Packet Too Big 1320.
@@ -2281,8 +2475,8 @@ fn too_big_for_the_egress_mtu(kind: Kind) {
 
 /// RFC 7915 §4 (#17 items 1 and 2): without DF, an IPv4 packet that would become an
 /// IPv6 packet longer than lowest-ipv6-mtu goes to the general path to be cut into
-/// fragments, even when the egress would take it whole (ICMP aside: its fragments
-/// cannot be translated); so does one too big for an egress smaller than
+/// fragments, even when the egress would take it whole (an ICMP echo too: its
+/// fragments cross through the held stage); so does one too big for an egress smaller than
 /// lowest-ipv6-mtu. With DF, lowest-ipv6-mtu does not apply: what fits the egress
 /// leaves whole, what does not gets Fragmentation Needed with the IPv6 MTU - 20, for a
 /// first fragment too, and a later fragment with DF is dropped, counted.
@@ -2323,23 +2517,17 @@ fn lowest_ipv6_mtu_and_df(kind: Kind) {
     // With DF, lowest-ipv6-mtu does not apply: 1420 fits the 1500-byte egress.
     let want = fast(want6(R6, H6, 0, 63, &udp(&[7; 1372])));
     check(&h, "DF=1, 1420 once translated", &udp4(1400, V4Opts::default()), x4, XDP_REDIRECT, &want);
-    // An echo request without DF is not cut (its fragments could not be translated).
+    // An echo request without DF is cut too: its fragments cross (the held stage).
     let echo = packet::L4::Echo { request: true, id: 9, seq: 1, data: vec![3; 1372] };
-    let want = fast(want6(R6, H6, 0, 63, &echo));
-    check(
-        &h,
-        "DF=0 echo, 1420 once translated",
-        &eth4(&ipv4(v4(R4), v4(H4), nodf, &[], &echo)),
-        x4,
-        XDP_REDIRECT,
-        &want,
-    );
+    let big_echo = eth4(&ipv4(v4(R4), v4(H4), nodf, &[], &echo));
+    check(&h, "DF=0 echo, 1420 once translated", &big_echo, x4, XDP_PASS, &big_echo);
+    assert_eq!(h.count(Counter::PassGeneralPath), 2);
     // Out of the general path: a 1252-byte first fragment (route MTU 1280 - 28) becomes
     // a 1280-byte IPv6 fragment and leaves.
     let out = h.run_on(&v4_raw(R4, H4, 0x77, 0x2000, 17, &vec![5; 1232]), gp);
     assert_eq!(out.action, XDP_REDIRECT, "a fragment out of the general path");
     assert_eq!(out.frame.len() - 14, 1280);
-    assert_eq!(h.count(Counter::PassGeneralPath), 1, "only the first");
+    assert_eq!(h.count(Counter::PassGeneralPath), 2, "only the first two");
 
     // An egress smaller than lowest-ipv6-mtu: 1500 configured, a 1280-byte link. 1300
     // bytes without DF (1320 once translated) go to the general path all the same.
@@ -2349,7 +2537,7 @@ fn lowest_ipv6_mtu_and_df(kind: Kind) {
     sh("ip link set x6 mtu 1280");
     let mid = udp4(1300, nodf);
     check(&h, "DF=0, 1320 for a 1280-byte egress", &mid, x4, XDP_PASS, &mid);
-    assert_eq!(h.count(Counter::PassGeneralPath), 2);
+    assert_eq!(h.count(Counter::PassGeneralPath), 3);
 
     // With DF, the MTU changed at run time (1400): Fragmentation Needed with 1380, for a
     // whole packet and for a first fragment (DF and MF); a later fragment is dropped.
@@ -2817,6 +3005,8 @@ both!(
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,
+    icmp_echo_in_fragments,
+    stateful_nat64_icmp_echo_in_fragments,
     icmpv4_errors_to_icmpv6,
     icmpv6_errors_to_icmpv4,
     icmp_extensions_rfc4884,

@@ -2,6 +2,7 @@
 //! point, as a pipeline of stages (`entry`, `xlat`, `err`, `reply`) that the programs
 //! chain by tail calls; the per-direction modules do the work.
 
+pub(crate) mod held;
 mod icmp_err;
 mod l4;
 pub(crate) mod nat;
@@ -23,7 +24,8 @@ use crate::{
     forward::Route,
     maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, V4XLAT, globals, scratch},
     packet::{
-        Action, ETH_P_IP, ETH_P_IPV6, Packet, is_alloc, is_hairpin, is_icmp_error, is_nat, is_reply, pack,
+        Action, ETH_P_IP, ETH_P_IPV6, KIND_PASS, KIND_REDIRECT, Packet, is_alloc, is_hairpin, is_icmp_error,
+        is_nat, is_reply, kind, pack,
     },
 };
 
@@ -41,7 +43,8 @@ pub const STAGE_ALLOC6: u32 = 6;
 pub const STAGE_HAIRPIN6: u32 = 7;
 pub const STAGE_NAT4: u32 = 8;
 pub const STAGE_NAT6: u32 = 9;
-pub const STAGES: u32 = 10;
+pub const STAGE_HELD: u32 = 10;
+pub const STAGES: u32 = 11;
 
 /// What a stage leaves to its program: finish with a packed verdict, or go on with
 /// another stage.
@@ -61,6 +64,7 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     s.no_xdp_xmit = 0;
     s.nat_flag = 0;
     s.nat_undo[0] = 0;
+    s.held[0] = 0;
     match pkt.l3_proto() {
         Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
         _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
@@ -91,6 +95,14 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     // in the translator's own error gets its port back.
     if s.nat_flag == 1 && (is_reply(v) || v & 0xff == Counter::PassGeneralPath as u64) {
         nat::undo(pkt);
+    }
+    // A first or last fragment of an ICMP echo, translated (TC): the held stage.
+    if s.held[0] != 0
+        && matches!(kind(v), KIND_PASS | KIND_REDIRECT)
+        && (v & 0xff == Counter::Xlat6to4Icmp as u64 || v & 0xff == Counter::Xlat4to6Icmp as u64)
+    {
+        s.verdict = v;
+        return Step::Jump(STAGE_HELD);
     }
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
@@ -123,6 +135,12 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
 #[inline(always)]
 pub fn nat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     if from_v6 { nat::nat6(pkt) } else { nat::nat4(pkt) }
+}
+
+/// A translated first or last fragment of an ICMP echo (see `held`).
+#[inline(always)]
+pub fn held<P: Packet>(pkt: &mut P) -> u64 {
+    held::held(pkt)
 }
 
 /// A dynamic-pool address for the IPv6 source, then translation again.

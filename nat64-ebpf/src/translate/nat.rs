@@ -65,7 +65,7 @@ struct Transport {
     at: L4At,
     /// The BIB's protocol (ICMP for both ICMP versions).
     proto: u8,
-    /// TCP flags (0 otherwise).
+    /// TCP flags; for ICMP the type.
     flags: u8,
     sport: u16,
     dport: u16,
@@ -111,7 +111,7 @@ fn transport<P: Packet>(
     }
     let id = u16::from_be_bytes([i[4], i[5]]);
     let at = L4At { port: off + 4, check: off + 2, udp: false };
-    Ok(Transport { at, proto: PROTO_ICMP, flags: 0, sport: id, dport: id })
+    Ok(Transport { at, proto: PROTO_ICMP, flags: i[0], sport: id, dport: id })
 }
 
 /// The new lifetime of a session (`now` in boot-time ns) for a packet of `proto`
@@ -418,16 +418,6 @@ fn frag_note(key: &FragKey, addr: [u8; 16]) {
     let _ = NAT_FRAGS.insert(key, &FragEntry { addr, expires: now + FRAG_LIFETIME_NS }, 0);
 }
 
-#[inline(always)]
-fn addr4_in16(a: [u8; 4]) -> [u8; 16] {
-    let mut x = [0u8; 16];
-    x[0] = a[0];
-    x[1] = a[1];
-    x[2] = a[2];
-    x[3] = a[3];
-    x
-}
-
 /// IPv6 -> IPv4 for a packet of an established flow, inside the translation stage (no
 /// second pass through it): its BIB entry and live session found, the session moved
 /// on, the port rewritten, `Scratch::nat_addr4` set. 0 when anything else is needed
@@ -560,7 +550,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
                 }
                 return error6(pkt, s, off);
             }
-            Some(_) if fragmented => return finish(Action::Drop, Counter::DropIcmpFragment),
+            Some(_) if fragmented && P::XDP => return finish(Action::Drop, Counter::DropIcmpFragment),
             Some(_) => {}
             None => return finish(Action::Drop, Counter::DropMalformed),
         }
@@ -588,15 +578,21 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         s.nat_addr4 = a;
         return Step::Jump(STAGE_XLAT6);
     }
-    let t = match transport(pkt, off, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST; 2], false, false) {
-        Ok(t) => t,
-        Err(c) => return finish(Action::Drop, c),
-    };
+    // An echo reply goes out through a mapping that exists (a static entry's, or the
+    // host's own hairpinned echo), never a new one.
+    let t =
+        match transport(pkt, off, nh, IPPROTO_ICMPV6, [ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY], false, false) {
+            Ok(t) => t,
+            Err(c) => return finish(Action::Drop, c),
+        };
     let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
 
     let k6 = Bib6Key { addr: words::to_bytes(&s.src6w), port: sport, proto, _pad: 0 };
     let k4 = match bib6(&k6) {
         Some(k4) => k4,
+        None if proto == PROTO_ICMP && flags == ICMP6_ECHO_REPLY => {
+            return finish(Action::Drop, Counter::DropNatNoMapping);
+        }
         None => match allocate(cfg, &k6) {
             Ok(k4) => k4,
             // RFC 6146 §3.5.1.1: Destination Unreachable, Address Unreachable (no port
@@ -610,7 +606,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     };
     // ICMP query sessions know the remote by the mapped identifier only.
     let remote_port = if proto == PROTO_ICMP { k4.port } else { dport };
-    let key =
+    let mut key =
         SessionKey { local: k4.addr, remote: dst4, local_port: k4.port, remote_port, proto, _pad: [0; 3] };
     if let Err(c) = session(cfg, &key, true, flags, true) {
         return finish(Action::Drop, c);
@@ -619,29 +615,34 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     // back to the IPv6 host the BIB maps it to, as if it had come in from IPv4 (the
     // inbound session and its filtering included); the hairpin stage then sends it on
     // as IPv6 from the pool6 form of the mapped source.
+    //
+    // An ICMP query names the mapping it is for by its one identifier, which going out
+    // became the pool4 one: coming back in, that is the mapping it reaches (a host's
+    // echo to its own pool4 address comes back to it, as from that address).
     if NAT_ADDRS.get_ptr(&dst4).is_some() {
-        if proto == PROTO_ICMP || fragmented || off != l3 + IPV6_HLEN {
+        if fragmented || off != l3 + IPV6_HLEN {
             return finish(Action::Drop, Counter::DropNatUnsupported);
         }
+        let icmp = proto == PROTO_ICMP;
+        let dport = if icmp { k4.port } else { dport };
         let bk4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
-        // SAFETY: a value of the map, copied out at once.
-        let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { *p }) else {
+        // SAFETY: a value of the map, read in place (a copy would not fit the stack).
+        let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { &*p }) else {
             return finish(Action::Drop, Counter::DropNatNoMapping);
         };
-        let inbound = SessionKey {
-            local: dst4,
-            remote: k4.addr,
-            local_port: dport,
-            remote_port: k4.port,
-            proto,
-            _pad: [0; 3],
-        };
-        if let Err(c) = session(cfg, &inbound, false, flags, may_open(cfg, &entry, &inbound)) {
+        // The inbound half, in the outbound key's place (the stack has no room for two).
+        key.local = dst4;
+        key.remote = k4.addr;
+        key.local_port = dport;
+        key.remote_port = k4.port;
+        if let Err(c) = session(cfg, &key, false, flags, may_open(cfg, entry, &key)) {
             return finish(Action::Drop, c);
         }
         let at_dst = L4At { port: at.port + 2, check: at.check, udp: at.udp };
-        if rewrite_port(pkt, &at, sport, k4.port, false).is_none()
-            || rewrite_port(pkt, &at_dst, dport, entry.v6.port, false).is_none()
+        // One identifier: straight to the host's.
+        let first_to = if icmp { entry.v6.port } else { k4.port };
+        if rewrite_port(pkt, &at, sport, first_to, icmp).is_none()
+            || (!icmp && rewrite_port(pkt, &at_dst, dport, entry.v6.port, false).is_none())
         {
             return finish(Action::Drop, Counter::DropInternal);
         }
@@ -667,7 +668,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             family: 6,
             _pad: [0; 2],
         };
-        frag_note(&key, addr4_in16(k4.addr));
+        frag_note(&key, super::held::addr4_in16(k4.addr));
     }
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;
@@ -823,12 +824,12 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
         }
         return error4(pkt, s, o);
     }
-    if proto4 == IPPROTO_ICMP && (more || frag_off != 0) {
+    if P::XDP && proto4 == IPPROTO_ICMP && (more || frag_off != 0) {
         return finish(Action::Drop, Counter::DropIcmpFragment);
     }
     let fkey = FragKey {
-        src: addr4_in16(src4),
-        dst: addr4_in16(dst4),
+        src: super::held::addr4_in16(src4),
+        dst: super::held::addr4_in16(dst4),
         id: u16::from_be_bytes([hdr[4], hdr[5]]) as u32,
         proto: proto4,
         family: 4,

@@ -11,7 +11,7 @@ use nat64_common::{
 };
 
 use super::{
-    denylisted4, drop_reason, eamt4, finish, ipv4_translatable,
+    denylisted4, drop_reason, eamt4, finish, held, ipv4_translatable,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -197,6 +197,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // Stateful NAT64: to a pool4 address, the NAT stage maps the destination (BIB and
     // session) and comes back with the IPv6 host.
     let nat = g.flag(Globals::FLAG_STATEFUL) && crate::maps::NAT_ADDRS.get_ptr(&dst).is_some();
+    // An ICMP echo in fragments needs two packets sent for one: not in XDP (`held`).
+    let icmp_fragment = (w2 >> 16) as u8 == IPPROTO_ICMP && w1 & 0x3fff != 0;
+    if P::XDP && icmp_fragment && nat {
+        return held::to_kernel(pkt, g);
+    }
     // An established flow's packet (not a fragment, hops left) is mapped here, in one
     // pass; anything else takes the NAT stage.
     if nat
@@ -238,6 +243,9 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             );
         }
     }
+    if P::XDP && icmp_fragment {
+        return held::to_kernel(pkt, g);
+    }
 
     let tot_len = (w0 & 0xffff) as usize;
     if tot_len < ihl || l3 + tot_len > pkt.len() {
@@ -263,8 +271,21 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let (nh, counter) = match proto {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat4to6Udp),
-        // The ICMPv6 checksum needs the whole message's length, unknown to a fragment.
-        IPPROTO_ICMP if fragmented => return pack(Action::Drop, Counter::DropIcmpFragment),
+        // The ICMPv6 checksum needs the whole message's length, unknown to a fragment:
+        // the held stage finishes it (TC). Errors are not translated in pieces.
+        IPPROTO_ICMP if fragmented => {
+            if P::XDP || (first && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4)) {
+                return pack(Action::Drop, Counter::DropIcmpFragment);
+            }
+            held::note4(
+                s,
+                u32::from_ne_bytes(src) as u64 | (u32::from_ne_bytes(dst) as u64) << 32,
+                id as u64,
+                frag_off as u64 | (more as u64) << 16,
+                (tot_len - ihl) as u64 | ((l3 + IPV6_HLEN + FRAG_HLEN + l4::ICMP_CHECK) as u64) << 32,
+            );
+            (IPPROTO_ICMPV6, Counter::Xlat4to6Icmp)
+        }
         IPPROTO_ICMP => (IPPROTO_ICMPV6, Counter::Xlat4to6Icmp),
         // RFC 7915 §4.1: these exist only as IPv6 next headers.
         0 | 43 | 44 | IPPROTO_ICMPV6 | 60 => return pack(Action::Drop, Counter::DropV6OnlyProtocol),
@@ -272,7 +293,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     };
     if ttl <= 1 {
         // Never an ICMP error in answer to an ICMP error (spec §6).
-        if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
+        if proto == IPPROTO_ICMP
+            && first
+            && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4)
+        {
             return pack(Action::Drop, Counter::DropTtlExpired);
         }
         return pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
@@ -280,7 +304,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
 
     // An ICMP error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
-    if proto == IPPROTO_ICMP && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4) {
+    if proto == IPPROTO_ICMP
+        && first
+        && pkt.load::<[u8; 2]>(l3 + ihl).map(|b| b[0]).is_some_and(icmp::is_error4)
+    {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
     let eam_src = eamt4(g, src);
@@ -337,11 +364,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // Without DF, RFC 7915 §4 wants IPv6 packets of at most lowest-ipv6-mtu: a longer
     // one leaves as fragments, cut by the kernel into the general path, whose route MTU
     // leaves room for translation (spec §2). Decided before the route is asked for.
-    // Not for ICMP: its fragments cannot be translated (the ICMPv6 checksum covers the
-    // whole message), so an echo that fits the egress leaves whole.
+    // ICMP too: its fragments cross through the held stage (`held`).
     let df = flags & 0x4000 != 0;
     let to_general_path = !df && g.general_ifindex != 0 && super::general_path_credit(pkt, g) == 0;
-    if to_general_path && proto != IPPROTO_ICMP && (l3_new + plen) as u32 > g.lowest_ipv6_mtu {
+    if to_general_path && (l3_new + plen) as u32 > g.lowest_ipv6_mtu {
         return pack(Action::Pass, Counter::PassGeneralPath);
     }
     let route = forward::lookup6w(pkt, &mut s.fib, &s.src6w, &s.dst6w, nh, (l3_new + plen) as u16);

@@ -4,7 +4,7 @@ use aya_ebpf::helpers::generated as h;
 use nat64_common::{addr::Untranslatable, checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt4, eamt6w, finish,
+    denylisted4, drop_reason, eamt4, eamt6w, finish, held,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
 use crate::{
@@ -138,6 +138,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         None => (0, false),
     };
     let first = frag_off == 0;
+    // An ICMP echo in fragments needs two packets sent for one: not in XDP (`held`).
+    if P::XDP && nh == IPPROTO_ICMPV6 && frag.is_some() && (more || !first) {
+        return held::to_kernel(pkt, g);
+    }
 
     // Stateful NAT64: the NAT stage maps the source (BIB and session), or for an
     // ICMPv6 error the packet inside, and comes back with the pool4 address. What runs
@@ -194,9 +198,18 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat6to4Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat6to4Udp),
         // The ICMPv6 checksum covers a pseudo-header with the whole message's length,
-        // which a fragment does not tell: fragmented ICMPv6 cannot be translated.
+        // which a fragment does not tell: the held stage finishes it (TC).
         IPPROTO_ICMPV6 if frag.is_some() && (more || !first) => {
-            return pack(Action::Drop, Counter::DropIcmpFragment);
+            let Some(f) = frag.filter(|_| !P::XDP) else {
+                return pack(Action::Drop, Counter::DropIcmpFragment);
+            };
+            held::note6(
+                s,
+                u32::from_be_bytes([f[4], f[5], f[6], f[7]]) as u64,
+                frag_off as u64 | (more as u64) << 16,
+                ulen as u64 | ((l3 + IPV4_HLEN + l4::ICMP_CHECK) as u64) << 32,
+            );
+            (IPPROTO_ICMP, Counter::Xlat6to4Icmp)
         }
         IPPROTO_ICMPV6 => (IPPROTO_ICMP, Counter::Xlat6to4Icmp),
         // An extension header after the fragment header (RFC 7915 §5.1: dropped),
