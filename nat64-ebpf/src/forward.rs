@@ -66,10 +66,12 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
             0,
         )
     };
-    // On an L3 device the kernel sends the packet on (it frames it for the egress);
-    // the lookup is still asked for the egress MTU.
-    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && P::HAS_ETH && redirect_target::<P>(p.ifindex) {
-        nexthop_store(p, slot, now, generation);
+    // From an L3 device too: the packet gets an Ethernet header for the egress (see
+    // `translate::finish`); the next-hop cache is for Ethernet ingresses only.
+    if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && redirect_target::<P>(p.ifindex) {
+        if P::HAS_ETH {
+            nexthop_store(p, slot, now, generation);
+        }
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel wrote mtu_result for this return code.

@@ -202,6 +202,14 @@ pub trait Packet {
     /// the caller's to write).
     fn set_len(&mut self, len: usize) -> Result<(), ()>;
 
+    /// An L3 packet (TC on a device without Ethernet) gets an Ethernet header in front,
+    /// its type from the packet's protocol and its addresses left for the caller, so
+    /// it can be redirected into an Ethernet device. Nothing to do elsewhere.
+    #[inline(always)]
+    fn push_eth(&mut self) -> bool {
+        true
+    }
+
     /// Sends a copy of the packet out of `ifindex`, or into its ingress (`ingress`,
     /// marked with `HELD_MARK`); TC only (bpf_clone_redirect): false elsewhere.
     #[inline(always)]
@@ -536,6 +544,22 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
     fn gso_size(&self) -> u32 {
         // SAFETY: the context pointer the kernel passed to the program.
         unsafe { (*self.ctx.skb.skb).gso_size }
+    }
+
+    #[inline(always)]
+    fn push_eth(&mut self) -> bool {
+        if L2 == ETH_LEN {
+            return true;
+        }
+        // SAFETY: the context pointer the kernel passed to the program.
+        let proto = unsafe { (*self.ctx.skb.skb).protocol } as u16;
+        // SAFETY: helper call with the context; bpf_skb_change_head is made for this
+        // (an L3 skb given a MAC header to be redirected into an L2 device).
+        if unsafe { h::bpf_skb_change_head(self.ctx.skb.skb.cast(), ETH_LEN as u32, 0) } != 0 {
+            return false;
+        }
+        // skb->protocol holds the type in network order, as the header does.
+        self.store(12, proto.to_ne_bytes()).is_some()
     }
 
     #[inline(always)]

@@ -184,11 +184,16 @@ fn hold<P: Packet>(pkt: &mut P, key: &FragKey, v: u64, part: u32, check: u32, to
 /// the packet becomes the held one, its checksum finished, and leaves its way.
 #[inline(always)]
 fn release<P: Packet>(pkt: &mut P, key: &FragKey, e: *mut Held, v: u64, total: u32) -> u64 {
-    let sent = match kind(v) {
-        KIND_REDIRECT => pkt.clone_to(high(v), false),
-        KIND_PASS => pkt.clone_to(pkt.ingress_ifindex(), true),
-        _ => false,
-    };
+    // From an L3 device a frame that leaves by redirect has an Ethernet header, one
+    // handed to the kernel none: the packet can only become a frame of its own kind.
+    // SAFETY: a value of the map, read at once.
+    let same_kind = P::HAS_ETH || kind(unsafe { (*e).verdict }) == kind(v);
+    let sent = same_kind
+        && match kind(v) {
+            KIND_REDIRECT => pkt.clone_to(high(v), false),
+            KIND_PASS => pkt.clone_to(pkt.ingress_ifindex(), true),
+            _ => false,
+        };
     if !sent {
         // This fragment leaves as it is; the held one is lost, counted.
         let _ = ICMP_HELD.remove(key);

@@ -256,6 +256,11 @@ const _: () = assert!(
 fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action {
     match route {
         Route::Out(ifindex) => {
+            // From an L3 device: room for the Ethernet header first, its type from the
+            // packet's protocol (else the kernel sends it on, translated).
+            if !P::HAS_ETH && !pkt.push_eth() {
+                return Action::Pass;
+            }
             // Six two-byte copies (both MACs lie 2-byte aligned in the struct) rather
             // than twelve one-byte ones.
             let Some(p) = pkt.ptr_at::<[u16; 6]>(0) else {

@@ -1,4 +1,4 @@
-//! Through the wire: the same traffic through five paths, side by side, in one run.
+//! Through the wire: the same traffic through each path, side by side, in one run.
 //!
 //! ```text
 //!  [b6] eth0 2001:db8:6::5 --- to6 [bx] to4 --- eth0 198.51.100.2 [b4]
@@ -10,6 +10,14 @@
 //! well-known prefix, so no path refuses the documentation addresses). The
 //! reference paths (kernel forwarding, XDP forwarding) carry the very same packets
 //! untranslated: there the receivers also hold the addresses the other side uses.
+//!
+//! The TUN paths (`forward-l3`, `nat64-tc-l3`) start on the translator itself: a
+//! writer thread per CPU puts the same UDP packets (without Ethernet) into a TUN device
+//! (`tun6`, `tun4`), where they arrive as from an L3 device such as WireGuard, and the
+//! kernel forwards them, or nat64's TC program for L3 devices translates them and
+//! redirects them (an Ethernet header pushed) out of the port. The writer's system call
+//! costs more than the path itself: these rows compare with each other (`vs fwd` is
+//! against TUN forwarding), not with the veth rows.
 //!
 //! Packets per second: `bench_gen` runs under BPF_PROG_RUN in live-frame mode on the
 //! sender's interface of one or two CPUs and sends 64-byte UDP frames to port 9;
@@ -88,10 +96,16 @@ pub(crate) enum Path {
     /// kernel's masquerade (XDP), and TAYGA's dynamic pool behind it.
     MasqXdp,
     TaygaMasq,
+    /// The senders' packets arrive on TUN devices (L3: no Ethernet header), as a
+    /// CLAT's clients arrive through WireGuard, written by a process on the translator
+    /// (the generator here): kernel forwarding of what comes out of them, and nat64's
+    /// TC program for L3 devices attached to them (the Ethernet ports by XDP).
+    ForwardL3,
+    Nat64TcL3,
 }
 
 impl Path {
-    const ALL: [Path; 7] = [
+    const ALL: [Path; 9] = [
         Path::Forward,
         Path::XdpFwd,
         Path::Tayga,
@@ -99,6 +113,8 @@ impl Path {
         Path::Nat64Tc,
         Path::StatefulXdp,
         Path::StatefulTc,
+        Path::ForwardL3,
+        Path::Nat64TcL3,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -112,6 +128,8 @@ impl Path {
             Path::StatefulTc => "nat64 stateful (NAT64), TC",
             Path::MasqXdp => "nat64 dynamic pool + masquerade, XDP",
             Path::TaygaMasq => "TAYGA dynamic pool + masquerade",
+            Path::ForwardL3 => "TUN (L3): kernel forwarding",
+            Path::Nat64TcL3 => "TUN (L3): nat64, TC",
         }
     }
 
@@ -127,11 +145,23 @@ impl Path {
             Path::StatefulTc => "stateful-tc",
             Path::MasqXdp => "masquerade-xdp",
             Path::TaygaMasq => "tayga-masquerade",
+            Path::ForwardL3 => "forward-l3",
+            Path::Nat64TcL3 => "nat64-tc-l3",
         }
     }
 
     pub(crate) fn translates(self) -> bool {
-        !matches!(self, Path::Forward | Path::XdpFwd)
+        !matches!(self, Path::Forward | Path::XdpFwd | Path::ForwardL3)
+    }
+
+    /// Whether the senders' packets come through TUN devices.
+    pub(crate) fn l3(self) -> bool {
+        matches!(self, Path::ForwardL3 | Path::Nat64TcL3)
+    }
+
+    /// The kernel forwarding the path is measured against: through the same devices.
+    fn reference(self) -> Path {
+        if self.l3() { Path::ForwardL3 } else { Path::Forward }
     }
 }
 
@@ -248,11 +278,15 @@ impl Progs {
     }
 
     fn set_frame(&mut self, f: &[u8]) -> Result<()> {
-        let mut words = [0u64; 8];
+        ensure!(
+            f.len().is_multiple_of(8) && f.len() <= 128,
+            "a generator frame is 64-128 bytes, whole words"
+        );
+        let mut words = [0u64; 16];
         for (w, c) in words.iter_mut().zip(f.chunks_exact(8)) {
             *w = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
         }
-        let mut m: Array<_, [u64; 8]> =
+        let mut m: Array<_, [u64; 16]> =
             Array::try_from(self.ebpf.map_mut("BENCH_FRAME").context("BENCH_FRAME")?)?;
         m.set(0, words, 0)?;
         Ok(())
@@ -336,6 +370,8 @@ pub(crate) struct Topo {
     pub(crate) h6: String,
     pub(crate) x: String,
     pub(crate) h4: String,
+    /// The senders' packets come through TUN devices (`Path::l3`).
+    l3: bool,
     /// XDP links of the benchmark's programs: (program, link).
     links: Vec<(&'static str, XdpLinkId)>,
 }
@@ -428,13 +464,23 @@ impl Topo {
                 ),
             );
         }
-        Ok(Self { lab, h6, x, h4, links: Vec::new() })
+        if path.l3() {
+            // One queue per generating CPU; what comes out of them is routed (or
+            // translated) like what comes straight from the ports.
+            lab.must_in(
+                &x,
+                "ip tuntap add dev tun6 mode tun multi_queue && ip tuntap add dev tun4 mode tun multi_queue \
+                 && ip link set tun6 up && ip link set tun4 up \
+                 && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.tun4.rp_filter=0",
+            );
+        }
+        Ok(Self { lab, h6, x, h4, l3: path.l3(), links: Vec::new() })
     }
 
     /// Puts the path in place (the reference forwarding needs nothing more).
     pub(crate) fn start(&mut self, path: Path, progs: &mut Progs, ctl: &str) -> Result<()> {
         match path {
-            Path::Forward => {}
+            Path::Forward | Path::ForwardL3 => {}
             Path::XdpFwd => {
                 for i in ["to6", "to4"] {
                     let id = progs.attach("bench_fwd", &self.x, i)?;
@@ -485,7 +531,12 @@ impl Topo {
                 let running = self.lab.last_child().try_wait()?.is_none();
                 ensure!(running, "tayga exited at once: {conf}");
             }
-            Path::Nat64Xdp | Path::Nat64Tc | Path::StatefulXdp | Path::StatefulTc | Path::MasqXdp => {
+            Path::Nat64Xdp
+            | Path::Nat64Tc
+            | Path::StatefulXdp
+            | Path::StatefulTc
+            | Path::MasqXdp
+            | Path::Nat64TcL3 => {
                 let attach = if matches!(path, Path::Nat64Xdp | Path::StatefulXdp | Path::MasqXdp) {
                     "xdp"
                 } else {
@@ -507,6 +558,15 @@ impl Topo {
                 } else {
                     format!(r#""eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]"#)
                 };
+                let interfaces = if path == Path::Nat64TcL3 {
+                    r#"{"name": "tun6", "attach": "tc"}, {"name": "tun4", "attach": "tc"},
+        {"name": "to6", "attach": "xdp"}, {"name": "to4", "attach": "xdp"}"#
+                        .to_string()
+                } else {
+                    format!(
+                        r#"{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}"#
+                    )
+                };
                 let instance = self.instance();
                 let config = std::env::temp_dir().join(format!("nat64-{instance}.json"));
                 std::fs::write(
@@ -514,7 +574,7 @@ impl Topo {
                     format!(
                         r#"{{
     "instance": "{instance}",
-    "interfaces": [{{"name": "to6", "attach": "{attach}"}}, {{"name": "to4", "attach": "{attach}"}}],
+    "interfaces": [{interfaces}],
     "ipv4-addr": "198.51.100.1",
     "ipv6-addr": "2001:db8:6::1",
     "pool6": "{POOL6}",
@@ -554,11 +614,21 @@ impl Topo {
         Ok(())
     }
 
+    /// Where the generator sends from and what: a host's port and the frame, or (L3)
+    /// the translator's TUN device and the frame's IP packet.
     pub(crate) fn sender(&self, dir: Dir) -> (&str, Vec<u8>) {
+        if self.l3 {
+            return (&self.x, frame(dir)[14..].to_vec());
+        }
         match dir {
             Dir::SixToFour => (&self.h6, frame(dir)),
             Dir::FourToSix => (&self.h4, frame(dir)),
         }
+    }
+
+    /// The TUN device the generator writes into (L3 paths).
+    fn tun(&self, dir: Dir) -> Option<&'static str> {
+        self.l3.then_some(if dir == Dir::SixToFour { "tun6" } else { "tun4" })
     }
 }
 
@@ -580,10 +650,93 @@ pub(crate) fn udp(
     runs: u32,
     want_slot: usize,
 ) -> Result<Vec<Sample>> {
+    measure(progs, runs, want_slot, |p| p.generate(ns, "eth0", frame, cpus, secs))
+}
+
+/// `udp` with the packets written into TUN device `tun` in `ns` (see `generate_tun`).
+#[allow(clippy::too_many_arguments)]
+fn udp_tun(
+    progs: &mut Progs,
+    ns: &str,
+    tun: &str,
+    packet: &[u8],
+    cpus: &[usize],
+    secs: f64,
+    runs: u32,
+    want_slot: usize,
+) -> Result<Vec<Sample>> {
+    measure(progs, runs, want_slot, |_| generate_tun(ns, tun, packet, cpus, secs))
+}
+
+/// Writes `packet` into TUN device `tun` in `ns` from each of `cpus` (a queue each) for
+/// `secs` seconds: (packets written, seconds from the common start to the last end).
+/// Each write runs the device's receive path (its TC program, the routing or the
+/// redirect) on the writing CPU, as the live-frame generator's XDP_TX runs the veth's.
+fn generate_tun(ns: &str, tun: &str, packet: &[u8], cpus: &[usize], secs: f64) -> Result<(u64, f64)> {
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    const IFF_TUN: libc::c_short = 0x0001;
+    const IFF_NO_PI: libc::c_short = 0x1000;
+    const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
+    let barrier = Barrier::new(cpus.len());
+    let results: Vec<Result<(u64, f64)>> = thread::scope(|s| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                let barrier = &barrier;
+                s.spawn(move || -> Result<(u64, f64)> {
+                    enter_netns(ns)?;
+                    nat64_tests::pin_to_cpu(cpu);
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/net/tun")
+                        .context("opening /dev/net/tun")?;
+                    // struct ifreq: the name, then the flags (a short) in the union.
+                    let mut req = [0u8; 40];
+                    req[..tun.len()].copy_from_slice(tun.as_bytes());
+                    req[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE).to_ne_bytes());
+                    // SAFETY: TUNSETIFF with a 40-byte struct ifreq on an fd we hold.
+                    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, req.as_mut_ptr()) } != 0 {
+                        bail!("TUNSETIFF {tun}: {}", std::io::Error::last_os_error());
+                    }
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut sent = 0u64;
+                    while start.elapsed().as_secs_f64() < secs {
+                        for _ in 0..1024 {
+                            // SAFETY: writing a buffer we own to an fd we hold.
+                            let n = unsafe {
+                                libc::write(file.as_raw_fd(), packet.as_ptr().cast(), packet.len())
+                            };
+                            sent += (n == packet.len() as isize) as u64;
+                        }
+                    }
+                    Ok((sent, start.elapsed().as_secs_f64()))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("TUN writer panicked")).collect()
+    });
+    let (mut sent, mut secs_max) = (0, 0f64);
+    for r in results {
+        let (n, t) = r?;
+        sent += n;
+        secs_max = secs_max.max(t);
+    }
+    Ok((sent, secs_max))
+}
+
+/// `runs` runs of `generate` (frames sent, seconds): what the sinks received.
+fn measure(
+    progs: &mut Progs,
+    runs: u32,
+    want_slot: usize,
+    mut generate: impl FnMut(&mut Progs) -> Result<(u64, f64)>,
+) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for _ in 0..runs {
         let before = progs.received()?;
-        let (sent, elapsed) = progs.generate(ns, "eth0", frame, cpus, secs)?;
+        let (sent, elapsed) = generate(progs)?;
         thread::sleep(Duration::from_millis(200));
         let after = progs.received()?;
         let got = [after[0] - before[0], after[1] - before[1]];
@@ -715,14 +868,25 @@ pub fn run(args: &Args) -> Result<()> {
                 if path == Path::Tayga && cpus.len() > 1 {
                     continue;
                 }
+                let samples = match topo.tun(dir) {
+                    Some(tun) => udp_tun(&mut progs, &ns, tun, &f, cpus, secs, args.runs, slot),
+                    None => udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot),
+                };
                 row.udp[d][c] = Some(udp_row(
-                    udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot)
+                    samples
                         .with_context(|| format!("{}, {}, {} CPU", path.name(), dir.name(), cpus.len()))?,
                 ));
             }
         }
         // The hosts' XDP sinks would take GSO from the middle's veths: off for TCP.
         topo.detach(&mut progs, "bench_sink")?;
+        if path.l3() {
+            // TCP between the hosts does not take the TUN devices.
+            drop(topo);
+            println!("  measured {} ({:.0} s)", path.name(), started.elapsed().as_secs_f64());
+            rows.push((path, row));
+            continue;
+        }
         let h4 = topo.h4.clone();
         topo.lab.spawn_in(&h4, "iperf3 -s");
         let listening = wait_until(Duration::from_secs(5), || {
@@ -796,8 +960,8 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
             let me = r.udp[d][0].map(|(s, _)| s.median);
             let me2 = r.udp[d][1].map(|(s, _)| s.median);
             let (vf, vx, vt) = match p {
-                Some(_) => (
-                    ratio(me, udp_median(Path::Forward, d, 0)),
+                Some(p) => (
+                    ratio(me, udp_median(p.reference(), d, 0)),
                     ratio(me, udp_median(Path::XdpFwd, d, 0)),
                     ratio(me, udp_median(Path::Tayga, d, 0)),
                 ),
@@ -808,7 +972,7 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
             // TAYGA, whose user-space half runs on the other CPU.
             let gen_median = generator.udp[d][0].map(|(s, _)| s.median);
             let path_ns = match (p, me, gen_median) {
-                (Some(p), Some(m), Some(g)) if p != Path::Tayga && m > 0.0 && g > 0.0 => {
+                (Some(p), Some(m), Some(g)) if p != Path::Tayga && !p.l3() && m > 0.0 && g > 0.0 => {
                     format!("{:.0}", 1e3 / m - 1e3 / g)
                 }
                 _ => "-".to_string(),
