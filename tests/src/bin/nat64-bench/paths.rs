@@ -324,44 +324,56 @@ impl Progs {
     ) -> Result<(u64, f64)> {
         self.set_frame(frame)?;
         let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
-        let barrier = Barrier::new(cpus.len());
-        let results: Vec<Result<(u64, f64)>> = thread::scope(|s| {
-            let handles: Vec<_> = cpus
-                .iter()
-                .map(|&cpu| {
-                    let barrier = &barrier;
-                    s.spawn(move || -> Result<(u64, f64)> {
-                        enter_netns(ns)?;
-                        nat64_tests::pin_to_cpu(cpu);
-                        let idx = ifindex(ifname)?;
-                        let md = ctx_bytes(&xdp_md(frame.len(), idx));
-                        barrier.wait();
-                        let start = Instant::now();
-                        let mut sent = 0u64;
-                        while start.elapsed().as_secs_f64() < secs {
-                            let mut opts = TestRunOptions::new();
-                            opts.data_in = Some(frame);
-                            opts.ctx_in = Some(&md);
-                            opts.repeat = GEN_REPEAT;
-                            opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
-                            prog.test_run(opts)
-                                .context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
-                            sent += GEN_REPEAT as u64;
-                        }
-                        Ok((sent, start.elapsed().as_secs_f64()))
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
-        });
-        let (mut sent, mut secs_max) = (0, 0f64);
-        for r in results {
-            let (n, t) = r?;
-            sent += n;
-            secs_max = secs_max.max(t);
-        }
-        Ok((sent, secs_max))
+        per_cpu(ns, cpus, |barrier| {
+            let idx = ifindex(ifname)?;
+            let md = ctx_bytes(&xdp_md(frame.len(), idx));
+            barrier.wait();
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed().as_secs_f64() < secs {
+                let mut opts = TestRunOptions::new();
+                opts.data_in = Some(frame);
+                opts.ctx_in = Some(&md);
+                opts.repeat = GEN_REPEAT;
+                opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
+                prog.test_run(opts).context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
+                sent += GEN_REPEAT as u64;
+            }
+            Ok((sent, start.elapsed().as_secs_f64()))
+        })
     }
+}
+
+/// Runs `work` on a thread per CPU of `cpus`, each pinned to its CPU inside `ns`;
+/// `work` waits on the barrier once ready and returns (frames sent, seconds taken).
+/// The frames of all, and the longest time.
+fn per_cpu(
+    ns: &str,
+    cpus: &[usize],
+    work: impl Fn(&Barrier) -> Result<(u64, f64)> + Sync,
+) -> Result<(u64, f64)> {
+    let barrier = Barrier::new(cpus.len());
+    let results: Vec<Result<(u64, f64)>> = thread::scope(|s| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                let (barrier, work) = (&barrier, &work);
+                s.spawn(move || -> Result<(u64, f64)> {
+                    enter_netns(ns)?;
+                    nat64_tests::pin_to_cpu(cpu);
+                    work(barrier)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("generator thread panicked")).collect()
+    });
+    let (mut sent, mut secs_max) = (0, 0f64);
+    for r in results {
+        let (n, t) = r?;
+        sent += n;
+        secs_max = secs_max.max(t);
+    }
+    Ok((sent, secs_max))
 }
 
 /// One topology with one path in the middle; removed when dropped.
@@ -677,53 +689,32 @@ fn generate_tun(ns: &str, tun: &str, packet: &[u8], cpus: &[usize], secs: f64) -
     const IFF_TUN: libc::c_short = 0x0001;
     const IFF_NO_PI: libc::c_short = 0x1000;
     const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
-    let barrier = Barrier::new(cpus.len());
-    let results: Vec<Result<(u64, f64)>> = thread::scope(|s| {
-        let handles: Vec<_> = cpus
-            .iter()
-            .map(|&cpu| {
-                let barrier = &barrier;
-                s.spawn(move || -> Result<(u64, f64)> {
-                    enter_netns(ns)?;
-                    nat64_tests::pin_to_cpu(cpu);
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open("/dev/net/tun")
-                        .context("opening /dev/net/tun")?;
-                    // struct ifreq: the name, then the flags (a short) in the union.
-                    let mut req = [0u8; 40];
-                    req[..tun.len()].copy_from_slice(tun.as_bytes());
-                    req[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE).to_ne_bytes());
-                    // SAFETY: TUNSETIFF with a 40-byte struct ifreq on an fd we hold.
-                    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, req.as_mut_ptr()) } != 0 {
-                        bail!("TUNSETIFF {tun}: {}", std::io::Error::last_os_error());
-                    }
-                    barrier.wait();
-                    let start = Instant::now();
-                    let mut sent = 0u64;
-                    while start.elapsed().as_secs_f64() < secs {
-                        for _ in 0..1024 {
-                            // SAFETY: writing a buffer we own to an fd we hold.
-                            let n = unsafe {
-                                libc::write(file.as_raw_fd(), packet.as_ptr().cast(), packet.len())
-                            };
-                            sent += (n == packet.len() as isize) as u64;
-                        }
-                    }
-                    Ok((sent, start.elapsed().as_secs_f64()))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("TUN writer panicked")).collect()
-    });
-    let (mut sent, mut secs_max) = (0, 0f64);
-    for r in results {
-        let (n, t) = r?;
-        sent += n;
-        secs_max = secs_max.max(t);
-    }
-    Ok((sent, secs_max))
+    per_cpu(ns, cpus, |barrier| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .context("opening /dev/net/tun")?;
+        // struct ifreq: the name, then the flags (a short) in the union.
+        let mut req = [0u8; 40];
+        req[..tun.len()].copy_from_slice(tun.as_bytes());
+        req[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE).to_ne_bytes());
+        // SAFETY: TUNSETIFF with a 40-byte struct ifreq on an fd we hold.
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, req.as_mut_ptr()) } != 0 {
+            bail!("TUNSETIFF {tun}: {}", std::io::Error::last_os_error());
+        }
+        barrier.wait();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed().as_secs_f64() < secs {
+            for _ in 0..1024 {
+                // SAFETY: writing a buffer we own to an fd we hold.
+                let n = unsafe { libc::write(file.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+                sent += (n == packet.len() as isize) as u64;
+            }
+        }
+        Ok((sent, start.elapsed().as_secs_f64()))
+    })
 }
 
 /// `runs` runs of `generate` (frames sent, seconds): what the sinks received.
