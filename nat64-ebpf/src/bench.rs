@@ -100,7 +100,7 @@ mod programs {
     #[inline(always)]
     fn vary(ctx: &XdpContext, mode: u32, flows: u32) {
         let p = ctx.data();
-        if p + FRAME_WORDS * 8 > ctx.data_end() || be16(ctx, 12) != Some(ETH_P_IPV6) {
+        if p + 64 > ctx.data_end() || be16(ctx, 12) != Some(ETH_P_IPV6) {
             return;
         }
         let Some(seq) = BENCH_SEQ.get_ptr_mut(0) else { return };
