@@ -44,8 +44,8 @@ enum Cmd {
         #[arg(long)]
         section: Option<String>,
         /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc,
-        /// stateful-xdp, stateful-tc; the plat section: forward, masquerade-xdp, tayga-masquerade,
-        /// stateful-xdp, stateful-tc.
+        /// stateful-xdp, stateful-tc, forward-l3, nat64-tc-l3 (TUN devices); the plat section:
+        /// forward, masquerade-xdp, tayga-masquerade, stateful-xdp, stateful-tc.
         #[arg(long)]
         paths: Option<String>,
         /// BPF_PROG_TEST_RUN repetitions per call (per-packet section).
