@@ -198,6 +198,11 @@ pub struct Globals {
     /// EAMT entries of a generation above this one are not used yet (see
     /// [`EamEntry::generation`]).
     pub eam_gen: u32,
+    /// Moved on by nat64-ctl with every write of the settings and every change of the
+    /// address tables (EAMT, denylist4, `ipv4-translatable`): the data path's
+    /// per-CPU memo of what an address maps to (`ADDR_MEMO`) holds answers of this
+    /// value only.
+    pub tables_gen: u32,
 }
 
 impl Globals {
@@ -244,6 +249,7 @@ impl Globals {
             _pad2: [0; 3],
             dyn_pool_lease: 0,
             eam_gen: 0,
+            tables_gen: 0,
         }
     }
 

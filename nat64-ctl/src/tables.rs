@@ -157,11 +157,20 @@ impl Tables {
     }
 
     /// Replaces the configuration as one step for the data path: the idle slot is
-    /// written first, then made active.
-    pub fn set_globals(&mut self, g: Globals) -> Result<()> {
+    /// written first, then made active. The tables' generation moves on (whatever `g`
+    /// holds): the data path finds every address's mapping again.
+    pub fn set_globals(&mut self, mut g: Globals) -> Result<()> {
+        g.tables_gen = self.globals()?.tables_gen.wrapping_add(1);
         let next = self.active_slot()? ^ 1;
         self.globals.set(next, g, 0).context("writing GLOBALS")?;
         self.globals_active.set(0, next, 0).context("writing GLOBALS_ACTIVE")
+    }
+
+    /// After a change of the address tables: the data path's memo of what addresses map
+    /// to (its answers carry the generation they were found in) is outdated.
+    fn tables_changed(&mut self) -> Result<()> {
+        let g = self.globals()?;
+        self.set_globals(g)
     }
 
     /// Every EAMT entry, sorted by IPv4 prefix.
@@ -188,7 +197,8 @@ impl Tables {
         } else {
             check_eamt_insert(&self.eamt()?, entry)?;
         }
-        self.eamt_insert(entry, 0)
+        self.eamt_insert(entry, 0)?;
+        self.tables_changed()
     }
 
     /// An EAM entry may not cover dynamic-pool addresses (an address is either static
@@ -204,7 +214,9 @@ impl Tables {
     }
 
     /// Writes an entry of generation `generation` into both tries without checking it against
-    /// the table (the caller did, for the table as a whole). Both change or neither.
+    /// the table (the caller did, for the table as a whole). Both change or neither. The
+    /// caller writes the settings afterwards (`set_globals`), which the data path waits
+    /// for before it uses the entry for an address it has mapped before.
     pub fn eamt_insert(&mut self, entry: &EamtEntry, generation: u32) -> Result<()> {
         let mut e = entry.to_entry();
         e.generation = generation;
@@ -266,7 +278,7 @@ impl Tables {
         if let Some(p) = v6 {
             self.eamt6.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from EAMT6")?;
         }
-        Ok(())
+        self.tables_changed()
     }
 
     /// Removes the entry whose IPv4 prefix (or IPv6 prefix) is exactly `key`.
@@ -290,6 +302,7 @@ impl Tables {
         self.eamt6
             .remove(&Key::new(found.v6.len as u32, found.v6.addr.octets()))
             .context("removing from EAMT6")?;
+        self.tables_changed()?;
         Ok(found)
     }
 
@@ -325,7 +338,8 @@ impl Tables {
     pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {
         self.denylist4
             .insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0)
-            .context("inserting into DENYLIST4")
+            .context("inserting into DENYLIST4")?;
+        self.tables_changed()
     }
 
     fn v4xlat_trie(&mut self) -> Result<&mut LpmTrie<MapData, [u8; 4], u8>> {
@@ -337,11 +351,17 @@ impl Tables {
     pub fn ipv4_translatable_set(&mut self, list: &[Prefix4]) -> Result<()> {
         let current = self.ipv4_translatable()?;
         let trie = self.v4xlat_trie()?;
+        let mut changed = false;
         for p in list.iter().filter(|p| !current.contains(p)) {
             trie.insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0).context("inserting into V4XLAT")?;
+            changed = true;
         }
         for p in current.iter().filter(|p| !list.contains(p)) {
             trie.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from V4XLAT")?;
+            changed = true;
+        }
+        if changed {
+            self.tables_changed()?;
         }
         Ok(())
     }
@@ -355,7 +375,8 @@ impl Tables {
     pub fn denylist4_del(&mut self, p: Prefix4) -> Result<()> {
         self.denylist4
             .remove(&Key::new(p.len as u32, p.addr.octets()))
-            .map_err(|_| anyhow!("{p} is not in denylist4 (see `nat64-ctl denylist4 list`)"))
+            .map_err(|_| anyhow!("{p} is not in denylist4 (see `nat64-ctl denylist4 list`)"))?;
+        self.tables_changed()
     }
 
     /// denylist4, sorted.

@@ -185,6 +185,28 @@ pub fn nexthop_gen() -> u64 {
     NEXTHOP_GEN.get(0).copied().unwrap_or(0)
 }
 
+/// What one address maps to through the address tables (see `translate::memo`).
+#[repr(C)]
+pub struct AddrMemo {
+    /// The address (IPv4: the first word, the others 0).
+    pub key: W6,
+    /// `Globals::tables_gen` + 1 when written (0: never written).
+    pub stamp: u32,
+    /// `memo::EAM`, `memo::BACK`, `memo::XLAT`; bits 8-15: 0 when the address maps,
+    /// else 1 + the drop counter saying why not.
+    pub flags: u32,
+    /// The address it maps to (IPv4: the first word).
+    pub to: W6,
+}
+
+/// Slots per role and CPU (a power of two).
+pub const MEMO_SLOTS: u32 = 1024;
+
+/// Per CPU, direct-mapped: four regions of `MEMO_SLOTS`, one per role (`memo::SRC6`
+/// and the others), so that the answers a packet holds never share a slot.
+#[map(name = "ADDR_MEMO")]
+pub static ADDR_MEMO: PerCpuArray<AddrMemo> = PerCpuArray::with_max_entries(4 * MEMO_SLOTS, 0);
+
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 

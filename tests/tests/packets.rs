@@ -1176,6 +1176,79 @@ fn ipv4_translatable_destinations(kind: Kind) {
     run_table(&h, vec![passed("switched off", in4(R4, t4, &udp(b"j")), Counter::PassV4NotOurs)]);
 }
 
+/// The data path remembers per CPU what each address maps to (`ADDR_MEMO`): every
+/// change of the tables reaches the next packet all the same. Each packet is sent
+/// three times, so that its answers are remembered before the tables change: EAM
+/// entries added (a pool6 destination then maps back, RFC 7757 §4, and a source maps
+/// by its entry) and removed, denylist4 prefixes added and removed.
+fn address_memo_follows_table_changes(kind: Kind) {
+    use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
+    // The hairpin below gives the source its pool6 form: a documentation address.
+    let config = TEST_CONFIG.replace(r#""pool6""#, r#""wkp-allow-non-global": true, "pool6""#);
+    let mut h = Harness::with(kind, &config);
+    let (r4, r6, e6) = ("9.9.9.9", "64:ff9b::909:909", "2001:db8:99::9");
+    let thrice = |cases: &dyn Fn() -> Vec<Case>| (0..3).flat_map(|_| cases()).collect::<Vec<_>>();
+    let plain = || {
+        vec![
+            xlat("to pool6", in6(H6, r6, &udp(b"a")), want4(H4, r4, 0, 64, &udp(b"a")), Counter::Xlat6to4Udp),
+            xlat(
+                "from pool6",
+                in4(r4, H4, &udp(b"b")),
+                want6(r6, H6, 0, 64, &udp(b"b")),
+                Counter::Xlat4to6Udp,
+            ),
+            passed("to the unmapped address", in6(H6, e6, &udp(b"c")), Counter::PassV6NotOurs),
+        ]
+    };
+    run_table(&h, thrice(&plain));
+
+    let e = EamtEntry::new(r4.parse::<Prefix4>().unwrap(), e6.parse::<Prefix6>().unwrap()).unwrap();
+    h.tables.eamt_add(&e, false).unwrap();
+    run_table(
+        &h,
+        thrice(&|| {
+            vec![
+                xlat(
+                    "to pool6, mapped back by the new entry",
+                    in6(H6, r6, &udp(b"d")),
+                    want6("64:ff9b::c000:205", e6, 0, 64, &udp(b"d")),
+                    Counter::XlatHairpin,
+                ),
+                xlat(
+                    "from the new entry",
+                    in4(r4, H4, &udp(b"e")),
+                    want6(e6, H6, 0, 64, &udp(b"e")),
+                    Counter::Xlat4to6Udp,
+                ),
+                xlat(
+                    "to the new entry",
+                    in6(H6, e6, &udp(b"f")),
+                    want4(H4, r4, 0, 64, &udp(b"f")),
+                    Counter::Xlat6to4Udp,
+                ),
+            ]
+        }),
+    );
+
+    h.tables.eamt_del(Some(e.v4), None).unwrap();
+    run_table(&h, thrice(&plain));
+
+    let deny = "9.9.9.0/24".parse::<Prefix4>().unwrap();
+    h.tables.denylist4_add(deny).unwrap();
+    run_table(
+        &h,
+        thrice(&|| {
+            vec![
+                dropped("to a denied pool6 address", in6(H6, r6, &udp(b"g")), Counter::DropDenylist4),
+                dropped("from a denied address", in4(r4, H4, &udp(b"h")), Counter::DropDenylist4),
+            ]
+        }),
+    );
+
+    h.tables.denylist4_del(deny).unwrap();
+    run_table(&h, thrice(&plain));
+}
+
 /// The next-hop cache: a next hop the FIB gave is used again (here: a neighbour
 /// changed without telling the cache keeps its old MAC until the cache hears of it or
 /// a second passes), never for a packet larger than the lengths the FIB accepted for
@@ -3003,6 +3076,7 @@ both!(
     stateful_nat64_errors_fragments_and_hop_limits,
     stateful_nat64_port_blocks_and_bib_events,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
+    address_memo_follows_table_changes,
     eamt_longest_prefix_match_both_ways,
     fragments_and_extension_headers,
     icmp_echo_in_fragments,

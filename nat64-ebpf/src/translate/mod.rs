@@ -5,6 +5,7 @@
 pub(crate) mod held;
 mod icmp_err;
 mod l4;
+mod memo;
 pub(crate) mod nat;
 mod pool;
 mod reply;

@@ -1,7 +1,6 @@
 //! IPv4 -> IPv6 (RFC 7915 §4).
 
 use nat64_common::{
-    addr::Untranslatable,
     checksum,
     counters::Counter,
     icmp,
@@ -13,6 +12,7 @@ use nat64_common::{
 use super::{
     denylisted4, drop_reason, eamt4, finish, held, ipv4_translatable,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    memo,
 };
 use crate::{
     forward::{self, Route},
@@ -53,6 +53,37 @@ fn header_sum<P: Packet>(
 /// the EAMT) sends anywhere is, through the PLAT prefix (pool6).
 #[inline(always)]
 fn map_dst(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut W6) -> u32 {
+    if g.in_dyn_pool(dst) {
+        return map_dst_pooled(g, src, dst, dst6);
+    }
+    let Some(md) = memo::v4(g, memo::DST4, dst) else {
+        return Counter::DropInternal as u32 + 1;
+    };
+    if !md.has(memo::EAM) && !(g.flag(Globals::FLAG_CLAT) && has_eam(g, src)) && !md.has(memo::XLAT) {
+        return Counter::PassV4NotOurs as u32 + 1;
+    }
+    match md.outcome() {
+        0 => {
+            *dst6 = md.to;
+            0
+        }
+        o => o,
+    }
+}
+
+/// Whether an EAM entry or a dynamic-pool mapping covers an IPv4 source.
+#[inline(always)]
+fn has_eam(g: &Globals, src: [u8; 4]) -> bool {
+    if g.in_dyn_pool(src) {
+        return eamt4(g, src).is_some();
+    }
+    memo::v4(g, memo::SRC4, src).is_some_and(|m| m.has(memo::EAM))
+}
+
+/// `map_dst` for a destination in the dynamic pool (not remembered: a host holds it
+/// only for a while). A subprogram: the NAT64 pool's path, walked once.
+#[inline(never)]
+fn map_dst_pooled(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut W6) -> u32 {
     let eam_dst = eamt4(g, dst);
     if eam_dst.is_none() && g.in_dyn_pool(dst) {
         return Counter::DropPoolUnmapped as u32 + 1;
@@ -310,12 +341,20 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let eam_src = eamt4(g, src);
-    let deny = eam_src.is_none() && denylisted4(src);
-    match words::map4to6(g, src, eam_src, deny) {
-        Ok((a, _)) => s.src6w = a,
-        Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
-        Err(e) => return pack(Action::Drop, drop_reason(e)),
+    if g.in_dyn_pool(src) {
+        let eam_src = eamt4(g, src);
+        match words::map4to6(g, src, eam_src, eam_src.is_none() && denylisted4(src)) {
+            Ok((a, _)) => s.src6w = a,
+            Err(e) => return pack(Action::Drop, drop_reason(e)),
+        }
+    } else {
+        let Some(ms) = memo::v4(g, memo::SRC4, src) else {
+            return pack(Action::Drop, Counter::DropInternal);
+        };
+        match ms.outcome() {
+            0 => s.src6w = ms.to,
+            o => return memo::drop_verdict(o),
+        }
     }
 
     // Everything that can refuse the packet is checked before the first write.

@@ -1,11 +1,12 @@
 //! IPv6 -> IPv4 (RFC 7915 §5).
 
 use aya_ebpf::helpers::generated as h;
-use nat64_common::{addr::Untranslatable, checksum, counters::Counter, icmp, maps::Globals, words};
+use nat64_common::{checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt4, eamt6w, finish, held,
+    denylisted4, drop_reason, eamt4, finish, held,
     l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    memo,
 };
 use crate::{
     forward::{self, Route},
@@ -59,8 +60,11 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if g.has_ipv6_addr() && s.dst6w == g.ipv6_addr_words() {
         return pack(Action::Pass, Counter::PassOwnAddress);
     }
-    let eam_dst = eamt6w(g, &mut s.key6w, &s.dst6w, false);
-    if eam_dst.is_none() && !(g.pool6_len != 0 && words::in_pool6(&s.dst6w, &g.pool6_words(), g.pool6_len)) {
+    let Some(md) = memo::v6(g, memo::DST6, &s.dst6w) else {
+        return pack(Action::Drop, Counter::DropInternal);
+    };
+    let eam_dst = md.has(memo::EAM);
+    if !eam_dst && !(g.pool6_len != 0 && words::in_pool6(&s.dst6w, &g.pool6_words(), g.pool6_len)) {
         return pack(Action::Pass, Counter::PassV6NotOurs);
     }
 
@@ -68,9 +72,9 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if l3 + IPV6_HLEN + plen > pkt.len() {
         return pack(Action::Drop, Counter::DropMalformed);
     }
-    let dst4 = match words::map6to4(g, &s.dst6w, eam_dst, denylisted4) {
-        Ok((a, _)) => a,
-        Err(e) => return pack(Action::Drop, drop_reason(e)),
+    let dst4 = match md.outcome() {
+        0 => md.to4(),
+        o => return memo::drop_verdict(o),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
@@ -182,15 +186,30 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let src4 = if s.nat_flag != 0 {
         s.nat_addr4
     } else {
-        let eam_src = eamt6w(g, &mut s.key6w, &s.src6w, true);
-        match words::map6to4(g, &s.src6w, eam_src, denylisted4) {
-            Ok((a, _)) => a,
+        let Some(ms) = memo::v6(g, memo::SRC6, &s.src6w) else {
+            return pack(Action::Drop, Counter::DropInternal);
+        };
+        // NAT64: a host the EAMT does not map may hold a pool address.
+        let pooled = if !ms.has(memo::EAM) && g.flag(Globals::FLAG_DYNAMIC_POOL) {
+            super::pool::lookup6(words::as_bytes(&s.src6w))
+        } else {
+            None
+        };
+        match (pooled, ms.outcome()) {
+            (Some(e), _) => match words::map6to4(g, &s.src6w, Some(e), denylisted4) {
+                Ok((a, _)) => a,
+                Err(e) => return pack(Action::Drop, drop_reason(e)),
+            },
+            (None, 0) => ms.to4(),
             // NAT64: a host without a mapping gets a pool address, then comes back here.
-            Err(Untranslatable::NoMapping) if eam_src.is_none() && g.flag(Globals::FLAG_DYNAMIC_POOL) => {
+            (None, o)
+                if o == Counter::DropSrcUnmapped as u32 + 1
+                    && !ms.has(memo::EAM)
+                    && g.flag(Globals::FLAG_DYNAMIC_POOL) =>
+            {
                 return pack(Action::Alloc, Counter::DropSrcUnmapped);
             }
-            Err(Untranslatable::NoMapping) => return pack(Action::Drop, Counter::DropSrcUnmapped),
-            Err(e) => return pack(Action::Drop, drop_reason(e)),
+            (None, o) => return memo::drop_verdict(o),
         }
     };
 
@@ -262,7 +281,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // RFC 7757 §4: to the pool6 form of an address an EAM entry maps back to IPv6,
     // the IPv4 packet would come straight back: the hairpin stage sends it on as IPv6 (a stage of its own: in this one its
     // branches multiplied the paths the verifier walks past its limit).
-    if eam_dst.is_none() && maps_back(g, dst4) != 0 {
+    if !eam_dst && (md.has(memo::BACK) || maps_back_pooled(g, dst4) != 0) {
         s.hairpin = [
             u32::from_ne_bytes(src4),
             u32::from_ne_bytes(dst4),
@@ -352,13 +371,14 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     pack(finish(pkt, route, &s.fib), counter)
 }
 
-/// Whether an IPv4 destination maps back to IPv6 through the EAMT (1): an EAM entry
-/// or a dynamic-pool host. (An IPv4-translatable destination goes by the IPv4 routes:
-/// `0.0.0.0/0` would otherwise turn every pool6 destination back into IPv6.) A
-/// subprogram: its branches are walked once per call rather than multiplied.
+/// Whether an IPv4 destination maps back to IPv6 through a dynamic-pool host (1); an
+/// EAM entry's is remembered (`memo::BACK`). (An IPv4-translatable destination goes
+/// by the IPv4 routes: `0.0.0.0/0` would otherwise turn every pool6 destination back
+/// into IPv6.) A subprogram: its branches are walked once per call rather than
+/// multiplied.
 #[inline(never)]
-fn maps_back(g: &Globals, dst4: [u8; 4]) -> u64 {
-    eamt4(g, dst4).is_some() as u64
+fn maps_back_pooled(g: &Globals, dst4: [u8; 4]) -> u64 {
+    (g.in_dyn_pool(dst4) && super::pool::lookup4(dst4).is_some()) as u64
 }
 
 /// The hairpin stage (RFC 7757 §4): the IPv6 packet whose addresses mapped to the
