@@ -45,13 +45,21 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     if via_kernel || pkt.gso_size() != 0 {
         return Route::Kernel;
     }
+    // The coarse clock (a tick's resolution, ample for a one-second lifetime): it
+    // reads a stored value where bpf_ktime_get_ns reads the TSC.
     // SAFETY: helper call without arguments.
-    let now = unsafe { h::bpf_ktime_get_ns() };
+    let now = unsafe { h::bpf_ktime_get_coarse_ns() };
     // Read before the lookup: an answer is kept under the generation it was asked in.
     let generation = crate::maps::nexthop_gen();
     let mut slot = NEXTHOP_SLOTS;
+    let h = addr_hash(p);
+    if !P::XDP
+        && let Some(s) = crate::maps::scratch()
+    {
+        s.flow_hash = h;
+    }
     if P::HAS_ETH {
-        let out = nexthop_cached(p, now, generation);
+        let out = nexthop_cached(p, h, now, generation);
         if out & MISS == 0 {
             return Route::Out(out as u32);
         }
@@ -101,10 +109,10 @@ fn redirect_target<P: Packet>(ifindex: u32) -> bool {
     false
 }
 
-/// This CPU's cache slot for the lookup in `p`, by its source and destination (read
-/// before the lookup: it writes the gateway over the destination).
+/// The source and destination of the lookup in `p`, folded and mixed (read before
+/// the lookup: it writes the gateway over the destination).
 #[inline(always)]
-fn nexthop_slot(p: &bpf_fib_lookup) -> u32 {
+fn addr_hash(p: &bpf_fib_lookup) -> u32 {
     let words = p as *const bpf_fib_lookup as *const u32;
     let mut h = 0u32;
     let mut i = 4;
@@ -113,7 +121,20 @@ fn nexthop_slot(p: &bpf_fib_lookup) -> u32 {
         h ^= unsafe { core::ptr::read(words.add(i)) };
         i += 1;
     }
-    (h.wrapping_mul(0x9e37_79b1) >> 24) % NEXTHOP_SLOTS
+    h.wrapping_mul(0x9e37_79b1)
+}
+
+/// This CPU's cache slot for a lookup whose `addr_hash` is `h`.
+#[inline(always)]
+fn nexthop_slot(h: u32) -> u32 {
+    (h >> 24) % NEXTHOP_SLOTS
+}
+
+/// The flow hash for a packet that arrived without one (`Packet::set_flow_hash`): its
+/// addresses', noted by the route lookup (`run`).
+#[inline(always)]
+pub fn flow_hash() -> u32 {
+    crate::maps::scratch().map(|s| s.flow_hash).unwrap_or(0)
 }
 
 fn nexthop(slot: u32) -> Option<&'static mut NextHop> {
@@ -131,8 +152,8 @@ const MISS: u64 = 1 << 63;
 /// the key: inlined, its paths multiplied those the verifier walks through every
 /// caller.
 #[inline(never)]
-fn nexthop_cached(p: &mut bpf_fib_lookup, now: u64, generation: u64) -> u64 {
-    let slot = nexthop_slot(p);
+fn nexthop_cached(p: &mut bpf_fib_lookup, h: u32, now: u64, generation: u64) -> u64 {
+    let slot = nexthop_slot(h);
     let Some(e) = nexthop(slot) else { return MISS | NEXTHOP_SLOTS as u64 };
     let words = p as *const bpf_fib_lookup as *const u32;
     // SAFETY: within the 64-byte struct (KEY_WORDS < 16).

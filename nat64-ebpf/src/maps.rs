@@ -167,7 +167,7 @@ pub struct NextHop {
     pub dmac: [u8; 6],
     /// `NEXTHOP_GEN` when the lookup was made.
     pub generation: u64,
-    /// bpf_ktime_get_ns() of the lookup; 0: not valid.
+    /// bpf_ktime_get_coarse_ns() of the lookup; 0: not valid.
     pub stamp: u64,
 }
 
@@ -280,6 +280,8 @@ pub struct Scratch {
     pub held: [u32; 4],
     /// The datagram of that fragment as it arrived.
     pub held_key: FragKey,
+    /// The translated packet's addresses hashed (`forward::flow_hash`).
+    pub flow_hash: u32,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

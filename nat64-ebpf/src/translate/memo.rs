@@ -51,6 +51,18 @@ impl AddrMemo {
         self.flags & flag != 0
     }
 
+    /// The IPv6 address an IPv4 one maps to, copied into `dst` a word at a time (a
+    /// plain copy between two map values becomes a call to a byte-wise memmove).
+    #[inline(always)]
+    pub fn to6_into(&self, dst: &mut W6) {
+        let mut i = 0;
+        while i < 4 {
+            // SAFETY: both are four aligned words.
+            unsafe { core::ptr::write_volatile(&mut dst[i], core::ptr::read_volatile(&self.to[i])) };
+            i += 1;
+        }
+    }
+
     /// The IPv4 address an IPv6 one maps to.
     #[inline(always)]
     pub fn to4(&self) -> [u8; 4] {

@@ -281,6 +281,7 @@ fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action 
                 }
                 i += 1;
             }
+            pkt.set_flow_hash(crate::forward::flow_hash());
             Action::Redirect(ifindex)
         }
         Route::Kernel | Route::TooBig(_) => Action::Pass,

@@ -64,7 +64,7 @@ fn map_dst(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut W6) -> u32 {
     }
     match md.outcome() {
         0 => {
-            *dst6 = md.to;
+            md.to6_into(dst6);
             0
         }
         o => o,
@@ -352,7 +352,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             return pack(Action::Drop, Counter::DropInternal);
         };
         match ms.outcome() {
-            0 => s.src6w = ms.to,
+            0 => ms.to6_into(&mut s.src6w),
             o => return memo::drop_verdict(o),
         }
     }
