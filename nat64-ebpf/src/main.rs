@@ -29,7 +29,8 @@ mod programs {
     use crate::{
         maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP, TX_PORTS},
         packet::{
-            Action, ETH_LEN, HELD_MARK, KIND_TX, TcPacket, XdpPacket, kind, pack, verdict_tc, verdict_xdp,
+            Action, ETH_LEN, HELD_MARK, KIND_TX, PULL_HEADERS, TcPacket, XdpPacket, kind, pack, verdict_tc,
+            verdict_xdp,
         },
         translate::{self, Step},
     };
@@ -154,10 +155,10 @@ mod programs {
                 return TC_ACT_OK;
             }
         }
-        // The whole packet in the linear area, so that the engine sees it as XDP would;
-        // asked only when some of it is not (a GRO-merged or paged skb): the helper
-        // costs a call and the data pointers' recomputation on every packet.
-        if ctx.data_end() - ctx.data() < ctx.len() as usize && ctx.skb.pull_data(ctx.len()).is_err() {
+        // The headers in the linear area (`PULL_HEADERS`), asked only when they are not
+        // there already: the helper costs a call and the data pointers' recomputation.
+        let want = ctx.len().min(PULL_HEADERS);
+        if ctx.data_end() - ctx.data() < want as usize && ctx.skb.pull_data(want).is_err() {
             return TC_ACT_OK;
         }
         let step = translate::entry(&TcPacket::<L2>::new(ctx));

@@ -77,6 +77,14 @@ pub const KIND_TX: u64 = 5;
 pub const KIND_DROP: u64 = 1;
 pub const KIND_HELD: u64 = 9;
 
+/// What the TC entry brings into the linear area of a packet that is not all there (a
+/// GRO-merged or GSO packet, a NIC's paged buffer): the Ethernet, IP and transport
+/// headers with room to spare (14 + 60 + 60 for IPv4; 14 + 40 + extension headers +
+/// 60 for IPv6). Translating TCP and UDP rewrites headers only; the stages that read
+/// further make the rest linear themselves (`Packet::linearize`). Pulling all of a
+/// 64 KB GSO packet copied it whole, on every packet.
+pub const PULL_HEADERS: u32 = 192;
+
 /// The mark (`skb->tc_index`) of a packet the held stage sent back into a device's
 /// ingress (`Packet::clone_to`): already translated, the TC programs let it pass.
 pub const HELD_MARK: u32 = 0x4e36;
@@ -258,9 +266,18 @@ pub trait Packet {
     /// An XDP program: it redirects through TX_PORTS, into devices that take XDP frames.
     const XDP: bool = false;
 
+    /// The packet's length (on TC, with what lies beyond the linear area).
     #[inline(always)]
     fn len(&self) -> usize {
         self.end() - self.start()
+    }
+
+    /// Makes all of the packet directly readable (`start()..end()` covers `len()`), for
+    /// the stages that read past the headers (ICMP errors, replies, held fragments). TC
+    /// brings only the headers into the linear area at the entry (`PULL_HEADERS`).
+    #[inline(always)]
+    fn linearize(&mut self) -> bool {
+        true
     }
 
     /// A pointer to `T` at `off`, when the whole `T` lies inside the packet.
@@ -451,8 +468,9 @@ impl Packet for XdpPacket<'_> {
 }
 
 /// A packet seen by a TC program (TCX), on an Ethernet device (`L2` = 14) or an L3
-/// device such as WireGuard or TUN (`L2` = 0). The program pulls the whole packet into
-/// the linear area first, so `start()..end()` covers all of it, as with XDP.
+/// device such as WireGuard or TUN (`L2` = 0). The program brings the headers into the
+/// linear area first (`PULL_HEADERS`): `start()..end()` covers them, `len()` is the
+/// whole packet's, and `linearize` brings the rest for the stages that read it.
 pub struct TcPacket<'a, const L2: usize> {
     ctx: &'a TcContext,
     /// skb->hash as it was before `resize_l3` changed the protocol (which clears it).
@@ -557,6 +575,17 @@ impl<const L2: usize> Packet for TcPacket<'_, L2> {
     fn gso_size(&self) -> u32 {
         // SAFETY: the context pointer the kernel passed to the program.
         unsafe { (*self.ctx.skb.skb).gso_size }
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.ctx.len() as usize
+    }
+
+    #[inline(always)]
+    fn linearize(&mut self) -> bool {
+        let len = self.ctx.len();
+        self.end() - self.start() >= len as usize || self.ctx.skb.pull_data(len).is_ok()
     }
 
     #[inline(always)]

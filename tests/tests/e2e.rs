@@ -91,6 +91,9 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     let v4 = lab.v4.clone();
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
     wait_ready(&mut lab, &v4, 5002, "tcp");
+    // GRO on the translator's IPv6 port, as a NIC's driver has: the TC program gets the
+    // merged packets (paged, their headers alone in the linear area).
+    lab.lab.must_in(&lab.x, "ethtool -K to6 gro on >/dev/null");
     let n = 4 * 1024 * 1024;
     let out = lab.lab.must_in(&lab.v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5002 {n}", peers()));
     let parts: Vec<&str> = out.split_whitespace().collect();
@@ -101,6 +104,14 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     let s = stats(&lab);
     assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 10, "{s}");
     assert!(packets(&s, "fwd_redirect") > 0, "no packet took the TC redirect path: {s}");
+    // The merged packets are translated whole, with only their headers pulled into
+    // the linear area.
+    let bytes = s["xlat_6to4_tcp"]["bytes"].as_u64().expect("bytes of xlat_6to4_tcp");
+    let per_packet = bytes / packets(&s, "xlat_6to4_tcp");
+    assert!(
+        per_packet > 3000,
+        "TCP packets of {per_packet} bytes on average: no GSO packet came through? {s}"
+    );
     let out = String::from_utf8_lossy(&lab.stop().stderr).into_owned();
     assert!(out.contains("nat64_tc to to6 (tcx mode)"), "attached by TCX: {out}");
 }
@@ -389,6 +400,9 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
     let v4 = lab.v4.clone();
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
     wait_ready(&mut lab, &v4, 5002, "tcp");
+    // GRO on the translator's IPv6 port, as a NIC's driver has: the TC program gets the
+    // merged packets (paged, their headers alone in the linear area).
+    lab.lab.must_in(&lab.x, "ethtool -K to6 gro on >/dev/null");
     let n = 4 * 1024 * 1024;
     let out = lab.lab.must_in(
         &lab.v6,

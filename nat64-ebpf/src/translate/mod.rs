@@ -141,6 +141,9 @@ pub fn nat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
 /// A translated first or last fragment of an ICMP echo (see `held`).
 #[inline(always)]
 pub fn held<P: Packet>(pkt: &mut P) -> u64 {
+    if !pkt.linearize() {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
     held::held(pkt)
 }
 
@@ -156,6 +159,9 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> u64 {
     let Some(g) = globals() else {
         return pack(Action::Pass, Counter::DropInternal);
     };
+    if !pkt.linearize() {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
     if from_v6 { icmp_err::v6_to_v4(pkt, g) } else { icmp_err::v4_to_v6(pkt, g) }
 }
 
@@ -166,6 +172,9 @@ pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
         return pack(Action::Drop, Counter::DropInternal);
     };
     let v = s.verdict;
+    if !pkt.linearize() {
+        return pack(Action::Drop, Counter::DropInternal);
+    }
     if to_v6 { reply::icmp6(pkt, g, v) } else { reply::icmp4(pkt, g, v) }
 }
 
