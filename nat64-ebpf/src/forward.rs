@@ -37,12 +37,37 @@ pub enum Route {
     TooBig(u32),
 }
 
+/// The length the egress MTU must take (the FIB lookup's `tot_len`): the packet's
+/// (`tot_len`), or for a GSO packet (TC: merged by GRO, or sent by a local TCP with
+/// offloads) each segment's: `l3_len` bytes of IP header, the transport header (TCP:
+/// its data offset, read at `l4_off`; UDP: 8 bytes) and `gso_size` bytes of payload,
+/// as the kernel's forwarding checks it. 0 (the kernel's to forward) for a GSO packet
+/// of another transport.
+#[inline(always)]
+pub fn mtu_len<P: Packet>(pkt: &P, proto: u8, l4_off: usize, l3_len: usize, tot_len: usize) -> u16 {
+    let gso = pkt.gso_size() as usize;
+    if gso == 0 {
+        return tot_len as u16;
+    }
+    let l4_len = match proto {
+        IPPROTO_TCP => match pkt.load::<[u8; 2]>(l4_off + 12) {
+            Some(b) if b[0] >> 4 >= 5 => (b[0] >> 4) as usize * 4,
+            _ => return 0,
+        },
+        IPPROTO_UDP => 8,
+        _ => return 0,
+    };
+    (l3_len + l4_len + gso).min(0xffff) as u16
+}
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
 #[inline(always)]
 fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
-    // A packet merged by GRO (TC only) leaves as segments the kernel cuts: its forward
-    // path checks each against the egress MTU (and answers with ICMP itself), which
-    // the total length asked here would not tell.
-    if via_kernel || pkt.gso_size() != 0 {
+    // SAFETY: written by the caller (`mtu_len`): 0 for a GSO packet the kernel must
+    // forward. (XDP knows no GSO: nothing more for its verifier to walk.)
+    if via_kernel || (pkt.gso_size() != 0 && unsafe { p.__bindgen_anon_1.tot_len } == 0) {
         return Route::Kernel;
     }
     // The coarse clock (a tick's resolution, ample for a one-second lifetime): it
@@ -81,7 +106,9 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
             nexthop_store(p, slot, now, generation);
         }
         Route::Out(p.ifindex)
-    } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+    } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 && pkt.gso_size() == 0 {
+        // Segments too big are the kernel's to answer (its forwarding checks each);
+        // a whole packet's, the caller's.
         // SAFETY: the kernel wrote mtu_result for this return code.
         Route::TooBig(unsafe { p.__bindgen_anon_1.mtu_result } as u32)
     } else {

@@ -112,6 +112,9 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
         per_packet > 3000,
         "TCP packets of {per_packet} bytes on average: no GSO packet came through? {s}"
     );
+    // They leave by redirect, their segments checked against the egress MTU.
+    let redirected = s["fwd_redirect"]["bytes"].as_u64().expect("bytes of fwd_redirect");
+    assert!(redirected > n as u64 / 2, "{redirected} bytes redirected of {n}: {s}");
     let out = String::from_utf8_lossy(&lab.stop().stderr).into_owned();
     assert!(out.contains("nat64_tc to to6 (tcx mode)"), "attached by TCX: {out}");
 }

@@ -409,7 +409,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if to_general_path && (l3_new + plen) as u32 > g.lowest_ipv6_mtu {
         return pack(Action::Pass, Counter::PassGeneralPath);
     }
-    let route = forward::lookup6w(pkt, &mut s.fib, &s.src6w, &s.dst6w, nh, (l3_new + plen) as u16);
+    let mtu_len = forward::mtu_len(pkt, nh, l4_in, l3_new, l3_new + plen);
+    let route = forward::lookup6w(pkt, &mut s.fib, &s.src6w, &s.dst6w, nh, mtu_len);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
         Route::Out(_) => ttl - 1,

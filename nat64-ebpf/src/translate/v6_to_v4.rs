@@ -295,8 +295,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let tos = (w0 >> 20) as u8;
     // A pool address is private: what it sends goes through the kernel, whose NAT44
     // (masquerade) hides it behind the host's address.
-    let route =
-        forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, tot_len as u16, g.in_dyn_pool(src4));
+    let mtu_len = forward::mtu_len(pkt, proto, l4_in, IPV4_HLEN, tot_len);
+    let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, mtu_len, g.in_dyn_pool(src4));
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
@@ -420,7 +420,8 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
     let old = words::sum(&s.src6w) + words::sum(&s.dst6w);
     let new = words::sum(&src6) + words::sum(&dst6);
     let plen = u32::from_be(s.hdr6w[1]) >> 16;
-    let route = forward::lookup6w(pkt, &mut s.fib, &src6, &dst6, nh, (plen + IPV6_HLEN as u32) as u16);
+    let mtu_len = forward::mtu_len(pkt, nh, off, off - l3, plen as usize + IPV6_HLEN);
+    let route = forward::lookup6w(pkt, &mut s.fib, &src6, &dst6, nh, mtu_len);
     let hl = match route {
         Route::Out(_) => hop_limit - 1,
         Route::TooBig(mtu) => {
