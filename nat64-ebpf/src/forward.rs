@@ -9,6 +9,7 @@ use aya_ebpf::{
 use crate::{
     maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, PORTS, TX_PORTS},
     packet::Packet,
+    translate::{IPPROTO_TCP, IPPROTO_UDP},
 };
 
 /// How long this CPU trusts a next hop it was given: route and neighbour changes
@@ -59,9 +60,6 @@ pub fn mtu_len<P: Packet>(pkt: &P, proto: u8, l4_off: usize, l3_len: usize, tot_
     };
     (l3_len + l4_len + gso).min(0xffff) as u16
 }
-
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 
 #[inline(always)]
 fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
