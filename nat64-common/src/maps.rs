@@ -228,6 +228,9 @@ impl Globals {
     /// Stateful NAT64 (`"mode": "nat64"`, RFC 6146): IPv6 sources share pool4
     /// addresses by port, through the BIB and sessions (`MAP_NAT_CFG` and the rest).
     pub const FLAG_STATEFUL: u32 = 1 << 9;
+    /// XDP hands translated TCP segments that carry data to the kernel (XDP_PASS) so
+    /// that GRO merges them before it forwards them, instead of redirecting each.
+    pub const FLAG_XDP_TCP_GRO: u32 = 1 << 10;
 
     pub const fn zeroed() -> Self {
         Self {

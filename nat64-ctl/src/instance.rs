@@ -617,6 +617,21 @@ pub fn default_instance() -> String {
     if names.len() == 1 { names[0].clone() } else { "default".to_string() }
 }
 
+/// `xdp-tcp-gro` hands translated TCP data to the kernel's forwarding: refused (before
+/// anything changes) while the kernel would drop it there.
+pub(crate) fn check_gro_forwarding() -> Result<()> {
+    for what in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+        let path = format!("/proc/sys/{}", what.replace('.', "/"));
+        if fs::read_to_string(&path).is_ok_and(|v| v.trim() == "0") {
+            bail!(
+                "xdp-tcp-gro: {what} is 0, so the kernel would drop the TCP data XDP hands it; \
+                 set it to 1 first (sysctl -w {what}=1)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The kernel forwards what the pool's hosts send (to apply its NAT44): say so when it
 /// will not.
 pub(crate) fn check_forwarding(cfg: &Config) {

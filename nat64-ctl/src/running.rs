@@ -252,6 +252,9 @@ impl Running {
             }
         }
         check_interfaces(cfg)?;
+        if cfg.xdp_tcp_gro {
+            crate::instance::check_gro_forwarding()?;
+        }
         let dir = pin_dir(&cfg.instance);
         let adopted = dir.join(MAP_GLOBALS).exists();
         match Tables::pinned_layout(&dir)? {
@@ -336,6 +339,9 @@ impl Running {
                 new.instance,
                 self.cfg.instance
             );
+        }
+        if new.xdp_tcp_gro {
+            crate::instance::check_gro_forwarding()?;
         }
         let log = |c: &Config| c.nat64.as_ref().and_then(|n| n.bib_log.clone());
         if log(new) != log(&self.cfg) {

@@ -6,8 +6,10 @@ use aya_ebpf::{
     helpers::generated as h,
 };
 
+use nat64_common::maps::Globals;
+
 use crate::{
-    maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, PORTS, TX_PORTS},
+    maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, PORTS, Scratch, TX_PORTS},
     packet::Packet,
     translate::{IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -59,6 +61,48 @@ pub fn mtu_len<P: Packet>(pkt: &P, proto: u8, l4_off: usize, l3_len: usize, tot_
         _ => return 0,
     };
     (l3_len + l4_len + gso).min(0xffff) as u16
+}
+
+/// `xdp-tcp-gro`: marks (in `s.bulk`) a translated packet XDP hands to the kernel
+/// rather than send out itself: a TCP segment that carries data (`l4_len`, transport
+/// header and payload, longer than the longest TCP header), so that the receive path's
+/// GRO merges it with the rest of its flow and the kernel forwards them as one.
+/// Handshakes, pure ACKs and everything else still leave by redirect.
+///
+/// The mark goes through the scratch map, and so does the length it tests, so that the
+/// verifier knows neither: tested in registers, each would split the paths it walks
+/// through the rest of the stage in two (past its budget). `gro_hop` and `gro_pass`
+/// read the mark where it counts.
+#[inline(always)]
+pub fn gro_mark<P: Packet>(g: &Globals, s: &mut Scratch, proto: u8, l4_len: usize) {
+    if !P::XDP {
+        return;
+    }
+    // SAFETY: fields of the per-CPU scratch value; plain data.
+    unsafe {
+        core::ptr::write_volatile(&mut s.bulk, l4_len as u32);
+        let bulk = proto == IPPROTO_TCP
+            && g.flag(Globals::FLAG_XDP_TCP_GRO)
+            && core::ptr::read_volatile(&s.bulk) > 60;
+        core::ptr::write_volatile(&mut s.bulk, bulk as u32);
+    }
+}
+
+/// The hop a marked packet leaves to the kernel's forwarding (1), which this program
+/// would otherwise take off itself: added back to the hop limit of `Route::Out`.
+#[inline(always)]
+pub fn gro_hop<P: Packet>(s: &Scratch) -> u8 {
+    if !P::XDP {
+        return 0;
+    }
+    // SAFETY: a field of the per-CPU scratch value; plain data.
+    (unsafe { core::ptr::read_volatile(&s.bulk) } & 1) as u8
+}
+
+/// Whether a marked packet with a route out goes to the kernel instead (XDP_PASS).
+#[inline(always)]
+pub fn gro_pass<P: Packet>(s: &Scratch, route: Route) -> bool {
+    matches!(route, Route::Out(_)) && gro_hop::<P>(s) != 0
 }
 
 #[inline(always)]

@@ -282,6 +282,8 @@ pub struct Scratch {
     pub held_key: FragKey,
     /// The translated packet's addresses hashed (`forward::flow_hash`).
     pub flow_hash: u32,
+    /// `forward::gro_mark`'s mark (1: to the kernel for GRO).
+    pub bulk: u32,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

@@ -119,6 +119,85 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     assert!(out.contains("nat64_tc to to6 (tcx mode)"), "attached by TCX: {out}");
 }
 
+/// `xdp-tcp-gro` (#16): XDP hands translated TCP data segments to the kernel, whose GRO
+/// merges them at the translator's port before it forwards them; both ways, content
+/// checked. The hosts send MTU-sized segments (no offloads), as from a wire.
+#[test]
+fn xdp_tcp_gro_merges_translated_data_in_the_kernel() {
+    let mut lab = started();
+    // Refused, and nothing changed, while the kernel would not forward what it is handed.
+    lab.lab.must_in(&lab.x, "sysctl -qw net.ipv6.conf.all.forwarding=0");
+    let out = lab.ctl(CTL, &["set", "xdp-tcp-gro", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("xdp-tcp-gro: net.ipv6.conf.all.forwarding is 0"),
+        "{out:?}"
+    );
+    let show: Value = serde_json::from_slice(&lab.ctl(CTL, &["show"]).stdout).expect("show is JSON");
+    assert_eq!(show["xdp-tcp-gro"], false, "{show}");
+    lab.lab.must_in(&lab.x, "sysctl -qw net.ipv6.conf.all.forwarding=1");
+    let out = lab.ctl(CTL, &["set", "xdp-tcp-gro", "true"]);
+    assert!(out.status.success(), "set xdp-tcp-gro true: {out:?}");
+    let show: Value = serde_json::from_slice(&lab.ctl(CTL, &["show"]).stdout).expect("show is JSON");
+    assert_eq!(show["xdp-tcp-gro"], true, "{show}");
+    // GRO on the translator's ports, as a NIC's driver has; segmentation offload on
+    // their sending side, so that a merged packet crosses to the host whole (the lab
+    // turns checksum offload, and with it TSO, off everywhere).
+    for port in ["to6", "to4"] {
+        lab.lab.must_in(&lab.x, &format!("ethtool -K {port} gro on tx on tso on >/dev/null"));
+    }
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    let n = 4 * 1024 * 1024;
+    for (sender, receiver, to, port) in [(&v6, &v4, V4_HOST_AS_V6, 5003u16), (&v4, &v6, V6_HOST_AS_V4, 5004)]
+    {
+        lab.lab.spawn_in(receiver, &format!("python3 {} tcp-sink {port}", peers()));
+        wait_ready(&mut lab, receiver, port, "tcp");
+        let rx_before = rx_counts(&lab, receiver);
+        let out = lab.lab.must_in(sender, &format!("python3 {} tcp-send {to} {port} {n}", peers()));
+        let parts: Vec<&str> = out.split_whitespace().collect();
+        assert!(
+            parts.len() == 2 && parts[0] == parts[1],
+            "TCP content sent vs received ({sender} -> {to}): {out}"
+        );
+        // What the receiver's port took in: the kernel forwarded merged packets, many
+        // segments each (redirected, each would arrive alone, at most 1500 bytes).
+        let rx = rx_counts(&lab, receiver);
+        let (packets, bytes) = (rx.0 - rx_before.0, rx.1 - rx_before.1);
+        assert!(bytes >= n as u64, "{bytes} bytes arrived at {receiver}");
+        assert!(
+            bytes / packets > 3000,
+            "{packets} packets of {} bytes on average at {receiver}: {}",
+            bytes / packets,
+            stats(&lab)
+        );
+    }
+    let s = stats(&lab);
+    assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 100, "{s}");
+    // The data went through the kernel: both transfers' bytes at least.
+    let to_kernel = s["fwd_kernel"]["bytes"].as_u64().expect("bytes of fwd_kernel");
+    assert!(to_kernel > 2 * n as u64, "{to_kernel} bytes handed to the kernel: {s}");
+    // Back off: the segments leave by redirect again.
+    let out = lab.ctl(CTL, &["set", "xdp-tcp-gro", "false"]);
+    assert!(out.status.success(), "set xdp-tcp-gro false: {out:?}");
+    let before = s["fwd_redirect"]["bytes"].as_u64().expect("bytes of fwd_redirect");
+    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5005", peers()));
+    wait_ready(&mut lab, &v4, 5005, "tcp");
+    let out = lab.lab.must_in(&v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5005 {n}", peers()));
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content with xdp-tcp-gro off: {out}");
+    let s = stats(&lab);
+    let redirected = s["fwd_redirect"]["bytes"].as_u64().expect("bytes of fwd_redirect") - before;
+    assert!(redirected > n as u64 / 2, "{redirected} bytes redirected with xdp-tcp-gro off: {s}");
+}
+
+/// Packets and bytes received on `eth0` in namespace `ns`.
+fn rx_counts(lab: &SiitLab, ns: &str) -> (u64, u64) {
+    let out = lab.lab.must_in(ns, "ip -s -j link show eth0");
+    let v: Value = serde_json::from_str(&out).expect("ip -j is JSON");
+    let rx = &v[0]["stats64"]["rx"];
+    (rx["packets"].as_u64().expect("rx packets"), rx["bytes"].as_u64().expect("rx bytes"))
+}
+
 /// ICMP echoes in fragments (#15): `ping -s 3000` both ways, requests and replies
 /// crossing as fragments, each echo's first fragment held until its last one tells the
 /// message's length (the receivers' kernels check every checksum and ping every byte).

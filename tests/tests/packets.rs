@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use nat64_common::counters::Counter;
+use nat64_common::{counters::Counter, maps::Globals};
 use nat64_tests::{
     packet::{self, L4, V4Opts, V6Opts, diff, eth4, eth6, ipv4, ipv6},
     pin_to_cpu,
@@ -563,6 +563,73 @@ fn known_route_and_neighbour_redirect_with_one_hop(kind: Kind) {
         panic!("6->4 without neighbour: {d}");
     }
     assert_eq!(h.count(Counter::FwdKernel), 2);
+}
+
+/// `xdp-tcp-gro`: through XDP, a translated TCP segment with data (more than 60 bytes of
+/// TCP) that could leave by redirect goes to the kernel instead (XDP_PASS), its
+/// TTL/hop limit left for the kernel to take off (one hop in all) and its MACs as they
+/// came; a segment of 60 bytes of TCP, UDP, and everything with the setting off still
+/// leave by redirect. TC ignores the setting (it gets GRO's merged packets itself).
+fn xdp_tcp_gro_hands_data_segments_to_the_kernel(kind: Kind) {
+    let mut h = Harness::with(kind, TEST_CONFIG);
+    let (x6, x4) = two_ports();
+    h.port(x6, true);
+    h.port(x4, true);
+    let mut g = h.tables.globals().unwrap();
+    g.flags |= Globals::FLAG_XDP_TCP_GRO;
+    h.tables.set_globals(g).unwrap();
+    let data = [0x5a; 41];
+    let redirected4 = |l4: &L4| {
+        let mut w = want4(H4, R4, 0, 63, l4);
+        w[0..6].copy_from_slice(&[2, 0, 0, 0, 4, 2]);
+        w[6..12].copy_from_slice(&[2, 0, 0, 0, 4, 1]);
+        w
+    };
+    let xdp = kind == Kind::Xdp;
+
+    // 6->4, 41 bytes of data (61 bytes of TCP).
+    let out = h.run_on(&in6(H6, R6, &tcp(&data)), x6);
+    let mut want = if xdp { want4(H4, R4, 0, 64, &tcp(&data)) } else { redirected4(&tcp(&data)) };
+    assert_eq!(out.action, if xdp { XDP_PASS } else { XDP_REDIRECT }, "6->4 data segment");
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("6->4 data segment: {d}");
+    }
+    // 4->6, the same.
+    let out = h.run_on(&in4(R4, H4, &tcp(&data)), x4);
+    let mut want = want6(R6, H6, 0, if xdp { 64 } else { 63 }, &tcp(&data));
+    if !xdp {
+        want[0..6].copy_from_slice(&[2, 0, 0, 0, 6, 5]);
+        want[6..12].copy_from_slice(&[2, 0, 0, 0, 6, 1]);
+    }
+    assert_eq!(out.action, if xdp { XDP_PASS } else { XDP_REDIRECT }, "4->6 data segment");
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("4->6 data segment: {d}");
+    }
+    assert_eq!(h.count(Counter::FwdKernel), if xdp { 2 } else { 0 });
+
+    // Redirected whatever the kind: 60 bytes of TCP, a pure ACK, UDP with data.
+    for (name, l4) in [("40 bytes of data", tcp(&data[..40])), ("no data", tcp(b"")), ("UDP", udp(&data))] {
+        let out = h.run_on(&in6(H6, R6, &l4), x6);
+        assert_eq!(out.action, XDP_REDIRECT, "6->4 {name}");
+        let mut want = redirected4(&l4);
+        adopt_ipv4_id(&out.frame, &mut want);
+        if let Some(d) = diff(&out.frame, &want) {
+            panic!("6->4 {name}: {d}");
+        }
+    }
+    // The setting off: the data segment leaves by redirect again.
+    g.flags &= !Globals::FLAG_XDP_TCP_GRO;
+    h.tables.set_globals(g).unwrap();
+    let out = h.run_on(&in6(H6, R6, &tcp(&data)), x6);
+    assert_eq!(out.action, XDP_REDIRECT, "6->4 data segment, xdp-tcp-gro off");
+    let mut want = redirected4(&tcp(&data));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("6->4 data segment, xdp-tcp-gro off: {d}");
+    }
+    assert_eq!(h.count(Counter::FwdKernel), if xdp { 2 } else { 0 });
+    assert_eq!(h.count(Counter::FwdRedirect), if xdp { 4 } else { 6 });
 }
 
 /// An attached port that takes no XDP frames (a veth whose peer has neither GRO nor an
@@ -3065,6 +3132,7 @@ both!(
     every_rfc6052_prefix_length,
     unconfigured_program_passes_everything,
     known_route_and_neighbour_redirect_with_one_hop,
+    xdp_tcp_gro_hands_data_segments_to_the_kernel,
     a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects,
     replies_leave_by_the_port_they_came_in,
     ipv4_translatable_destinations,

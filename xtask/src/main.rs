@@ -43,7 +43,7 @@ enum Cmd {
         /// Only one section: paths, plat or per-packet.
         #[arg(long)]
         section: Option<String>,
-        /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc,
+        /// Only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-xdp-gro, nat64-tc,
         /// stateful-xdp, stateful-tc, forward-l3, nat64-tc-l3 (TUN devices); the plat section:
         /// forward, masquerade-xdp, tayga-masquerade, stateful-xdp, stateful-tc.
         #[arg(long)]

@@ -59,6 +59,8 @@ pub struct Config {
     pub wkp_allow_non_global: bool,
     pub amend_udp_checksum_zero: bool,
     pub zeroize_traffic_class: bool,
+    /// XDP hands translated TCP data segments to the kernel, whose GRO merges them.
+    pub xdp_tcp_gro: bool,
     pub lowest_ipv6_mtu: u32,
     pub rfc6791v4_prefix: Option<Prefix4>,
     pub rfc6791v6_prefix: Option<Prefix6>,
@@ -437,6 +439,7 @@ impl Config {
             wkp_allow_non_global: raw.wkp_allow_non_global,
             amend_udp_checksum_zero: raw.amend_udp_checksum_zero,
             zeroize_traffic_class: raw.zeroize_traffic_class,
+            xdp_tcp_gro: raw.xdp_tcp_gro,
             lowest_ipv6_mtu: mtu as u32,
             rfc6791v4_prefix,
             rfc6791v6_prefix,
@@ -477,6 +480,7 @@ impl Config {
             (self.wkp_allow_non_global, Globals::FLAG_WKP_ALLOW_NON_GLOBAL),
             (self.amend_udp_checksum_zero, Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO),
             (self.zeroize_traffic_class, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
+            (self.xdp_tcp_gro, Globals::FLAG_XDP_TCP_GRO),
         ] {
             if on {
                 g.flags |= flag;

@@ -74,6 +74,7 @@ keyed! {
     de_wkp_allow_non_global => "wkp-allow-non-global",
     de_amend_udp_checksum_zero => "amend-udp-checksum-zero",
     de_zeroize_traffic_class => "zeroize-traffic-class",
+    de_xdp_tcp_gro => "xdp-tcp-gro",
     de_lowest_ipv6_mtu => "lowest-ipv6-mtu",
     de_rfc6791v4_prefix => "rfc6791v4-prefix",
     de_rfc6791v6_prefix => "rfc6791v6-prefix",
@@ -151,6 +152,8 @@ pub(super) struct RawConfig {
     pub(super) amend_udp_checksum_zero: bool,
     #[serde(default, deserialize_with = "de_zeroize_traffic_class")]
     pub(super) zeroize_traffic_class: bool,
+    #[serde(default, deserialize_with = "de_xdp_tcp_gro")]
+    pub(super) xdp_tcp_gro: bool,
     #[serde(default, deserialize_with = "de_lowest_ipv6_mtu")]
     pub(super) lowest_ipv6_mtu: Option<u64>,
     #[serde(default, deserialize_with = "de_rfc6791v4_prefix")]

@@ -51,10 +51,11 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Settings `nat64-ctl set` changes on a running instance, by their config-file names.
-pub const LIVE_SETTINGS: [&str; 7] = [
+pub const LIVE_SETTINGS: [&str; 8] = [
     "lowest-ipv6-mtu",
     "amend-udp-checksum-zero",
     "zeroize-traffic-class",
+    "xdp-tcp-gro",
     "wkp-allow-non-global",
     "rfc6791v4-prefix",
     "rfc6791v6-prefix",
@@ -80,6 +81,7 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
         }
         "amend-udp-checksum-zero" => flag(g, Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO, parse_bool(key, value)?),
         "zeroize-traffic-class" => flag(g, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS, parse_bool(key, value)?),
+        "xdp-tcp-gro" => flag(g, Globals::FLAG_XDP_TCP_GRO, parse_bool(key, value)?),
         "wkp-allow-non-global" => flag(g, Globals::FLAG_WKP_ALLOW_NON_GLOBAL, parse_bool(key, value)?),
         "rfc6791v4-prefix" if value == "none" => {
             g.rfc6791v4 = [0; 4];

@@ -187,6 +187,10 @@ fn live_settings_apply_and_refuse() {
     assert!(g.flag(Globals::FLAG_WKP_ALLOW_NON_GLOBAL));
     apply_setting(&mut g, "zeroize-traffic-class", "false").unwrap();
     assert!(!g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS));
+    apply_setting(&mut g, "xdp-tcp-gro", "on").unwrap();
+    assert!(g.flag(Globals::FLAG_XDP_TCP_GRO));
+    apply_setting(&mut g, "xdp-tcp-gro", "off").unwrap();
+    assert!(!g.flag(Globals::FLAG_XDP_TCP_GRO));
     apply_setting(&mut g, "rfc6791v4-prefix", "198.51.100.0/24").unwrap();
     assert_eq!((g.rfc6791v4, g.rfc6791v4_len), ([198, 51, 100, 0], 24));
     apply_setting(&mut g, "rfc6791v4-prefix", "none").unwrap();
@@ -463,7 +467,9 @@ fn minimal_config_takes_defaults() {
     assert_eq!(c.ipv4_addr, None);
     assert_eq!(c.ipv6_addr, None);
     assert!(c.eamt.is_empty() && c.denylist4.is_empty());
-    assert!(!c.wkp_allow_non_global && !c.amend_udp_checksum_zero && !c.zeroize_traffic_class);
+    assert!(
+        !c.wkp_allow_non_global && !c.amend_udp_checksum_zero && !c.zeroize_traffic_class && !c.xdp_tcp_gro
+    );
     assert_eq!(c.lowest_ipv6_mtu, 1280);
 }
 
@@ -520,6 +526,7 @@ fn each_flag_maps_to_its_bit() {
         ("wkp-allow-non-global", Globals::FLAG_WKP_ALLOW_NON_GLOBAL),
         ("amend-udp-checksum-zero", Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO),
         ("zeroize-traffic-class", Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
+        ("xdp-tcp-gro", Globals::FLAG_XDP_TCP_GRO),
     ] {
         let g = with(&format!(r#""{key}": true"#)).unwrap().globals();
         assert_eq!(g.flags, Globals::FLAG_ENABLED | flag, "{key}");

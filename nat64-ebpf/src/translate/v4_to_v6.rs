@@ -411,9 +411,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
     let mtu_len = forward::mtu_len(pkt, nh, l4_in, l3_new, l3_new + plen);
     let route = forward::lookup6w(pkt, &mut s.fib, &s.src6w, &s.dst6w, nh, mtu_len);
+    forward::gro_mark::<P>(g, s, nh, plen);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let hop_limit = match route {
-        Route::Out(_) => ttl - 1,
+        Route::Out(_) => ttl - 1 + forward::gro_hop::<P>(s),
         // Without DF and too big for an egress smaller than lowest-ipv6-mtu: the same
         // (the general path's route MTU follows the smallest attached link).
         Route::TooBig(_) if to_general_path => return pack(Action::Pass, Counter::PassGeneralPath),
@@ -478,5 +479,5 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if fixed.is_none() {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    pack(finish(pkt, route, &s.fib), counter)
+    pack(if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib) }, counter)
 }

@@ -297,9 +297,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // (masquerade) hides it behind the host's address.
     let mtu_len = forward::mtu_len(pkt, proto, l4_in, IPV4_HLEN, tot_len);
     let route = forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, proto, mtu_len, g.in_dyn_pool(src4));
+    forward::gro_mark::<P>(g, s, proto, ulen);
     // One hop in total (spec §7): the kernel decrements when it forwards for us.
     let ttl = match route {
-        Route::Out(_) => hop_limit - 1,
+        Route::Out(_) => hop_limit - 1 + forward::gro_hop::<P>(s),
         // Too big and the IPv4 packet would carry DF (spec §3): Packet Too Big with
         // the MTU the IPv6 sender must use. With DF=0 the kernel fragments it.
         Route::TooBig(mtu4) if frag.is_none() && tot_len > DF_THRESHOLD => {
@@ -368,7 +369,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if fixed.is_none() {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    pack(finish(pkt, route, &s.fib), counter)
+    pack(if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib) }, counter)
 }
 
 /// Whether an IPv4 destination maps back to IPv6 through a dynamic-pool host (1); an

@@ -50,7 +50,7 @@ fn usage() -> &'static str {
      --quick       shorter runs (1 s UDP, 2 s TCP, 3 runs, fewer repetitions): a few minutes\n  \
      --runs N      runs per path measurement, median and spread reported (default 3, at least 3)\n  \
      --section S   only one section: paths, plat (stateful NAT64 against the masquerade PLATs) or per-packet (default all)\n  \
-     --paths LIST  only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-tc,\n                \
+     --paths LIST  only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-xdp-gro, nat64-tc,\n                \
      stateful-xdp, stateful-tc, forward-l3, nat64-tc-l3 (TUN devices), masquerade-xdp, tayga-masquerade\n  \
      --repeat N    BPF_PROG_TEST_RUN repetitions per call (default 2000000, quick 500000)\n  \
      --rounds R    BPF_PROG_TEST_RUN calls per row (default 5, quick 3)"

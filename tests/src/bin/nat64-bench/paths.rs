@@ -87,6 +87,9 @@ pub(crate) enum Path {
     XdpFwd,
     Tayga,
     Nat64Xdp,
+    /// nat64 XDP with `xdp-tcp-gro`: translated TCP data goes to the kernel's GRO and
+    /// forwarding (TCP rows only: the setting changes nothing else).
+    Nat64XdpGro,
     Nat64Tc,
     /// Stateful NAT64 (mode "nat64"): the generator's flows are established sessions
     /// (a dynamic mapping 6->4, a static BIB entry 4->6).
@@ -105,11 +108,12 @@ pub(crate) enum Path {
 }
 
 impl Path {
-    const ALL: [Path; 9] = [
+    const ALL: [Path; 10] = [
         Path::Forward,
         Path::XdpFwd,
         Path::Tayga,
         Path::Nat64Xdp,
+        Path::Nat64XdpGro,
         Path::Nat64Tc,
         Path::StatefulXdp,
         Path::StatefulTc,
@@ -123,6 +127,7 @@ impl Path {
             Path::XdpFwd => "XDP forwarding (no translation)",
             Path::Tayga => "TAYGA",
             Path::Nat64Xdp => "nat64, XDP",
+            Path::Nat64XdpGro => "nat64, XDP, xdp-tcp-gro",
             Path::Nat64Tc => "nat64, TC",
             Path::StatefulXdp => "nat64 stateful (NAT64), XDP",
             Path::StatefulTc => "nat64 stateful (NAT64), TC",
@@ -140,6 +145,7 @@ impl Path {
             Path::XdpFwd => "xdp-forward",
             Path::Tayga => "tayga",
             Path::Nat64Xdp => "nat64-xdp",
+            Path::Nat64XdpGro => "nat64-xdp-gro",
             Path::Nat64Tc => "nat64-tc",
             Path::StatefulXdp => "stateful-xdp",
             Path::StatefulTc => "stateful-tc",
@@ -544,16 +550,19 @@ impl Topo {
                 ensure!(running, "tayga exited at once: {conf}");
             }
             Path::Nat64Xdp
+            | Path::Nat64XdpGro
             | Path::Nat64Tc
             | Path::StatefulXdp
             | Path::StatefulTc
             | Path::MasqXdp
             | Path::Nat64TcL3 => {
-                let attach = if matches!(path, Path::Nat64Xdp | Path::StatefulXdp | Path::MasqXdp) {
-                    "xdp"
-                } else {
-                    "tc"
-                };
+                let attach =
+                    if matches!(path, Path::Nat64Xdp | Path::Nat64XdpGro | Path::StatefulXdp | Path::MasqXdp)
+                    {
+                        "xdp"
+                    } else {
+                        "tc"
+                    };
                 // SIIT: an EAM entry for the IPv6 host. Stateful: the IPv6 host's generator
                 // flow (port 40000) gets a dynamic mapping with its first frame; the IPv4
                 // host's generator sends to H6_AS_V4:9, which a static entry maps to the
@@ -568,7 +577,8 @@ impl Topo {
                 } else if path == Path::MasqXdp {
                     format!(r#""dynamic-pool": "{MASQ_POOL}", "masquerade": {{"interface": "to4"}}"#)
                 } else {
-                    format!(r#""eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]"#)
+                    let gro = if path == Path::Nat64XdpGro { r#""xdp-tcp-gro": true, "# } else { "" };
+                    format!(r#"{gro}"eamt": [{{"ipv4": "{H6_AS_V4}", "ipv6": "{H6}"}}]"#)
                 };
                 let interfaces = if path == Path::Nat64TcL3 {
                     r#"{"name": "tun6", "attach": "tc"}, {"name": "tun4", "attach": "tc"},
@@ -846,7 +856,10 @@ pub fn run(args: &Args) -> Result<()> {
         topo.start(path, &mut progs, &ctl)?;
         let (h6, h4) = (topo.h6.clone(), topo.h4.clone());
         topo.attach_sinks(&mut progs, &[(&h6, "eth0"), (&h4, "eth0")])?;
-        for (d, dir) in [Dir::SixToFour, Dir::FourToSix].into_iter().enumerate() {
+        // The same UDP path as nat64-xdp's: not measured twice.
+        let udp_dirs: &[Dir] =
+            if path == Path::Nat64XdpGro { &[] } else { &[Dir::SixToFour, Dir::FourToSix] };
+        for (d, &dir) in udp_dirs.iter().enumerate() {
             let (ns, f) = topo.sender(dir);
             let ns = ns.to_string();
             // What arrives: the other family when translated, the same one otherwise.
@@ -889,7 +902,7 @@ pub fn run(args: &Args) -> Result<()> {
                 // An XDP program cannot tell a CHECKSUM_PARTIAL packet (a local sender's
                 // offloaded checksum) from a complete one: the XDP paths only take wire
                 // traffic.
-                if matches!(path, Path::XdpFwd | Path::Nat64Xdp | Path::StatefulXdp) {
+                if matches!(path, Path::XdpFwd | Path::Nat64Xdp | Path::Nat64XdpGro | Path::StatefulXdp) {
                     continue;
                 }
                 for ns in [&topo.h6, &topo.h4] {
@@ -973,8 +986,11 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
                 ratio(me2, me)
             );
         };
-        line("generator alone (into XDP_DROP)", generator, None);
-        for (p, r) in rows {
+        if generator.udp[d].iter().any(Option::is_some) {
+            line("generator alone (into XDP_DROP)", generator, None);
+        }
+        // Rows without UDP figures (the TCP-only path) are left out.
+        for (p, r) in rows.iter().filter(|(_, r)| r.udp[d].iter().any(Option::is_some)) {
             line(p.name(), r, Some(*p));
         }
     }
@@ -1025,6 +1041,7 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
     }
     for (p, setting, what) in [
         (Path::Nat64Xdp, 0, "nat64 XDP, wire"),
+        (Path::Nat64XdpGro, 0, "nat64 XDP with xdp-tcp-gro, wire"),
         (Path::Nat64Tc, 0, "nat64 TC, wire"),
         (Path::Nat64Tc, 1, "nat64 TC, offloads"),
     ] {
