@@ -1006,7 +1006,8 @@ fn report(generator: &Row, rows: &[(Path, Row)], runs: u32) {
     );
     let tcp_median =
         |p: Path, setting: usize, s: usize| get(p).and_then(|r| r.tcp[setting][s]).map(|x| x.median);
-    for (p, r) in rows {
+    // Rows without TCP figures (the TUN paths) are left out.
+    for (p, r) in rows.iter().filter(|(_, r)| r.tcp.iter().flatten().any(Option::is_some)) {
         let cell =
             |setting: usize, s: usize| r.tcp[setting][s].map_or("-".to_string(), |x| fmt_spread(&x, 1));
         println!(
