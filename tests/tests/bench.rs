@@ -20,8 +20,18 @@ fn quick_benchmark_measures_every_path() {
     assert!(out.status.success(), "nat64-bench --quick failed:\n{text}");
     // The paths section, then the PLAT section (its own rows, after "== plat").
     let (paths, plat) = text.split_once("== plat").unwrap_or_else(|| panic!("no PLAT section:\n{text}"));
-    let rows = |prefix: &str| {
-        paths.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>()
+    // A row is the path's name, then its figures after two spaces; a name may carry a
+    // parenthesised note ("kernel forwarding (no translation)"). "nat64, XDP" must
+    // not match "nat64, XDP, xdp-tcp-gro".
+    let rows = |name: &str| {
+        paths
+            .lines()
+            .filter(|l| {
+                let row = l.split("  ").next().unwrap_or("");
+                row == name || row.strip_prefix(name).is_some_and(|rest| rest.starts_with(" ("))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
     };
     // UDP: both directions, each path measured with 1 CPU (a number, not "-").
     for path in [
@@ -37,19 +47,24 @@ fn quick_benchmark_measures_every_path() {
         "TUN (L3): nat64, TC",
     ] {
         let r = rows(path);
-        // two UDP tables, and one TCP table for the paths
-        let want = if path == "generator alone" { 2 } else { 3 };
+        // two UDP tables, and the TCP table for the paths TCP between the hosts takes
+        // (not the generator, not the TUN devices: UDP only there)
+        let want = if path == "generator alone" || path.starts_with("TUN") { 2 } else { 3 };
         assert_eq!(r.len(), want, "rows for {path}:\n{text}");
         for line in &r[..2] {
             let first = line[36..].split_whitespace().next().unwrap_or("-");
             assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no 1-CPU figure in `{line}`");
         }
-        // TCP between the hosts does not take the TUN devices: UDP only there.
-        if want == 3 && !path.starts_with("TUN") {
+        if want == 3 {
             let first = r[2][36..].split_whitespace().next().unwrap_or("-");
             assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "{path}: no TCP figure in `{}`", r[2]);
         }
     }
+    // xdp-tcp-gro changes TCP only: one row, in the TCP table, with a figure.
+    let gro = rows("nat64, XDP, xdp-tcp-gro");
+    assert_eq!(gro.len(), 1, "rows for nat64, XDP, xdp-tcp-gro:\n{text}");
+    let first = gro[0][36..].split_whitespace().next().unwrap_or("-");
+    assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "xdp-tcp-gro: no TCP figure in `{}`", gro[0]);
     // PLAT: established flows for every path (1 CPU), new flows for the translators,
     // the full table's size for stateful NAT64.
     let plat_rows =
