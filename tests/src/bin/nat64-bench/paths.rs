@@ -28,6 +28,12 @@
 //! between CPUs. The generator alone (straight into a sink at the translator's
 //! ingress) is measured too: it bounds every row.
 //!
+//! Every path has a topology of its own (its own namespaces), all built and started
+//! before the first run and kept up to the last: the runs go round the paths (run 1
+//! of every path, then run 2 of every path, ...), so that two rows' figures come from
+//! runs seconds apart and the drift of a shared machine's speed, larger than the
+//! differences measured, falls on every row alike.
+//!
 //! TCP: iperf3 from the IPv6 host to the IPv4 host, 1 and 4 streams. The hosts send
 //! MTU-sized segments with complete checksums, as a wire delivers them; the middle
 //! has GRO on its veths, as a NIC driver has.
@@ -831,14 +837,17 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let mut progs = Progs::load()?;
     let mut generator = Row::default();
-    let mut rows: Vec<(Path, Row)> = Vec::new();
+    // Every path's topology is built and started first, each in namespaces of its own,
+    // and stays up while the UDP runs go round them: run 1 of every path, then run 2
+    // of every path, and so on. A ratio between two rows then compares runs taken
+    // seconds apart, not minutes: the speed of a shared machine drifts by more than the
+    // differences measured.
+    let mut topos: Vec<(Path, Topo, Row)> = Vec::new();
     for path in Path::ALL {
         if !args.paths.is_empty() && !args.paths.iter().any(|p| p == path.key()) {
             continue;
         }
-        let started = Instant::now();
         let mut topo = Topo::build(path)?;
-        let mut row = Row::default();
         if path == Path::Forward {
             // The generator alone: into a sink at the translator's own ingress.
             let x = topo.x.clone();
@@ -856,38 +865,64 @@ pub fn run(args: &Args) -> Result<()> {
         topo.start(path, &mut progs, &ctl)?;
         let (h6, h4) = (topo.h6.clone(), topo.h4.clone());
         topo.attach_sinks(&mut progs, &[(&h6, "eth0"), (&h4, "eth0")])?;
-        // The same UDP path as nat64-xdp's: not measured twice.
-        let udp_dirs: &[Dir] =
-            if path == Path::Nat64XdpGro { &[] } else { &[Dir::SixToFour, Dir::FourToSix] };
-        for (d, &dir) in udp_dirs.iter().enumerate() {
-            let (ns, f) = topo.sender(dir);
-            let ns = ns.to_string();
-            // What arrives: the other family when translated, the same one otherwise.
-            let slot = match (dir, path.translates()) {
-                (Dir::SixToFour, true) | (Dir::FourToSix, false) => 0,
-                _ => 1,
-            };
-            for (c, cpus) in cpu_sets.iter().enumerate() {
-                // TAYGA is a single thread; a second generating CPU would only starve it.
-                if path == Path::Tayga && cpus.len() > 1 {
-                    continue;
-                }
-                let samples = match topo.tun(dir) {
-                    Some(tun) => udp_tun(&mut progs, &ns, tun, &f, cpus, secs, args.runs, slot),
-                    None => udp(&mut progs, &ns, &f, cpus, secs, args.runs, slot),
+        topos.push((path, topo, Row::default()));
+    }
+    // [path][direction][cpus - 1]: the UDP runs so far.
+    let mut samples: Vec<[[Vec<Sample>; 2]; 2]> = topos.iter().map(|_| Default::default()).collect();
+    for round in 0..args.runs {
+        let started = Instant::now();
+        for (i, (path, topo, _)) in topos.iter().enumerate() {
+            let path = *path;
+            // The same UDP path as nat64-xdp's: not measured twice.
+            let udp_dirs: &[Dir] =
+                if path == Path::Nat64XdpGro { &[] } else { &[Dir::SixToFour, Dir::FourToSix] };
+            for (d, &dir) in udp_dirs.iter().enumerate() {
+                let (ns, f) = topo.sender(dir);
+                // What arrives: the other family when translated, the same one otherwise.
+                let slot = match (dir, path.translates()) {
+                    (Dir::SixToFour, true) | (Dir::FourToSix, false) => 0,
+                    _ => 1,
                 };
-                row.udp[d][c] = Some(udp_row(
-                    samples
-                        .with_context(|| format!("{}, {}, {} CPU", path.name(), dir.name(), cpus.len()))?,
-                ));
+                for (c, cpus) in cpu_sets.iter().enumerate() {
+                    // TAYGA is a single thread; a second generating CPU would only starve it.
+                    if path == Path::Tayga && cpus.len() > 1 {
+                        continue;
+                    }
+                    let one = match topo.tun(dir) {
+                        Some(tun) => udp_tun(&mut progs, ns, tun, &f, cpus, secs, 1, slot),
+                        None => udp(&mut progs, ns, &f, cpus, secs, 1, slot),
+                    };
+                    samples[i][d][c].extend(
+                        one.with_context(|| format!("{}, {}, {} CPU", path.name(), dir.name(), cpus.len()))?,
+                    );
+                }
             }
         }
-        // The hosts' XDP sinks would take GSO from the middle's veths: off for TCP.
+        println!(
+            "  UDP run {} of {}: every path ({:.0} s)",
+            round + 1,
+            args.runs,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for ((_, _, row), runs) in topos.iter_mut().zip(samples) {
+        for (d, by_cpus) in runs.into_iter().enumerate() {
+            for (c, v) in by_cpus.into_iter().enumerate() {
+                if !v.is_empty() {
+                    row.udp[d][c] = Some(udp_row(v));
+                }
+            }
+        }
+    }
+    // TCP goes round the paths the same way, one iperf3 run at a time (it fills both
+    // CPUs). The hosts' XDP sinks would take GSO from the middle's veths: off for TCP.
+    // TCP between the hosts does not take the TUN devices: those paths are done.
+    let mut rows: Vec<(Path, Row)> = Vec::new();
+    let mut tcp_topos: Vec<(Path, Topo, Row)> = Vec::new();
+    for (path, mut topo, row) in topos {
         topo.detach(&mut progs, "bench_sink")?;
         if path.l3() {
-            // TCP between the hosts does not take the TUN devices.
             drop(topo);
-            println!("  measured {} ({:.0} s)", path.name(), started.elapsed().as_secs_f64());
             rows.push((path, row));
             continue;
         }
@@ -897,34 +932,59 @@ pub fn run(args: &Args) -> Result<()> {
             topo.lab.exec(&h4, "ss -ltnH 'sport = :5201'").stdout.len() > 1
         });
         ensure!(listening, "iperf3 -s did not start in {h4}");
-        for (setting, offloads) in [false, true].into_iter().enumerate() {
-            if offloads {
-                // An XDP program cannot tell a CHECKSUM_PARTIAL packet (a local sender's
-                // offloaded checksum) from a complete one: the XDP paths only take wire
-                // traffic.
-                if matches!(path, Path::XdpFwd | Path::Nat64Xdp | Path::Nat64XdpGro | Path::StatefulXdp) {
-                    continue;
-                }
+        tcp_topos.push((path, topo, row));
+    }
+    for (setting, offloads) in [false, true].into_iter().enumerate() {
+        // An XDP program cannot tell a CHECKSUM_PARTIAL packet (a local sender's
+        // offloaded checksum) from a complete one: the XDP paths only take wire traffic.
+        let takes = |path: &Path| {
+            !offloads
+                || !matches!(path, Path::XdpFwd | Path::Nat64Xdp | Path::Nat64XdpGro | Path::StatefulXdp)
+        };
+        if offloads {
+            for (_, topo, _) in tcp_topos.iter().filter(|(p, _, _)| takes(p)) {
                 for ns in [&topo.h6, &topo.h4] {
                     topo.lab.must_in(ns, "ethtool -K eth0 tx on tso on gso on >/dev/null");
                 }
             }
-            for (s, streams) in [1u32, 4].into_iter().enumerate() {
-                row.tcp[setting][s] =
-                    Some(spread(tcp(&topo, streams, tcp_secs, args.runs).with_context(|| {
+        }
+        // [path][1 stream, 4 streams]: Gbit/s of the runs so far.
+        let mut gbps: Vec<[Vec<f64>; 2]> = tcp_topos.iter().map(|_| Default::default()).collect();
+        for round in 0..args.runs {
+            let started = Instant::now();
+            for (i, (path, topo, _)) in tcp_topos.iter().enumerate().filter(|(_, (p, _, _))| takes(p)) {
+                for (s, streams) in [1u32, 4].into_iter().enumerate() {
+                    gbps[i][s].extend(tcp(topo, streams, tcp_secs, 1).with_context(|| {
                         format!(
                             "{}, TCP {streams} streams{}",
                             path.name(),
                             if offloads { ", offloads" } else { "" }
                         )
-                    })?));
+                    })?);
+                }
+            }
+            println!(
+                "  TCP ({}) run {} of {}: every path ({:.0} s)",
+                if offloads { "offloads" } else { "wire" },
+                round + 1,
+                args.runs,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        for ((_, _, row), runs) in tcp_topos.iter_mut().zip(gbps) {
+            for (s, v) in runs.into_iter().enumerate() {
+                if !v.is_empty() {
+                    row.tcp[setting][s] = Some(spread(v));
+                }
             }
         }
+    }
+    for (path, mut topo, row) in tcp_topos {
         topo.detach(&mut progs, "bench_fwd")?;
         drop(topo);
-        println!("  measured {} ({:.0} s)", path.name(), started.elapsed().as_secs_f64());
         rows.push((path, row));
     }
+    rows.sort_by_key(|(p, _)| Path::ALL.iter().position(|q| q == p));
     report(&generator, &rows, args.runs);
     Ok(())
 }
