@@ -118,20 +118,17 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     let now = unsafe { h::bpf_ktime_get_coarse_ns() };
     // Read before the lookup: an answer is kept under the generation it was asked in.
     let generation = crate::maps::nexthop_gen();
-    let mut slot = NEXTHOP_SLOTS;
     let h = addr_hash(p);
     if !P::XDP
         && let Some(s) = crate::maps::scratch()
     {
         s.flow_hash = h;
     }
-    if P::HAS_ETH {
-        let out = nexthop_cached(p, h, now, generation);
-        if out & MISS == 0 {
-            return Route::Out(out as u32);
-        }
-        slot = out as u32;
+    let out = nexthop_cached(p, h, now, generation);
+    if out & MISS == 0 {
+        return Route::Out(out as u32);
     }
+    let slot = out as u32;
     // SAFETY: helper call with a struct of the size the kernel expects.
     let rc = unsafe {
         h::bpf_fib_lookup(
@@ -142,11 +139,9 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
         )
     };
     // From an L3 device too: the packet gets an Ethernet header for the egress (see
-    // `translate::finish`); the next-hop cache is for Ethernet ingresses only.
+    // `translate::finish`), with the addresses the lookup or the cache gave.
     if rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && redirect_target::<P>(p.ifindex) {
-        if P::HAS_ETH {
-            nexthop_store(p, slot, now, generation);
-        }
+        nexthop_store(p, slot, now, generation);
         Route::Out(p.ifindex)
     } else if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 && pkt.gso_size() == 0 {
         // Segments too big are the kernel's to answer (its forwarding checks each);

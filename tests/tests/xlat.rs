@@ -101,6 +101,14 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
     assert!(hops[0].contains("10.9.0.1"), "first hop is the CLAT's ipv4-addr:\n{out}");
     assert!(hops.last().is_some_and(|l| l.contains(SERVER)), "the server is reached:\n{out}");
 
+    // The CLAT keeps the next hop of what it redirects out of WireGuard (per CPU, for a
+    // second at most) and asks the FIB again as soon as nat64-ctl hears of a route or
+    // neighbour change. With pings every 50 ms, the concentrator's neighbour entry for
+    // the PLAT gets another MAC address (the PLAT's XDP takes frames whatever their
+    // destination MAC); every echo request leaving the core port from 200 ms after the
+    // change carries the new one.
+    next_hop_follows_the_neighbour(&mut lab, &c0);
+
     let clat = stats(lab.clat_ctl(CTL, &["stats", "--json"]));
     // Downloads merged by GRO on the core are judged by their segments, not their
     // total length: nothing here needed a Packet Too Big.
@@ -121,6 +129,73 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
             && text.contains(PREF64),
         "{text}"
     );
+}
+
+/// See the call in `ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core`.
+/// Two changes half a second apart: a cache that only expired its entries after their
+/// second would send stale frames in one of the two windows checked, wherever its
+/// second began.
+fn next_hop_follows_the_neighbour(lab: &mut XlatLab, client: &str) {
+    const MACS: [&str; 2] = ["02:00:00:00:0a:98", "02:00:00:00:0a:99"];
+    let (cc, plat) = (lab.cc.clone(), lab.plat.clone());
+    let real = lab.lab.must_in(&plat, "cat /sys/class/net/north/address").trim().to_string();
+    let dump = lab.lab.spawn_netns_only(
+        &cc,
+        "timeout",
+        &[
+            "10",
+            "tcpdump",
+            "--immediate-mode",
+            "-l",
+            "-n",
+            "-e",
+            "-tt",
+            "-i",
+            "core",
+            "icmp6[icmp6type] == icmp6-echo",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let ping = lab.lab.spawn_netns_only(client, "ping", &["-c", "60", "-i", "0.05", "-W", "1", SERVER]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut changed = [0.0; 2];
+    for (i, mac) in MACS.iter().enumerate() {
+        changed[i] = now();
+        lab.lab
+            .must_in(&cc, &format!("ip neigh replace 2001:db8:100::2 lladdr {mac} dev core nud permanent"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let done = wait_until(Duration::from_secs(10), || matches!(lab.lab.child(ping).try_wait(), Ok(Some(_))));
+    assert!(done, "the pings ended");
+    let out = lab.lab.stop_child(dump);
+    // The PLAT's real address back (ND takes it from there).
+    lab.lab.must_in(&cc, &format!("ip neigh replace 2001:db8:100::2 lladdr {real} dev core nud reachable"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "<epoch seconds> <source MAC> > <destination MAC>, ethertype IPv6 ..."
+    let requests: Vec<(f64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let t = w.next()?.parse().ok()?;
+            let dst = w.nth(2)?.trim_end_matches(',').to_string();
+            Some((t, dst))
+        })
+        .collect();
+    let within = |from: f64, to: f64| {
+        requests.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, d)| d.as_str()).collect::<Vec<_>>()
+    };
+    for (from, to, mac, least) in [
+        (0.0, changed[0], real.as_str(), 10),
+        (changed[0] + 0.2, changed[1], MACS[0], 3),
+        (changed[1] + 0.2, f64::MAX, MACS[1], 10),
+    ] {
+        let dsts = within(from, to);
+        assert!(
+            dsts.len() >= least && dsts.iter().all(|d| *d == mac),
+            "echo requests from {from:.3} to {to:.3} all go to {mac} (changes at {changed:?}):\n{text}"
+        );
+    }
 }
 
 /// `"pref64": "auto"`: the CLAT learns the PLAT prefix from a real DNS64 resolver

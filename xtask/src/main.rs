@@ -80,6 +80,7 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "tayga",
     "iperf3",
+    "tcpdump",
 ];
 
 fn root() -> PathBuf {
