@@ -681,8 +681,8 @@ pub(crate) fn udp(
     measure(progs, runs, want_slot, |p| p.generate(ns, "eth0", frame, cpus, secs))
 }
 
-/// `udp` with the packets written into TUN device `tun` in `ns` (see `generate_tun`).
-#[allow(clippy::too_many_arguments)]
+/// One `udp` run with the packets written into TUN device `tun` in `ns` (see
+/// `generate_tun`).
 fn udp_tun(
     progs: &mut Progs,
     ns: &str,
@@ -690,10 +690,9 @@ fn udp_tun(
     packet: &[u8],
     cpus: &[usize],
     secs: f64,
-    runs: u32,
     want_slot: usize,
 ) -> Result<Vec<Sample>> {
-    measure(progs, runs, want_slot, |_| generate_tun(ns, tun, packet, cpus, secs))
+    measure(progs, 1, want_slot, |_| generate_tun(ns, tun, packet, cpus, secs))
 }
 
 /// Writes `packet` into TUN device `tun` in `ns` from each of `cpus` (a queue each) for
@@ -763,20 +762,16 @@ fn measure(
     Ok(out)
 }
 
-/// iperf3 from the IPv6 host to the IPv4 host: Gbit/s received, per run.
-fn tcp(topo: &Topo, streams: u32, secs: u32, runs: u32) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for _ in 0..runs {
-        let o = topo.lab.exec(&topo.h6, &format!("iperf3 -c {H4_AS_V6} -t {secs} -P {streams} -J"));
-        let text = String::from_utf8_lossy(&o.stdout);
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("iperf3 printed no JSON: {text}"))?;
-        let bps = v["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .with_context(|| format!("iperf3 failed: {}", v["error"].as_str().unwrap_or(&text)))?;
-        out.push(bps / 1e9);
-    }
-    Ok(out)
+/// One iperf3 run from the IPv6 host to the IPv4 host: Gbit/s received.
+fn tcp(topo: &Topo, streams: u32, secs: u32) -> Result<f64> {
+    let o = topo.lab.exec(&topo.h6, &format!("iperf3 -c {H4_AS_V6} -t {secs} -P {streams} -J"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("iperf3 printed no JSON: {text}"))?;
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .with_context(|| format!("iperf3 failed: {}", v["error"].as_str().unwrap_or(&text)))?;
+    Ok(bps / 1e9)
 }
 
 /// Median, minimum, maximum.
@@ -889,7 +884,7 @@ pub fn run(args: &Args) -> Result<()> {
                         continue;
                     }
                     let one = match topo.tun(dir) {
-                        Some(tun) => udp_tun(&mut progs, ns, tun, &f, cpus, secs, 1, slot),
+                        Some(tun) => udp_tun(&mut progs, ns, tun, &f, cpus, secs, slot),
                         None => udp(&mut progs, ns, &f, cpus, secs, 1, slot),
                     };
                     samples[i][d][c].extend(
@@ -954,7 +949,7 @@ pub fn run(args: &Args) -> Result<()> {
             let started = Instant::now();
             for (i, (path, topo, _)) in tcp_topos.iter().enumerate().filter(|(_, (p, _, _))| takes(p)) {
                 for (s, streams) in [1u32, 4].into_iter().enumerate() {
-                    gbps[i][s].extend(tcp(topo, streams, tcp_secs, 1).with_context(|| {
+                    gbps[i][s].push(tcp(topo, streams, tcp_secs).with_context(|| {
                         format!(
                             "{}, TCP {streams} streams{}",
                             path.name(),
