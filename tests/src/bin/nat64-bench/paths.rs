@@ -411,7 +411,17 @@ fn veth(lab: &Lab, a_ns: &str, a_if: &str, a_mac: [u8; 6], b_ns: &str, b_if: &st
     ));
     for (ns, i) in [(a_ns, a_if), (b_ns, b_if)] {
         // GRO on, as a NIC driver has it: a veth takes XDP frames only with NAPI.
-        lab.must_in(ns, &format!("ip link set {i} up && ethtool -K {i} gro on >/dev/null"));
+        // A transmit queue per CPU (XPS), as a multi-queue NIC's driver sets up: what
+        // a CPU sends stays on its own queue, and so on the peer's receive queue of
+        // the same number, whatever the flow.
+        lab.must_in(
+            ns,
+            &format!(
+                "ip link set {i} up && ethtool -K {i} gro on >/dev/null \
+                 && echo 1 > /sys/class/net/{i}/queues/tx-0/xps_cpus \
+                 && echo 2 > /sys/class/net/{i}/queues/tx-1/xps_cpus"
+            ),
+        );
     }
 }
 
