@@ -1,7 +1,8 @@
 //! Keeps the data path's next-hop cache honest. The programs keep, per CPU, the
-//! answers of recent FIB lookups (egress, MACs) for up to a second; every route,
-//! neighbour, address or link change the kernel announces in this network namespace
-//! bumps `NEXTHOP_GEN`, and every cached answer of an older generation is asked again.
+//! answers of recent FIB lookups (egress, MACs) for up to 250 kernel ticks (a second
+//! at HZ=250); every route, neighbour, address or link change the kernel announces in
+//! this network namespace bumps `NEXTHOP_GEN`, and every cached answer of an older
+//! generation is asked again.
 
 use std::{io, os::fd::AsRawFd as _, sync::Mutex, thread};
 
@@ -59,7 +60,7 @@ pub fn watch(ebpf: &mut Ebpf) -> Result<()> {
                         // Messages were lost: what they said is unknown, so bump.
                         Some(libc::ENOBUFS) => {}
                         _ => {
-                            warn!("next-hop watch stopped ({e}); cached next hops now expire after 1 s only");
+                            warn!("next-hop watch stopped ({e}); cached next hops now expire after 250 kernel ticks only (1 s at HZ=250)");
                             return;
                         }
                     }

@@ -14,10 +14,13 @@ use crate::{
     translate::{IPPROTO_TCP, IPPROTO_UDP},
 };
 
-/// How long this CPU trusts a next hop it was given: route and neighbour changes
-/// reach the fast path within this time at the latest (nat64-ctl also bumps
-/// `NEXTHOP_GEN` on every route, neighbour, address and link change it hears of).
-const NEXTHOP_TTL_NS: u64 = 1_000_000_000;
+/// How long this CPU trusts a next hop it was given, in ticks of the kernel's clock
+/// (jiffies): route and neighbour changes reach the fast path within this time at the
+/// latest (nat64-ctl also bumps `NEXTHOP_GEN` on every route, neighbour, address and
+/// link change it hears of). One second at 250 ticks a second (`CONFIG_HZ`), a quarter
+/// of one at 1000, two and a half at 100. (A value the loader sets costs the verifier
+/// 32 bytes of the ICMP error stages' stack, which they do not have.)
+const NEXTHOP_TTL_TICKS: u64 = 250;
 
 /// Words of `bpf_fib_lookup` that decide the FIB's answer: family, protocol and
 /// source port (word 0), ingress ifindex (2), TOS or flow label (3), source (4-7) and
@@ -112,10 +115,11 @@ fn run<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, via_kernel: bool) -> Route {
     if via_kernel || (pkt.gso_size() != 0 && unsafe { p.__bindgen_anon_1.tot_len } == 0) {
         return Route::Kernel;
     }
-    // The coarse clock (a tick's resolution, ample for a one-second lifetime): it
-    // reads a stored value where bpf_ktime_get_ns reads the TSC.
+    // The tick counter (ample for a one-second lifetime): the verifier turns the call
+    // into one load of the kernel's variable, where bpf_ktime_get_coarse_ns is a call
+    // (about 1% of the CPU of a 64-byte flow through TC).
     // SAFETY: helper call without arguments.
-    let now = unsafe { h::bpf_ktime_get_coarse_ns() };
+    let now = unsafe { h::bpf_jiffies64() };
     // Read before the lookup: an answer is kept under the generation it was asked in.
     let generation = crate::maps::nexthop_gen();
     let h = addr_hash(p);
@@ -194,13 +198,6 @@ fn nexthop_slot(h: u32) -> u32 {
     (h >> 24) % NEXTHOP_SLOTS
 }
 
-/// The flow hash for a packet that arrived without one (`Packet::set_flow_hash`): its
-/// addresses', noted by the route lookup (`run`).
-#[inline(always)]
-pub fn flow_hash() -> u32 {
-    crate::maps::scratch().map(|s| s.flow_hash).unwrap_or(0)
-}
-
 fn nexthop(slot: u32) -> Option<&'static mut NextHop> {
     // SAFETY: this CPU's slot, used by this program run only.
     NEXTHOPS.get_ptr_mut(slot).map(|e| unsafe { &mut *e })
@@ -232,7 +229,8 @@ fn nexthop_cached(p: &mut bpf_fib_lookup, h: u32, now: u64, generation: u64) -> 
     }
     let stale = (e.stamp == 0) as u32
         | (e.generation != generation) as u32
-        | (now.wrapping_sub(e.stamp) >= NEXTHOP_TTL_NS) as u32;
+        // SAFETY: a static of plain data (read volatile: its value is the loader's).
+        | (now.wrapping_sub(e.stamp) >= NEXTHOP_TTL_TICKS) as u32;
     if diff | stale == 0 && tot_len <= e.ok_len {
         p.ifindex = e.ifindex;
         p.smac = e.smac;

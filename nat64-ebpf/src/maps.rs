@@ -167,7 +167,7 @@ pub struct NextHop {
     pub dmac: [u8; 6],
     /// `NEXTHOP_GEN` when the lookup was made.
     pub generation: u64,
-    /// bpf_ktime_get_coarse_ns() of the lookup; 0: not valid.
+    /// bpf_jiffies64() of the lookup; 0: not valid.
     pub stamp: u64,
 }
 
@@ -284,6 +284,9 @@ pub struct Scratch {
     pub flow_hash: u32,
     /// `forward::gro_mark`'s mark (1: to the kernel for GRO).
     pub bulk: u32,
+    /// This CPU's IPv4 Identification counter (low half) and key (high half)
+    /// (`v6_to_v4::fresh_id`); 0: not started.
+    pub id_seq: u32,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
 }

@@ -490,6 +490,35 @@ fn every_rfc6052_prefix_length(kind: Kind) {
     }
 }
 
+/// The Identification of a translated IPv4 packet that may be fragmented (at most
+/// 1260 bytes, DF=0, RFC 7915 §5.1.1) does not repeat soon (RFC 6864 §4.2): 5,000
+/// packets from one CPU, 5,000 different values, none 0, and consecutive values not
+/// one apart. (Random values would repeat after a few hundred: the chance that 5,000
+/// random 16-bit values are all different is below 1e-80.)
+fn ipv4_identifications_do_not_repeat(kind: Kind) {
+    // Each CPU counts on its own: the runs must all be on one.
+    pin_to_cpu(0);
+    let h = Harness::with(kind, TEST_CONFIG);
+    let frame = in6(H6, R6, &udp(b"identification"));
+    let mut seen = std::collections::HashSet::new();
+    let mut prev: Option<u16> = None;
+    let mut steps_of_one = 0;
+    for i in 0..5000 {
+        let out = h.run(&frame);
+        assert_eq!(out.action, XDP_PASS, "packet {i}");
+        assert_eq!(&out.frame[20..22], &[0, 0], "packet {i}: DF=0, not a fragment");
+        let id = u16::from_be_bytes([out.frame[18], out.frame[19]]);
+        assert_ne!(id, 0, "packet {i}: Identification 0");
+        assert!(seen.insert(id), "packet {i}: Identification {id:#06x} seen before");
+        if prev.is_some_and(|p| id.wrapping_sub(p) == 1) {
+            steps_of_one += 1;
+        }
+        prev = Some(id);
+    }
+    assert!(steps_of_one < 10, "{steps_of_one} consecutive Identifications one apart: a plain counter");
+    assert_eq!(h.count(Counter::Xlat6to4Udp), 5000);
+}
+
 /// A config with no configuration written yet passes everything (the window between
 /// load and configuration).
 fn unconfigured_program_passes_everything(kind: Kind) {
@@ -1353,14 +1382,25 @@ fn next_hop_cache_follows_changes_and_keeps_the_mtu(kind: Kind) {
     generation.set(0, 1, 0).unwrap();
     assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 0x99], "asked again after NEXTHOP_GEN moved");
 
-    // Without a word: at the latest after a second.
+    // Without a word: at the latest after 250 ticks of the kernel's clock.
     sh("ip neigh replace 198.51.100.2 lladdr 02:00:00:00:04:02 dev x4 nud permanent");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2], "asked again after a second");
-    // A neighbour that went away: after the second, to the kernel.
+    std::thread::sleep(next_hop_lifetime());
+    assert_eq!(mac_of(&h), [2, 0, 0, 0, 4, 2], "asked again after its lifetime");
+    // A neighbour that went away: after the lifetime, to the kernel.
     sh("ip neigh del 198.51.100.2 dev x4");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(next_hop_lifetime());
     assert_eq!(h.run_on(&small, x6).action, XDP_PASS);
+}
+
+/// How long the data path keeps a next hop (250 jiffies), and 100 ms more. A coarse
+/// clock advances one tick at a time: its resolution is the tick.
+fn next_hop_lifetime() -> std::time::Duration {
+    let mut res = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_getres writes the timespec it is given.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+    assert_eq!(rc, 0, "clock_getres: {}", std::io::Error::last_os_error());
+    let tick = std::time::Duration::new(res.tv_sec as u64, res.tv_nsec as u32);
+    tick * 250 + std::time::Duration::from_millis(100)
 }
 
 /// RFC 7757 longest-prefix match in both directions, with entries nested by
@@ -3131,6 +3171,7 @@ both!(
     well_known_prefix_rule_can_be_switched_off,
     every_rfc6052_prefix_length,
     unconfigured_program_passes_everything,
+    ipv4_identifications_do_not_repeat,
     known_route_and_neighbour_redirect_with_one_hop,
     xdp_tcp_gro_hands_data_segments_to_the_kernel,
     a_port_that_takes_no_xdp_frames_gets_no_xdp_redirects,

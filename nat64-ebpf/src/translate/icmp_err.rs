@@ -455,7 +455,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.store(l3 + IPV6_HLEN + 2, c.to_be_bytes()).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib), Counter::Xlat4to6IcmpError)
+    (finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat4to6IcmpError)
 }
 
 /// Not inlined: the error path gets its own stack frame.
@@ -713,5 +713,5 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes()).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib), Counter::Xlat6to4IcmpError)
+    (finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat6to4IcmpError)
 }

@@ -66,15 +66,13 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     s.nat_flag = 0;
     s.nat_undo[0] = 0;
     s.held[0] = 0;
+    // Whether the translator is on is the translation stage's to ask: it reads the
+    // settings anyway (each read is two map lookups).
     match pkt.l3_proto() {
-        Some(ETH_P_IP) | Some(ETH_P_IPV6) => {}
-        _ => return Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
+        Some(ETH_P_IP) => Step::Jump(STAGE_XLAT4),
+        Some(ETH_P_IPV6) => Step::Jump(STAGE_XLAT6),
+        _ => Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
     }
-    match globals() {
-        Some(g) if g.flag(Globals::FLAG_ENABLED) => {}
-        _ => return Step::Finish(pack(Action::Pass, Counter::PassDisabled)),
-    }
-    if pkt.l3_proto() == Some(ETH_P_IP) { Step::Jump(STAGE_XLAT4) } else { Step::Jump(STAGE_XLAT6) }
 }
 
 /// Translation of one direction. ICMP errors (a packet inside) and the errors the
@@ -82,8 +80,11 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
 #[inline(always)]
 pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     let (Some(g), Some(s)) = (globals(), scratch()) else {
-        return Step::Finish(pack(Action::Pass, Counter::DropInternal));
+        return Step::Finish(pack(Action::Pass, Counter::PassDisabled));
     };
+    if !g.flag(Globals::FLAG_ENABLED) {
+        return Step::Finish(pack(Action::Pass, Counter::PassDisabled));
+    }
     let v = if from_v6 {
         v6_to_v4::translate(pkt, g)
     } else {
@@ -263,7 +264,9 @@ const _: () = assert!(
 
 /// Writes the next hop's MAC addresses when the packet leaves by redirect.
 #[inline(always)]
-fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action {
+/// `flow_hash`: the translated addresses' hash the route lookup noted (`s.flow_hash`),
+/// for a packet that arrived without one (`Packet::set_flow_hash`).
+fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup, flow_hash: u32) -> Action {
     match route {
         Route::Out(ifindex) => {
             // From an L3 device: room for the Ethernet header first, its type from the
@@ -290,7 +293,7 @@ fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup) -> Action 
                 }
                 i += 1;
             }
-            pkt.set_flow_hash(crate::forward::flow_hash());
+            pkt.set_flow_hash(flow_hash);
             Action::Redirect(ifindex)
         }
         Route::Kernel | Route::TooBig(_) => Action::Pass,

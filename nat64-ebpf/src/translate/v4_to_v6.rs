@@ -479,5 +479,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if fixed.is_none() {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    pack(if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib) }, counter)
+    pack(
+        if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib, s.flow_hash) },
+        counter,
+    )
 }

@@ -281,7 +281,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // RFC 7757 §4: to the pool6 form of an address an EAM entry maps back to IPv6,
     // the IPv4 packet would come straight back: the hairpin stage sends it on as IPv6 (a stage of its own: in this one its
     // branches multiplied the paths the verifier walks past its limit).
-    if !eam_dst && (md.has(memo::BACK) || maps_back_pooled(g, dst4) != 0) {
+    if !eam_dst && (md.has(memo::BACK) || (g.in_dyn_pool(dst4) && maps_back_pooled(g, dst4) != 0)) {
         s.hairpin = [
             u32::from_ne_bytes(src4),
             u32::from_ne_bytes(dst4),
@@ -321,11 +321,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let (id, flags) = match frag {
         // RFC 7915 §5.1.1: ID from the low 16 bits, MF and offset from the header.
         Some(f) => (u16::from_be_bytes([f[6], f[7]]), frag_off | if more { 0x2000 } else { 0 }),
-        None if tot_len <= DF_THRESHOLD => {
-            // SAFETY: helper without arguments.
-            let r = unsafe { h::bpf_get_prandom_u32() } as u16;
-            (if r == 0 { 1 } else { r }, 0u16)
-        }
+        None if tot_len <= DF_THRESHOLD => (fresh_id(s), 0u16),
         None => (0u16, 0x4000u16),
     };
     // The IPv4 header as words; its checksum from the same words (the sum of their
@@ -369,7 +365,50 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if fixed.is_none() {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    pack(if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib) }, counter)
+    pack(
+        if forward::gro_pass::<P>(s, route) { Action::Pass } else { finish(pkt, route, &s.fib, s.flow_hash) },
+        counter,
+    )
+}
+
+/// A fresh Identification for an IPv4 packet that may be fragmented on its way
+/// (RFC 7915 §5.1.1; RFC 6864 §4.2: it must not repeat soon between the same
+/// addresses). This CPU's 16-bit counter, from a random start, through a permutation
+/// of the 16-bit values keyed at random: no value repeats within 65,535 packets of one
+/// CPU (a random draw repeats after a few hundred), 0 is never sent, and consecutive
+/// values do not follow one another. Without bpf_get_prandom_u32's call on every
+/// packet (about 1.5% of the CPU of a 64-byte flow through TC); that helper is a
+/// per-CPU linear generator, no harder to predict.
+#[inline(always)]
+fn fresh_id(s: &mut crate::maps::Scratch) -> u16 {
+    let mut x = s.id_seq;
+    if x == 0 {
+        // Counter start (low half) and key (high half); 0 means not started.
+        // SAFETY: helper without arguments.
+        x = unsafe { h::bpf_get_prandom_u32() } | 1;
+    }
+    let key = (x >> 16) as u16;
+    let mut c = (x as u16).wrapping_add(1);
+    let mut id = permute16(c, key);
+    if id == 0 {
+        // The one counter value that maps to 0: the next one maps elsewhere.
+        c = c.wrapping_add(1);
+        id = permute16(c, key);
+    }
+    s.id_seq = (x & 0xffff_0000) | c as u32;
+    id
+}
+
+/// A bijection of the 16-bit values chosen by `key`: each step (adding or xoring a
+/// constant, multiplying by an odd one, xoring with a right shift of itself) is one.
+#[inline(always)]
+fn permute16(c: u16, key: u16) -> u16 {
+    let mut z = c ^ key;
+    z = z.wrapping_mul(0x9e37);
+    z ^= z >> 7;
+    z = z.wrapping_mul(0x2c1b);
+    z ^= z >> 8;
+    z.wrapping_add(key)
 }
 
 /// Whether an IPv4 destination maps back to IPv6 through a dynamic-pool host (1); an
@@ -377,6 +416,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
 /// by the IPv4 routes: `0.0.0.0/0` would otherwise turn every pool6 destination back
 /// into IPv6.) A subprogram: its branches are walked once per call rather than
 /// multiplied.
+/// The caller asks `in_dyn_pool` first: most destinations are not in the pool, and the
+/// call and return cost more than that test.
 #[inline(never)]
 fn maps_back_pooled(g: &Globals, dst4: [u8; 4]) -> u64 {
     (g.in_dyn_pool(dst4) && super::pool::lookup4(dst4).is_some()) as u64
@@ -455,5 +496,5 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
     if fixed.is_none() {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    pack(finish(pkt, route, &s.fib), Counter::XlatHairpin)
+    pack(finish(pkt, route, &s.fib, s.flow_hash), Counter::XlatHairpin)
 }
