@@ -7,7 +7,6 @@
 //!   [eth][IPv6 40 ][ICMPv6 8][inner IPv6 40 (+8 fragment header)][inner payload ...]
 //! The inner payload stays where it is; everything before it is rewritten.
 
-use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     addr, checksum,
     counters::Counter,
@@ -625,9 +624,7 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Route::Out(_) => hop_limit - 1,
         Route::Kernel | Route::TooBig(_) => hop_limit,
     };
-    // SAFETY: helper without arguments.
-    let r = unsafe { h::bpf_get_prandom_u32() } as u16;
-    let id = if r == 0 { 1 } else { r };
+    let id = super::v6_to_v4::fresh_id(s);
     let v4 = &mut s.hdr4;
     v4[0] = 0x45;
     v4[1] = tos;

@@ -380,7 +380,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
 /// packet (about 1.5% of the CPU of a 64-byte flow through TC); that helper is a
 /// per-CPU linear generator, no harder to predict.
 #[inline(always)]
-fn fresh_id(s: &mut crate::maps::Scratch) -> u16 {
+pub(super) fn fresh_id(s: &mut crate::maps::Scratch) -> u16 {
     let mut x = s.id_seq;
     if x == 0 {
         // Counter start (low half) and key (high half); 0 means not started.
