@@ -229,7 +229,6 @@ fn nexthop_cached(p: &mut bpf_fib_lookup, h: u32, now: u64, generation: u64) -> 
     }
     let stale = (e.stamp == 0) as u32
         | (e.generation != generation) as u32
-        // SAFETY: a static of plain data (read volatile: its value is the loader's).
         | (now.wrapping_sub(e.stamp) >= NEXTHOP_TTL_TICKS) as u32;
     if diff | stale == 0 && tot_len <= e.ok_len {
         p.ifindex = e.ifindex;

@@ -263,9 +263,9 @@ const _: () = assert!(
 );
 
 /// Writes the next hop's MAC addresses when the packet leaves by redirect.
-#[inline(always)]
 /// `flow_hash`: the translated addresses' hash the route lookup noted (`s.flow_hash`),
 /// for a packet that arrived without one (`Packet::set_flow_hash`).
+#[inline(always)]
 fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup, flow_hash: u32) -> Action {
     match route {
         Route::Out(ifindex) => {
