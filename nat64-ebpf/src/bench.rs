@@ -14,17 +14,25 @@
 //! - `bench_fib`, `bench_lpm`: one FIB lookup, one LPM-trie lookup of the frame's
 //!   destination, then XDP_TX: what the work a translation cannot avoid costs under
 //!   BPF_PROG_TEST_RUN, next to the XDP_TX no-op.
+//! - `bench_tc_ok`, `bench_tc_proto`, `bench_tc_csum`: the skb helpers every TC
+//!   translation calls where XDP writes the packet in place, each alone under
+//!   BPF_PROG_TEST_RUN next to a TC no-op: the protocol change there and back
+//!   (`bpf_skb_change_proto` to IPv4, which takes the 20 bytes out after the MAC
+//!   header, and back to IPv6, which puts 20 zero bytes in), and the transport
+//!   checksum's pseudo-header change there and back (`bpf_l4_csum_replace`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
-        bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+        bindings::{
+            BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_OK, TC_ACT_SHOT, bpf_fib_lookup, xdp_action,
+        },
         helpers::generated as h,
-        macros::{map, xdp},
+        macros::{classifier, map, xdp},
         maps::{Array, DevMapHash, LpmTrie, PerCpuArray, lpm_trie::Key},
-        programs::XdpContext,
+        programs::{TcContext, XdpContext},
     };
 
     /// The generator's frame: up to 128 bytes (an Ethernet frame without FCS; 64 for
@@ -291,6 +299,41 @@ mod programs {
             _ => false,
         };
         if found { xdp_action::XDP_TX } else { xdp_action::XDP_ABORTED }
+    }
+
+    /// The TC no-op the skb helpers are measured against.
+    #[classifier]
+    pub fn bench_tc_ok(_ctx: TcContext) -> i32 {
+        TC_ACT_OK
+    }
+
+    /// An IPv6 frame to IPv4 and back, as a TC translation changes it one way: the
+    /// skb is as it was after each repetition, save the 20 bytes after the MAC header,
+    /// which come back as zeros.
+    #[classifier]
+    pub fn bench_tc_proto(ctx: TcContext) -> i32 {
+        if ctx.skb.change_proto(ETH_P_IP.to_be(), 0).is_err()
+            || ctx.skb.change_proto(ETH_P_IPV6.to_be(), 0).is_err()
+        {
+            return TC_ACT_SHOT;
+        }
+        TC_ACT_OK
+    }
+
+    /// The UDP checksum of an IPv6 frame (at 14 + 40 + 6) through a pseudo-header
+    /// change and back, as a TC translation moves it one way (the 16-bit form,
+    /// flags 2): the frame is as it was after each repetition.
+    #[classifier]
+    pub fn bench_tc_csum(ctx: TcContext) -> i32 {
+        const CHECK: usize = 14 + 40 + 6;
+        let flags = BPF_F_PSEUDO_HDR as u64 | 2;
+        let (a, b) = (0x1234u16.to_be() as u64, 0xfedcu16.to_be() as u64);
+        if ctx.skb.l4_csum_replace(CHECK, a, b, flags).is_err()
+            || ctx.skb.l4_csum_replace(CHECK, b, a, flags).is_err()
+        {
+            return TC_ACT_SHOT;
+        }
+        TC_ACT_OK
     }
 
     #[inline(always)]

@@ -98,6 +98,8 @@ fn quick_benchmark_measures_every_path() {
         "targets (stateful NAT64 XDP",
         "kernel time per repetition",
         "nat64 TC 4->6",
+        "the skb helpers of a TC translation",
+        "bpf_skb_change_proto 6->4, then 4->6",
         "first-packet latency",
     ] {
         assert!(text.contains(needle), "no `{needle}` in the output:\n{text}");

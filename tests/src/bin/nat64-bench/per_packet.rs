@@ -573,6 +573,7 @@ pub fn run(repeat: u32, rounds: u32) -> Result<()> {
         println!("  {}: {:+.0} ns over the baseline", c.name, s.median - sbase);
     }
     floor(&args, &direct4, &direct6, base.median)?;
+    skb_helpers(&args, &direct6)?;
     first_packet(args.rounds)
 }
 
@@ -646,6 +647,64 @@ fn floor(args: &Args, direct4: &[u8], direct6: &[u8], base: f64) -> Result<()> {
     );
     println!("{}", header("program"));
     for (name, s) in &rows {
+        println!("{}", row(name, s, base));
+    }
+    Ok(())
+}
+
+/// The skb helpers every TC translation calls where XDP writes the packet in place,
+/// each alone in a TC program next to a TC no-op (`bench_tc_*`): the protocol change
+/// (IPv6 -> IPv4 -> IPv6 a repetition: one way is what a translation pays) and the
+/// transport checksum's pseudo-header change (there and back). Each run's output
+/// frame is checked: the checksum's is the input, the protocol change's the input
+/// with the 20 bytes after the MAC header zeroed.
+fn skb_helpers(args: &Args, direct6: &[u8]) -> Result<()> {
+    let mut ebpf = aya::Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+    let names = ["bench_tc_ok", "bench_tc_proto", "bench_tc_csum"];
+    for name in names {
+        let p: &mut SchedClassifier =
+            ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        p.load().with_context(|| format!("loading {name}"))?;
+    }
+    let mut zeroed = direct6.to_vec();
+    zeroed[ETH..ETH + 20].fill(0);
+    let mut rows = Vec::new();
+    for name in names {
+        let p: &SchedClassifier =
+            ebpf.program(name).with_context(|| format!("no program {name}"))?.try_into()?;
+        let want = if name == "bench_tc_proto" { &zeroed[..] } else { direct6 };
+        let mut ns = Vec::new();
+        for _ in 0..args.rounds {
+            let r =
+                test_run(p, direct6, args.repeat).with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+            ensure!(r.action == 0, "{name}: returned {} (TC_ACT_OK expected: a helper failed)", r.action);
+            ensure!(
+                r.frame == want,
+                "{name}: the frame after {} repetitions is not what they make:\n   got: {:02x?}\n  want: {:02x?}",
+                args.repeat,
+                r.frame,
+                want
+            );
+            ns.push(r.ns as f64);
+        }
+        rows.push(stats(ns));
+    }
+    println!();
+    println!(
+        "the skb helpers of a TC translation, each alone in a TC program ({} rounds of {} repetitions; vs the \
+         TC no-op):",
+        args.rounds, args.repeat
+    );
+    println!("{}", header("program"));
+    let base = rows[0].median;
+    for (name, s) in [
+        "TC no-op (TC_ACT_OK)",
+        "bpf_skb_change_proto 6->4, then 4->6",
+        "bpf_l4_csum_replace, there and back",
+    ]
+    .iter()
+    .zip(&rows)
+    {
         println!("{}", row(name, s, base));
     }
     Ok(())
