@@ -281,7 +281,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // RFC 7757 §4: to the pool6 form of an address an EAM entry maps back to IPv6,
     // the IPv4 packet would come straight back: the hairpin stage sends it on as IPv6 (a stage of its own: in this one its
     // branches multiplied the paths the verifier walks past its limit).
-    if !eam_dst && (md.has(memo::BACK) || (g.in_dyn_pool(dst4) && maps_back_pooled(g, dst4) != 0)) {
+    if !eam_dst && (md.has(memo::BACK) || (g.in_dyn_pool(dst4) && maps_back_pooled(dst4) != 0)) {
         s.hairpin = [
             u32::from_ne_bytes(src4),
             u32::from_ne_bytes(dst4),
@@ -415,12 +415,12 @@ fn permute16(c: u16, key: u16) -> u16 {
 /// EAM entry's is remembered (`memo::BACK`). (An IPv4-translatable destination goes
 /// by the IPv4 routes: `0.0.0.0/0` would otherwise turn every pool6 destination back
 /// into IPv6.) A subprogram: its branches are walked once per call rather than
-/// multiplied.
-/// The caller asks `in_dyn_pool` first: most destinations are not in the pool, and the
-/// call and return cost more than that test.
+/// multiplied. For a destination in the dynamic pool only: the caller asks
+/// `in_dyn_pool` first (most destinations are not in the pool, and the call and
+/// return cost more than that test).
 #[inline(never)]
-fn maps_back_pooled(g: &Globals, dst4: [u8; 4]) -> u64 {
-    (g.in_dyn_pool(dst4) && super::pool::lookup4(dst4).is_some()) as u64
+fn maps_back_pooled(dst4: [u8; 4]) -> u64 {
+    super::pool::lookup4(dst4).is_some() as u64
 }
 
 /// The hairpin stage (RFC 7757 §4): the IPv6 packet whose addresses mapped to the
