@@ -191,10 +191,25 @@ counters! {
     /// ends the datagram tells the whole message's length, which the ICMPv6 checksum
     /// covers; it leaves then, with that fragment.
     XlatIcmpFragmentHeld = 61, "xlat_icmp_fragment_held", Translated;
+    /// Stateful NAT64: the IPv6 source's subscriber already holds `max-ports-per-host`
+    /// BIB entries (RFC 6888 REQ-4; ICMPv6 Destination Unreachable, Communication
+    /// Administratively Prohibited, sent).
+    DropNatSubscriberLimit = 62, "drop_nat_subscriber_limit", Drop;
+    /// Stateful NAT64: the kernel could not allocate a BIB entry, a session or a
+    /// subscriber's count (out of memory; a full table is `drop_nat_table_full`).
+    DropNatAllocFailed = 63, "drop_nat_alloc_failed", Drop;
+    /// Stateful NAT64: two CPUs made the same BIB entry or session at once; the one that
+    /// lost took the other's and its packet went on.
+    NatRaceResolved = 64, "nat_race_resolved", Event;
+    /// Stateful NAT64: a session the sweep ended (its lifetime ran out).
+    NatSessionExpired = 65, "nat_session_expired", Event;
+    /// Stateful NAT64: a BIB entry the sweep ended (its last session gone); its port
+    /// stays out of use for `port-reuse-delay` seconds.
+    NatBibExpired = 66, "nat_bib_expired", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).
-pub const COUNTER_SLOTS: u32 = 64;
+pub const COUNTER_SLOTS: u32 = 128;
 
 #[cfg(test)]
 mod tests {

@@ -122,8 +122,8 @@ pub const MAP_LAYOUT: &str = "LAYOUT";
 /// A fingerprint of the pinned maps' layout: the sizes of their values and their
 /// capacities, and a number to move when a meaning changes without a size.
 pub const LAYOUT: u64 = {
-    let parts: [u64; 14] = [
-        1, // meaning revision
+    let parts: [u64; 16] = [
+        2, // meaning revision
         core::mem::size_of::<Globals>() as u64,
         core::mem::size_of::<EamEntry>() as u64,
         core::mem::size_of::<PoolEntry>() as u64,
@@ -137,6 +137,8 @@ pub const LAYOUT: u64 = {
         core::mem::size_of::<Session>() as u64,
         core::mem::size_of::<FragEntry>() as u64,
         core::mem::size_of::<NatEvent>() as u64,
+        core::mem::size_of::<Subscriber>() as u64,
+        core::mem::size_of::<Sweep>() as u64,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -408,8 +410,9 @@ pub const MAP_NAT_ADDRS: &str = "NAT_ADDRS";
 pub const MAP_BIB6: &str = "BIB6";
 pub const MAP_BIB4: &str = "BIB4";
 pub const MAP_SESSIONS: &str = "SESSIONS";
-/// Address-dependent filtering (Hash [`AdfKey`] -> u8): the remote addresses a mapping
-/// has sessions with, whatever their ports (made with the sessions, swept with them).
+/// Address-dependent filtering (Hash [`AdfKey`] -> u64): the remote addresses a mapping
+/// has sessions with, whatever their ports, and how many (made with the sessions,
+/// counted down by the sweep as they end, removed at 0).
 pub const MAP_NAT_ADF: &str = "NAT_ADF";
 /// Stateful NAT64 fragments (LRU Hash [`FragKey`] -> [`FragEntry`]): what the first
 /// fragment of a datagram was mapped to, for the fragments after it, which carry no
@@ -443,7 +446,18 @@ pub struct NatConfig {
     pub block_prefix: [u8; 16],
     pub block_prefix_len: u8,
     pub block_host_len: u8,
-    pub _pad: [u8; 6],
+    /// RFC 6888 REQ-4: the IPv6 prefix length that makes one subscriber (128: each
+    /// host); the data path counts every subscriber's BIB entries in
+    /// [`MAP_NAT_SUBSCRIBERS`] by its address cut to this length.
+    pub subscriber_len: u8,
+    pub _pad: u8,
+    /// RFC 6888 REQ-4: the most BIB entries (ports and ICMP identifiers, every
+    /// protocol) one subscriber may hold; 0: no limit.
+    pub max_ports: u32,
+    /// RFC 6888 REQ-8: seconds a port whose BIB entry ended stays out of use (kept in
+    /// BIB4 with [`Bib4Entry::FLAG_RELEASED`]); 0: free at once.
+    pub reuse_delay: u32,
+    pub _pad2: u32,
 }
 
 impl NatConfig {
@@ -494,19 +508,70 @@ pub struct Bib4Key {
     pub _pad: u8,
 }
 
-/// A value of [`MAP_BIB4`]: the IPv6 side and when the entry was made (boot-time ns:
-/// nat64-ctl leaves young entries alone while their first session is being made).
+/// A value of [`MAP_BIB4`]: the IPv6 side, how many sessions use the entry, and when
+/// it was made (boot-time ns: the sweep leaves young entries alone while their first
+/// session is being made) or, released, when it ended.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bib4Entry {
     pub v6: Bib6Key,
     pub flags: u32,
+    /// Sessions of this mapping in [`MAP_SESSIONS`]: the data path adds one for each it
+    /// makes, the sweep takes one off for each it ends; at 0 the entry is released.
+    pub sessions: u64,
     pub born: u64,
 }
 
 impl Bib4Entry {
     /// Configured (`"bib"`), never expires.
     pub const FLAG_STATIC: u32 = 1;
+    /// Ended (RFC 6888 REQ-8): no packet goes through it, its port is not lent again
+    /// until `born` + [`NatConfig::reuse_delay`], when the sweep removes it.
+    pub const FLAG_RELEASED: u32 = 2;
+
+    /// Whether packets may go through it (not released).
+    #[inline(always)]
+    pub const fn live(&self) -> bool {
+        self.flags & Self::FLAG_RELEASED == 0
+    }
+}
+
+/// RFC 6888 REQ-4: the BIB entries of each subscriber (Hash `[u8; 16]`, the IPv6
+/// address cut to [`NatConfig::subscriber_len`] -> [`Subscriber`]). Made by the
+/// data path with a subscriber's first BIB entry, removed by the sweep a while after
+/// its last one ended.
+pub const MAP_NAT_SUBSCRIBERS: &str = "NAT_SUBSCRIBERS";
+
+/// A value of [`MAP_NAT_SUBSCRIBERS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Subscriber {
+    /// BIB entries the subscriber holds now.
+    pub ports: u64,
+    /// Boot-time ns of its latest new BIB entry (the sweep removes an entry at 0
+    /// ports only some seconds after it, so that a CPU between its lookup and its
+    /// increment does not count into a removed entry).
+    pub last: u64,
+}
+
+/// The in-kernel sweep (Array, one [`Sweep`]): nat64-ctl writes `now`, runs the sweep
+/// program (`BPF_PROG_RUN`), and reads back what it did.
+pub const MAP_NAT_SWEEP: &str = "NAT_SWEEP";
+
+/// The value of [`MAP_NAT_SWEEP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Boot-time ns the sweep takes as now (0: the clock's).
+    pub now: u64,
+    /// What the last run did: sessions ended, BIB entries released (their port held
+    /// back, RFC 6888 REQ-8), BIB entries removed, subscribers removed.
+    pub sessions: u64,
+    pub released: u64,
+    pub removed: u64,
+    pub subscribers: u64,
+    /// Sessions and BIB entries it looked at.
+    pub visited: u64,
 }
 
 /// A key of [`MAP_SESSIONS`]: the mapped IPv4 transport address and the IPv4 remote.
@@ -561,6 +626,8 @@ pub struct NatEvent {
 
 impl NatEvent {
     pub const BIB_CREATED: u8 = 1;
+    /// The sweep ended a BIB entry (its last session ended); `time` is when.
+    pub const BIB_EXPIRED: u8 = 2;
 }
 
 /// A key of [`MAP_NAT_FRAGS`]: a datagram as its fragments name it (RFC 791 / RFC 8200:
@@ -595,7 +662,10 @@ pub struct Session {
     pub expires: u64,
     /// A [`crate::nat::TcpState`] for TCP.
     pub state: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The low 32 bits of its BIB4 entry's `born` when the session was made: the sweep
+    /// takes the session off that entry's count only if it is still the same entry.
+    pub bib_tag: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Bib6Key>() == 20);
@@ -605,7 +675,9 @@ const _: () = assert!(core::mem::size_of::<Session>() == 16);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 24);
 const _: () = assert!(core::mem::size_of::<NatEvent>() == 40);
-const _: () = assert!(core::mem::size_of::<NatConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<NatConfig>() == 80);
+const _: () = assert!(core::mem::size_of::<Bib4Entry>() == 40);
+const _: () = assert!(core::mem::size_of::<Subscriber>() == 16);
 
 #[cfg(feature = "user")]
 mod user {
@@ -623,5 +695,7 @@ mod user {
     unsafe impl aya::Pod for super::SessionKey {}
     unsafe impl aya::Pod for super::AdfKey {}
     unsafe impl aya::Pod for super::Session {}
+    unsafe impl aya::Pod for super::Subscriber {}
+    unsafe impl aya::Pod for super::Sweep {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

@@ -315,6 +315,19 @@ pub fn block_index(src6: &[u8; 16], prefix_len: u8, host_len: u8) -> u32 {
     (w >> shift) & ((1u32 << bits) - 1)
 }
 
+/// `a` cut to its first `len` bits, the rest zero: the subscriber an IPv6 host
+/// belongs to (RFC 6888 REQ-4, `subscriber-prefix-length`).
+pub fn cut6(a: &[u8; 16], len: u8) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        let bits = (len as i32 - 8 * i as i32).clamp(0, 8) as u32;
+        out[i] = a[i] & (0xff00u32 >> bits) as u8;
+        i += 1;
+    }
+    out
+}
+
 /// Whether `a` lies in the IPv6 prefix `p`/`len` (any length).
 pub fn in_prefix6(a: &[u8; 16], p: &[u8; 16], len: u8) -> bool {
     let mut i = 0;
@@ -369,6 +382,15 @@ mod tests {
         assert!(in_prefix6(&a("2001:db8:10f::1"), &a("2001:db8:100::"), 44));
         assert!(!in_prefix6(&a("2001:db8:110::1"), &a("2001:db8:100::"), 44));
         assert!(in_prefix6(&a("::1"), &a("2001:db8::"), 0));
+        assert_eq!(cut6(&a("2001:db8:100:ff:1:2:3:4"), 64), a("2001:db8:100:ff::"));
+        assert_eq!(cut6(&a("2001:db8:100:ff:1:2:3:4"), 60), a("2001:db8:100:f0::"));
+        assert_eq!(cut6(&a("2001:db8:100:ff:1:2:3:4"), 128), a("2001:db8:100:ff:1:2:3:4"));
+        assert_eq!(cut6(&a("2001:db8:100:ff:1:2:3:4"), 0), a("::"));
+        for len in 0..=128u8 {
+            let c = cut6(&a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), len);
+            assert_eq!(u128::from_be_bytes(c).count_ones(), len as u32);
+            assert!(in_prefix6(&a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), &c, len));
+        }
         // 2048-port blocks from 1024: 31 per address, 2 addresses.
         assert_eq!(port_block(0, 2048, 31, 2, 1024), Some((0, PortRange { first: 1024, last: 3071 })));
         assert_eq!(port_block(30, 2048, 31, 2, 1024), Some((0, PortRange { first: 62464, last: 64511 })));

@@ -860,15 +860,24 @@ fn real_main() -> Result<()> {
             instance::general_path_sync(&tables, None)?;
             Ok(())
         }
-        Cmd::Set { key, value } if crate::config::nat::TIMEOUT_KEYS.contains(&key.as_str()) => {
+        Cmd::Set { key, value }
+            if crate::config::nat::TIMEOUT_KEYS.contains(&key.as_str())
+                || crate::config::nat::LIMIT_KEYS.contains(&key.as_str()) =>
+        {
             let mut tables = open(&instance_name(&cli.instance))?;
             let stateful = tables.globals()?.flag(Globals::FLAG_STATEFUL);
             let Some(nat) = tables.nat.as_mut().filter(|_| stateful) else {
                 anyhow::bail!("{key}: the instance is not a stateful NAT64 (mode \"nat64\")");
             };
-            let secs = crate::config::nat::parse_timeout(&key, &value)?;
-            nat.set_timeout(&key, secs)?;
-            println!("{key} = {secs}");
+            let v = if crate::config::nat::TIMEOUT_KEYS.contains(&key.as_str()) {
+                crate::config::nat::parse_timeout(&key, &value)?
+            } else {
+                let n: u64 =
+                    value.parse().map_err(|_| anyhow::anyhow!("{key}: {value:?}: not a whole number"))?;
+                crate::config::nat::parse_limit(&key, n)?
+            };
+            nat.set_value(&key, v)?;
+            println!("{key} = {v}");
             Ok(())
         }
         Cmd::Set { key, value } => {

@@ -879,9 +879,21 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
         for (name, bib, sessions) in nat.counts() {
             per.insert(name.into(), serde_json::json!({"bib": bib, "sessions": sessions}));
         }
+        let c = nat.cfg.get(&0, 0).unwrap_or_default();
+        let top: Vec<_> = nat
+            .top_subscribers(10)
+            .into_iter()
+            .map(|(p, ports)| serde_json::json!({"subscriber": p.to_string(), "ports": ports}))
+            .collect();
         v["nat64"] = serde_json::json!({
             "pool4": nat.pool4_use(),
             "protocols": per,
+            "limits": {
+                "max-ports-per-host": c.max_ports,
+                "subscriber-prefix-length": c.subscriber_len,
+                "port-reuse-delay": c.reuse_delay,
+            },
+            "top-subscribers": top,
             "max": {"bib": nat64_common::maps::BIB_MAX_ENTRIES, "sessions": nat64_common::maps::SESSIONS_MAX_ENTRIES},
         });
     }
@@ -993,11 +1005,28 @@ pub fn status_text(v: &serde_json::Value) -> String {
         }
         for a in n["pool4"].as_array().into_iter().flatten() {
             out += &format!(
-                "pool4      {} ports {}-{}: {} in use\n",
+                "pool4      {} ports {}-{}: {} in use, {} held back\n",
                 a["address"].as_str().unwrap_or("?"),
                 a["first"],
                 a["last"],
-                a["in-use"]
+                a["in-use"],
+                a["held-back"]
+            );
+        }
+        let l = &n["limits"];
+        let max = match l["max-ports-per-host"].as_u64() {
+            Some(0) | None => "no limit".to_string(),
+            Some(m) => format!("at most {m}"),
+        };
+        out += &format!(
+            "limits     ports per /{} subscriber: {max}; a released port is held back {} s\n",
+            l["subscriber-prefix-length"], l["port-reuse-delay"]
+        );
+        for t in n["top-subscribers"].as_array().into_iter().flatten() {
+            out += &format!(
+                "subscriber {} holds {} ports\n",
+                t["subscriber"].as_str().unwrap_or("?"),
+                t["ports"]
             );
         }
     }

@@ -1,6 +1,6 @@
 //! `bib-log`: BIB entries made and ended, one JSON line each, for abuse handling (who
-//! held an IPv4 transport address when). The data path reports what it makes through
-//! the `NAT_EVENTS` ring buffer; nat64-ctl's sweep reports what it ends.
+//! held an IPv4 transport address when). The data path reports what it makes, and the
+//! sweep program what it ends, through the `NAT_EVENTS` ring buffer.
 //!
 //! A line: `{"time":"2026-12-03T13:45:01.123Z","event":"bib-create","protocol":"udp",
 //! "ipv6":"[2001:db8::5]:5000","ipv4":"203.0.113.8:40001"}` (`bib-expire` when ended).
@@ -21,7 +21,7 @@ use nat64_common::maps::{MAP_NAT_EVENTS, NatEvent};
 
 use crate::{config::nat::BibLog, stateful::proto_name};
 
-/// Where the lines go; shared by the ring-buffer reader and the sweep.
+/// Where the lines go.
 pub struct Sink {
     out: Mutex<Box<dyn Write + Send>>,
 }
@@ -76,11 +76,14 @@ pub fn reader(dir: &Path, sink: Shared) -> Result<()> {
                     // SAFETY: the record holds a NatEvent the data path wrote (size checked);
                     // read unaligned from the ring's memory.
                     let ev: NatEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                    if ev.kind == NatEvent::BIB_CREATED {
-                        let v6 = SocketAddrV6::new(Ipv6Addr::from(ev.v6), ev.v6_port, 0, 0);
-                        let v4 = SocketAddrV4::new(Ipv4Addr::from(ev.v4), ev.v4_port);
-                        sink.write("bib-create", ev.proto, v6, v4, ev.time);
-                    }
+                    let event = match ev.kind {
+                        NatEvent::BIB_CREATED => "bib-create",
+                        NatEvent::BIB_EXPIRED => "bib-expire",
+                        _ => continue,
+                    };
+                    let v6 = SocketAddrV6::new(Ipv6Addr::from(ev.v6), ev.v6_port, 0, 0);
+                    let v4 = SocketAddrV4::new(Ipv4Addr::from(ev.v4), ev.v4_port);
+                    sink.write(event, ev.proto, v6, v4, ev.time);
                 }
                 let mut fd = libc::pollfd { fd: ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
                 // SAFETY: one pollfd we own; a timeout so that nothing waits for ever.

@@ -298,15 +298,10 @@ impl Running {
         let tables = Tables::take(&mut ebpf, None)?;
         crate::nexthop::watch(&mut ebpf)?;
         crate::ports::watch(&dir)?;
-        let sink = match cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
-            Some(target) => {
-                let sink = crate::natlog::Sink::open(target)?;
-                crate::natlog::reader(&dir, sink.clone())?;
-                Some(sink)
-            }
-            None => None,
-        };
-        crate::stateful::sweeper(&dir, sink)?;
+        if let Some(target) = cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
+            crate::natlog::reader(&dir, crate::natlog::Sink::open(target)?)?;
+        }
+        crate::stateful::sweeper(&dir, crate::stateful::Sweeper::load(&mut ebpf)?)?;
         let mut me = Self {
             ebpf,
             tables,

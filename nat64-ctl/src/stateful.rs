@@ -1,28 +1,39 @@
 //! Stateful NAT64 (mode "nat64") as nat64-ctl sees it: the settings it writes for the
-//! data path (pool4, the secret key, the lifetimes), the sweep that ends expired
-//! sessions and the BIB entries no session uses any more, and the session list.
+//! data path (pool4, the secret key, the lifetimes, RFC 6888's limits), the sweep it
+//! runs in the kernel once a second ([`Sweeper`]), and the lists it shows.
 //!
-//! The data path makes BIB entries and sessions itself (`nat64-ebpf`'s NAT stages); the
-//! maps are pinned, so a restart of nat64-ctl keeps every one of them.
+//! The data path makes BIB entries and sessions itself (`nat64-ebpf`'s NAT stages) and
+//! the sweep program ends them (`nat64-ebpf`'s `sweep`); the maps are pinned, so a
+//! restart of nat64-ctl keeps every one of them.
 
-use std::{collections::HashSet, net::Ipv4Addr, path::Path, thread, time::Duration};
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::Path,
+    thread,
+    time::{Duration, Instant},
+};
 
-use anyhow::{Context as _, Result};
-use aya::maps::{Array, HashMap, Map, MapData};
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData},
+    programs::ProgramFd,
+};
 use log::warn;
 use nat64_common::{
     maps::{
         AdfKey, Bib4Entry, Bib4Key, Bib6Key, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF, MAP_NAT_CFG,
-        MAP_NAT_POOL4, MAP_SESSIONS, NatConfig, Pool4Slot, Session, SessionKey,
+        MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS, MAP_NAT_SWEEP, MAP_SESSIONS, NatConfig, Pool4Slot, Session,
+        SessionKey, Subscriber, Sweep,
     },
     nat::TcpState,
 };
 
 use crate::config::nat::{Filtering, Nat64, StaticBib};
 
-/// A BIB entry younger than this is left alone by the sweep even without a session:
-/// the data path makes the entry first and its session right after.
-const YOUNG_NS: u64 = 2_000_000_000;
+/// The sweep program in the eBPF object (never attached; run by [`Sweeper`]).
+pub const SWEEP_PROGRAM: &str = "nat64_sweep";
 
 /// The stateful translator's maps.
 pub struct NatTables {
@@ -32,14 +43,21 @@ pub struct NatTables {
     pub bib6: HashMap<MapData, Bib6Key, Bib4Key>,
     pub bib4: HashMap<MapData, Bib4Key, Bib4Entry>,
     pub sessions: HashMap<MapData, SessionKey, Session>,
-    pub adf: HashMap<MapData, AdfKey, u8>,
-    /// `bib-log`: where the sweep reports the BIB entries it ends.
-    pub log: Option<crate::natlog::Shared>,
+    pub adf: HashMap<MapData, AdfKey, u64>,
+    pub subscribers: HashMap<MapData, [u8; 16], Subscriber>,
 }
 
 /// The maps' names, pinned with the others.
-pub const MAPS: [&str; 7] =
-    [MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_ADDRS, MAP_BIB6, MAP_BIB4, MAP_SESSIONS, MAP_NAT_ADF];
+pub const MAPS: [&str; 8] = [
+    MAP_NAT_CFG,
+    MAP_NAT_POOL4,
+    MAP_NAT_ADDRS,
+    MAP_BIB6,
+    MAP_BIB4,
+    MAP_SESSIONS,
+    MAP_NAT_ADF,
+    MAP_NAT_SUBSCRIBERS,
+];
 
 impl NatTables {
     pub fn from_maps(mut get: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
@@ -51,7 +69,7 @@ impl NatTables {
             bib4: HashMap::try_from(get(MAP_BIB4)?)?,
             sessions: HashMap::try_from(get(MAP_SESSIONS)?)?,
             adf: HashMap::try_from(get(MAP_NAT_ADF)?)?,
-            log: None,
+            subscribers: HashMap::try_from(get(MAP_NAT_SUBSCRIBERS)?)?,
         })
     }
 
@@ -59,7 +77,18 @@ impl NatTables {
     /// recognises, the ones gone removed), the lifetimes and filtering, and the secret
     /// key, made once (from the kernel's random source) and kept with the maps so that
     /// a restart chooses as before.
+    ///
+    /// The subscriber length of a running instance stays: its counts are kept by it.
     pub fn apply(&mut self, n: &Nat64) -> Result<()> {
+        let old = self.cfg.get(&0, 0).unwrap_or_default();
+        if old.subscriber_len != 0 && old.subscriber_len != n.limits.subscriber_len {
+            bail!(
+                "subscriber-prefix-length: {}: the running instance counts ports per /{}; it changes only with a \
+                 fresh start (`nat64-ctl detach`, then `nat64-ctl run`), which ends every mapping",
+                n.limits.subscriber_len,
+                old.subscriber_len
+            );
+        }
         let slots = n.slots();
         for (i, (a, first, last)) in slots.iter().enumerate() {
             let slot = Pool4Slot { addr: a.octets(), first: *first, last: *last };
@@ -82,7 +111,6 @@ impl NatTables {
         for b in n.bib.iter().filter(|b| !current.contains(b)) {
             self.bib_add(b)?;
         }
-        let old = self.cfg.get(&0, 0).unwrap_or_default();
         let key = if old.key == [0, 0] { random_key()? } else { old.key };
         let mut cfg = NatConfig {
             key,
@@ -96,6 +124,9 @@ impl NatTables {
             tcp_established: n.timeouts.tcp_established,
             tcp_transitory: n.timeouts.tcp_transitory,
             icmp: n.timeouts.icmp,
+            subscriber_len: n.limits.subscriber_len,
+            max_ports: n.limits.max_ports,
+            reuse_delay: n.limits.reuse_delay,
             ..Default::default()
         };
         if n.bib_log.is_some() {
@@ -117,7 +148,7 @@ impl NatTables {
             .bib4
             .iter()
             .filter_map(|e| e.ok())
-            .filter(|(_, e)| e.flags & Bib4Entry::FLAG_STATIC != 0)
+            .filter(|(_, e)| e.flags & Bib4Entry::FLAG_STATIC != 0 && e.live())
             .map(|(k, e)| StaticBib {
                 proto: k.proto,
                 v6: std::net::SocketAddrV6::new(e.v6.addr.into(), e.v6.port, 0, 0),
@@ -144,7 +175,7 @@ impl NatTables {
         {
             let _ = self.bib4.remove(&old4);
         }
-        let e = Bib4Entry { v6: k6, flags: Bib4Entry::FLAG_STATIC, born: 0 };
+        let e = Bib4Entry { v6: k6, flags: Bib4Entry::FLAG_STATIC, sessions: 0, born: 0 };
         self.bib4.insert(k4, e, 0).context("writing BIB4")?;
         self.bib6.insert(k6, k4, 0).context("writing BIB6")
     }
@@ -162,12 +193,14 @@ impl NatTables {
         }
     }
 
-    /// Every BIB entry: (protocol, IPv6 side, IPv4 side, static), sorted.
+    /// Every BIB entry: (protocol, IPv6 side, IPv4 side, static), sorted; not the
+    /// released ones, whose ports are held back (RFC 6888 REQ-8).
     pub fn bib_list(&self) -> Vec<(u8, std::net::SocketAddrV6, std::net::SocketAddrV4, bool)> {
         let mut out: Vec<_> = self
             .bib4
             .iter()
             .filter_map(|e| e.ok())
+            .filter(|(_, e)| e.live())
             .map(|(k, e)| {
                 (
                     k.proto,
@@ -181,69 +214,36 @@ impl NatTables {
         out
     }
 
-    /// Changes one lifetime (a key of `config::nat::TIMEOUT_KEYS`, checked) of the
-    /// running instance: sessions take it at their next packet.
-    pub fn set_timeout(&mut self, key: &str, secs: u32) -> Result<()> {
+    /// Changes one lifetime (a key of `config::nat::TIMEOUT_KEYS`) or limit (of
+    /// `config::nat::LIMIT_KEYS`), checked, of the running instance: sessions take a
+    /// lifetime at their next packet, new mappings the limit, the sweep the delay.
+    pub fn set_value(&mut self, key: &str, v: u32) -> Result<()> {
         let mut c = self.cfg.get(&0, 0).context("reading NAT_CFG")?;
         match key {
-            "udp-timeout" => c.udp = secs,
-            "tcp-established-timeout" => c.tcp_established = secs,
-            "tcp-transitory-timeout" => c.tcp_transitory = secs,
-            "icmp-timeout" => c.icmp = secs,
-            _ => anyhow::bail!("{key}: not a lifetime"),
+            "udp-timeout" => c.udp = v,
+            "tcp-established-timeout" => c.tcp_established = v,
+            "tcp-transitory-timeout" => c.tcp_transitory = v,
+            "icmp-timeout" => c.icmp = v,
+            "max-ports-per-host" => c.max_ports = v,
+            "port-reuse-delay" => c.reuse_delay = v,
+            _ => bail!("{key}: not a lifetime or limit"),
         }
         self.cfg.set(0, c, 0).context("writing NAT_CFG")
     }
 
-    /// Ends the sessions whose lifetime ran out and the (dynamic) BIB entries no
-    /// session uses; `now`: boot-time ns. Returns (sessions, BIB entries) removed.
-    pub fn sweep(&mut self, now: u64) -> (usize, usize) {
-        let mut live: HashSet<Bib4Key> = HashSet::new();
-        let mut expired = Vec::new();
-        for (k, s) in self.sessions.iter().filter_map(|e| e.ok()) {
-            if s.expires <= now {
-                expired.push(k);
-            } else {
-                live.insert(Bib4Key { addr: k.local, port: k.local_port, proto: k.proto, _pad: 0 });
-            }
-        }
-        let sessions = expired.iter().filter(|k| self.sessions.remove(k).is_ok()).count();
-        // Address-dependent filtering's remotes: those some session still has.
-        let remotes: HashSet<AdfKey> =
-            self.sessions.keys().filter_map(|k| k.ok()).map(|k| AdfKey::of(&k)).collect();
-        let stale: Vec<AdfKey> =
-            self.adf.keys().filter_map(|k| k.ok()).filter(|k| !remotes.contains(k)).collect();
-        for k in stale {
-            let _ = self.adf.remove(&k);
-        }
-        let idle: Vec<(Bib4Key, Bib4Entry)> = self
-            .bib4
+    /// The `n` subscribers holding the most ports: (subscriber prefix, ports), most
+    /// first.
+    pub fn top_subscribers(&self, n: usize) -> Vec<(crate::config::Prefix6, u64)> {
+        let len = self.cfg.get(&0, 0).map(|c| c.subscriber_len).unwrap_or(128);
+        let mut all: Vec<([u8; 16], u64)> = self
+            .subscribers
             .iter()
             .filter_map(|e| e.ok())
-            .filter(|(k, e)| {
-                e.flags & Bib4Entry::FLAG_STATIC == 0 && !live.contains(k) && e.born + YOUNG_NS <= now
-            })
+            .filter(|(_, s)| s.ports > 0)
+            .map(|(k, s)| (k, s.ports))
             .collect();
-        let mut bibs = 0;
-        for (k4, e) in idle {
-            // BIB6 first: a packet of the host then makes a new mapping rather than
-            // finding one whose other half is gone.
-            let _ = self.bib6.remove(&e.v6);
-            if self.bib4.remove(&k4).is_ok() {
-                bibs += 1;
-                if let Some(log) = &self.log {
-                    let v6 = std::net::SocketAddrV6::new(e.v6.addr.into(), e.v6.port, 0, 0);
-                    log.write(
-                        "bib-expire",
-                        k4.proto,
-                        v6,
-                        std::net::SocketAddrV4::new(k4.addr.into(), k4.port),
-                        now,
-                    );
-                }
-            }
-        }
-        (sessions, bibs)
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.into_iter().take(n).map(|(k, p)| (crate::config::Prefix6 { addr: k.into(), len }, p)).collect()
     }
 
     /// Every session with its BIB entry's IPv6 side, sorted.
@@ -254,7 +254,7 @@ impl NatTables {
             .filter_map(|e| e.ok())
             .map(|(k, s)| {
                 let k4 = Bib4Key { addr: k.local, port: k.local_port, proto: k.proto, _pad: 0 };
-                let v6 = self.bib4.get(&k4, 0).ok().map(|e| e.v6);
+                let v6 = self.bib4.get(&k4, 0).ok().filter(|e| e.live()).map(|e| e.v6);
                 SessionView { key: k, session: s, v6 }
             })
             .collect();
@@ -290,20 +290,25 @@ impl NatTables {
         (0..count).filter_map(|i| self.pool4.get(&i, 0).ok()).map(|slot| Ipv4Addr::from(slot.addr)).collect()
     }
 
-    /// Each pool4 address with its ports and how many of them BIB entries hold (all
-    /// protocols together).
+    /// Each pool4 address with its ports, how many of them BIB entries hold (all
+    /// protocols together) and how many are held back after their mapping ended (RFC
+    /// 6888 REQ-8).
     pub fn pool4_use(&self) -> Vec<serde_json::Value> {
         let count = self.cfg.get(&0, 0).map(|c| c.pool4_count).unwrap_or(0);
-        let keys: Vec<Bib4Key> = self.bib4.keys().filter_map(|k| k.ok()).collect();
+        let keys: Vec<(Bib4Key, bool)> =
+            self.bib4.iter().filter_map(|e| e.ok()).map(|(k, e)| (k, e.live())).collect();
         (0..count)
             .filter_map(|i| self.pool4.get(&i, 0).ok())
             .map(|slot| {
-                let used = keys.iter().filter(|k| k.addr == slot.addr).count();
+                let here = keys.iter().filter(|(k, _)| k.addr == slot.addr);
+                let used = here.clone().filter(|(_, live)| *live).count();
+                let held = here.filter(|(_, live)| !*live).count();
                 serde_json::json!({
                     "address": Ipv4Addr::from(slot.addr).to_string(),
                     "first": slot.first,
                     "last": slot.last,
                     "in-use": used,
+                    "held-back": held,
                 })
             })
             .collect()
@@ -313,7 +318,8 @@ impl NatTables {
     pub fn counts(&self) -> Vec<(&'static str, usize, usize)> {
         let mut out = Vec::new();
         for (name, proto) in [("tcp", 6u8), ("udp", 17), ("icmp", 1)] {
-            let bib = self.bib4.keys().filter_map(|k| k.ok()).filter(|k| k.proto == proto).count();
+            let bib =
+                self.bib4.iter().filter_map(|e| e.ok()).filter(|(k, e)| k.proto == proto && e.live()).count();
             let sess = self.sessions.keys().filter_map(|k| k.ok()).filter(|k| k.proto == proto).count();
             out.push((name, bib, sess));
         }
@@ -369,15 +375,92 @@ fn random_key() -> Result<[u64; 2]> {
     Ok([u64::from_ne_bytes(hi.try_into()?), u64::from_ne_bytes(lo.try_into()?)])
 }
 
+/// The in-kernel sweep: the sweep program, loaded with the instance's maps, run by
+/// `BPF_PROG_RUN` (see `nat64-ebpf`'s `sweep`).
+pub struct Sweeper {
+    prog: ProgramFd,
+    ctl: Array<MapData, Sweep>,
+}
+
+impl Sweeper {
+    /// Loads the sweep program into `ebpf` (whose maps it then works on).
+    pub fn load(ebpf: &mut Ebpf) -> Result<Self> {
+        crate::instance::load_entry(ebpf, SWEEP_PROGRAM)?;
+        let prog = ebpf
+            .program(SWEEP_PROGRAM)
+            .with_context(|| format!("the eBPF object has no program {SWEEP_PROGRAM}"))?
+            .fd()?
+            .try_clone()?;
+        let map = ebpf
+            .take_map(MAP_NAT_SWEEP)
+            .with_context(|| format!("the eBPF object has no map {MAP_NAT_SWEEP}"))?;
+        Ok(Self { prog, ctl: Array::try_from(map)? })
+    }
+
+    /// One sweep, taking `now` (boot-time ns; `None`: the clock's) as the time: what it
+    /// did.
+    pub fn run(&mut self, now: Option<u64>) -> Result<Sweep> {
+        self.ctl
+            .set(0, Sweep { now: now.unwrap_or(0), ..Default::default() }, 0)
+            .context("writing NAT_SWEEP")?;
+        let ret = prog_run(&self.prog).context("running the NAT sweep (BPF_PROG_RUN)")?;
+        if ret != 0 {
+            bail!("the NAT sweep found no NAT settings (returned {ret})");
+        }
+        self.ctl.get(&0, 0).context("reading NAT_SWEEP")
+    }
+}
+
+/// Runs an XDP program once on a minimal frame (`BPF_PROG_TEST_RUN`): its return value.
+fn prog_run(prog: &ProgramFd) -> Result<u32> {
+    // The kernel takes no frame shorter than an Ethernet header.
+    let frame = [0u8; 64];
+    // `union bpf_attr`'s `test` member, up to `batch_size`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct TestAttr {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+        flags: u32,
+        cpu: u32,
+        batch_size: u32,
+        _pad: u32,
+    }
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    let mut attr = TestAttr {
+        prog_fd: prog.as_fd().as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: bpf(2) with a test-run attribute we own, pointing at a frame that outlives
+    // the call; the kernel writes only `retval`, `duration` and the sizes back.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &raw mut attr, std::mem::size_of::<TestAttr>())
+    };
+    if rc != 0 {
+        bail!("{}", std::io::Error::last_os_error());
+    }
+    Ok(attr.retval)
+}
+
 /// Sweeps the instance pinned under `dir` every second, for as long as the process
-/// runs (a thread of its own), while it is a stateful NAT64 (mode "nat64"). In the
-/// other modes the NAT tables stay empty, and a walk of one still reads all of its
-/// 2^20 hash buckets (the four walks took about 7 ms of CPU every second): the sweep
-/// reads the settings first and does nothing else. Should they not read, it sweeps.
-pub fn sweeper(dir: &Path, log: Option<crate::natlog::Shared>) -> Result<()> {
-    let mut t = NatTables::from_maps(|n| crate::tables::open_map(dir, n))?;
+/// runs (a thread of its own), while it is a stateful NAT64 (mode "nat64"): the sweep
+/// program walks every table in the kernel, so in the other modes, whose tables stay
+/// empty, it still reads every hash bucket: it is not run there.
+pub fn sweeper(dir: &Path, mut sweep: Sweeper) -> Result<()> {
     let settings = crate::tables::Tables::open_pinned(dir)?;
-    t.log = log;
     thread::Builder::new()
         .name("nat-sweep".into())
         .spawn(move || {
@@ -386,9 +469,19 @@ pub fn sweeper(dir: &Path, log: Option<crate::natlog::Shared>) -> Result<()> {
                 if settings.globals().is_ok_and(|g| !g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
                     continue;
                 }
-                let (s, b) = t.sweep(boot_ns());
-                if s + b > 0 {
-                    log::debug!("nat64: {s} sessions and {b} BIB entries expired");
+                let t = Instant::now();
+                match sweep.run(None) {
+                    Ok(r) if r.sessions + r.released + r.removed > 0 => log::debug!(
+                        "nat64: sweep of {} entries in {:.1} ms: {} sessions ended, {} BIB entries released, {} \
+                         removed",
+                        r.visited,
+                        t.elapsed().as_secs_f64() * 1e3,
+                        r.sessions,
+                        r.released,
+                        r.removed
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!("nat64: {e:#}"),
                 }
             }
         })

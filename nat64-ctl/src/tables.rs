@@ -23,8 +23,9 @@ use nat64_common::{
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 25] = [
+pub const PINNED_MAPS: [&str; 26] = [
     nat64_common::maps::MAP_NAT_ADF,
+    nat64_common::maps::MAP_NAT_SUBSCRIBERS,
     nat64_common::maps::MAP_NAT_EVENTS,
     nat64_common::maps::MAP_NAT_FRAGS,
     nat64_common::maps::MAP_NAT_CFG,

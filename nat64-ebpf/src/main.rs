@@ -4,6 +4,8 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
+mod atomic;
+#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod forward;
@@ -11,6 +13,8 @@ mod forward;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
+#[cfg(target_arch = "bpf")]
+mod sweep;
 #[cfg(target_arch = "bpf")]
 mod translate;
 
@@ -126,6 +130,13 @@ mod programs {
 
     /// The translator on an Ethernet device (native or generic XDP): the entry of
     /// the pipeline, whose stages follow.
+    /// Stateful NAT64's sweep (`sweep::run`), run by nat64-ctl with `BPF_PROG_RUN`
+    /// and never attached.
+    #[xdp]
+    pub fn nat64_sweep(_ctx: XdpContext) -> u32 {
+        crate::sweep::run()
+    }
+
     #[xdp]
     pub fn nat64_xdp(ctx: XdpContext) -> u32 {
         let step = translate::entry(&XdpPacket::new(&ctx));

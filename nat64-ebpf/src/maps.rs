@@ -11,7 +11,8 @@ use nat64_common::{
         AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
         EamEntry, FragEntry, FragKey, Globals, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES, NAT_POOL4_MAX,
         NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry, PortState,
-        SESSIONS_MAX_ENTRIES, Session, SessionKey, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep, TX_PORTS_MAX_ENTRIES,
+        V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -90,7 +91,16 @@ pub static SESSIONS: HashMap<SessionKey, Session> =
     HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
 
 #[map(name = "NAT_ADF")]
-pub static NAT_ADF: HashMap<AdfKey, u8> = HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+pub static NAT_ADF: HashMap<AdfKey, u64> = HashMap::with_max_entries(SESSIONS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// BIB entries per subscriber (`nat64_common::maps::MAP_NAT_SUBSCRIBERS`).
+#[map(name = "NAT_SUBSCRIBERS")]
+pub static NAT_SUBSCRIBERS: HashMap<[u8; 16], Subscriber> =
+    HashMap::with_max_entries(BIB_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// The sweep's clock and results (`nat64_common::maps::MAP_NAT_SWEEP`).
+#[map(name = "NAT_SWEEP")]
+pub static NAT_SWEEP: Array<Sweep> = Array::with_max_entries(1, 0);
 
 /// Where the first fragment of a datagram went (`nat64_common::maps::MAP_NAT_FRAGS`).
 #[map(name = "NAT_FRAGS")]
@@ -284,6 +294,8 @@ pub struct Scratch {
     pub flow_hash: u32,
     /// `forward::gro_mark`'s mark (1: to the kernel for GRO).
     pub bulk: u32,
+    /// Stateful NAT64: the subscriber (RFC 6888) of the IPv6 source being mapped.
+    pub nat_sub: [u8; 16],
     /// This CPU's IPv4 Identification counter (low half) and key (high half)
     /// (`v6_to_v4::fresh_id`); 0: not started.
     pub id_seq: u32,

@@ -101,6 +101,8 @@ pub struct Harness {
     pub ebpf: Ebpf,
     pub tables: Tables,
     pub kind: Kind,
+    /// Stateful NAT64's sweep program, loaded on first use.
+    sweeper: Option<nat64_ctl::stateful::Sweeper>,
 }
 
 /// What one run of the program did.
@@ -131,7 +133,17 @@ impl Harness {
         let mut ebpf = instance::load(&[name]).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
         instance::apply_config(&mut tables, &cfg).expect("applying config");
-        Self { ebpf, tables, kind }
+        Self { ebpf, tables, kind, sweeper: None }
+    }
+
+    /// Runs stateful NAT64's sweep in the kernel as if it were `now` (boot-time ns).
+    pub fn sweep(&mut self, now: u64) -> nat64_common::maps::Sweep {
+        if self.sweeper.is_none() {
+            let s =
+                nat64_ctl::stateful::Sweeper::load(&mut self.ebpf).unwrap_or_else(|e| panic!("sweep: {e:#}"));
+            self.sweeper = Some(s);
+        }
+        self.sweeper.as_mut().expect("loaded").run(Some(now)).unwrap_or_else(|e| panic!("sweep: {e:#}"))
     }
 
     fn program(&self) -> &'static str {

@@ -1118,20 +1118,31 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     assert!((40000..=40003).contains(&bport));
     assert_eq!(h.count(Counter::XlatHairpin), 1);
 
-    // Ten minutes on, nat64-ctl's sweep ends the UDP (5 min) and ICMP (60 s) sessions
-    // and the BIB entries they used; the established TCP session (2 h 4 min) stays.
-    let nat = h.tables.nat.as_mut().unwrap();
-    let (sessions, bibs) = nat.sweep(nat64_ctl::stateful::boot_ns() + 600_000_000_000);
+    // Ten minutes on, the sweep ends the UDP (5 min) and ICMP (60 s) sessions and the
+    // BIB entries they used; the established TCP session (2 h 4 min) stays.
+    let ten_min = nat64_ctl::stateful::boot_ns() + 600_000_000_000;
+    let r = h.sweep(ten_min);
     assert_eq!(
-        (sessions, bibs),
-        (10, 6),
+        (r.sessions, r.released, r.removed),
+        (10, 6, 0),
         "7 UDP and 1 ICMP session, the hairpin's two unanswered halves (4 min and 6 s), the BIB \
-         entries of 4 + 1 + 1 of them"
+         entries of 4 + 1 + 1 of them, released: their ports held back (port-reuse-delay 120 s)"
     );
+    assert_eq!(h.count(Counter::NatSessionExpired), 10);
+    assert_eq!(h.count(Counter::NatBibExpired), 6);
+    let nat = h.tables.nat.as_ref().unwrap();
     let left: Vec<u8> = nat.sessions.keys().filter_map(|k| k.ok()).map(|k| k.proto).collect();
     assert_eq!(left, [6, 6], "the two established TCP sessions");
     assert_eq!(nat.bib6.keys().count(), 2, "the TCP mapping and the static entry");
-    // The host's next datagram gets a port again.
+    assert_eq!(nat.bib_list().len(), 2, "released entries are not listed");
+    assert!(nat.adf.keys().count() <= 2, "the filtering entries of ended sessions went");
+    // RFC 6888 REQ-8: the released ports stay out of use for 120 s, so the host's next
+    // datagram finds none of the four free; once the delay is over, it gets one.
+    assert_eq!(h.run(&q).action, XDP_TX, "every port held back");
+    let r = h.sweep(ten_min + 119_000_000_000);
+    assert_eq!((r.sessions, r.released, r.removed), (0, 0, 0), "119 s: still held back");
+    let r = h.sweep(ten_min + 121_000_000_000);
+    assert_eq!((r.sessions, r.released, r.removed), (0, 0, 6), "121 s: free");
     assert_eq!(h.run(&q).action, XDP_PASS);
 
     // A hairpinned echo: an ICMP query reaches the mapping its identifier names, which

@@ -99,6 +99,69 @@ pub struct Nat64 {
     pub timeouts: Timeouts,
     pub port_blocks: Option<PortBlocks>,
     pub bib_log: Option<BibLog>,
+    /// RFC 6888 REQ-4 and REQ-8: the ports one subscriber may hold, what makes a
+    /// subscriber, how long a released port is held back.
+    pub limits: Limits,
+}
+
+/// RFC 6888's limits for a carrier-grade NAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `max-ports-per-host`: BIB entries (ports and ICMP identifiers, every protocol
+    /// together) one subscriber may hold; 0: no limit.
+    pub max_ports: u32,
+    /// `subscriber-prefix-length`: the IPv6 prefix length of one subscriber (64: a
+    /// delegated /64 counts as one, 128: each host alone).
+    pub subscriber_len: u8,
+    /// `port-reuse-delay`: seconds a port stays out of use after its mapping ended.
+    pub reuse_delay: u32,
+}
+
+impl Limits {
+    pub const DEFAULT: Self = Self { max_ports: 0, subscriber_len: 64, reuse_delay: 120 };
+}
+
+/// The RFC 6888 settings `nat64-ctl set` changes live.
+pub const LIMIT_KEYS: [&str; 2] = ["max-ports-per-host", "port-reuse-delay"];
+
+/// Most ports a subscriber may be allowed (every port of 256 addresses, 3 protocols).
+const MAX_PORTS: u64 = 3 * 65536 * NAT_POOL4_MAX as u64;
+/// Longest `port-reuse-delay` (an hour).
+const MAX_REUSE_DELAY: u64 = 3600;
+
+/// `max-ports-per-host` or `port-reuse-delay`, from the file or `nat64-ctl set`.
+pub fn parse_limit(key: &str, v: u64) -> Result<u32> {
+    match key {
+        "max-ports-per-host" if v > MAX_PORTS => {
+            bail!("{key}: {v}: at most {MAX_PORTS} (0: no limit)")
+        }
+        "port-reuse-delay" if v > MAX_REUSE_DELAY => {
+            bail!("{key}: {v}: at most {MAX_REUSE_DELAY} seconds (RFC 6888 REQ-8 asks for 120; 0: at once)")
+        }
+        "max-ports-per-host" | "port-reuse-delay" => Ok(v as u32),
+        _ => bail!("{key}: not one of {}", LIMIT_KEYS.join(", ")),
+    }
+}
+
+fn check_limits(raw: &RawConfig) -> Result<Limits> {
+    let d = Limits::DEFAULT;
+    let subscriber_len = match raw.subscriber_prefix_length {
+        None => d.subscriber_len,
+        Some(l @ 32..=128) => l as u8,
+        Some(l) => bail!(
+            "subscriber-prefix-length: {l}: from 32 to 128 (the prefix a subscriber is delegated, e.g. 56 or \
+             64; 128 counts each host alone)"
+        ),
+    };
+    Ok(Limits {
+        max_ports: raw
+            .max_ports_per_host
+            .map_or(Ok(d.max_ports), |v| parse_limit("max-ports-per-host", v))?,
+        subscriber_len,
+        reuse_delay: raw
+            .port_reuse_delay
+            .map_or(Ok(d.reuse_delay), |v| parse_limit("port-reuse-delay", v))?,
+    })
 }
 
 impl Nat64 {
@@ -190,6 +253,9 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("port-block-prefix", raw.port_block_prefix.is_some()),
         ("port-block-host-length", raw.port_block_host_length.is_some()),
         ("bib-log", raw.bib_log.is_some()),
+        ("max-ports-per-host", raw.max_ports_per_host.is_some()),
+        ("subscriber-prefix-length", raw.subscriber_prefix_length.is_some()),
+        ("port-reuse-delay", raw.port_reuse_delay.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -281,7 +347,8 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         }
         Some(p) => bail!("bib-log: {p:?}: \"stdout\" or an absolute file path"),
     };
-    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log }))
+    let limits = check_limits(raw)?;
+    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log, limits }))
 }
 
 fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBlocks>> {

@@ -99,6 +99,9 @@ keyed! {
     de_port_block_prefix => "port-block-prefix",
     de_port_block_host_length => "port-block-host-length",
     de_bib_log => "bib-log",
+    de_max_ports_per_host => "max-ports-per-host",
+    de_subscriber_prefix_length => "subscriber-prefix-length",
+    de_port_reuse_delay => "port-reuse-delay",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -198,6 +201,12 @@ pub(super) struct RawConfig {
     pub(super) port_block_host_length: Option<u64>,
     #[serde(default, deserialize_with = "de_bib_log")]
     pub(super) bib_log: Option<String>,
+    #[serde(default, deserialize_with = "de_max_ports_per_host")]
+    pub(super) max_ports_per_host: Option<u64>,
+    #[serde(default, deserialize_with = "de_subscriber_prefix_length")]
+    pub(super) subscriber_prefix_length: Option<u64>,
+    #[serde(default, deserialize_with = "de_port_reuse_delay")]
+    pub(super) port_reuse_delay: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use nat64_common::{
     icmp,
     maps::{
         AdfKey, Bib4Entry, Bib4Key, Bib6Key, FragEntry, FragKey, Globals, NatConfig, NatEvent, Session,
-        SessionKey,
+        SessionKey, Subscriber,
     },
     nat::{self, Lifetime, PROTO_ICMP, PortRange, TcpState},
     words,
@@ -27,10 +27,11 @@ use super::{
     l4::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_CHECK, UDP_CHECK},
 };
 use crate::{
+    atomic::fetch_add,
     counters::bump,
     maps::{
-        BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_EVENTS, NAT_FRAGS, NAT_POOL4, SESSIONS,
-        Scratch, globals, scratch,
+        BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_EVENTS, NAT_FRAGS, NAT_POOL4,
+        NAT_SUBSCRIBERS, SESSIONS, Scratch, globals, scratch,
     },
     packet::{Action, Packet, pack},
 };
@@ -44,12 +45,21 @@ const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_HLEN: usize = 8;
 const EEXIST: i64 = 17;
+const E2BIG: i64 = 7;
+const BPF_NOEXIST: u64 = 1;
 /// How long a first fragment's mapping serves the fragments after it (boot-time ns).
 const FRAG_LIFETIME_NS: u64 = 5_000_000_000;
 
 #[inline(always)]
 fn finish(action: Action, c: Counter) -> Step {
     Step::Finish(pack(action, c))
+}
+
+/// Why a map insertion failed with `e` (a negative errno): the table is full, or the
+/// kernel had no memory for the entry.
+#[inline(always)]
+fn insert_failed(e: i64) -> Counter {
+    if -e == E2BIG { Counter::DropNatTableFull } else { Counter::DropNatAllocFailed }
 }
 
 /// Where a transport header keeps what the NAT rewrites: the port or identifier
@@ -162,17 +172,23 @@ fn session(
         // SAFETY: a value of the map; a racing update of the same session by another
         // CPU at worst keeps the other's lifetime.
         let s = unsafe { &mut *p };
-        if s.expires > now {
-            match refresh(cfg, key.proto, s.state, from_v6, flags, now, s.expires) {
-                Some((expires, state)) => {
-                    s.expires = expires;
-                    s.state = state;
-                    return Ok(());
-                }
-                None => return Err(Counter::DropNatFiltered),
-            }
+        let state = if s.expires > now { s.state } else { TcpState::Closed as u8 };
+        if s.expires <= now && !may_open {
+            return Err(Counter::DropNatFiltered);
         }
-        // Expired but not yet swept: made anew below, as if it were gone.
+        // Expired but not yet swept: the same session anew, in place (its BIB entry
+        // still counts it).
+        match refresh(cfg, key.proto, state, from_v6, flags, now, s.expires) {
+            Some((expires, next)) => {
+                if s.expires <= now {
+                    bump(Counter::NatSessionCreated, 0);
+                }
+                s.expires = expires;
+                s.state = next;
+                return Ok(());
+            }
+            None => return Err(Counter::DropNatFiltered),
+        }
     }
     if !may_open {
         return Err(Counter::DropNatFiltered);
@@ -181,14 +197,42 @@ fn session(
     else {
         return Err(Counter::DropNatFiltered);
     };
-    let value = Session { expires, state, _pad: [0; 7] };
-    if SESSIONS.insert(key, &value, 0).is_err() {
-        return Err(Counter::DropNatTableFull);
+    open_session(cfg, key, expires, state)
+}
+
+/// Makes session `key` on its BIB entry, which counts it (and so does the remote's
+/// address-dependent filtering entry). Out of line: the NAT stages' own frames come
+/// close to the verifier's 512 bytes of stack.
+#[inline(never)]
+fn open_session(cfg: &NatConfig, key: &SessionKey, expires: u64, state: u8) -> Result<(), Counter> {
+    let k4 = Bib4Key { addr: key.local, port: key.local_port, proto: key.proto, _pad: 0 };
+    let Some(bib) = BIB4.get_ptr_mut(&k4) else {
+        return Err(Counter::DropNatNoMapping);
+    };
+    // SAFETY: a value of the map, read at once.
+    let bib_tag = unsafe { (*bib).born } as u32;
+    let value = Session { expires, state, _pad: [0; 3], bib_tag };
+    match SESSIONS.insert(key, &value, BPF_NOEXIST) {
+        Ok(()) => {}
+        Err(e) if -(e as i64) == EEXIST => {
+            // Another CPU made it since the lookup: this packet goes through that one.
+            bump(Counter::NatRaceResolved, 0);
+            return Ok(());
+        }
+        Err(e) => return Err(insert_failed(e as i64)),
     }
-    // For address-dependent filtering: this remote address may now send from any port
-    // (kept when there already: BPF_NOEXIST allocates nothing then).
+    // SAFETY: a field of the map value.
+    unsafe { fetch_add(&raw mut (*bib).sessions, 1) };
+    // For address-dependent filtering: this remote address may now send from any port.
     if cfg.flags & (NatConfig::FLAG_EIF | NatConfig::FLAG_APDF) == 0 {
-        let _ = NAT_ADF.insert(&AdfKey::of(key), &1, 1 /* BPF_NOEXIST */);
+        let ak = AdfKey::of(key);
+        if NAT_ADF.get_ptr(&ak).is_none() {
+            let _ = NAT_ADF.insert(&ak, &0, BPF_NOEXIST);
+        }
+        if let Some(c) = NAT_ADF.get_ptr_mut(&ak) {
+            // SAFETY: a value of the map.
+            unsafe { fetch_add(c, 1) };
+        }
     }
     bump(Counter::NatSessionCreated, 0);
     Ok(())
@@ -250,7 +294,8 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
     };
     // SAFETY: helper without arguments.
     let now = unsafe { h::bpf_ktime_get_boot_ns() };
-    let entry = Bib4Entry { v6: *k6, flags: 0, born: now };
+    subscriber_take(cfg, &k6.addr, now)?;
+    let entry = Bib4Entry { v6: *k6, flags: 0, sessions: 0, born: now };
     for attempt in 0..PORT_TRIES {
         let k4 = Bib4Key {
             addr: slot.addr,
@@ -258,23 +303,85 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
             proto: k6.proto,
             _pad: 0,
         };
-        match BIB4.insert(&k4, &entry, 1 /* BPF_NOEXIST */) {
+        // A port held back after its mapping ended (RFC 6888 REQ-8) is still in BIB4,
+        // released: taken, like any other.
+        match BIB4.insert(&k4, &entry, BPF_NOEXIST) {
             Ok(()) => {}
             Err(e) if -(e as i64) == EEXIST => continue,
-            Err(_) => return Err(Counter::DropNatTableFull),
-        }
-        if BIB6.insert(k6, &k4, 1).is_ok() {
-            bump(Counter::NatBibCreated, 0);
-            if cfg.flags & NatConfig::FLAG_LOG != 0 {
-                log_bib(k6, &k4, now);
+            Err(e) => {
+                subscriber_give_back();
+                return Err(insert_failed(e as i64));
             }
-            return Ok(k4);
         }
-        // Another CPU mapped this IPv6 transport address meanwhile: take its mapping.
-        let _ = BIB4.remove(&k4);
-        return bib6(k6).ok_or(Counter::DropNatTableFull);
+        match BIB6.insert(k6, &k4, BPF_NOEXIST) {
+            Ok(()) => {
+                bump(Counter::NatBibCreated, 0);
+                if cfg.flags & NatConfig::FLAG_LOG != 0 {
+                    log_bib(k6, &k4, now);
+                }
+                return Ok(k4);
+            }
+            Err(e) => {
+                let _ = BIB4.remove(&k4);
+                subscriber_give_back();
+                if -(e as i64) != EEXIST {
+                    return Err(insert_failed(e as i64));
+                }
+                // Another CPU mapped this IPv6 transport address meanwhile: take its
+                // mapping.
+                bump(Counter::NatRaceResolved, 0);
+                return bib6(k6).ok_or(Counter::DropNatNoMapping);
+            }
+        }
     }
+    subscriber_give_back();
     Err(Counter::DropNatPortsExhausted)
+}
+
+/// RFC 6888 REQ-4: counts one more BIB entry to the subscriber of `addr` (made with
+/// its first); `Err` when it holds `max-ports-per-host` already, nothing counted then.
+/// The subscriber stays in `Scratch::nat_sub` for [`subscriber_give_back`]. Out of
+/// line, as `open_session`.
+#[inline(never)]
+fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Result<(), Counter> {
+    let Some(s) = scratch() else {
+        return Err(Counter::DropInternal);
+    };
+    s.nat_sub = nat::cut6(addr, cfg.subscriber_len);
+    let p = match NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub) {
+        Some(p) => p,
+        None => {
+            let fresh = Subscriber { ports: 0, last: now };
+            match NAT_SUBSCRIBERS.insert(&s.nat_sub, &fresh, BPF_NOEXIST) {
+                Ok(()) => {}
+                // Made by another CPU meanwhile.
+                Err(e) if -(e as i64) == EEXIST => {}
+                Err(e) => return Err(insert_failed(e as i64)),
+            }
+            NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub).ok_or(Counter::DropNatAllocFailed)?
+        }
+    };
+    // SAFETY: a field of the map value.
+    let ports = unsafe { &raw mut (*p).ports };
+    // SAFETY: as above.
+    if unsafe { fetch_add(ports, 1) } >= cfg.max_ports as u64 && cfg.max_ports != 0 {
+        // SAFETY: as above.
+        unsafe { fetch_add(ports, u64::MAX) };
+        return Err(Counter::DropNatSubscriberLimit);
+    }
+    // SAFETY: a field of the map value (a racing write is another CPU's `now`).
+    unsafe { (*p).last = now };
+    Ok(())
+}
+
+/// Takes back what [`subscriber_take`] counted, the BIB entry not made after all.
+#[inline(never)]
+fn subscriber_give_back() {
+    let Some(s) = scratch() else { return };
+    if let Some(p) = NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub) {
+        // SAFETY: a field of the map value `subscriber_take` counted into.
+        unsafe { fetch_add(&raw mut (*p).ports, u64::MAX) };
+    }
 }
 
 /// Reports a new BIB entry to nat64-ctl (`bib-log`); a full ring is counted.
@@ -497,6 +604,9 @@ pub fn fast4<P: Packet>(pkt: &mut P, off: u64, proto: u64, src4: u64, dst4: u64)
         return 0;
     };
     // SAFETY: a value of the map; the fields are read at once.
+    if unsafe { (*entry).flags } & Bib4Entry::FLAG_RELEASED != 0 {
+        return 0;
+    }
     let port6 = unsafe { (*entry).v6.port };
     s.nat_dst6 = words::from_bytes(unsafe { &(*entry).v6.addr });
     let key = SessionKey {
@@ -601,6 +711,12 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
                 s.verdict = pack(Action::Reply(1, 3, 0), c);
                 return Step::Jump(STAGE_REPLY6);
             }
+            // RFC 6888 REQ-4: the subscriber is at its limit: Destination Unreachable,
+            // Communication with Destination Administratively Prohibited.
+            Err(Counter::DropNatSubscriberLimit) => {
+                s.verdict = pack(Action::Reply(1, 1, 0), Counter::DropNatSubscriberLimit);
+                return Step::Jump(STAGE_REPLY6);
+            }
             Err(c) => return finish(Action::Drop, c),
         },
     };
@@ -627,7 +743,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         let dport = if icmp { k4.port } else { dport };
         let bk4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
         // SAFETY: a value of the map, read in place (a copy would not fit the stack).
-        let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { &*p }) else {
+        let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { &*p }).filter(|e| e.live()) else {
             return finish(Action::Drop, Counter::DropNatNoMapping);
         };
         // The inbound half, in the outbound key's place (the stack has no room for two).
@@ -760,7 +876,7 @@ fn error4<P: Packet>(pkt: &mut P, s: &mut Scratch, o: usize) -> Step {
         };
     let k4 = Bib4Key { addr: src, port: t.sport, proto: t.proto, _pad: 0 };
     // SAFETY: a value of the map, copied out at once.
-    let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }) else {
+    let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }).filter(|e| e.live()) else {
         return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
     };
     let remote_port = if t.proto == PROTO_ICMP { t.sport } else { t.dport };
@@ -851,7 +967,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
     let k4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
     // SAFETY: a value of the map, copied out at once.
-    let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }) else {
+    let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }).filter(|e| e.live()) else {
         return finish(Action::Drop, Counter::DropNatNoMapping);
     };
     let key =

@@ -1,0 +1,222 @@
+//! Stateful NAT64's sweep, in the kernel: nat64-ctl runs the sweep program
+//! (`BPF_PROG_RUN`) once a second, and it walks the tables where they live
+//! (`bpf_for_each_map_elem`), with no system call per entry:
+//!
+//! - a session whose lifetime ran out ends; its BIB entry and its address-dependent
+//!   filtering entry count one session fewer;
+//! - a dynamic BIB entry with no session left (and older than [`YOUNG_NS`]) ends: out
+//!   of BIB6 at once, so that its host gets a new mapping, and its subscriber holds one
+//!   port fewer; its port stays taken in BIB4, released, for `port-reuse-delay` (RFC
+//!   6888 REQ-8), after which the entry goes;
+//! - a subscriber with no port left goes, some seconds after its last new mapping.
+//!
+//! The counts are kept exact by atomic adds: the data path adds, only the sweep
+//! (one at a time, from one nat64-ctl) takes off.
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated as h;
+use nat64_common::{
+    counters::Counter,
+    maps::{AdfKey, Bib4Entry, Bib4Key, Bib6Key, NatConfig, NatEvent, Session, SessionKey, Subscriber},
+    nat,
+};
+
+use crate::{
+    atomic::take_one,
+    counters::bump,
+    maps::{BIB4, BIB6, NAT_ADF, NAT_CFG, NAT_EVENTS, NAT_SUBSCRIBERS, NAT_SWEEP, SESSIONS},
+};
+
+/// A BIB entry younger than this is left alone even without a session: the data path
+/// makes the entry first and its session right after.
+const YOUNG_NS: u64 = 2_000_000_000;
+/// A subscriber with no port is removed only this long after its latest new mapping.
+const SUBSCRIBER_IDLE_NS: u64 = 10_000_000_000;
+
+/// What the callbacks share (on the sweep program's stack).
+#[repr(C)]
+struct Walk {
+    now: u64,
+    /// `port-reuse-delay` in ns; 0: a BIB entry goes at once.
+    delay: u64,
+    cfg_flags: u32,
+    subscriber_len: u32,
+    sessions: u64,
+    released: u64,
+    removed: u64,
+    subscribers: u64,
+    visited: u64,
+}
+
+/// `bpf_for_each_map_elem` over [`SESSIONS`].
+extern "C" fn session_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ctx: *mut c_void) -> i64 {
+    // SAFETY: the kernel passes this map's key and value and our `Walk`.
+    let (k, s, w) =
+        unsafe { (&*(key as *const SessionKey), &*(value as *const Session), &mut *(ctx as *mut Walk)) };
+    w.visited += 1;
+    if s.expires > w.now {
+        return 0;
+    }
+    let key = *k;
+    let tag = s.bib_tag;
+    if SESSIONS.remove(&key).is_err() {
+        return 0;
+    }
+    w.sessions += 1;
+    bump(Counter::NatSessionExpired, 0);
+    let k4 = Bib4Key { addr: key.local, port: key.local_port, proto: key.proto, _pad: 0 };
+    if let Some(e) = BIB4.get_ptr_mut(&k4) {
+        // Only the entry the session was made on (a port released and lent again since
+        // is another mapping).
+        // SAFETY: a value of the map.
+        unsafe {
+            if (*e).born as u32 == tag {
+                take_one(&raw mut (*e).sessions);
+            }
+        }
+    }
+    let ak = AdfKey::of(&key);
+    // SAFETY: a value of the map.
+    if let Some(c) = NAT_ADF.get_ptr_mut(&ak)
+        && unsafe { take_one(c) } <= 1
+    {
+        // A session the data path makes with this remote right now may lose its entry:
+        // only other ports of that remote are then filtered until its next session.
+        let _ = NAT_ADF.remove(&ak);
+    }
+    0
+}
+
+/// `bpf_for_each_map_elem` over [`BIB4`].
+extern "C" fn bib_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ctx: *mut c_void) -> i64 {
+    // SAFETY: the kernel passes this map's key and value and our `Walk`.
+    let (k, e, w) =
+        unsafe { (&*(key as *const Bib4Key), &mut *(value as *mut Bib4Entry), &mut *(ctx as *mut Walk)) };
+    w.visited += 1;
+    if e.flags & Bib4Entry::FLAG_STATIC != 0 {
+        return 0;
+    }
+    let k4 = *k;
+    if !e.live() {
+        if e.born.saturating_add(w.delay) <= w.now && BIB4.remove(&k4).is_ok() {
+            w.removed += 1;
+        }
+        return 0;
+    }
+    // SAFETY: a field of the map value, read once.
+    let sessions = unsafe { core::ptr::read_volatile(&raw const e.sessions) };
+    if sessions != 0 || e.born.saturating_add(YOUNG_NS) > w.now {
+        return 0;
+    }
+    let v6 = e.v6;
+    // BIB6 first: a packet of the host then makes a new mapping rather than finding one
+    // whose other half is gone. Only if it still names this entry.
+    // SAFETY: a value of the map, read at once.
+    if BIB6.get_ptr(&v6).is_some_and(|p| unsafe { *p } == k4) {
+        let _ = BIB6.remove(&v6);
+    }
+    let sub = nat::cut6(&v6.addr, w.subscriber_len as u8);
+    if let Some(s) = NAT_SUBSCRIBERS.get_ptr_mut(&sub) {
+        // SAFETY: a value of the map.
+        unsafe { take_one(&raw mut (*s).ports) };
+    }
+    if w.cfg_flags & NatConfig::FLAG_LOG != 0 {
+        log_expired(&v6, &k4, w.now);
+    }
+    bump(Counter::NatBibExpired, 0);
+    if w.delay == 0 {
+        if BIB4.remove(&k4).is_ok() {
+            w.removed += 1;
+        }
+    } else {
+        e.flags |= Bib4Entry::FLAG_RELEASED;
+        e.born = w.now;
+        w.released += 1;
+    }
+    0
+}
+
+/// `bpf_for_each_map_elem` over [`NAT_SUBSCRIBERS`].
+extern "C" fn subscriber_cb(
+    _map: *mut c_void,
+    key: *mut c_void,
+    value: *mut c_void,
+    ctx: *mut c_void,
+) -> i64 {
+    // SAFETY: the kernel passes this map's key and value and our `Walk`.
+    let (k, s, w) =
+        unsafe { (&*(key as *const [u8; 16]), &mut *(value as *mut Subscriber), &mut *(ctx as *mut Walk)) };
+    // SAFETY: a field of the map value, read once.
+    let ports = unsafe { core::ptr::read_volatile(&raw const s.ports) };
+    if ports == 0 && s.last.saturating_add(SUBSCRIBER_IDLE_NS) <= w.now {
+        let key = *k;
+        if NAT_SUBSCRIBERS.remove(&key).is_ok() {
+            w.subscribers += 1;
+        }
+    }
+    0
+}
+
+/// Reports an ended BIB entry to nat64-ctl (`bib-log`); a full ring is counted.
+#[inline(never)]
+fn log_expired(k6: &Bib6Key, k4: &Bib4Key, now: u64) {
+    let ev = NatEvent {
+        time: now,
+        v6: k6.addr,
+        v6_port: k6.port,
+        v4_port: k4.port,
+        v4: k4.addr,
+        proto: k6.proto,
+        kind: NatEvent::BIB_EXPIRED,
+        _pad: [0; 6],
+    };
+    if NAT_EVENTS.output::<NatEvent>(&ev, 0).is_err() {
+        bump(Counter::NatLogLost, 0);
+    }
+}
+
+/// The sweep program's body: one walk of each table, the results in [`NAT_SWEEP`].
+/// Returns 0 when it ran, 1 without the settings.
+#[inline(always)]
+pub fn run() -> u32 {
+    let (Some(cfg), Some(out)) = (NAT_CFG.get(0), NAT_SWEEP.get_ptr_mut(0)) else {
+        return 1;
+    };
+    // SAFETY: the one entry of the sweep's array, written by nat64-ctl before the run.
+    let out = unsafe { &mut *out };
+    // SAFETY: helper without arguments.
+    let now = if out.now != 0 { out.now } else { unsafe { h::bpf_ktime_get_boot_ns() } };
+    // With port blocks a port only ever goes back to its own subscriber: no delay.
+    let delay = if cfg.block_size != 0 { 0 } else { cfg.lifetime_ns(cfg.reuse_delay) };
+    let mut w = Walk {
+        now,
+        delay,
+        cfg_flags: cfg.flags,
+        subscriber_len: cfg.subscriber_len as u32,
+        sessions: 0,
+        released: 0,
+        removed: 0,
+        subscribers: 0,
+        visited: 0,
+    };
+    let ctx = (&raw mut w).cast::<c_void>();
+    // SAFETY: each call names a map of this object, a callback of the signature
+    // `bpf_for_each_map_elem` takes, and a context that outlives the call.
+    unsafe {
+        h::bpf_for_each_map_elem((&raw const SESSIONS).cast_mut().cast(), session_cb as *mut c_void, ctx, 0);
+        h::bpf_for_each_map_elem((&raw const BIB4).cast_mut().cast(), bib_cb as *mut c_void, ctx, 0);
+        h::bpf_for_each_map_elem(
+            (&raw const NAT_SUBSCRIBERS).cast_mut().cast(),
+            subscriber_cb as *mut c_void,
+            ctx,
+            0,
+        );
+    }
+    out.sessions = w.sessions;
+    out.released = w.released;
+    out.removed = w.removed;
+    out.subscribers = w.subscribers;
+    out.visited = w.visited;
+    0
+}
