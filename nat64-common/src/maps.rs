@@ -421,8 +421,24 @@ pub const MAP_NAT_ADF: &str = "NAT_ADF";
 pub const MAP_NAT_FRAGS: &str = "NAT_FRAGS";
 pub const NAT_FRAGS_MAX_ENTRIES: u32 = 16384;
 pub const NAT_POOL4_MAX: u32 = 256;
+/// The capacity the programs' object gives the BIB, session and filtering maps;
+/// nat64-ctl sizes them at load by `max-sessions` ([`nat_capacities`]).
 pub const BIB_MAX_ENTRIES: u32 = 1 << 20;
 pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
+
+/// Each stateful map sized by `max-sessions` (`sessions`; 1 outside mode "nat64", where
+/// they stay empty: a hash map's buckets take memory from its creation): BIB4 holds the
+/// released entries too, so it gets as many as the sessions; a subscriber needs at
+/// least one session, and a quarter of them is room for carriers' mixes.
+pub fn nat_capacities(sessions: u32) -> [(&'static str, u32); 5] {
+    [
+        (MAP_BIB6, sessions),
+        (MAP_BIB4, sessions),
+        (MAP_SESSIONS, sessions),
+        (MAP_NAT_ADF, sessions),
+        (MAP_NAT_SUBSCRIBERS, (sessions / 4).max(1)),
+    ]
+}
 
 /// The value of [`MAP_NAT_CFG`].
 #[repr(C)]

@@ -104,14 +104,17 @@ fn jump_table(entry: &str) -> Option<&'static str> {
 /// Loads the embedded object and has the kernel verify `programs`; an entry program
 /// comes with its stages, put in its jump table (which lives as long as the `Ebpf`).
 pub fn load(programs: &[&str]) -> Result<Ebpf> {
-    load_pinned(programs, None)
+    load_pinned(programs, None, nat64_common::maps::SESSIONS_MAX_ENTRIES)
 }
 
 /// Like [`load`], with the translator's state maps (`tables::PINNED_MAPS`) taken from
 /// their pins in `pin_dir`, or created and pinned there: a new process (an upgrade, a
 /// restart) works on the maps the running programs use. The jump tables and the
 /// scratch space stay private to each load.
-pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>) -> Result<Ebpf> {
+///
+/// `sessions` sizes stateful NAT64's tables (`max-sessions`, 1 in the other modes); maps
+/// taken from pins keep the size they were made with (see `Running::start`).
+pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>, sessions: u32) -> Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!(
             "this nat64-ctl was built with AYA_BUILD_SKIP=1 and carries no eBPF object; \
@@ -119,6 +122,9 @@ pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>) -> Result<Ebpf> {
         );
     }
     let mut loader = EbpfLoader::new();
+    for (name, n) in nat64_common::maps::nat_capacities(sessions) {
+        loader.map_max_entries(name, n);
+    }
     if let Some(dir) = pin_dir {
         for name in crate::tables::PINNED_MAPS {
             loader.map_pin_path(name, dir.join(name));
@@ -894,7 +900,10 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
                 "port-reuse-delay": c.reuse_delay,
             },
             "top-subscribers": top,
-            "max": {"bib": nat64_common::maps::BIB_MAX_ENTRIES, "sessions": nat64_common::maps::SESSIONS_MAX_ENTRIES},
+            "max-sessions": Tables::pinned_sessions(&pin_dir(instance)).ok().flatten(),
+            "sweep": fs::read_to_string(crate::stateful::sweep_report(instance))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
         });
     }
     v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
@@ -1002,6 +1011,20 @@ pub fn status_text(v: &serde_json::Value) -> String {
     if n.is_object() {
         for (name, c) in n["protocols"].as_object().into_iter().flatten() {
             out += &format!("nat64 {name:<4} {} BIB entries, {} sessions\n", c["bib"], c["sessions"]);
+        }
+        out += &format!("nat64      room for {} sessions (max-sessions)\n", n["max-sessions"]);
+        let w = &n["sweep"];
+        if w.is_object() {
+            out += &format!(
+                "sweep      last run {:.1} ms over {} entries ({} sessions ended, {} BIB entries released); {} \
+                 runs, {:.0} ms in all\n",
+                w["ms"].as_f64().unwrap_or(0.0),
+                w["entries"],
+                w["sessions-ended"],
+                w["released"],
+                w["runs"],
+                w["total-ms"].as_f64().unwrap_or(0.0)
+            );
         }
         for a in n["pool4"].as_array().into_iter().flatten() {
             out += &format!(

@@ -274,6 +274,11 @@ impl Running {
             ),
             _ => {}
         }
+        if let Some(n) = Tables::pinned_sessions(&dir)?
+            && n != cfg.nat_sessions()
+        {
+            bail!("{}", sessions_change(&cfg.instance, n, cfg.nat_sessions()));
+        }
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         if adopted {
             info!("instance '{}': adopting the pinned maps and links in {}", cfg.instance, dir.display());
@@ -291,7 +296,7 @@ impl Running {
 
     fn bring_up(cfg: &Config, dir: PathBuf, adopted: bool) -> Result<Self> {
         let programs = wanted_programs(cfg)?;
-        let mut ebpf = load_pinned(&programs, Some(&dir))?;
+        let mut ebpf = load_pinned(&programs, Some(&dir), cfg.nat_sessions())?;
         if !adopted {
             Tables::stamp_layout(&mut ebpf)?;
         }
@@ -301,7 +306,11 @@ impl Running {
         if let Some(target) = cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
             crate::natlog::reader(&dir, crate::natlog::Sink::open(target)?)?;
         }
-        crate::stateful::sweeper(&dir, crate::stateful::Sweeper::load(&mut ebpf)?)?;
+        crate::stateful::sweeper(
+            &dir,
+            crate::stateful::Sweeper::load(&mut ebpf)?,
+            crate::stateful::sweep_report(&cfg.instance),
+        )?;
         let mut me = Self {
             ebpf,
             tables,
@@ -349,6 +358,9 @@ impl Running {
                     None => "off".to_string(),
                 }
             );
+        }
+        if new.nat_sessions() != self.cfg.nat_sessions() {
+            bail!("{}", sessions_change(&new.instance, self.cfg.nat_sessions(), new.nat_sessions()));
         }
         check_interfaces(new)?;
         for p in wanted_programs(new)? {
@@ -578,6 +590,20 @@ pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
         did.push(format!("removed nftables table ip {}", Masquerade::table_name(instance)));
     }
     let _ = fs::remove_file(status_file(instance));
+    let _ = fs::remove_file(crate::stateful::sweep_report(instance));
     let _ = fs::remove_file(pid_file(instance));
     Ok(did)
+}
+
+/// Why the session table cannot take a new size (`max-sessions`, or a mode switched to
+/// or from "nat64", whose tables outside that mode hold 1 entry).
+fn sessions_change(instance: &str, running: u32, wanted: u32) -> String {
+    let what = |n: u32| if n == 1 { "none (not mode \"nat64\")".to_string() } else { n.to_string() };
+    format!(
+        "max-sessions: instance '{instance}' has room for {} sessions and this configuration asks for {}: the \
+         tables are made at the first start and kept while pinned. `nat64-ctl detach` (which ends every mapping \
+         and session), then `nat64-ctl run`",
+        what(running),
+        what(wanted)
+    )
 }

@@ -458,30 +458,54 @@ fn prog_run(prog: &ProgramFd) -> Result<u32> {
 /// Sweeps the instance pinned under `dir` every second, for as long as the process
 /// runs (a thread of its own), while it is a stateful NAT64 (mode "nat64"): the sweep
 /// program walks every table in the kernel, so in the other modes, whose tables stay
-/// empty, it still reads every hash bucket: it is not run there.
-pub fn sweeper(dir: &Path, mut sweep: Sweeper) -> Result<()> {
+/// empty, it still reads every hash bucket: it is not run there. After each run it
+/// writes what it did and how long it took to `report` (JSON, for `status`).
+pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Result<()> {
     let settings = crate::tables::Tables::open_pinned(dir)?;
     thread::Builder::new()
         .name("nat-sweep".into())
         .spawn(move || {
+            let (mut runs, mut total) = (0u64, Duration::ZERO);
             loop {
                 thread::sleep(Duration::from_secs(1));
                 if settings.globals().is_ok_and(|g| !g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
                     continue;
                 }
                 let t = Instant::now();
-                match sweep.run(None) {
-                    Ok(r) if r.sessions + r.released + r.removed > 0 => log::debug!(
+                let r = match sweep.run(None) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!("nat64: {e:#}");
+                        continue;
+                    }
+                };
+                let took = t.elapsed();
+                runs += 1;
+                total += took;
+                if r.sessions + r.released + r.removed > 0 {
+                    log::debug!(
                         "nat64: sweep of {} entries in {:.1} ms: {} sessions ended, {} BIB entries released, {} \
                          removed",
                         r.visited,
-                        t.elapsed().as_secs_f64() * 1e3,
+                        took.as_secs_f64() * 1e3,
                         r.sessions,
                         r.released,
                         r.removed
-                    ),
-                    Ok(_) => {}
-                    Err(e) => warn!("nat64: {e:#}"),
+                    );
+                }
+                let v = serde_json::json!({
+                    "at": crate::instance::unix_now(),
+                    "ms": took.as_secs_f64() * 1e3,
+                    "entries": r.visited,
+                    "sessions-ended": r.sessions,
+                    "released": r.released,
+                    "removed": r.removed,
+                    "runs": runs,
+                    "total-ms": total.as_secs_f64() * 1e3,
+                });
+                let tmp = report.with_extension("tmp");
+                if let Err(e) = std::fs::write(&tmp, v.to_string()).and_then(|()| std::fs::rename(&tmp, &report)) {
+                    log::debug!("nat64: writing {}: {e}", report.display());
                 }
             }
         })
@@ -490,4 +514,9 @@ pub fn sweeper(dir: &Path, mut sweep: Sweeper) -> Result<()> {
             warn!("starting the NAT sweep: {e}");
             anyhow::anyhow!("starting the NAT sweep thread: {e}")
         })
+}
+
+/// Where the sweep of `instance` reports its last run.
+pub fn sweep_report(instance: &str) -> std::path::PathBuf {
+    crate::instance::status_file(instance).with_extension("sweep.json")
 }

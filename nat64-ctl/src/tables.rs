@@ -130,6 +130,17 @@ impl Tables {
         Self::from_maps(|n| open(dir, n))
     }
 
+    /// The capacity of the session table pinned in `dir`, if there is one.
+    pub fn pinned_sessions(dir: &Path) -> Result<Option<u32>> {
+        let path = dir.join(nat64_common::maps::MAP_SESSIONS);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let data =
+            MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
+        Ok(Some(data.info().with_context(|| format!("reading {}", path.display()))?.max_entries()))
+    }
+
     /// Whether the pinned maps in `dir` (if any) have this build's layout: `Ok(None)`
     /// without pins, else the layout found.
     pub fn pinned_layout(dir: &Path) -> Result<Option<u64>> {

@@ -1221,3 +1221,110 @@ fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
     let s = stats(&lab);
     assert!(packets(&s, "drop_nat_no_mapping") >= 1, "{s}");
 }
+
+/// Carrier scale in miniature: a stateful NAT64 with `max-sessions` 1024 filled from 32
+/// IPv6 sources (ICMP echo, one mapping per source and identifier, a raw socket each).
+/// When the table is full, an established UDP flow (made before) still crosses both
+/// ways, a new flow gets nothing and is counted (`drop_nat_table_full`), and the table
+/// never holds more than 1024. When the sources stop, their sessions run out (ICMP
+/// lifetime 2 s), the in-kernel sweep ends them and their mappings (ports held back
+/// 1 s), reports what each run cost in `status`, and the kernel memory the tables hold
+/// (as the kernel accounts it per map) comes back to what it was before the fill.
+#[test]
+fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
+    let extra = serde_json::json!({"max-sessions": 1024, "icmp-timeout": 2, "port-reuse-delay": 1});
+    let mut lab = nat64_lab(extra);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    let sources: Vec<String> = (0..32).map(|i| format!("2001:db8:6::1{i:02x}")).collect();
+    for s in &sources {
+        lab.lab.must_in(&v6, &format!("ip addr add {s}/64 dev eth0 nodad"));
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_ready(&mut lab, &v4, 5200, "udp");
+    // A UDP flow from a fixed port: each call is one more exchange of the same flow.
+    let ask = |lab: &SiitLab, sport: u16| -> String {
+        let py = format!(
+            "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.bind(('{V6_HOST}',{sport}))\n\
+             s.settimeout(1)\ns.sendto(b'who',('{V4_HOST_AS_V6}',5200))\n\
+             try:\n  print(s.recv(100).decode())\nexcept OSError:\n  print('timeout')\n"
+        );
+        lab.lab.must_in(&v6, &format!("python3 -c \"{py}\"")).trim().to_string()
+    };
+    assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow, before the fill");
+    let status = |lab: &SiitLab| -> Value {
+        let out = lab.ctl(CTL, &["status", "--json"]);
+        assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status --json")
+    };
+    let n = |v: &Value, proto: &str, what: &str| v["nat64"]["protocols"][proto][what].as_u64().unwrap();
+    assert_eq!(status(&lab)["nat64"]["max-sessions"], 1024);
+    // What the kernel accounts to the session and BIB tables (fdinfo "memlock", which
+    // for tables that allocate per entry follows the entries held).
+    let dir = nat64_ctl::instance::pin_dir(&lab.instance);
+    let memlock = |name: &str| -> u64 {
+        let data = aya::maps::MapData::from_pin(dir.join(name)).expect("pinned map");
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", data.fd().as_fd().as_raw_fd())).unwrap();
+        info.lines().find_map(|l| l.strip_prefix("memlock:")).unwrap().trim().parse().unwrap()
+    };
+    let tables = ["SESSIONS", "BIB4", "BIB6", "NAT_ADF", "NAT_SUBSCRIBERS"];
+    let mem = || -> u64 { tables.iter().map(|t| memlock(t)).sum() };
+    let before = mem();
+
+    // The fill: every source sends echo requests with 40 identifiers, twice a second,
+    // for 12 s: 1,280 flows for 1,024 places.
+    let filler = format!(
+        "import socket,struct,time\nsocks=[]\nfor a in '{}'.split(','):\n  s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_ICMPV6)\n  s.bind((a,0))\n  socks.append(s)\n\
+         end=time.time()+12\nwhile time.time()<end:\n  for i,s in enumerate(socks):\n    for j in range(40):\n      s.sendto(struct.pack('!BBHHH',128,0,0,1000+i*40+j,1)+b'fill',('{V4_HOST_AS_V6}',0))\n  time.sleep(0.5)\n",
+        sources.join(",")
+    );
+    let script = std::env::temp_dir().join(format!("nat64-fill-{}.py", lab.instance));
+    std::fs::write(&script, filler).unwrap();
+    lab.lab.files.push(script.clone());
+    lab.lab.spawn_in(&v6, &format!("python3 {}", script.display()));
+    let full = wait_until(Duration::from_secs(8), || packets(&stats(&lab), "drop_nat_table_full") > 0);
+    assert!(full, "the table filled: {}", stats(&lab));
+    thread::sleep(Duration::from_secs(2));
+    let s = status(&lab);
+    let (bib, sessions) = (n(&s, "icmp", "bib") + n(&s, "udp", "bib"), n(&s, "icmp", "sessions"));
+    assert!(bib <= 1024 && bib >= 1000, "the BIB full, never over: {bib}\n{s}");
+    assert!(sessions <= 1024 && sessions >= 1000, "{sessions}\n{s}");
+    let at_full = mem();
+    assert!(at_full > before, "the tables took memory: {before} -> {at_full}");
+    // Established: still both ways; new: nothing, counted.
+    for _ in 0..3 {
+        assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow with the table full");
+    }
+    let refused = packets(&stats(&lab), "drop_nat_table_full");
+    assert_eq!(ask(&lab, 40124), "timeout", "a new flow with the table full");
+    assert!(packets(&stats(&lab), "drop_nat_table_full") > refused, "counted");
+    let out = lab.lab.exec(&v6, &format!("ping -6 -c 1 -W 1 {V4_HOST_AS_V6}"));
+    assert!(!out.status.success(), "a new ping with the table full");
+
+    // The sources stop (12 s): their sessions end 2 s later, their ports 1 s after that.
+    let recovered = wait_until(Duration::from_secs(30), || {
+        let s = status(&lab);
+        n(&s, "icmp", "sessions") == 0 && n(&s, "icmp", "bib") == 0
+    });
+    let s = status(&lab);
+    assert!(recovered, "the fill's sessions and mappings ended:\n{s}");
+    assert_eq!(
+        (n(&s, "udp", "bib"), n(&s, "udp", "sessions")),
+        (1, 1),
+        "the established UDP flow stays (120 s)"
+    );
+    let w = &s["nat64"]["sweep"];
+    assert!(w["runs"].as_u64().unwrap() > 5, "the sweep ran once a second: {w}");
+    let ms = w["ms"].as_f64().unwrap();
+    eprintln!("sweep: {w}");
+    assert!(ms < 1000.0, "a sweep of about 1,000 entries stays far below a second: {ms} ms");
+    let st = stats(&lab);
+    assert!(packets(&st, "nat_session_expired") >= 1000 && packets(&st, "nat_bib_expired") >= 1000, "{st}");
+    // The memory: back to what it was before the fill.
+    let after = wait_until(Duration::from_secs(5), || mem() <= before + (at_full - before) / 100);
+    assert!(after, "memory came back: before {before}, full {at_full}, after {}", mem());
+    assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow after it all");
+    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
+    assert!(out.contains("2 received"), "new flows again:\n{out}");
+}

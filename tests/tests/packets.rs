@@ -2174,6 +2174,180 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
     }
     assert_eq!(seen, want, "one event per BIB entry");
     assert!(seen.iter().all(|(_, p)| (40002..=40003).contains(p)), "{seen:?}");
+
+    // Ten minutes on the sweep ends both, each reported; with port blocks a port only
+    // ever goes back to its own host, so nothing is held back.
+    let ten_min = now + 600_000_000_000;
+    let r = h.sweep(ten_min);
+    assert_eq!((r.sessions, r.released, r.removed), (2, 0, 2));
+    let mut ring: aya::maps::RingBuf<&mut aya::maps::MapData> =
+        aya::maps::RingBuf::try_from(h.ebpf.map_mut("NAT_EVENTS").expect("NAT_EVENTS")).unwrap();
+    let mut ended = Vec::new();
+    while let Some(item) = ring.next() {
+        // SAFETY: a NatEvent the sweep wrote (length checked).
+        assert_eq!(item.len(), std::mem::size_of::<nat64_common::maps::NatEvent>());
+        let e = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) };
+        assert_eq!(
+            (e.v6, e.v4, e.proto, e.kind, e.time),
+            (v6(H6).octets(), [203, 0, 113, 8], 17, 2, ten_min)
+        );
+        ended.push((e.v6_port, e.v4_port));
+    }
+    ended.sort();
+    assert_eq!(ended, seen, "one bib-expire event per BIB entry");
+    assert_eq!(h.run(&q).action, XDP_PASS, "the block's ports are the host's again at once");
+}
+
+/// RFC 6888 for a carrier-grade NAT: a subscriber (here a /64) may hold
+/// `max-ports-per-host` BIB entries and no more (REQ-4: ICMPv6 Destination Unreachable,
+/// Administratively Prohibited, counted); the limit changes live; when pool4 runs out,
+/// new mappings are refused and no existing one is evicted (REQ-11); a released port
+/// is held back `port-reuse-delay` seconds (REQ-8), and at 0 it is free at once; the
+/// subscribers' counts follow, and the busiest subscribers are listed.
+fn stateful_nat64_cgn_limits(kind: Kind) {
+    let config = NAT64_CONFIG.replace(
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40007"}],
+    "max-ports-per-host": 3, "subscriber-prefix-length": 64, "port-reuse-delay": 30,"#,
+    );
+    assert_ne!(config, NAT64_CONFIG);
+    let mut h = Harness::with(kind, &config);
+    let pool = "203.0.113.8";
+    let udp_from = |sport: u16| L4::Udp { sport, dport: 53, data: b"query".to_vec(), zero_checksum: false };
+    // (host, its port) -> pool4 port
+    let mut mapped: Vec<(&str, u16, u16)> = Vec::new();
+    let map = |h: &Harness, host: &'static str, sport: u16, mapped: &mut Vec<(&str, u16, u16)>| {
+        let out = h.run(&in6(host, R6, &udp_from(sport)));
+        assert_eq!(out.action, XDP_PASS, "{host} port {sport} mapped");
+        mapped.push((host, sport, u16::from_be_bytes([out.frame[34], out.frame[35]])));
+    };
+    let refused = |h: &Harness, host: &str, sport: u16, code: u8| {
+        let q = in6(host, R6, &udp_from(sport));
+        let out = h.run(&q);
+        assert_eq!(out.action, XDP_TX, "{host} port {sport} refused");
+        if let Some(d) = diff(&out.frame, &back(icmp6_err("3fff::1", host, 1, code, [0; 4], &q[14..]))) {
+            panic!("{host} port {sport} refused with code {code}: {d}");
+        }
+    };
+    let (a, a2, b, c) = ("2001:db8:6::5", "2001:db8:6::6", "2001:db8:7::5", "2001:db8:8::5");
+    for sport in [5000, 5001, 5002] {
+        map(&h, a, sport, &mut mapped);
+    }
+    refused(&h, a, 5003, 1);
+    refused(&h, a2, 5000, 1);
+    assert_eq!(h.count(Counter::DropNatSubscriberLimit), 2, "another host of the same /64 shares its limit");
+    // Live: one more.
+    h.tables.nat.as_mut().unwrap().set_value("max-ports-per-host", 4).unwrap();
+    map(&h, a2, 5000, &mut mapped);
+    refused(&h, a, 5003, 1);
+    for sport in [6000, 6001, 6002] {
+        map(&h, b, sport, &mut mapped);
+    }
+    let top = h.tables.nat.as_ref().unwrap().top_subscribers(10);
+    let shown: Vec<(String, u64)> = top.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+    assert_eq!(shown, [("2001:db8:6::/64".to_string(), 4), ("2001:db8:7::/64".to_string(), 3)]);
+    // Eight ports, seven held: c takes the last, then pool4 is exhausted (REQ-11: no
+    // mapping is taken from anyone; RFC 6146: Address Unreachable).
+    map(&h, c, 7000, &mut mapped);
+    refused(&h, c, 7001, 3);
+    assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
+    assert_eq!(h.count(Counter::DropNatSubscriberLimit), 3);
+    let mut ports: Vec<u16> = mapped.iter().map(|m| m.2).collect();
+    ports.sort();
+    assert_eq!(ports, (40000..=40007).collect::<Vec<_>>(), "every port, each once");
+    for (host, sport, port) in &mapped {
+        let answer = L4::Udp { sport: 53, dport: *port, data: b"answer".to_vec(), zero_checksum: false };
+        let out = h.run(&in4(R4, pool, &answer));
+        let back6 = L4::Udp { sport: 53, dport: *sport, data: b"answer".to_vec(), zero_checksum: false };
+        if let Some(d) = diff(&out.frame, &want6(R6, host, 0, 64, &back6)) {
+            panic!("{host} port {sport} still mapped after exhaustion: {d}");
+        }
+    }
+
+    // Ten minutes on, every mapping ends; the ports are held back 30 s, and nobody,
+    // not even a new subscriber, gets one; then they are free.
+    let now = nat64_ctl::stateful::boot_ns();
+    let r = h.sweep(now + 600_000_000_000);
+    assert_eq!((r.sessions, r.released, r.removed, r.subscribers), (8, 8, 0, 3));
+    assert!(h.tables.nat.as_ref().unwrap().top_subscribers(10).is_empty());
+    assert_eq!(h.tables.nat.as_ref().unwrap().subscribers.keys().count(), 0, "the subscribers went");
+    let held: Vec<serde_json::Value> = h.tables.nat.as_ref().unwrap().pool4_use();
+    assert_eq!((held[0]["in-use"].as_u64(), held[0]["held-back"].as_u64()), (Some(0), Some(8)));
+    let d = "2001:db8:9::5";
+    refused(&h, d, 8000, 3);
+    // An IPv4 packet to a held-back port finds no mapping.
+    let late = L4::Udp { sport: 53, dport: mapped[0].2, data: b"late".to_vec(), zero_checksum: false };
+    let before = h.count(Counter::DropNatNoMapping);
+    assert_eq!(h.run(&in4(R4, pool, &late)).action, XDP_DROP);
+    assert_eq!(h.count(Counter::DropNatNoMapping), before + 1);
+    let r = h.sweep(now + 631_000_000_000);
+    assert_eq!((r.released, r.removed), (0, 8));
+    map(&h, d, 8000, &mut mapped);
+
+    // port-reuse-delay 0 (live): a port is free as soon as its mapping ends.
+    h.tables.nat.as_mut().unwrap().set_value("port-reuse-delay", 0).unwrap();
+    let r = h.sweep(now + 1_300_000_000_000);
+    assert_eq!((r.sessions, r.released, r.removed), (1, 0, 1));
+    assert_eq!(h.tables.nat.as_ref().unwrap().bib4.keys().count(), 0);
+    assert_eq!(h.count(Counter::NatBibExpired), 9);
+}
+
+/// Two CPUs mapping the same new flows at the same moment (RFC 6146 allows one mapping
+/// per IPv6 transport address): both packets of each flow leave translated, by the
+/// same pool4 port; each flow has one BIB entry and one session; the subscriber's
+/// count is exact (a CPU that lost the race gives back what it counted); what lost is
+/// counted as a race resolved, never as a drop.
+fn stateful_nat64_races_between_cpus(kind: Kind) {
+    let config = NAT64_CONFIG.replace(r#""ports": "40000-40003""#, r#""ports": "1024-65535""#);
+    let h = Harness::with(kind, &config);
+    const FLOWS: u16 = 3000;
+    let frames: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| {
+            in6(
+                H6,
+                R6,
+                &L4::Udp { sport: 10_000 + i, dport: 53, data: b"race".to_vec(), zero_checksum: false },
+            )
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(2);
+    let ports: Vec<Vec<u16>> = std::thread::scope(|sc| {
+        let run = |cpu: usize| {
+            let (h, frames, barrier) = (&h, &frames, &barrier);
+            sc.spawn(move || {
+                pin_to_cpu(cpu);
+                frames
+                    .iter()
+                    .map(|f| {
+                        barrier.wait();
+                        let out = h.run(f);
+                        assert_eq!(out.action, XDP_PASS, "translated on CPU {cpu}");
+                        u16::from_be_bytes([out.frame[34], out.frame[35]])
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        };
+        let (t0, t1) = (run(0), run(1));
+        vec![t0.join().unwrap(), t1.join().unwrap()]
+    });
+    assert_eq!(ports[0], ports[1], "both CPUs took each flow by the same pool4 port");
+    let nat = h.tables.nat.as_ref().unwrap();
+    assert_eq!(nat.bib4.keys().count(), FLOWS as usize);
+    assert_eq!(nat.bib6.keys().count(), FLOWS as usize);
+    assert_eq!(nat.sessions.keys().count(), FLOWS as usize);
+    let subs: Vec<u64> = nat.subscribers.iter().filter_map(|e| e.ok()).map(|(_, s)| s.ports).collect();
+    assert_eq!(subs, [FLOWS as u64], "the subscriber's count is exact");
+    let c = h.counters();
+    assert_eq!(c["nat_bib_created"], FLOWS as u64);
+    assert_eq!(c["nat_session_created"], FLOWS as u64);
+    assert_eq!(c["xlat_6to4_udp"], 2 * FLOWS as u64);
+    let dropped: u64 = Counter::ALL
+        .iter()
+        .filter(|k| matches!(k.kind(), nat64_common::counters::Kind::Drop))
+        .map(|k| c[k.name()])
+        .sum();
+    assert_eq!(dropped, 0);
+    eprintln!("races resolved: {} of {FLOWS} flows sent twice at once", c["nat_race_resolved"]);
 }
 
 /// An ICMPv4 error from `router` to `to` carrying `inner` (an IPv4 packet), as an
@@ -3195,6 +3369,8 @@ both!(
     stateful_nat64_udp_icmp_tcp,
     stateful_nat64_errors_fragments_and_hop_limits,
     stateful_nat64_port_blocks_and_bib_events,
+    stateful_nat64_cgn_limits,
+    stateful_nat64_races_between_cpus,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     address_memo_follows_table_changes,
     eamt_longest_prefix_match_both_ways,

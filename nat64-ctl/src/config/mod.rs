@@ -243,6 +243,12 @@ fn check_pool6(s: &str) -> Result<Prefix6> {
 }
 
 impl Config {
+    /// The size of stateful NAT64's tables this configuration asks for: `max-sessions`
+    /// in mode "nat64", 1 in the other modes (their tables stay empty).
+    pub fn nat_sessions(&self) -> u32 {
+        self.nat64.as_ref().map_or(1, |n| n.max_sessions)
+    }
+
     pub fn from_json(text: &str) -> Result<Config> {
         let raw: RawConfig = serde_json::from_str(text)?;
         Self::validate(raw)

@@ -102,7 +102,12 @@ pub struct Nat64 {
     /// RFC 6888 REQ-4 and REQ-8: the ports one subscriber may hold, what makes a
     /// subscriber, how long a released port is held back.
     pub limits: Limits,
+    /// `max-sessions`: the size of the session table (and of the BIB's).
+    pub max_sessions: u32,
 }
+
+/// `max-sessions`' default, least and most.
+pub const MAX_SESSIONS: (u32, u32, u32) = (1 << 20, 1024, 1 << 24);
 
 /// RFC 6888's limits for a carrier-grade NAT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,6 +261,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("max-ports-per-host", raw.max_ports_per_host.is_some()),
         ("subscriber-prefix-length", raw.subscriber_prefix_length.is_some()),
         ("port-reuse-delay", raw.port_reuse_delay.is_some()),
+        ("max-sessions", raw.max_sessions.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -348,7 +354,13 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         Some(p) => bail!("bib-log: {p:?}: \"stdout\" or an absolute file path"),
     };
     let limits = check_limits(raw)?;
-    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log, limits }))
+    let (default, least, most) = MAX_SESSIONS;
+    let max_sessions = match raw.max_sessions {
+        None => default,
+        Some(n) if (least as u64..=most as u64).contains(&n) => n as u32,
+        Some(n) => bail!("max-sessions: {n}: from {least} to {most}"),
+    };
+    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log, limits, max_sessions }))
 }
 
 fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBlocks>> {

@@ -102,6 +102,7 @@ keyed! {
     de_max_ports_per_host => "max-ports-per-host",
     de_subscriber_prefix_length => "subscriber-prefix-length",
     de_port_reuse_delay => "port-reuse-delay",
+    de_max_sessions => "max-sessions",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -207,6 +208,8 @@ pub(super) struct RawConfig {
     pub(super) subscriber_prefix_length: Option<u64>,
     #[serde(default, deserialize_with = "de_port_reuse_delay")]
     pub(super) port_reuse_delay: Option<u64>,
+    #[serde(default, deserialize_with = "de_max_sessions")]
+    pub(super) max_sessions: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -1082,3 +1082,39 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
     assert_err_contains(with(r#""port-block-size": 64"#), "port-block-size: belongs to stateful NAT64");
     assert_err_contains(with(r#""bib-log": "stdout""#), "bib-log: belongs to stateful NAT64");
 }
+
+/// RFC 6888's limits: defaults (no port limit, a /64 per subscriber, 120 s before a
+/// port is lent again), the values a file may give, and every refusal naming its key.
+#[test]
+fn nat64_cgn_limits_are_checked() {
+    use crate::config::nat::{Limits, parse_limit};
+    let nat = |extra: &str| {
+        Config::from_json(&format!(
+            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
+            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
+        ))
+    };
+    assert_eq!(nat("").unwrap().nat64.unwrap().limits, Limits::DEFAULT);
+    assert_eq!(Limits::DEFAULT, Limits { max_ports: 0, subscriber_len: 64, reuse_delay: 120 });
+    let l = nat(r#", "max-ports-per-host": 2000, "subscriber-prefix-length": 56, "port-reuse-delay": 0"#)
+        .unwrap()
+        .nat64
+        .unwrap()
+        .limits;
+    assert_eq!(l, Limits { max_ports: 2000, subscriber_len: 56, reuse_delay: 0 });
+    for (extra, msg) in [
+        (r#", "subscriber-prefix-length": 24"#, "subscriber-prefix-length: 24: from 32 to 128"),
+        (r#", "subscriber-prefix-length": 129"#, "subscriber-prefix-length: 129: from 32 to 128"),
+        (r#", "port-reuse-delay": 3601"#, "port-reuse-delay: 3601: at most 3600 seconds"),
+        (r#", "max-ports-per-host": 99999999"#, "max-ports-per-host: 99999999: at most 50331648"),
+        (r#", "max-ports-per-host": -1"#, "max-ports-per-host"),
+        (r#", "max-ports-per-host": "many""#, "max-ports-per-host"),
+    ] {
+        let err = format!("{:#}", nat(extra).unwrap_err());
+        assert!(err.contains(msg), "{extra}: {err}");
+    }
+    assert_eq!(parse_limit("max-ports-per-host", 64).unwrap(), 64);
+    assert!(parse_limit("udp-timeout", 64).unwrap_err().to_string().contains("not one of"));
+    assert_err_contains(with(r#""max-ports-per-host": 10"#), "max-ports-per-host: belongs to stateful NAT64");
+    assert_err_contains(with(r#""port-reuse-delay": 10"#), "port-reuse-delay: belongs to stateful NAT64");
+}
