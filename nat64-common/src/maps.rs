@@ -580,6 +580,9 @@ pub const MAP_NAT_SWEEP: &str = "NAT_SWEEP";
 pub struct Sweep {
     /// Boot-time ns the sweep takes as now (0: the clock's).
     pub now: u64,
+    /// Non-zero: end every dynamic session and BIB entry, whatever their lifetimes, and
+    /// free the ports at once (`nat64-ctl session flush`).
+    pub flush: u64,
     /// What the last run did: sessions ended, BIB entries released (their port held
     /// back, RFC 6888 REQ-8), BIB entries removed, subscribers removed.
     pub sessions: u64,

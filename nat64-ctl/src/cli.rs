@@ -219,6 +219,10 @@ enum SessionCmd {
         #[arg(long)]
         address: Option<IpAddr>,
     },
+    /// End every session and dynamic BIB entry now, their ports free at once (static
+    /// entries stay). Connections through them break; hosts get new mappings with
+    /// their next packet.
+    Flush,
 }
 
 #[derive(Subcommand)]
@@ -414,7 +418,17 @@ fn session_cmd(name: &str, cmd: SessionCmd) -> Result<()> {
             "instance '{name}' is not a stateful NAT64 (set \"mode\": \"nat64\" in its configuration)"
         );
     };
-    let SessionCmd::List { json, protocol, address } = cmd;
+    let (json, protocol, address) = match cmd {
+        SessionCmd::List { json, protocol, address } => (json, protocol, address),
+        SessionCmd::Flush => {
+            let mut sweeper = crate::stateful::sweeper_for(&instance::find_running(name)?)?;
+            let t = std::time::Instant::now();
+            let r = sweeper.flush()?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            println!("ended {} sessions and {} BIB entries in {ms:.1} ms", r.sessions, r.removed);
+            return Ok(());
+        }
+    };
     if let Some(p) = &protocol
         && !["tcp", "udp", "icmp"].contains(&p.as_str())
     {

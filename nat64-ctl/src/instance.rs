@@ -1016,8 +1016,9 @@ pub fn status_text(v: &serde_json::Value) -> String {
         let w = &n["sweep"];
         if w.is_object() {
             out += &format!(
-                "sweep      last run {:.1} ms over {} entries ({} sessions ended, {} BIB entries released); {} \
-                 runs, {:.0} ms in all\n",
+                "sweep      every {:.0} s, last run {:.1} ms over {} entries ({} sessions ended, {} BIB entries \
+                 released); {} runs, {:.0} ms in all\n",
+                w["every-s"].as_f64().unwrap_or(1.0),
                 w["ms"].as_f64().unwrap_or(0.0),
                 w["entries"],
                 w["sessions-ended"],

@@ -400,15 +400,41 @@ impl Sweeper {
     /// One sweep, taking `now` (boot-time ns; `None`: the clock's) as the time: what it
     /// did.
     pub fn run(&mut self, now: Option<u64>) -> Result<Sweep> {
-        self.ctl
-            .set(0, Sweep { now: now.unwrap_or(0), ..Default::default() }, 0)
-            .context("writing NAT_SWEEP")?;
+        self.once(Sweep { now: now.unwrap_or(0), ..Default::default() })
+    }
+
+    /// Ends every dynamic session and BIB entry now, their ports free at once (static
+    /// entries stay): what it ended.
+    pub fn flush(&mut self) -> Result<Sweep> {
+        self.once(Sweep { flush: 1, ..Default::default() })
+    }
+
+    fn once(&mut self, args: Sweep) -> Result<Sweep> {
+        self.ctl.set(0, args, 0).context("writing NAT_SWEEP")?;
         let ret = prog_run(&self.prog).context("running the NAT sweep (BPF_PROG_RUN)")?;
         if ret != 0 {
             bail!("the NAT sweep found no NAT settings (returned {ret})");
         }
         self.ctl.get(&0, 0).context("reading NAT_SWEEP")
     }
+}
+
+/// A sweeper on the maps of the instance pinned under `dir` (for a command run beside
+/// the daemon: the object loaded anew, its stateful maps taken from their pins).
+pub fn sweeper_for(dir: &Path) -> Result<Sweeper> {
+    match crate::tables::Tables::pinned_layout(dir)? {
+        Some(l) if l == nat64_common::maps::LAYOUT => {}
+        Some(l) => bail!(
+            "the pinned maps in {} have another layout ({l:#x}) than this nat64-ctl's ({:#x}): use the nat64-ctl \
+             that runs the instance",
+            dir.display(),
+            nat64_common::maps::LAYOUT
+        ),
+        None => bail!("no pinned maps in {}", dir.display()),
+    }
+    let sessions = crate::tables::Tables::pinned_sessions(dir)?.context("no session table pinned")?;
+    let mut ebpf = crate::instance::load_pinned(&[], Some(dir), sessions)?;
+    Sweeper::load(&mut ebpf)
 }
 
 /// Runs an XDP program once on a minimal frame (`BPF_PROG_TEST_RUN`): its return value.
@@ -455,19 +481,25 @@ fn prog_run(prog: &ProgramFd) -> Result<u32> {
     Ok(attr.retval)
 }
 
+/// The sweep's share of one CPU at most, as a divisor (20: 5%).
+const SWEEP_SHARE: u32 = 20;
+
 /// Sweeps the instance pinned under `dir` every second, for as long as the process
 /// runs (a thread of its own), while it is a stateful NAT64 (mode "nat64"): the sweep
 /// program walks every table in the kernel, so in the other modes, whose tables stay
-/// empty, it still reads every hash bucket: it is not run there. After each run it
-/// writes what it did and how long it took to `report` (JSON, for `status`).
+/// empty, it still reads every hash bucket: it is not run there. A run that took more
+/// than a twentieth of a second puts the next one off to keep the sweep within 5% of
+/// one CPU. After each run it writes what it did and how long it took to `report`
+/// (JSON, for `status`).
 pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Result<()> {
     let settings = crate::tables::Tables::open_pinned(dir)?;
     thread::Builder::new()
         .name("nat-sweep".into())
         .spawn(move || {
             let (mut runs, mut total) = (0u64, Duration::ZERO);
+            let mut pause = Duration::from_secs(1);
             loop {
-                thread::sleep(Duration::from_secs(1));
+                thread::sleep(pause);
                 if settings.globals().is_ok_and(|g| !g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
                     continue;
                 }
@@ -482,6 +514,10 @@ pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Re
                 let took = t.elapsed();
                 runs += 1;
                 total += took;
+                // At most 1/SWEEP_SHARE of one CPU: a walk of a large table, whose cost
+                // is a cache miss or so per entry, runs less often (sessions then live a
+                // little past their lifetime, which the RFC sets as a minimum).
+                pause = (took * SWEEP_SHARE).clamp(Duration::from_secs(1), Duration::from_secs(30));
                 if r.sessions + r.released + r.removed > 0 {
                     log::debug!(
                         "nat64: sweep of {} entries in {:.1} ms: {} sessions ended, {} BIB entries released, {} \
@@ -495,6 +531,7 @@ pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Re
                 }
                 let v = serde_json::json!({
                     "at": crate::instance::unix_now(),
+                    "every-s": pause.as_secs_f64(),
                     "ms": took.as_secs_f64() * 1e3,
                     "entries": r.visited,
                     "sessions-ended": r.sessions,

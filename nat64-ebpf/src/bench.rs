@@ -43,9 +43,11 @@ mod programs {
     static BENCH_FRAME: Array<[u64; FRAME_WORDS]> = Array::with_max_entries(1, 0);
 
     /// How `bench_gen` varies an IPv6 frame's source: [mode, flows]. Mode 0: the frame
-    /// as it is; 1: `flows` flows in turn (flow i: the source address's last 16 bits
-    /// + i / 10, source port + i % 10: hosts of 10 flows each); 2: a new flow every
-    /// frame (per CPU: address + (CPU << 12 | n / 64512), port 1024 + n % 64512).
+    /// as it is; 1: `flows` flows in turn (flow i: host i / 16, source port + i % 16:
+    /// hosts of 16 flows each, up to 65,536 hosts); 2: a new flow every frame (per CPU:
+    /// 4,096 hosts in turn, host CPU << 12 | n % 4096, each from port 1024 + n / 4096
+    /// on). Host h is the source address with h added to its last 16 bits and to the
+    /// 16 bits before its /64 boundary: each host a subscriber (RFC 6888) of its own.
     #[map(name = "BENCH_VARY")]
     static BENCH_VARY: Array<u32> = Array::with_max_entries(2, 0);
 
@@ -119,8 +121,9 @@ mod programs {
         xdp_action::XDP_TX
     }
 
-    /// Offsets in an IPv6 UDP frame: the source address's last 16 bits, the source
-    /// port, the UDP checksum.
+    /// Offsets in an IPv6 UDP frame: the source address's 16 bits before its /64
+    /// boundary and its last 16 bits, the source port, the UDP checksum.
+    const SRC6_NET: usize = 14 + 8 + 6;
     const SRC6_LOW: usize = 14 + 8 + 14;
     const SPORT6: usize = 14 + 40;
     const UCHECK6: usize = 14 + 40 + 6;
@@ -143,19 +146,27 @@ mod programs {
         let cpu = unsafe { h::bpf_get_smp_processor_id() };
         let (host, port) = if mode == 1 {
             let i = n.checked_rem(flows.max(1)).unwrap_or(0);
-            (i / 10, 40000 + i % 10)
+            ((i / 16) & 0xffff, 40000 + i % 16)
         } else {
-            ((cpu & 0xf) << 12 | (n / 64512) & 0xfff, 1024 + n % 64512)
+            ((cpu & 0xf) << 12 | n % 4096, 1024 + (n / 4096) % 64512)
         };
         let b = p as *mut u8;
         // SAFETY: 64 bytes were bounds-checked above; the offsets lie within them.
         unsafe {
             let old_a = u16::from_be_bytes([*b.add(SRC6_LOW), *b.add(SRC6_LOW + 1)]) as u32;
+            let old_n = u16::from_be_bytes([*b.add(SRC6_NET), *b.add(SRC6_NET + 1)]) as u32;
             let old_p = u16::from_be_bytes([*b.add(SPORT6), *b.add(SPORT6 + 1)]) as u32;
             let new_a = (old_a + host) & 0xffff;
+            let new_n = (old_n + host) & 0xffff;
             let c = u16::from_be_bytes([*b.add(UCHECK6), *b.add(UCHECK6 + 1)]) as u32;
             // RFC 1624: HC' = ~(~HC + ~m + m').
-            let mut sum = (!c & 0xffff) + (!old_a & 0xffff) + new_a + (!old_p & 0xffff) + port;
+            let mut sum = (!c & 0xffff)
+                + (!old_a & 0xffff)
+                + new_a
+                + (!old_n & 0xffff)
+                + new_n
+                + (!old_p & 0xffff)
+                + port;
             sum = (sum & 0xffff) + (sum >> 16);
             sum = (sum & 0xffff) + (sum >> 16);
             let mut nc = !sum as u16;
@@ -163,6 +174,9 @@ mod programs {
                 nc = 0xffff;
             }
             let a = (new_a as u16).to_be_bytes();
+            let m = (new_n as u16).to_be_bytes();
+            *b.add(SRC6_NET) = m[0];
+            *b.add(SRC6_NET + 1) = m[1];
             let q = (port as u16).to_be_bytes();
             let k = nc.to_be_bytes();
             *b.add(SRC6_LOW) = a[0];

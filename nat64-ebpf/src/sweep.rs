@@ -40,6 +40,8 @@ struct Walk {
     now: u64,
     /// `port-reuse-delay` in ns; 0: a BIB entry goes at once.
     delay: u64,
+    /// End everything dynamic now (`Sweep::flush`).
+    all: u64,
     cfg_flags: u32,
     subscriber_len: u32,
     sessions: u64,
@@ -55,7 +57,7 @@ extern "C" fn session_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void
     let (k, s, w) =
         unsafe { (&*(key as *const SessionKey), &*(value as *const Session), &mut *(ctx as *mut Walk)) };
     w.visited += 1;
-    if s.expires > w.now {
+    if s.expires > w.now && w.all == 0 {
         return 0;
     }
     let key = *k;
@@ -99,14 +101,14 @@ extern "C" fn bib_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ct
     }
     let k4 = *k;
     if !e.live() {
-        if e.born.saturating_add(w.delay) <= w.now && BIB4.remove(&k4).is_ok() {
+        if (w.all != 0 || e.born.saturating_add(w.delay) <= w.now) && BIB4.remove(&k4).is_ok() {
             w.removed += 1;
         }
         return 0;
     }
     // SAFETY: a field of the map value, read once.
     let sessions = unsafe { core::ptr::read_volatile(&raw const e.sessions) };
-    if sessions != 0 || e.born.saturating_add(YOUNG_NS) > w.now {
+    if sessions != 0 || (e.born.saturating_add(YOUNG_NS) > w.now && w.all == 0) {
         return 0;
     }
     let v6 = e.v6;
@@ -125,7 +127,7 @@ extern "C" fn bib_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ct
         log_expired(&v6, &k4, w.now);
     }
     bump(Counter::NatBibExpired, 0);
-    if w.delay == 0 {
+    if w.delay == 0 || w.all != 0 {
         if BIB4.remove(&k4).is_ok() {
             w.removed += 1;
         }
@@ -149,7 +151,7 @@ extern "C" fn subscriber_cb(
         unsafe { (&*(key as *const [u8; 16]), &mut *(value as *mut Subscriber), &mut *(ctx as *mut Walk)) };
     // SAFETY: a field of the map value, read once.
     let ports = unsafe { core::ptr::read_volatile(&raw const s.ports) };
-    if ports == 0 && s.last.saturating_add(SUBSCRIBER_IDLE_NS) <= w.now {
+    if ports == 0 && (w.all != 0 || s.last.saturating_add(SUBSCRIBER_IDLE_NS) <= w.now) {
         let key = *k;
         if NAT_SUBSCRIBERS.remove(&key).is_ok() {
             w.subscribers += 1;
@@ -192,6 +194,7 @@ pub fn run() -> u32 {
     let mut w = Walk {
         now,
         delay,
+        all: out.flush,
         cfg_flags: cfg.flags,
         subscriber_len: cfg.subscriber_len as u32,
         sessions: 0,

@@ -138,12 +138,21 @@ impl Harness {
 
     /// Runs stateful NAT64's sweep in the kernel as if it were `now` (boot-time ns).
     pub fn sweep(&mut self, now: u64) -> nat64_common::maps::Sweep {
+        self.sweeper().run(Some(now)).unwrap_or_else(|e| panic!("sweep: {e:#}"))
+    }
+
+    /// Ends every dynamic session and BIB entry (`nat64-ctl session flush`).
+    pub fn flush(&mut self) -> nat64_common::maps::Sweep {
+        self.sweeper().flush().unwrap_or_else(|e| panic!("flush: {e:#}"))
+    }
+
+    fn sweeper(&mut self) -> &mut nat64_ctl::stateful::Sweeper {
         if self.sweeper.is_none() {
             let s =
                 nat64_ctl::stateful::Sweeper::load(&mut self.ebpf).unwrap_or_else(|e| panic!("sweep: {e:#}"));
             self.sweeper = Some(s);
         }
-        self.sweeper.as_mut().expect("loaded").run(Some(now)).unwrap_or_else(|e| panic!("sweep: {e:#}"))
+        self.sweeper.as_mut().expect("loaded")
     }
 
     fn program(&self) -> &'static str {

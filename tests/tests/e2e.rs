@@ -1327,4 +1327,10 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow after it all");
     let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("2 received"), "new flows again:\n{out}");
+    // `session flush` ends what is left at once (the UDP flow and the ping's).
+    let out = lab.ctl(CTL, &["session", "flush"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.starts_with("ended 2 sessions and 2 BIB entries in "), "{out:?}");
+    let s = status(&lab);
+    assert_eq!((n(&s, "udp", "sessions"), n(&s, "icmp", "sessions"), n(&s, "icmp", "bib")), (0, 0, 0), "{s}");
 }

@@ -1162,6 +1162,19 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
         }
     }
     assert_eq!(h.count(Counter::XlatHairpin), hairpins + 2);
+
+    // `session flush`: every dynamic session and mapping ends now, its port free at
+    // once; the static entry stays.
+    let r = h.flush();
+    let nat = h.tables.nat.as_ref().unwrap();
+    assert!(r.sessions >= 4 && r.removed >= 3, "{r:?}");
+    assert_eq!(nat.sessions.keys().count(), 0);
+    assert_eq!(
+        nat.bib_list(),
+        [(6, format!("[{H6}]:80").parse().unwrap(), "203.0.113.8:80".parse().unwrap(), true)]
+    );
+    assert_eq!(nat.bib4.keys().count(), 1, "nothing held back");
+    assert_eq!(nat.subscribers.keys().count(), 0);
 }
 
 /// RFC 7757 §3.2 / §3.3 with an IPv6 suffix longer than the IPv4 one

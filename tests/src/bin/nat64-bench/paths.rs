@@ -247,6 +247,14 @@ fn ifindex(name: &str) -> Result<u32> {
 /// The benchmark's own programs (generator, sink, XDP forwarding), loaded once.
 pub(crate) struct Progs {
     ebpf: Ebpf,
+    /// The kernel runs the generator in live-frame mode (BPF_PROG_RUN with
+    /// `BPF_F_TEST_XDP_LIVE_FRAMES`); else the frames go out of AF_PACKET sockets
+    /// ([`Progs::afp_generate`]).
+    live: bool,
+    /// `set_vary`'s mode and flows, for the AF_PACKET generator.
+    vary: (u32, u32),
+    /// Per CPU: frames varied so far (as `BENCH_SEQ` for `bench_gen`).
+    seq: Vec<std::sync::atomic::AtomicU32>,
 }
 
 impl Progs {
@@ -261,7 +269,15 @@ impl Progs {
                 ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
             p.load().with_context(|| format!("loading {name} (verifier)"))?;
         }
-        Ok(Self { ebpf })
+        let live = live_frames(&ebpf)?;
+        if !live {
+            println!(
+                "nat64-bench: this kernel refuses BPF_PROG_RUN's live frames (EPERM): the generator sends from \
+                 AF_PACKET sockets instead (slower: figures are not comparable with live-frame runs)"
+            );
+        }
+        let seq = (0..256).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
+        Ok(Self { ebpf, live, vary: (0, 0), seq })
     }
 
     fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
@@ -286,6 +302,7 @@ impl Progs {
         let mut m: Array<_, u32> = Array::try_from(self.ebpf.map_mut("BENCH_VARY").context("BENCH_VARY")?)?;
         m.set(0, mode, 0)?;
         m.set(1, flows, 0)?;
+        self.vary = (mode, flows);
         Ok(())
     }
 
@@ -334,6 +351,9 @@ impl Progs {
         cpus: &[usize],
         secs: f64,
     ) -> Result<(u64, f64)> {
+        if !self.live {
+            return self.afp_generate(ns, ifname, frame, cpus, secs, None);
+        }
         self.set_frame(frame)?;
         let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
         per_cpu(ns, cpus, |barrier| {
@@ -354,6 +374,227 @@ impl Progs {
             Ok((sent, start.elapsed().as_secs_f64()))
         })
     }
+}
+
+impl Progs {
+    /// As [`Progs::generate`], paced: each CPU sends `rate` frames a second, in bursts
+    /// of [`PACED_BURST`] (one BPF_PROG_RUN call each), waiting between bursts for the
+    /// next one's time. (frames sent, seconds.)
+    pub(crate) fn generate_paced(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        frame: &[u8],
+        cpus: &[usize],
+        secs: f64,
+        rate: f64,
+    ) -> Result<(u64, f64)> {
+        if !self.live {
+            return self.afp_generate(ns, ifname, frame, cpus, secs, Some(rate));
+        }
+        self.set_frame(frame)?;
+        let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
+        per_cpu(ns, cpus, |barrier| {
+            let idx = ifindex(ifname)?;
+            let md = ctx_bytes(&xdp_md(frame.len(), idx));
+            barrier.wait();
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed().as_secs_f64() < secs {
+                let due = sent as f64 / rate;
+                loop {
+                    let ahead = due - start.elapsed().as_secs_f64();
+                    if ahead <= 0.0 {
+                        break;
+                    }
+                    if ahead > 100e-6 {
+                        thread::sleep(Duration::from_secs_f64(ahead - 50e-6));
+                    }
+                }
+                let mut opts = TestRunOptions::new();
+                opts.data_in = Some(frame);
+                opts.ctx_in = Some(&md);
+                opts.repeat = PACED_BURST;
+                opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
+                prog.test_run(opts).context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
+                sent += PACED_BURST as u64;
+            }
+            Ok((sent, start.elapsed().as_secs_f64()))
+        })
+    }
+
+    /// Datagrams the sinks counted so far: [IPv4, IPv6].
+    pub(crate) fn sunk(&self) -> Result<[u64; 2]> {
+        self.received()
+    }
+
+    /// The generator where the kernel refuses live frames: an AF_PACKET socket per CPU
+    /// (the qdisc bypassed, as XDP_TX bypasses it) sending batches of [`GEN_BATCH`]
+    /// frames with one `sendmmsg`, each frame varied in user space as `bench_gen`
+    /// varies it. Paced to `rate` frames a second per CPU when given. (frames the
+    /// device took, seconds.)
+    fn afp_generate(
+        &self,
+        ns: &str,
+        ifname: &str,
+        frame: &[u8],
+        cpus: &[usize],
+        secs: f64,
+        rate: Option<f64>,
+    ) -> Result<(u64, f64)> {
+        const PACKET_QDISC_BYPASS: libc::c_int = 20;
+        const B: usize = GEN_BATCH as usize;
+        let (mode, flows) = self.vary;
+        per_cpu(ns, cpus, |barrier| {
+            let idx = ifindex(ifname)?;
+            // SAFETY: plain socket(2); the fd is closed by the File below.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+            ensure!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            // SAFETY: we own the fd.
+            let sock = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            // SAFETY: a zeroed sockaddr_ll naming the device.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = idx as i32;
+            let one: libc::c_int = 1;
+            // SAFETY: bind(2) and setsockopt(2) with values we own, on our socket.
+            unsafe {
+                ensure!(
+                    libc::bind(
+                        sock.as_raw_fd(),
+                        (&raw const sll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32
+                    ) == 0,
+                    "binding to {ifname}: {}",
+                    std::io::Error::last_os_error()
+                );
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    PACKET_QDISC_BYPASS,
+                    (&raw const one).cast(),
+                    4,
+                );
+            }
+            // SAFETY: sched_getcpu(3) has no arguments; the thread is pinned.
+            let cpu = unsafe { libc::sched_getcpu() }.max(0) as usize % self.seq.len();
+            let seq = &self.seq[cpu];
+            let mut bufs = vec![frame.to_vec(); B];
+            barrier.wait();
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed().as_secs_f64() < secs {
+                if let Some(rate) = rate {
+                    let due = sent as f64 / rate;
+                    let ahead = due - start.elapsed().as_secs_f64();
+                    if ahead > 0.0 {
+                        thread::sleep(Duration::from_secs_f64(ahead));
+                    }
+                }
+                if mode != 0 {
+                    for b in bufs.iter_mut() {
+                        let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(1);
+                        vary_frame(b, frame, mode, flows, cpu as u32, n);
+                    }
+                }
+                let mut iov: Vec<libc::iovec> = bufs
+                    .iter_mut()
+                    .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
+                    .collect();
+                // SAFETY: zeroed message headers, each pointing at one iovec above.
+                let mut msgs: Vec<libc::mmsghdr> = iov
+                    .iter_mut()
+                    .map(|v| {
+                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                        m.msg_hdr.msg_iov = v;
+                        m.msg_hdr.msg_iovlen = 1;
+                        m
+                    })
+                    .collect();
+                // SAFETY: sendmmsg(2) over headers and buffers that outlive the call.
+                let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), B as u32, 0) };
+                if r > 0 {
+                    sent += r as u64;
+                }
+            }
+            Ok((sent, start.elapsed().as_secs_f64()))
+        })
+    }
+}
+
+/// Whether the kernel runs `bench_gen` in live-frame mode (one frame, on the loopback
+/// device); a refusal (EPERM: kernels built without it, or that deny it) is `false`.
+fn live_frames(ebpf: &Ebpf) -> Result<bool> {
+    let prog: &Xdp = ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
+    let frame = [0u8; 64];
+    let md = ctx_bytes(&xdp_md(frame.len(), 1));
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(&frame);
+    opts.ctx_in = Some(&md);
+    opts.repeat = 1;
+    opts.attrs = TestRunAttrs::new().xdp_live_frames(1);
+    match prog.test_run(opts) {
+        Ok(_) => Ok(true),
+        Err(e) if format!("{e:?}").contains("Operation not permitted") => Ok(false),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)"))
+        }
+    }
+}
+
+/// `bench_gen`'s variation of an IPv6 UDP frame (see `BENCH_VARY` in the benchmark
+/// programs), done in user space for the AF_PACKET generator: flow `n` of this CPU
+/// written into `b` from `template`, its UDP checksum following (RFC 1624).
+fn vary_frame(b: &mut [u8], template: &[u8], mode: u32, flows: u32, cpu: u32, n: u32) {
+    const SRC6_NET: usize = 14 + 8 + 6;
+    const SRC6_LOW: usize = 14 + 8 + 14;
+    const SPORT6: usize = 14 + 40;
+    const UCHECK6: usize = 14 + 40 + 6;
+    if b.len() < 64 || template.len() < 64 || b[12..14] != [0x86, 0xdd] {
+        return;
+    }
+    let (host, port) = if mode == 1 {
+        let i = n % flows.max(1);
+        ((i / 16) & 0xffff, 40000 + i % 16)
+    } else {
+        (((cpu & 0xf) << 12) | (n % 4096), 1024 + (n / 4096) % 64512)
+    };
+    let rd = |o: usize| u16::from_be_bytes([template[o], template[o + 1]]) as u32;
+    let (old_a, old_n, old_p, c) = (rd(SRC6_LOW), rd(SRC6_NET), rd(SPORT6), rd(UCHECK6));
+    let (new_a, new_n) = ((old_a + host) & 0xffff, (old_n + host) & 0xffff);
+    let mut sum =
+        (!c & 0xffff) + (!old_a & 0xffff) + new_a + (!old_n & 0xffff) + new_n + (!old_p & 0xffff) + port;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    let nc = match !sum as u16 {
+        0 => 0xffff,
+        v => v,
+    };
+    b[SRC6_LOW..SRC6_LOW + 2].copy_from_slice(&(new_a as u16).to_be_bytes());
+    b[SRC6_NET..SRC6_NET + 2].copy_from_slice(&(new_n as u16).to_be_bytes());
+    b[SPORT6..SPORT6 + 2].copy_from_slice(&(port as u16).to_be_bytes());
+    b[UCHECK6..UCHECK6 + 2].copy_from_slice(&nc.to_be_bytes());
+}
+
+/// Frames per call of the paced generator: small enough that a burst fits the veth's
+/// ring (256 frames) with room to spare.
+pub(crate) const PACED_BURST: u32 = 64;
+
+/// Frames the devices of `at` ((namespace, interface)) dropped or failed to send, by
+/// their own statistics (`ethtool -S`): full receive rings and XDP transmit errors;
+/// not `xdp_drops`, which are the programs' own verdicts, counted by them.
+pub(crate) fn device_drops(lab: &nat64_tests::lab::Lab, at: &[(&str, &str)]) -> u64 {
+    let mut n = 0;
+    for (ns, i) in at {
+        let out = lab.exec(ns, &format!("ethtool -S {i}"));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((k, v)) = line.trim().split_once(':') else { continue };
+            if (k.ends_with("_drops") && !k.ends_with("xdp_drops")) || k.ends_with("_errors") {
+                n += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    n
 }
 
 /// Runs `work` on a thread per CPU of `cpus`, each pinned to its CPU inside `ns`;
