@@ -67,8 +67,14 @@ fn quick_benchmark_measures_every_path() {
     assert!(first.parse::<f64>().is_ok_and(|v| v > 0.0), "xdp-tcp-gro: no TCP figure in `{}`", gro[0]);
     // PLAT: established flows for every path (1 CPU), new flows for the translators,
     // the full table's size for stateful NAT64.
-    let plat_rows =
-        |prefix: &str| plat.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>();
+    // The first two tables (established flows, new flows) end at the table of flow
+    // counts; the RFC 9693 tables follow.
+    let (first, scale) = plat
+        .split_once("Established flows by how many")
+        .unwrap_or_else(|| panic!("no table of established flows by how many:\n{plat}"));
+    let plat_rows = |prefix: &str| {
+        first.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>()
+    };
     for path in [
         "kernel forwarding",
         "nat64 dynamic pool + masquerade, XDP",
@@ -91,6 +97,34 @@ fn quick_benchmark_measures_every_path() {
                     r[1]
                 );
             }
+        }
+    }
+    // RFC 9693: established flows at 100,000 and 1,000,000 (1 and 2 CPUs) for forwarding
+    // and stateful NAT64; the lost frames accounted; the establishment rate, memory per
+    // session and the sweep's cost for stateful NAT64.
+    let scale_rows = |prefix: &str| {
+        scale.lines().filter(|l| l.starts_with(prefix)).map(str::to_string).collect::<Vec<_>>()
+    };
+    for path in ["kernel forwarding", "nat64 stateful (NAT64), XDP", "nat64 stateful (NAT64), TC"] {
+        let r = scale_rows(path);
+        let figures: Vec<f64> = r[0][40..]
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .filter_map(|w| w.parse::<f64>().ok())
+            .collect();
+        assert!(
+            figures.len() == 6 && figures.iter().all(|v| *v > 0.0),
+            "{path}: flows by how many `{}`",
+            r[0]
+        );
+        if path.starts_with("nat64 stateful") {
+            let lost = &r[1];
+            assert!(lost.contains("unexplained"), "{path}: where the lost frames went `{lost}`");
+            let at_scale = &r[2];
+            let rates: Vec<f64> =
+                at_scale[40..].split_whitespace().filter_map(|w| w.parse::<f64>().ok()).collect();
+            // max rate 1 CPU, 2 CPUs, bytes/session, sweep ms, entries, every s, flush ms, ended
+            assert!(rates.len() >= 8 && rates[..3].iter().all(|v| *v > 0.0), "{path}: at scale `{at_scale}`");
+            assert!(rates[rates.len() - 1] > 1_000_000.0, "{path}: a full table ended at once `{at_scale}`");
         }
     }
     for needle in [
