@@ -18,14 +18,14 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     counters::Counter,
-    maps::{AdfKey, Bib4Entry, Bib4Key, Bib6Key, NatConfig, NatEvent, Session, SessionKey, Subscriber},
+    maps::{AdfKey, Bib4Entry, Bib4Key, NatConfig, NatEvent, Session, SessionKey, Subscriber},
     nat,
 };
 
 use crate::{
     atomic::take_one,
     counters::bump,
-    maps::{BIB4, BIB6, NAT_ADF, NAT_CFG, NAT_EVENTS, NAT_SUBSCRIBERS, NAT_SWEEP, SESSIONS},
+    maps::{BIB4, BIB6, NAT_ADF, NAT_CFG, NAT_SUBSCRIBERS, NAT_SWEEP, SESSIONS},
 };
 
 /// A BIB entry younger than this is left alone even without a session: the data path
@@ -124,7 +124,7 @@ extern "C" fn bib_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ct
         unsafe { take_one(&raw mut (*s).ports) };
     }
     if w.cfg_flags & NatConfig::FLAG_LOG != 0 {
-        log_expired(&v6, &k4, w.now);
+        crate::translate::nat::log_bib(&v6, &k4, w.now, NatEvent::BIB_EXPIRED);
     }
     bump(Counter::NatBibExpired, 0);
     if w.delay == 0 || w.all != 0 {
@@ -158,24 +158,6 @@ extern "C" fn subscriber_cb(
         }
     }
     0
-}
-
-/// Reports an ended BIB entry to nat64-ctl (`bib-log`); a full ring is counted.
-#[inline(never)]
-fn log_expired(k6: &Bib6Key, k4: &Bib4Key, now: u64) {
-    let ev = NatEvent {
-        time: now,
-        v6: k6.addr,
-        v6_port: k6.port,
-        v4_port: k4.port,
-        v4: k4.addr,
-        proto: k6.proto,
-        kind: NatEvent::BIB_EXPIRED,
-        _pad: [0; 6],
-    };
-    if NAT_EVENTS.output::<NatEvent>(&ev, 0).is_err() {
-        bump(Counter::NatLogLost, 0);
-    }
 }
 
 /// The sweep program's body: one walk of each table, the results in [`NAT_SWEEP`].

@@ -317,7 +317,7 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
             Ok(()) => {
                 bump(Counter::NatBibCreated, 0);
                 if cfg.flags & NatConfig::FLAG_LOG != 0 {
-                    log_bib(k6, &k4, now);
+                    log_bib(k6, &k4, now, NatEvent::BIB_CREATED);
                 }
                 return Ok(k4);
             }
@@ -384,9 +384,10 @@ fn subscriber_give_back() {
     }
 }
 
-/// Reports a new BIB entry to nat64-ctl (`bib-log`); a full ring is counted.
+/// Reports a BIB entry made or ended (`kind`, a `NatEvent` kind) to nat64-ctl
+/// (`bib-log`); a full ring is counted.
 #[inline(never)]
-fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64) {
+pub(crate) fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64, kind: u8) {
     let ev = NatEvent {
         time: now,
         v6: k6.addr,
@@ -394,7 +395,7 @@ fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64) {
         v4_port: k4.port,
         v4: k4.addr,
         proto: k6.proto,
-        kind: NatEvent::BIB_CREATED,
+        kind,
         _pad: [0; 6],
     };
     if NAT_EVENTS.output::<NatEvent>(&ev, 0).is_err() {

@@ -322,7 +322,7 @@ impl Progs {
     }
 
     /// Datagrams counted by the sinks so far: [IPv4, IPv6].
-    fn received(&self) -> Result<[u64; 2]> {
+    pub(crate) fn received(&self) -> Result<[u64; 2]> {
         let m: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("BENCH_SINK").context("BENCH_SINK")?)?;
         let mut out = [0u64; 2];
@@ -351,28 +351,7 @@ impl Progs {
         cpus: &[usize],
         secs: f64,
     ) -> Result<(u64, f64)> {
-        if !self.live {
-            return self.afp_generate(ns, ifname, frame, cpus, secs, None);
-        }
-        self.set_frame(frame)?;
-        let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
-        per_cpu(ns, cpus, |barrier| {
-            let idx = ifindex(ifname)?;
-            let md = ctx_bytes(&xdp_md(frame.len(), idx));
-            barrier.wait();
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while start.elapsed().as_secs_f64() < secs {
-                let mut opts = TestRunOptions::new();
-                opts.data_in = Some(frame);
-                opts.ctx_in = Some(&md);
-                opts.repeat = GEN_REPEAT;
-                opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
-                prog.test_run(opts).context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
-                sent += GEN_REPEAT as u64;
-            }
-            Ok((sent, start.elapsed().as_secs_f64()))
-        })
+        self.send(ns, ifname, frame, cpus, secs, None)
     }
 }
 
@@ -389,11 +368,26 @@ impl Progs {
         secs: f64,
         rate: f64,
     ) -> Result<(u64, f64)> {
+        self.send(ns, ifname, frame, cpus, secs, Some(rate))
+    }
+
+    /// The live-frame generator (or, where the kernel refuses it, the AF_PACKET one):
+    /// as fast as it goes in calls of [`GEN_REPEAT`] frames, or paced to `rate`.
+    fn send(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        frame: &[u8],
+        cpus: &[usize],
+        secs: f64,
+        rate: Option<f64>,
+    ) -> Result<(u64, f64)> {
         if !self.live {
-            return self.afp_generate(ns, ifname, frame, cpus, secs, Some(rate));
+            return self.afp_generate(ns, ifname, frame, cpus, secs, rate);
         }
         self.set_frame(frame)?;
         let prog: &Xdp = self.ebpf.program("bench_gen").context("no bench_gen")?.try_into()?;
+        let burst = if rate.is_some() { PACED_BURST } else { GEN_REPEAT };
         per_cpu(ns, cpus, |barrier| {
             let idx = ifindex(ifname)?;
             let md = ctx_bytes(&xdp_md(frame.len(), idx));
@@ -401,31 +395,19 @@ impl Progs {
             let start = Instant::now();
             let mut sent = 0u64;
             while start.elapsed().as_secs_f64() < secs {
-                let due = sent as f64 / rate;
-                loop {
-                    let ahead = due - start.elapsed().as_secs_f64();
-                    if ahead <= 0.0 {
-                        break;
-                    }
-                    if ahead > 100e-6 {
-                        thread::sleep(Duration::from_secs_f64(ahead - 50e-6));
-                    }
+                if let Some(rate) = rate {
+                    pace(start, sent, rate);
                 }
                 let mut opts = TestRunOptions::new();
                 opts.data_in = Some(frame);
                 opts.ctx_in = Some(&md);
-                opts.repeat = PACED_BURST;
+                opts.repeat = burst;
                 opts.attrs = TestRunAttrs::new().xdp_live_frames(GEN_BATCH);
                 prog.test_run(opts).context("BPF_PROG_RUN in live-frame mode (kernel 5.18 or later)")?;
-                sent += PACED_BURST as u64;
+                sent += burst as u64;
             }
             Ok((sent, start.elapsed().as_secs_f64()))
         })
-    }
-
-    /// Datagrams the sinks counted so far: [IPv4, IPv6].
-    pub(crate) fn sunk(&self) -> Result<[u64; 2]> {
-        self.received()
     }
 
     /// The generator where the kernel refuses live frames: an AF_PACKET socket per CPU
@@ -485,11 +467,7 @@ impl Progs {
             let mut sent = 0u64;
             while start.elapsed().as_secs_f64() < secs {
                 if let Some(rate) = rate {
-                    let due = sent as f64 / rate;
-                    let ahead = due - start.elapsed().as_secs_f64();
-                    if ahead > 0.0 {
-                        thread::sleep(Duration::from_secs_f64(ahead));
-                    }
+                    pace(start, sent, rate);
                 }
                 if mode != 0 {
                     for b in bufs.iter_mut() {
@@ -574,6 +552,21 @@ fn vary_frame(b: &mut [u8], template: &[u8], mode: u32, flows: u32, cpu: u32, n:
     b[SRC6_NET..SRC6_NET + 2].copy_from_slice(&(new_n as u16).to_be_bytes());
     b[SPORT6..SPORT6 + 2].copy_from_slice(&(port as u16).to_be_bytes());
     b[UCHECK6..UCHECK6 + 2].copy_from_slice(&nc.to_be_bytes());
+}
+
+/// Waits until frame `sent` is due at `rate` frames a second from `start` (sleeping
+/// when it is more than 100 µs ahead, spinning the rest).
+fn pace(start: Instant, sent: u64, rate: f64) {
+    let due = sent as f64 / rate;
+    loop {
+        let ahead = due - start.elapsed().as_secs_f64();
+        if ahead <= 0.0 {
+            return;
+        }
+        if ahead > 100e-6 {
+            thread::sleep(Duration::from_secs_f64(ahead - 50e-6));
+        }
+    }
 }
 
 /// Frames per call of the paced generator: small enough that a burst fits the veth's

@@ -181,10 +181,10 @@ fn max_rate(
     for _ in 0..8 {
         flush(topo, ctl)?;
         progs.set_vary(NEW, 0)?;
-        let before = progs.sunk()?[0];
+        let before = progs.received()?[0];
         let (sent, secs) = progs.generate_paced(ns, "eth0", f, cpus, 0.5, rate)?;
         thread::sleep(Duration::from_millis(200));
-        let got = progs.sunk()?[0] - before;
+        let got = progs.received()?[0] - before;
         // What each CPU sent a second: the rate asked for, or less when that is all
         // the generator (and, for a generator that sends synchronously, the path
         // behind it) does: no faster rate can be tried then.
@@ -275,10 +275,10 @@ pub fn run(args: &Args) -> Result<()> {
                 (topo.h4.as_str(), "eth0"),
             ];
             let dev0 = device_drops(&topo.lab, &at);
-            let got0 = progs.sunk()?[0];
+            let got0 = progs.received()?[0];
             let (sent, elapsed) = progs.generate(&ns, "eth0", &f, &[0], 0.05)?;
             thread::sleep(Duration::from_millis(300));
-            let got = progs.sunk()?[0] - got0;
+            let got = progs.received()?[0] - got0;
             let (n1, kb1) = (state_count(&topo, path, &ctl)?, kernel_kb(false)?);
             let made = n1.saturating_sub(n0).max(1);
             let bytes = kb1.saturating_sub(kb0) as f64 * 1024.0 / made as f64;
