@@ -266,8 +266,11 @@ pub fn pick_address(key: [u64; 2], src6: &[u8; 16], count: u32) -> u32 {
 /// `attempt`-th candidate port in `range` for the IPv6 transport address (`src6`,
 /// `port6`) of protocol `proto`. The offset is a keyed hash of that address, so the
 /// ports a host gets tell nothing about the next one; `counter` (bumped on every
-/// allocation) spreads successive mappings of the same address and is what a caller
-/// retries with. `None` for an empty range.
+/// allocation) spreads successive mappings of the same address. Where Algorithm 3
+/// tries the next port, the attempts here land apart across the range (see
+/// [`port_at`]): consecutive candidates find the runs of taken ports that earlier
+/// allocations left and run out of attempts while most of the range is free.
+/// `None` for an empty range.
 pub fn pick_port(
     key: [u64; 2],
     proto: u8,
@@ -289,11 +292,34 @@ pub fn port_offset(key: [u64; 2], proto: u8, src6: &[u8; 16], port6: u16) -> u64
     siphash(key, &[hi, lo, (proto as u64) << 16 | port6 as u64])
 }
 
-/// The `attempt`-th candidate of [`pick_port`] from its offset; `range` not empty.
+/// Candidate ports the data path tries for a new BIB entry before the host counts as
+/// out of ports: with attempts that land anywhere in the range, a host is refused
+/// with a share of about (taken share)^32 (none in a million below two thirds taken,
+/// 3% at 90%).
+pub const PORT_TRIES: u32 = 32;
+
+/// The `attempt`-th candidate of [`pick_port`] from its offset; `range` not empty. In
+/// a range of up to twice [`PORT_TRIES`] ports the attempts take the next port, so
+/// that a small range is visited whole; in a larger one each attempt lands anywhere
+/// in it, apart from the others.
 pub fn port_at(range: PortRange, offset: u64, counter: u32, attempt: u32) -> u16 {
     let n = range.len() as u64;
-    let i = offset.wrapping_add(counter as u64).wrapping_add(attempt as u64).checked_rem(n).unwrap_or(0);
-    (range.first as u64 + i) as u16
+    let seed = offset.wrapping_add(counter as u64);
+    let at = if n <= 2 * PORT_TRIES as u64 {
+        seed.wrapping_add(attempt as u64)
+    } else if attempt == 0 {
+        seed
+    } else {
+        mix64(seed ^ (attempt as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    };
+    (range.first as u64 + at.checked_rem(n).unwrap_or(0)) as u16
+}
+
+/// SplitMix64's finalizer: every bit of the result depends on every bit of `z`.
+const fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// RFC 7422 deterministic port blocks: the index of the host `src6` among the
@@ -504,6 +530,43 @@ mod tests {
         assert_eq!(PortRange::ALL.len(), 65536);
     }
 
+    /// A range fills as the data path fills it ([`PORT_TRIES`] attempts an allocation, the
+    /// counter bumped each time): no host is refused a port while the range is less
+    /// than 70% taken, and under 0.5% of them on the way to 90%.
+    #[test]
+    fn a_range_fills_before_hosts_are_refused() {
+        let key = [0x0123_4567_89ab_cdef, 0x5555_aaaa_1234_4321];
+        let range = PortRange { first: 1024, last: 65535 };
+        let n = range.len() as usize;
+        let mut taken = std::vec![false; n];
+        let (mut used, mut refused, mut first_refusal) = (0usize, 0usize, None);
+        let mut counter = 0u32;
+        for host in 0u32.. {
+            if used * 10 >= n * 9 {
+                break;
+            }
+            let mut src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+            src[4..8].copy_from_slice(&host.to_be_bytes());
+            counter = counter.wrapping_add(1);
+            let free = (0..PORT_TRIES)
+                .map(|a| pick_port(key, PROTO_UDP, &src, 40000, range, counter, a).unwrap())
+                .find(|p| !taken[(*p - range.first) as usize]);
+            match free {
+                Some(p) => {
+                    taken[(p - range.first) as usize] = true;
+                    used += 1;
+                }
+                None => {
+                    refused += 1;
+                    first_refusal.get_or_insert(used);
+                }
+            }
+        }
+        let first = first_refusal.unwrap_or(n);
+        assert!(first * 10 >= n * 7, "a host refused with {first} of {n} ports taken");
+        assert!(refused * 200 < n, "{refused} hosts refused on the way to 90% of {n} ports");
+    }
+
     /// The candidates stay in the range, differ from host to host and port to port,
     /// move with the counter and the attempt, and cover the range.
     #[test]
@@ -518,7 +581,13 @@ mod tests {
         };
         assert_ne!(p(&h1, 5000, 0, 0), p(&h2, 5000, 0, 0));
         assert_ne!(p(&h1, 5000, 0, 0), p(&h1, 5001, 0, 0));
-        assert_eq!(p(&h1, 5000, 0, 1), p(&h1, 5000, 1, 0), "an attempt is one counter step");
+        assert_ne!(p(&h1, 5000, 0, 0), p(&h1, 5000, 1, 0), "the counter moves the first candidate");
+        let tries: HashSet<u16> = (0..16).map(|a| p(&h1, 5000, 0, a)).collect();
+        assert_eq!(tries.len(), 16, "every attempt a port not tried before");
+        assert!(
+            (1..16).any(|a| p(&h1, 5000, 0, a).abs_diff(p(&h1, 5000, 0, a - 1)) > 16),
+            "attempts step across the range, not to the next port"
+        );
         assert_ne!(
             p(&h1, 5000, 0, 0),
             pick_port([key[0], key[1] ^ 1], PROTO_UDP, &h1, 5000, range, 0, 0).unwrap(),

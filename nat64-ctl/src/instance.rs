@@ -901,6 +901,7 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
             },
             "top-subscribers": top,
             "max-sessions": Tables::pinned_sessions(&pin_dir(instance)).ok().flatten(),
+            "memory": nat.memory().into_iter().map(|(name, b)| (name.to_string(), b.into())).collect::<serde_json::Map<_, _>>(),
             "sweep": fs::read_to_string(crate::stateful::sweep_report(instance))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
@@ -1013,6 +1014,17 @@ pub fn status_text(v: &serde_json::Value) -> String {
             out += &format!("nat64 {name:<4} {} BIB entries, {} sessions\n", c["bib"], c["sessions"]);
         }
         out += &format!("nat64      room for {} sessions (max-sessions)\n", n["max-sessions"]);
+        let tables: Vec<(&String, u64)> = n["memory"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k, v.as_u64().unwrap_or(0)))
+            .collect();
+        if !tables.is_empty() {
+            let total: u64 = tables.iter().map(|t| t.1).sum();
+            let each: Vec<String> = tables.iter().map(|(k, b)| format!("{k} {}", bytes(*b))).collect();
+            out += &format!("memory     {} in the NAT tables ({})\n", bytes(total), each.join(", "));
+        }
         let w = &n["sweep"];
         if w.is_object() {
             out += &format!(
@@ -1064,6 +1076,11 @@ pub fn status_text(v: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+/// A size for people: kB below 10 MB, MB with one decimal above.
+fn bytes(b: u64) -> String {
+    if b < 10_000_000 { format!("{} kB", b.div_ceil(1000)) } else { format!("{:.1} MB", b as f64 / 1e6) }
 }
 
 #[cfg(test)]

@@ -314,6 +314,23 @@ impl NatTables {
             .collect()
     }
 
+    /// The kernel memory each per-flow table holds (fdinfo `memlock`: for these tables,
+    /// which allocate per entry, their buckets and the entries they hold), by map name.
+    /// What the kernel's allocator rounds up beyond that is not in it.
+    pub fn memory(&self) -> Vec<(&'static str, u64)> {
+        use aya::maps::IterableMap as _;
+        [
+            (MAP_BIB6, self.bib6.map()),
+            (MAP_BIB4, self.bib4.map()),
+            (MAP_SESSIONS, self.sessions.map()),
+            (MAP_NAT_ADF, self.adf.map()),
+            (MAP_NAT_SUBSCRIBERS, self.subscribers.map()),
+        ]
+        .into_iter()
+        .map(|(name, data)| (name, memlock(data).unwrap_or(0)))
+        .collect()
+    }
+
     /// (BIB entries, sessions) per protocol name.
     pub fn counts(&self) -> Vec<(&'static str, usize, usize)> {
         let mut out = Vec::new();
@@ -556,4 +573,11 @@ pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Re
 /// Where the sweep of `instance` reports its last run.
 pub fn sweep_report(instance: &str) -> std::path::PathBuf {
     crate::instance::status_file(instance).with_extension("sweep.json")
+}
+
+/// A map's fdinfo `memlock`: what the kernel says the map holds, in bytes.
+fn memlock(data: &MapData) -> Option<u64> {
+    let info =
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", data.fd().as_fd().as_raw_fd())).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse().ok())
 }

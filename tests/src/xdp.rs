@@ -130,7 +130,12 @@ impl Harness {
         enter_fresh_netns();
         let cfg = Config::from_json(config).expect("test config is valid");
         let name = program(kind);
-        let mut ebpf = instance::load(&[name]).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
+        // Stateful NAT64's tables sized as `max-sessions` asks (as `nat64-ctl run` does);
+        // the default size in the other modes, whose tests may switch to mode "nat64".
+        let sessions =
+            if cfg.nat64.is_some() { cfg.nat_sessions() } else { nat64_common::maps::SESSIONS_MAX_ENTRIES };
+        let mut ebpf = instance::load_pinned(&[name], None, sessions)
+            .unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
         instance::apply_config(&mut tables, &cfg).expect("applying config");
         Self { ebpf, tables, kind, sweeper: None }

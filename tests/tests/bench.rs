@@ -135,7 +135,28 @@ fn quick_benchmark_measures_every_path() {
         "the skb helpers of a TC translation",
         "bpf_skb_change_proto 6->4, then 4->6",
         "first-packet latency",
+        "10000: one flow every call (hot)",
+        "1000000: a new flow's first packet",
+        "1000000: established 4->6",
+        "XDP, tables for 16,384 (max-sessions)",
     ] {
         assert!(text.contains(needle), "no `{needle}` in the output:\n{text}");
+    }
+    // Stateful NAT64 at scale: both programs' rows, and the tables' memory with every
+    // one of the million sessions held.
+    for kind in ["XDP", "TC"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{kind}: a new flow costs")))
+            .unwrap_or_else(|| panic!("no {kind} new-flow summary in the output:\n{text}"));
+        assert!(line.contains("M sessions a second per CPU"), "{line}");
+    }
+    let mem = text
+        .lines()
+        .find(|l| l.contains("kernel memory the tables hold with"))
+        .unwrap_or_else(|| panic!("no table memory in the output:\n{text}"));
+    assert!(mem.contains("with 1000000 sessions"), "{mem}");
+    for table in ["BIB6", "BIB4", "SESSIONS", "NAT_ADF", "NAT_SUBSCRIBERS"] {
+        assert!(mem.contains(table), "{table} missing from `{mem}`");
     }
 }

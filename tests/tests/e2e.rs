@@ -1292,6 +1292,13 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     assert!((1000..=1024).contains(&sessions), "{sessions}\n{s}");
     let at_full = mem();
     assert!(at_full > before, "the tables took memory: {before} -> {at_full}");
+    // `status` says what each table holds, as the kernel accounts it.
+    let shown = &s["nat64"]["memory"];
+    for t in tables {
+        assert!(shown[t].as_u64().is_some_and(|b| b > 0), "status shows {t}'s memory: {shown}");
+    }
+    let text = String::from_utf8_lossy(&lab.ctl(CTL, &["status"]).stdout).to_string();
+    assert!(text.contains(" kB in the NAT tables (") && text.contains("SESSIONS "), "status text:\n{text}");
     // Established: still both ways; new: nothing, counted.
     for _ in 0..3 {
         assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow with the table full");

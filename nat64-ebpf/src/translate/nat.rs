@@ -37,8 +37,6 @@ use crate::{
 };
 
 const IPV6_HLEN: usize = 40;
-/// Candidate ports tried for a new BIB entry before the host counts as out of ports.
-const PORT_TRIES: u32 = 8;
 const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -296,7 +294,7 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
     let now = unsafe { h::bpf_ktime_get_boot_ns() };
     subscriber_take(cfg, &k6.addr, now)?;
     let entry = Bib4Entry { v6: *k6, flags: 0, sessions: 0, born: now };
-    for attempt in 0..PORT_TRIES {
+    for attempt in 0..nat::PORT_TRIES {
         let k4 = Bib4Key {
             addr: slot.addr,
             port: nat::port_at(range, offset, counter, attempt),

@@ -12,11 +12,14 @@
 //!   TAYGA's dynamic pools behind the kernel's masquerade, kernel forwarding; new
 //!   sessions per second, RFC 9693's rows at 100,000 and 1,000,000 flows, memory per session, a full table.
 //! - **per packet** ([`per_packet`]): ns per packet of the loaded programs under
-//!   BPF_PROG_TEST_RUN next to an XDP_TX no-op, and the dynamic pool's first packet.
+//!   BPF_PROG_TEST_RUN next to an XDP_TX no-op, the dynamic pool's first packet, and
+//!   stateful NAT64's new and established flows with 10,000 to 1,000,000 sessions
+//!   held ([`nat_scale`]).
 //!
 //! `nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet] [--paths LIST]
 //! [--repeat N] [--rounds R]` (root; NAT64_CTL names the nat64-ctl binary for the paths section).
 
+mod nat_scale;
 mod paths;
 mod per_packet;
 mod plat;

@@ -26,8 +26,8 @@ use nat64_tests::{
 /// IPv6 host 2001:db8:6::5 is 192.0.2.5 by EAM; 8.8.8.8 is 64:ff9b::808:808 by pool6.
 const H6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 5);
 const H4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
-const R6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0x808, 0x808);
-const R4: Ipv4Addr = Ipv4Addr::new(8, 8, 8, 8);
+pub(crate) const R6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0x808, 0x808);
+pub(crate) const R4: Ipv4Addr = Ipv4Addr::new(8, 8, 8, 8);
 
 /// Ethernet frame size the benchmark aims for (without FCS).
 const FRAME: usize = 64;
@@ -38,7 +38,7 @@ const UDP: usize = 8;
 const TC_ACT_OK: u32 = 0;
 
 /// BPF_PROG_TEST_RUN calls (repeat = 1 each) per round of the single-shot table.
-const SHOTS: u32 = 20_000;
+pub(crate) const SHOTS: u32 = 20_000;
 
 struct Args {
     repeat: u32,
@@ -50,28 +50,28 @@ fn udp(sport: u16, dport: u16, len: usize) -> L4 {
 }
 
 /// A UDP-in-IPv6 Ethernet frame of `FRAME` bytes (2 bytes of UDP payload).
-fn frame6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> Vec<u8> {
+pub(crate) fn frame6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> Vec<u8> {
     let f = eth6(&ipv6(src, dst, V6Opts::default(), &udp(sport, dport, FRAME - ETH - 40 - UDP)));
     assert_eq!(f.len(), FRAME);
     f
 }
 
 /// A UDP-in-IPv4 Ethernet frame of `FRAME` bytes (22 bytes of UDP payload).
-fn frame4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+pub(crate) fn frame4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
     let f = eth4(&ipv4(src, dst, V4Opts::default(), &[], &udp(sport, dport, FRAME - ETH - 20 - UDP)));
     assert_eq!(f.len(), FRAME);
     f
 }
 
 /// One BPF_PROG_TEST_RUN call.
-struct Run {
-    action: u32,
-    frame: Vec<u8>,
+pub(crate) struct Run {
+    pub action: u32,
+    pub frame: Vec<u8>,
     /// The kernel's average time per repetition (integer nanoseconds).
-    ns: u64,
+    pub ns: u64,
 }
 
-fn test_run<P>(prog: &P, frame: &[u8], repeat: u32) -> Result<Run>
+pub(crate) fn test_run<P>(prog: &P, frame: &[u8], repeat: u32) -> Result<Run>
 where
     P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
 {
@@ -86,14 +86,14 @@ where
 }
 
 /// Packets and bytes per counter, in `Counter::ALL` order.
-type Snapshot = Vec<(Counter, u64, u64)>;
+pub(crate) type Snapshot = Vec<(Counter, u64, u64)>;
 
-fn snapshot(h: &Harness) -> Result<Snapshot> {
+pub(crate) fn snapshot(h: &Harness) -> Result<Snapshot> {
     Ok(h.tables.counters()?.into_iter().map(|(c, v)| (c, v.packets, v.bytes)).collect())
 }
 
 /// The counters that moved between two snapshots: (counter, packets, bytes).
-fn delta(before: &Snapshot, after: &Snapshot) -> Snapshot {
+pub(crate) fn delta(before: &Snapshot, after: &Snapshot) -> Snapshot {
     before
         .iter()
         .zip(after)
@@ -102,14 +102,14 @@ fn delta(before: &Snapshot, after: &Snapshot) -> Snapshot {
         .collect()
 }
 
-fn show(d: &Snapshot) -> String {
+pub(crate) fn show(d: &Snapshot) -> String {
     if d.is_empty() {
         return "no counter moved".to_string();
     }
     d.iter().map(|(c, p, b)| format!("{} +{p} ({b} B)", c.name())).collect::<Vec<_>>().join(", ")
 }
 
-fn moved(d: &Snapshot, c: Counter) -> (u64, u64) {
+pub(crate) fn moved(d: &Snapshot, c: Counter) -> (u64, u64) {
     d.iter().find(|e| e.0 == c).map_or((0, 0), |e| (e.1, e.2))
 }
 
@@ -172,13 +172,13 @@ struct Case {
     same_after_even: bool,
 }
 
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
-fn stats(mut v: Vec<f64>) -> Stats {
+pub(crate) fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
@@ -339,13 +339,13 @@ pub fn cpu_model() -> String {
     format!("{model} ({cpus} CPUs)")
 }
 
-fn row(name: &str, s: &Stats, base: f64) -> String {
+pub(crate) fn row(name: &str, s: &Stats, base: f64) -> String {
     let mpps = if s.median > 0.0 { format!("{:.1}", 1000.0 / s.median) } else { "-".to_string() };
     let ratio = if base > 0.0 { format!("{:.2}x", s.median / base) } else { "-".to_string() };
     format!("{name:<44} {:>8.1} {:>6.0} {:>6.0} {mpps:>7} {ratio:>8}", s.median, s.min, s.max)
 }
 
-fn header(first: &str) -> String {
+pub(crate) fn header(first: &str) -> String {
     format!("{first:<44} {:>8} {:>6} {:>6} {:>7} {:>8}", "ns/pkt", "min", "max", "Mpps", "vs base")
 }
 
@@ -574,7 +574,8 @@ pub fn run(repeat: u32, rounds: u32) -> Result<()> {
     }
     floor(&args, &direct4, &direct6, base.median)?;
     skb_helpers(&args, &direct6)?;
-    first_packet(args.rounds)
+    first_packet(args.rounds)?;
+    crate::nat_scale::run(args.rounds)
 }
 
 /// What a translation cannot avoid, each alone in an XDP program that then returns
