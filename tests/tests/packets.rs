@@ -2211,6 +2211,48 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
     assert_eq!(h.run(&q).action, XDP_PASS, "the block's ports are the host's again at once");
 }
 
+/// A pool4 address fills before anyone is refused: 1,024 ports, one host after
+/// another (each a /64 of its own) takes one until the first refusal, which comes with
+/// more than 600 of them taken (a host's 32 candidates land anywhere in the range; the
+/// chance of a refusal earlier is below one in a million), each port given once,
+/// inside the range; the refusal is RFC 6146's ICMPv6 Address Unreachable, counted.
+fn stateful_nat64_pool_fills_before_refusing(kind: Kind) {
+    let config = NAT64_CONFIG.replace(
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "1024-2047"}],"#,
+    );
+    assert_ne!(config, NAT64_CONFIG);
+    let h = Harness::with(kind, &config);
+    let mut ports = std::collections::BTreeSet::new();
+    let mut refusal = None;
+    for i in 0..1024u16 {
+        let host = format!("2001:db8:{:x}::5", 0x1000 + i);
+        let q = in6(
+            &host,
+            R6,
+            &L4::Udp { sport: 5000, dport: 53, data: b"query".to_vec(), zero_checksum: false },
+        );
+        let out = h.run(&q);
+        if out.action == XDP_TX {
+            if let Some(d) = diff(&out.frame, &back(icmp6_err("3fff::1", &host, 1, 3, [0; 4], &q[14..]))) {
+                panic!("{host} refused: {d}");
+            }
+            refusal = Some(ports.len());
+            break;
+        }
+        assert_eq!(out.action, XDP_PASS, "{host} mapped");
+        assert_eq!(out.frame[26..30], [203, 0, 113, 8], "{host}: the pool4 address");
+        let port = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+        assert!((1024..=2047).contains(&port), "{host}: port {port} outside the range");
+        assert!(ports.insert(port), "{host}: port {port} given twice");
+    }
+    let taken = refusal.unwrap_or(ports.len());
+    assert!(taken > 600, "a host refused with only {taken} of 1024 ports taken");
+    assert_eq!(h.count(Counter::NatBibCreated), ports.len() as u64);
+    assert_eq!(h.count(Counter::DropNatPortsExhausted), refusal.map_or(0, |_| 1));
+    eprintln!("first refusal with {taken} of 1024 ports taken");
+}
+
 /// RFC 6888 for a carrier-grade NAT: a subscriber (here a /64) may hold
 /// `max-ports-per-host` BIB entries and no more (REQ-4: ICMPv6 Destination Unreachable,
 /// Administratively Prohibited, counted); the limit changes live; when pool4 runs out,
@@ -3383,6 +3425,7 @@ both!(
     stateful_nat64_errors_fragments_and_hop_limits,
     stateful_nat64_port_blocks_and_bib_events,
     stateful_nat64_cgn_limits,
+    stateful_nat64_pool_fills_before_refusing,
     stateful_nat64_races_between_cpus,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     address_memo_follows_table_changes,
