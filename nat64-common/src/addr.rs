@@ -270,7 +270,7 @@ pub fn rfc6791_v6(prefix: &[u8; 16], len: u8, router: [u8; 4]) -> [u8; 16] {
 pub enum Untranslatable {
     /// Neither an EAM entry nor pool6 covers the address.
     NoMapping,
-    /// RFC 7915 / spec §1 reserved ranges (0/8, 127/8, 169.254/16, 224/4, broadcast).
+    /// RFC 7915 / spec §1 reserved ranges (0/8, 127/8, 169.254/16, 224/4, 240/4 with broadcast).
     Reserved,
     /// The translator's own address.
     OwnAddress,

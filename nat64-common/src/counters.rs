@@ -81,7 +81,7 @@ counters! {
     PassDisabled = 14, "pass_disabled", Pass;
     /// Source address has no mapping (neither EAM nor pool6).
     DropSrcUnmapped = 15, "drop_src_unmapped", Drop;
-    /// An address is in a never-translate range (0/8, 127/8, 169.254/16, 224/4, 255.255.255.255).
+    /// An address is in a never-translate range (0/8, 127/8, 169.254/16, 224/4, 240/4 with 255.255.255.255).
     DropReservedAddr = 16, "drop_reserved_address", Drop;
     /// The pool6-mapped IPv4 address is in denylist4.
     DropDenylist4 = 17, "drop_denylist4", Drop;

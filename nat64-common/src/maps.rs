@@ -233,6 +233,9 @@ impl Globals {
     /// XDP hands translated TCP segments that carry data to the kernel (XDP_PASS) so
     /// that GRO merges them before it forwards them, instead of redirecting each.
     pub const FLAG_XDP_TCP_GRO: u32 = 1 << 10;
+    /// RFC 7915 §4.4 and §5.4 switched off: a packet dropped because an address cannot
+    /// be translated gets no ICMP error (Communication Administratively Prohibited).
+    pub const FLAG_NO_DROP_ERRORS: u32 = 1 << 11;
 
     pub const fn zeroed() -> Self {
         Self {

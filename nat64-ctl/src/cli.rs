@@ -94,7 +94,7 @@ enum Cmd {
     /// Change a setting of the running instance.
     ///
     /// Effective on the next packet, no restart: lowest-ipv6-mtu, amend-udp-checksum-zero,
-    /// zeroize-traffic-class, wkp-allow-non-global, xdp-tcp-gro (true/false), rfc6791v4-prefix,
+    /// zeroize-traffic-class, wkp-allow-non-global, xdp-tcp-gro, icmp-errors-on-drop (true/false), rfc6791v4-prefix,
     /// rfc6791v6-prefix (a prefix, or "none"), dynamic-pool-lease (seconds),
     /// ipv4-translatable (IPv4 prefixes separated by commas, or "none"). Checked like the
     /// configuration file; a refused value changes nothing. Not written back to the file:
@@ -293,6 +293,7 @@ fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
         "amend-udp-checksum-zero": g.flag(Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO),
         "zeroize-traffic-class": g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
         "xdp-tcp-gro": g.flag(Globals::FLAG_XDP_TCP_GRO),
+        "icmp-errors-on-drop": !g.flag(Globals::FLAG_NO_DROP_ERRORS),
         "lowest-ipv6-mtu": g.lowest_ipv6_mtu,
         "rfc6791v4-prefix": opt(g.rfc6791v4_len != 0, format!("{}/{}", Ipv4Addr::from(g.rfc6791v4), g.rfc6791v4_len)),
         "rfc6791v6-prefix": opt(g.rfc6791v6_len != 0, format!("{}/{}", Ipv6Addr::from(g.rfc6791v6), g.rfc6791v6_len)),

@@ -85,7 +85,7 @@ fn reason(e: Untranslatable) -> &'static str {
     match e {
         Untranslatable::NoMapping => "no EAMT entry covers it and it is outside pool6 (or no pool6 is set)",
         Untranslatable::Reserved => {
-            "it is in a range never translated (0/8, 127/8, 169.254/16, 224/4, 255.255.255.255)"
+            "it is in a range never translated (0/8, 127/8, 169.254/16, 224/4, 240/4 with 255.255.255.255)"
         }
         Untranslatable::OwnAddress => "it is the translator's own address",
         Untranslatable::Denylisted => "it is in denylist4",

@@ -408,6 +408,31 @@ fn live_settings_and_denylist4() {
     assert!(!ping(&lab), "a denylisted pool6 destination is not translated");
     let s = stats(&lab);
     assert!(packets(&s, "drop_denylist4") >= 2, "{s}");
+    // RFC 7915 §5.4: the sender is told, and its socket says so at once (EACCES from
+    // Communication Administratively Prohibited), unless that is switched off.
+    let out = lab.lab.exec(&lab.v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Administratively prohibited"), "ping is told why:\n{text}");
+    let udp_errno = |lab: &SiitLab| -> String {
+        let py = format!(
+            "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.settimeout(2)\n\
+             s.connect(('{V4_HOST_AS_V6}',9))\ns.send(b'x')\ntry:\n  s.recv(100)\n  print('answer')\n\
+             except socket.timeout:\n  print('timeout')\nexcept OSError as e:\n  print(e.errno)\n"
+        );
+        String::from_utf8_lossy(&lab.lab.exec(&lab.v6, &format!("python3 -c \"{py}\"")).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(udp_errno(&lab), "13", "a connected UDP socket gets EACCES");
+    let out = lab.ctl(CTL, &["set", "icmp-errors-on-drop", "off"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(show(&lab)["icmp-errors-on-drop"], false);
+    assert_eq!(udp_errno(&lab), "timeout", "switched off: dropped without a word");
+    let sent = packets(&stats(&lab), "icmp_sent");
+    assert!(!ping(&lab));
+    assert_eq!(packets(&stats(&lab), "icmp_sent"), sent, "no error sent while off");
+    let out = lab.ctl(CTL, &["set", "icmp-errors-on-drop", "on"]);
+    assert!(out.status.success(), "{out:?}");
     let out = lab.ctl(CTL, &["denylist4", "del", "198.51.100.0/24"]);
     assert!(out.status.success(), "{out:?}");
     assert!(ping(&lab), "reachable again after denylist4 del");

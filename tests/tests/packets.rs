@@ -116,6 +116,40 @@ fn run_table(h: &Harness, cases: Vec<Case>) {
     assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// Dropped and answered with ICMPv6 Destination Unreachable, Communication
+/// Administratively Prohibited, from the translator's IPv6 address (RFC 7915 §5.4).
+fn prohibited6(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&input[22..38]).unwrap()).to_string();
+    let output = back(icmp6_err("3fff::1", &src, 1, 1, [0; 4], &input[14..]));
+    replied(name, input, output, counter)
+}
+
+/// Dropped and answered with ICMPv4 Destination Unreachable, Communication
+/// Administratively Prohibited, from the translator's IPv4 address (RFC 7915 §4.4).
+fn prohibited4(name: &'static str, input: Vec<u8>, counter: Counter) -> Case {
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(&input[26..30]).unwrap()).to_string();
+    let output = back(icmp4_err("198.51.100.1", &src, 3, 13, [0; 4], &input[14..]));
+    replied(name, input, output, counter)
+}
+
+/// An ICMPv6 Destination Unreachable (port) about a UDP packet, as its body.
+fn unreach6_about_udp() -> Vec<u8> {
+    let quoted = ipv6(v6(R6), v6(H6), V6Opts::default(), &udp(b"q"));
+    let mut body = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&quoted);
+    body
+}
+
+/// An IPv4 UDP fragment at offset 8 (the end of its datagram), header checksum right.
+fn later_fragment4(src: &str, dst: &str) -> Vec<u8> {
+    let mut f = in4(src, dst, &udp(b"later fragment"));
+    f[20..22].copy_from_slice(&1u16.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = packet::inet_checksum(&[&f[14..34]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
 fn xlat(name: &'static str, input: Vec<u8>, output: Vec<u8>, counter: Counter) -> Case {
     Case { name, input, verdict: XDP_PASS, output: Some(output), counter }
 }
@@ -342,33 +376,51 @@ fn untranslatable_packets_are_dropped_and_counted(kind: Kind) {
     run_table(
         &h,
         vec![
-            dropped(
+            // RFC 7915 §5.4 and §4.4: dropped for an address that cannot be translated,
+            // and the sender told (Communication Administratively Prohibited).
+            prohibited6(
                 "ipv6 source without mapping",
                 in6("2001:db8:99::1", R6, &udp(b"x")),
                 Counter::DropSrcUnmapped,
             ),
+            // Never to a source that is not one host.
             dropped("ipv4 source is loopback", in4("127.0.0.1", H4, &udp(b"x")), Counter::DropReservedAddr),
-            dropped(
+            prohibited6(
                 "pool6 to reserved ipv4",
                 in6(H6, "64:ff9b::7f00:1", &udp(b"x")),
                 Counter::DropReservedAddr,
             ),
-            dropped("pool6 to denylist4", in6(H6, "64:ff9b::808:404", &udp(b"x")), Counter::DropDenylist4),
-            dropped("denylisted ipv4 source", in4("8.8.4.4", H4, &udp(b"x")), Counter::DropDenylist4),
-            dropped(
+            prohibited6(
+                "pool6 to denylist4",
+                in6(H6, "64:ff9b::808:404", &udp(b"x")),
+                Counter::DropDenylist4,
+            ),
+            prohibited4("denylisted ipv4 source", in4("8.8.4.4", H4, &udp(b"x")), Counter::DropDenylist4),
+            prohibited6(
                 "well-known prefix to private ipv4",
                 in6(H6, "64:ff9b::a00:1", &udp(b"x")),
                 Counter::DropWkpNonGlobal,
             ),
-            dropped(
+            prohibited4(
                 "private ipv4 source via well-known prefix",
                 in4("10.0.0.1", H4, &udp(b"x")),
                 Counter::DropWkpNonGlobal,
             ),
-            dropped(
+            prohibited6(
                 "pool6 to translator's own ipv4",
                 in6(H6, "64:ff9b::c633:6401", &udp(b"x")),
                 Counter::DropOwnAddress,
+            ),
+            // Never about an ICMP error, nor about an IPv4 fragment after the first.
+            dropped(
+                "icmpv6 error to a denylisted ipv4 address",
+                in6(H6, "64:ff9b::808:404", &L4::Raw { proto: 58, data: unreach6_about_udp() }),
+                Counter::DropDenylist4,
+            ),
+            dropped(
+                "ipv4 fragment after the first from a denylisted source",
+                later_fragment4("8.8.4.4", H4),
+                Counter::DropDenylist4,
             ),
             dropped("bad ipv4 header checksum", bad_csum, Counter::DropBadIpv4Checksum),
             replied(
@@ -404,6 +456,31 @@ fn untranslatable_packets_are_dropped_and_counted(kind: Kind) {
     if kind == Kind::Xdp {
         run_table(&h, vec![dropped("truncated ipv6 header", short_v6, Counter::DropMalformed)]);
     }
+    // `icmp-errors-on-drop` off, live: the same drops, counted, and no answer.
+    let mut h = h;
+    let mut g = h.tables.globals().unwrap();
+    nat64_ctl::config::apply_setting(&mut g, "icmp-errors-on-drop", "off").unwrap();
+    h.tables.set_globals(g).unwrap();
+    run_table(
+        &h,
+        vec![
+            dropped(
+                "ipv6 source without mapping, errors off",
+                in6("2001:db8:99::1", R6, &udp(b"x")),
+                Counter::DropSrcUnmapped,
+            ),
+            dropped(
+                "pool6 to denylist4, errors off",
+                in6(H6, "64:ff9b::808:404", &udp(b"x")),
+                Counter::DropDenylist4,
+            ),
+            dropped(
+                "denylisted ipv4 source, errors off",
+                in4("8.8.4.4", H4, &udp(b"x")),
+                Counter::DropDenylist4,
+            ),
+        ],
+    );
 }
 
 fn options_amend_udp_zero_checksum_and_zeroize_traffic_class(kind: Kind) {
@@ -1273,8 +1350,8 @@ fn ipv4_translatable_destinations(kind: Kind) {
                 want6(R6, H6, 0, 64, &udp(b"d")),
                 Counter::Xlat4to6Udp,
             ),
-            dropped("denylist4 still applies", in4(R4, "8.8.4.4", &udp(b"e")), Counter::DropDenylist4),
-            dropped(
+            prohibited4("denylist4 still applies", in4(R4, "8.8.4.4", &udp(b"e")), Counter::DropDenylist4),
+            prohibited4(
                 "the Well-Known Prefix still keeps non-global space out",
                 in4(R4, "10.1.2.3", &udp(b"f")),
                 Counter::DropWkpNonGlobal,
@@ -1359,8 +1436,8 @@ fn address_memo_follows_table_changes(kind: Kind) {
         &h,
         thrice(&|| {
             vec![
-                dropped("to a denied pool6 address", in6(H6, r6, &udp(b"g")), Counter::DropDenylist4),
-                dropped("from a denied address", in4(r4, H4, &udp(b"h")), Counter::DropDenylist4),
+                prohibited6("to a denied pool6 address", in6(H6, r6, &udp(b"g")), Counter::DropDenylist4),
+                prohibited4("from a denied address", in4(r4, H4, &udp(b"h")), Counter::DropDenylist4),
             ]
         }),
     );
@@ -3333,7 +3410,7 @@ fn eamt_bulk_load_is_all_or_nothing(kind: Kind) {
     run_table(
         &h,
         vec![
-            dropped("pending entry: source not mapped yet", from(7), Counter::DropSrcUnmapped),
+            prohibited6("pending entry: source not mapped yet", from(7), Counter::DropSrcUnmapped),
             passed("pending entry: destination not ours yet", to(7), Counter::PassV4NotOurs),
         ],
     );

@@ -61,6 +61,9 @@ pub struct Config {
     pub zeroize_traffic_class: bool,
     /// XDP hands translated TCP data segments to the kernel, whose GRO merges them.
     pub xdp_tcp_gro: bool,
+    /// RFC 7915 §4.4 and §5.4: ICMP errors for packets dropped because an address cannot
+    /// be translated (default on).
+    pub icmp_errors_on_drop: bool,
     pub lowest_ipv6_mtu: u32,
     pub rfc6791v4_prefix: Option<Prefix4>,
     pub rfc6791v6_prefix: Option<Prefix6>,
@@ -346,7 +349,7 @@ impl Config {
                 if ranges::is_reserved4(a.octets()) {
                     bail!(
                         "ipv4-addr: {s:?}: is in a range that is never translated \
-                         (0.0.0.0/8, 127/8, 169.254/16, 224/4, 255.255.255.255)"
+                         (0.0.0.0/8, 127/8, 169.254/16, 224/4, 240/4 with 255.255.255.255)"
                     );
                 }
                 // The address would then both belong to the translator and be mapped to an
@@ -446,6 +449,7 @@ impl Config {
             amend_udp_checksum_zero: raw.amend_udp_checksum_zero,
             zeroize_traffic_class: raw.zeroize_traffic_class,
             xdp_tcp_gro: raw.xdp_tcp_gro,
+            icmp_errors_on_drop: raw.icmp_errors_on_drop.unwrap_or(true),
             lowest_ipv6_mtu: mtu as u32,
             rfc6791v4_prefix,
             rfc6791v6_prefix,
@@ -487,6 +491,7 @@ impl Config {
             (self.amend_udp_checksum_zero, Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO),
             (self.zeroize_traffic_class, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
             (self.xdp_tcp_gro, Globals::FLAG_XDP_TCP_GRO),
+            (!self.icmp_errors_on_drop, Globals::FLAG_NO_DROP_ERRORS),
         ] {
             if on {
                 g.flags |= flag;
@@ -540,7 +545,7 @@ fn check_dynamic_pool(
     if ranges::is_reserved4(first) || ranges::is_reserved4(last) {
         bail!(
             "dynamic-pool: {p:?}: is in a range that is never translated \
-             (0.0.0.0/8, 127/8, 169.254/16, 224/4, 255.255.255.255)"
+             (0.0.0.0/8, 127/8, 169.254/16, 224/4, 240/4 with 255.255.255.255)"
         );
     }
     if mode == Mode::Clat {

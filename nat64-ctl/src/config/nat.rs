@@ -207,7 +207,10 @@ fn check_pool4(i: usize, raw: &RawPool4) -> Result<Pool4> {
     let key = format!("pool4[{i}].prefix");
     let prefix: Prefix4 = raw.prefix.parse().map_err(at(key.clone()))?;
     if ranges::is_reserved4(prefix.addr.octets()) {
-        bail!("{key}: {}: in a range that is never translated (0/8, 127/8, 169.254/16, 224/4)", prefix);
+        bail!(
+            "{key}: {}: in a range that is never translated (0/8, 127/8, 169.254/16, 224/4, 240/4)",
+            prefix
+        );
     }
     let (first, last) = match raw.ports.as_deref() {
         None => DEFAULT_PORTS,

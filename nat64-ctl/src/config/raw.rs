@@ -75,6 +75,7 @@ keyed! {
     de_amend_udp_checksum_zero => "amend-udp-checksum-zero",
     de_zeroize_traffic_class => "zeroize-traffic-class",
     de_xdp_tcp_gro => "xdp-tcp-gro",
+    de_icmp_errors_on_drop => "icmp-errors-on-drop",
     de_lowest_ipv6_mtu => "lowest-ipv6-mtu",
     de_rfc6791v4_prefix => "rfc6791v4-prefix",
     de_rfc6791v6_prefix => "rfc6791v6-prefix",
@@ -158,6 +159,8 @@ pub(super) struct RawConfig {
     pub(super) zeroize_traffic_class: bool,
     #[serde(default, deserialize_with = "de_xdp_tcp_gro")]
     pub(super) xdp_tcp_gro: bool,
+    #[serde(default, deserialize_with = "de_icmp_errors_on_drop")]
+    pub(super) icmp_errors_on_drop: Option<bool>,
     #[serde(default, deserialize_with = "de_lowest_ipv6_mtu")]
     pub(super) lowest_ipv6_mtu: Option<u64>,
     #[serde(default, deserialize_with = "de_rfc6791v4_prefix")]

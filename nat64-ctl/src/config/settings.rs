@@ -28,7 +28,7 @@ pub(super) fn parse_rfc6791v4(s: &str) -> Result<Prefix4> {
     // The pool sources ICMPv4 errors; reserved space would be dropped by every router.
     if ranges::is_reserved4(p.addr.octets()) {
         bail!(
-            "rfc6791v4-prefix: {s:?}: is in a range that is never translated (0/8, 127/8, 169.254/16, 224/4)"
+            "rfc6791v4-prefix: {s:?}: is in a range that is never translated (0/8, 127/8, 169.254/16, 224/4, 240/4)"
         );
     }
     Ok(p)
@@ -51,8 +51,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Settings `nat64-ctl set` changes on a running instance, by their config-file names.
-pub const LIVE_SETTINGS: [&str; 8] = [
+pub const LIVE_SETTINGS: [&str; 9] = [
     "lowest-ipv6-mtu",
+    "icmp-errors-on-drop",
     "amend-udp-checksum-zero",
     "zeroize-traffic-class",
     "xdp-tcp-gro",
@@ -82,6 +83,7 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
         "amend-udp-checksum-zero" => flag(g, Globals::FLAG_AMEND_UDP_CHECKSUM_ZERO, parse_bool(key, value)?),
         "zeroize-traffic-class" => flag(g, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS, parse_bool(key, value)?),
         "xdp-tcp-gro" => flag(g, Globals::FLAG_XDP_TCP_GRO, parse_bool(key, value)?),
+        "icmp-errors-on-drop" => flag(g, Globals::FLAG_NO_DROP_ERRORS, !parse_bool(key, value)?),
         "wkp-allow-non-global" => flag(g, Globals::FLAG_WKP_ALLOW_NON_GLOBAL, parse_bool(key, value)?),
         "rfc6791v4-prefix" if value == "none" => {
             g.rfc6791v4 = [0; 4];

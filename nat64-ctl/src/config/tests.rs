@@ -191,6 +191,10 @@ fn live_settings_apply_and_refuse() {
     assert!(g.flag(Globals::FLAG_XDP_TCP_GRO));
     apply_setting(&mut g, "xdp-tcp-gro", "off").unwrap();
     assert!(!g.flag(Globals::FLAG_XDP_TCP_GRO));
+    apply_setting(&mut g, "icmp-errors-on-drop", "off").unwrap();
+    assert!(g.flag(Globals::FLAG_NO_DROP_ERRORS));
+    apply_setting(&mut g, "icmp-errors-on-drop", "on").unwrap();
+    assert!(!g.flag(Globals::FLAG_NO_DROP_ERRORS));
     apply_setting(&mut g, "rfc6791v4-prefix", "198.51.100.0/24").unwrap();
     assert_eq!((g.rfc6791v4, g.rfc6791v4_len), ([198, 51, 100, 0], 24));
     apply_setting(&mut g, "rfc6791v4-prefix", "none").unwrap();
@@ -531,6 +535,12 @@ fn each_flag_maps_to_its_bit() {
         let g = with(&format!(r#""{key}": true"#)).unwrap().globals();
         assert_eq!(g.flags, Globals::FLAG_ENABLED | flag, "{key}");
     }
+    // On unless switched off: the bit says off.
+    let g = with(r#""icmp-errors-on-drop": false"#).unwrap().globals();
+    assert_eq!(g.flags, Globals::FLAG_ENABLED | Globals::FLAG_NO_DROP_ERRORS);
+    let g = with(r#""icmp-errors-on-drop": true"#).unwrap().globals();
+    assert_eq!(g.flags, Globals::FLAG_ENABLED);
+    assert!(with(r#""icmp-errors-on-drop": "no""#).unwrap_err().to_string().contains("icmp-errors-on-drop"));
 }
 
 #[test]

@@ -19,10 +19,7 @@ use nat64_common::{
 };
 
 use super::{denylisted4, drop_reason};
-use crate::{
-    maps::{ADDR_MEMO, AddrMemo, EAMT4, Key4, MEMO_SLOTS, V4XLAT, scratch},
-    packet::KIND_DROP,
-};
+use crate::maps::{ADDR_MEMO, AddrMemo, EAMT4, Key4, MEMO_SLOTS, V4XLAT, scratch};
 
 /// The roles, each with its own region of the array.
 pub const SRC6: u32 = 0;
@@ -68,12 +65,6 @@ impl AddrMemo {
     pub fn to4(&self) -> [u8; 4] {
         self.to[0].to_ne_bytes()
     }
-}
-
-/// The packed verdict that drops for `outcome` (not 0), as `pack(Action::Drop, c)`.
-#[inline(always)]
-pub fn drop_verdict(outcome: u32) -> u64 {
-    KIND_DROP << 8 | (outcome.wrapping_sub(1) & 0xff) as u64
 }
 
 /// This CPU's slot for `h` (the address folded to a word) in `role`.

@@ -17,6 +17,7 @@ use aya_ebpf::{bindings::bpf_fib_lookup, maps::lpm_trie::Key};
 use nat64_common::{
     addr::Untranslatable,
     counters::Counter,
+    icmp,
     maps::{EamEntry, Globals},
     words::{self, W6},
 };
@@ -186,6 +187,35 @@ pub fn conclude(v: u64) -> u64 {
     let (len, no_xdp_xmit) = scratch().map(|s| (s.len as usize, s.no_xdp_xmit != 0)).unwrap_or((0, false));
     crate::counters::record(v, len, no_xdp_xmit);
     v
+}
+
+/// RFC 7915 §4.4 (IPv4) and §5.4 (IPv6): a packet dropped because one of its
+/// addresses cannot be translated (`counter`) is answered with Destination
+/// Unreachable, Communication Administratively Prohibited (ICMPv4 3/13, ICMPv6 1/1),
+/// unless the operator switched that off (`icmp-errors-on-drop`). The reply stage
+/// sends it, rate-limited, and never about an ICMP error, a fragment after the first
+/// or to a source that is not one host; the drop is counted either way.
+#[inline(always)]
+pub fn refuse(g: &Globals, counter: Counter, ipv6: bool) -> u64 {
+    let address = matches!(
+        counter,
+        Counter::DropSrcUnmapped
+            | Counter::DropReservedAddr
+            | Counter::DropDenylist4
+            | Counter::DropWkpNonGlobal
+            | Counter::DropOwnAddress
+    );
+    if !address || g.flag(Globals::FLAG_NO_DROP_ERRORS) {
+        return pack(Action::Drop, counter);
+    }
+    let (typ, code) = if ipv6 { (icmp::ICMP6_DEST_UNREACH, 1) } else { (icmp::ICMP4_DEST_UNREACH, 13) };
+    pack(Action::Reply(typ, code, 0), counter)
+}
+
+/// [`refuse`] for an address memo's outcome (the drop counter + 1, not 0).
+#[inline(always)]
+pub fn refuse_outcome(g: &Globals, outcome: u32, ipv6: bool) -> u64 {
+    refuse(g, Counter::ALL.get(outcome as usize - 1).copied().unwrap_or(Counter::DropInternal), ipv6)
 }
 
 /// The drop counter for an address that cannot be translated.

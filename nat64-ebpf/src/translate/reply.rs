@@ -10,6 +10,7 @@ use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     checksum,
     counters::Counter,
+    icmp,
     maps::{Globals, ICMP_ERRORS_BURST, ICMP_ERRORS_PER_SEC},
 };
 
@@ -21,6 +22,7 @@ use crate::{
 };
 
 const IPV6_HLEN: usize = 40;
+const EXT_FRAGMENT: u8 = 44;
 const IPV4_HLEN: usize = 20;
 const ICMP_HLEN: usize = 8;
 const MAX_ICMP6_ERROR: usize = 1280;
@@ -50,6 +52,73 @@ fn allow() -> bool {
     true
 }
 
+/// RFC 4443 §2.4 (e): never an error about an ICMPv6 error (right after the header or
+/// after a first fragment's header), nor to a source that is not one node (the
+/// unspecified address, multicast, loopback) or is the translator's own.
+#[inline(always)]
+fn answerable6<P: Packet>(pkt: &P, g: &Globals) -> bool {
+    let l3 = P::L2_LEN;
+    let (Some(h), Some(src)) = (pkt.load::<[u8; 8]>(l3), pkt.load::<[u8; 16]>(l3 + 8)) else {
+        return false;
+    };
+    if src[0] == 0xff
+        || src == [0; 16]
+        || src == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        || (g.has_ipv6_addr() && src == g.ipv6_addr)
+    {
+        return false;
+    }
+    let (nh, at) = match h[6] {
+        EXT_FRAGMENT => match pkt.load::<[u8; 4]>(l3 + IPV6_HLEN) {
+            Some(f) if u16::from_be_bytes([f[2], f[3]]) & 0xfff8 == 0 => (f[0], l3 + IPV6_HLEN + 8),
+            Some(_) => return true,
+            None => return false,
+        },
+        nh => (nh, l3 + IPV6_HLEN),
+    };
+    nh != IPPROTO_ICMPV6 || pkt.load::<[u8; 1]>(at).is_some_and(|t| !icmp::is_error6(t[0]))
+}
+
+/// RFC 1812 §4.3.2.7: never an error about an ICMP error, about a packet whose header
+/// checksum is wrong, or to a source that is not one host (0/8, 127/8, 224/3) or is the
+/// translator's own; with `initial_only`, nor about a fragment other than the first.
+#[inline(always)]
+fn answerable4<P: Packet>(pkt: &P, g: &Globals, initial_only: bool) -> bool {
+    let l3 = P::L2_LEN;
+    let Some(h) = pkt.load::<[u8; IPV4_HLEN]>(l3) else {
+        return false;
+    };
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    let src = [h[12], h[13], h[14], h[15]];
+    if src[0] == 0
+        || src[0] == 127
+        || src[0] >= 224
+        || ihl < IPV4_HLEN
+        || (g.has_ipv4_addr() && src == g.ipv4_addr)
+    {
+        return false;
+    }
+    if initial_only && u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
+        return false;
+    }
+    // The header checksum, options included (at most ten words of them).
+    let mut sum = checksum::add_bytes(0, &h);
+    for i in 0..10 {
+        let at = IPV4_HLEN + 4 * i;
+        if at >= ihl {
+            break;
+        }
+        match pkt.load::<[u8; 4]>(l3 + at) {
+            Some(w) => sum = checksum::add_bytes(sum, &w),
+            None => return false,
+        }
+    }
+    if checksum::fold(sum) != 0xffff {
+        return false;
+    }
+    h[9] != IPPROTO_ICMP || pkt.load::<[u8; 1]>(l3 + ihl).is_some_and(|t| !icmp::is_error4(t[0]))
+}
+
 #[inline(always)]
 fn swap_macs<P: Packet>(pkt: &mut P) -> Option<()> {
     if !P::HAS_ETH {
@@ -68,6 +137,9 @@ pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
         Action::Reply(t, c, r) => (t, c, r),
         _ => return pack(Action::Drop, Counter::DropInternal),
     };
+    if !answerable6(pkt, g) {
+        return pack(Action::Drop, counter);
+    }
     if !g.has_ipv6_addr() {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);
@@ -132,6 +204,11 @@ pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
         Action::Reply(t, c, r) => (t, c, r),
         _ => return pack(Action::Drop, Counter::DropInternal),
     };
+    // RFC 1812 §4.3.2.7: not about a fragment other than the first. (Time Exceeded
+    // and the others are asked for where that is known.)
+    if !answerable4(pkt, g, typ == icmp::ICMP4_DEST_UNREACH && code == 13) {
+        return pack(Action::Drop, counter);
+    }
     if !g.has_ipv4_addr() {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);

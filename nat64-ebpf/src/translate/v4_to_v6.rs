@@ -267,12 +267,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             }
             return pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 1, 0), Counter::DropPoolUnmapped);
         }
-        c => {
-            return pack(
-                Action::Drop,
-                Counter::ALL.get(c as usize - 1).copied().unwrap_or(Counter::DropInternal),
-            );
-        }
+        c => return super::refuse_outcome(g, c, false),
     }
     if P::XDP && icmp_fragment {
         return held::to_kernel(pkt, g);
@@ -345,7 +340,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         let eam_src = eamt4(g, src);
         match words::map4to6(g, src, eam_src, eam_src.is_none() && denylisted4(src)) {
             Ok((a, _)) => s.src6w = a,
-            Err(e) => return pack(Action::Drop, drop_reason(e)),
+            Err(e) => return super::refuse(g, drop_reason(e), false),
         }
     } else {
         let Some(ms) = memo::v4(g, memo::SRC4, src) else {
@@ -353,7 +348,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         };
         match ms.outcome() {
             0 => ms.to6_into(&mut s.src6w),
-            o => return memo::drop_verdict(o),
+            o => return super::refuse_outcome(g, o, false),
         }
     }
 

@@ -74,7 +74,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
     let dst4 = match md.outcome() {
         0 => md.to4(),
-        o => return memo::drop_verdict(o),
+        o => return super::refuse_outcome(g, o, true),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
@@ -198,7 +198,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         match (pooled, ms.outcome()) {
             (Some(e), _) => match words::map6to4(g, &s.src6w, Some(e), denylisted4) {
                 Ok((a, _)) => a,
-                Err(e) => return pack(Action::Drop, drop_reason(e)),
+                Err(e) => return super::refuse(g, drop_reason(e), true),
             },
             (None, 0) => ms.to4(),
             // NAT64: a host without a mapping gets a pool address, then comes back here.
@@ -209,7 +209,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             {
                 return pack(Action::Alloc, Counter::DropSrcUnmapped);
             }
-            (None, o) => return memo::drop_verdict(o),
+            (None, o) => return super::refuse_outcome(g, o, true),
         }
     };
 
