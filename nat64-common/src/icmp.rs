@@ -145,6 +145,38 @@ pub const fn mtu6_to_4(mtu6: u32) -> u16 {
     if m > 0xffff { 0xffff } else { m as u16 }
 }
 
+/// RFC 7915 §4.2: a translated Packet Too Big's MTU (`mtu6`, from [`mtu4_to_6`]) no
+/// larger than the next hops carry: minimum(advertised + 20, MTU of the IPv6 next hop,
+/// MTU of the IPv4 next hop + 20), never below IPv6's 1280. `u32::MAX` for a next hop
+/// whose MTU is not known.
+#[inline(always)]
+pub const fn cap_mtu6(mtu6: u32, next6: u32, next4: u32) -> u32 {
+    let mut m = mtu6;
+    if next6 < m {
+        m = next6;
+    }
+    if next4.saturating_add(20) < m {
+        m = next4 + 20;
+    }
+    if m < 1280 { 1280 } else { m }
+}
+
+/// RFC 7915 §5.2: a translated Fragmentation Needed's MTU (`mtu4`, from
+/// [`mtu6_to_4`]) no larger than the next hops carry: minimum(advertised - 20, MTU of
+/// the IPv4 next hop, MTU of the IPv6 next hop - 20). `u32::MAX` for a next hop whose
+/// MTU is not known.
+#[inline(always)]
+pub const fn cap_mtu4(mtu4: u16, next4: u32, next6: u32) -> u16 {
+    let mut m = mtu4 as u32;
+    if next4 < m {
+        m = next4;
+    }
+    if next6.saturating_sub(20) < m {
+        m = next6 - 20;
+    }
+    m as u16
+}
+
 /// RFC 4884 §4.1: with an extension, the original-datagram field is at least this long.
 pub const EXT_MIN_DATAGRAM: usize = 128;
 
@@ -305,6 +337,24 @@ mod tests {
         assert_eq!(mtu6_to_4(1500), 1480);
         assert_eq!(mtu6_to_4(100_000), 65535);
         assert_eq!(mtu6_to_4(10), 0);
+    }
+
+    /// RFC 7915 §4.2 and §5.2 with the next hops' MTUs (1500 both, as the peer's lab).
+    #[test]
+    fn mtu_capped_by_the_next_hops() {
+        let none = u32::MAX;
+        // Fragmentation Needed 1496 -> Packet Too Big 1516, but the IPv6 link is 1500.
+        assert_eq!(cap_mtu6(mtu4_to_6(1496, 1500), 1500, 1500), 1500);
+        assert_eq!(cap_mtu6(mtu4_to_6(1600, 1500), 1500, 1500), 1500);
+        // The IPv4 next hop is the smaller: its MTU + 20.
+        assert_eq!(cap_mtu6(mtu4_to_6(1600, 1500), 9000, 1400), 1420);
+        assert_eq!(cap_mtu6(1420, none, none), 1420, "nothing known, nothing capped");
+        assert_eq!(cap_mtu6(1500, 1500, 576), 1280, "never below 1280");
+        // Packet Too Big 1600 -> Fragmentation Needed 1580, but the IPv6 next hop is
+        // 1500: 1480.
+        assert_eq!(cap_mtu4(mtu6_to_4(1600), 1500, 1500), 1480);
+        assert_eq!(cap_mtu4(mtu6_to_4(1600), 1300, 9000), 1300);
+        assert_eq!(cap_mtu4(mtu6_to_4(1280), none, none), 1260);
     }
 
     /// The peer's conformance cases for RFC 4884 (its graybox suite, "ib", "ic", "id"):

@@ -320,6 +320,57 @@ pub fn lookup6w<P: Packet>(
     run(pkt, p, false)
 }
 
+/// The MTU of the FIB's route to IPv4 `dst` (network order in memory), asked with a
+/// length no route carries so that the lookup answers with the route's MTU;
+/// `u32::MAX` when the FIB has no route. For RFC 7915's cap on a translated Packet Too
+/// Big or Fragmentation Needed (`icmp::cap_mtu6`, `cap_mtu4`). Out of line, and
+/// taking no array from its caller's stack: the error paths are at the verifier's
+/// limits of instructions and stack.
+#[inline(never)]
+pub fn route_mtu4<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: u32) -> u32 {
+    clear(p);
+    p.family = AF_INET;
+    p.__bindgen_anon_4.ipv4_dst = dst;
+    route_mtu(pkt, p)
+}
+
+/// [`route_mtu4`] for an IPv6 destination.
+#[inline(never)]
+pub fn route_mtu6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16]) -> u32 {
+    clear(p);
+    p.family = AF_INET6;
+    // SAFETY: 16 bytes into the 16-byte address field; plain data.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            dst.as_ptr(),
+            core::ptr::addr_of_mut!(p.__bindgen_anon_4.ipv6_dst).cast::<u8>(),
+            16,
+        )
+    };
+    route_mtu(pkt, p)
+}
+
+#[inline(always)]
+fn route_mtu<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> u32 {
+    p.__bindgen_anon_1.tot_len = 0xffff;
+    p.ifindex = pkt.ingress_ifindex();
+    // SAFETY: helper call with a struct of the size the kernel expects.
+    let rc = unsafe {
+        h::bpf_fib_lookup(
+            pkt.ctx_ptr(),
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        // SAFETY: the kernel wrote mtu_result for this return code.
+        unsafe { p.__bindgen_anon_1.mtu_result as u32 }
+    } else {
+        u32::MAX
+    }
+}
+
 /// `lookup6w` for addresses held as bytes.
 #[inline(always)]
 pub fn lookup6<P: Packet>(

@@ -1086,8 +1086,17 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
     set_flags(&mut h, nat64_common::maps::NatConfig::FLAG_EIF);
     assert_eq!(h.run(&from55).action, XDP_PASS, "EIF: anyone");
     set_flags(&mut h, 0);
+    // UDP to a pool4 port nobody holds: Port Unreachable from that pool4 address (RFC
+    // 6146 §3.5.1).
     let other = if port == 40000 { 40001 } else { 40000 };
-    assert_eq!(h.run(&reply(R4, other)).action, XDP_DROP);
+    let q = reply(R4, other);
+    let out = h.run(&q);
+    assert_eq!(out.action, XDP_TX);
+    let mut want = back(icmp4_err(pool, R4, 3, 3, [0; 4], &q[14..]));
+    adopt_ipv4_id(&out.frame, &mut want);
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("udp to a port nobody holds: {d}");
+    }
     assert_eq!(h.count(Counter::DropNatNoMapping), 1);
 
     // ICMP echo: the identifier is the port.
@@ -2171,7 +2180,8 @@ fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
     ));
     let out = h.run_on(&big4, x4);
     assert_eq!(out.action, XDP_TX);
-    let mut want = back(icmp4_err("198.51.100.1", R4, 3, 4, [0, 0, 0x04, 0xec], &big4[14..14 + 576 - 28]));
+    // From the pool4 address the sender talked to (RFC 6146 §3.5), not ipv4-addr.
+    let mut want = back(icmp4_err(pool, R4, 3, 4, [0, 0, 0x04, 0xec], &big4[14..14 + 576 - 28]));
     adopt_ipv4_id(&out.frame, &mut want);
     if let Some(d) = diff(&out.frame, &want) {
         panic!("fragmentation needed after the NAT stage: {d}");
@@ -2410,7 +2420,7 @@ fn stateful_nat64_cgn_limits(kind: Kind) {
     // An IPv4 packet to a held-back port finds no mapping.
     let late = L4::Udp { sport: 53, dport: mapped[0].2, data: b"late".to_vec(), zero_checksum: false };
     let before = h.count(Counter::DropNatNoMapping);
-    assert_eq!(h.run(&in4(R4, pool, &late)).action, XDP_DROP);
+    assert_eq!(h.run(&in4(R4, pool, &late)).action, XDP_TX, "Port Unreachable");
     assert_eq!(h.count(Counter::DropNatNoMapping), before + 1);
     let r = h.sweep(now + 631_000_000_000);
     assert_eq!((r.released, r.removed), (0, 8));
@@ -2674,6 +2684,65 @@ fn icmpv4_errors_to_icmpv6(kind: Kind) {
                 icmp4_err(router, H4, 11, 0, [0; 4], &in4[..12]),
                 Counter::DropIcmpErrorInner,
             ),
+        ],
+    );
+}
+
+/// RFC 7915 §4.2 and §5.2: a translated Packet Too Big / Fragmentation Needed says no
+/// more than the next hops carry. Here both routes are 1500 bytes (x6 towards the IPv6
+/// host, x4 towards 8.8.8.0/24): Fragmentation Needed 1496 and 1600 become Packet Too
+/// Big 1500 (not 1516, 1620), Packet Too Big 1600 becomes Fragmentation Needed 1480 (the
+/// IPv6 next hop's 1500 - 20, not 1580); within them nothing changes (1400 -> 1420,
+/// 1280 -> 1260), and with a 1300-byte IPv4 route 1600 becomes 1320 and 1300.
+fn translated_mtu_capped_by_the_next_hops(kind: Kind) {
+    let h = Harness::with(kind, TEST_CONFIG);
+    two_ports();
+    // 4 -> 6: a router's Fragmentation Needed about H4 -> R4 (the quoted 28 bytes).
+    let big = udp(&[0x42; 1472]);
+    let big4 = ipv4(v4(H4), v4(R4), V4Opts::default(), &[], &big);
+    let big6 = ipv6(v6(H6), v6(R6), V6Opts::default(), &big);
+    let mut big6_quoted = big6[..48].to_vec();
+    big6_quoted[7] = 64;
+    let (router, router6) = ("9.9.9.1", "64:ff9b::909:901");
+    let frag_needed = |mtu: u16, ptb: u32, name: &'static str| {
+        let m = mtu.to_be_bytes();
+        xlat(
+            name,
+            icmp4_err(router, H4, 3, 4, [0, 0, m[0], m[1]], &big4[..28]),
+            icmp6_err(router6, H6, 2, 0, ptb.to_be_bytes(), &big6_quoted),
+            Counter::Xlat4to6IcmpError,
+        )
+    };
+    // 6 -> 4: an IPv6 router's Packet Too Big about R6 -> H6.
+    let probe = udp(b"probe from the IPv4 side");
+    let in6 = ipv6(v6(R6), v6(H6), V6Opts { hop_limit: 1, ..Default::default() }, &probe);
+    let in4 = ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 0, df: false, tos: 0 }, &[], &probe);
+    let (router_v6, router4) = ("2001:db8:6::fe", "192.0.2.254");
+    let too_big = |mtu: u32, fn_mtu: u16, name: &'static str| {
+        let m = fn_mtu.to_be_bytes();
+        xlat(
+            name,
+            icmp6_err(router_v6, R6, 2, 0, mtu.to_be_bytes(), &in6),
+            icmp4_err(router4, R4, 3, 4, [0, 0, m[0], m[1]], &in4),
+            Counter::Xlat6to4IcmpError,
+        )
+    };
+    run_table(
+        &h,
+        vec![
+            frag_needed(1496, 1500, "fragmentation needed 1496 -> packet too big 1500 (the IPv6 route's)"),
+            frag_needed(1600, 1500, "fragmentation needed 1600 -> packet too big 1500"),
+            frag_needed(1400, 1420, "fragmentation needed 1400 -> 1420, within both routes"),
+            too_big(1600, 1480, "packet too big 1600 -> fragmentation needed 1480 (the IPv6 route's - 20)"),
+            too_big(1280, 1260, "packet too big 1280 -> 1260, within both routes"),
+        ],
+    );
+    sh("ip link set x4 mtu 1300");
+    run_table(
+        &h,
+        vec![
+            frag_needed(1600, 1320, "a 1300-byte IPv4 route: packet too big 1320"),
+            too_big(1600, 1300, "a 1300-byte IPv4 route: fragmentation needed 1300"),
         ],
     );
 }
@@ -3512,6 +3581,7 @@ both!(
     stateful_nat64_icmp_echo_in_fragments,
     icmpv4_errors_to_icmpv6,
     icmpv6_errors_to_icmpv4,
+    translated_mtu_capped_by_the_next_hops,
     icmp_extensions_rfc4884,
     rfc6791_pools,
     too_big_for_the_egress_mtu,

@@ -333,7 +333,14 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             Some(p) => [0, 0, 0, p],
             None => return (Action::Drop, Counter::DropIcmpUntranslated),
         },
-        Rest::Mtu => icmp::mtu4_to_6(u16::from_be_bytes([s.icmp[6], s.icmp[7]]), tot_i).to_be_bytes(),
+        // RFC 7915 §4.2: no more than the IPv6 next hop (towards the host the error
+        // goes to) and the IPv4 one (towards where the packet went) carry.
+        Rest::Mtu => {
+            let m = icmp::mtu4_to_6(u16::from_be_bytes([s.icmp[6], s.icmp[7]]), tot_i);
+            let next6 = forward::route_mtu6(pkt, &mut s.fib, &s.dst6);
+            let next4 = forward::route_mtu4(pkt, &mut s.fib, u32::from_ne_bytes(dst_i));
+            icmp::cap_mtu6(m, next6, next4).to_be_bytes()
+        }
     };
     // RFC 4884: when the error says how long its original-datagram field is (in
     // 32-bit words), what follows is an extension structure. It crosses when the new
@@ -572,9 +579,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                 None => return (Action::Drop, Counter::DropIcmpUntranslated),
             }
         }
+        // RFC 7915 §5.2: no more than the IPv4 next hop (towards the host the error
+        // goes to) and the IPv6 one (towards where the packet went) carry.
         Rest::Mtu => {
             let m = icmp::mtu6_to_4(u32::from_be_bytes([s.icmp[4], s.icmp[5], s.icmp[6], s.icmp[7]]));
-            let b = m.to_be_bytes();
+            let next4 = forward::route_mtu4(pkt, &mut s.fib, u32::from_ne_bytes(dst4));
+            let next6 = forward::route_mtu6(pkt, &mut s.fib, &s.idst6);
+            let b = icmp::cap_mtu4(m, next4, next6).to_be_bytes();
             [0, 0, b[0], b[1]]
         }
     };

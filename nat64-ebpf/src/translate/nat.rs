@@ -41,6 +41,7 @@ const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP4_PORT_UNREACH: u8 = 3;
 const ICMP_HLEN: usize = 8;
 const EEXIST: i64 = 17;
 const E2BIG: i64 = 7;
@@ -967,6 +968,16 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     let k4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
     // SAFETY: a value of the map, copied out at once.
     let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }).filter(|e| e.live()) else {
+        // RFC 6146 §3.5.1: UDP to a pool4 transport address nobody holds is answered
+        // with Port Unreachable (from that address, rate-limited; never about an error,
+        // which took the error stage above).
+        if proto == IPPROTO_UDP {
+            s.verdict = pack(
+                Action::Reply(icmp::ICMP4_DEST_UNREACH, ICMP4_PORT_UNREACH, 0),
+                Counter::DropNatNoMapping,
+            );
+            return Step::Jump(STAGE_REPLY4);
+        }
         return finish(Action::Drop, Counter::DropNatNoMapping);
     };
     let key =

@@ -17,7 +17,7 @@ use nat64_common::{
 use super::l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6};
 use crate::{
     counters::bump,
-    maps::{RATELIMIT, scratch},
+    maps::{NAT_ADDRS, RATELIMIT, scratch},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack, unpack},
 };
 
@@ -209,15 +209,15 @@ pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
     if !answerable4(pkt, g, typ == icmp::ICMP4_DEST_UNREACH && code == 13) {
         return pack(Action::Drop, counter);
     }
-    if !g.has_ipv4_addr() {
+    let Some(from) = source4(pkt, g) else {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);
-    }
+    };
     if !allow() {
         bump(Counter::IcmpRateLimited, 0);
         return pack(Action::Drop, counter);
     }
-    match build4(pkt, g, typ, code, rest) {
+    match build4(pkt, from, typ, code, rest) {
         Some(()) => {
             bump(Counter::IcmpSent, pkt.len());
             pack(Action::Tx, counter)
@@ -226,8 +226,22 @@ pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
     }
 }
 
+/// Where an ICMPv4 error about the packet comes from: in stateful NAT64, about a packet
+/// sent to a pool4 address, that address (the one its sender talked to, RFC 6146 §3.5);
+/// else the translator's own `ipv4-addr`, if it has one.
 #[inline(always)]
-fn build4<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> Option<()> {
+fn source4<P: Packet>(pkt: &P, g: &Globals) -> Option<[u8; 4]> {
+    if g.flag(Globals::FLAG_STATEFUL)
+        && let Some(dst) = pkt.load::<[u8; 4]>(P::L2_LEN + 16)
+        && NAT_ADDRS.get_ptr(&dst).is_some()
+    {
+        return Some(dst);
+    }
+    g.has_ipv4_addr().then_some(g.ipv4_addr)
+}
+
+#[inline(always)]
+fn build4<P: Packet>(pkt: &mut P, from: [u8; 4], typ: u8, code: u8, rest: u32) -> Option<()> {
     let l3 = P::L2_LEN;
     let s = scratch()?;
     pkt.load_into(l3, &mut s.hdr4)?;
@@ -254,7 +268,7 @@ fn build4<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> 
     v4[9] = IPPROTO_ICMP;
     v4[10] = 0;
     v4[11] = 0;
-    v4[12..16].copy_from_slice(&g.ipv4_addr);
+    v4[12..16].copy_from_slice(&from);
     v4[16..20].copy_from_slice(&to);
     let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
     v4[10] = c[0];
