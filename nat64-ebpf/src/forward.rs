@@ -2,7 +2,10 @@
 //! the packet can leave straight away (XDP_REDIRECT), or fall back to the stack.
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS,
+        BPF_FIB_LOOKUP_SRC, bpf_fib_lookup,
+    },
     helpers::generated as h,
 };
 
@@ -348,6 +351,65 @@ pub fn route_mtu6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16]) ->
         )
     };
     route_mtu(pkt, p)
+}
+
+/// RFC 6791 without a pool: the address the kernel would send from towards IPv4
+/// `dst` (its route's preferred source, `BPF_FIB_LOOKUP_SRC`), 0 when the FIB has no
+/// route or no such address. Out of line, as [`route_mtu4`].
+#[inline(never)]
+pub fn source4<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: u32) -> u32 {
+    clear(p);
+    p.family = AF_INET;
+    p.__bindgen_anon_4.ipv4_dst = dst;
+    if !source_lookup(pkt, p) {
+        return 0;
+    }
+    // SAFETY: written by the lookup with BPF_FIB_LOOKUP_SRC.
+    unsafe { p.__bindgen_anon_3.ipv4_src }
+}
+
+/// [`source4`] for IPv6: the source written into `out`; false when there is none.
+#[inline(never)]
+pub fn source6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16], out: &mut [u8; 16]) -> bool {
+    clear(p);
+    p.family = AF_INET6;
+    // SAFETY: 16 bytes each way between same-sized address fields; plain data.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            dst.as_ptr(),
+            core::ptr::addr_of_mut!(p.__bindgen_anon_4.ipv6_dst).cast::<u8>(),
+            16,
+        )
+    };
+    if !source_lookup(pkt, p) {
+        return false;
+    }
+    // SAFETY: as above; written by the lookup with BPF_FIB_LOOKUP_SRC.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            core::ptr::addr_of!(p.__bindgen_anon_3.ipv6_src).cast::<u8>(),
+            out.as_mut_ptr(),
+            16,
+        )
+    };
+    true
+}
+
+/// The lookup of [`source4`] / [`source6`]: the source is chosen once the route is
+/// found, before the neighbour is looked for.
+#[inline(always)]
+fn source_lookup<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> bool {
+    p.ifindex = pkt.ingress_ifindex();
+    // SAFETY: helper call with a struct of the size the kernel expects.
+    let rc = unsafe {
+        h::bpf_fib_lookup(
+            pkt.ctx_ptr(),
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_SRC,
+        )
+    };
+    rc == BPF_FIB_LKUP_RET_SUCCESS as i64 || rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64
 }
 
 #[inline(always)]

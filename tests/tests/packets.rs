@@ -2975,6 +2975,33 @@ fn rfc6791_pools(kind: Kind) {
             ),
         ],
     );
+    // No pool: the address of the interface the error leaves by (its route's preferred
+    // source), ahead of ipv4-addr / ipv6-addr, which are left for no route at all.
+    let mut g = h.tables.globals().unwrap();
+    nat64_ctl::config::apply_setting(&mut g, "rfc6791v4-prefix", "none").unwrap();
+    nat64_ctl::config::apply_setting(&mut g, "rfc6791v6-prefix", "none").unwrap();
+    h.tables.set_globals(g).unwrap();
+    two_ports();
+    sh(
+        "ip addr add 198.51.100.77/32 dev x4 && ip route replace 8.8.8.0/24 via 198.51.100.2 dev x4 src 198.51.100.77",
+    );
+    run_table(
+        &h,
+        vec![
+            xlat(
+                "no pool: unmapped IPv6 router -> the IPv4 egress's address",
+                icmp6_err("2001:db8:ff::1", R6, 3, 0, [0; 4], &in6),
+                icmp4_err("198.51.100.77", R4, 11, 0, [0; 4], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "no pool: unmapped IPv4 router -> the IPv6 egress's address",
+                icmp4_err("10.0.0.1", H4, 11, 0, [0; 4], &out4),
+                icmp6_err("2001:db8:6::1", H6, 3, 0, [0; 4], &out6),
+                Counter::Xlat4to6IcmpError,
+            ),
+        ],
+    );
 }
 
 /// Spec §2, §3, §6: too big for the egress MTU once translated. With DF (IPv4) or from

@@ -311,6 +311,8 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
             s.src6 = a;
         } else if g.rfc6791v6_len != 0 {
             s.src6 = addr::rfc6791_v6(&g.rfc6791v6, g.rfc6791v6_len, src);
+        } else if forward::source6(pkt, &mut s.fib, &s.dst6, &mut s.src6) {
+            // No pool: the address of the interface the error leaves by.
         } else if g.has_ipv6_addr() {
             s.src6 = g.ipv6_addr;
         } else {
@@ -558,10 +560,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         (m as u32).to_be_bytes()
     } else if g.rfc6791v4_len != 0 {
         addr::rfc6791_v4(g.rfc6791v4, g.rfc6791v4_len, &s.src6)
-    } else if g.has_ipv4_addr() {
-        g.ipv4_addr
     } else {
-        return (Action::Drop, Counter::DropRfc6791NoSource);
+        // No pool: the address of the interface the error leaves by, else ipv4-addr.
+        match forward::source4(pkt, &mut s.fib, u32::from_ne_bytes(dst4)) {
+            0 if g.has_ipv4_addr() => g.ipv4_addr,
+            0 => return (Action::Drop, Counter::DropRfc6791NoSource),
+            a => a.to_ne_bytes(),
+        }
     };
     let m = map6to4_sub(g, &s.isrc6, &mut s.key6, 0);
     let m2 = map6to4_sub(g, &s.idst6, &mut s.key6, NAT_HOST);
