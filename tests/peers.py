@@ -7,6 +7,7 @@
   udp-ping HOST PORT COUNT      send COUNT numbered datagrams, print how many came back intact
   udp-recv PORT                 print "<length> <sha256>" of the first datagram received
   udp-send HOST PORT NBYTES     send one datagram of NBYTES random bytes, print "<length> <sha256>"
+  udp-send-nodf HOST PORT NBYTES  the same with DF clear (IPv4: IP_PMTUDISC_DONT)
   udp-whoami PORT               answer every datagram with the address it came from
   udp-ask HOST PORT             send one datagram, print the answer (retries for 5 s)
   dns-aaaa SERVER NAME          ask SERVER for NAME's AAAA records, print one address a line
@@ -114,8 +115,11 @@ def udp_recv(port):
     print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 
-def udp_send(host, port, n):
+def udp_send(host, port, n, df=True):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
+    if not df:
+        # Linux IP_MTU_DISCOVER (10), IP_PMTUDISC_DONT (0): Python does not name them.
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), 0)
     data = os.urandom(n)
     s.sendto(data, (host, port))
     print(len(data), hashlib.sha256(data).hexdigest())
@@ -333,6 +337,8 @@ elif cmd == "udp-recv":
     udp_recv(int(sys.argv[2]))
 elif cmd == "udp-send":
     udp_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif cmd == "udp-send-nodf":
+    udp_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), df=False)
 elif cmd == "udp-roundtrip":
     udp_roundtrip(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 elif cmd == "udp-whoami":

@@ -540,6 +540,74 @@ fn large_udp_without_df_from_ipv4_arrives_intact() {
     assert!(packets(&s, "pass_general_path") >= 2, "oversized fragments took the general path: {s}");
 }
 
+/// RFC 7915 §4 at lowest-ipv6-mtu's boundary, through real sockets: datagrams without
+/// DF from the IPv4 host whose translations are 1280 bytes (arrives whole) and 1281
+/// bytes (one more: cut into IPv6 fragments of at most 1280); after `set
+/// lowest-ipv6-mtu 1400`, 1400 bytes whole and 1500 bytes in fragments of at most 1400
+/// (the limit in force is the one set now). Each arrives intact; what the IPv6 host's
+/// link carried is read by tcpdump.
+#[test]
+fn lowest_ipv6_mtu_boundary_and_live_change() {
+    for tc in [false, true] {
+        let mut lab = if tc { SiitLab::tc() } else { SiitLab::new() };
+        lab.start(CTL);
+        lowest_ipv6_mtu_boundary(&mut lab, if tc { "TC" } else { "XDP" });
+    }
+}
+
+fn lowest_ipv6_mtu_boundary(lab: &mut SiitLab, how: &str) {
+    let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
+    // (lowest-ipv6-mtu, IPv6 packet length once translated, expected IPv6 packet lengths)
+    let cases: [(u32, usize, &[usize]); 4] =
+        [(1280, 1280, &[1280]), (1280, 1281, &[1280, 57]), (1400, 1400, &[1400]), (1400, 1500, &[1400, 156])];
+    for (i, (lowest, len6, want)) in cases.into_iter().enumerate() {
+        if i == 2 {
+            let out = lab.ctl(CTL, &["set", "lowest-ipv6-mtu", &lowest.to_string()]);
+            assert!(out.status.success(), "{out:?}");
+        }
+        let port = 5370 + i as u16;
+        let dump = lab.lab.spawn_netns_only(
+            &v6,
+            "timeout",
+            &[
+                "6",
+                "tcpdump",
+                "--immediate-mode",
+                "-l",
+                "-n",
+                "-e",
+                "-i",
+                "eth0",
+                "ip6 and (ip6[6] == 17 or ip6[6] == 44)",
+            ],
+        );
+        thread::sleep(Duration::from_millis(800));
+        lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv {port}", peers()));
+        wait_ready(lab, &v6, port, "udp");
+        // IPv6 40 + UDP 8 + payload = len6; the IPv4 datagram is 20 shorter.
+        let payload = len6 - 48;
+        let sent = lab
+            .lab
+            .must_in(&v4, &format!("python3 {} udp-send-nodf {V6_HOST_AS_V4} {port} {payload}", peers()));
+        let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
+        assert_eq!(got.trim(), sent.trim(), "{len6}: the datagram arrives intact");
+        let _ = wait_until(Duration::from_secs(7), || matches!(lab.lab.child(dump).try_wait(), Ok(Some(_))));
+        let out = lab.lab.stop_child(dump);
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "ethertype IPv6 (0x86dd), length N:" is the frame: 14 bytes of Ethernet.
+        let sizes: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.split("ethertype IPv6 (0x86dd), length ").nth(1))
+            .filter_map(|r| r.split(':').next()?.trim().parse::<usize>().ok())
+            .map(|n| n - 14)
+            .collect();
+        assert_eq!(
+            sizes, want,
+            "{how}: lowest-ipv6-mtu {lowest}, {len6} bytes translated: what the IPv6 link carried\n{text}"
+        );
+    }
+}
+
 /// RFC 7915 §4 (#17 item 1) with no `general-path` key: nat64-ctl makes the general
 /// path itself. A 3000-byte UDP datagram without DF from the IPv4 host (1400-byte
 /// fragments: 1428 once translated) arrives whole, cut into IPv6 fragments of at most
