@@ -2298,6 +2298,36 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
     assert_eq!(h.run(&q).action, XDP_PASS, "the block's ports are the host's again at once");
 }
 
+/// RFC 6946 in the NAT stage: an ICMPv6 echo request with an atomic fragment header
+/// (offset 0, no more fragments) is a whole datagram: mapped and translated as SIIT
+/// translates one (the IPv4 identification from the fragment header, no DF), not
+/// dropped as an ICMP fragment.
+fn stateful_nat64_atomic_fragments(kind: Kind) {
+    let h = Harness::with(kind, NAT64_CONFIG);
+    let pool = "203.0.113.8";
+    let echo = |id: u16, src: &str, dst: &str| {
+        let l4 = L4::Echo { request: true, id, seq: 1, data: b"atomic".to_vec() };
+        if src.contains(':') {
+            l4.bytes(&packet::Ip::V6(v6(src), v6(dst)))
+        } else {
+            l4.bytes(&packet::Ip::V4(v4(src), v4(dst)))
+        }
+    };
+    let input = v6_raw(H6, R6, 44, &frag_hdr(58, 0, false, 0x0102_0304), &echo(0x4242, H6, R6));
+    let out = h.run(&input);
+    assert_eq!(out.action, XDP_PASS, "translated, not dropped");
+    assert!(out.frame.len() >= 40, "{:02x?}", out.frame);
+    let port = u16::from_be_bytes([out.frame[38], out.frame[39]]);
+    assert!((40000..=40003).contains(&port), "the identifier mapped into pool4's range: {port}");
+    let want = v4_raw(pool, R4, 0x0304, 0, 1, &echo(port, pool, R4));
+    if let Some(d) = diff(&out.frame, &want) {
+        panic!("atomic fragment echo through the NAT stage: {d}");
+    }
+    assert_eq!(h.count(Counter::Xlat6to4Icmp), 1);
+    assert_eq!(h.count(Counter::NatSessionCreated), 1);
+    assert_eq!(h.count(Counter::DropIcmpFragment), 0);
+}
+
 /// A pool4 address fills before anyone is refused: 1,024 ports, one host after
 /// another (each a /64 of its own) takes one until the first refusal, which comes with
 /// more than 600 of them taken (a host's 32 candidates land anywhere in the range; the
@@ -3599,6 +3629,7 @@ both!(
     stateful_nat64_port_blocks_and_bib_events,
     stateful_nat64_cgn_limits,
     stateful_nat64_pool_fills_before_refusing,
+    stateful_nat64_atomic_fragments,
     stateful_nat64_races_between_cpus,
     next_hop_cache_follows_changes_and_keeps_the_mtu,
     address_memo_follows_table_changes,

@@ -166,9 +166,12 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         if frag.is_some()
             || super::nat::fast6(pkt, off as u64, nh as u64, u32::from_ne_bytes(dst4) as u64) == 0
         {
+            // An atomic fragment (offset 0, no more to come: RFC 6946) is a whole
+            // datagram to the NAT stage.
+            let fragmented = frag.is_some() && (more || !first);
             s.nat_l4 = [
                 off as u32,
-                nh as u32 | (frag.is_some() as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
+                nh as u32 | (fragmented as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
                 id,
             ];
             return pack(Action::Nat, Counter::DropNatUnsupported);
