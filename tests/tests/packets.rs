@@ -2080,6 +2080,15 @@ fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
         XDP_PASS,
         &icmp4_err(pool, R4, 3, 3, [0; 4], &in_v4),
     );
+    // The same behind an atomic fragment header (RFC 6946): a whole message.
+    let unreach6 = icmp6_err(router_v6, R6, 1, 4, [0; 4], &in_v6);
+    expect(
+        &h,
+        "port unreachable from the IPv6 side, atomic fragment header",
+        &v6_raw(router_v6, R6, 44, &frag_hdr(58, 0, false, 0x6161), &unreach6[54..]),
+        XDP_PASS,
+        &icmp4_err(pool, R4, 3, 3, [0; 4], &in_v4),
+    );
     let long = |dport: u16| L4::Udp { sport: 33434, dport, data: vec![0x33; 1100], zero_checksum: false };
     let long6 = ipv6(v6(R6), v6(H6), V6Opts::default(), &long(5000));
     let long4 = ipv4(v4(R4), v4(pool), V4Opts { ttl: 64, id: 0, df: false, tos: 0 }, &[], &long(port));
@@ -2831,6 +2840,18 @@ fn icmpv6_errors_to_icmpv4(kind: Kind) {
                 "packet too big 1500 -> fragmentation needed 1480",
                 icmp6_err(router, R6, 2, 0, 1500u32.to_be_bytes(), &in6),
                 icmp4_err(router4, R4, 3, 4, [0, 0, 0x05, 0xc8], &in4),
+                Counter::Xlat6to4IcmpError,
+            ),
+            xlat(
+                "time exceeded behind an atomic fragment header (RFC 6946: a whole message)",
+                v6_raw(
+                    router,
+                    R6,
+                    44,
+                    &frag_hdr(58, 0, false, 0x5151),
+                    &icmp6_err(router, R6, 3, 0, [0; 4], &in6)[54..],
+                ),
+                icmp4_err(router4, R4, 11, 0, [0; 4], &in4),
                 Counter::Xlat6to4IcmpError,
             ),
             xlat(

@@ -481,7 +481,8 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         None => return (Action::Drop, Counter::DropInternal),
     };
     // The caller checked the outer header (version, lengths, destination ours, no
-    // extension headers, next header ICMPv6 with an error type).
+    // extension header but an atomic fragment header, next header ICMPv6 with an
+    // error type).
     if pkt.load_into(l3, &mut s.hdr6).is_none() {
         return (Action::Drop, Counter::DropMalformed);
     }
@@ -490,7 +491,22 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let hop_limit = s.hdr6[7];
     let tos = (s.hdr6[0] << 4) | (s.hdr6[1] >> 4);
     let plen = u16::from_be_bytes([s.hdr6[4], s.hdr6[5]]) as usize;
-    let o = l3 + IPV6_HLEN;
+    // An atomic fragment header (offset 0, no more to come: RFC 6946) may stand
+    // between the header and the message, which is whole all the same; it goes with
+    // the IPv6 header.
+    let outer_frag = if s.hdr6[6] == 44 {
+        match pkt.load::<[u8; FRAG_HLEN]>(l3 + IPV6_HLEN) {
+            Some(f) if f[0] == IPPROTO_ICMPV6 && f[2] == 0 && f[3] & 0xf9 == 0 => FRAG_HLEN,
+            _ => return (Action::Drop, Counter::DropIcmpFragment),
+        }
+    } else {
+        0
+    };
+    if plen < outer_frag {
+        return (Action::Drop, Counter::DropMalformed);
+    }
+    let mlen = plen - outer_frag;
+    let o = l3 + IPV6_HLEN + outer_frag;
     match pkt.load::<[u8; ICMP_HLEN]>(o) {
         Some(i) => s.icmp = i,
         None => return (Action::Drop, Counter::DropMalformed),
@@ -500,8 +516,8 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         None => return (Action::Drop, Counter::DropIcmpUntranslated),
     };
     // As above: the incoming checksum (with its pseudo-header) must be right.
-    let pseudo_in = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(plen as u16);
-    match sum_of(sum_sub(pkt, &mut s.buf, o, plen)) {
+    let pseudo_in = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(mlen as u16);
+    match sum_of(sum_sub(pkt, &mut s.buf, o, mlen)) {
         Some(sum) if checksum::fold(sum + pseudo_in) == 0xffff => {}
         _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
     }
@@ -690,7 +706,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let old_i = checksum::sum16(&s.isrc6) + checksum::sum16(&s.idst6);
     let new_i = checksum::sum4(&src4_i) + checksum::sum4(&dst4_i);
 
-    if pkt.resize_l3(IPV6_HLEN + ICMP_HLEN + inner_old, IPV4_HLEN + ICMP_HLEN + IPV4_HLEN, ETH_P_IP).is_err()
+    if pkt
+        .resize_l3(
+            IPV6_HLEN + outer_frag + ICMP_HLEN + inner_old,
+            IPV4_HLEN + ICMP_HLEN + IPV4_HLEN,
+            ETH_P_IP,
+        )
+        .is_err()
     {
         return (Action::Drop, Counter::DropInternal);
     }

@@ -654,8 +654,10 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     if nh == IPPROTO_ICMPV6 && first {
         match pkt.load::<[u8; 2]>(off) {
             Some(t) if icmp::is_error6(t[0]) => {
-                // The error stage takes errors with a bare IPv6 header only.
-                if fragmented || off != l3 + IPV6_HLEN {
+                // The error stage takes errors with a bare IPv6 header, or one with an
+                // atomic fragment header (not `fragmented`) right after it.
+                let atomic = off == l3 + IPV6_HLEN + 8 && (w1 >> 8) & 0xff == 44;
+                if fragmented || (off != l3 + IPV6_HLEN && !atomic) {
                     return finish(Action::Drop, Counter::DropNatUnsupported);
                 }
                 return error6(pkt, s, off);

@@ -179,9 +179,10 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
     // An ICMPv6 error may come from a router without a mapping (RFC 6791): decide
     // before the source is required to map.
+    // An atomic fragment header (RFC 6946) before it is a whole message all the same.
     if nh == IPPROTO_ICMPV6
-        && frag.is_none()
-        && chain == IPV6_HLEN
+        && ((frag.is_none() && chain == IPV6_HLEN)
+            || (frag.is_some() && first && !more && chain == IPV6_HLEN + 8))
         && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6)
     {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
