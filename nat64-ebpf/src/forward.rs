@@ -331,25 +331,14 @@ pub fn lookup6w<P: Packet>(
 /// limits of instructions and stack.
 #[inline(never)]
 pub fn route_mtu4<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: u32) -> u32 {
-    clear(p);
-    p.family = AF_INET;
-    p.__bindgen_anon_4.ipv4_dst = dst;
+    to4(p, dst);
     route_mtu(pkt, p)
 }
 
 /// [`route_mtu4`] for an IPv6 destination.
 #[inline(never)]
 pub fn route_mtu6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16]) -> u32 {
-    clear(p);
-    p.family = AF_INET6;
-    // SAFETY: 16 bytes into the 16-byte address field; plain data.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            dst.as_ptr(),
-            core::ptr::addr_of_mut!(p.__bindgen_anon_4.ipv6_dst).cast::<u8>(),
-            16,
-        )
-    };
+    to6(p, dst);
     route_mtu(pkt, p)
 }
 
@@ -358,9 +347,7 @@ pub fn route_mtu6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16]) ->
 /// route or no such address. Out of line, as [`route_mtu4`].
 #[inline(never)]
 pub fn source4<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: u32) -> u32 {
-    clear(p);
-    p.family = AF_INET;
-    p.__bindgen_anon_4.ipv4_dst = dst;
+    to4(p, dst);
     if !source_lookup(pkt, p) {
         return 0;
     }
@@ -371,20 +358,11 @@ pub fn source4<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: u32) -> u32 {
 /// [`source4`] for IPv6: the source written into `out`; false when there is none.
 #[inline(never)]
 pub fn source6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16], out: &mut [u8; 16]) -> bool {
-    clear(p);
-    p.family = AF_INET6;
-    // SAFETY: 16 bytes each way between same-sized address fields; plain data.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            dst.as_ptr(),
-            core::ptr::addr_of_mut!(p.__bindgen_anon_4.ipv6_dst).cast::<u8>(),
-            16,
-        )
-    };
+    to6(p, dst);
     if !source_lookup(pkt, p) {
         return false;
     }
-    // SAFETY: as above; written by the lookup with BPF_FIB_LOOKUP_SRC.
+    // SAFETY: 16 bytes from the 16-byte address field the lookup wrote; plain data.
     unsafe {
         core::ptr::copy_nonoverlapping(
             core::ptr::addr_of!(p.__bindgen_anon_3.ipv6_src).cast::<u8>(),
@@ -395,41 +373,62 @@ pub fn source6<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, dst: &[u8; 16], out: 
     true
 }
 
+/// A lookup of IPv4 `dst` alone in `p`.
+#[inline(always)]
+fn to4(p: &mut bpf_fib_lookup, dst: u32) {
+    clear(p);
+    p.family = AF_INET;
+    p.__bindgen_anon_4.ipv4_dst = dst;
+}
+
+/// A lookup of IPv6 `dst` alone in `p` (copied from bytes: no array on the stack).
+#[inline(always)]
+fn to6(p: &mut bpf_fib_lookup, dst: &[u8; 16]) {
+    clear(p);
+    p.family = AF_INET6;
+    // SAFETY: 16 bytes into the 16-byte address field; plain data.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            dst.as_ptr(),
+            core::ptr::addr_of_mut!(p.__bindgen_anon_4.ipv6_dst).cast::<u8>(),
+            16,
+        )
+    };
+}
+
 /// The lookup of [`source4`] / [`source6`]: the source is chosen once the route is
 /// found, before the neighbour is looked for.
 #[inline(always)]
 fn source_lookup<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> bool {
-    p.ifindex = pkt.ingress_ifindex();
-    // SAFETY: helper call with a struct of the size the kernel expects.
-    let rc = unsafe {
-        h::bpf_fib_lookup(
-            pkt.ctx_ptr(),
-            p as *mut bpf_fib_lookup,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            BPF_FIB_LOOKUP_SRC,
-        )
-    };
+    let rc = fib(pkt, p, BPF_FIB_LOOKUP_SRC);
     rc == BPF_FIB_LKUP_RET_SUCCESS as i64 || rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64
 }
 
+/// The lookup of [`route_mtu4`] / [`route_mtu6`]: asked for more than any route
+/// carries, it answers FRAG_NEEDED with the route's MTU.
 #[inline(always)]
 fn route_mtu<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup) -> u32 {
     p.__bindgen_anon_1.tot_len = 0xffff;
-    p.ifindex = pkt.ingress_ifindex();
-    // SAFETY: helper call with a struct of the size the kernel expects.
-    let rc = unsafe {
-        h::bpf_fib_lookup(
-            pkt.ctx_ptr(),
-            p as *mut bpf_fib_lookup,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            0,
-        )
-    };
-    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+    if fib(pkt, p, 0) == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
         // SAFETY: the kernel wrote mtu_result for this return code.
         unsafe { p.__bindgen_anon_1.mtu_result as u32 }
     } else {
         u32::MAX
+    }
+}
+
+/// bpf_fib_lookup of `p` from the packet's ingress.
+#[inline(always)]
+fn fib<P: Packet>(pkt: &P, p: &mut bpf_fib_lookup, flags: u32) -> i64 {
+    p.ifindex = pkt.ingress_ifindex();
+    // SAFETY: helper call with a struct of the size the kernel expects.
+    unsafe {
+        h::bpf_fib_lookup(
+            pkt.ctx_ptr(),
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            flags,
+        )
     }
 }
 
