@@ -576,7 +576,7 @@ pub fn sweep_report(instance: &str) -> std::path::PathBuf {
 }
 
 /// A map's fdinfo `memlock`: what the kernel says the map holds, in bytes.
-fn memlock(data: &MapData) -> Option<u64> {
+pub fn memlock(data: &MapData) -> Option<u64> {
     let info =
         std::fs::read_to_string(format!("/proc/self/fdinfo/{}", data.fd().as_fd().as_raw_fd())).ok()?;
     info.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse().ok())

@@ -1356,10 +1356,7 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     let dir = nat64_ctl::instance::pin_dir(&lab.instance);
     let memlock = |name: &str| -> u64 {
         let data = aya::maps::MapData::from_pin(dir.join(name)).expect("pinned map");
-        use std::os::fd::{AsFd as _, AsRawFd as _};
-        let info =
-            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", data.fd().as_fd().as_raw_fd())).unwrap();
-        info.lines().find_map(|l| l.strip_prefix("memlock:")).unwrap().trim().parse().unwrap()
+        nat64_ctl::stateful::memlock(&data).expect("fdinfo memlock")
     };
     let tables = ["SESSIONS", "BIB4", "BIB6", "NAT_ADF", "NAT_SUBSCRIBERS"];
     let mem = || -> u64 { tables.iter().map(|t| memlock(t)).sum() };
