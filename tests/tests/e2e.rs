@@ -1363,10 +1363,11 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     let before = mem();
 
     // The fill: every source sends echo requests with 40 identifiers, twice a second,
-    // for 12 s: 1,280 flows for 1,024 places.
+    // for 25 s (long enough for the checks below on a loaded machine): 1,280 flows for
+    // 1,024 places.
     let filler = format!(
         "import socket,struct,time\nsocks=[]\nfor a in '{}'.split(','):\n  s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_ICMPV6)\n  s.bind((a,0))\n  socks.append(s)\n\
-         end=time.time()+12\nwhile time.time()<end:\n  for i,s in enumerate(socks):\n    for j in range(40):\n      s.sendto(struct.pack('!BBHHH',128,0,0,1000+i*40+j,1)+b'fill',('{V4_HOST_AS_V6}',0))\n  time.sleep(0.5)\n",
+         end=time.time()+25\nwhile time.time()<end:\n  for i,s in enumerate(socks):\n    for j in range(40):\n      s.sendto(struct.pack('!BBHHH',128,0,0,1000+i*40+j,1)+b'fill',('{V4_HOST_AS_V6}',0))\n  time.sleep(0.5)\n",
         sources.join(",")
     );
     let script = std::env::temp_dir().join(format!("nat64-fill-{}.py", lab.instance));
@@ -1399,7 +1400,7 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     let out = lab.lab.exec(&v6, &format!("ping -6 -c 1 -W 1 {V4_HOST_AS_V6}"));
     assert!(!out.status.success(), "a new ping with the table full");
 
-    // The sources stop (12 s): their sessions end 2 s later, their ports 1 s after that.
+    // The sources stop (25 s): their sessions end 2 s later, their ports 1 s after that.
     let recovered = wait_until(Duration::from_secs(30), || {
         let s = status(&lab);
         n(&s, "icmp", "sessions") == 0 && n(&s, "icmp", "bib") == 0
