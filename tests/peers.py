@@ -20,11 +20,16 @@
   http-many NAME PORT PATH SRC N  resolve NAME (the system resolver, AAAA), fetch PATH once from
                                 each of the N addresses SRC, SRC+1, ... (bound as source), 32 at a
                                 time; print "<source> <answer>" a line, fail if any fetch fails
+  tcp-simopen LOCAL LPORT HOST PORT DELAY NAME  after DELAY seconds connect from LOCAL:LPORT to
+                                HOST:PORT, which connects back at the same time (TCP simultaneous
+                                open, no listener): send NAME, print what the other side sent
+  tcp-refused HOST PORT TIMEOUT connect; print "refused SECONDS" (connection refused, e.g. by
+                                ICMP Port Unreachable), "connected" or "timeout"
   ra-send IFACE PREFIX LIFETIME EVERY  send a router advertisement with a PREF64 option (RFC 8781:
                                 PREFIX of length 96/64/56/48/40/32, LIFETIME seconds) to ff02::1 on
                                 IFACE every EVERY seconds, and answer router solicitations
 """
-import hashlib, ipaddress, os, socket, sys, threading
+import hashlib, ipaddress, os, socket, sys, threading, time
 
 
 def family(host):
@@ -324,6 +329,31 @@ def ra_send(iface, prefix, lifetime, every):
             pass
 
 
+def tcp_simopen(local, lport, host, port, delay, name):
+    s = socket.socket(family(host), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((local, lport))
+    time.sleep(delay)
+    s.settimeout(20)
+    s.connect((host, port))
+    s.sendall(name.encode())
+    s.shutdown(socket.SHUT_WR)
+    print(read_all(s).decode(), flush=True)
+
+
+def tcp_refused(host, port, timeout):
+    s = socket.socket(family(host), socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    t = time.monotonic()
+    try:
+        s.connect((host, port))
+        print("connected")
+    except ConnectionRefusedError:
+        print("refused %.1f" % (time.monotonic() - t))
+    except socket.timeout:
+        print("timeout")
+
+
 cmd = sys.argv[1]
 if cmd == "tcp-sink":
     tcp_sink(int(sys.argv[2]))
@@ -355,6 +385,10 @@ elif cmd == "http-serve":
     http_serve(int(sys.argv[2]), sys.argv[3])
 elif cmd == "http-many":
     http_many(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
+elif cmd == "tcp-simopen":
+    tcp_simopen(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), float(sys.argv[6]), sys.argv[7])
+elif cmd == "tcp-refused":
+    tcp_refused(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
 elif cmd == "ra-send":
     ra_send(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
 else:

@@ -206,6 +206,24 @@ counters! {
     /// Stateful NAT64: a BIB entry the sweep ended (its last session gone); its port
     /// stays out of use for `port-reuse-delay` seconds.
     NatBibExpired = 66, "nat_bib_expired", Event;
+    /// Stateful NAT64: an IPv4 SYN to a pool4 transport address that no mapping lets in,
+    /// held up to 6 s for a simultaneous open (RFC 6146 §3.5.2.2); answered with ICMP
+    /// Port Unreachable then (`nat_syn_answered`) unless an IPv6 SYN opened the
+    /// connection (`nat_simultaneous_open`). An IPv6 host's SYN to such an address
+    /// (hairpinned) is held likewise.
+    DropNatSynHeld = 67, "drop_nat_syn_held", Drop;
+    /// Stateful NAT64: an unsolicited SYN not held, `max-simultaneous-opens` SYNs held
+    /// already.
+    DropNatSynStoreFull = 68, "drop_nat_syn_store_full", Drop;
+    /// Stateful NAT64: a SYN from a transport address whose earlier SYN is held (a
+    /// retransmission).
+    DropNatSynPending = 69, "drop_nat_syn_pending", Drop;
+    /// Stateful NAT64: an IPv6 SYN opened a connection a held IPv4 SYN asked for (TCP
+    /// simultaneous open); its host was given the port the IPv4 SYN was sent to.
+    NatSimultaneousOpen = 70, "nat_simultaneous_open", Event;
+    /// Stateful NAT64: held SYNs nothing took in 6 s, answered with ICMP Port
+    /// Unreachable by nat64-ctl.
+    NatSynAnswered = 71, "nat_syn_answered", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

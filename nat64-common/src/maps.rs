@@ -122,8 +122,8 @@ pub const MAP_LAYOUT: &str = "LAYOUT";
 /// A fingerprint of the pinned maps' layout: the sizes of their values and their
 /// capacities, and a number to move when a meaning changes without a size.
 pub const LAYOUT: u64 = {
-    let parts: [u64; 16] = [
-        2, // meaning revision
+    let parts: [u64; 17] = [
+        3, // meaning revision
         core::mem::size_of::<Globals>() as u64,
         core::mem::size_of::<EamEntry>() as u64,
         core::mem::size_of::<PoolEntry>() as u64,
@@ -139,6 +139,7 @@ pub const LAYOUT: u64 = {
         core::mem::size_of::<NatEvent>() as u64,
         core::mem::size_of::<Subscriber>() as u64,
         core::mem::size_of::<Sweep>() as u64,
+        core::mem::size_of::<HeldSyn>() as u64,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -432,14 +433,17 @@ pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
 /// Each stateful map sized by `max-sessions` (`sessions`; 1 outside mode "nat64", where
 /// they stay empty: a hash map's buckets take memory from its creation): BIB4 holds the
 /// released entries too, so it gets as many as the sessions; a subscriber needs at
-/// least one session, and a quarter of them is room for carriers' mixes.
-pub fn nat_capacities(sessions: u32) -> [(&'static str, u32); 5] {
+/// least one session, and a quarter of them is room for carriers' mixes. The SYNs held
+/// for a simultaneous open are bounded by `max-simultaneous-opens` as they come, and
+/// by [`NAT_SYNS_MAX_ENTRIES`] (or the sessions, if fewer).
+pub fn nat_capacities(sessions: u32) -> [(&'static str, u32); 6] {
     [
         (MAP_BIB6, sessions),
         (MAP_BIB4, sessions),
         (MAP_SESSIONS, sessions),
         (MAP_NAT_ADF, sessions),
         (MAP_NAT_SUBSCRIBERS, (sessions / 4).max(1)),
+        (MAP_NAT_SYNS, sessions.min(NAT_SYNS_MAX_ENTRIES)),
     ]
 }
 
@@ -476,7 +480,10 @@ pub struct NatConfig {
     /// RFC 6888 REQ-8: seconds a port whose BIB entry ended stays out of use (kept in
     /// BIB4 with [`Bib4Entry::FLAG_RELEASED`]); 0: free at once.
     pub reuse_delay: u32,
-    pub _pad2: u32,
+    /// RFC 6146 §3.5.2.2: the most unsolicited IPv4 SYNs held at once for a
+    /// simultaneous open (`max-simultaneous-opens`, see [`MAP_NAT_SYNS`]); 0: none is
+    /// held, and such a SYN is dropped (counted) unanswered.
+    pub max_syns: u32,
 }
 
 impl NatConfig {
@@ -571,6 +578,63 @@ pub struct Subscriber {
     /// ports only some seconds after it, so that a CPU between its lookup and its
     /// increment does not count into a removed entry).
     pub last: u64,
+}
+
+/// TCP simultaneous open (RFC 6146 §3.5.2.2, RFC 5382 REQ-4; Hash [`SynKey`] ->
+/// [`HeldSyn`]): an IPv4 SYN to a pool4 transport address that no mapping lets in
+/// (none holds the port, or filtering keeps the sender out) is held here for
+/// [`crate::nat::Timeouts::INCOMING_SYN`] seconds, by its sender's transport address.
+/// An IPv6 SYN to that sender within the time opens the connection: a host without a
+/// mapping for its source gets the port the IPv4 SYN was sent to. The data path stores
+/// and marks [`HeldSyn::FLAG_TAKEN`]; nat64-ctl removes each entry once its time is up
+/// and answers the SYNs nothing took with ICMP Port Unreachable.
+///
+/// A SYN an IPv6 host sends to a pool4 transport address without a mapping (the
+/// hairpinned form) is held likewise, as the IPv6 packet the host sent
+/// ([`HeldSyn::FLAG_V6`]), keyed by the pool4 transport address it came from.
+pub const MAP_NAT_SYNS: &str = "NAT_SYNS";
+/// The store's capacity, whatever `max-simultaneous-opens` asks (the map takes memory
+/// only as it fills).
+pub const NAT_SYNS_MAX_ENTRIES: u32 = 65536;
+/// How many SYNs [`MAP_NAT_SYNS`] holds (Array of two u64): slot 0 counts the ones the
+/// data path stored (atomic adds), slot 1 the ones nat64-ctl removed (written by it
+/// alone); the store holds the difference.
+pub const MAP_NAT_SYN_COUNT: &str = "NAT_SYN_COUNT";
+/// The most bytes of a SYN held: what an ICMPv4 error of 576 bytes quotes.
+pub const HELD_SYN_BYTES: usize = 548;
+
+/// A key of [`MAP_NAT_SYNS`]: the IPv4 transport address the SYN came from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SynKey {
+    pub remote: [u8; 4],
+    pub remote_port: u16,
+    pub _pad: u16,
+}
+
+/// A value of [`MAP_NAT_SYNS`]: the pool4 transport address the SYN was sent to, until
+/// when it is held (boot-time ns), and the packet from its IP header on (`len` bytes of
+/// `bytes`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldSyn {
+    pub expires: u64,
+    pub local: [u8; 4],
+    pub local_port: u16,
+    pub flags: u8,
+    pub _pad: u8,
+    pub len: u16,
+    pub _pad2: [u8; 6],
+    pub bytes: [u8; HELD_SYN_BYTES],
+    pub _pad3: [u8; 4],
+}
+
+impl HeldSyn {
+    /// An IPv6 SYN took the port: the connection opened, nothing is answered.
+    pub const FLAG_TAKEN: u8 = 1;
+    /// `bytes` hold the IPv6 SYN a host of this translator sent (hairpinned), to be
+    /// answered with ICMPv6.
+    pub const FLAG_V6: u8 = 2;
 }
 
 /// The in-kernel sweep (Array, one [`Sweep`]): nat64-ctl writes `now`, runs the sweep
@@ -700,6 +764,7 @@ const _: () = assert!(core::mem::size_of::<NatEvent>() == 40);
 const _: () = assert!(core::mem::size_of::<NatConfig>() == 80);
 const _: () = assert!(core::mem::size_of::<Bib4Entry>() == 40);
 const _: () = assert!(core::mem::size_of::<Subscriber>() == 16);
+const _: () = assert!(core::mem::size_of::<HeldSyn>() == 28 + HELD_SYN_BYTES);
 
 #[cfg(feature = "user")]
 mod user {
@@ -719,5 +784,7 @@ mod user {
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::Subscriber {}
     unsafe impl aya::Pod for super::Sweep {}
+    unsafe impl aya::Pod for super::SynKey {}
+    unsafe impl aya::Pod for super::HeldSyn {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

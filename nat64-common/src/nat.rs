@@ -63,6 +63,12 @@ pub enum Lifetime {
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// Whether TCP `flags` ask for a connection: SYN, without ACK or RST.
+pub const fn opening_syn(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+}
 
 /// One step of RFC 6146 §3.5.2.2 for a packet of an existing (or, from `Closed`, a
 /// new) session: the new state and what happens to its lifetime. `from_v6`: the

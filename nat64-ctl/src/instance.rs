@@ -898,7 +898,9 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
                 "max-ports-per-host": c.max_ports,
                 "subscriber-prefix-length": c.subscriber_len,
                 "port-reuse-delay": c.reuse_delay,
+                "max-simultaneous-opens": c.max_syns,
             },
+            "syns-held": crate::simopen::held(nat),
             "top-subscribers": top,
             "max-sessions": Tables::pinned_sessions(&pin_dir(instance)).ok().flatten(),
             "memory": nat.memory().into_iter().map(|(name, b)| (name.to_string(), b.into())).collect::<serde_json::Map<_, _>>(),
@@ -1057,6 +1059,10 @@ pub fn status_text(v: &serde_json::Value) -> String {
         out += &format!(
             "limits     ports per /{} subscriber: {max}; a released port is held back {} s\n",
             l["subscriber-prefix-length"], l["port-reuse-delay"]
+        );
+        out += &format!(
+            "syns       {} held for a simultaneous open (at most {})\n",
+            n["syns-held"], l["max-simultaneous-opens"]
         );
         for t in n["top-subscribers"].as_array().into_iter().flatten() {
             out += &format!(

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod pref64;
 pub mod ra;
 pub mod running;
+pub mod simopen;
 pub mod stateful;
 pub mod stats;
 pub mod tables;

@@ -23,9 +23,9 @@ use aya::{
 use log::warn;
 use nat64_common::{
     maps::{
-        AdfKey, Bib4Entry, Bib4Key, Bib6Key, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF, MAP_NAT_CFG,
-        MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS, MAP_NAT_SWEEP, MAP_SESSIONS, NatConfig, Pool4Slot, Session,
-        SessionKey, Subscriber, Sweep,
+        AdfKey, Bib4Entry, Bib4Key, Bib6Key, HeldSyn, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF,
+        MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS, MAP_NAT_SWEEP, MAP_NAT_SYN_COUNT, MAP_NAT_SYNS,
+        MAP_SESSIONS, NatConfig, Pool4Slot, Session, SessionKey, Subscriber, Sweep, SynKey,
     },
     nat::TcpState,
 };
@@ -45,10 +45,13 @@ pub struct NatTables {
     pub sessions: HashMap<MapData, SessionKey, Session>,
     pub adf: HashMap<MapData, AdfKey, u64>,
     pub subscribers: HashMap<MapData, [u8; 16], Subscriber>,
+    /// SYNs held for a simultaneous open, and how many (see [`crate::simopen`]).
+    pub syns: HashMap<MapData, SynKey, HeldSyn>,
+    pub syn_count: Array<MapData, u64>,
 }
 
 /// The maps' names, pinned with the others.
-pub const MAPS: [&str; 8] = [
+pub const MAPS: [&str; 10] = [
     MAP_NAT_CFG,
     MAP_NAT_POOL4,
     MAP_NAT_ADDRS,
@@ -57,6 +60,8 @@ pub const MAPS: [&str; 8] = [
     MAP_SESSIONS,
     MAP_NAT_ADF,
     MAP_NAT_SUBSCRIBERS,
+    MAP_NAT_SYNS,
+    MAP_NAT_SYN_COUNT,
 ];
 
 impl NatTables {
@@ -70,6 +75,8 @@ impl NatTables {
             sessions: HashMap::try_from(get(MAP_SESSIONS)?)?,
             adf: HashMap::try_from(get(MAP_NAT_ADF)?)?,
             subscribers: HashMap::try_from(get(MAP_NAT_SUBSCRIBERS)?)?,
+            syns: HashMap::try_from(get(MAP_NAT_SYNS)?)?,
+            syn_count: Array::try_from(get(MAP_NAT_SYN_COUNT)?)?,
         })
     }
 
@@ -127,6 +134,7 @@ impl NatTables {
             subscriber_len: n.limits.subscriber_len,
             max_ports: n.limits.max_ports,
             reuse_delay: n.limits.reuse_delay,
+            max_syns: n.limits.max_syns,
             ..Default::default()
         };
         if n.bib_log.is_some() {
@@ -226,6 +234,7 @@ impl NatTables {
             "icmp-timeout" => c.icmp = v,
             "max-ports-per-host" => c.max_ports = v,
             "port-reuse-delay" => c.reuse_delay = v,
+            "max-simultaneous-opens" => c.max_syns = v,
             _ => bail!("{key}: not a lifetime or limit"),
         }
         self.cfg.set(0, c, 0).context("writing NAT_CFG")
@@ -509,17 +518,28 @@ const SWEEP_SHARE: u32 = 20;
 /// one CPU. After each run it writes what it did and how long it took to `report`
 /// (JSON, for `status`).
 pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Result<()> {
-    let settings = crate::tables::Tables::open_pinned(dir)?;
+    let mut settings = crate::tables::Tables::open_pinned(dir)?;
+    let raw = crate::simopen::RawSender::new()
+        .map_err(|e| warn!("nat64: {e:#}; held SYNs will go unanswered"))
+        .ok();
     thread::Builder::new()
         .name("nat-sweep".into())
         .spawn(move || {
             let (mut runs, mut total) = (0u64, Duration::ZERO);
             let mut pause = Duration::from_secs(1);
+            let mut last = Instant::now();
             loop {
-                thread::sleep(pause);
+                // Every second: the held SYNs whose time is up; the sweep when its
+                // pause is over.
+                thread::sleep(Duration::from_secs(1));
                 if settings.globals().is_ok_and(|g| !g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
                     continue;
                 }
+                answer_syns(&mut settings, raw.as_ref());
+                if last.elapsed() < pause {
+                    continue;
+                }
+                last = Instant::now();
                 let t = Instant::now();
                 let r = match sweep.run(None) {
                     Ok(r) => r,
@@ -568,6 +588,27 @@ pub fn sweeper(dir: &Path, mut sweep: Sweeper, report: std::path::PathBuf) -> Re
             warn!("starting the NAT sweep: {e}");
             anyhow::anyhow!("starting the NAT sweep thread: {e}")
         })
+}
+
+/// Removes the held SYNs whose time is up and answers the ones nothing took (see
+/// [`crate::simopen`]), counting the answers (`nat_syn_answered`).
+fn answer_syns(tables: &mut crate::tables::Tables, raw: Option<&crate::simopen::RawSender>) {
+    let Some(nat) = tables.nat.as_mut() else { return };
+    let done = crate::simopen::expire(nat, boot_ns(), |a| match raw {
+        Some(r) => r.send(a),
+        None => Err(std::io::Error::other("no raw socket")),
+    });
+    match done {
+        Ok(d) if d.answered > 0 => {
+            if let Err(e) =
+                tables.add_event(nat64_common::counters::Counter::NatSynAnswered, d.answered, d.bytes)
+            {
+                log::debug!("nat64: {e:#}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!("nat64: held SYNs: {e:#}"),
+    }
 }
 
 /// Where the sweep of `instance` reports its last run.

@@ -23,7 +23,7 @@ use nat64_common::{
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 26] = [
+pub const PINNED_MAPS: [&str; 28] = [
     nat64_common::maps::MAP_NAT_ADF,
     nat64_common::maps::MAP_NAT_SUBSCRIBERS,
     nat64_common::maps::MAP_NAT_EVENTS,
@@ -50,6 +50,8 @@ pub const PINNED_MAPS: [&str; 26] = [
     MAP_POOL_RING,
     MAP_POOL_TAIL,
     MAP_POOL_HEAD,
+    nat64_common::maps::MAP_NAT_SYNS,
+    nat64_common::maps::MAP_NAT_SYN_COUNT,
 ];
 
 pub struct Tables {
@@ -424,6 +426,19 @@ impl Tables {
             out.push((c, total));
         }
         Ok(out)
+    }
+
+    /// Counts `packets` (of `bytes`) under `c`, an event nat64-ctl alone records (the
+    /// programs never write its slot, so a read and a write cannot lose theirs).
+    pub fn add_event(&mut self, c: Counter, packets: u64, bytes: u64) -> Result<()> {
+        let per_cpu = self.counters.get(&(c as u32), 0).context("reading COUNTERS")?;
+        let mut values: Vec<CounterValue> = per_cpu.iter().copied().collect();
+        if let Some(v) = values.first_mut() {
+            v.packets += packets;
+            v.bytes += bytes;
+        }
+        let values = aya::maps::PerCpuValues::try_from(values).context("counters per CPU")?;
+        self.counters.set(c as u32, values, 0).context("writing COUNTERS")
     }
 }
 

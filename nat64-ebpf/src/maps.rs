@@ -9,10 +9,10 @@ use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
     maps::{
         AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
-        EamEntry, FragEntry, FragKey, Globals, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES, NAT_POOL4_MAX,
-        NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant, PoolEntry, PortState,
-        SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep, TX_PORTS_MAX_ENTRIES,
-        V4XLAT_MAX_ENTRIES,
+        EamEntry, FragEntry, FragKey, Globals, HeldSyn, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES,
+        NAT_POOL4_MAX, NAT_SYNS_MAX_ENTRIES, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant,
+        PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep, SynKey,
+        TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -97,6 +97,19 @@ pub static NAT_ADF: HashMap<AdfKey, u64> = HashMap::with_max_entries(SESSIONS_MA
 #[map(name = "NAT_SUBSCRIBERS")]
 pub static NAT_SUBSCRIBERS: HashMap<[u8; 16], Subscriber> =
     HashMap::with_max_entries(BIB_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// SYNs held for a simultaneous open (`nat64_common::maps::MAP_NAT_SYNS`), how many
+/// (`MAP_NAT_SYN_COUNT`), and where one is put together before it is stored (a
+/// `HeldSyn` does not fit on the stack).
+#[map(name = "NAT_SYNS")]
+pub static NAT_SYNS: HashMap<SynKey, HeldSyn> =
+    HashMap::with_max_entries(NAT_SYNS_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "NAT_SYN_COUNT")]
+pub static NAT_SYN_COUNT: Array<u64> = Array::with_max_entries(2, 0);
+
+#[map(name = "SYN_STAGING")]
+pub static SYN_STAGING: PerCpuArray<HeldSyn> = PerCpuArray::with_max_entries(1, 0);
 
 /// The sweep's clock and results (`nat64_common::maps::MAP_NAT_SWEEP`).
 #[map(name = "NAT_SWEEP")]
@@ -296,6 +309,8 @@ pub struct Scratch {
     pub bulk: u32,
     /// Stateful NAT64: the subscriber (RFC 6888) of the IPv6 source being mapped.
     pub nat_sub: [u8; 16],
+    /// The key of a SYN being held or looked for (`translate::simopen`).
+    pub syn_key: nat64_common::maps::SynKey,
     /// This CPU's IPv4 Identification counter (low half) and key (high half)
     /// (`v6_to_v4::fresh_id`); 0: not started.
     pub id_seq: u32,

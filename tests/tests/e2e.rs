@@ -1253,6 +1253,64 @@ fn stateful_nat64_tiny_port_range_is_exhausted_with_the_rfc_answer() {
     assert!(packets(&s, "drop_nat_ports_exhausted") >= 1 && packets(&s, "icmp_sent") >= 1, "{s}");
 }
 
+/// TCP simultaneous open through the PLAT (RFC 6146 §3.5.2.2, RFC 5382 REQ-4): an IPv4
+/// host and an IPv6 host connect to each other at once, each bound to a port of its
+/// own, neither listening. The IPv4 host's SYN to a pool4 port is held until the IPv6
+/// host's SYN takes that port, and the connection opens: each side reads what the
+/// other sent. An IPv4 host connecting to a pool4 port that no one takes is refused
+/// (the Port Unreachable nat64-ctl sends for its SYN) after the 6 s the SYN is held.
+#[test]
+fn stateful_nat64_tcp_simultaneous_open() {
+    let lab = nat64_lab(serde_json::json!({}));
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    let peers_py = peers();
+    let v4_side = {
+        let (ns, peers_py) = (v4.clone(), peers_py.clone());
+        std::thread::spawn(move || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "timeout", "30", "python3", &peers_py, "tcp-simopen"])
+                .args([V4_HOST, "5555", "203.0.113.8", "61000", "0", "from-ipv4"])
+                .output()
+                .expect("python3")
+        })
+    };
+    // The IPv4 SYN goes first (and is held); the IPv6 one a second later.
+    std::thread::sleep(Duration::from_millis(1200));
+    let got6 = lab.lab.must_in(
+        &v6,
+        &format!("timeout 30 python3 {peers_py} tcp-simopen {V6_HOST} 6000 {V4_HOST_AS_V6} 5555 0 from-ipv6"),
+    );
+    let out4 = v4_side.join().unwrap();
+    assert!(out4.status.success(), "the IPv4 side: {}", String::from_utf8_lossy(&out4.stderr));
+    assert_eq!(got6.trim(), "from-ipv4", "the IPv6 host reads the IPv4 host");
+    assert_eq!(String::from_utf8_lossy(&out4.stdout).trim(), "from-ipv6", "and the other way");
+    let s = stats(&lab);
+    assert!(packets(&s, "nat_simultaneous_open") == 1 && packets(&s, "drop_nat_syn_held") >= 1, "{s}");
+    let sessions = lab.ctl(CTL, &["session", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&sessions.stdout).expect("session list --json");
+    assert!(
+        list.as_array().unwrap().iter().any(|x| x["protocol"] == "tcp"
+            && x["ipv4"] == "203.0.113.8:61000"
+            && x["ipv6"] == format!("[{V6_HOST}]:6000")),
+        "the IPv6 host's mapping took the port the IPv4 SYN was sent to: {list}"
+    );
+
+    // Nobody takes 203.0.113.8:61001: refused after 6 s.
+    let out = lab.lab.must_in(&v4, &format!("python3 {peers_py} tcp-refused 203.0.113.8 61001 20"));
+    let secs: f64 = out
+        .trim()
+        .strip_prefix("refused ")
+        .unwrap_or_else(|| panic!("connect to an unheld pool4 port: {out}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (5.5..12.0).contains(&secs),
+        "refused after {secs} s: the SYN is held 6 s, answered in the second after"
+    );
+    let s = stats(&lab);
+    assert!(packets(&s, "nat_syn_answered") >= 1 && packets(&s, "drop_nat_syn_pending") >= 1, "{s}");
+}
+
 /// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
 /// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
 /// SHA-256 checked; from the IPv6 side too, hairpinned through pool6, and an ICMP echo

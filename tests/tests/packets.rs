@@ -3607,6 +3607,10 @@ fn tc_program_for_l3_devices_verifies() {
     }
 }
 
+#[path = "packets/simopen.rs"]
+mod simopen;
+use simopen::stateful_nat64_simultaneous_open;
+
 /// Every packet test runs through the XDP program and the TC program (Ethernet).
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
@@ -3650,6 +3654,7 @@ both!(
     stateful_nat64_port_blocks_and_bib_events,
     stateful_nat64_cgn_limits,
     stateful_nat64_pool_fills_before_refusing,
+    stateful_nat64_simultaneous_open,
     stateful_nat64_atomic_fragments,
     stateful_nat64_races_between_cpus,
     next_hop_cache_follows_changes_and_keeps_the_mtu,

@@ -1,7 +1,11 @@
 //! `"mode": "nat64"`: stateful NAT64 (RFC 6146) settings and their checks.
 
 use anyhow::{Result, bail};
-use nat64_common::{maps::NAT_POOL4_MAX, nat::Timeouts, ranges};
+use nat64_common::{
+    maps::{NAT_POOL4_MAX, NAT_SYNS_MAX_ENTRIES},
+    nat::Timeouts,
+    ranges,
+};
 
 use super::{
     Prefix4, Prefix6,
@@ -120,14 +124,17 @@ pub struct Limits {
     pub subscriber_len: u8,
     /// `port-reuse-delay`: seconds a port stays out of use after its mapping ended.
     pub reuse_delay: u32,
+    /// `max-simultaneous-opens`: unsolicited IPv4 SYNs held at once for a TCP
+    /// simultaneous open (RFC 6146 §3.5.2.2); 0: none, such SYNs are dropped unanswered.
+    pub max_syns: u32,
 }
 
 impl Limits {
-    pub const DEFAULT: Self = Self { max_ports: 0, subscriber_len: 64, reuse_delay: 120 };
+    pub const DEFAULT: Self = Self { max_ports: 0, subscriber_len: 64, reuse_delay: 120, max_syns: 1024 };
 }
 
-/// The RFC 6888 settings `nat64-ctl set` changes live.
-pub const LIMIT_KEYS: [&str; 2] = ["max-ports-per-host", "port-reuse-delay"];
+/// The limits `nat64-ctl set` changes live.
+pub const LIMIT_KEYS: [&str; 3] = ["max-ports-per-host", "port-reuse-delay", "max-simultaneous-opens"];
 
 /// Most ports a subscriber may be allowed (every port of 256 addresses, 3 protocols).
 const MAX_PORTS: u64 = 3 * 65536 * NAT_POOL4_MAX as u64;
@@ -143,7 +150,10 @@ pub fn parse_limit(key: &str, v: u64) -> Result<u32> {
         "port-reuse-delay" if v > MAX_REUSE_DELAY => {
             bail!("{key}: {v}: at most {MAX_REUSE_DELAY} seconds (RFC 6888 REQ-8 asks for 120; 0: at once)")
         }
-        "max-ports-per-host" | "port-reuse-delay" => Ok(v as u32),
+        "max-simultaneous-opens" if v > NAT_SYNS_MAX_ENTRIES as u64 => {
+            bail!("{key}: {v}: at most {NAT_SYNS_MAX_ENTRIES} (0: no SYN is held)")
+        }
+        "max-ports-per-host" | "port-reuse-delay" | "max-simultaneous-opens" => Ok(v as u32),
         _ => bail!("{key}: not one of {}", LIMIT_KEYS.join(", ")),
     }
 }
@@ -166,6 +176,9 @@ fn check_limits(raw: &RawConfig) -> Result<Limits> {
         reuse_delay: raw
             .port_reuse_delay
             .map_or(Ok(d.reuse_delay), |v| parse_limit("port-reuse-delay", v))?,
+        max_syns: raw
+            .max_simultaneous_opens
+            .map_or(Ok(d.max_syns), |v| parse_limit("max-simultaneous-opens", v))?,
     })
 }
 
@@ -265,6 +278,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("subscriber-prefix-length", raw.subscriber_prefix_length.is_some()),
         ("port-reuse-delay", raw.port_reuse_delay.is_some()),
         ("max-sessions", raw.max_sessions.is_some()),
+        ("max-simultaneous-opens", raw.max_simultaneous_opens.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {

@@ -104,6 +104,7 @@ keyed! {
     de_subscriber_prefix_length => "subscriber-prefix-length",
     de_port_reuse_delay => "port-reuse-delay",
     de_max_sessions => "max-sessions",
+    de_max_simultaneous_opens => "max-simultaneous-opens",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -213,6 +214,8 @@ pub(super) struct RawConfig {
     pub(super) port_reuse_delay: Option<u64>,
     #[serde(default, deserialize_with = "de_max_sessions")]
     pub(super) max_sessions: Option<u64>,
+    #[serde(default, deserialize_with = "de_max_simultaneous_opens")]
+    pub(super) max_simultaneous_opens: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -1105,13 +1105,17 @@ fn nat64_cgn_limits_are_checked() {
         ))
     };
     assert_eq!(nat("").unwrap().nat64.unwrap().limits, Limits::DEFAULT);
-    assert_eq!(Limits::DEFAULT, Limits { max_ports: 0, subscriber_len: 64, reuse_delay: 120 });
-    let l = nat(r#", "max-ports-per-host": 2000, "subscriber-prefix-length": 56, "port-reuse-delay": 0"#)
-        .unwrap()
-        .nat64
-        .unwrap()
-        .limits;
-    assert_eq!(l, Limits { max_ports: 2000, subscriber_len: 56, reuse_delay: 0 });
+    assert_eq!(
+        Limits::DEFAULT,
+        Limits { max_ports: 0, subscriber_len: 64, reuse_delay: 120, max_syns: 1024 }
+    );
+    let l = nat(r#", "max-ports-per-host": 2000, "subscriber-prefix-length": 56, "port-reuse-delay": 0,
+        "max-simultaneous-opens": 0"#)
+    .unwrap()
+    .nat64
+    .unwrap()
+    .limits;
+    assert_eq!(l, Limits { max_ports: 2000, subscriber_len: 56, reuse_delay: 0, max_syns: 0 });
     for (extra, msg) in [
         (r#", "subscriber-prefix-length": 24"#, "subscriber-prefix-length: 24: from 32 to 128"),
         (r#", "subscriber-prefix-length": 129"#, "subscriber-prefix-length: 129: from 32 to 128"),
@@ -1119,12 +1123,19 @@ fn nat64_cgn_limits_are_checked() {
         (r#", "max-ports-per-host": 99999999"#, "max-ports-per-host: 99999999: at most 50331648"),
         (r#", "max-ports-per-host": -1"#, "max-ports-per-host"),
         (r#", "max-ports-per-host": "many""#, "max-ports-per-host"),
+        (r#", "max-simultaneous-opens": 65537"#, "max-simultaneous-opens: 65537: at most 65536"),
+        (r#", "max-simultaneous-opens": -1"#, "max-simultaneous-opens"),
     ] {
         let err = format!("{:#}", nat(extra).unwrap_err());
         assert!(err.contains(msg), "{extra}: {err}");
     }
     assert_eq!(parse_limit("max-ports-per-host", 64).unwrap(), 64);
+    assert_eq!(parse_limit("max-simultaneous-opens", 10).unwrap(), 10);
     assert!(parse_limit("udp-timeout", 64).unwrap_err().to_string().contains("not one of"));
     assert_err_contains(with(r#""max-ports-per-host": 10"#), "max-ports-per-host: belongs to stateful NAT64");
     assert_err_contains(with(r#""port-reuse-delay": 10"#), "port-reuse-delay: belongs to stateful NAT64");
+    assert_err_contains(
+        with(r#""max-simultaneous-opens": 10"#),
+        "max-simultaneous-opens: belongs to stateful NAT64",
+    );
 }

@@ -9,6 +9,7 @@ mod memo;
 pub(crate) mod nat;
 mod pool;
 mod reply;
+mod simopen;
 pub use l4::{IPPROTO_TCP, IPPROTO_UDP, SUM_BUF};
 mod v4_to_v6;
 mod v6_to_v4;

@@ -25,6 +25,7 @@ use nat64_common::{
 use super::{
     STAGE_HAIRPIN6, STAGE_REPLY4, STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
     l4::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_CHECK, UDP_CHECK},
+    simopen::{self, pack4},
 };
 use crate::{
     atomic::fetch_add,
@@ -256,7 +257,7 @@ fn may_open(cfg: &NatConfig, entry: &Bib4Entry, key: &SessionKey) -> bool {
 /// With port blocks (RFC 7422) the address and the range are the host's block, which
 /// the configuration alone decides: no log is needed to tell who held a port.
 #[inline(always)]
-fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
+fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4Key, Counter> {
     let (idx, block) = if cfg.block_size != 0 {
         if !nat::in_prefix6(&k6.addr, &cfg.block_prefix, cfg.block_prefix_len) {
             return Err(Counter::DropNatNoPortBlock);
@@ -296,11 +297,17 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
     subscriber_take(cfg, &k6.addr, now)?;
     let entry = Bib4Entry { v6: *k6, flags: 0, sessions: 0, born: now };
     for attempt in 0..nat::PORT_TRIES {
-        let k4 = Bib4Key {
-            addr: slot.addr,
-            port: nat::port_at(range, offset, counter, attempt),
-            proto: k6.proto,
-            _pad: 0,
+        // A held IPv4 SYN's transport address first (simultaneous open).
+        let k4 = if attempt == 0 && want != 0 {
+            let (addr, port) = simopen::wanted4(want);
+            Bib4Key { addr, port, proto: k6.proto, _pad: 0 }
+        } else {
+            Bib4Key {
+                addr: slot.addr,
+                port: nat::port_at(range, offset, counter, attempt),
+                proto: k6.proto,
+                _pad: 0,
+            }
         };
         // A port held back after its mapping ended (RFC 6888 REQ-8) is still in BIB4,
         // released: taken, like any other.
@@ -315,6 +322,9 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key) -> Result<Bib4Key, Counter> {
         match BIB6.insert(k6, &k4, BPF_NOEXIST) {
             Ok(()) => {
                 bump(Counter::NatBibCreated, 0);
+                if attempt == 0 && want != 0 {
+                    simopen::took();
+                }
                 if cfg.flags & NatConfig::FLAG_LOG != 0 {
                     log_bib(k6, &k4, now, NatEvent::BIB_CREATED);
                 }
@@ -407,6 +417,51 @@ pub(crate) fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64, kind: u8) {
 fn bib6(k6: &Bib6Key) -> Option<Bib4Key> {
     // SAFETY: a value of the map, copied out at once.
     BIB6.get_ptr(k6).map(|p| unsafe { *p })
+}
+
+/// An IPv4 packet (`len` bytes, its transport header `t`) that no mapping lets in: a
+/// SYN is held for a simultaneous open, the rest dropped as `otherwise`; the counter.
+#[inline(always)]
+fn hold4<P: Packet>(pkt: &P, cfg: &NatConfig, t: &Transport, len: u16, otherwise: Counter) -> Counter {
+    if t.proto != IPPROTO_TCP || !nat::opening_syn(t.flags) || cfg.max_syns == 0 {
+        return otherwise;
+    }
+    let Some(h) = pkt.load::<[u8; 20]>(P::L2_LEN) else {
+        return Counter::DropMalformed;
+    };
+    let (src, dst) = ([h[12], h[13], h[14], h[15]], [h[16], h[17], h[18], h[19]]);
+    simopen::hold(pkt, pack4(src, t.sport), pack4(dst, t.dport), len as u64, cfg.max_syns as u64)
+}
+
+/// For an IPv6 packet to `dst4`:`dport` needing a new mapping: the transport address
+/// a held IPv4 SYN from there was sent to, if this is a SYN and one is held (see
+/// [`simopen::wanted`]); else 0.
+#[inline(always)]
+fn syn_wanted(cfg: &NatConfig, proto: u8, flags: u8, dst4: [u8; 4], dport: u16) -> u64 {
+    if proto != IPPROTO_TCP || !nat::opening_syn(flags) || cfg.max_syns == 0 {
+        return 0;
+    }
+    simopen::wanted(pack4(dst4, dport))
+}
+
+/// A hairpinned IPv6 packet (from `remote` to `local`, [`pack4`]ed pool4 transport
+/// addresses) that no mapping lets in: a SYN is held (simultaneous open), the rest is
+/// dropped as `otherwise`: the packed verdict. `what`: the protocol, the TCP flags << 8
+/// and `otherwise` << 16. Out of line, with its arguments packed: the NAT stage's frame
+/// is full.
+#[inline(never)]
+fn hold6<P: Packet>(pkt: &P, what: u64, remote: u64, local: u64) -> u64 {
+    let (proto, flags) = (what as u8, (what >> 8) as u8);
+    let otherwise = crate::packet::counter(what >> 16);
+    let Some(cfg) = NAT_CFG.get(0) else {
+        return pack(Action::Drop, Counter::DropInternal);
+    };
+    if proto != IPPROTO_TCP || !nat::opening_syn(flags) || cfg.max_syns == 0 {
+        return pack(Action::Drop, otherwise);
+    }
+    let plen = pkt.load::<[u8; 2]>(P::L2_LEN + 4).map_or(0, u16::from_be_bytes) as u64;
+    let len = (IPV6_HLEN as u64 + plen) | 1 << 32;
+    pack(Action::Drop, simopen::hold(pkt, remote, local, len, cfg.max_syns as u64))
 }
 
 #[inline(always)]
@@ -523,6 +578,23 @@ fn frag_note(key: &FragKey, addr: [u8; 16]) {
     // SAFETY: helper without arguments.
     let now = unsafe { h::bpf_ktime_get_boot_ns() };
     let _ = NAT_FRAGS.insert(key, &FragEntry { addr, expires: now + FRAG_LIFETIME_NS }, 0);
+}
+
+/// Notes what the first fragment of the IPv6 datagram in scratch space (its addresses
+/// in `src6w` and `dst6w`, its identification in `nat_l4[2]`) was mapped to: `addr4`,
+/// as read from memory. Out of line: the NAT stage's frame is full.
+#[inline(never)]
+fn note_first6(addr4: u32) {
+    let Some(s) = scratch() else { return };
+    let key = FragKey {
+        src: words::to_bytes(&s.src6w),
+        dst: words::to_bytes(&s.dst6w),
+        id: s.nat_l4[2],
+        proto: 0,
+        family: 6,
+        _pad: [0; 2],
+    };
+    frag_note(&key, super::held::addr4_in16(addr4.to_ne_bytes()));
 }
 
 /// IPv6 -> IPv4 for a packet of an established flow, inside the translation stage (no
@@ -705,7 +777,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         None if proto == PROTO_ICMP && flags == ICMP6_ECHO_REPLY => {
             return finish(Action::Drop, Counter::DropNatNoMapping);
         }
-        None => match allocate(cfg, &k6) {
+        None => match allocate(cfg, &k6, syn_wanted(cfg, proto, flags, dst4, dport)) {
             Ok(k4) => k4,
             // RFC 6146 §3.5.1.1: Destination Unreachable, Address Unreachable (no port
             // left, or a host outside the port blocks, which has none).
@@ -746,7 +818,8 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         let bk4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
         // SAFETY: a value of the map, read in place (a copy would not fit the stack).
         let Some(entry) = BIB4.get_ptr(&bk4).map(|p| unsafe { &*p }).filter(|e| e.live()) else {
-            return finish(Action::Drop, Counter::DropNatNoMapping);
+            let what = proto as u64 | (flags as u64) << 8 | (Counter::DropNatNoMapping as u64) << 16;
+            return Step::Finish(hold6(pkt, what, pack4(k4.addr, k4.port), pack4(dst4, dport)));
         };
         // The inbound half, in the outbound key's place (the stack has no room for two).
         key.local = dst4;
@@ -754,6 +827,10 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         key.local_port = dport;
         key.remote_port = k4.port;
         if let Err(c) = session(cfg, &key, false, flags, may_open(cfg, entry, &key)) {
+            if c == Counter::DropNatFiltered {
+                let what = proto as u64 | (flags as u64) << 8 | (c as u64) << 16;
+                return Step::Finish(hold6(pkt, what, pack4(k4.addr, k4.port), pack4(dst4, dport)));
+            }
             return finish(Action::Drop, c);
         }
         let at_dst = L4At { port: at.port + 2, check: at.check, udp: at.udp };
@@ -778,15 +855,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         return finish(Action::Drop, Counter::DropInternal);
     }
     if fragmented {
-        let key = FragKey {
-            src: k6.addr,
-            dst: words::to_bytes(&s.dst6w),
-            id: s.nat_l4[2],
-            proto: 0,
-            family: 6,
-            _pad: [0; 2],
-        };
-        frag_note(&key, super::held::addr4_in16(k4.addr));
+        note_first6(u32::from_ne_bytes(k4.addr));
     }
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;
@@ -966,7 +1035,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
         Ok(t) => t,
         Err(c) => return finish(Action::Drop, c),
     };
-    let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
+    let (proto, flags, sport, dport) = (t.proto, t.flags, t.sport, t.dport);
     let k4 = Bib4Key { addr: dst4, port: dport, proto, _pad: 0 };
     // SAFETY: a value of the map, copied out at once.
     let Some(entry) = BIB4.get_ptr(&k4).map(|p| unsafe { *p }).filter(|e| e.live()) else {
@@ -980,16 +1049,22 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
             );
             return Step::Jump(STAGE_REPLY4);
         }
-        return finish(Action::Drop, Counter::DropNatNoMapping);
+        // §3.5.2.2: a SYN is held for a simultaneous open.
+        let c = hold4(pkt, cfg, &t, u16::from_be_bytes([hdr[2], hdr[3]]), Counter::DropNatNoMapping);
+        return finish(Action::Drop, c);
     };
     let key =
         SessionKey { local: dst4, remote: src4, local_port: dport, remote_port: sport, proto, _pad: [0; 3] };
     // A static BIB entry is a port forward: anyone may open a session through it.
     let open = may_open(cfg, &entry, &key);
     if let Err(c) = session(cfg, &key, false, flags, open) {
+        // A SYN the filtering keeps out is held likewise.
+        if c == Counter::DropNatFiltered {
+            return finish(Action::Drop, hold4(pkt, cfg, &t, u16::from_be_bytes([hdr[2], hdr[3]]), c));
+        }
         return finish(Action::Drop, c);
     }
-    if rewrite_noted(pkt, s, &at, dport, entry.v6.port, proto == PROTO_ICMP).is_none() {
+    if rewrite_noted(pkt, s, &t.at, dport, entry.v6.port, proto == PROTO_ICMP).is_none() {
         return finish(Action::Drop, Counter::DropInternal);
     }
     if more {
