@@ -3607,8 +3607,11 @@ fn tc_program_for_l3_devices_verifies() {
     }
 }
 
+#[path = "packets/own_pool4.rs"]
+mod own_pool4;
 #[path = "packets/simopen.rs"]
 mod simopen;
+use own_pool4::stateful_nat64_own_address_in_pool4;
 use simopen::stateful_nat64_simultaneous_open;
 
 /// Every packet test runs through the XDP program and the TC program (Ethernet).
@@ -3655,6 +3658,7 @@ both!(
     stateful_nat64_cgn_limits,
     stateful_nat64_pool_fills_before_refusing,
     stateful_nat64_simultaneous_open,
+    stateful_nat64_own_address_in_pool4,
     stateful_nat64_atomic_fragments,
     stateful_nat64_races_between_cpus,
     next_hop_cache_follows_changes_and_keeps_the_mtu,

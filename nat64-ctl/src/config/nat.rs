@@ -316,14 +316,6 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         total += pool4_size(&p.prefix);
         pool4.push(p);
     }
-    if let Some(a) = raw.ipv4_addr.as_deref().and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
-        && let Some(j) = pool4.iter().position(|p| p.prefix.contains_addr(a))
-    {
-        bail!(
-            "ipv4-addr: {a}: inside pool4[{j}] ({}); the translator's own address is not lent",
-            pool4[j].prefix
-        );
-    }
     if total > NAT_POOL4_MAX as u64 {
         bail!("pool4: {total} addresses; at most {NAT_POOL4_MAX}");
     }

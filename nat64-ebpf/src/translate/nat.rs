@@ -419,6 +419,42 @@ fn bib6(k6: &Bib6Key) -> Option<Bib4Key> {
     BIB6.get_ptr(k6).map(|p| unsafe { *p })
 }
 
+/// Whether a live BIB entry takes the IPv4 packet whose transport header is at `o`:
+/// `meta` holds its protocol and (above bit 32) its destination, as read from memory.
+/// TCP and UDP by the destination port, an ICMP echo by its identifier, an ICMP error
+/// by the source of the packet inside. Out of line: asked only for packets to the
+/// translator's own address.
+#[inline(never)]
+fn mapped4<P: Packet>(pkt: &P, o: u64, meta: u64) -> bool {
+    let (o, proto, addr) = (o as usize & 0xffff, meta as u8, ((meta >> 32) as u32).to_ne_bytes());
+    let (proto, port) = match proto {
+        IPPROTO_TCP | IPPROTO_UDP => match pkt.load::<[u8; 4]>(o) {
+            Some(p) => (proto, u16::from_be_bytes([p[2], p[3]])),
+            None => return false,
+        },
+        IPPROTO_ICMP => match pkt.load::<[u8; 8]>(o) {
+            Some(i) if i[0] == ICMP_ECHO_REQUEST || i[0] == ICMP_ECHO_REPLY => {
+                (PROTO_ICMP, u16::from_be_bytes([i[4], i[5]]))
+            }
+            Some(i) if icmp::is_error4(i[0]) => {
+                let Some(ih) = pkt.load::<[u8; 20]>(o + ICMP_HLEN) else { return false };
+                let at = o + ICMP_HLEN + ((ih[0] & 0x0f) as usize * 4 & 0x3c);
+                let Some(p) = pkt.load::<[u8; 8]>(at) else { return false };
+                match ih[9] {
+                    IPPROTO_TCP | IPPROTO_UDP => (ih[9], u16::from_be_bytes([p[0], p[1]])),
+                    IPPROTO_ICMP => (PROTO_ICMP, u16::from_be_bytes([p[4], p[5]])),
+                    _ => return false,
+                }
+            }
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let k4 = Bib4Key { addr, port, proto, _pad: 0 };
+    // SAFETY: a value of the map, read at once.
+    BIB4.get_ptr(&k4).is_some_and(|e| unsafe { (*e).live() })
+}
+
 /// An IPv4 packet (`len` bytes, its transport header `t`) that no mapping lets in: a
 /// SYN is held for a simultaneous open, the rest dropped as `otherwise`; the counter.
 #[inline(always)]
@@ -993,6 +1029,15 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     let src4 = [hdr[12], hdr[13], hdr[14], hdr[15]];
     let dst4 = [hdr[16], hdr[17], hdr[18], hdr[19]];
     let o = l3 + ihl;
+    // The translator's own address lent as pool4 too: what no mapping takes is the
+    // host's own traffic (a later fragment: below, by its first).
+    let own = g.has_ipv4_addr() && dst4 == g.ipv4_addr;
+    if own
+        && frag_off == 0
+        && !mapped4(pkt, o as u64, proto4 as u64 | (u32::from_ne_bytes(dst4) as u64) << 32)
+    {
+        return finish(Action::Pass, Counter::PassOwnAddress);
+    }
     let error = proto4 == IPPROTO_ICMP
         && frag_off == 0
         && pkt.load::<[u8; 2]>(o).is_some_and(|t| icmp::is_error4(t[0]));
@@ -1025,6 +1070,9 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     if frag_off != 0 {
         // A later fragment goes where its first one went.
         let Some(a) = frag_lookup(&fkey) else {
+            if own {
+                return finish(Action::Pass, Counter::PassOwnAddress);
+            }
             return finish(Action::Drop, Counter::DropNatFragmentBeforeFirst);
         };
         s.nat_flag = 1;

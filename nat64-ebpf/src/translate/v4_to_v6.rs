@@ -222,12 +222,13 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if ranges::is_reserved4(dst) {
         return pack(Action::Pass, Counter::PassV4NotOurs);
     }
-    if g.has_ipv4_addr() && dst == g.ipv4_addr {
+    // Stateful NAT64: to a pool4 address, the NAT stage maps the destination (BIB and
+    // session) and comes back with the IPv6 host. The translator's own address may be
+    // one too: what no mapping takes is then the host's (the NAT stage passes it).
+    let nat = g.flag(Globals::FLAG_STATEFUL) && crate::maps::NAT_ADDRS.get_ptr(&dst).is_some();
+    if !nat && g.has_ipv4_addr() && dst == g.ipv4_addr {
         return pack(Action::Pass, Counter::PassOwnAddress);
     }
-    // Stateful NAT64: to a pool4 address, the NAT stage maps the destination (BIB and
-    // session) and comes back with the IPv6 host.
-    let nat = g.flag(Globals::FLAG_STATEFUL) && crate::maps::NAT_ADDRS.get_ptr(&dst).is_some();
     // An ICMP echo in fragments needs two packets sent for one: not in XDP (`held`).
     let icmp_fragment = (w2 >> 16) as u8 == IPPROTO_ICMP && w1 & 0x3fff != 0;
     if P::XDP && icmp_fragment && nat {
