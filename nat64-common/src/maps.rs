@@ -237,6 +237,10 @@ impl Globals {
     /// RFC 7915 §4.4 and §5.4 switched off: a packet dropped because an address cannot
     /// be translated gets no ICMP error (Communication Administratively Prohibited).
     pub const FLAG_NO_DROP_ERRORS: u32 = 1 << 11;
+    /// Stateful NAT64: an ICMPv4 error translated for an IPv6 host comes from the pool6
+    /// form of the inner packet's destination (RFC 6146 §3.6's literal rule), not from
+    /// the router that sent it (`"icmpv6-error-source": "inner-destination"`).
+    pub const FLAG_ICMP6_SOURCE_INNER: u32 = 1 << 12;
 
     pub const fn zeroed() -> Self {
         Self {

@@ -96,7 +96,9 @@ enum Cmd {
     /// Effective on the next packet, no restart: lowest-ipv6-mtu, amend-udp-checksum-zero,
     /// zeroize-traffic-class, wkp-allow-non-global, xdp-tcp-gro, icmp-errors-on-drop (true/false), rfc6791v4-prefix,
     /// rfc6791v6-prefix (a prefix, or "none"), dynamic-pool-lease (seconds),
-    /// ipv4-translatable (IPv4 prefixes separated by commas, or "none"). Checked like the
+    /// ipv4-translatable (IPv4 prefixes separated by commas, or "none"); in mode "nat64"
+    /// icmpv6-error-source (router or inner-destination), the lifetimes and the limits
+    /// (max-ports-per-host, port-reuse-delay, max-simultaneous-opens). Checked like the
     /// configuration file; a refused value changes nothing. Not written back to the file:
     /// `reload` and restarts apply the file.
     Set { key: String, value: String },
@@ -294,6 +296,7 @@ fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
         "zeroize-traffic-class": g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
         "xdp-tcp-gro": g.flag(Globals::FLAG_XDP_TCP_GRO),
         "icmp-errors-on-drop": !g.flag(Globals::FLAG_NO_DROP_ERRORS),
+        "icmpv6-error-source": if g.flag(Globals::FLAG_ICMP6_SOURCE_INNER) { "inner-destination" } else { "router" },
         "lowest-ipv6-mtu": g.lowest_ipv6_mtu,
         "rfc6791v4-prefix": opt(g.rfc6791v4_len != 0, format!("{}/{}", Ipv4Addr::from(g.rfc6791v4), g.rfc6791v4_len)),
         "rfc6791v6-prefix": opt(g.rfc6791v6_len != 0, format!("{}/{}", Ipv6Addr::from(g.rfc6791v6), g.rfc6791v6_len)),

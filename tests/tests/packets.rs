@@ -2004,6 +2004,22 @@ fn stateful_nat64_errors_fragments_and_hop_limits(kind: Kind) {
         XDP_PASS,
         &icmp6_err(router6, H6, 3, 0, [0; 4], &sent6),
     );
+    // "icmpv6-error-source": "inner-destination" (RFC 6146's literal rule), live: from
+    // the remote the host talked to; and back to the router.
+    let set = |h: &mut Harness, v: &str| {
+        let mut g = h.tables.globals().unwrap();
+        nat64_ctl::config::apply_setting(&mut g, "icmpv6-error-source", v).unwrap();
+        h.tables.set_globals(g).unwrap();
+    };
+    set(&mut h, "inner-destination");
+    expect(
+        &h,
+        "time exceeded from the inner destination",
+        &icmp4_err(router, pool, 11, 0, [0; 4], &left4),
+        XDP_PASS,
+        &icmp6_err(R6, H6, 3, 0, [0; 4], &sent6),
+    );
+    set(&mut h, "router");
     // PMTUD, IPv4 side: Fragmentation Needed (MTU 1400) quoting 28 bytes -> Packet Too
     // Big 1420 quoting 48.
     let big = |sport: u16| L4::Udp { sport, dport: 33434, data: vec![0x42; 1472], zero_checksum: false };

@@ -492,6 +492,7 @@ impl Config {
             (self.zeroize_traffic_class, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS),
             (self.xdp_tcp_gro, Globals::FLAG_XDP_TCP_GRO),
             (!self.icmp_errors_on_drop, Globals::FLAG_NO_DROP_ERRORS),
+            (self.nat64.as_ref().is_some_and(|n| n.icmp6_source_inner), Globals::FLAG_ICMP6_SOURCE_INNER),
         ] {
             if on {
                 g.flags |= flag;

@@ -108,6 +108,22 @@ pub struct Nat64 {
     pub limits: Limits,
     /// `max-sessions`: the size of the session table (and of the BIB's).
     pub max_sessions: u32,
+    /// `"icmpv6-error-source": "inner-destination"`: a translated ICMPv4 error comes
+    /// from the pool6 form of the inner packet's destination, not from the router.
+    pub icmp6_source_inner: bool,
+}
+
+/// `icmpv6-error-source`, from the file or `nat64-ctl set`: whether errors come from
+/// the inner packet's destination.
+pub fn parse_icmp6_source(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "router" => Ok(false),
+        "inner-destination" => Ok(true),
+        _ => bail!(
+            "{key}: {v:?}: \"router\" (the default: the pool6 form of the IPv4 router that sent the \
+             error) or \"inner-destination\" (the pool6 form of the destination of the packet in error)"
+        ),
+    }
 }
 
 /// `max-sessions`' default, least and most.
@@ -279,6 +295,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("port-reuse-delay", raw.port_reuse_delay.is_some()),
         ("max-sessions", raw.max_sessions.is_some()),
         ("max-simultaneous-opens", raw.max_simultaneous_opens.is_some()),
+        ("icmpv6-error-source", raw.icmpv6_error_source.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -369,7 +386,21 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         Some(n) if (least as u64..=most as u64).contains(&n) => n as u32,
         Some(n) => bail!("max-sessions: {n}: from {least} to {most}"),
     };
-    Ok(Some(Nat64 { pool4, bib, filtering, timeouts, port_blocks, bib_log, limits, max_sessions }))
+    let icmp6_source_inner = raw
+        .icmpv6_error_source
+        .as_deref()
+        .map_or(Ok(false), |v| parse_icmp6_source("icmpv6-error-source", v))?;
+    Ok(Some(Nat64 {
+        pool4,
+        bib,
+        filtering,
+        timeouts,
+        port_blocks,
+        bib_log,
+        limits,
+        max_sessions,
+        icmp6_source_inner,
+    }))
 }
 
 fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBlocks>> {

@@ -105,6 +105,7 @@ keyed! {
     de_port_reuse_delay => "port-reuse-delay",
     de_max_sessions => "max-sessions",
     de_max_simultaneous_opens => "max-simultaneous-opens",
+    de_icmpv6_error_source => "icmpv6-error-source",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -216,6 +217,8 @@ pub(super) struct RawConfig {
     pub(super) max_sessions: Option<u64>,
     #[serde(default, deserialize_with = "de_max_simultaneous_opens")]
     pub(super) max_simultaneous_opens: Option<u64>,
+    #[serde(default, deserialize_with = "de_icmpv6_error_source")]
+    pub(super) icmpv6_error_source: Option<String>,
 }
 
 #[derive(Deserialize)]

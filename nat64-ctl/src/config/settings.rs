@@ -51,8 +51,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
 }
 
 /// Settings `nat64-ctl set` changes on a running instance, by their config-file names.
-pub const LIVE_SETTINGS: [&str; 9] = [
+pub const LIVE_SETTINGS: [&str; 10] = [
     "lowest-ipv6-mtu",
+    "icmpv6-error-source",
     "icmp-errors-on-drop",
     "amend-udp-checksum-zero",
     "zeroize-traffic-class",
@@ -84,6 +85,12 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
         "zeroize-traffic-class" => flag(g, Globals::FLAG_ZEROIZE_TRAFFIC_CLASS, parse_bool(key, value)?),
         "xdp-tcp-gro" => flag(g, Globals::FLAG_XDP_TCP_GRO, parse_bool(key, value)?),
         "icmp-errors-on-drop" => flag(g, Globals::FLAG_NO_DROP_ERRORS, !parse_bool(key, value)?),
+        "icmpv6-error-source" if !g.flag(Globals::FLAG_STATEFUL) => {
+            bail!("{key}: belongs to stateful NAT64; the running instance is not in mode \"nat64\"")
+        }
+        "icmpv6-error-source" => {
+            flag(g, Globals::FLAG_ICMP6_SOURCE_INNER, super::nat::parse_icmp6_source(key, value)?)
+        }
         "wkp-allow-non-global" => flag(g, Globals::FLAG_WKP_ALLOW_NON_GLOBAL, parse_bool(key, value)?),
         "rfc6791v4-prefix" if value == "none" => {
             g.rfc6791v4 = [0; 4];

@@ -195,6 +195,21 @@ fn live_settings_apply_and_refuse() {
     assert!(g.flag(Globals::FLAG_NO_DROP_ERRORS));
     apply_setting(&mut g, "icmp-errors-on-drop", "on").unwrap();
     assert!(!g.flag(Globals::FLAG_NO_DROP_ERRORS));
+    assert_err_contains(
+        apply_setting(&mut g, "icmpv6-error-source", "router"),
+        "icmpv6-error-source: belongs to stateful NAT64",
+    );
+    g.flags |= Globals::FLAG_STATEFUL;
+    apply_setting(&mut g, "icmpv6-error-source", "inner-destination").unwrap();
+    assert!(g.flag(Globals::FLAG_ICMP6_SOURCE_INNER));
+    assert_err_contains(
+        apply_setting(&mut g, "icmpv6-error-source", "server"),
+        r#"icmpv6-error-source: "server": "router""#,
+    );
+    assert!(g.flag(Globals::FLAG_ICMP6_SOURCE_INNER), "a refused value changes nothing");
+    apply_setting(&mut g, "icmpv6-error-source", "router").unwrap();
+    assert!(!g.flag(Globals::FLAG_ICMP6_SOURCE_INNER));
+    g.flags &= !Globals::FLAG_STATEFUL;
     apply_setting(&mut g, "rfc6791v4-prefix", "198.51.100.0/24").unwrap();
     assert_eq!((g.rfc6791v4, g.rfc6791v4_len), ([198, 51, 100, 0], 24));
     apply_setting(&mut g, "rfc6791v4-prefix", "none").unwrap();
@@ -1103,6 +1118,14 @@ fn nat64_cgn_limits_are_checked() {
     assert_eq!(nat("").unwrap().nat64.unwrap().limits, Limits::DEFAULT);
     // The translator's own address may be lent too (what no mapping takes stays the host's).
     assert!(nat(r#", "ipv4-addr": "203.0.113.9""#).is_ok());
+    let g = nat(r#", "icmpv6-error-source": "inner-destination""#).unwrap().globals();
+    assert!(g.flag(Globals::FLAG_ICMP6_SOURCE_INNER));
+    assert!(!nat("").unwrap().globals().flag(Globals::FLAG_ICMP6_SOURCE_INNER));
+    assert_err_contains(nat(r#", "icmpv6-error-source": "nearest""#), "icmpv6-error-source: \"nearest\"");
+    assert_err_contains(
+        with(r#""icmpv6-error-source": "router""#),
+        "icmpv6-error-source: belongs to stateful NAT64",
+    );
     assert_eq!(
         Limits::DEFAULT,
         Limits { max_ports: 0, subscriber_len: 64, reuse_delay: 120, max_syns: 1024 }

@@ -326,6 +326,10 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     {
         return (Action::Drop, Counter::DropIcmpErrorInner);
     }
+    // Stateful NAT64, if so configured: from the remote the host talked to.
+    if s.nat_flag != 0 && g.flag(Globals::FLAG_ICMP6_SOURCE_INNER) {
+        s.src6 = s.idst6;
+    }
 
     // Type, code and the four bytes after the checksum.
     let rest: [u8; 4] = match xl.rest {
