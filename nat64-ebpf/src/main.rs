@@ -194,13 +194,13 @@ mod programs {
             }
             #[$attr]
             pub fn $e4(ctx: $ctx) -> $ret {
-                let v = translate::err(&mut $pkt(&ctx), false);
-                $run(&ctx, Step::Finish(v))
+                let step = translate::err(&mut $pkt(&ctx), false);
+                $run(&ctx, step)
             }
             #[$attr]
             pub fn $e6(ctx: $ctx) -> $ret {
-                let v = translate::err(&mut $pkt(&ctx), true);
-                $run(&ctx, Step::Finish(v))
+                let step = translate::err(&mut $pkt(&ctx), true);
+                $run(&ctx, step)
             }
             #[$attr]
             pub fn $r4(ctx: $ctx) -> $ret {

@@ -309,6 +309,9 @@ pub struct Scratch {
     pub bulk: u32,
     /// Stateful NAT64: the subscriber (RFC 6888) of the IPv6 source being mapped.
     pub nat_sub: [u8; 16],
+    /// The ICMPv6 error being translated is about a hairpinned packet
+    /// (`translate::icmp_err::comes_back`): 1.
+    pub err_again: u32,
     /// The key of a SYN being held or looked for (`translate::simopen`).
     pub syn_key: nat64_common::maps::SynKey,
     /// This CPU's IPv4 Identification counter (low half) and key (high half)

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     forward::{self, Route},
-    maps::scratch,
+    maps::{NAT_ADDRS, scratch},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack},
 };
 
@@ -654,8 +654,13 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if hop_limit <= 1 {
         return (Action::Drop, Counter::DropTtlExpired);
     }
-    let route =
-        forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16, g.in_dyn_pool(src4));
+    // An error about a hairpinned packet (`comes_back`): no route, no hop taken here;
+    // the caller runs it through the IPv4 side at once.
+    let route = if s.err_again != 0 {
+        Route::Kernel
+    } else {
+        forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16, g.in_dyn_pool(src4))
+    };
     let ttl = match route {
         Route::Out(_) => hop_limit - 1,
         Route::Kernel | Route::TooBig(_) => hop_limit,
@@ -752,5 +757,28 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes()).is_none() {
         return (Action::Drop, Counter::DropInternal);
     }
+    if s.err_again != 0 {
+        return (Action::Hairpin, Counter::Xlat6to4IcmpError);
+    }
     (finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat6to4IcmpError)
+}
+
+/// Whether the translation of an ICMPv6 error to `dst6` would come straight back to
+/// be translated to IPv6, as the packet it is about did (hairpinning): `dst6` is the
+/// pool6 form of a pool4 address (stateful NAT64) or of an address the EAMT maps back
+/// to IPv6 (RFC 7757 §4). Asked by the error stage before it translates (its own frame
+/// is the deepest; this call and the EAMT's below it fit beside it). Not for a
+/// dynamic-pool host: such an error takes the general path.
+#[inline(never)]
+pub fn comes_back(g: &Globals, dst6: &[u8; 16]) -> u32 {
+    if g.pool6_len == 0 || !addr::in_pool6(dst6, &g.pool6, g.pool6_len) {
+        return 0;
+    }
+    let Some(a) = addr::extract(dst6, g.pool6_len) else {
+        return 0;
+    };
+    if g.flag(Globals::FLAG_STATEFUL) {
+        return NAT_ADDRS.get_ptr(&a).is_some() as u32;
+    }
+    eamt4(g, a).is_some() as u32
 }

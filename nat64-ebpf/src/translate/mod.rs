@@ -156,16 +156,36 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
     pool::alloc(pkt)
 }
 
-/// An ICMP error and the packet inside it.
+/// An ICMP error and the packet inside it. An ICMPv6 error about a hairpinned packet,
+/// translated, is for an IPv6 host again: it goes through the IPv4 side at once, as
+/// though it had come in there (one pass, one hop, as the packet it is about).
 #[inline(always)]
-pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> u64 {
-    let Some(g) = globals() else {
-        return pack(Action::Pass, Counter::DropInternal);
+pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
+    let (Some(g), Some(s)) = (globals(), scratch()) else {
+        return Step::Finish(pack(Action::Pass, Counter::DropInternal));
     };
     if !pkt.linearize() {
-        return pack(Action::Drop, Counter::DropInternal);
+        return Step::Finish(pack(Action::Drop, Counter::DropInternal));
     }
-    if from_v6 { icmp_err::v6_to_v4(pkt, g) } else { icmp_err::v4_to_v6(pkt, g) }
+    let v = if from_v6 {
+        s.err_again = match pkt.load::<[u8; 16]>(P::L2_LEN + 24) {
+            Some(d) => {
+                s.dst6 = d;
+                icmp_err::comes_back(g, &s.dst6)
+            }
+            None => 0,
+        };
+        icmp_err::v6_to_v4(pkt, g)
+    } else {
+        icmp_err::v4_to_v6(pkt, g)
+    };
+    if from_v6 && is_hairpin(v) {
+        s.nat_flag = 0;
+        s.nat_undo[0] = 0;
+        s.held[0] = 0;
+        return Step::Jump(STAGE_XLAT4);
+    }
+    Step::Finish(v)
 }
 
 /// The ICMP error the translator answers with (the request left by `xlat`).

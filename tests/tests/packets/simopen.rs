@@ -188,7 +188,7 @@ pub fn stateful_nat64_simultaneous_open(kind: Kind) {
     // "max-simultaneous-opens": 0 holds nothing: dropped unanswered, as before.
     h.tables.nat.as_mut().unwrap().set_value("max-simultaneous-opens", 0).unwrap();
     let no_mapping = h.count(Counter::DropNatNoMapping);
-    assert_eq!(h.run(&syn4("5.5.5.5", 5, 40012)).action, XDP_DROP);
+    assert_eq!(h.run(&syn4("5.5.5.5", 5, free(&h))).action, XDP_DROP);
     assert_eq!(h.count(Counter::DropNatNoMapping), no_mapping + 1);
     assert!(held(&h, "5.5.5.5", 5).is_none());
 }
