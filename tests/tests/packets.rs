@@ -3601,12 +3601,15 @@ fn tc_program_for_l3_devices_verifies() {
     }
 }
 
+#[path = "packets/long_errors.rs"]
+mod long_errors;
 #[path = "packets/own_pool4.rs"]
 mod own_pool4;
 #[path = "packets/simopen.rs"]
 mod simopen;
 #[path = "packets/stateful_hairpin.rs"]
 mod stateful_hairpin;
+use long_errors::icmp_errors_of_any_length;
 use own_pool4::stateful_nat64_own_address_in_pool4;
 use simopen::stateful_nat64_simultaneous_open;
 use stateful_hairpin::stateful_nat64_hairpinned_errors_in_one_pass;
@@ -3667,6 +3670,7 @@ both!(
     stateful_nat64_icmp_echo_in_fragments,
     icmpv4_errors_to_icmpv6,
     icmpv6_errors_to_icmpv4,
+    icmp_errors_of_any_length,
     translated_mtu_capped_by_the_next_hops,
     icmp_extensions_rfc4884,
     rfc6791_pools,

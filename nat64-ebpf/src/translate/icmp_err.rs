@@ -106,10 +106,14 @@ fn map6to4_sub(
     }
 }
 
-/// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure.
+/// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure. An error
+/// longer than a 1500-byte link carries (RFC 4884 extensions on a jumbo link) is
+/// summed in rounds (`l4::sum_long`).
 #[inline(never)]
 fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], off: usize, len: usize) -> u64 {
-    match l4::sum_bytes(pkt, buf, off, len) {
+    let sum =
+        if len > l4::MAX_AMEND_UDP { l4::sum_long(pkt, off, len) } else { l4::sum_bytes(pkt, buf, off, len) };
+    match sum {
         Some(x) => 1 << 32 | x as u64,
         None => 0,
     }

@@ -87,6 +87,115 @@ pub const SUM_BUF: usize = 2048;
 /// bpf_csum_diff works on at most this many bytes per call.
 const CSUM_DIFF_MAX: usize = 512;
 
+/// The longest message [`sum_long`] sums (a jumbo frame's).
+pub const SUM_LONG_MAX: usize = 65535;
+/// What one round of [`sum_long`] takes: a multiple of four, two `bpf_csum_diff` calls.
+const LONG_CHUNK: usize = 2 * CSUM_DIFF_MAX;
+
+/// [`sum_long`]'s state, on its caller's stack, shared with each round.
+#[repr(C)]
+struct LongSum {
+    /// The program's context (for the load helper of its kind).
+    ctx: *mut core::ffi::c_void,
+    xdp: u64,
+    off: u64,
+    len: u64,
+    done: u64,
+    seed: u64,
+    failed: u64,
+}
+
+/// One round of [`sum_long`] (a `bpf_loop` callback): the next [`LONG_CHUNK`] bytes
+/// into the scratch buffer and into the sum; 1 ends the loop.
+extern "C" fn sum_round(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `sum_long` passes its `LongSum`.
+    let c = unsafe { &mut *(c as *mut LongSum) };
+    let Some(s) = crate::maps::scratch() else {
+        c.failed = 1;
+        return 1;
+    };
+    if c.done >= c.len || c.len > SUM_LONG_MAX as u64 {
+        return 1;
+    }
+    let left = c.len - c.done;
+    let want = if left > LONG_CHUNK as u64 { LONG_CHUNK as u32 } else { left as u32 };
+    // Bounded and non-zero where the verifier sees it (as in `sum_bytes`).
+    // SAFETY: reading a local.
+    let n = unsafe { core::ptr::read_volatile(&want) } & (SUM_BUF as u32 - 1);
+    if n == 0 {
+        return 1;
+    }
+    let off = (c.off + c.done) as u32;
+    // SAFETY: helper calls on the program's own context; the kernel checks the range
+    // against the packet, the verifier `n` against the buffer.
+    let r = unsafe {
+        if c.xdp != 0 {
+            h::bpf_xdp_load_bytes(c.ctx.cast(), off, s.buf.as_mut_ptr().cast(), n)
+        } else {
+            h::bpf_skb_load_bytes(c.ctx.cast(), off, s.buf.as_mut_ptr().cast(), n)
+        }
+    };
+    if r != 0 {
+        c.failed = 1;
+        return 1;
+    }
+    // The last round may end on an odd byte: zero padding to four (RFC 1071).
+    for k in 0..3 {
+        if let Some(b) = s.buf.get_mut(n as usize + k) {
+            *b = 0;
+        }
+    }
+    let total = ((n as usize + 3) & !3) & (SUM_BUF - 1);
+    let mut seed = c.seed as u32;
+    let mut at = 0usize;
+    for _ in 0..2 {
+        let m = if total - at > CSUM_DIFF_MAX { CSUM_DIFF_MAX } else { total - at };
+        if m == 0 || at > SUM_BUF - CSUM_DIFF_MAX {
+            break;
+        }
+        // SAFETY: `at + m` <= SUM_BUF, checked above; sizes are multiples of four.
+        let r = unsafe {
+            h::bpf_csum_diff(core::ptr::null_mut(), 0, s.buf.as_mut_ptr().add(at).cast(), m as u32, seed)
+        };
+        if r < 0 {
+            c.failed = 1;
+            return 1;
+        }
+        seed = r as u32;
+        at += m;
+    }
+    c.seed = seed as u64;
+    c.done += n as u64;
+    (c.done >= c.len) as i64
+}
+
+/// [`sum_bytes`] for a message of any length a link carries (up to
+/// [`SUM_LONG_MAX`]): summed in rounds of [`LONG_CHUNK`] bytes by `bpf_loop`, whose
+/// callback the verifier checks once however many rounds it takes. The scratch
+/// buffer is overwritten.
+#[inline(always)]
+pub fn sum_long<P: Packet>(pkt: &P, off: usize, len: usize) -> Option<u32> {
+    if len > SUM_LONG_MAX {
+        return None;
+    }
+    let mut c = LongSum {
+        ctx: pkt.ctx_ptr(),
+        xdp: P::XDP as u64,
+        off: off as u64,
+        len: len as u64,
+        done: 0,
+        seed: 0,
+        failed: 0,
+    };
+    let rounds = len.div_ceil(LONG_CHUNK) as u32;
+    // SAFETY: helper call with a callback of the kernel's signature and our state.
+    let r = unsafe { h::bpf_loop(rounds, sum_round as *mut _, (&raw mut c).cast(), 0) };
+    if r < 0 || c.failed != 0 || c.done != c.len {
+        return None;
+    }
+    Some(checksum::fold(c.seed as u32).swap_bytes() as u32)
+}
+
 /// One's-complement sum (of big-endian words) of `len` packet bytes from `off`.
 ///
 /// Copied to scratch memory and summed by bpf_csum_diff in at most three calls: a
