@@ -3047,6 +3047,30 @@ fn rfc6791_pools(kind: Kind) {
             ),
         ],
     );
+    // Without ipv4-addr / ipv6-addr, the translator's own errors come from the address
+    // of the interface they leave by as well.
+    let mut g = h.tables.globals().unwrap();
+    g.flags &= !(Globals::FLAG_HAS_IPV4_ADDR | Globals::FLAG_HAS_IPV6_ADDR);
+    h.tables.set_globals(g).unwrap();
+    let hl1 = eth6(&ipv6(v6(H6), v6(R6), V6Opts { hop_limit: 1, ..Default::default() }, &udp(b"own")));
+    let ttl1 = eth4(&ipv4(v4(R4), v4(H4), V4Opts { ttl: 1, id: 9, df: false, tos: 0 }, &[], &udp(b"own")));
+    run_table(
+        &h,
+        vec![
+            replied(
+                "no ipv6-addr: time exceeded from the IPv6 egress's address",
+                hl1.clone(),
+                back(icmp6_err("2001:db8:6::1", H6, 3, 0, [0; 4], &hl1[14..])),
+                Counter::DropTtlExpired,
+            ),
+            replied(
+                "no ipv4-addr: time exceeded from the IPv4 egress's address",
+                ttl1.clone(),
+                back(icmp4_err("198.51.100.77", R4, 11, 0, [0; 4], &ttl1[14..])),
+                Counter::DropTtlExpired,
+            ),
+        ],
+    );
 }
 
 /// Spec §2, §3, §6: too big for the egress MTU once translated. With DF (IPv4) or from

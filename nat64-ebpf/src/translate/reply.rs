@@ -17,6 +17,7 @@ use nat64_common::{
 use super::l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6};
 use crate::{
     counters::bump,
+    forward,
     maps::{NAT_ADDRS, RATELIMIT, scratch},
     packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack, unpack},
 };
@@ -140,7 +141,7 @@ pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
     if !answerable6(pkt, g) {
         return pack(Action::Drop, counter);
     }
-    if !g.has_ipv6_addr() {
+    if !source6(pkt, g) {
         bump(Counter::IcmpNoSource, 0);
         return pack(Action::Drop, counter);
     }
@@ -148,7 +149,7 @@ pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
         bump(Counter::IcmpRateLimited, 0);
         return pack(Action::Drop, counter);
     }
-    match build6(pkt, g, typ, code, rest) {
+    match build6(pkt, typ, code, rest) {
         Some(()) => {
             bump(Counter::IcmpSent, pkt.len());
             pack(Action::Tx, counter)
@@ -157,8 +158,27 @@ pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
     }
 }
 
+/// Where an ICMPv6 error comes from, left in `Scratch::src6`: the translator's own
+/// `ipv6-addr`, else the address the kernel would send from towards the packet's
+/// sender (its route's preferred source); false with neither.
 #[inline(always)]
-fn build6<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> Option<()> {
+fn source6<P: Packet>(pkt: &P, g: &Globals) -> bool {
+    let Some(s) = scratch() else { return false };
+    if g.has_ipv6_addr() {
+        s.src6 = g.ipv6_addr;
+        return true;
+    }
+    match pkt.load::<[u8; 16]>(P::L2_LEN + 8) {
+        Some(to) => {
+            s.dst6 = to;
+            forward::source6(pkt, &mut s.fib, &s.dst6, &mut s.src6)
+        }
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn build6<P: Packet>(pkt: &mut P, typ: u8, code: u8, rest: u32) -> Option<()> {
     let l3 = P::L2_LEN;
     let s = scratch()?;
     pkt.load_into(l3, &mut s.hdr6)?;
@@ -180,7 +200,7 @@ fn build6<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> 
     v6[4..6].copy_from_slice(&((out_len - IPV6_HLEN) as u16).to_be_bytes());
     v6[6] = IPPROTO_ICMPV6;
     v6[7] = 64;
-    v6[8..24].copy_from_slice(&g.ipv6_addr);
+    v6[8..24].copy_from_slice(&s.src6);
     v6[24..40].copy_from_slice(&s.dst6);
     let r = rest.to_be_bytes();
     s.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
@@ -191,7 +211,7 @@ fn build6<P: Packet>(pkt: &mut P, g: &Globals, typ: u8, code: u8, rest: u32) -> 
     pkt.store(l3 + IPV6_HLEN, s.icmp)?;
     let msg = out_len - IPV6_HLEN;
     let sum = l4::sum_bytes(pkt, &mut s.buf, l3 + IPV6_HLEN, msg)?;
-    let pseudo = checksum::sum16(&g.ipv6_addr) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
+    let pseudo = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
     pkt.store(l3 + IPV6_HLEN + 2, checksum::finish(sum + pseudo).to_be_bytes())?;
     swap_macs(pkt)
 }
@@ -228,7 +248,8 @@ pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
 
 /// Where an ICMPv4 error about the packet comes from: in stateful NAT64, about a packet
 /// sent to a pool4 address, that address (the one its sender talked to, RFC 6146 §3.5);
-/// else the translator's own `ipv4-addr`, if it has one.
+/// else the translator's own `ipv4-addr`, else the address the kernel would send from
+/// towards the sender (its route's preferred source).
 #[inline(always)]
 fn source4<P: Packet>(pkt: &P, g: &Globals) -> Option<[u8; 4]> {
     if g.flag(Globals::FLAG_STATEFUL)
@@ -237,7 +258,15 @@ fn source4<P: Packet>(pkt: &P, g: &Globals) -> Option<[u8; 4]> {
     {
         return Some(dst);
     }
-    g.has_ipv4_addr().then_some(g.ipv4_addr)
+    if g.has_ipv4_addr() {
+        return Some(g.ipv4_addr);
+    }
+    let to = pkt.load::<[u8; 4]>(P::L2_LEN + 12)?;
+    let s = scratch()?;
+    match forward::source4(pkt, &mut s.fib, u32::from_ne_bytes(to)) {
+        0 => None,
+        a => Some(a.to_ne_bytes()),
+    }
 }
 
 #[inline(always)]
