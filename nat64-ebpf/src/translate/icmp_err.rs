@@ -106,14 +106,22 @@ fn map6to4_sub(
     }
 }
 
-/// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure. An error
-/// longer than a 1500-byte link carries (RFC 4884 extensions on a jumbo link) is
-/// summed in rounds (`l4::sum_long`).
+/// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure.
 #[inline(never)]
 fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], off: usize, len: usize) -> u64 {
-    let sum =
-        if len > l4::MAX_AMEND_UDP { l4::sum_long(pkt, off, len) } else { l4::sum_bytes(pkt, buf, off, len) };
-    match sum {
+    match l4::sum_bytes(pkt, buf, off, len) {
+        Some(x) => 1 << 32 | x as u64,
+        None => 0,
+    }
+}
+
+/// [`sum_sub`] for an incoming error, which may be longer than a 1500-byte link
+/// carries (RFC 4884 extensions on a jumbo link): summed in rounds (`l4::sum_long`),
+/// whatever its length. Apart from `sum_sub`, so that the errors built here, never
+/// that long, do not make the verifier walk the rounds again.
+#[inline(never)]
+fn sum_in<P: Packet>(pkt: &P, off: usize, len: usize) -> u64 {
+    match l4::sum_long(pkt, off, len) {
         Some(x) => 1 << 32 | x as u64,
         None => 0,
     }
@@ -259,7 +267,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     };
     // The outgoing checksum is computed afresh, so a damaged error must not slip
     // through repaired: check the incoming one first.
-    match sum_of(sum_sub(pkt, &mut s.buf, o, tot.saturating_sub(ihl))) {
+    match sum_of(sum_in(pkt, o, tot.saturating_sub(ihl))) {
         Some(sum) if checksum::fold(sum) == 0xffff => {}
         _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
     }
@@ -525,7 +533,7 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     };
     // As above: the incoming checksum (with its pseudo-header) must be right.
     let pseudo_in = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(mlen as u16);
-    match sum_of(sum_sub(pkt, &mut s.buf, o, mlen)) {
+    match sum_of(sum_in(pkt, o, mlen)) {
         Some(sum) if checksum::fold(sum + pseudo_in) == 0xffff => {}
         _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
     }

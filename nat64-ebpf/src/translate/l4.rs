@@ -89,8 +89,8 @@ const CSUM_DIFF_MAX: usize = 512;
 
 /// The longest message [`sum_long`] sums (a jumbo frame's).
 pub const SUM_LONG_MAX: usize = 65535;
-/// What one round of [`sum_long`] takes: a multiple of four, two `bpf_csum_diff` calls.
-const LONG_CHUNK: usize = 2 * CSUM_DIFF_MAX;
+/// What one round of [`sum_long`] takes: one `bpf_csum_diff` call's worth.
+const LONG_CHUNK: usize = CSUM_DIFF_MAX;
 
 /// [`sum_long`]'s state, on its caller's stack, shared with each round.
 #[repr(C)]
@@ -106,7 +106,8 @@ struct LongSum {
 }
 
 /// One round of [`sum_long`] (a `bpf_loop` callback): the next [`LONG_CHUNK`] bytes
-/// into the scratch buffer and into the sum; 1 ends the loop.
+/// into the scratch buffer and into the sum; 1 ends the loop. Kept short: the
+/// verifier walks it at every call of the error stages.
 extern "C" fn sum_round(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `sum_long` passes its `LongSum`.
     let c = unsafe { &mut *(c as *mut LongSum) };
@@ -114,17 +115,21 @@ extern "C" fn sum_round(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         c.failed = 1;
         return 1;
     };
-    if c.done >= c.len || c.len > SUM_LONG_MAX as u64 {
+    if c.done >= c.len {
         return 1;
     }
     let left = c.len - c.done;
     let want = if left > LONG_CHUNK as u64 { LONG_CHUNK as u32 } else { left as u32 };
     // Bounded and non-zero where the verifier sees it (as in `sum_bytes`).
     // SAFETY: reading a local.
-    let n = unsafe { core::ptr::read_volatile(&want) } & (SUM_BUF as u32 - 1);
-    if n == 0 {
+    let n = unsafe { core::ptr::read_volatile(&want) } & (LONG_CHUNK as u32 * 2 - 1);
+    if n == 0 || n > LONG_CHUNK as u32 {
+        c.failed = 1;
         return 1;
     }
+    // The last round may end short of a multiple of four: zero padding (RFC 1071).
+    // SAFETY: `n + 4` <= SUM_BUF; an unaligned store into the scratch buffer.
+    unsafe { core::ptr::write_unaligned(s.buf.as_mut_ptr().add(n as usize).cast::<u32>(), 0) };
     let off = (c.off + c.done) as u32;
     // SAFETY: helper calls on the program's own context; the kernel checks the range
     // against the packet, the verifier `n` against the buffer.
@@ -135,36 +140,15 @@ extern "C" fn sum_round(_i: u64, c: *mut core::ffi::c_void) -> i64 {
             h::bpf_skb_load_bytes(c.ctx.cast(), off, s.buf.as_mut_ptr().cast(), n)
         }
     };
-    if r != 0 {
+    let m = (n + 3) & !3;
+    // SAFETY: `m` <= LONG_CHUNK + 3 rounded down to four, within the buffer.
+    let sum =
+        unsafe { h::bpf_csum_diff(core::ptr::null_mut(), 0, s.buf.as_mut_ptr().cast(), m, c.seed as u32) };
+    if r != 0 || sum < 0 {
         c.failed = 1;
         return 1;
     }
-    // The last round may end on an odd byte: zero padding to four (RFC 1071).
-    for k in 0..3 {
-        if let Some(b) = s.buf.get_mut(n as usize + k) {
-            *b = 0;
-        }
-    }
-    let total = ((n as usize + 3) & !3) & (SUM_BUF - 1);
-    let mut seed = c.seed as u32;
-    let mut at = 0usize;
-    for _ in 0..2 {
-        let m = if total - at > CSUM_DIFF_MAX { CSUM_DIFF_MAX } else { total - at };
-        if m == 0 || at > SUM_BUF - CSUM_DIFF_MAX {
-            break;
-        }
-        // SAFETY: `at + m` <= SUM_BUF, checked above; sizes are multiples of four.
-        let r = unsafe {
-            h::bpf_csum_diff(core::ptr::null_mut(), 0, s.buf.as_mut_ptr().add(at).cast(), m as u32, seed)
-        };
-        if r < 0 {
-            c.failed = 1;
-            return 1;
-        }
-        seed = r as u32;
-        at += m;
-    }
-    c.seed = seed as u64;
+    c.seed = sum as u32 as u64;
     c.done += n as u64;
     (c.done >= c.len) as i64
 }
