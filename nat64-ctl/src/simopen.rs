@@ -215,39 +215,32 @@ impl RawSender {
     /// Sends `a`.
     pub fn send(&self, a: &Answer) -> io::Result<()> {
         let rc = match a.to {
-            IpAddr::V4(ip) => {
-                let sa = sockaddr4(ip);
-                // SAFETY: sendto(2) with a buffer and address we own, of the lengths given.
-                unsafe {
-                    libc::sendto(
-                        self.v4.as_raw_fd(),
-                        a.packet.as_ptr().cast(),
-                        a.packet.len(),
-                        0,
-                        (&raw const sa).cast(),
-                        std::mem::size_of::<libc::sockaddr_in>() as u32,
-                    )
-                }
-            }
+            IpAddr::V4(ip) => send_to(&self.v4, &a.packet, &sockaddr4(ip)),
             IpAddr::V6(ip) => {
                 // SAFETY: an all-zero sockaddr_in6 is valid.
                 let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
                 sa.sin6_family = libc::AF_INET6 as u16;
                 sa.sin6_addr.s6_addr = ip.octets();
-                // SAFETY: as above.
-                unsafe {
-                    libc::sendto(
-                        self.v6.as_raw_fd(),
-                        a.packet.as_ptr().cast(),
-                        a.packet.len(),
-                        0,
-                        (&raw const sa).cast(),
-                        std::mem::size_of::<libc::sockaddr_in6>() as u32,
-                    )
-                }
+                send_to(&self.v6, &a.packet, &sa)
             }
         };
         if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+}
+
+/// sendto(2) of `packet` on `fd` to the socket address `sa` (a `sockaddr_in` or
+/// `sockaddr_in6`).
+fn send_to<T>(fd: &OwnedFd, packet: &[u8], sa: &T) -> isize {
+    // SAFETY: sendto(2) with a buffer and an address we own, of the lengths given.
+    unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (sa as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
+        )
     }
 }
 

@@ -622,15 +622,20 @@ fn frag_note(key: &FragKey, addr: [u8; 16]) {
 #[inline(never)]
 fn note_first6(addr4: u32) {
     let Some(s) = scratch() else { return };
-    let key = FragKey {
+    frag_note(&frag_key6(s), super::held::addr4_in16(addr4.to_ne_bytes()));
+}
+
+/// The datagram of the IPv6 fragment in scratch space (see [`note_first6`]).
+#[inline(always)]
+fn frag_key6(s: &Scratch) -> FragKey {
+    FragKey {
         src: words::to_bytes(&s.src6w),
         dst: words::to_bytes(&s.dst6w),
         id: s.nat_l4[2],
         proto: 0,
         family: 6,
         _pad: [0; 2],
-    };
-    frag_note(&key, super::held::addr4_in16(addr4.to_ne_bytes()));
+    }
 }
 
 /// IPv6 -> IPv4 for a packet of an established flow, inside the translation stage (no
@@ -779,14 +784,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         // A later fragment: the source its first fragment was mapped to, else (it came
         // first, or the first one went another way) the host's paired address, which
         // every dynamic mapping of the host has.
-        let key = FragKey {
-            src: words::to_bytes(&s.src6w),
-            dst: words::to_bytes(&s.dst6w),
-            id: s.nat_l4[2],
-            proto: 0,
-            family: 6,
-            _pad: [0; 2],
-        };
+        let key = frag_key6(s);
         let a = match frag_lookup(&key) {
             Some(a) => [a[0], a[1], a[2], a[3]],
             None => match NAT_POOL4.get(nat::pick_address(cfg.key, &key.src, cfg.pool4_count)) {
