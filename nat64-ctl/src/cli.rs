@@ -752,6 +752,22 @@ fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
 }
 
 /// Entry point of the `nat64-ctl` binary.
+/// Every subcommand, as typed: `run`, `map add`, ... (for the documentation's check).
+pub fn subcommands() -> Vec<String> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    for c in Cli::command().get_subcommands() {
+        let name = c.get_name().to_string();
+        let subs: Vec<String> = c.get_subcommands().map(|s| format!("{name} {}", s.get_name())).collect();
+        if subs.is_empty() {
+            out.push(name);
+        } else {
+            out.extend(subs);
+        }
+    }
+    out
+}
+
 pub fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
