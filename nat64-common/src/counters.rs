@@ -97,133 +97,135 @@ counters! {
     DropV6OnlyProtocol = 22, "drop_ipv6_only_protocol", Drop;
     /// TTL or hop limit would reach zero on this hop (Time Exceeded sent).
     DropTtlExpired = 23, "drop_ttl_expired", Drop;
-    /// A fragment this data path cannot translate (IPv4 fragments, for now).
-    DropFragment = 24, "drop_fragment", Drop;
     /// IPv6 extension-header chain longer than the data path walks, or one after a fragment header.
-    DropExtensionHeader = 25, "drop_extension_header", Drop;
+    DropExtensionHeader = 24, "drop_extension_header", Drop;
     /// UDP with checksum zero: IPv4 without amend-udp-checksum-zero, or any IPv6.
-    DropUdpChecksumZero = 26, "drop_udp_checksum_zero", Drop;
-    /// ICMP other than echo request/reply (errors are not translated by this version).
-    DropIcmpUntranslated = 27, "drop_icmp_untranslated", Drop;
+    DropUdpChecksumZero = 25, "drop_udp_checksum_zero", Drop;
+    /// An ICMP type or code with no counterpart in the other family (RFC 7915 §4.2,
+    /// §5.2: Redirect, Router Advertisement, Parameter Problem pointing at a field the
+    /// other header lacks, ...).
+    DropIcmpUntranslated = 26, "drop_icmp_untranslated", Drop;
     /// IPv4 UDP with checksum zero too long to checksum in the fast path (over 1480 bytes).
-    DropTooBig = 28, "drop_too_big", Drop;
-    /// The kernel refused to resize the packet.
-    DropInternal = 29, "drop_internal", Drop;
+    DropTooBig = 27, "drop_too_big", Drop;
+    /// What should not fail did: a helper the kernel refused (resizing the packet, a
+    /// store), a map that has no slot 0, a tail call to a stage the jump table lacks
+    /// (the packet then passes untouched).
+    DropInternal = 28, "drop_internal", Drop;
     /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1; Parameter Problem sent).
-    DropRoutingHeader = 30, "drop_routing_header", Drop;
+    DropRoutingHeader = 29, "drop_routing_header", Drop;
     /// Fragmented ICMP that cannot cross: an error (never translated in pieces), a first
     /// fragment too long to hold or whose datagram could not be finished, an XDP port
     /// without a general path to hand it to.
-    DropIcmpFragment = 31, "drop_icmp_fragment", Drop;
+    DropIcmpFragment = 30, "drop_icmp_fragment", Drop;
     /// IPv6 -> IPv4, ICMPv6 error (with the packet inside it) -> ICMP error.
-    Xlat6to4IcmpError = 32, "xlat_6to4_icmp_error", Translated;
+    Xlat6to4IcmpError = 31, "xlat_6to4_icmp_error", Translated;
     /// IPv4 -> IPv6, ICMP error -> ICMPv6 error.
-    Xlat4to6IcmpError = 33, "xlat_4to6_icmp_error", Translated;
+    Xlat4to6IcmpError = 32, "xlat_4to6_icmp_error", Translated;
     /// An ICMP error about an ICMP error (RFC 7915 §4.2, §5.2).
-    DropIcmpErrorNested = 34, "drop_icmp_error_nested", Drop;
+    DropIcmpErrorNested = 33, "drop_icmp_error_nested", Drop;
     /// An ICMP error whose packet inside is too short or cannot be translated.
-    DropIcmpErrorInner = 35, "drop_icmp_error_inner", Drop;
+    DropIcmpErrorInner = 34, "drop_icmp_error_inner", Drop;
     /// An ICMP error from an unmapped router with no RFC 6791 pool and no own address to use.
-    DropRfc6791NoSource = 36, "drop_rfc6791_no_source", Drop;
+    DropRfc6791NoSource = 35, "drop_rfc6791_no_source", Drop;
     /// An ICMP error whose checksum is wrong (its checksum is recomputed, so it is checked first).
-    DropIcmpBadChecksum = 37, "drop_icmp_bad_checksum", Drop;
+    DropIcmpBadChecksum = 36, "drop_icmp_bad_checksum", Drop;
     /// Too big for the egress MTU with DF set (or IPv6): Packet Too Big / Fragmentation Needed sent.
-    DropMtuExceeded = 38, "drop_mtu_exceeded", Drop;
+    DropMtuExceeded = 37, "drop_mtu_exceeded", Drop;
     /// ICMP errors the translator sent itself (Time Exceeded, Packet Too Big, ...).
-    IcmpSent = 39, "icmp_sent", Forward;
+    IcmpSent = 38, "icmp_sent", Forward;
     /// ICMP errors the translator did not send: over the rate limit.
-    IcmpRateLimited = 40, "icmp_rate_limited", Drop;
+    IcmpRateLimited = 39, "icmp_rate_limited", Drop;
     /// ICMP errors the translator could not send: no own address of that family configured.
-    IcmpNoSource = 41, "icmp_no_source", Drop;
+    IcmpNoSource = 40, "icmp_no_source", Drop;
     /// IPv4 without DF too big once translated: handed untranslated to the kernel, which
     /// fragments it into the general path, where the pieces are translated.
-    PassGeneralPath = 42, "pass_general_path", Pass;
+    PassGeneralPath = 41, "pass_general_path", Pass;
     /// IPv4 with an unexpired source route option: answered with Source Route Failed.
-    DropSourceRoute = 43, "drop_source_route", Drop;
+    DropSourceRoute = 42, "drop_source_route", Drop;
     /// An IPv6 host needed a dynamic-pool address and none was free (ICMPv6 error sent).
-    DropPoolExhausted = 44, "drop_pool_exhausted", Drop;
+    DropPoolExhausted = 43, "drop_pool_exhausted", Drop;
     /// IPv4 to a dynamic-pool address that no host holds (ICMPv4 error sent).
-    DropPoolUnmapped = 45, "drop_pool_unmapped", Drop;
+    DropPoolUnmapped = 44, "drop_pool_unmapped", Drop;
     /// A dynamic-pool address handed out (an event, counted besides the packet's outcome).
-    PoolAllocated = 46, "pool_allocated", Event;
+    PoolAllocated = 45, "pool_allocated", Event;
     /// Translated and handed to the kernel stack because the egress, an attached port,
     /// does not accept XDP frames (a veth whose peer has neither GRO nor an XDP program,
     /// a bridge, a driver without XDP transmit); the kernel forwards it.
-    FwdKernelNoXdpXmit = 47, "fwd_kernel_no_xdp_xmit", Forward;
+    FwdKernelNoXdpXmit = 46, "fwd_kernel_no_xdp_xmit", Forward;
     /// IPv6 -> IPv6 through an IPv4 address that maps back (RFC 7757 §4 hairpinning):
     /// an IPv6 host reaching another by its IPv4 address.
-    XlatHairpin = 48, "xlat_hairpin", Translated;
+    XlatHairpin = 47, "xlat_hairpin", Translated;
     /// Stateful NAT64: a BIB entry made (an IPv6 transport address got a pool4 one).
-    NatBibCreated = 49, "nat_bib_created", Event;
+    NatBibCreated = 48, "nat_bib_created", Event;
     /// Stateful NAT64: a session made.
-    NatSessionCreated = 50, "nat_session_created", Event;
+    NatSessionCreated = 49, "nat_session_created", Event;
     /// Stateful NAT64: IPv4 to a pool4 transport address no BIB entry holds.
-    DropNatNoMapping = 51, "drop_nat_no_mapping", Drop;
+    DropNatNoMapping = 50, "drop_nat_no_mapping", Drop;
     /// Stateful NAT64: IPv4 from a remote no session exists with (filtering), or TCP
     /// other than a SYN opening a session.
-    DropNatFiltered = 52, "drop_nat_filtered", Drop;
+    DropNatFiltered = 51, "drop_nat_filtered", Drop;
     /// Stateful NAT64: no port of the host's pool4 address was free (RFC 6146
     /// §3.5.1.1: ICMPv6 Destination Unreachable, Address Unreachable, sent).
-    DropNatPortsExhausted = 53, "drop_nat_ports_exhausted", Drop;
+    DropNatPortsExhausted = 52, "drop_nat_ports_exhausted", Drop;
     /// Stateful NAT64: what is not translated statefully: protocols other than TCP, UDP
     /// and ICMP echo, ICMP errors about them or quoting a later fragment, hairpinned ICMP
     /// echo, hairpinned fragments.
-    DropNatUnsupported = 54, "drop_nat_unsupported", Drop;
+    DropNatUnsupported = 53, "drop_nat_unsupported", Drop;
     /// Stateful NAT64: the BIB or session table is full.
-    DropNatTableFull = 55, "drop_nat_table_full", Drop;
+    DropNatTableFull = 54, "drop_nat_table_full", Drop;
     /// Stateful NAT64: an IPv4 fragment after the first whose first fragment has not
     /// been seen (arrived out of order, or lost): its IPv6 host is unknown.
-    DropNatFragmentBeforeFirst = 56, "drop_nat_fragment_before_first", Drop;
+    DropNatFragmentBeforeFirst = 55, "drop_nat_fragment_before_first", Drop;
     /// Stateful NAT64: an ICMP error about a packet that no session knows (the BIB
     /// lookup of the packet inside failed, or the session is gone).
-    DropNatIcmpErrorNoSession = 57, "drop_nat_icmp_error_no_session", Drop;
+    DropNatIcmpErrorNoSession = 56, "drop_nat_icmp_error_no_session", Drop;
     /// Stateful NAT64 with port blocks: an IPv6 source outside `port-block-prefix`, or
     /// whose block lies past the pool (ICMPv6 Address Unreachable sent).
-    DropNatNoPortBlock = 58, "drop_nat_no_port_block", Drop;
+    DropNatNoPortBlock = 57, "drop_nat_no_port_block", Drop;
     /// Stateful NAT64 `bib-log`: a BIB event the ring buffer had no room for (nat64-ctl
     /// not reading, or behind); the mapping itself was made.
-    NatLogLost = 59, "nat_log_lost", Event;
+    NatLogLost = 58, "nat_log_lost", Event;
     /// An ICMP fragment arriving by XDP: handed to the kernel untranslated, whose routes
     /// take the translator's destinations into the general path, where the TC program
     /// holds its first fragment until the checksum can be finished.
-    PassIcmpFragment = 60, "pass_icmp_fragment", Pass;
+    PassIcmpFragment = 59, "pass_icmp_fragment", Pass;
     /// The translated first fragment of an ICMP echo, held (TC) until the fragment that
     /// ends the datagram tells the whole message's length, which the ICMPv6 checksum
     /// covers; it leaves then, with that fragment.
-    XlatIcmpFragmentHeld = 61, "xlat_icmp_fragment_held", Translated;
+    XlatIcmpFragmentHeld = 60, "xlat_icmp_fragment_held", Translated;
     /// Stateful NAT64: the IPv6 source's subscriber already holds `max-ports-per-host`
     /// BIB entries (RFC 6888 REQ-4; ICMPv6 Destination Unreachable, Communication
     /// Administratively Prohibited, sent).
-    DropNatSubscriberLimit = 62, "drop_nat_subscriber_limit", Drop;
+    DropNatSubscriberLimit = 61, "drop_nat_subscriber_limit", Drop;
     /// Stateful NAT64: the kernel could not allocate a BIB entry, a session or a
     /// subscriber's count (out of memory; a full table is `drop_nat_table_full`).
-    DropNatAllocFailed = 63, "drop_nat_alloc_failed", Drop;
+    DropNatAllocFailed = 62, "drop_nat_alloc_failed", Drop;
     /// Stateful NAT64: two CPUs made the same BIB entry or session at once; the one that
     /// lost took the other's and its packet went on.
-    NatRaceResolved = 64, "nat_race_resolved", Event;
+    NatRaceResolved = 63, "nat_race_resolved", Event;
     /// Stateful NAT64: a session the sweep ended (its lifetime ran out).
-    NatSessionExpired = 65, "nat_session_expired", Event;
+    NatSessionExpired = 64, "nat_session_expired", Event;
     /// Stateful NAT64: a BIB entry the sweep ended (its last session gone); its port
     /// stays out of use for `port-reuse-delay` seconds.
-    NatBibExpired = 66, "nat_bib_expired", Event;
+    NatBibExpired = 65, "nat_bib_expired", Event;
     /// Stateful NAT64: an IPv4 SYN to a pool4 transport address that no mapping lets in,
     /// held up to 6 s for a simultaneous open (RFC 6146 §3.5.2.2); answered with ICMP
     /// Port Unreachable then (`nat_syn_answered`) unless an IPv6 SYN opened the
     /// connection (`nat_simultaneous_open`). An IPv6 host's SYN to such an address
     /// (hairpinned) is held likewise.
-    DropNatSynHeld = 67, "drop_nat_syn_held", Drop;
+    DropNatSynHeld = 66, "drop_nat_syn_held", Drop;
     /// Stateful NAT64: an unsolicited SYN not held, `max-simultaneous-opens` SYNs held
     /// already.
-    DropNatSynStoreFull = 68, "drop_nat_syn_store_full", Drop;
+    DropNatSynStoreFull = 67, "drop_nat_syn_store_full", Drop;
     /// Stateful NAT64: a SYN from a transport address whose earlier SYN is held (a
     /// retransmission).
-    DropNatSynPending = 69, "drop_nat_syn_pending", Drop;
+    DropNatSynPending = 68, "drop_nat_syn_pending", Drop;
     /// Stateful NAT64: an IPv6 SYN opened a connection a held IPv4 SYN asked for (TCP
     /// simultaneous open); its host was given the port the IPv4 SYN was sent to.
-    NatSimultaneousOpen = 70, "nat_simultaneous_open", Event;
+    NatSimultaneousOpen = 69, "nat_simultaneous_open", Event;
     /// Stateful NAT64: held SYNs nothing took in 6 s, answered with ICMP Port
     /// Unreachable by nat64-ctl.
-    NatSynAnswered = 71, "nat_syn_answered", Event;
+    NatSynAnswered = 70, "nat_syn_answered", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

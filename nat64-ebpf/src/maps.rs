@@ -125,7 +125,7 @@ pub const HELD_MAX: usize = 1600;
 
 /// A translated first fragment of an ICMP echo waiting for its datagram's length, or
 /// that length, known from the fragment that ends the datagram, waiting for the first
-/// (see `translate::hold`).
+/// (see `translate::held`).
 #[repr(C)]
 pub struct Held {
     /// The first fragment's verdict (packed, see `packet::pack`); 0 with `len` 0.
@@ -303,7 +303,8 @@ pub struct Scratch {
     pub held: [u32; 4],
     /// The datagram of that fragment as it arrived.
     pub held_key: FragKey,
-    /// The translated packet's addresses hashed (`forward::flow_hash`).
+    /// The translated packet's addresses hashed (`forward`'s `addr_hash`, for the
+    /// TC flow hash).
     pub flow_hash: u32,
     /// `forward::gro_mark`'s mark (1: to the kernel for GRO).
     pub bulk: u32,
