@@ -299,7 +299,7 @@ fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4Key, Counter
     for attempt in 0..nat::PORT_TRIES {
         // A held IPv4 SYN's transport address first (simultaneous open).
         let k4 = if attempt == 0 && want != 0 {
-            let (addr, port) = simopen::wanted4(want);
+            let (addr, port) = simopen::unpack4(want);
             Bib4Key { addr, port, proto: k6.proto, _pad: 0 }
         } else {
             Bib4Key {

@@ -34,8 +34,9 @@ pub fn pack4(addr: [u8; 4], port: u16) -> u64 {
     u32::from_ne_bytes(addr) as u64 | (port as u64) << 32
 }
 
+/// The address and port a [`pack4`]ed value holds (bits above 48 ignored).
 #[inline(always)]
-fn unpack4(v: u64) -> ([u8; 4], u16) {
+pub fn unpack4(v: u64) -> ([u8; 4], u16) {
     ((v as u32).to_ne_bytes(), (v >> 32) as u16)
 }
 
@@ -141,10 +142,4 @@ pub fn took() {
         unsafe { (*p).flags |= HeldSyn::FLAG_TAKEN };
         bump(Counter::NatSimultaneousOpen, 0);
     }
-}
-
-/// The want of [`wanted`] as a BIB key's address and port.
-#[inline(always)]
-pub fn wanted4(w: u64) -> ([u8; 4], u16) {
-    unpack4(w)
 }
