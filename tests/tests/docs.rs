@@ -50,6 +50,37 @@ fn every_subcommand_is_documented() {
     assert!(missing.is_empty(), "subcommands without a row in docs/nat64-ctl.md: {missing:?}");
 }
 
+#[test]
+fn every_counter_is_documented_and_no_other() {
+    let doc = read("docs/counters.md");
+    // A row's first cell names one counter or several: `xlat_6to4_tcp`, `_udp`, ...
+    // (a name starting with `_` replaces the first one's last part).
+    let mut documented = BTreeSet::new();
+    for l in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cell = l[2..].split(" |").next().unwrap_or("");
+        let names: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
+        let Some(first) = names.first() else { continue };
+        if !first.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            continue;
+        }
+        for n in &names {
+            let full = match n.strip_prefix('_') {
+                Some(_) => format!("{}{n}", &first[..first.rfind('_').unwrap_or(0)]),
+                None => n.to_string(),
+            };
+            documented.insert(full);
+        }
+    }
+    let known: BTreeSet<String> =
+        nat64_common::counters::Counter::ALL.iter().map(|c| c.name().to_string()).collect();
+    let missing: Vec<&String> = known.difference(&documented).collect();
+    let stale: Vec<&String> = documented.difference(&known).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/counters.md: missing {missing:?}, no such counter {stale:?}"
+    );
+}
+
 /// GitHub's anchor for a heading.
 fn slug(h: &str) -> String {
     h.trim()
