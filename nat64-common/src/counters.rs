@@ -108,8 +108,7 @@ counters! {
     /// IPv4 UDP with checksum zero too long to checksum in the fast path (over 1480 bytes).
     DropTooBig = 27, "drop_too_big", Drop;
     /// What should not fail did: a helper the kernel refused (resizing the packet, a
-    /// store), a map that has no slot 0, a tail call to a stage the jump table lacks
-    /// (the packet then passes untouched).
+    /// store), a map that has no slot 0.
     DropInternal = 28, "drop_internal", Drop;
     /// IPv6 routing header with segments left > 0 (RFC 7915 §5.1; Parameter Problem sent).
     DropRoutingHeader = 29, "drop_routing_header", Drop;
@@ -226,6 +225,10 @@ counters! {
     /// Stateful NAT64: held SYNs nothing took in 6 s, answered with ICMP Port
     /// Unreachable by nat64-ctl.
     NatSynAnswered = 70, "nat_syn_answered", Event;
+    /// A tail call to a stage its jump table lacks (`nat64_common::stages`); nothing was
+    /// changed yet, the packet passes untouched. Never counted while nat64-ctl holds the
+    /// programs it loaded.
+    PassStageMissing = 71, "pass_stage_missing", Pass;
 }
 
 /// Number of counter slots (the map's `max_entries`).

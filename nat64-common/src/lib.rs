@@ -12,4 +12,5 @@ pub mod maps;
 pub mod nat;
 pub mod options;
 pub mod ranges;
+pub mod stages;
 pub mod words;

@@ -85,12 +85,6 @@ pub fn pid_file(instance: &str) -> PathBuf {
 
 /// Loads the embedded object and the named XDP programs into the kernel (verifier
 /// included) without attaching anything.
-/// The stages behind each entry program, in the order of the data path's jump table
-/// (`translate::STAGE_*`): translation 4->6 and 6->4, ICMP errors 4->6 and 6->4, the
-/// translator's own ICMPv4 and ICMPv6 errors, the dynamic pool's allocation, RFC 7757
-/// hairpinning, stateful NAT64 per direction, ICMP echoes in fragments held.
-const STAGE_SUFFIXES: [&str; 11] = ["x4", "x6", "e4", "e6", "r4", "r6", "a6", "h6", "n4", "n6", "hd"];
-
 /// The jump table an entry program's stages go in.
 fn jump_table(entry: &str) -> Option<&'static str> {
     match entry {
@@ -147,15 +141,15 @@ pub fn load_entry(ebpf: &mut Ebpf, entry: &str) -> Result<()> {
     {
         load_one(ebpf, entry)?;
         let Some(table) = jump_table(entry) else { return Ok(()) };
-        for (i, suffix) in STAGE_SUFFIXES.iter().enumerate() {
-            let name = format!("{entry}_{suffix}");
+        for stage in nat64_common::stages::ALL {
+            let (i, name) = (stage.index, format!("{entry}_{}", stage.suffix));
             load_one(ebpf, &name)?;
             let fd = ebpf.program(&name).expect("loaded above").fd()?.try_clone()?;
             let mut jumps: ProgramArray<_> = ebpf
                 .map_mut(table)
                 .with_context(|| format!("the eBPF object has no map {table}"))?
                 .try_into()?;
-            jumps.set(i as u32, &fd, 0).with_context(|| format!("{table}[{i}] = {name}"))?;
+            jumps.set(i, &fd, 0).with_context(|| format!("{table}[{i}] = {name}"))?;
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use nat64_common::counters::{Counter, Kind};
 
 use crate::{
     maps::COUNTERS,
-    packet::{KIND_DROP, KIND_HELD, KIND_REDIRECT, KIND_TX, kind},
+    verdict::{KIND_DROP, KIND_HELD, KIND_REDIRECT, KIND_TX, kind},
 };
 
 #[inline(always)]
@@ -23,7 +23,7 @@ pub fn bump(c: Counter, bytes: usize) {
 /// frames).
 #[inline(always)]
 pub fn record(v: u64, bytes: usize, no_xdp_xmit: bool) {
-    let c = crate::packet::counter(v);
+    let c = crate::verdict::counter(v);
     bump(c, bytes);
     // A held fragment leaves later, counted with the fragment it leaves with.
     if matches!(c.kind(), Kind::Translated) && !matches!(kind(v), KIND_TX | KIND_DROP | KIND_HELD) {

@@ -12,9 +12,9 @@ use aya_ebpf::{
 use nat64_common::maps::Globals;
 
 use crate::{
+    hdr::{IPPROTO_TCP, IPPROTO_UDP},
     maps::{NEXTHOP_SLOTS, NEXTHOPS, NextHop, PORTS, Scratch, TX_PORTS},
     packet::Packet,
-    translate::{IPPROTO_TCP, IPPROTO_UDP},
 };
 
 /// How long this CPU trusts a next hop it was given, in ticks of the kernel's clock

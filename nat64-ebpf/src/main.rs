@@ -10,6 +10,8 @@ mod counters;
 #[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
+mod hdr;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
@@ -17,6 +19,8 @@ mod packet;
 mod sweep;
 #[cfg(target_arch = "bpf")]
 mod translate;
+#[cfg(target_arch = "bpf")]
+mod verdict;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
@@ -31,12 +35,11 @@ mod programs {
     use nat64_common::counters::Counter;
 
     use crate::{
+        hdr::ETH_LEN,
         maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP, TX_PORTS},
-        packet::{
-            Action, ETH_LEN, HELD_MARK, KIND_TX, PULL_HEADERS, TcPacket, XdpPacket, kind, pack, verdict_tc,
-            verdict_xdp,
-        },
+        packet::{HELD_MARK, PULL_HEADERS, TcPacket, XdpPacket},
         translate::{self, Step},
+        verdict::{Action, KIND_TX, kind, pack, verdict_tc, verdict_xdp},
     };
 
     /// bpf_tail_call with the index as an immediate at its own call site. The JIT
@@ -71,11 +74,11 @@ mod programs {
         }
         at!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
     }
-    const _: () = assert!(translate::STAGES == 11, "one call site per stage in tail_call");
+    const _: () = assert!(nat64_common::stages::COUNT == 11, "one call site per stage in tail_call");
 
     /// A stage's end: its verdict, or the tail call to the next stage. Should the
     /// jump table lack the stage, nothing has been changed yet: the packet passes,
-    /// counted as an internal error.
+    /// counted as `pass_stage_missing`.
     #[inline(always)]
     fn run_xdp(ctx: &XdpContext, step: Step) -> u32 {
         match step {
@@ -83,7 +86,7 @@ mod programs {
             Step::Jump(i) => {
                 // SAFETY: the context is the program's own.
                 unsafe { tail_call(ctx.as_ptr(), (&raw const JUMP_XDP).cast(), i) };
-                verdict_xdp(translate::conclude(pack(Action::Pass, Counter::DropInternal)))
+                verdict_xdp(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)))
             }
         }
     }
@@ -123,7 +126,7 @@ mod programs {
                     if L2 == ETH_LEN { (&raw const JUMP_TC).cast() } else { (&raw const JUMP_TC_L3).cast() };
                 // SAFETY: the context is the program's own.
                 unsafe { tail_call(ctx.as_ptr(), table, i) };
-                verdict_tc(translate::conclude(pack(Action::Pass, Counter::DropInternal)), ifindex)
+                verdict_tc(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)), ifindex)
             }
         }
     }

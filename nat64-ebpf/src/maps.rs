@@ -233,6 +233,9 @@ pub static ADDR_MEMO: PerCpuArray<AddrMemo> = PerCpuArray::with_max_entries(4 * 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<CounterValue> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
+/// Size of the scratch buffer for bulk checksums.
+pub const SUM_BUF: usize = 2048;
+
 /// Per-CPU scratch space. Headers and addresses live here rather than on the
 /// 512-byte stack: LLVM splits stack arrays into byte-sized values and spills each one
 /// across helper calls, which overflows the stack; map memory is left alone.
@@ -273,7 +276,7 @@ pub struct Scratch {
     /// The mapping the dynamic pool's allocation stage is about to insert.
     pub pool: PoolEntry,
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
-    pub buf: [u8; crate::translate::SUM_BUF],
+    pub buf: [u8; SUM_BUF],
     /// An RFC 4884 extension crossing in a translated error: the new original-datagram
     /// field's length, the datagram bytes it keeps, the extension's length (0s: none),
     /// the padding's length.
@@ -377,10 +380,10 @@ pub fn scratch() -> Option<&'static mut Scratch> {
 /// The jump tables of the pipeline's stages (see `translate::STAGE_*`), one per attach
 /// point: a tail call only reaches programs of its own type. nat64-ctl fills them.
 #[map(name = "JUMP_XDP")]
-pub static JUMP_XDP: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);
+pub static JUMP_XDP: ProgramArray = ProgramArray::with_max_entries(nat64_common::stages::COUNT, 0);
 
 #[map(name = "JUMP_TC")]
-pub static JUMP_TC: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);
+pub static JUMP_TC: ProgramArray = ProgramArray::with_max_entries(nat64_common::stages::COUNT, 0);
 
 #[map(name = "JUMP_TC_L3")]
-pub static JUMP_TC_L3: ProgramArray = ProgramArray::with_max_entries(crate::translate::STAGES, 0);
+pub static JUMP_TC_L3: ProgramArray = ProgramArray::with_max_entries(nat64_common::stages::COUNT, 0);

@@ -17,11 +17,13 @@ use nat64_common::{
     words,
 };
 
-use super::l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6};
+use super::{l4, step};
 use crate::{
     counters,
+    hdr::{IPPROTO_ICMP, IPPROTO_ICMPV6},
     maps::{HELD_MAX, HELD_STAGING, Held, ICMP_HELD, Scratch, scratch},
-    packet::{Action, KIND_PASS, KIND_REDIRECT, Packet, high, kind, pack},
+    packet::Packet,
+    verdict::{Action, KIND_PASS, KIND_REDIRECT, high, kind, pack},
 };
 
 /// What `Scratch::held` says of this packet.
@@ -32,7 +34,7 @@ pub const LAST: u32 = 2;
 /// take it into the general path (counted), or dropped (counted) without one.
 #[inline(always)]
 pub fn to_kernel<P: Packet>(pkt: &P, g: &Globals) -> u64 {
-    if g.general_ifindex != 0 && super::general_path_credit(pkt, g) == 0 {
+    if g.general_ifindex != 0 && step::general_path_credit(pkt, g) == 0 {
         pack(Action::Pass, Counter::PassIcmpFragment)
     } else {
         pack(Action::Drop, Counter::DropIcmpFragment)

@@ -15,19 +15,21 @@ use nat64_common::{
 };
 
 use super::{
-    denylisted4, eamt4, eamt6, finish,
-    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    l4,
+    lookup::{denylisted4, eamt4, eamt6},
+    step::finish,
 };
 use crate::{
     forward::{self, Route},
-    maps::{NAT_ADDRS, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack},
+    hdr::{
+        ETH_P_IP, ETH_P_IPV6, FRAG_HLEN, ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+        IPV4_HLEN, IPV6_HLEN,
+    },
+    maps::{NAT_ADDRS, SUM_BUF, scratch},
+    packet::Packet,
+    verdict::{Action, pack},
 };
 
-const IPV6_HLEN: usize = 40;
-const IPV4_HLEN: usize = 20;
-const ICMP_HLEN: usize = 8;
-const FRAG_HLEN: usize = 8;
 /// RFC 7915 §4.2 / RFC 4443 §2.4: an ICMPv6 error fits the IPv6 minimum MTU.
 const MAX_ICMP6_ERROR: usize = 1280;
 /// RFC 1812 §4.3.2.3: an ICMPv4 error is at most 576 bytes.
@@ -108,7 +110,7 @@ fn map6to4_sub(
 
 /// `l4::sum_bytes` for the error path: `1 << 32 | sum`, or 0 on failure.
 #[inline(never)]
-fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; l4::SUM_BUF], off: usize, len: usize) -> u64 {
+fn sum_sub<P: Packet>(pkt: &P, buf: &mut [u8; SUM_BUF], off: usize, len: usize) -> u64 {
     match l4::sum_bytes(pkt, buf, off, len) {
         Some(x) => 1 << 32 | x as u64,
         None => 0,
@@ -134,7 +136,7 @@ fn sum_in<P: Packet>(pkt: &P, off: usize, len: usize) -> u64 {
 #[inline(always)]
 fn save_extension<P: Packet>(pkt: &P, off: usize) -> bool {
     let Some(s) = scratch() else { return false };
-    match helper_len(&s.ext[2], l4::SUM_BUF) {
+    match helper_len(&s.ext[2], SUM_BUF) {
         0 => false,
         n => pkt.load_bytes(off, s.buf.as_mut_ptr(), n),
     }
@@ -161,7 +163,7 @@ fn place_extension<P: Packet>(pkt: &mut P, at: usize) -> bool {
             }
         }
     }
-    match helper_len(&s.ext[2], l4::SUM_BUF) {
+    match helper_len(&s.ext[2], SUM_BUF) {
         0 => false,
         n => pkt.store_bytes(at + ipl, s.buf.as_ptr(), n),
     }

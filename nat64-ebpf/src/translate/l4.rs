@@ -4,12 +4,7 @@ use nat64_common::checksum;
 
 use aya_ebpf::helpers::generated as h;
 
-use crate::packet::Packet;
-
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_ICMPV6: u8 = 58;
+use crate::{hdr::IPPROTO_ICMPV6, maps::SUM_BUF, packet::Packet};
 
 /// Offset of the checksum inside the L4 header.
 pub const TCP_CHECK: usize = 16;
@@ -82,8 +77,6 @@ pub fn fix_pseudo<P: Packet>(pkt: &mut P, off: usize, old: u32, new: u32, udp: b
     pkt.fix_pseudo_check(off, old, new, udp)
 }
 
-/// Size of the scratch buffer for bulk checksums.
-pub const SUM_BUF: usize = 2048;
 /// bpf_csum_diff works on at most this many bytes per call.
 const CSUM_DIFF_MAX: usize = 512;
 

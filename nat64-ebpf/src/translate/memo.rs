@@ -18,7 +18,10 @@ use nat64_common::{
     words::{self, W6},
 };
 
-use super::{denylisted4, drop_reason};
+use super::{
+    lookup::{self, denylisted4},
+    step::drop_reason,
+};
 use crate::maps::{ADDR_MEMO, AddrMemo, EAMT4, Key4, MEMO_SLOTS, V4XLAT, scratch};
 
 /// The roles, each with its own region of the array.
@@ -107,7 +110,7 @@ pub fn v4(g: &Globals, role: u32, a: [u8; 4]) -> Option<&'static AddrMemo> {
 #[inline(never)]
 fn fill6(g: &Globals, m: &mut AddrMemo, a: &W6) {
     let Some(s) = scratch() else { return };
-    let eam = super::eamt6w(g, &mut s.key6w, a, false);
+    let eam = lookup::eamt6w(g, &mut s.key6w, a, false);
     let mut flags = if eam.is_some() { EAM } else { 0 };
     let mut to = 0;
     match words::map6to4(g, a, eam, denylisted4) {

@@ -5,56 +5,27 @@
 pub(crate) mod held;
 mod icmp_err;
 mod l4;
+mod lookup;
 mod memo;
 pub(crate) mod nat;
 mod pool;
 mod reply;
 mod simopen;
-pub use l4::{IPPROTO_TCP, IPPROTO_UDP, SUM_BUF};
+mod step;
 mod v4_to_v6;
 mod v6_to_v4;
 
-use aya_ebpf::{bindings::bpf_fib_lookup, maps::lpm_trie::Key};
-use nat64_common::{
-    addr::Untranslatable,
-    counters::Counter,
-    icmp,
-    maps::{EamEntry, Globals},
-    words::{self, W6},
-};
+use nat64_common::{counters::Counter, maps::Globals, stages};
+pub use step::Step;
 
 use crate::{
-    forward::Route,
-    maps::{DENYLIST4, EAMT4, EAMT6, Key4, Key6, V4XLAT, globals, scratch},
-    packet::{
-        Action, ETH_P_IP, ETH_P_IPV6, KIND_PASS, KIND_REDIRECT, Packet, is_alloc, is_hairpin, is_icmp_error,
-        is_nat, is_reply, kind, pack,
+    hdr::{ETH_P_IP, ETH_P_IPV6},
+    maps::{globals, scratch},
+    packet::Packet,
+    verdict::{
+        Action, KIND_PASS, KIND_REDIRECT, is_alloc, is_hairpin, is_icmp_error, is_nat, is_reply, kind, pack,
     },
 };
-
-/// The pipeline's stages after the entry, each a program of its own reached by tail
-/// call (index into the attach point's jump table), so that the kernel's verifier
-/// checks each apart: one program holding them all came close to its limit of a
-/// million instructions.
-pub const STAGE_XLAT4: u32 = 0;
-pub const STAGE_XLAT6: u32 = 1;
-pub const STAGE_ERR4: u32 = 2;
-pub const STAGE_ERR6: u32 = 3;
-pub const STAGE_REPLY4: u32 = 4;
-pub const STAGE_REPLY6: u32 = 5;
-pub const STAGE_ALLOC6: u32 = 6;
-pub const STAGE_HAIRPIN6: u32 = 7;
-pub const STAGE_NAT4: u32 = 8;
-pub const STAGE_NAT6: u32 = 9;
-pub const STAGE_HELD: u32 = 10;
-pub const STAGES: u32 = 11;
-
-/// What a stage leaves to its program: finish with a packed verdict, or go on with
-/// another stage.
-pub enum Step {
-    Finish(u64),
-    Jump(u32),
-}
 
 /// The entry: notes the packet's length (for the counters, whichever stage ends) and
 /// picks the first stage, or finishes at once for what is not to be translated.
@@ -71,8 +42,8 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     // Whether the translator is on is the translation stage's to ask: it reads the
     // settings anyway (each read is two map lookups).
     match pkt.l3_proto() {
-        Some(ETH_P_IP) => Step::Jump(STAGE_XLAT4),
-        Some(ETH_P_IPV6) => Step::Jump(STAGE_XLAT6),
+        Some(ETH_P_IP) => Step::Jump(stages::XLAT4),
+        Some(ETH_P_IPV6) => Step::Jump(stages::XLAT6),
         _ => Step::Finish(pack(Action::Pass, Counter::PassNotIp)),
     }
 }
@@ -106,25 +77,25 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
         && (v & 0xff == Counter::Xlat6to4Icmp as u64 || v & 0xff == Counter::Xlat4to6Icmp as u64)
     {
         s.verdict = v;
-        return Step::Jump(STAGE_HELD);
+        return Step::Jump(stages::HELD);
     }
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
     if is_icmp_error(v) {
-        return Step::Jump(if from_v6 { STAGE_ERR6 } else { STAGE_ERR4 });
+        return Step::Jump(if from_v6 { stages::ERR6 } else { stages::ERR4 });
     }
     if is_alloc(v) {
-        return Step::Jump(STAGE_ALLOC6);
+        return Step::Jump(stages::ALLOC6);
     }
     if is_hairpin(v) {
-        return Step::Jump(STAGE_HAIRPIN6);
+        return Step::Jump(stages::HAIRPIN6);
     }
     if is_nat(v) {
-        return Step::Jump(if from_v6 { STAGE_NAT6 } else { STAGE_NAT4 });
+        return Step::Jump(if from_v6 { stages::NAT6 } else { stages::NAT4 });
     }
     if is_reply(v) {
         s.verdict = v;
-        return Step::Jump(if from_v6 { STAGE_REPLY6 } else { STAGE_REPLY4 });
+        return Step::Jump(if from_v6 { stages::REPLY6 } else { stages::REPLY4 });
     }
     Step::Finish(v)
 }
@@ -183,7 +154,7 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
         s.nat_flag = 0;
         s.nat_undo[0] = 0;
         s.held[0] = 0;
-        return Step::Jump(STAGE_XLAT4);
+        return Step::Jump(stages::XLAT4);
     }
     Step::Finish(v)
 }
@@ -208,145 +179,4 @@ pub fn conclude(v: u64) -> u64 {
     let (len, no_xdp_xmit) = scratch().map(|s| (s.len as usize, s.no_xdp_xmit != 0)).unwrap_or((0, false));
     crate::counters::record(v, len, no_xdp_xmit);
     v
-}
-
-/// RFC 7915 §4.4 (IPv4) and §5.4 (IPv6): a packet dropped because one of its
-/// addresses cannot be translated (`counter`) is answered with Destination
-/// Unreachable, Communication Administratively Prohibited (ICMPv4 3/13, ICMPv6 1/1),
-/// unless the operator switched that off (`icmp-errors-on-drop`). The reply stage
-/// sends it, rate-limited, and never about an ICMP error, a fragment after the first
-/// or to a source that is not one host; the drop is counted either way.
-#[inline(always)]
-pub fn refuse(g: &Globals, counter: Counter, ipv6: bool) -> u64 {
-    let address = matches!(
-        counter,
-        Counter::DropSrcUnmapped
-            | Counter::DropReservedAddr
-            | Counter::DropDenylist4
-            | Counter::DropWkpNonGlobal
-            | Counter::DropOwnAddress
-    );
-    if !address || g.flag(Globals::FLAG_NO_DROP_ERRORS) {
-        return pack(Action::Drop, counter);
-    }
-    let (typ, code) = if ipv6 { (icmp::ICMP6_DEST_UNREACH, 1) } else { (icmp::ICMP4_DEST_UNREACH, 13) };
-    pack(Action::Reply(typ, code, 0), counter)
-}
-
-/// [`refuse`] for an address memo's outcome (the drop counter + 1, not 0).
-#[inline(always)]
-pub fn refuse_outcome(g: &Globals, outcome: u32, ipv6: bool) -> u64 {
-    refuse(g, Counter::ALL.get(outcome as usize - 1).copied().unwrap_or(Counter::DropInternal), ipv6)
-}
-
-/// The drop counter for an address that cannot be translated.
-#[inline(always)]
-fn drop_reason(e: Untranslatable) -> Counter {
-    match e {
-        Untranslatable::NoMapping => Counter::DropSrcUnmapped,
-        Untranslatable::Reserved => Counter::DropReservedAddr,
-        Untranslatable::OwnAddress => Counter::DropOwnAddress,
-        Untranslatable::Denylisted => Counter::DropDenylist4,
-        Untranslatable::WkpNonGlobal => Counter::DropWkpNonGlobal,
-    }
-}
-
-/// 1 for a packet that arrived through the general path (the kernel routed it there
-/// and took one off its TTL or hop limit), else 0.
-#[inline(always)]
-fn general_path_credit<P: Packet>(pkt: &P, g: &Globals) -> u8 {
-    (g.general_ifindex != 0 && pkt.ingress_ifindex() == g.general_ifindex) as u8
-}
-
-/// The EAM entry for an IPv4 address (one of a bulk load not yet complete does not
-/// count); a dynamic-pool address held by a host maps like a /32 entry.
-#[inline(always)]
-fn eamt4(g: &Globals, a: [u8; 4]) -> Option<&'static EamEntry> {
-    match EAMT4.get(Key4::new(a).key()).filter(|e| e.generation <= g.eam_gen) {
-        Some(e) => Some(e),
-        None if g.in_dyn_pool(a) => pool::lookup4(a),
-        None => None,
-    }
-}
-
-/// The EAM entry for an IPv6 address; with `pool`, a host holding a dynamic-pool
-/// address maps like a /128 entry (pool6 destinations are not looked for there). The key lives in scratch memory: a 20-byte key on the stack costs 16
-/// spilled bytes.
-#[inline(always)]
-fn eamt6(g: &Globals, key: &mut Key<[u8; 16]>, a: &[u8; 16], pool: bool) -> Option<&'static EamEntry> {
-    key.prefix_len = 128;
-    key.data = *a;
-    match EAMT6.get(&*key).filter(|e| e.generation <= g.eam_gen) {
-        Some(e) => Some(e),
-        None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(a),
-        None => None,
-    }
-}
-
-/// `eamt6` for an address held as words.
-#[inline(always)]
-fn eamt6w(g: &Globals, key: &mut Key6, a: &W6, pool: bool) -> Option<&'static EamEntry> {
-    key.prefix_len = 128;
-    key.data = *a;
-    match EAMT6.get(key.key()).filter(|e| e.generation <= g.eam_gen) {
-        Some(e) => Some(e),
-        None if pool && g.flag(Globals::FLAG_DYNAMIC_POOL) => pool::lookup6(words::as_bytes(a)),
-        None => None,
-    }
-}
-
-/// Whether an IPv4 destination is IPv4-translatable (`ipv4-translatable`): an IPv6
-/// host holds its pool6 form, so what is sent to it is for translation.
-#[inline(always)]
-fn ipv4_translatable(g: &Globals, a: [u8; 4]) -> bool {
-    g.flag(Globals::FLAG_IPV4_TRANSLATABLE) && V4XLAT.get(Key4::new(a).key()).is_some()
-}
-
-#[inline(always)]
-fn denylisted4(a: [u8; 4]) -> bool {
-    DENYLIST4.get(Key4::new(a).key()).is_some()
-}
-
-const _: () = assert!(
-    core::mem::offset_of!(bpf_fib_lookup, smac) % 2 == 0
-        && core::mem::offset_of!(bpf_fib_lookup, dmac) % 2 == 0
-        && core::mem::align_of::<bpf_fib_lookup>() >= 2
-);
-
-/// Writes the next hop's MAC addresses when the packet leaves by redirect.
-/// `flow_hash`: the translated addresses' hash the route lookup noted (`s.flow_hash`),
-/// for a packet that arrived without one (`Packet::set_flow_hash`).
-#[inline(always)]
-fn finish<P: Packet>(pkt: &mut P, route: Route, fib: &bpf_fib_lookup, flow_hash: u32) -> Action {
-    match route {
-        Route::Out(ifindex) => {
-            // From an L3 device: room for the Ethernet header first, its type from the
-            // packet's protocol (else the kernel sends it on, translated).
-            if !P::HAS_ETH && !pkt.push_eth() {
-                return Action::Pass;
-            }
-            // Six two-byte copies (both MACs lie 2-byte aligned in the struct) rather
-            // than twelve one-byte ones.
-            let Some(p) = pkt.ptr_at::<[u16; 6]>(0) else {
-                return Action::Pass;
-            };
-            let p = p as *mut u16;
-            let d = core::ptr::addr_of!(fib.dmac).cast::<u16>();
-            let s = core::ptr::addr_of!(fib.smac).cast::<u16>();
-            let mut i = 0;
-            while i < 3 {
-                // SAFETY: 12 packet bytes were bounds-checked (unaligned access is allowed
-                // for packet memory); `dmac` and `smac` are 6 bytes each at even offsets
-                // of a 4-byte aligned struct.
-                unsafe {
-                    core::ptr::write_volatile(p.add(i), core::ptr::read(d.add(i)));
-                    core::ptr::write_volatile(p.add(3 + i), core::ptr::read(s.add(i)));
-                }
-                i += 1;
-            }
-            pkt.set_flow_hash(flow_hash);
-            Action::Redirect(ifindex)
-        }
-        Route::Kernel | Route::TooBig(_) => Action::Pass,
-    }
 }

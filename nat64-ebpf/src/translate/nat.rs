@@ -22,28 +22,31 @@ use nat64_common::{
     words,
 };
 
+use nat64_common::stages;
+
 use super::{
-    STAGE_HAIRPIN6, STAGE_REPLY4, STAGE_REPLY6, STAGE_XLAT4, STAGE_XLAT6, Step, denylisted4, drop_reason,
-    l4::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_CHECK, UDP_CHECK},
+    l4::{TCP_CHECK, UDP_CHECK},
+    lookup::denylisted4,
     simopen::{self, pack4},
+    step::{self, Step, drop_reason},
 };
 use crate::{
     atomic::fetch_add,
     counters::bump,
+    hdr::{ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HLEN},
     maps::{
         BIB4, BIB6, NAT_ADDRS, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_EVENTS, NAT_FRAGS, NAT_POOL4,
         NAT_SUBSCRIBERS, SESSIONS, Scratch, globals, scratch,
     },
-    packet::{Action, Packet, pack},
+    packet::Packet,
+    verdict::{Action, pack},
 };
 
-const IPV6_HLEN: usize = 40;
 const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP4_PORT_UNREACH: u8 = 3;
-const ICMP_HLEN: usize = 8;
 const EEXIST: i64 = 17;
 const E2BIG: i64 = 7;
 const BPF_NOEXIST: u64 = 1;
@@ -488,7 +491,7 @@ fn syn_wanted(cfg: &NatConfig, proto: u8, flags: u8, dst4: [u8; 4], dport: u16) 
 #[inline(never)]
 fn hold6<P: Packet>(pkt: &P, what: u64, remote: u64, local: u64) -> u64 {
     let (proto, flags) = (what as u8, (what >> 8) as u8);
-    let otherwise = crate::packet::counter(what >> 16);
+    let otherwise = crate::verdict::counter(what >> 16);
     let Some(cfg) = NAT_CFG.get(0) else {
         return pack(Action::Drop, Counter::DropInternal);
     };
@@ -794,7 +797,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         };
         s.nat_flag = 1;
         s.nat_addr4 = a;
-        return Step::Jump(STAGE_XLAT6);
+        return Step::Jump(stages::XLAT6);
     }
     // An echo reply goes out through a mapping that exists (a static entry's, or the
     // host's own hairpinned echo), never a new one.
@@ -817,13 +820,13 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             // left, or a host outside the port blocks, which has none).
             Err(c @ (Counter::DropNatPortsExhausted | Counter::DropNatNoPortBlock)) => {
                 s.verdict = pack(Action::Reply(1, 3, 0), c);
-                return Step::Jump(STAGE_REPLY6);
+                return Step::Jump(stages::REPLY6);
             }
             // RFC 6888 REQ-4: the subscriber is at its limit: Destination Unreachable,
             // Communication with Destination Administratively Prohibited.
             Err(Counter::DropNatSubscriberLimit) => {
                 s.verdict = pack(Action::Reply(1, 1, 0), Counter::DropNatSubscriberLimit);
-                return Step::Jump(STAGE_REPLY6);
+                return Step::Jump(stages::REPLY6);
             }
             Err(c) => return finish(Action::Drop, c),
         },
@@ -883,7 +886,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             off as u32,
             nh as u32 | 1 << 8 | (w1 & 0xff) << 16,
         ];
-        return Step::Jump(STAGE_HAIRPIN6);
+        return Step::Jump(stages::HAIRPIN6);
     }
     if rewrite_noted(pkt, s, &at, sport, k4.port, proto == PROTO_ICMP).is_none() {
         return finish(Action::Drop, Counter::DropInternal);
@@ -893,7 +896,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     }
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;
-    Step::Jump(STAGE_XLAT6)
+    Step::Jump(stages::XLAT6)
 }
 
 /// An ICMPv6 error (at `off`) about a packet an IPv4 host sent through a mapping: the
@@ -949,7 +952,7 @@ fn error6<P: Packet>(pkt: &mut P, s: &mut Scratch, off: usize) -> Step {
     s.nat_flag = 1;
     s.nat_addr4 = k4.addr;
     s.nat_undo[0] = 0;
-    Step::Jump(STAGE_XLAT6)
+    Step::Jump(stages::XLAT6)
 }
 
 /// An ICMPv4 error (at `o`) to a pool4 address: the packet inside went from a pool4
@@ -1002,7 +1005,7 @@ fn error4<P: Packet>(pkt: &mut P, s: &mut Scratch, o: usize) -> Step {
     s.nat_flag = 1;
     s.nat_dst6 = words::from_bytes(&entry.v6.addr);
     s.nat_undo[0] = 0;
-    Step::Jump(STAGE_XLAT4)
+    Step::Jump(stages::XLAT4)
 }
 
 /// IPv4 -> IPv6: the destination transport address (a pool4 one) through the BIB,
@@ -1041,12 +1044,12 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
         && pkt.load::<[u8; 2]>(o).is_some_and(|t| icmp::is_error4(t[0]));
     // What runs out of hops is answered before anything is mapped (the error quotes
     // the packet as its sender sent it); never an error about an error.
-    if hdr[8].saturating_add(super::general_path_credit(pkt, g)) <= 1 {
+    if hdr[8].saturating_add(step::general_path_credit(pkt, g)) <= 1 {
         if error {
             return finish(Action::Drop, Counter::DropTtlExpired);
         }
         s.verdict = pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
-        return Step::Jump(STAGE_REPLY4);
+        return Step::Jump(stages::REPLY4);
     }
     if error {
         if more {
@@ -1075,7 +1078,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
         };
         s.nat_flag = 1;
         s.nat_dst6 = words::from_bytes(&a);
-        return Step::Jump(STAGE_XLAT4);
+        return Step::Jump(stages::XLAT4);
     }
     let t = match transport(pkt, o, proto4, IPPROTO_ICMP, [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST], true, false) {
         Ok(t) => t,
@@ -1093,7 +1096,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
                 Action::Reply(icmp::ICMP4_DEST_UNREACH, ICMP4_PORT_UNREACH, 0),
                 Counter::DropNatNoMapping,
             );
-            return Step::Jump(STAGE_REPLY4);
+            return Step::Jump(stages::REPLY4);
         }
         // §3.5.2.2: a SYN is held for a simultaneous open.
         let c = hold4(pkt, cfg, &t, u16::from_be_bytes([hdr[2], hdr[3]]), Counter::DropNatNoMapping);
@@ -1118,7 +1121,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     }
     s.nat_flag = 1;
     s.nat_dst6 = words::from_bytes(&entry.v6.addr);
-    Step::Jump(STAGE_XLAT4)
+    Step::Jump(stages::XLAT4)
 }
 
 const _: () = assert!(IPPROTO_ICMP == PROTO_ICMP);

@@ -11,11 +11,14 @@ use nat64_common::{
     maps::{EamEntry, Globals, POOL_REFRESH_NS, POOL_RING_SLOTS, PoolEntry},
 };
 
-use super::{STAGE_REPLY6, STAGE_XLAT6, Step};
+use nat64_common::stages;
+
+use super::step::Step;
 use crate::{
     counters::bump,
     maps::{EAMT4, POOL_DORMANT, POOL_HEAD, POOL_RING, POOL_TAIL, POOL4, POOL6, scratch},
-    packet::{Action, Packet, pack},
+    packet::Packet,
+    verdict::{Action, pack},
 };
 
 /// Notes a use of the mapping, at most once per [`POOL_REFRESH_NS`].
@@ -112,7 +115,7 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
     }
     // Another CPU may have been quicker for the same host.
     if POOL6.get_ptr(&s.src6).is_some() {
-        return Step::Jump(STAGE_XLAT6);
+        return Step::Jump(stages::XLAT6);
     }
     // SAFETY: helper without arguments.
     let now = unsafe { h::bpf_ktime_get_coarse_ns() };
@@ -154,17 +157,17 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
     }
     let Some(a) = taken else {
         s.verdict = pack(Action::Reply(icmp::ICMP6_DEST_UNREACH, 3, 0), Counter::DropPoolExhausted);
-        return Step::Jump(STAGE_REPLY6);
+        return Step::Jump(stages::REPLY6);
     };
     s.pool.eam.v4 = a;
     if POOL6.insert(&s.src6, &s.pool, BPF_NOEXIST as u64).is_err() {
         // The same host got one on another CPU meanwhile: give this one back. It is
         // still in the ring for whoever comes next, or nat64-ctl puts it back.
         let _ = POOL4.remove(&a);
-        return Step::Jump(STAGE_XLAT6);
+        return Step::Jump(stages::XLAT6);
     }
     // Its claim on an old address is answered now, whichever it got.
     let _ = POOL_DORMANT.remove(&s.src6);
     bump(Counter::PoolAllocated, 0);
-    Step::Jump(STAGE_XLAT6)
+    Step::Jump(stages::XLAT6)
 }

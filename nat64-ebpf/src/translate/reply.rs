@@ -14,18 +14,17 @@ use nat64_common::{
     maps::{Globals, ICMP_ERRORS_BURST, ICMP_ERRORS_PER_SEC},
 };
 
-use super::l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6};
+use super::l4;
 use crate::{
     counters::bump,
     forward,
+    hdr::{ETH_P_IP, ETH_P_IPV6, ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_HLEN, IPV6_HLEN},
     maps::{NAT_ADDRS, RATELIMIT, scratch},
-    packet::{Action, ETH_P_IP, ETH_P_IPV6, Packet, pack, unpack},
+    packet::Packet,
+    verdict::{Action, pack, unpack},
 };
 
-const IPV6_HLEN: usize = 40;
 const EXT_FRAGMENT: u8 = 44;
-const IPV4_HLEN: usize = 20;
-const ICMP_HLEN: usize = 8;
 const MAX_ICMP6_ERROR: usize = 1280;
 const MAX_ICMP4_ERROR: usize = 576;
 const NS: u64 = 1_000_000_000;

@@ -10,26 +10,29 @@ use nat64_common::{
 };
 
 use super::{
-    denylisted4, drop_reason, eamt4, finish, held, ipv4_translatable,
-    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    held, l4,
+    lookup::{denylisted4, eamt4, ipv4_translatable},
     memo,
+    step::{self, drop_reason, finish},
 };
 use crate::{
     forward::{self, Route},
+    hdr::{
+        ETH_P_IPV6, FRAG_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN,
+    },
+    maps::SUM_BUF,
     maps::scratch,
-    packet::{Action, ETH_P_IPV6, Packet, pack},
+    packet::Packet,
+    verdict::{Action, pack},
 };
 
-const IPV6_HLEN: usize = 40;
-const IPV4_HLEN: usize = 20;
-const FRAG_HLEN: usize = 8;
 const EXT_FRAGMENT: u8 = 44;
 
 /// Sum of the IPv4 header including options, to verify its checksum.
 #[inline(always)]
 fn header_sum<P: Packet>(
     pkt: &P,
-    buf: &mut [u8; l4::SUM_BUF],
+    buf: &mut [u8; SUM_BUF],
     l3: usize,
     h: &[u32; 5],
     ihl: usize,
@@ -239,7 +242,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     if nat
         && s.nat_flag == 0
         && (w1 & 0x3fff != 0
-            || ((w2 >> 24) as u8).saturating_add(super::general_path_credit(pkt, g)) <= 1
+            || ((w2 >> 24) as u8).saturating_add(step::general_path_credit(pkt, g)) <= 1
             || super::nat::fast4(
                 pkt,
                 (l3 + ihl) as u64,
@@ -268,7 +271,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             }
             return pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 1, 0), Counter::DropPoolUnmapped);
         }
-        c => return super::refuse_outcome(g, c, false),
+        c => return step::refuse_outcome(g, c, false),
     }
     if P::XDP && icmp_fragment {
         return held::to_kernel(pkt, g);
@@ -293,7 +296,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     let proto = (w2 >> 16) as u8;
     // From the general path the kernel has already taken this hop off (spec §7): give
     // it back, so that the hop counts once whichever way the packet leaves.
-    let ttl = ((w2 >> 24) as u8).saturating_add(super::general_path_credit(pkt, g));
+    let ttl = ((w2 >> 24) as u8).saturating_add(step::general_path_credit(pkt, g));
     let tos = (w0 >> 16) as u8;
     let (nh, counter) = match proto {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
@@ -341,7 +344,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         let eam_src = eamt4(g, src);
         match words::map4to6(g, src, eam_src, eam_src.is_none() && denylisted4(src)) {
             Ok((a, _)) => s.src6w = a,
-            Err(e) => return super::refuse(g, drop_reason(e), false),
+            Err(e) => return step::refuse(g, drop_reason(e), false),
         }
     } else {
         let Some(ms) = memo::v4(g, memo::SRC4, src) else {
@@ -349,7 +352,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         };
         match ms.outcome() {
             0 => ms.to6_into(&mut s.src6w),
-            o => return super::refuse_outcome(g, o, false),
+            o => return step::refuse_outcome(g, o, false),
         }
     }
 
@@ -401,7 +404,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     // leaves room for translation (spec §2). Decided before the route is asked for.
     // ICMP too: its fragments cross through the held stage (`held`).
     let df = flags & 0x4000 != 0;
-    let to_general_path = !df && g.general_ifindex != 0 && super::general_path_credit(pkt, g) == 0;
+    let to_general_path = !df && g.general_ifindex != 0 && step::general_path_credit(pkt, g) == 0;
     if to_general_path && (l3_new + plen) as u32 > g.lowest_ipv6_mtu {
         return pack(Action::Pass, Counter::PassGeneralPath);
     }
@@ -426,7 +429,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         // The kernel takes its hop off as it forwards. From the general path it already
         // took one: the node then counts two, so that a packet the routes would send
         // round the general path again runs out of hops instead of for ever.
-        Route::Kernel | Route::TooBig(_) => ttl - super::general_path_credit(pkt, g),
+        Route::Kernel | Route::TooBig(_) => ttl - step::general_path_credit(pkt, g),
     };
     let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
     // The IPv6 header (and fragment header) as words.

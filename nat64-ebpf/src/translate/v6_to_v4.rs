@@ -4,18 +4,19 @@ use aya_ebpf::helpers::generated as h;
 use nat64_common::{checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
-    denylisted4, drop_reason, eamt4, finish, held,
-    l4::{self, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    held, l4,
+    lookup::{denylisted4, eamt4},
     memo,
+    step::{self, drop_reason, finish},
 };
 use crate::{
     forward::{self, Route},
+    hdr::{ETH_P_IP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN},
     maps::scratch,
-    packet::{Action, ETH_P_IP, Packet, pack},
+    packet::Packet,
+    verdict::{Action, pack},
 };
 
-const IPV6_HLEN: usize = 40;
-const IPV4_HLEN: usize = 20;
 /// RFC 7915 §5.1: at most this many bytes, DF=0 with a fresh Identification.
 pub const DF_THRESHOLD: usize = 1260;
 /// Extension headers walked before giving up (hop-by-hop, destination options,
@@ -74,12 +75,12 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
     let dst4 = match md.outcome() {
         0 => md.to4(),
-        o => return super::refuse_outcome(g, o, true),
+        o => return step::refuse_outcome(g, o, true),
     };
 
     // From the general path the kernel has already taken this hop off (spec §7): give
     // it back, so that the hop counts once whichever way the packet leaves.
-    let hop_limit = (w1 as u8).saturating_add(super::general_path_credit(pkt, g));
+    let hop_limit = (w1 as u8).saturating_add(step::general_path_credit(pkt, g));
     // RFC 7915 §5.1: walk hop-by-hop, destination options, routing (segments left 0)
     // and fragment headers; they are not carried into IPv4.
     let mut nh = (w1 >> 8) as u8;
@@ -202,7 +203,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
         match (pooled, ms.outcome()) {
             (Some(e), _) => match words::map6to4(g, &s.src6w, Some(e), denylisted4) {
                 Ok((a, _)) => a,
-                Err(e) => return super::refuse(g, drop_reason(e), true),
+                Err(e) => return step::refuse(g, drop_reason(e), true),
             },
             (None, 0) => ms.to4(),
             // NAT64: a host without a mapping gets a pool address, then comes back here.
@@ -213,7 +214,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             {
                 return pack(Action::Alloc, Counter::DropSrcUnmapped);
             }
-            (None, o) => return super::refuse_outcome(g, o, true),
+            (None, o) => return step::refuse_outcome(g, o, true),
         }
     };
 
@@ -320,7 +321,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             return pack(Action::Reply(icmp::ICMP6_PACKET_TOO_BIG, 0, mtu4 + 20), Counter::DropMtuExceeded);
         }
         // As in v4_to_v6: from the general path, the node counts two (no loop for ever).
-        Route::Kernel | Route::TooBig(_) => hop_limit - super::general_path_credit(pkt, g),
+        Route::Kernel | Route::TooBig(_) => hop_limit - step::general_path_credit(pkt, g),
     };
     let (id, flags) = match frag {
         // RFC 7915 §5.1.1: ID from the low 16 bits, MF and offset from the header.
@@ -476,7 +477,7 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
                 Counter::DropMtuExceeded,
             );
         }
-        Route::Kernel => hop_limit - super::general_path_credit(pkt, g),
+        Route::Kernel => hop_limit - step::general_path_credit(pkt, g),
     };
     s.src6w = src6;
     s.dst6w = dst6;
