@@ -1,155 +1,15 @@
 //! Address mapping: RFC 6052 IPv4-embedded IPv6 addresses (pool6) and RFC 7757
 //! explicit address mappings (EAMT).
 
-use crate::maps::{EamEntry, Globals};
-use crate::ranges;
-
-/// RFC 6052 §2.2: the prefix lengths an IPv4-embedded IPv6 address may use.
-pub const POOL6_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
-
-/// Byte positions of the four IPv4 octets inside an IPv4-embedded IPv6 address with a
-/// prefix of `len` bits. Bits 64..71 (byte 8, the "u" octet) are skipped.
-#[inline(always)]
-pub const fn v4_positions(len: u8) -> Option<[usize; 4]> {
-    match len {
-        32 => Some([4, 5, 6, 7]),
-        40 => Some([5, 6, 7, 9]),
-        48 => Some([6, 7, 9, 10]),
-        56 => Some([7, 9, 10, 11]),
-        64 => Some([9, 10, 11, 12]),
-        96 => Some([12, 13, 14, 15]),
-        _ => None,
-    }
-}
-
-/// Builds the IPv4-embedded IPv6 address of `v4` under `prefix/len` (RFC 6052 §2.2).
-/// The u-octet and the suffix are zero.
-#[inline(always)]
-pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
-    let pos = v4_positions(len)?;
-    let mut out = [0u8; 16];
-    let nbytes = (len / 8) as usize;
-    let mut i = 0;
-    while i < 16 {
-        if i < nbytes {
-            out[i] = prefix[i];
-        }
-        i += 1;
-    }
-    out[pos[0]] = v4[0];
-    out[pos[1]] = v4[1];
-    out[pos[2]] = v4[2];
-    out[pos[3]] = v4[3];
-    Some(out)
-}
-
-/// Extracts the IPv4 address embedded in `addr` with a prefix of `len` bits. The
-/// u-octet and suffix are ignored (RFC 6052 §2.2).
-#[inline(always)]
-pub fn extract(addr: &[u8; 16], len: u8) -> Option<[u8; 4]> {
-    let pos = v4_positions(len)?;
-    Some([addr[pos[0]], addr[pos[1]], addr[pos[2]], addr[pos[3]]])
-}
-
-/// Whether `addr` lies inside `prefix/len` (whole bytes: pool6 lengths are multiples of 8).
-#[inline(always)]
-pub fn in_pool6(addr: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
-    if v4_positions(len).is_none() {
-        return false;
-    }
-    let nbytes = (len / 8) as usize;
-    let mut i = 0;
-    while i < 16 {
-        if i < nbytes && addr[i] != prefix[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Low `bits` bits set (`bits` <= 32).
-#[inline(always)]
-pub const fn suffix_mask(bits: u8) -> u32 {
-    if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 }
-}
-
-/// Mask with the high `len` bits of a 32-bit word set (`len` <= 32).
-#[inline(always)]
-pub const fn prefix_mask4(len: u8) -> u32 {
-    !suffix_mask(32 - if len > 32 { 32 } else { len })
-}
-
-/// An address as four host-order words (bit 0: the top bit of word 0).
-#[inline(always)]
-fn host_words(a: &[u8; 16]) -> [u32; 4] {
-    let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-    [w(0), w(4), w(8), w(12)]
-}
-
-#[inline(always)]
-fn host_words_bytes(w: [u32; 4]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let mut i = 0;
-    while i < 4 {
-        let b = w[i].to_be_bytes();
-        out[4 * i] = b[0];
-        out[4 * i + 1] = b[1];
-        out[4 * i + 2] = b[2];
-        out[4 * i + 3] = b[3];
-        i += 1;
-    }
-    out
-}
-
-/// RFC 7757 §3.2: the `s4` low bits of `x` (an IPv4 suffix) written right after the
-/// first `p6` bits of `w` (host-order words); the bits after them are left alone.
-#[inline(always)]
-pub fn put_suffix(w: &mut [u32; 4], p6: u8, s4: u8, x: u32) {
-    let (p6, s4) = (p6 as u32, s4 as u32);
-    if s4 == 0 || s4 > 32 || p6 + s4 > 128 {
-        return;
-    }
-    let i = (p6 / 32) as usize;
-    let o = p6 % 32;
-    // The suffix at the top of the 64-bit window that starts at word i (o + s4 <= 63).
-    let v = ((x as u64) & ((1u64 << s4) - 1)) << (64 - o - s4);
-    let (hi, lo) = ((v >> 32) as u32, v as u32);
-    // Constant indices: the verifier refuses a variable-offset read of the stack.
-    match i {
-        0 => {
-            w[0] |= hi;
-            w[1] |= lo;
-        }
-        1 => {
-            w[1] |= hi;
-            w[2] |= lo;
-        }
-        2 => {
-            w[2] |= hi;
-            w[3] |= lo;
-        }
-        _ => w[3] |= hi,
-    }
-}
-
-/// RFC 7757 §3.3: the `s4` bits of `w` right after its first `p6` bits.
-#[inline(always)]
-pub fn get_suffix(w: &[u32; 4], p6: u8, s4: u8) -> u32 {
-    let (p6, s4) = (p6 as u32, s4 as u32);
-    if s4 == 0 || s4 > 32 || p6 + s4 > 128 {
-        return 0;
-    }
-    let i = (p6 / 32) as usize;
-    let o = p6 % 32;
-    let (hi, lo) = match i {
-        0 => (w[0], w[1]),
-        1 => (w[1], w[2]),
-        2 => (w[2], w[3]),
-        _ => (w[3], 0),
-    };
-    (((((hi as u64) << 32) | lo as u64) >> (64 - o - s4)) as u32) & suffix_mask(s4 as u8)
-}
+use crate::{
+    maps::{EamEntry, Globals},
+    ranges,
+    rfc6052::{
+        embed, extract, get_suffix, host_words, host_words_bytes, in_pool6, prefix_mask4, put_suffix,
+        suffix_mask,
+    },
+    words::{self, W6, from_bytes, to_bytes},
+};
 
 impl EamEntry {
     /// Number of host bits on the IPv4 side (the suffix copied between the sides).
@@ -364,9 +224,82 @@ pub fn map6to4(
     Ok((v4, Rule::Pool6))
 }
 
+/// [`EamEntry::map4to6`] on words (the data path's form, see [`crate::words`]); an entry with unequal suffixes (RFC 7757 §3.2, rare)
+/// through the byte version.
+#[inline(always)]
+pub fn eam_map4to6_words(e: &EamEntry, v4: [u8; 4]) -> W6 {
+    if !e.equal_suffixes() {
+        return from_bytes(&e.map4to6(v4));
+    }
+    let mask = suffix_mask(e.suffix_bits());
+    let v6 = e.v6_words();
+    let low = (u32::from_be(v6[3]) & !mask) | (u32::from_be_bytes(v4) & mask);
+    [v6[0], v6[1], v6[2], low.to_be()]
+}
+
+/// [`EamEntry::map6to4`] on words (unequal suffixes through the byte version).
+#[inline(always)]
+pub fn eam_map6to4_words(e: &EamEntry, v6: &W6) -> [u8; 4] {
+    if !e.equal_suffixes() {
+        return e.map6to4(&to_bytes(v6));
+    }
+    let mask = suffix_mask(e.suffix_bits());
+    ((u32::from_be_bytes(e.v4) & !mask) | (u32::from_be(v6[3]) & mask)).to_be_bytes()
+}
+
+/// `map4to6` on words.
+#[inline(always)]
+pub fn map4to6_words(
+    g: &Globals,
+    v4: [u8; 4],
+    eam: Option<&EamEntry>,
+    denylisted: bool,
+) -> Result<(W6, Rule), Untranslatable> {
+    check_v4(g, v4)?;
+    if let Some(e) = eam {
+        return Ok((eam_map4to6_words(e, v4), Rule::Eam));
+    }
+    if g.pool6_len == 0 {
+        return Err(Untranslatable::NoMapping);
+    }
+    check_pool6_v4(g, v4, denylisted)?;
+    match words::embed(&g.pool6_words(), g.pool6_len, v4) {
+        Some(a) => Ok((a, Rule::Pool6)),
+        None => Err(Untranslatable::NoMapping),
+    }
+}
+
+/// `map6to4` on words.
+#[inline(always)]
+pub fn map6to4_words(
+    g: &Globals,
+    v6: &W6,
+    eam: Option<&EamEntry>,
+    denylist: impl FnOnce([u8; 4]) -> bool,
+) -> Result<([u8; 4], Rule), Untranslatable> {
+    if g.has_ipv6_addr() && *v6 == g.ipv6_addr_words() {
+        return Err(Untranslatable::OwnAddress);
+    }
+    if let Some(e) = eam {
+        let v4 = eam_map6to4_words(e, v6);
+        check_v4(g, v4)?;
+        return Ok((v4, Rule::Eam));
+    }
+    if g.pool6_len == 0 || !words::in_pool6(v6, &g.pool6_words(), g.pool6_len) {
+        return Err(Untranslatable::NoMapping);
+    }
+    let v4 = match words::extract(v6, g.pool6_len) {
+        Some(a) => a,
+        None => return Err(Untranslatable::NoMapping),
+    };
+    check_pool6_v4(g, v4, denylist(v4))?;
+    Ok((v4, Rule::Pool6))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rfc6052::POOL6_LENGTHS;
 
     fn g(prefix: [u8; 16], len: u8) -> Globals {
         let mut g = Globals::zeroed();

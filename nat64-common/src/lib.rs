@@ -12,5 +12,6 @@ pub mod maps;
 pub mod nat;
 pub mod options;
 pub mod ranges;
+pub mod rfc6052;
 pub mod stages;
 pub mod words;

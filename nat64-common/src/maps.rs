@@ -313,7 +313,7 @@ impl Globals {
 
     #[inline(always)]
     pub const fn in_dyn_pool(&self, a: [u8; 4]) -> bool {
-        let mask = crate::addr::prefix_mask4(self.dyn_pool_len);
+        let mask = crate::rfc6052::prefix_mask4(self.dyn_pool_len);
         self.flag(Self::FLAG_DYNAMIC_POOL)
             && u32::from_be_bytes(a) & mask == u32::from_be_bytes(self.dyn_pool) & mask
     }
@@ -385,7 +385,7 @@ impl EamEntry {
     /// (`32 - v4_len <= 128 - v6_len`, RFC 7757 §3.2); host bits of both prefixes are
     /// cleared.
     pub const fn new(v4: [u8; 4], v4_len: u8, v6: [u8; 16], v6_len: u8) -> Self {
-        let mask = crate::addr::prefix_mask4(v4_len);
+        let mask = crate::rfc6052::prefix_mask4(v4_len);
         let v4 = (u32::from_be_bytes(v4) & mask).to_be_bytes();
         let mut v6c = v6;
         let mut i = 0;

@@ -1,16 +1,14 @@
-//! The address logic of [`crate::addr`] and the checksum sums of
-//! [`crate::checksum`] on IPv6 addresses held as four `u32` words in memory order
-//! (each word is `u32::from_ne_bytes` of four address bytes).
+//! IPv6 addresses held as four `u32` words in memory order (each word is
+//! `u32::from_ne_bytes` of four address bytes): conversions, checksum sums, and
+//! [`crate::rfc6052`] on them. The address mapping in this form is
+//! `crate::addr::map4to6_words` / `map6to4_words`.
 //!
 //! Why: LLVM's BPF backend may not assume more alignment than a type promises, so
 //! every load, store, copy and comparison of a `[u8; 16]` becomes sixteen one-byte
 //! instructions; `[u32; 4]` moves in four. The results are those of the byte
 //! versions, bit for bit (see the tests).
 
-use crate::{
-    addr::{self, Rule, Untranslatable},
-    maps::{EamEntry, Globals},
-};
+use crate::rfc6052;
 
 /// An IPv6 address (or prefix) as four words in memory order.
 pub type W6 = [u32; 4];
@@ -59,10 +57,10 @@ const fn byte_mask(n: u32) -> u32 {
     if cfg!(target_endian = "little") { ones } else { ones.reverse_bits() }
 }
 
-/// `addr::in_pool6` on words.
+/// `rfc6052::in_pool6` on words.
 #[inline(always)]
 pub fn in_pool6(a: &W6, prefix: &W6, len: u8) -> bool {
-    if addr::v4_positions(len).is_none() {
+    if rfc6052::v4_positions(len).is_none() {
         return false;
     }
     // The lengths allowed (32 to 64 and 96 bits) cover word 0 whole, word 1 in part
@@ -73,100 +71,31 @@ pub fn in_pool6(a: &W6, prefix: &W6, len: u8) -> bool {
     ((a[0] ^ prefix[0]) | ((a[1] ^ prefix[1]) & m1) | ((a[2] ^ prefix[2]) & m2)) == 0
 }
 
-/// `addr::embed` on words; the /96 prefix (by far the most used) without bytes.
+/// `rfc6052::embed` on words; the /96 prefix (by far the most used) without bytes.
 #[inline(always)]
 pub fn embed(prefix: &W6, len: u8, v4: [u8; 4]) -> Option<W6> {
     if len == 96 {
         return Some([prefix[0], prefix[1], prefix[2], u32::from_ne_bytes(v4)]);
     }
-    addr::embed(&to_bytes(prefix), len, v4).map(|a| from_bytes(&a))
+    rfc6052::embed(&to_bytes(prefix), len, v4).map(|a| from_bytes(&a))
 }
 
-/// `addr::extract` on words.
+/// `rfc6052::extract` on words.
 #[inline(always)]
 pub fn extract(a: &W6, len: u8) -> Option<[u8; 4]> {
     if len == 96 {
         return Some(a[3].to_ne_bytes());
     }
-    addr::extract(&to_bytes(a), len)
-}
-
-/// `EamEntry::map4to6` on words; an entry with unequal suffixes (RFC 7757 §3.2, rare)
-/// through the byte version.
-#[inline(always)]
-pub fn eam_map4to6(e: &EamEntry, v4: [u8; 4]) -> W6 {
-    if !e.equal_suffixes() {
-        return from_bytes(&e.map4to6(v4));
-    }
-    let mask = addr::suffix_mask(e.suffix_bits());
-    let v6 = e.v6_words();
-    let low = (u32::from_be(v6[3]) & !mask) | (u32::from_be_bytes(v4) & mask);
-    [v6[0], v6[1], v6[2], low.to_be()]
-}
-
-/// `EamEntry::map6to4` on words (unequal suffixes through the byte version).
-#[inline(always)]
-pub fn eam_map6to4(e: &EamEntry, v6: &W6) -> [u8; 4] {
-    if !e.equal_suffixes() {
-        return e.map6to4(&to_bytes(v6));
-    }
-    let mask = addr::suffix_mask(e.suffix_bits());
-    ((u32::from_be_bytes(e.v4) & !mask) | (u32::from_be(v6[3]) & mask)).to_be_bytes()
-}
-
-/// `addr::map4to6` on words.
-#[inline(always)]
-pub fn map4to6(
-    g: &Globals,
-    v4: [u8; 4],
-    eam: Option<&EamEntry>,
-    denylisted: bool,
-) -> Result<(W6, Rule), Untranslatable> {
-    addr::check_v4(g, v4)?;
-    if let Some(e) = eam {
-        return Ok((eam_map4to6(e, v4), Rule::Eam));
-    }
-    if g.pool6_len == 0 {
-        return Err(Untranslatable::NoMapping);
-    }
-    addr::check_pool6_v4(g, v4, denylisted)?;
-    match embed(&g.pool6_words(), g.pool6_len, v4) {
-        Some(a) => Ok((a, Rule::Pool6)),
-        None => Err(Untranslatable::NoMapping),
-    }
-}
-
-/// `addr::map6to4` on words.
-#[inline(always)]
-pub fn map6to4(
-    g: &Globals,
-    v6: &W6,
-    eam: Option<&EamEntry>,
-    denylist: impl FnOnce([u8; 4]) -> bool,
-) -> Result<([u8; 4], Rule), Untranslatable> {
-    if g.has_ipv6_addr() && *v6 == g.ipv6_addr_words() {
-        return Err(Untranslatable::OwnAddress);
-    }
-    if let Some(e) = eam {
-        let v4 = eam_map6to4(e, v6);
-        addr::check_v4(g, v4)?;
-        return Ok((v4, Rule::Eam));
-    }
-    if g.pool6_len == 0 || !in_pool6(v6, &g.pool6_words(), g.pool6_len) {
-        return Err(Untranslatable::NoMapping);
-    }
-    let v4 = match extract(v6, g.pool6_len) {
-        Some(a) => a,
-        None => return Err(Untranslatable::NoMapping),
-    };
-    addr::check_pool6_v4(g, v4, denylist(v4))?;
-    Ok((v4, Rule::Pool6))
+    rfc6052::extract(&to_bytes(a), len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum;
+    use crate::{
+        addr, checksum,
+        maps::{EamEntry, Globals},
+    };
 
     struct Rng(u64);
     impl Rng {
@@ -213,10 +142,10 @@ mod tests {
                 }
             }
             let (pw, aw) = (from_bytes(&p), from_bytes(&a));
-            assert_eq!(in_pool6(&aw, &pw, len), addr::in_pool6(&a, &p, len), "{len} {a:?} {p:?}");
+            assert_eq!(in_pool6(&aw, &pw, len), rfc6052::in_pool6(&a, &p, len), "{len} {a:?} {p:?}");
             let v4 = r.v4();
-            assert_eq!(embed(&pw, len, v4).map(|w| to_bytes(&w)), addr::embed(&p, len, v4));
-            assert_eq!(extract(&aw, len), addr::extract(&a, len));
+            assert_eq!(embed(&pw, len, v4).map(|w| to_bytes(&w)), rfc6052::embed(&p, len, v4));
+            assert_eq!(extract(&aw, len), rfc6052::extract(&a, len));
         }
     }
 
@@ -239,7 +168,7 @@ mod tests {
             let deny = i % 7 == 0;
             for eam in [None, Some(&e)] {
                 let want = addr::map4to6(&g, v4, eam, deny);
-                let got = map4to6(&g, v4, eam, deny).map(|(w, rule)| (to_bytes(&w), rule));
+                let got = addr::map4to6_words(&g, v4, eam, deny).map(|(w, rule)| (to_bytes(&w), rule));
                 assert_eq!(got, want);
             }
             let mut v6 = r.bytes16();
@@ -250,7 +179,7 @@ mod tests {
             }
             for eam in [None, Some(&e)] {
                 let want = addr::map6to4(&g, &v6, eam, |a| a[0] & 1 == 0);
-                assert_eq!(map6to4(&g, &from_bytes(&v6), eam, |a| a[0] & 1 == 0), want);
+                assert_eq!(addr::map6to4_words(&g, &from_bytes(&v6), eam, |a| a[0] & 1 == 0), want);
             }
         }
     }

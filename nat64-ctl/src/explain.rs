@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use nat64_common::{
     addr::{self, Rule, Untranslatable},
     maps::{EamEntry, Globals},
+    rfc6052,
 };
 
 use crate::{
@@ -67,7 +68,7 @@ impl Lookup for Config {
         addr::eam_longest6(&t, &a.octets()).copied()
     }
     fn denylisted(&self, a: Ipv4Addr) -> bool {
-        self.denylist4.iter().any(|p| u32::from(a) & addr::prefix_mask4(p.len) == u32::from(p.addr))
+        self.denylist4.iter().any(|p| u32::from(a) & rfc6052::prefix_mask4(p.len) == u32::from(p.addr))
     }
     fn translatable(&self, a: Ipv4Addr) -> Option<Prefix4> {
         longest(&self.ipv4_translatable, a)
@@ -76,7 +77,7 @@ impl Lookup for Config {
 
 fn longest(list: &[Prefix4], a: Ipv4Addr) -> Option<Prefix4> {
     list.iter()
-        .filter(|p| u32::from(a) & addr::prefix_mask4(p.len) == u32::from(p.addr))
+        .filter(|p| u32::from(a) & rfc6052::prefix_mask4(p.len) == u32::from(p.addr))
         .max_by_key(|p| p.len)
         .copied()
 }
@@ -97,7 +98,7 @@ fn reason(e: Untranslatable) -> &'static str {
 }
 
 fn in_pool6(g: &Globals, a: Ipv6Addr) -> bool {
-    g.pool6_len != 0 && addr::in_pool6(&a.octets(), &g.pool6, g.pool6_len)
+    g.pool6_len != 0 && rfc6052::in_pool6(&a.octets(), &g.pool6, g.pool6_len)
 }
 
 fn eam_text(e: &EamEntry) -> String {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use nat64_common::addr::{self, POOL6_LENGTHS};
+use nat64_common::rfc6052::{self, POOL6_LENGTHS};
 
 use crate::config::Prefix6;
 
@@ -42,7 +42,7 @@ impl Discovered {
 pub fn prefix_of(a: Ipv6Addr) -> Option<Prefix6> {
     let octets = a.octets();
     POOL6_LENGTHS.iter().rev().find_map(|&len| {
-        let v4 = addr::extract(&octets, len)?;
+        let v4 = rfc6052::extract(&octets, len)?;
         if !WELL_KNOWN.contains(&v4) {
             return None;
         }

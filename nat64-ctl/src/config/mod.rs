@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use nat64_common::{addr::POOL6_LENGTHS, maps::Globals, ranges};
+use nat64_common::{maps::Globals, ranges, rfc6052::POOL6_LENGTHS};
 
 mod eamt;
 pub mod nat;

@@ -12,6 +12,7 @@ use nat64_common::{
     counters::Counter,
     icmp::{self, Rest},
     maps::Globals,
+    rfc6052,
 };
 
 use super::{
@@ -62,7 +63,7 @@ fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16], pool6_form: u64) -> u64
     let eam = eamt4(g, v4);
     if pool6_form != 0
         && eam.is_some()
-        && let Some(x) = addr::embed(&g.pool6, g.pool6_len, v4)
+        && let Some(x) = rfc6052::embed(&g.pool6, g.pool6_len, v4)
     {
         *out = x;
         return 0;
@@ -317,7 +318,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // RFC 7915 §4.1: an "illegal" source (0.0.0.0, 127.0.0.1, ...) of an ICMPv4
         // error is translated all the same, through pool6, for troubleshooting.
         let illegal = if nat64_common::ranges::is_reserved4(src) && g.pool6_len != 0 {
-            addr::embed(&g.pool6, g.pool6_len, src)
+            rfc6052::embed(&g.pool6, g.pool6_len, src)
         } else {
             None
         };
@@ -785,10 +786,10 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 /// dynamic-pool host: such an error takes the general path.
 #[inline(never)]
 pub fn comes_back(g: &Globals, dst6: &[u8; 16]) -> u32 {
-    if g.pool6_len == 0 || !addr::in_pool6(dst6, &g.pool6, g.pool6_len) {
+    if g.pool6_len == 0 || !rfc6052::in_pool6(dst6, &g.pool6, g.pool6_len) {
         return 0;
     }
-    let Some(a) = addr::extract(dst6, g.pool6_len) else {
+    let Some(a) = rfc6052::extract(dst6, g.pool6_len) else {
         return 0;
     };
     if g.flag(Globals::FLAG_STATEFUL) {

@@ -14,8 +14,9 @@
 //! callers look there themselves, as they did (`eamt4`, `eamt6w` with the pool).
 
 use nat64_common::{
+    addr,
     maps::Globals,
-    words::{self, W6},
+    words::W6,
 };
 
 use super::{
@@ -113,7 +114,7 @@ fn fill6(g: &Globals, m: &mut AddrMemo, a: &W6) {
     let eam = lookup::eamt6w(g, &mut s.key6w, a, false);
     let mut flags = if eam.is_some() { EAM } else { 0 };
     let mut to = 0;
-    match words::map6to4(g, a, eam, denylisted4) {
+    match addr::map6to4_words(g, a, eam, denylisted4) {
         Ok((v4, _)) => {
             to = u32::from_ne_bytes(v4);
             if EAMT4.get(Key4::new(v4).key()).is_some_and(|e| e.generation <= g.eam_gen) {
@@ -138,7 +139,7 @@ fn fill4(g: &Globals, m: &mut AddrMemo, w: u32) {
     }
     let deny = eam.is_none() && denylisted4(a);
     m.to = [0; 4];
-    match words::map4to6(g, a, eam, deny) {
+    match addr::map4to6_words(g, a, eam, deny) {
         Ok((v6, _)) => m.to = v6,
         Err(e) => flags |= (drop_reason(e) as u32 + 1) << 8,
     }

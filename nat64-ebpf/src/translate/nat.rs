@@ -12,6 +12,7 @@
 
 use aya_ebpf::helpers::generated as h;
 use nat64_common::{
+    addr,
     counters::Counter,
     icmp,
     maps::{
@@ -758,7 +759,7 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     let w1 = u32::from_be(s.hdr6w[1]);
     s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
     s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
-    let dst4 = match words::map6to4(g, &s.dst6w, None, denylisted4) {
+    let dst4 = match addr::map6to4_words(g, &s.dst6w, None, denylisted4) {
         Ok((a, _)) => a,
         Err(e) => return finish(Action::Drop, drop_reason(e)),
     };

@@ -1,7 +1,7 @@
 //! IPv4 -> IPv6 (RFC 7915 §4).
 
 use nat64_common::{
-    checksum,
+    addr, checksum,
     counters::Counter,
     icmp,
     maps::Globals,
@@ -98,7 +98,7 @@ fn map_dst_pooled(g: &Globals, src: [u8; 4], dst: [u8; 4], dst6: &mut W6) -> u32
         return Counter::PassV4NotOurs as u32 + 1;
     }
     let deny = eam_dst.is_none() && denylisted4(dst);
-    match words::map4to6(g, dst, eam_dst, deny) {
+    match addr::map4to6_words(g, dst, eam_dst, deny) {
         Ok((a, _)) => {
             *dst6 = a;
             0
@@ -342,7 +342,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
     }
     if g.in_dyn_pool(src) {
         let eam_src = eamt4(g, src);
-        match words::map4to6(g, src, eam_src, eam_src.is_none() && denylisted4(src)) {
+        match addr::map4to6_words(g, src, eam_src, eam_src.is_none() && denylisted4(src)) {
             Ok((a, _)) => s.src6w = a,
             Err(e) => return step::refuse(g, drop_reason(e), false),
         }

@@ -1,7 +1,7 @@
 //! IPv6 -> IPv4 (RFC 7915 §5).
 
 use aya_ebpf::helpers::generated as h;
-use nat64_common::{checksum, counters::Counter, icmp, maps::Globals, words};
+use nat64_common::{addr, checksum, counters::Counter, icmp, maps::Globals, words};
 
 use super::{
     held, l4,
@@ -201,7 +201,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
             None
         };
         match (pooled, ms.outcome()) {
-            (Some(e), _) => match words::map6to4(g, &s.src6w, Some(e), denylisted4) {
+            (Some(e), _) => match addr::map6to4_words(g, &s.src6w, Some(e), denylisted4) {
                 Ok((a, _)) => a,
                 Err(e) => return step::refuse(g, drop_reason(e), true),
             },
@@ -450,7 +450,7 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
     }
     s.src6w = [s.hdr6w[2], s.hdr6w[3], s.hdr6w[4], s.hdr6w[5]];
     s.dst6w = [s.hdr6w[6], s.hdr6w[7], s.hdr6w[8], s.hdr6w[9]];
-    let src6 = match words::map4to6(g, s4, None, denylisted4(s4)) {
+    let src6 = match addr::map4to6_words(g, s4, None, denylisted4(s4)) {
         Ok((a, _)) => a,
         Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
@@ -459,7 +459,7 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
         s.nat_dst6
     } else {
         let eam = eamt4(g, d4);
-        match words::map4to6(g, d4, eam, eam.is_none() && denylisted4(d4)) {
+        match addr::map4to6_words(g, d4, eam, eam.is_none() && denylisted4(d4)) {
             Ok((a, _)) => a,
             Err(e) => return pack(Action::Drop, drop_reason(e)),
         }
