@@ -13,7 +13,7 @@
 
 use std::{collections::BTreeSet, process::Command, time::Instant};
 
-use nat64_tests::lab::{Lab, must, peers, start_dns64, wait_until};
+use nat64_tests::lab::{Lab, json, packets, peers, sha256_file, start_dns64, wait_listening};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
@@ -26,16 +26,6 @@ const RESOLVER: &str = "2001:db8:100::ffff";
 const WEB: &str = "93.184.215.14";
 const UPLINK: &str = "192.0.2.1";
 const URL: &str = "http://www.v4only.test:8080";
-
-fn json(out: std::process::Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
-}
 
 /// 2001:db8:100::1/64 and the HOSTS host addresses from FIRST_HOST on `dev` in `ns`
 /// (one `ip -batch`).
@@ -94,10 +84,6 @@ fn pairs(v: &Value) -> BTreeSet<(String, String)> {
         .iter()
         .map(|m| (m["ipv6"].as_str().unwrap().to_string(), m["ipv4"].as_str().unwrap().to_string()))
         .collect()
-}
-
-fn counter(v: &Value, name: &str) -> u64 {
-    v[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
 }
 
 /// The lab both PLATs run in (see the module's picture): namespaces, links, addresses,
@@ -166,12 +152,9 @@ fn topology() -> Topo {
     std::fs::create_dir_all(&www).unwrap();
     let blob: Vec<u8> = (0..24_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(www.join("big"), &blob).unwrap();
-    let want_sha = must(&format!("sha256sum {} | cut -d' ' -f1", www.join("big").display()));
+    let want_sha = sha256_file(&www.join("big"));
     lab.spawn_in(&up, &format!("python3 {} http-serve 8080 {}", peers(), www.display()));
-    let listening = wait_until(std::time::Duration::from_secs(10), || {
-        !String::from_utf8_lossy(&lab.exec(&up, "ss -Hltn sport = :8080").stdout).trim().is_empty()
-    });
-    assert!(listening, "the HTTP server did not start");
+    wait_listening(&lab, &up, 8080, "tcp");
 
     Topo { lab, t, hosts, vm, plat, up, pa, pb, pu, dir, want_sha }
 }
@@ -233,8 +216,8 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
     assert!(v4s.iter().all(|a| a.starts_with("10.64.0.") || a.starts_with("10.64.1.")), "{v4s:?}");
     assert!(before.iter().any(|(h, _)| h == VM), "{before:?}");
     let stats = json(lab.ctl(&plat, CTL, &instance, &["stats", "--json"]), "stats");
-    assert_eq!(counter(&stats, "pool_allocated"), (HOSTS + 2) as u64);
-    assert_eq!(counter(&stats, "drop_pool_exhausted"), 0);
+    assert_eq!(packets(&stats, "pool_allocated"), (HOSTS + 2) as u64);
+    assert_eq!(packets(&stats, "drop_pool_exhausted"), 0);
     let text =
         String::from_utf8_lossy(&lab.ctl(&plat, CTL, &instance, &["pool", "list"]).stdout).into_owned();
     assert!(text.contains("expires in") && text.contains(VM), "{text}");
@@ -253,7 +236,7 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
     println!("restart: up again in {:?}", restart.elapsed());
     let dl = download.join().unwrap();
     assert!(dl.status.success(), "download across the restart: {}", String::from_utf8_lossy(&dl.stderr));
-    let sha = must(&format!("sha256sum {} | cut -d' ' -f1", got.display()));
+    let sha = sha256_file(&got);
     assert_eq!(sha, want_sha, "the download arrived intact");
 
     // Every host kept its address: the same pairs, and no new allocation when they all
@@ -266,7 +249,7 @@ fn ipv6_only_hosts_reach_an_ipv4_server_through_the_pool_behind_one_address() {
     );
     let stats = json(lab.ctl(&plat, CTL, &instance, &["stats", "--json"]), "stats");
     // The counters live in the pinned maps: they go on across the restart.
-    assert_eq!(counter(&stats, "pool_allocated"), (HOSTS + 2) as u64, "nobody needed a new address");
+    assert_eq!(packets(&stats, "pool_allocated"), (HOSTS + 2) as u64, "nobody needed a new address");
     assert_eq!(
         pairs(&json(lab.ctl(&plat, CTL, &instance, &["pool", "list", "--json"]), "pool list")),
         before
@@ -329,10 +312,7 @@ fn stateful_nat64_hosts_share_one_address_through_dns64() {
     let ping = lab.must_in(&hosts, &format!("ping -c 3 -i 0.2 -W 2 -I {FIRST_HOST} {target}"));
     assert!(ping.contains("3 received"), "{ping}");
     lab.spawn_in(&up, &format!("python3 {} udp-whoami 5300", peers()));
-    let ready = wait_until(std::time::Duration::from_secs(10), || {
-        !String::from_utf8_lossy(&lab.exec(&up, "ss -Hlun sport = :5300").stdout).trim().is_empty()
-    });
-    assert!(ready, "udp-whoami did not start");
+    wait_listening(&lab, &up, 5300, "udp");
     let udp = lab.must_in(&vm, &format!("python3 {} udp-ask {target} 5300", peers()));
     assert_eq!(udp.trim(), POOL4);
 
@@ -355,7 +335,7 @@ fn stateful_nat64_hosts_share_one_address_through_dns64() {
     let tracked = lab.exec(&plat, "cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0");
     assert_eq!(String::from_utf8_lossy(&tracked.stdout).trim(), "0", "no conntrack entries");
     let stats = json(lab.ctl(&plat, CTL, &instance, &["stats", "--json"]), "stats");
-    assert!(counter(&stats, "nat_bib_created") > HOSTS as u64, "{stats}");
+    assert!(packets(&stats, "nat_bib_created") > HOSTS as u64, "{stats}");
 
     // 24 MB (over 20 MiB) at 4 MiB/s from the VM while nat64-ctl restarts: intact,
     // every mapping kept.
@@ -368,7 +348,7 @@ fn stateful_nat64_hosts_share_one_address_through_dns64() {
     let dl = download.join().unwrap();
     assert!(dl.status.success(), "download across the restart: {}", String::from_utf8_lossy(&dl.stderr));
     assert!(std::fs::metadata(&got).unwrap().len() > 20 * 1024 * 1024, "more than 20 MiB");
-    let sha = must(&format!("sha256sum {} | cut -d' ' -f1", got.display()));
+    let sha = sha256_file(&got);
     assert_eq!(sha, want_sha, "the download arrived intact");
     let after = json(lab.ctl(&plat, CTL, &instance, &["bib", "list", "--json"]), "bib list");
     let keys = |v: &Value| -> BTreeSet<String> {
@@ -467,10 +447,7 @@ fn stateful_nat64_two_nodes_behind_ecmp() {
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     lab.spawn_in(&s, &format!("python3 {} http-serve 8080 {}", peers(), www.display()));
-    let listening = wait_until(std::time::Duration::from_secs(10), || {
-        !String::from_utf8_lossy(&lab.exec(&s, "ss -Hltn sport = :8080").stdout).trim().is_empty()
-    });
-    assert!(listening, "the HTTP server did not start");
+    wait_listening(&lab, &s, 8080, "tcp");
 
     let out = lab.must_in(
         &c,
