@@ -5,8 +5,8 @@
 use std::{path::Path, time::Duration};
 
 use nat64_tests::{
+    clat::{PREF64, SERVER, XlatLab},
     lab::{json, packets, peers, sha256_file, wait_listening, wait_until},
-    xlat::{PREF64, SERVER, XlatLab},
 };
 use serde_json::Value;
 
