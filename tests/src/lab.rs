@@ -2,12 +2,15 @@
 //! the lab is dropped (also on panic).
 
 use std::{
+    io::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
+
+use serde_json::Value;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -324,6 +327,13 @@ impl SiitLab {
         Self::build(false, "xdp", true)
     }
 
+    /// [`SiitLab::new`] with the translator started (`nat64-ctl run`, binary `bin`).
+    pub fn started(bin: &str) -> Self {
+        let mut lab = Self::new();
+        lab.start(bin);
+        lab
+    }
+
     /// The lab as `ip link add` leaves it: the hosts' veth ends have neither GRO nor an
     /// XDP program, so the translator's ports take no XDP frames.
     pub fn plain() -> Self {
@@ -452,6 +462,11 @@ impl SiitLab {
     pub fn ctl(&self, bin: &str, args: &[&str]) -> Output {
         self.lab.ctl(&self.x, bin, &self.instance, args)
     }
+
+    /// The translator's counters (`stats --json`); read one with [`packets`].
+    pub fn stats(&self, bin: &str) -> Value {
+        json(self.ctl(bin, &["stats", "--json"]), "stats")
+    }
 }
 
 impl Default for SiitLab {
@@ -528,4 +543,68 @@ pub fn start_dns64(
         out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty()
     });
     assert!(up, "unbound did not answer on {listen}");
+}
+
+/// What a `nat64-ctl ... --json` command printed, as JSON; panics with its output if it
+/// failed or printed something else. `what` names the command in the message.
+pub fn json(out: Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
+}
+
+/// The packets of counter `name` in what `stats --json` printed.
+pub fn packets(stats: &Value, name: &str) -> u64 {
+    stats[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
+}
+
+/// Waits until a `proto` ("tcp" or "udp") socket listens on `port` in namespace `ns`,
+/// so that a client never races the peer it started there.
+pub fn wait_listening(lab: &Lab, ns: &str, port: u16, proto: &str) {
+    let flag = if proto == "udp" { "-lun" } else { "-ltn" };
+    let ok = wait_until(Duration::from_secs(10), || {
+        let out = lab.exec(ns, &format!("ss -H {flag} sport = :{port}"));
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    });
+    assert!(ok, "{proto} peer on port {port} in {ns} did not start");
+}
+
+/// Sends one `len`-byte UDP datagram from namespace `from` to `to_addr`:`port`, where a
+/// receiver in `to` checks it arrives whole (length and SHA-256).
+pub fn one_datagram(lab: &mut Lab, from: &str, to: &str, to_addr: &str, port: u16, len: usize) {
+    lab.spawn_in(to, &format!("python3 {} udp-recv {port}", peers()));
+    wait_listening(lab, to, port, "udp");
+    let sent = lab.must_in(from, &format!("python3 {} udp-send {to_addr} {port} {len}", peers()));
+    let got = wait_line(lab.last_child(), Duration::from_secs(5));
+    assert_eq!(got.trim(), sent.trim(), "{len}-byte datagram as sent (length, sha256) vs as received");
+}
+
+/// The hop addresses traceroute printed, in order ("*" for a silent hop).
+pub fn hops(out: &str) -> Vec<String> {
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1).map(str::to_string)).collect()
+}
+
+/// The SHA-256 of `data` in hex, as sha256sum prints it.
+pub fn sha256(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning sha256sum");
+    child.stdin.take().expect("stdin piped").write_all(data).expect("writing to sha256sum");
+    digest(child.wait_with_output().expect("sha256sum"))
+}
+
+/// The SHA-256 of the file at `path` in hex, as sha256sum prints it.
+pub fn sha256_file(path: &Path) -> String {
+    digest(Command::new("sha256sum").arg(path).output().expect("spawning sha256sum"))
+}
+
+fn digest(out: Output) -> String {
+    assert!(out.status.success(), "sha256sum: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a digest").to_string()
 }

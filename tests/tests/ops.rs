@@ -8,16 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nat64_tests::lab::{SiitLab, V4_HOST_AS_V6, V6_HOST_AS_V4, peers, wait_until};
+use nat64_tests::lab::{SiitLab, V4_HOST_AS_V6, V6_HOST_AS_V4, peers, wait_listening};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
-
-fn started() -> SiitLab {
-    let mut lab = SiitLab::new();
-    lab.start(CTL);
-    lab
-}
 
 fn out_text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
@@ -61,7 +55,7 @@ fn ping_v4_host(lab: &SiitLab) {
 /// exactly as it was (settings, tables, links, programs, pins) and still translates.
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let before = snapshot(&lab);
     let dir = std::env::temp_dir().join(format!("nat64-ops-{}", lab.lab.tag));
     std::fs::create_dir_all(&dir).unwrap();
@@ -223,15 +217,12 @@ fn bad_input_is_refused_and_changes_nothing() {
 /// arrives, intact, from the mapped address.
 #[test]
 fn no_packet_lost_during_map_churn_reload_and_restart() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let rate = 500.0;
     let secs = 30.0;
     let recv = lab.lab.spawn_in(&lab.v4, &format!("python3 {} udp-count 7000 4", peers()));
     let stdout = recv.stdout.take().unwrap();
-    let ready = wait_until(Duration::from_secs(10), || {
-        !String::from_utf8_lossy(&lab.lab.exec(&lab.v4, "ss -Hlun sport = :7000").stdout).trim().is_empty()
-    });
-    assert!(ready, "receiver did not start");
+    wait_listening(&lab.lab, &lab.v4, 7000, "udp");
     let v6 = lab.v6.clone();
     let sender = std::thread::spawn(move || {
         let o = std::process::Command::new("ip")
@@ -380,7 +371,7 @@ fn metrics_endpoint_matches_stats() {
 /// `map add --file` with 100,000 entries: loaded in seconds, all visible, translating.
 #[test]
 fn bulk_map_add_of_100000_entries() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let path = std::env::temp_dir().join(format!("nat64-bulk-{}.txt", lab.lab.tag));
     let mut text = String::from("# 100,000 hosts\n");
     for i in 0..100_000u32 {
@@ -454,7 +445,7 @@ fn the_unit_capabilities_are_enough_and_each_is_needed() {
 /// to it; the other interface's link (and program) is left alone throughout.
 #[test]
 fn reload_attaches_and_detaches_interfaces() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let ids = |lab: &SiitLab| -> Vec<(String, Value)> {
         json(lab, &["status", "--json"])["interfaces"]
             .as_array()
@@ -490,7 +481,7 @@ fn reload_attaches_and_detaches_interfaces() {
 #[test]
 fn another_map_layout_is_not_taken_over() {
     use aya::maps::{Array, Map, MapData};
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     assert!(lab.stop().status.success());
     let path = format!("/sys/fs/bpf/nat64/{}/LAYOUT", lab.instance);
     let set = |v: u64| {

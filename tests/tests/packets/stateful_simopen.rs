@@ -10,7 +10,7 @@ use nat64_tests::{
     xdp::{H6, Harness, Kind, R4, R6, XDP_DROP, XDP_PASS},
 };
 
-use super::{NAT64_CONFIG, adopt_ipv4_id, icmp4_err, icmp6_err, in6, v4, want4, want6};
+use crate::common::{NAT64_CONFIG, adopt_ipv4_id, both, icmp4_err, icmp6_err, in6, v4, want4, want6};
 
 const POOL: &str = "203.0.113.8";
 const POOL6: &str = "64:ff9b::cb00:7108";
@@ -50,7 +50,7 @@ fn expire(h: &mut Harness) -> (simopen::Expired, Vec<simopen::Answer>) {
 /// quoting it; so is one the filtering kept out of a mapping. A hairpinned SYN (from an
 /// IPv6 host to a pool4 transport address nobody holds) is held and opened the same
 /// way, and answered with ICMPv6 Port Unreachable to its host.
-pub fn stateful_nat64_simultaneous_open(kind: Kind) {
+fn stateful_nat64_simultaneous_open(kind: Kind) {
     let config = NAT64_CONFIG.replace(
         r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
         r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40015"}],
@@ -199,3 +199,5 @@ fn mapped(h: &Harness, host: &str, sport: u16) -> u16 {
     assert_eq!(out.action, XDP_PASS, "{host} mapped");
     u16::from_be_bytes([out.frame[34], out.frame[35]])
 }
+
+both!(stateful_nat64_simultaneous_open);

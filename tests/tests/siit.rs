@@ -1,46 +1,21 @@
-//! End-to-end: real traffic between an IPv6-only and an IPv4-only namespace across
-//! the translator started by `nat64-ctl run`, in namespaces each test creates and
-//! removes.
+//! SIIT end to end: real traffic between an IPv6-only and an IPv4-only namespace
+//! across the translator started by `nat64-ctl run` (the SIIT lab, [`SiitLab`]), in
+//! namespaces each test creates and removes. Stateful NAT64 end to end is in plat.rs,
+//! 464XLAT in clat.rs, what an operator does to a running translator in ops.rs.
 
 use std::{thread, time::Duration};
 
 use nat64_tests::lab::{
     ROUTED_V4_HOST_AS_V6, ROUTER4_AS_V6, SiitLab, V4_HOST, V4_HOST_AS_V6, V6_HOST, V6_HOST_AS_V4, V6_SPARE,
-    V6_SPARE_AS_V4, peers, wait_line, wait_until,
+    V6_SPARE_AS_V4, hops, one_datagram, packets, peers, sha256, wait_line, wait_listening, wait_until,
 };
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
 
-fn started() -> SiitLab {
-    let mut lab = SiitLab::new();
-    lab.start(CTL);
-    lab
-}
-
-fn stats(lab: &SiitLab) -> Value {
-    let out = lab.ctl(CTL, &["stats", "--json"]);
-    assert!(out.status.success(), "stats: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
-}
-
-fn packets(s: &Value, name: &str) -> u64 {
-    s[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
-}
-
-/// Waits for a "ready" line from a background peer so the client never races it.
-fn wait_ready(lab: &mut SiitLab, ns: &str, port: u16, proto: &str) {
-    let flag = if proto == "udp" { "-lun" } else { "-ltn" };
-    let ok = wait_until(Duration::from_secs(10), || {
-        let out = lab.lab.exec(ns, &format!("ss -H {flag} sport = :{port}"));
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    });
-    assert!(ok, "{proto} peer on port {port} in {ns} did not start");
-}
-
 #[test]
 fn ping_both_ways() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("3 received"), "IPv6 host -> IPv4 host:\n{out}");
     let out4 = lab.lab.must_in(&lab.v4, &format!("ping -c 3 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
@@ -52,7 +27,7 @@ fn ping_both_ways() {
         assert_eq!(ttls.len(), 3, "{text}");
         assert!(ttls.iter().all(|t| t.starts_with("63 ")), "one hop, TTL 64 -> 63:\n{text}");
     }
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_icmp") >= 6, "echo requests and replies 6->4: {s}");
     assert!(packets(&s, "xlat_4to6_icmp") >= 6, "echo requests and replies 4->6: {s}");
     // After the first packets resolved the neighbours, the fast path carries them.
@@ -65,16 +40,16 @@ fn ping_both_ways() {
 /// by the fast path (a stale cached MAC would lose them).
 #[test]
 fn next_hop_cache_follows_a_neighbour_change_at_once() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 3 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("3 received"), "{out}");
-    let before = packets(&stats(&lab), "fwd_redirect");
+    let before = packets(&lab.stats(CTL), "fwd_redirect");
     assert!(before > 0, "the fast path carried nothing");
     lab.lab.must_in(&lab.v4, "ip link set eth0 address 02:00:00:00:44:44");
     lab.lab.must_in(&lab.x, "ip neigh replace 198.51.100.2 lladdr 02:00:00:00:44:44 dev to4 nud reachable");
     let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 4 -i 0.1 -W 1 {V4_HOST_AS_V6}"));
     assert!(out.contains("4 received"), "pings right after the change:\n{out}");
-    assert!(packets(&stats(&lab), "fwd_redirect") >= before + 4, "the fast path carried the new pings");
+    assert!(packets(&lab.stats(CTL), "fwd_redirect") >= before + 4, "the fast path carried the new pings");
 }
 
 /// The same translation attached by TC (TCX ingress) on both interfaces: ping both
@@ -90,7 +65,7 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     assert!(out.contains("3 received") && out.contains("ttl=63"), "IPv4 host -> IPv6 host:\n{out}");
     let v4 = lab.v4.clone();
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
-    wait_ready(&mut lab, &v4, 5002, "tcp");
+    wait_listening(&lab.lab, &v4, 5002, "tcp");
     // GRO on the translator's IPv6 port, as a NIC's driver has: the TC program gets the
     // merged packets (paged, their headers alone in the linear area).
     lab.lab.must_in(&lab.x, "ethtool -K to6 gro on >/dev/null");
@@ -99,9 +74,9 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content sent vs received: {out}");
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    one_datagram(&mut lab, &v6, &v4, V4_HOST_AS_V6, 5358, 1000);
-    one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5359, 1000);
-    let s = stats(&lab);
+    one_datagram(&mut lab.lab, &v6, &v4, V4_HOST_AS_V6, 5358, 1000);
+    one_datagram(&mut lab.lab, &v4, &v6, V6_HOST_AS_V4, 5359, 1000);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 10, "{s}");
     assert!(packets(&s, "fwd_redirect") > 0, "no packet took the TC redirect path: {s}");
     // The merged packets are translated whole, with only their headers pulled into
@@ -124,7 +99,7 @@ fn tc_attachment_carries_ping_tcp_and_udp() {
 /// checked. The hosts send MTU-sized segments (no offloads), as from a wire.
 #[test]
 fn xdp_tcp_gro_merges_translated_data_in_the_kernel() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     // Refused, and nothing changed, while the kernel would not forward what it is handed.
     lab.lab.must_in(&lab.x, "sysctl -qw net.ipv6.conf.all.forwarding=0");
     let out = lab.ctl(CTL, &["set", "xdp-tcp-gro", "true"]);
@@ -151,7 +126,7 @@ fn xdp_tcp_gro_merges_translated_data_in_the_kernel() {
     for (sender, receiver, to, port) in [(&v6, &v4, V4_HOST_AS_V6, 5003u16), (&v4, &v6, V6_HOST_AS_V4, 5004)]
     {
         lab.lab.spawn_in(receiver, &format!("python3 {} tcp-sink {port}", peers()));
-        wait_ready(&mut lab, receiver, port, "tcp");
+        wait_listening(&lab.lab, receiver, port, "tcp");
         let rx_before = rx_counts(&lab, receiver);
         let out = lab.lab.must_in(sender, &format!("python3 {} tcp-send {to} {port} {n}", peers()));
         let parts: Vec<&str> = out.split_whitespace().collect();
@@ -168,10 +143,10 @@ fn xdp_tcp_gro_merges_translated_data_in_the_kernel() {
             bytes / packets > 3000,
             "{packets} packets of {} bytes on average at {receiver}: {}",
             bytes / packets,
-            stats(&lab)
+            lab.stats(CTL)
         );
     }
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 100, "{s}");
     // The data went through the kernel: both transfers' bytes at least.
     let to_kernel = s["fwd_kernel"]["bytes"].as_u64().expect("bytes of fwd_kernel");
@@ -181,11 +156,11 @@ fn xdp_tcp_gro_merges_translated_data_in_the_kernel() {
     assert!(out.status.success(), "set xdp-tcp-gro false: {out:?}");
     let before = s["fwd_redirect"]["bytes"].as_u64().expect("bytes of fwd_redirect");
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5005", peers()));
-    wait_ready(&mut lab, &v4, 5005, "tcp");
+    wait_listening(&lab.lab, &v4, 5005, "tcp");
     let out = lab.lab.must_in(&v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5005 {n}", peers()));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content with xdp-tcp-gro off: {out}");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     let redirected = s["fwd_redirect"]["bytes"].as_u64().expect("bytes of fwd_redirect") - before;
     assert!(redirected > n as u64 / 2, "{redirected} bytes redirected with xdp-tcp-gro off: {s}");
 }
@@ -209,7 +184,7 @@ fn pings_of_3000_bytes(lab: &SiitLab) -> Value {
             "ping -s 3000 from {ns} to {to}:\n{out}"
         );
     }
-    let s = stats(lab);
+    let s = lab.stats(CTL);
     // At least the first fragment of each IPv6 datagram (requests one way, replies the
     // other) was held; an IPv4 one cut again in the general path may come after its
     // last fragment, which then waits for it instead.
@@ -220,7 +195,7 @@ fn pings_of_3000_bytes(lab: &SiitLab) -> Value {
 
 #[test]
 fn icmp_echo_in_fragments_through_xdp() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let s = pings_of_3000_bytes(&lab);
     assert!(packets(&s, "pass_icmp_fragment") >= 24, "XDP handed the fragments to the kernel: {s}");
 }
@@ -235,66 +210,58 @@ fn icmp_echo_in_fragments_through_tc() {
 
 #[test]
 fn tcp_transfer_ipv6_client_to_ipv4_server_content_verified() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let v4 = lab.v4.clone();
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5001", peers()));
-    wait_ready(&mut lab, &v4, 5001, "tcp");
+    wait_listening(&lab.lab, &v4, 5001, "tcp");
     let n = 8 * 1024 * 1024;
     let out = lab.lab.must_in(&lab.v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5001 {n}", peers()));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(parts.len(), 2, "tcp-send output: {out}");
     assert_eq!(parts[0], parts[1], "the IPv4 server received different bytes than the IPv6 client sent");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_tcp") > 100 && packets(&s, "xlat_4to6_tcp") > 10, "{s}");
 }
 
 #[test]
 fn ipv4_client_reaches_ipv6_only_http_server_through_eam() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let v6 = lab.v6.clone();
     let dir = std::env::temp_dir().join(format!("nat64-www-{}", lab.instance));
     std::fs::create_dir_all(&dir).unwrap();
     let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     std::fs::write(dir.join("blob"), &body).unwrap();
     lab.lab.spawn_in(&v6, &format!("python3 -m http.server 8080 --bind :: --directory {}", dir.display()));
-    wait_ready(&mut lab, &v6, 8080, "tcp");
+    wait_listening(&lab.lab, &v6, 8080, "tcp");
     let out = lab
         .lab
         .exec(&lab.v4, &format!("curl -sS --max-time 30 http://{V6_HOST_AS_V4}:8080/blob | sha256sum"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
-    let want = lab_sha256(&body);
+    let want = sha256(&body);
     assert_eq!(got, want, "the page fetched over IPv4 differs from the file served over IPv6");
-}
-
-fn lab_sha256(data: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("nat64-sha-{}", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    let out = std::process::Command::new("sha256sum").arg(&path).output().unwrap();
-    let _ = std::fs::remove_file(&path);
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 #[test]
 fn udp_both_ways() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
     lab.lab.spawn_in(&v4, &format!("python3 {} udp-echo 5353", peers()));
     lab.lab.spawn_in(&v6, &format!("python3 {} udp-echo 5354", peers()));
-    wait_ready(&mut lab, &v4, 5353, "udp");
-    wait_ready(&mut lab, &v6, 5354, "udp");
+    wait_listening(&lab.lab, &v4, 5353, "udp");
+    wait_listening(&lab.lab, &v6, 5354, "udp");
     let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ping {V4_HOST_AS_V6} 5353 200", peers()));
     assert_eq!(out.trim(), "200", "IPv6 client -> IPv4 UDP echo server: intact replies");
     let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ping {V6_HOST_AS_V4} 5354 200", peers()));
     assert_eq!(out.trim(), "200", "IPv4 client -> IPv6 UDP echo server: intact replies");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_udp") >= 400 && packets(&s, "xlat_4to6_udp") >= 400, "{s}");
 }
 
 #[test]
 fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let ping = |lab: &SiitLab| {
         let out = lab.lab.exec(&lab.v4, &format!("ping -c 2 -i 0.2 -W 1 {V6_SPARE_AS_V4}"));
         out.status.success()
@@ -330,7 +297,7 @@ fn map_add_makes_a_host_reachable_and_map_del_unreachable() {
 
 #[test]
 fn translate_explains_rules_stop_keeps_translating_detach_ends_it() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", V6_HOST]).stdout).into_owned();
     assert!(out.contains("-> 192.0.2.2") && out.contains("EAM"), "{out}");
     let out = String::from_utf8_lossy(&lab.ctl(CTL, &["translate", V4_HOST]).stdout).into_owned();
@@ -368,24 +335,14 @@ fn translate_explains_rules_stop_keeps_translating_detach_ends_it() {
     assert!(!out.status.success(), "nothing is translated after detach");
 }
 
-/// Sends one `len`-byte UDP datagram from namespace `from` to `to_addr`:`port`, where a
-/// receiver in `to` checks it arrives whole (length and SHA-256).
-fn one_datagram(lab: &mut SiitLab, from: &str, to: &str, to_addr: &str, port: u16, len: usize) {
-    lab.lab.spawn_in(to, &format!("python3 {} udp-recv {port}", peers()));
-    wait_ready(lab, to, port, "udp");
-    let sent = lab.lab.must_in(from, &format!("python3 {} udp-send {to_addr} {port} {len}", peers()));
-    let got = wait_line(lab.lab.last_child(), Duration::from_secs(5));
-    assert_eq!(got.trim(), sent.trim(), "{len}-byte datagram as sent (length, sha256) vs as received");
-}
-
 /// A 4000-byte UDP datagram leaves the IPv6 host as IPv6 fragments, crosses the
 /// translator as IPv4 fragments and is reassembled intact by the IPv4 host.
 #[test]
 fn fragmented_udp_from_ipv6_arrives_intact() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    one_datagram(&mut lab, &v6, &v4, V4_HOST_AS_V6, 5355, 4000);
-    let s = stats(&lab);
+    one_datagram(&mut lab.lab, &v6, &v4, V4_HOST_AS_V6, 5355, 4000);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_6to4_udp") >= 3, "three fragments translated: {s}");
 }
 
@@ -393,7 +350,7 @@ fn fragmented_udp_from_ipv6_arrives_intact() {
 /// refused change leaves everything as it was.
 #[test]
 fn live_settings_and_denylist4() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let ping = |lab: &SiitLab| {
         lab.lab.exec(&lab.v6, &format!("ping -6 -c 2 -i 0.2 -W 1 {V4_HOST_AS_V6}")).status.success()
     };
@@ -406,7 +363,7 @@ fn live_settings_and_denylist4() {
     let out = lab.ctl(CTL, &["denylist4", "add", "198.51.100.0/24"]);
     assert!(out.status.success(), "{out:?}");
     assert!(!ping(&lab), "a denylisted pool6 destination is not translated");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "drop_denylist4") >= 2, "{s}");
     // RFC 7915 §5.4: the sender is told, and its socket says so at once (EACCES from
     // Communication Administratively Prohibited), unless that is switched off.
@@ -428,9 +385,9 @@ fn live_settings_and_denylist4() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(show(&lab)["icmp-errors-on-drop"], false);
     assert_eq!(udp_errno(&lab), "timeout", "switched off: dropped without a word");
-    let sent = packets(&stats(&lab), "icmp_sent");
+    let sent = packets(&lab.stats(CTL), "icmp_sent");
     assert!(!ping(&lab));
-    assert_eq!(packets(&stats(&lab), "icmp_sent"), sent, "no error sent while off");
+    assert_eq!(packets(&lab.stats(CTL), "icmp_sent"), sent, "no error sent while off");
     let out = lab.ctl(CTL, &["set", "icmp-errors-on-drop", "on"]);
     assert!(out.status.success(), "{out:?}");
     let out = lab.ctl(CTL, &["denylist4", "del", "198.51.100.0/24"]);
@@ -470,11 +427,6 @@ fn started_routed() -> SiitLab {
     lab
 }
 
-/// The hop addresses traceroute printed, in order ("*" for a silent hop).
-fn hops(out: &str) -> Vec<String> {
-    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1).map(str::to_string)).collect()
-}
-
 /// Spec §4, §6: traceroute across the translator shows the translator as one hop and
 /// the IPv4 router behind it (its Time Exceeded translated), then the destination.
 #[test]
@@ -492,7 +444,7 @@ fn traceroute_both_protocols_shows_the_hops_behind_the_translator() {
     }
     let out = lab.lab.must_in(&lab.v4, &format!("traceroute -n -q 1 -w 2 -m 6 {V6_HOST_AS_V4}"));
     assert_eq!(hops(&out), ["203.0.113.1", "198.51.100.1", V6_HOST_AS_V4], "from the IPv4 host:\n{out}");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_4to6_icmp_error") >= 2 && packets(&s, "xlat_6to4_icmp_error") >= 1, "{s}");
     assert!(packets(&s, "icmp_sent") >= 3, "the translator's own Time Exceeded: {s}");
 }
@@ -506,7 +458,7 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
     lab.set_v4_mtu_step(1280);
     let v4 = lab.v4.clone();
     lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
-    wait_ready(&mut lab, &v4, 5002, "tcp");
+    wait_listening(&lab.lab, &v4, 5002, "tcp");
     // GRO on the translator's IPv6 port, as a NIC's driver has: the TC program gets the
     // merged packets (paged, their headers alone in the linear area).
     lab.lab.must_in(&lab.x, "ethtool -K to6 gro on >/dev/null");
@@ -518,7 +470,7 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(parts.len(), 2, "tcp-send output: {out}");
     assert_eq!(parts[0], parts[1], "content differs after the MTU step");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(
         packets(&s, "xlat_4to6_icmp_error") >= 1,
         "Fragmentation Needed translated to Packet Too Big: {s}"
@@ -533,10 +485,10 @@ fn tcp_across_an_mtu_step_completes_through_pmtud() {
 /// the datagram intact.
 #[test]
 fn large_udp_without_df_from_ipv4_arrives_intact() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
-    one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5356, 3000);
-    let s = stats(&lab);
+    one_datagram(&mut lab.lab, &v4, &v6, V6_HOST_AS_V4, 5356, 3000);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "pass_general_path") >= 2, "oversized fragments took the general path: {s}");
 }
 
@@ -583,7 +535,7 @@ fn lowest_ipv6_mtu_boundary(lab: &mut SiitLab, how: &str) {
         );
         thread::sleep(Duration::from_millis(800));
         lab.lab.spawn_in(&v6, &format!("python3 {} udp-recv {port}", peers()));
-        wait_ready(lab, &v6, port, "udp");
+        wait_listening(&lab.lab, &v6, port, "udp");
         // IPv6 40 + UDP 8 + payload = len6; the IPv4 datagram is 20 shorter.
         let payload = len6 - 48;
         let sent = lab
@@ -650,7 +602,7 @@ fn lowest_ipv6_mtu_is_kept_without_a_configured_general_path() {
         );
         thread::sleep(Duration::from_millis(800));
         let (v4, v6) = (lab.v4.clone(), lab.v6.clone());
-        one_datagram(&mut lab, &v4, &v6, V6_HOST_AS_V4, 5358, 3000);
+        one_datagram(&mut lab.lab, &v4, &v6, V6_HOST_AS_V4, 5358, 3000);
         wait_until(Duration::from_secs(3), || matches!(lab.lab.child(dump).try_wait(), Ok(Some(_))));
         let out = lab.lab.stop_child(dump);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -670,7 +622,7 @@ fn lowest_ipv6_mtu_is_kept_without_a_configured_general_path() {
         );
         assert!(sizes.iter().all(|n| *n <= limit), "fragments of at most {limit} bytes: {sizes:?}\n{text}");
         assert!(sizes.iter().any(|n| *n > limit - 8), "fragments as large as {limit} allows: {sizes:?}");
-        let s = stats(&lab);
+        let s = lab.stats(CTL);
         assert!(packets(&s, "pass_general_path") >= 2, "the fragments took the general path: {s}");
     }
 }
@@ -681,7 +633,7 @@ fn lowest_ipv6_mtu_is_kept_without_a_configured_general_path() {
 /// link's MTU was lowered at run time, for a ping with DF.
 #[test]
 fn errors_about_pings_reach_the_ipv4_host_after_an_mtu_change() {
-    let lab = started();
+    let lab = SiitLab::started(CTL);
     let out = lab.lab.exec(&lab.v4, &format!("ping -c 1 -t 1 -W 2 {V6_HOST_AS_V4}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Time to live exceeded"), "ping with TTL 1:\n{text}");
@@ -696,7 +648,7 @@ fn errors_about_pings_reach_the_ipv4_host_after_an_mtu_change() {
     assert!(text.contains("mtu = 1380") || text.contains("message too long"), "{text}");
     let out = lab.lab.exec(&lab.v4, &format!("ping -c 2 -i 0.2 -M do -s 1352 -W 2 {V6_HOST_AS_V4}"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 received"), "what fits still crosses");
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "drop_mtu_exceeded") >= 1 && packets(&s, "drop_ttl_expired") >= 1, "{s}");
 }
 
@@ -706,14 +658,14 @@ fn errors_about_pings_reach_the_ipv4_host_after_an_mtu_change() {
 /// (cut into IPv4 fragments by the kernel on the way in).
 #[test]
 fn traffic_from_the_translator_host_is_translated() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let out = lab.lab.must_in(&lab.x, &format!("ping -c 2 -i 0.2 -W 2 {V6_HOST_AS_V4}"));
     assert!(out.contains("2 received"), "the host pings the IPv6-only host by its IPv4 address:\n{out}");
     let out = lab.lab.must_in(&lab.x, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
     assert!(out.contains("2 received"), "the host pings the IPv4-only host by its pool6 address:\n{out}");
     let (x, v6) = (lab.x.clone(), lab.v6.clone());
-    one_datagram(&mut lab, &x, &v6, V6_HOST_AS_V4, 5357, 2000);
-    let s = stats(&lab);
+    one_datagram(&mut lab.lab, &x, &v6, V6_HOST_AS_V4, 5357, 2000);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "xlat_4to6_icmp") >= 2 && packets(&s, "xlat_6to4_icmp") >= 2, "{s}");
 }
 
@@ -787,7 +739,7 @@ fn all_traffic_crosses_to(lab: &mut SiitLab, round: u16, v6_as_v4: &str) {
         [(&v6, &v4, V4_HOST_AS_V6, 5100 + round), (&v4, &v6, v6_as_v4, 5110 + round)]
     {
         lab.lab.spawn_in(to, &format!("python3 {} tcp-sink {port}", peers()));
-        wait_ready(lab, to, port, "tcp");
+        wait_listening(&lab.lab, to, port, "tcp");
         let out = lab.lab.must_in(from, &format!("python3 {} tcp-send {addr} {port} {n}", peers()));
         let parts: Vec<&str> = out.split_whitespace().collect();
         assert!(
@@ -798,8 +750,8 @@ fn all_traffic_crosses_to(lab: &mut SiitLab, round: u16, v6_as_v4: &str) {
     let (p4, p6) = (5120 + round, 5130 + round);
     lab.lab.spawn_in(&v4, &format!("python3 {} udp-echo {p4}", peers()));
     lab.lab.spawn_in(&v6, &format!("python3 {} udp-echo {p6}", peers()));
-    wait_ready(lab, &v4, p4, "udp");
-    wait_ready(lab, &v6, p6, "udp");
+    wait_listening(&lab.lab, &v4, p4, "udp");
+    wait_listening(&lab.lab, &v6, p6, "udp");
     let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ping {V4_HOST_AS_V6} {p4} 200", peers()));
     assert_eq!(out.trim(), "200", "round {round}: UDP echoes IPv6 -> IPv4");
     let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ping {v6_as_v4} {p6} 200", peers()));
@@ -834,7 +786,7 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
     assert!(counters.contains("fwd_kernel_no_xdp_xmit"), "stats names the counter:\n{counters}");
 
     all_traffic_crosses(&mut lab, 0);
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     let kernel0 = packets(&s, "fwd_kernel_no_xdp_xmit");
     assert!(kernel0 > 1000, "the translated packets went through the kernel, counted: {s}");
     assert_eq!(packets(&s, "fwd_redirect"), 0, "no redirect into a port that takes no XDP frames: {s}");
@@ -843,7 +795,7 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
     let took = far_ends_gro(&lab, true);
     eprintln!("ports became XDP redirect targets {took:?} after GRO went on at the far ends");
     all_traffic_crosses(&mut lab, 1);
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "fwd_redirect") > 1000, "the fast path carried the traffic: {s}");
     let kernel1 = packets(&s, "fwd_kernel_no_xdp_xmit");
     assert!(kernel1 - kernel0 < 20, "at most the packets of the switch went by the kernel: {s}");
@@ -851,9 +803,9 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
     // And off again: the ports stop being targets; nothing is lost.
     let took = far_ends_gro(&lab, false);
     eprintln!("ports stopped being XDP redirect targets {took:?} after GRO went off");
-    let redirected = packets(&stats(&lab), "fwd_redirect");
+    let redirected = packets(&lab.stats(CTL), "fwd_redirect");
     all_traffic_crosses(&mut lab, 2);
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     assert!(packets(&s, "fwd_kernel_no_xdp_xmit") > kernel1 + 1000, "through the kernel again: {s}");
     assert_eq!(packets(&s, "fwd_redirect"), redirected, "no redirect once GRO is off: {s}");
 
@@ -872,7 +824,7 @@ fn ports_that_take_no_xdp_frames_still_carry_everything_and_follow_gro() {
 /// reaches it and it reaches the IPv4 host, both ways: ping, TCP, UDP, traceroute.
 #[test]
 fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
-    let mut lab = started();
+    let mut lab = SiitLab::started(CTL);
     let (t4, t6) = ("192.0.2.33", "64:ff9b:1::c000:221");
     lab.lab.must_in(&lab.v6, &format!("ip addr add {t6}/128 dev eth0 nodad"));
     lab.lab.must_in(&lab.x, &format!("ip -6 route add {t6}/128 via {V6_HOST} dev to6"));
@@ -891,13 +843,13 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     let out = lab.ctl(CTL, &["set", "ipv4-translatable", "192.0.2.33/27"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("host bits are set"));
 
-    let before = stats(&lab);
+    let before = lab.stats(CTL);
     // The IPv6 host picks its pool6 address as the source towards pool6 (RFC 6724
     // rule 8), so both directions use the IPv4-translatable address.
     let out = lab.lab.must_in(&lab.v6, &format!("ping -6 -c 2 -i 0.2 -W 2 -I {t6} {V4_HOST_AS_V6}"));
     assert!(out.contains("2 received"), "{out}");
     all_traffic_crosses_to(&mut lab, 3, t4);
-    let s = stats(&lab);
+    let s = lab.stats(CTL);
     let grew = |name: &str| packets(&s, name) - packets(&before, name);
     assert!(
         grew("xlat_4to6_tcp") > 100 && grew("xlat_4to6_udp") >= 200 && grew("xlat_4to6_icmp") >= 4,
@@ -914,10 +866,10 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
         "{routes}"
     );
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    one_datagram(&mut lab, &v4, &v6, t4, 5141, 3000);
+    one_datagram(&mut lab.lab, &v4, &v6, t4, 5141, 3000);
     // What the IPv6 host sends reaches the IPv4 host from the IPv4-translatable address.
     lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5140", peers()));
-    wait_ready(&mut lab, &v4, 5140, "udp");
+    wait_listening(&lab.lab, &v4, 5140, "udp");
     let seen = lab.lab.must_in(&lab.v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5140", peers()));
     assert_eq!(seen.trim(), t4, "the IPv4 host sees the IPv6 host as its IPv4-translatable address");
 
@@ -934,561 +886,4 @@ fn an_ipv4_translatable_host_talks_both_ways_without_an_eam_entry() {
     assert!(!out.status.success(), "not reachable once ipv4-translatable is none");
     let routes = lab.lab.must_in(&lab.x, "ip route show dev nat64");
     assert!(!routes.contains("192.0.2.32/27"), "the general path's route went too: {routes}");
-}
-
-/// Stateful NAT64 (#15, mode "nat64"): two IPv6 sources share the one pool4 address
-/// 203.0.113.8, mapped by the data path itself (no nftables, no conntrack): pings from
-/// each, a UDP exchange whose IPv4 end sees 203.0.113.8, a 4 MiB TCP transfer (SHA-256
-/// checked); `session list` shows their sessions; the IPv4 host reaching 203.0.113.8
-/// unasked gets nowhere.
-#[test]
-fn stateful_nat64_hosts_share_one_ipv4_address() {
-    let mut lab = nat64_lab(serde_json::json!({}));
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-
-    for src in [V6_HOST, V6_SPARE] {
-        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 3 -i 0.2 -W 2 -I {src} {V4_HOST_AS_V6}"));
-        assert!(out.contains("3 received"), "ping from {src}:\n{out}");
-    }
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
-    wait_ready(&mut lab, &v4, 5200, "udp");
-    let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
-    assert_eq!(out.trim(), "203.0.113.8", "the IPv4 host sees the pool4 address");
-    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5201", peers()));
-    wait_ready(&mut lab, &v4, 5201, "tcp");
-    let out = lab.lab.must_in(&v6, &format!("python3 {} tcp-send {V4_HOST_AS_V6} 5201 4194304", peers()));
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP through the BIB: {out}");
-
-    let out = lab.ctl(CTL, &["session", "list", "--json"]);
-    assert!(out.status.success(), "session list: {}", String::from_utf8_lossy(&out.stderr));
-    let list: Value = serde_json::from_slice(&out.stdout).expect("session list --json is JSON");
-    let list = list.as_array().expect("a list");
-    let has = |proto: &str, host: &str| {
-        list.iter().any(|s| {
-            s["protocol"] == proto
-                && s["ipv6"].as_str().is_some_and(|a| a.starts_with(&format!("[{host}]:")))
-                && s["ipv4"].as_str().is_some_and(|a| a.starts_with("203.0.113.8:"))
-        })
-    };
-    assert!(has("icmp", V6_HOST) && has("icmp", V6_SPARE), "both hosts' pings share 203.0.113.8: {list:?}");
-    assert!(has("udp", V6_HOST) && has("tcp", V6_HOST), "{list:?}");
-    let tcp = list.iter().find(|s| s["protocol"] == "tcp").unwrap();
-    assert!(
-        ["Established", "V4FinRcv", "V6FinRcv", "V4FinV6FinRcv"].contains(&tcp["state"].as_str().unwrap()),
-        "{tcp}"
-    );
-    let out = lab.ctl(CTL, &["session", "list", "--protocol", "udp"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("udp") && !text.contains("icmp"), "{text}");
-
-    let st: Value =
-        serde_json::from_slice(&lab.ctl(CTL, &["status", "--json"]).stdout).expect("status --json");
-    assert!(st["nat64"]["protocols"]["tcp"]["sessions"].as_u64() >= Some(1), "{st}");
-    assert_eq!(st["nat64"]["pool4"][0]["address"], "203.0.113.8", "{st}");
-    let text = String::from_utf8_lossy(&lab.ctl(CTL, &["status"]).stdout).into_owned();
-    assert!(text.contains("pool4      203.0.113.8 ports 1024-65535"), "{text}");
-
-    // A restart of nat64-ctl keeps every mapping and session (pinned maps).
-    let tcp_v4 = tcp["ipv4"].clone();
-    lab.stop();
-    lab.start(CTL);
-    let out = lab.ctl(CTL, &["session", "list", "--json"]);
-    let after: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
-    assert!(
-        after.as_array().unwrap().iter().any(|s| s["ipv4"] == tcp_v4),
-        "kept across the restart: {after}"
-    );
-    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
-    assert!(out.contains("2 received"), "after the restart:\n{out}");
-
-    // Lifetimes change live, checked as the file is; nat64-ctl's sweep then ends the
-    // ICMP sessions (and their BIB entries) a second after their last packet.
-    let out = lab.ctl(CTL, &["set", "udp-timeout", "60"]);
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("at least 120"),
-        "{out:?}"
-    );
-    let out = lab.ctl(CTL, &["set", "icmp-timeout", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let icmp = |lab: &SiitLab| -> Vec<String> {
-        let out = lab.ctl(CTL, &["session", "list", "--json", "--protocol", "icmp"]);
-        let v: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
-        v.as_array().unwrap().iter().map(|s| format!("{} {}", s["ipv6"], s["remote"])).collect()
-    };
-    let before = icmp(&lab);
-    lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
-    let with_new = icmp(&lab);
-    assert_eq!(with_new.len(), before.len() + 1, "the new ping's session: {with_new:?}");
-    // The older sessions keep the 60 s their last packet gave them; the new one goes.
-    let gone = wait_until(Duration::from_secs(6), || icmp(&lab) == before);
-    assert!(gone, "the new ICMP session swept after its 1 s lifetime: {:?}", icmp(&lab));
-
-    // Unasked, from the IPv4 side: nothing.
-    let out = lab.lab.exec(&v4, "ping -c 1 -W 1 203.0.113.8");
-    assert!(!out.status.success(), "no mapping for an echo request from IPv4");
-    let s = stats(&lab);
-    assert!(packets(&s, "nat_bib_created") >= 4 && packets(&s, "nat_session_created") >= 4, "{s}");
-    assert!(packets(&s, "xlat_6to4_tcp") > 100, "{s}");
-    let nft = lab.lab.exec(&lab.x, "nft list ruleset");
-    assert!(String::from_utf8_lossy(&nft.stdout).trim().is_empty(), "no nftables involved");
-}
-
-/// The SIIT lab as a stateful NAT64 (pool4 203.0.113.8, no EAM entries), with `extra`
-/// keys, started.
-fn nat64_lab(extra: Value) -> SiitLab {
-    nat64_lab_in(SiitLab::new(), "203.0.113.8/32", extra)
-}
-
-/// `nat64_lab` on `lab` with `pool4` (the routed lab's IPv4 host sits in 203.0.113.0/24).
-fn nat64_lab_in(mut lab: SiitLab, pool4: &str, extra: Value) -> SiitLab {
-    let text = std::fs::read_to_string(&lab.config).unwrap();
-    let mut cfg: Value = serde_json::from_str(&text).unwrap();
-    let o = cfg.as_object_mut().unwrap();
-    o.remove("eamt");
-    o.remove("general-path");
-    o.insert("mode".into(), "nat64".into());
-    o.insert("pool4".into(), serde_json::json!([{ "prefix": pool4 }]));
-    for (k, v) in extra.as_object().unwrap() {
-        o.insert(k.clone(), v.clone());
-    }
-    std::fs::write(&lab.config, cfg.to_string()).unwrap();
-    lab.start(CTL);
-    lab
-}
-
-/// Stateful NAT64 (#15) through an IPv4 router: traceroute (UDP and ICMP) shows the
-/// translator, the router (its Time Exceeded mapped back through the BIB) and the host;
-/// 3000-byte UDP datagrams cross intact both ways as fragments (the answer, too big for
-/// lowest-ipv6-mtu, cut by the kernel in the general path and mapped by its first
-/// fragment), and so does a 3000-byte ICMP echo and its reply; path MTU discovery works both ways: an IPv4 client's upload to an
-/// IPv6-only server behind a narrower IPv6 link (the translator's Fragmentation Needed
-/// quoting the port the client sent to), and the IPv6 host's upload across a narrower
-/// IPv4 link (the router's Fragmentation Needed mapped back as Packet Too Big).
-#[test]
-fn stateful_nat64_traceroute_pmtud_and_fragments() {
-    let bib = serde_json::json!({"bib": [{"protocol": "tcp", "ipv6": format!("[{V6_HOST}]:5300"), "ipv4": "192.0.2.8:8080"}]});
-    let mut lab = nat64_lab_in(SiitLab::routed(), "192.0.2.8/32", bib);
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    for (flag, what) in [("", "UDP"), ("-I", "ICMP")] {
-        let out =
-            lab.lab.must_in(&v6, &format!("traceroute -6 {flag} -n -q 1 -w 2 -m 6 {ROUTED_V4_HOST_AS_V6}"));
-        assert_eq!(
-            hops(&out),
-            ["2001:db8:6::1", ROUTER4_AS_V6, ROUTED_V4_HOST_AS_V6],
-            "{what} traceroute through the PLAT:\n{out}"
-        );
-    }
-    let s = stats(&lab);
-    assert!(packets(&s, "xlat_4to6_icmp_error") >= 4, "the router's and the host's errors mapped: {s}");
-
-    one_datagram(&mut lab, &v6, &v4, ROUTED_V4_HOST_AS_V6, 5355, 3000);
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-echo 5356", peers()));
-    wait_ready(&mut lab, &v4, 5356, "udp");
-    let out =
-        lab.lab.must_in(&v6, &format!("python3 {} udp-roundtrip {ROUTED_V4_HOST_AS_V6} 5356 3000", peers()));
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "3000 bytes there and back: {out}");
-    let s = stats(&lab);
-    assert!(packets(&s, "pass_general_path") >= 2, "the answer's fragments took the general path: {s}");
-    // An echo of 3000 bytes, both ways in fragments, its identifier mapped.
-    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 3 -i 0.3 -W 2 -s 3000 {ROUTED_V4_HOST_AS_V6}"));
-    assert!(
-        out.contains("3 received") && !out.contains("wrong data"),
-        "ping -s 3000 through the PLAT:\n{out}"
-    );
-    let s = stats(&lab);
-    assert!(packets(&s, "xlat_icmp_fragment_held") >= 6, "first fragments held: {s}");
-
-    // An IPv4 client uploads to the IPv6-only server (static entry 192.0.2.8:8080)
-    // behind a 1400-byte IPv6 link the client does not know about.
-    lab.lab.must_in(&lab.x, "ip link set to6 mtu 1400");
-    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
-    wait_ready(&mut lab, &v6, 5300, "tcp");
-    let out =
-        lab.lab.must_in(&v4, &format!("timeout 60 python3 {} tcp-send 192.0.2.8 8080 4194304", peers()));
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "upload through the forward after PMTUD: {out}");
-    let pmtu = lab.lab.must_in(&v4, "ip route get 192.0.2.8");
-    assert!(pmtu.contains("mtu 1380"), "the IPv4 client learned 1400 - 20: {pmtu}");
-    lab.lab.must_in(&lab.x, "ip link set to6 mtu 1500");
-
-    // The IPv6 host uploads across a 1280-byte IPv4 link behind the router.
-    lab.set_v4_mtu_step(1280);
-    lab.lab.spawn_in(&v4, &format!("python3 {} tcp-sink 5002", peers()));
-    wait_ready(&mut lab, &v4, 5002, "tcp");
-    let out = lab.lab.must_in(
-        &v6,
-        &format!("timeout 60 python3 {} tcp-send {ROUTED_V4_HOST_AS_V6} 5002 4194304", peers()),
-    );
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "upload across the MTU step: {out}");
-    let pmtu = lab.lab.must_in(&v6, &format!("ip -6 route get {ROUTED_V4_HOST_AS_V6}"));
-    assert!(pmtu.contains("mtu 1300"), "the IPv6 host learned 1280 + 20: {pmtu}");
-    let s = stats(&lab);
-    assert_eq!(packets(&s, "drop_nat_icmp_error_no_session"), 0, "{s}");
-}
-
-/// Stateful NAT64 logging and port blocks (#15): with `bib-log` every BIB entry the
-/// data path makes is written as a JSON line (time, event, protocol, both transport
-/// addresses) and every one the sweep ends too; with port blocks (RFC 7422) each host
-/// of 2001:db8:6::/124 maps into its own 2048 ports (::2 to 5120-7167, ::3 to
-/// 7168-9215), and `nat64-ctl port-block` tells who held an IPv4 transport address,
-/// from the running instance and from the configuration file alone. A reload that
-/// would move the log is refused, the instance unchanged.
-#[test]
-fn stateful_nat64_bib_log_and_port_blocks() {
-    let log = std::env::temp_dir().join(format!("nat64-bib-{}.jsonl", nat64_tests::lab::unique_tag()));
-    let extra = serde_json::json!({
-        "bib-log": log.to_string_lossy(),
-        "port-block-size": 2048,
-        "port-block-prefix": "2001:db8:6::/124",
-        "port-block-host-length": 128,
-    });
-    let mut lab = nat64_lab(extra);
-    lab.lab.files.push(log.clone());
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    for src in [V6_HOST, V6_SPARE] {
-        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 -I {src} {V4_HOST_AS_V6}"));
-        assert!(out.contains("2 received"), "ping from {src}:\n{out}");
-    }
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
-    wait_ready(&mut lab, &v4, 5200, "udp");
-    let out = lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
-    assert_eq!(out.trim(), "203.0.113.8");
-
-    // Every mapping inside its host's block.
-    let out = lab.ctl(CTL, &["session", "list", "--json"]);
-    let list: Value = serde_json::from_slice(&out.stdout).expect("session list --json");
-    let mut udp_v4 = String::new();
-    for s in list.as_array().unwrap() {
-        let v6a = s["ipv6"].as_str().unwrap();
-        let v4a: std::net::SocketAddrV4 = s["ipv4"].as_str().unwrap().parse().unwrap();
-        let range = if v6a.starts_with(&format!("[{V6_HOST}]")) { 5120..=7167 } else { 7168..=9215 };
-        assert!(range.contains(&v4a.port()), "{v6a} -> {v4a} outside its block");
-        if s["protocol"] == "udp" {
-            udp_v4 = v4a.to_string();
-        }
-    }
-    assert!(!udp_v4.is_empty(), "{list}");
-    let out = lab.ctl(CTL, &["port-block", &udp_v4]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{udp_v4} -> {V6_HOST}/128"), "{out:?}");
-    let config = lab.config.to_string_lossy().into_owned();
-    let out = lab.ctl(CTL, &["port-block", "--config", &config, V6_SPARE]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{V6_SPARE} -> 203.0.113.8 ports 7168-9215"),
-        "{out:?}"
-    );
-    let out = lab.ctl(CTL, &["port-block", "203.0.113.8"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("give IPV4:PORT"), "{out:?}");
-
-    // The log: a bib-create line for each entry made (two hosts' pings, one UDP).
-    let lines = || -> Vec<Value> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-            .collect()
-    };
-    let created = |v: &[Value]| v.iter().filter(|l| l["event"] == "bib-create").count();
-    assert!(wait_until(Duration::from_secs(5), || created(&lines()) >= 3), "{:?}", lines());
-    let all = lines();
-    for l in &all {
-        let t = l["time"].as_str().unwrap();
-        assert!(t.len() == 24 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "RFC 3339 UTC: {l}");
-        assert!(l["ipv4"].as_str().unwrap().starts_with("203.0.113.8:"), "{l}");
-    }
-    assert!(
-        all.iter().any(|l| l["protocol"] == "udp"
-            && l["ipv4"] == udp_v4.as_str()
-            && l["ipv6"].as_str().unwrap().starts_with(&format!("[{V6_HOST}]:"))),
-        "the UDP mapping logged: {all:?}"
-    );
-    assert!(all.iter().any(
-        |l| l["protocol"] == "icmp" && l["ipv6"].as_str().unwrap().starts_with(&format!("[{V6_SPARE}]:"))
-    ));
-
-    // Ended by the sweep: a short ICMP lifetime, a new ping, its bib-expire line.
-    let out = lab.ctl(CTL, &["set", "icmp-timeout", "1"]);
-    assert!(out.status.success(), "{out:?}");
-    lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
-    let expired = wait_until(Duration::from_secs(10), || lines().iter().any(|l| l["event"] == "bib-expire"));
-    assert!(expired, "a bib-expire line: {:?}", lines());
-    let s = stats(&lab);
-    assert_eq!(packets(&s, "nat_log_lost"), 0, "{s}");
-
-    // Moving the log needs a restart: a reload says so and changes nothing.
-    let text = std::fs::read_to_string(&lab.config).unwrap();
-    let mut cfg: Value = serde_json::from_str(&text).unwrap();
-    cfg["bib-log"] = "stdout".into();
-    std::fs::write(&lab.config, cfg.to_string()).unwrap();
-    let out = lab.ctl(CTL, &["reload"]);
-    assert!(
-        !out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("bib-log: a reload does not change"),
-        "{out:?}"
-    );
-    std::fs::write(&lab.config, text).unwrap();
-}
-
-/// A tiny port range (#15, RFC 6146 §3.5.1.1): pool4 lends two ports; two pings (each
-/// with its own identifier) take them; the third gets ICMPv6 Destination Unreachable,
-/// Address Unreachable from the translator, counted.
-#[test]
-fn stateful_nat64_tiny_port_range_is_exhausted_with_the_rfc_answer() {
-    let lab = nat64_lab(serde_json::json!({"pool4": [{"prefix": "203.0.113.8/32", "ports": "5000-5001"}]}));
-    let v6 = lab.v6.clone();
-    for i in 0..2 {
-        let out = lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
-        assert!(out.contains("1 received"), "ping {i} takes a port:\n{out}");
-    }
-    let out = lab.lab.exec(&v6, &format!("ping -6 -c 1 -W 2 {V4_HOST_AS_V6}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        !out.status.success() && text.contains("From 2001:db8:6::1") && text.contains("Address unreachable"),
-        "the third ping: {text}"
-    );
-    let s = stats(&lab);
-    assert!(packets(&s, "drop_nat_ports_exhausted") >= 1 && packets(&s, "icmp_sent") >= 1, "{s}");
-}
-
-/// TCP simultaneous open through the PLAT (RFC 6146 §3.5.2.2, RFC 5382 REQ-4): an IPv4
-/// host and an IPv6 host connect to each other at once, each bound to a port of its
-/// own, neither listening. The IPv4 host's SYN to a pool4 port is held until the IPv6
-/// host's SYN takes that port, and the connection opens: each side reads what the
-/// other sent. An IPv4 host connecting to a pool4 port that no one takes is refused
-/// (the Port Unreachable nat64-ctl sends for its SYN) after the 6 s the SYN is held.
-#[test]
-fn stateful_nat64_tcp_simultaneous_open() {
-    let lab = nat64_lab(serde_json::json!({}));
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    let peers_py = peers();
-    let v4_side = {
-        let (ns, peers_py) = (v4.clone(), peers_py.clone());
-        std::thread::spawn(move || {
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "timeout", "30", "python3", &peers_py, "tcp-simopen"])
-                .args([V4_HOST, "5555", "203.0.113.8", "61000", "0", "from-ipv4"])
-                .output()
-                .expect("python3")
-        })
-    };
-    // The IPv4 SYN goes first (and is held); the IPv6 one a second later.
-    std::thread::sleep(Duration::from_millis(1200));
-    let got6 = lab.lab.must_in(
-        &v6,
-        &format!("timeout 30 python3 {peers_py} tcp-simopen {V6_HOST} 6000 {V4_HOST_AS_V6} 5555 0 from-ipv6"),
-    );
-    let out4 = v4_side.join().unwrap();
-    assert!(out4.status.success(), "the IPv4 side: {}", String::from_utf8_lossy(&out4.stderr));
-    assert_eq!(got6.trim(), "from-ipv4", "the IPv6 host reads the IPv4 host");
-    assert_eq!(String::from_utf8_lossy(&out4.stdout).trim(), "from-ipv6", "and the other way");
-    let s = stats(&lab);
-    assert!(packets(&s, "nat_simultaneous_open") == 1 && packets(&s, "drop_nat_syn_held") >= 1, "{s}");
-    let sessions = lab.ctl(CTL, &["session", "list", "--json"]);
-    let list: Value = serde_json::from_slice(&sessions.stdout).expect("session list --json");
-    assert!(
-        list.as_array().unwrap().iter().any(|x| x["protocol"] == "tcp"
-            && x["ipv4"] == "203.0.113.8:61000"
-            && x["ipv6"] == format!("[{V6_HOST}]:6000")),
-        "the IPv6 host's mapping took the port the IPv4 SYN was sent to: {list}"
-    );
-
-    // Nobody takes 203.0.113.8:61001: refused after 6 s.
-    let out = lab.lab.must_in(&v4, &format!("python3 {peers_py} tcp-refused 203.0.113.8 61001 20"));
-    let secs: f64 = out
-        .trim()
-        .strip_prefix("refused ")
-        .unwrap_or_else(|| panic!("connect to an unheld pool4 port: {out}"))
-        .parse()
-        .unwrap();
-    assert!(
-        (5.5..12.0).contains(&secs),
-        "refused after {secs} s: the SYN is held 6 s, answered in the second after"
-    );
-    let s = stats(&lab);
-    assert!(packets(&s, "nat_syn_answered") >= 1 && packets(&s, "drop_nat_syn_pending") >= 1, "{s}");
-}
-
-/// Static BIB entries (#15): port forwards that let IPv4 clients reach an IPv6-only
-/// server through a pool4 transport address, from the configuration (TCP, 4 MiB with
-/// SHA-256 checked; from the IPv6 side too, hairpinned through pool6, and an ICMP echo
-/// hairpinned back to the host that sent it) and added live
-/// (UDP: the server sees the client's pool6 address); `bib list` shows them; removed,
-/// the forward is gone.
-#[test]
-fn stateful_nat64_static_bib_forwards_ipv4_clients_to_an_ipv6_server() {
-    let bib = serde_json::json!({"bib": [{"protocol": "tcp", "ipv6": format!("[{V6_HOST}]:5300"), "ipv4": "203.0.113.8:8080"}]});
-    let mut lab = nat64_lab(bib);
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
-    wait_ready(&mut lab, &v6, 5300, "tcp");
-    let out =
-        lab.lab.must_in(&v4, &format!("timeout 20 python3 {} tcp-send 203.0.113.8 8080 4194304", peers()));
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP through the static BIB entry: {out}");
-
-    // Hairpinning (RFC 6146 §3.8): the IPv6 side reaches the forward through pool6.
-    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
-    wait_ready(&mut lab, &v6, 5300, "tcp");
-    let out = lab
-        .lab
-        .must_in(&v6, &format!("timeout 20 python3 {} tcp-send 64:ff9b:1::cb00:7108 8080 1048576", peers()));
-    let parts: Vec<&str> = out.split_whitespace().collect();
-    assert!(parts.len() == 2 && parts[0] == parts[1], "TCP hairpinned to the forward: {out}");
-    assert!(packets(&stats(&lab), "xlat_hairpin") > 10, "{}", stats(&lab));
-    // A hairpinned echo: the host pings its own pool4 address through pool6; request and
-    // reply come back to it as from that address.
-    let hairpins = packets(&stats(&lab), "xlat_hairpin");
-    let out = lab.lab.must_in(&v6, "ping -6 -c 2 -i 0.2 -W 2 64:ff9b:1::cb00:7108");
-    assert!(out.contains("2 received"), "hairpinned echo:\n{out}");
-    assert!(packets(&stats(&lab), "xlat_hairpin") >= hairpins + 4, "{}", stats(&lab));
-
-    let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5301", "203.0.113.8:5301"]);
-    assert!(out.status.success(), "bib add: {}", String::from_utf8_lossy(&out.stderr));
-    lab.lab.spawn_in(&v6, &format!("python3 {} udp-whoami 5301", peers()));
-    wait_ready(&mut lab, &v6, 5301, "udp");
-    let out = lab.lab.must_in(&v4, &format!("python3 {} udp-ask 203.0.113.8 5301", peers()));
-    assert_eq!(out.trim(), V4_HOST_AS_V6, "the server sees the client's pool6 address");
-    let out = lab.ctl(CTL, &["bib", "add", "udp", "[2001:db8:6::2]:5302", "198.51.100.7:5302"]);
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a pool4 address"),
-        "{out:?}"
-    );
-
-    let out = lab.ctl(CTL, &["bib", "list", "--json"]);
-    let list: Value = serde_json::from_slice(&out.stdout).expect("bib list --json");
-    let statics: Vec<&Value> = list.as_array().unwrap().iter().filter(|b| b["static"] == true).collect();
-    assert_eq!(statics.len(), 2, "{list}");
-    assert!(statics.iter().any(|b| b["protocol"] == "tcp" && b["ipv4"] == "203.0.113.8:8080"), "{list}");
-
-    let out = lab.ctl(CTL, &["bib", "del", "tcp", "203.0.113.8:8080"]);
-    assert!(out.status.success(), "bib del: {}", String::from_utf8_lossy(&out.stderr));
-    let tcp_before = packets(&stats(&lab), "xlat_4to6_tcp");
-    lab.lab.spawn_in(&v6, &format!("python3 {} tcp-sink 5300", peers()));
-    wait_ready(&mut lab, &v6, 5300, "tcp");
-    let out = lab.lab.exec(&v4, &format!("timeout 3 python3 {} tcp-send 203.0.113.8 8080 1000", peers()));
-    assert!(!out.status.success(), "no forward once the entry is gone");
-    let s = stats(&lab);
-    // Its SYN finds no mapping: held for a simultaneous open, never forwarded.
-    assert!(packets(&s, "drop_nat_syn_held") >= 1 && packets(&s, "xlat_4to6_tcp") == tcp_before, "{s}");
-}
-
-/// Carrier scale in miniature: a stateful NAT64 with `max-sessions` 1024 filled from 32
-/// IPv6 sources (ICMP echo, one mapping per source and identifier, a raw socket each).
-/// When the table is full, an established UDP flow (made before) still crosses both
-/// ways, a new flow gets nothing and is counted (`drop_nat_table_full`), and the table
-/// never holds more than 1024. When the sources stop, their sessions run out (ICMP
-/// lifetime 2 s), the in-kernel sweep ends them and their mappings (ports held back
-/// 1 s), reports what each run cost in `status`, and the kernel memory the tables hold
-/// (as the kernel accounts it per map) comes back to what it was before the fill.
-#[test]
-fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
-    let extra = serde_json::json!({"max-sessions": 1024, "icmp-timeout": 2, "port-reuse-delay": 1});
-    let mut lab = nat64_lab(extra);
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    let sources: Vec<String> = (0..32).map(|i| format!("2001:db8:6::1{i:02x}")).collect();
-    for s in &sources {
-        lab.lab.must_in(&v6, &format!("ip addr add {s}/64 dev eth0 nodad"));
-    }
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
-    wait_ready(&mut lab, &v4, 5200, "udp");
-    // A UDP flow from a fixed port: each call is one more exchange of the same flow.
-    let ask = |lab: &SiitLab, sport: u16| -> String {
-        let py = format!(
-            "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.bind(('{V6_HOST}',{sport}))\n\
-             s.settimeout(1)\ns.sendto(b'who',('{V4_HOST_AS_V6}',5200))\n\
-             try:\n  print(s.recv(100).decode())\nexcept OSError:\n  print('timeout')\n"
-        );
-        lab.lab.must_in(&v6, &format!("python3 -c \"{py}\"")).trim().to_string()
-    };
-    assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow, before the fill");
-    let status = |lab: &SiitLab| -> Value {
-        let out = lab.ctl(CTL, &["status", "--json"]);
-        assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("status --json")
-    };
-    let n = |v: &Value, proto: &str, what: &str| v["nat64"]["protocols"][proto][what].as_u64().unwrap();
-    assert_eq!(status(&lab)["nat64"]["max-sessions"], 1024);
-    // What the kernel accounts to the session and BIB tables (fdinfo "memlock", which
-    // for tables that allocate per entry follows the entries held).
-    let dir = nat64_ctl::instance::pin_dir(&lab.instance);
-    let memlock = |name: &str| -> u64 {
-        let data = aya::maps::MapData::from_pin(dir.join(name)).expect("pinned map");
-        nat64_ctl::stateful::memlock(&data).expect("fdinfo memlock")
-    };
-    let tables = ["SESSIONS", "BIB4", "BIB6", "NAT_ADF", "NAT_SUBSCRIBERS"];
-    let mem = || -> u64 { tables.iter().map(|t| memlock(t)).sum() };
-    let before = mem();
-
-    // The fill: every source sends echo requests with 40 identifiers, twice a second,
-    // for 25 s (long enough for the checks below on a loaded machine): 1,280 flows for
-    // 1,024 places.
-    let filler = format!(
-        "import socket,struct,time\nsocks=[]\nfor a in '{}'.split(','):\n  s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_ICMPV6)\n  s.bind((a,0))\n  socks.append(s)\n\
-         end=time.time()+25\nwhile time.time()<end:\n  for i,s in enumerate(socks):\n    for j in range(40):\n      s.sendto(struct.pack('!BBHHH',128,0,0,1000+i*40+j,1)+b'fill',('{V4_HOST_AS_V6}',0))\n  time.sleep(0.5)\n",
-        sources.join(",")
-    );
-    let script = std::env::temp_dir().join(format!("nat64-fill-{}.py", lab.instance));
-    std::fs::write(&script, filler).unwrap();
-    lab.lab.files.push(script.clone());
-    lab.lab.spawn_in(&v6, &format!("python3 {}", script.display()));
-    let full = wait_until(Duration::from_secs(8), || packets(&stats(&lab), "drop_nat_table_full") > 0);
-    assert!(full, "the table filled: {}", stats(&lab));
-    thread::sleep(Duration::from_secs(2));
-    let s = status(&lab);
-    let (bib, sessions) = (n(&s, "icmp", "bib") + n(&s, "udp", "bib"), n(&s, "icmp", "sessions"));
-    assert!((1000..=1024).contains(&bib), "the BIB full, never over: {bib}\n{s}");
-    assert!((1000..=1024).contains(&sessions), "{sessions}\n{s}");
-    let at_full = mem();
-    assert!(at_full > before, "the tables took memory: {before} -> {at_full}");
-    // `status` says what each table holds, as the kernel accounts it.
-    let shown = &s["nat64"]["memory"];
-    for t in tables {
-        assert!(shown[t].as_u64().is_some_and(|b| b > 0), "status shows {t}'s memory: {shown}");
-    }
-    let text = String::from_utf8_lossy(&lab.ctl(CTL, &["status"]).stdout).to_string();
-    assert!(text.contains(" kB in the NAT tables (") && text.contains("SESSIONS "), "status text:\n{text}");
-    // Established: still both ways; new: nothing, counted.
-    for _ in 0..3 {
-        assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow with the table full");
-    }
-    let refused = packets(&stats(&lab), "drop_nat_table_full");
-    assert_eq!(ask(&lab, 40124), "timeout", "a new flow with the table full");
-    assert!(packets(&stats(&lab), "drop_nat_table_full") > refused, "counted");
-    let out = lab.lab.exec(&v6, &format!("ping -6 -c 1 -W 1 {V4_HOST_AS_V6}"));
-    assert!(!out.status.success(), "a new ping with the table full");
-
-    // The sources stop (25 s): their sessions end 2 s later, their ports 1 s after that.
-    let recovered = wait_until(Duration::from_secs(30), || {
-        let s = status(&lab);
-        n(&s, "icmp", "sessions") == 0 && n(&s, "icmp", "bib") == 0
-    });
-    let s = status(&lab);
-    assert!(recovered, "the fill's sessions and mappings ended:\n{s}");
-    assert_eq!(
-        (n(&s, "udp", "bib"), n(&s, "udp", "sessions")),
-        (1, 1),
-        "the established UDP flow stays (120 s)"
-    );
-    let w = &s["nat64"]["sweep"];
-    assert!(w["runs"].as_u64().unwrap() > 5, "the sweep ran once a second: {w}");
-    let ms = w["ms"].as_f64().unwrap();
-    eprintln!("sweep: {w}");
-    assert!(ms < 1000.0, "a sweep of about 1,000 entries stays far below a second: {ms} ms");
-    let st = stats(&lab);
-    assert!(packets(&st, "nat_session_expired") >= 1000 && packets(&st, "nat_bib_expired") >= 1000, "{st}");
-    // The memory: back to what it was before the fill.
-    let after = wait_until(Duration::from_secs(5), || mem() <= before + (at_full - before) / 100);
-    assert!(after, "memory came back: before {before}, full {at_full}, after {}", mem());
-    assert_eq!(ask(&lab, 40123), "203.0.113.8", "the established flow after it all");
-    let out = lab.lab.must_in(&v6, &format!("ping -6 -c 2 -i 0.2 -W 2 {V4_HOST_AS_V6}"));
-    assert!(out.contains("2 received"), "new flows again:\n{out}");
-    // `session flush` ends what is left at once (the UDP flow and the ping's).
-    let out = lab.ctl(CTL, &["session", "flush"]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && said.starts_with("ended 2 sessions and 2 BIB entries in "), "{out:?}");
-    let s = status(&lab);
-    assert_eq!((n(&s, "udp", "sessions"), n(&s, "icmp", "sessions"), n(&s, "icmp", "bib")), (0, 0, 0), "{s}");
 }

@@ -5,29 +5,12 @@
 use std::{path::Path, time::Duration};
 
 use nat64_tests::{
-    lab::{peers, wait_until},
-    xlat::{PREF64, SERVER, XlatLab},
+    clat::{PREF64, SERVER, XlatLab},
+    lab::{json, packets, peers, sha256_file, wait_listening, wait_until},
 };
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
-
-fn stats(out: std::process::Output) -> Value {
-    assert!(out.status.success(), "stats: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
-}
-
-fn packets(s: &Value, name: &str) -> u64 {
-    s[name]["packets"].as_u64().unwrap_or_else(|| panic!("counter {name} missing"))
-}
-
-fn wait_listening(lab: &XlatLab, port: u16, flag: &str) {
-    let ok = wait_until(Duration::from_secs(10), || {
-        let out = lab.lab.exec(&lab.srv, &format!("ss -H {flag} sport = :{port}"));
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    });
-    assert!(ok, "server on port {port} did not start");
-}
 
 /// From IPv4-only clients inside WireGuard, across the CLAT and the PLAT: ping, an
 /// HTTP fetch by IPv4 literal, UDP both ways, a multi-megabyte TCP transfer with its
@@ -56,28 +39,28 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
     let srv = lab.srv.clone();
     lab.lab
         .spawn_in(&srv, &format!("python3 -m http.server 8080 --bind 0.0.0.0 --directory {}", dir.display()));
-    wait_listening(&lab, 8080, "-ltn");
+    wait_listening(&lab.lab, &lab.srv, 8080, "tcp");
     let got = lab.lab.must_in(&c0, &format!("curl -sS --max-time 30 http://{SERVER}:8080/blob | sha256sum"));
-    let want = nat64_tests::lab::must(&format!("sha256sum < {}", dir.join("blob").display()));
-    assert_eq!(got.split_whitespace().next(), want.split_whitespace().next(), "HTTP body");
+    let want = sha256_file(&dir.join("blob"));
+    assert_eq!(got.split_whitespace().next(), Some(want.as_str()), "HTTP body");
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 
     // UDP both ways: 50 datagrams echoed.
     lab.lab.spawn_in(&srv, &format!("python3 {} udp-echo 5400", peers()));
-    wait_listening(&lab, 5400, "-lun");
+    wait_listening(&lab.lab, &lab.srv, 5400, "udp");
     let out = lab.lab.must_in(&c0, &format!("python3 {} udp-ping {SERVER} 5400 50", peers()));
     assert_eq!(out.trim(), "50", "UDP datagrams echoed back intact");
 
     // TCP, 6 MiB, content checked by the server.
     lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5401", peers()));
-    wait_listening(&lab, 5401, "-ltn");
+    wait_listening(&lab.lab, &lab.srv, 5401, "tcp");
     let out = lab.lab.must_in(&c0, &format!("python3 {} tcp-send {SERVER} 5401 {}", peers(), 6 << 20));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP content sent vs received: {out}");
 
     // Two clients at once, each under its own address (through the PLAT's EAM).
     lab.lab.spawn_in(&srv, &format!("python3 {} udp-whoami 5402", peers()));
-    wait_listening(&lab, 5402, "-lun");
+    wait_listening(&lab.lab, &lab.srv, 5402, "udp");
     let ask = |c: &str| {
         let child = std::process::Command::new("ip")
             .args(["netns", "exec", c, "python3", &peers(), "udp-ask", SERVER, "5402"])
@@ -109,7 +92,7 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
     // change carries the new one.
     next_hop_follows_the_neighbour(&mut lab, &c0);
 
-    let clat = stats(lab.clat_ctl(CTL, &["stats", "--json"]));
+    let clat = json(lab.clat_ctl(CTL, &["stats", "--json"]), "stats");
     // Downloads merged by GRO on the core are judged by their segments, not their
     // total length: nothing here needed a Packet Too Big.
     assert_eq!(packets(&clat, "drop_mtu_exceeded"), 0, "{clat}");
@@ -118,7 +101,7 @@ fn ipv4_clients_in_wireguard_reach_an_ipv4_server_over_an_ipv6_core() {
     // What comes out of WireGuard (an L3 device) leaves the CLAT by redirect, given an
     // Ethernet header for the uplink, rather than through the kernel's forwarding.
     assert!(packets(&clat, "fwd_redirect") > 1000, "{clat}");
-    let plat = stats(lab.plat_ctl(CTL, &["stats", "--json"]));
+    let plat = json(lab.plat_ctl(CTL, &["stats", "--json"]), "stats");
     assert!(packets(&plat, "xlat_6to4_tcp") > 1000, "{plat}");
 
     let status = lab.clat_ctl(CTL, &["status"]);
@@ -266,12 +249,12 @@ fn host_clat_and_path_mtu_discovery_through_the_clat() {
     let out = lab.lab.must_in(&cc, &format!("ping -c 2 -i 0.2 -W 3 {SERVER}"));
     assert!(out.contains("2 received"), "the concentrator pings an IPv4 literal:\n{out}");
     lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5410", peers()));
-    wait_listening(&lab, 5410, "-ltn");
+    wait_listening(&lab.lab, &lab.srv, 5410, "tcp");
     let out = lab.lab.must_in(&cc, &format!("python3 {} tcp-send {SERVER} 5410 {}", peers(), 2 << 20));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "host CLAT TCP content: {out}");
     lab.lab.spawn_in(&srv, &format!("python3 {} udp-whoami 5411", peers()));
-    wait_listening(&lab, 5411, "-lun");
+    wait_listening(&lab.lab, &lab.srv, 5411, "udp");
     let who = lab.lab.must_in(&cc, &format!("python3 {} udp-ask {SERVER} 5411", peers()));
     assert_eq!(who.trim(), "192.0.2.1", "the server sees the host CLAT's address through the PLAT");
 
@@ -279,12 +262,12 @@ fn host_clat_and_path_mtu_discovery_through_the_clat() {
     lab.lab.must_in(&cc, "ip link set core mtu 1280");
     lab.lab.must_in(&plat, "ip link set north mtu 1280");
     lab.lab.spawn_in(&srv, &format!("python3 {} tcp-sink 5412", peers()));
-    wait_listening(&lab, 5412, "-ltn");
+    wait_listening(&lab.lab, &lab.srv, 5412, "tcp");
     let out = lab.lab.must_in(&c0, &format!("python3 {} tcp-send {SERVER} 5412 {}", peers(), 3 << 20));
     let parts: Vec<&str> = out.split_whitespace().collect();
     assert!(parts.len() == 2 && parts[0] == parts[1], "TCP across the 1280 core: {out}");
     let route = lab.lab.must_in(&c0, &format!("ip route get {SERVER}"));
     assert!(route.contains("mtu 1260"), "the client learned 1280 - 20 from the CLAT: {route}");
-    let s = stats(lab.clat_ctl(CTL, &["stats", "--json"]));
+    let s = json(lab.clat_ctl(CTL, &["stats", "--json"]), "stats");
     assert!(packets(&s, "drop_mtu_exceeded") >= 1 && packets(&s, "icmp_sent") >= 1, "{s}");
 }
