@@ -1,9 +1,12 @@
 //! nat64-ctl: loads, configures and inspects the nat64 eBPF translator.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod explain;
-pub mod instance;
+pub mod general;
+pub mod load;
 pub mod metrics;
 pub mod natlog;
 pub mod netdev;
@@ -14,8 +17,10 @@ pub mod pref64;
 pub mod ra;
 pub mod running;
 pub mod simopen;
-pub mod stateful;
 pub mod stats;
+pub mod status;
+pub mod sweep;
+pub mod sys;
 pub mod tables;
 
 /// The eBPF object built by build.rs (empty when built with AYA_BUILD_SKIP=1).

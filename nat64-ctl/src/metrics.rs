@@ -40,7 +40,7 @@ pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
             port themselves (1) or hand its packets to the kernel because it takes no XDP frames (0).\n\
             # TYPE nat64_interface_xdp_redirect_target gauge\n";
     let ports = tables.ports();
-    let status = crate::instance::read_status(instance);
+    let status = crate::status::read_status(instance);
     for i in status["interfaces"].as_array().into_iter().flatten() {
         let Some((_, p)) = ports.iter().find(|(x, _)| Some(*x as u64) == i["ifindex"].as_u64()) else {
             continue;

@@ -19,7 +19,7 @@ use aya::maps::{MapData, RingBuf};
 use log::warn;
 use nat64_common::maps::{MAP_NAT_EVENTS, NatEvent};
 
-use crate::{config::nat::BibLog, stateful::proto_name};
+use crate::{config::nat::BibLog, tables::nat::proto_name};
 
 /// Where the lines go.
 pub struct Sink {
@@ -96,7 +96,7 @@ pub fn reader(dir: &Path, sink: Shared) -> Result<()> {
 
 /// Boot-time ns as Unix-time ns, by the two clocks' offset now.
 fn wall_ns(boot_ns: u64) -> u64 {
-    let now_boot = crate::stateful::boot_ns();
+    let now_boot = crate::sys::boot_ns();
     let now_wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -52,8 +52,8 @@ pub struct Spec {
 
 impl Spec {
     pub fn of(g: &Globals) -> Option<Self> {
-        g.flag(Globals::FLAG_DYNAMIC_POOL).then(|| Self {
-            prefix: Prefix4 { addr: Ipv4Addr::from(g.dyn_pool), len: g.dyn_pool_len },
+        crate::tables::dynamic_pool(g).map(|prefix| Self {
+            prefix,
             lease: g.dyn_pool_lease.into(),
             own: g.has_ipv4_addr().then(|| Ipv4Addr::from(g.ipv4_addr)),
         })

@@ -125,7 +125,7 @@ impl Watch {
     /// that the IPv6 fragments it makes still fit the smallest port. The first value
     /// seen is the one the start routed with.
     fn follow_mtu(&mut self) {
-        let mtu = match crate::instance::general_path_mtu(&self.tables) {
+        let mtu = match crate::general::general_path_mtu(&self.tables) {
             Ok(m) => m,
             Err(e) => {
                 warn!("general path: {e:#}");
@@ -136,7 +136,7 @@ impl Watch {
             return;
         }
         if let (Some(old), Some(new)) = (self.general_mtu, mtu) {
-            match crate::instance::general_path_sync(&self.tables, None) {
+            match crate::general::general_path_sync(&self.tables, None) {
                 Ok(()) => info!(
                     "general path: IPv4 route MTU {old} -> {new} (lowest-ipv6-mtu or an attached link's MTU changed)"
                 ),

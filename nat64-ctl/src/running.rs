@@ -29,13 +29,16 @@ use log::{info, warn};
 use nat64_common::maps::MAP_GLOBALS;
 
 use crate::{
+    apply::apply_config_with,
     config::{AttachMode, Config, EamtEntry},
-    instance::{
-        GeneralPath, Masquerade, RUN_DIR, TC_L3_PROGRAM, TC_PROGRAM, XDP_PROGRAM, apply_config_with,
-        check_forwarding, ensure_bpffs, ifindex, is_ethernet, load_entry, load_pinned, pid_file, pin_dir,
-        process_alive, status_file, unix_now,
+    general::{GeneralPath, Masquerade, check_forwarding},
+    load::{
+        RUN_DIR, TC_L3_PROGRAM, TC_PROGRAM, XDP_PROGRAM, ensure_bpffs, load_entry, load_pinned, pid_file,
+        pin_dir, status_file,
     },
     pool::Keeper,
+    status::StatusExtra,
+    sys::{ifindex, is_ethernet, process_alive, unix_now},
     tables::Tables,
 };
 
@@ -66,7 +69,7 @@ fn mode_name(s: &str) -> &'static str {
 
 /// How each interface was attached by the last run (its status file).
 fn previous_modes(instance: &str) -> HashMap<String, String> {
-    crate::instance::read_status(instance)["interfaces"]
+    crate::status::read_status(instance)["interfaces"]
         .as_array()
         .into_iter()
         .flatten()
@@ -253,7 +256,7 @@ impl Running {
         }
         check_interfaces(cfg)?;
         if cfg.xdp_tcp_gro {
-            crate::instance::check_gro_forwarding()?;
+            crate::general::check_gro_forwarding()?;
         }
         let dir = pin_dir(&cfg.instance);
         let adopted = dir.join(MAP_GLOBALS).exists();
@@ -306,10 +309,10 @@ impl Running {
         if let Some(target) = cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
             crate::natlog::reader(&dir, crate::natlog::Sink::open(target)?)?;
         }
-        crate::stateful::sweeper(
+        crate::sweep::sweeper(
             &dir,
-            crate::stateful::Sweeper::load(&mut ebpf)?,
-            crate::stateful::sweep_report(&cfg.instance),
+            crate::sweep::Sweeper::load(&mut ebpf)?,
+            crate::sweep::sweep_report(&cfg.instance),
         )?;
         let mut me = Self {
             ebpf,
@@ -345,7 +348,7 @@ impl Running {
             );
         }
         if new.xdp_tcp_gro {
-            crate::instance::check_gro_forwarding()?;
+            crate::general::check_gro_forwarding()?;
         }
         let log = |c: &Config| c.nat64.as_ref().and_then(|n| n.bib_log.clone());
         if log(new) != log(&self.cfg) {
@@ -467,15 +470,15 @@ impl Running {
             .collect();
         let xdp_ingress = links.iter().any(|a| a.mode == "driver" || a.mode == "generic");
         let link_mtus =
-            crate::instance::link_mtus(ports.iter().map(|p| p.1).filter(|i| *i != general_ifindex));
-        let mtu4 = crate::instance::route_mtu(cfg.lowest_ipv6_mtu, &link_mtus);
+            crate::general::link_mtus(ports.iter().map(|p| p.1).filter(|i| *i != general_ifindex));
+        let mtu4 = crate::general::route_mtu(cfg.lowest_ipv6_mtu, &link_mtus);
         crate::ports::set(ports, xdp_ingress)?;
         self.links = links;
 
         if let Some(gp) = &general {
             gp.route(cfg, mtu4)?;
             for e in &removed {
-                crate::instance::general_path_sync(&self.tables, Some(e))?;
+                crate::general::general_path_sync(&self.tables, Some(e))?;
             }
             info!("general path: {} <-> {} (IPv4 route MTU {mtu4})", gp.name, gp.peer);
         }
@@ -529,7 +532,7 @@ fn sync_maps(tables: &mut Tables, cfg: &Config, general_ifindex: u32) -> Result<
         cfg.ipv4_translatable.iter().filter(|p| !translatable.contains(p)).copied().collect::<Vec<_>>(),
     );
     tables.ipv4_translatable_set(&translatable)?;
-    crate::instance::apply_nat64(tables, cfg)?;
+    crate::apply::apply_nat64(tables, cfg)?;
     let old = tables.globals()?;
     let mut g = cfg.globals();
     g.general_ifindex = general_ifindex;
@@ -571,7 +574,7 @@ impl Drop for Running {
 pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
     let mut did = Vec::new();
     let dir = pin_dir(instance);
-    let status = crate::instance::read_status(instance);
+    let status = crate::status::read_status(instance);
     if dir.exists() {
         let links = unpin_links_except(&dir, &HashSet::new());
         if !links.is_empty() {
@@ -590,7 +593,7 @@ pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
         did.push(format!("removed nftables table ip {}", Masquerade::table_name(instance)));
     }
     let _ = fs::remove_file(status_file(instance));
-    let _ = fs::remove_file(crate::stateful::sweep_report(instance));
+    let _ = fs::remove_file(crate::sweep::sweep_report(instance));
     let _ = fs::remove_file(pid_file(instance));
     Ok(did)
 }
@@ -606,4 +609,52 @@ fn sessions_change(instance: &str, running: u32, wanted: u32) -> String {
         what(running),
         what(wanted)
     )
+}
+
+/// Writes the status file (write, then rename: a reader never sees half of it).
+pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> Result<()> {
+    let cfg = &running.cfg;
+    let path = status_file(&cfg.instance);
+    let ids = running.program_ids();
+    let interfaces: Vec<_> = running
+        .links
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.interface,
+                "ifindex": ifindex(&a.interface).ok(),
+                "attach": a.mode,
+                "program": a.program,
+                "program-id": ids.get(a.program),
+            })
+        })
+        .collect();
+    let pref64 = match extra.pref64 {
+        Some(d) => {
+            if d.ra {
+                serde_json::json!({"source": "auto", "via": "ra", "router": d.resolver.to_string(), "lifetime": d.ttl, "checked": unix_now()})
+            } else {
+                serde_json::json!({"source": "auto", "via": "dns64", "resolver": d.resolver.to_string(), "ttl": d.ttl, "checked": unix_now()})
+            }
+        }
+        None if cfg.pool6.is_some() => serde_json::json!({"source": "config"}),
+        None => serde_json::Value::Null,
+    };
+    let v = serde_json::json!({
+        "instance": cfg.instance,
+        "pid": std::process::id(),
+        "config": extra.config_path.display().to_string(),
+        "mode": cfg.mode.name(),
+        "started": extra.started,
+        "adopted": running.adopted,
+        "interfaces": interfaces,
+        "general-path": running.general.as_ref().map(|g| g.name.clone()),
+        "masquerade": cfg.masquerade,
+        "pref64": pref64,
+        "last-reload": extra.last_reload,
+    });
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

@@ -22,7 +22,7 @@ use nat64_common::{
     nat::TcpState,
 };
 
-use crate::stateful::NatTables;
+use crate::tables::nat::NatTables;
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_ICMP: u8 = 1;

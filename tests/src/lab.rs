@@ -188,7 +188,7 @@ impl Lab {
             self.instances.push(key);
         }
         let pid = self.children[i].id() as u64;
-        let status = nat64_ctl::instance::status_file(instance);
+        let status = nat64_ctl::load::status_file(instance);
         let up = wait_until(Duration::from_secs(30), || {
             std::fs::read_to_string(&status)
                 .ok()

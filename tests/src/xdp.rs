@@ -10,8 +10,9 @@ use aya::{
 };
 use nat64_common::counters::Counter;
 use nat64_ctl::{
+    apply,
     config::Config,
-    instance::{self, TC_PROGRAM, XDP_PROGRAM},
+    load::{self, TC_PROGRAM, XDP_PROGRAM},
     tables::Tables,
 };
 
@@ -102,7 +103,7 @@ pub struct Harness {
     pub tables: Tables,
     pub kind: Kind,
     /// Stateful NAT64's sweep program, loaded on first use.
-    sweeper: Option<nat64_ctl::stateful::Sweeper>,
+    sweeper: Option<nat64_ctl::sweep::Sweeper>,
 }
 
 /// What one run of the program did.
@@ -134,10 +135,10 @@ impl Harness {
         // the default size in the other modes, whose tests may switch to mode "nat64".
         let sessions =
             if cfg.nat64.is_some() { cfg.nat_sessions() } else { nat64_common::maps::SESSIONS_MAX_ENTRIES };
-        let mut ebpf = instance::load_pinned(&[name], None, sessions)
-            .unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
+        let mut ebpf =
+            load::load_pinned(&[name], None, sessions).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
-        instance::apply_config(&mut tables, &cfg).expect("applying config");
+        apply::apply_config(&mut tables, &cfg).expect("applying config");
         Self { ebpf, tables, kind, sweeper: None }
     }
 
@@ -151,10 +152,10 @@ impl Harness {
         self.sweeper().flush().unwrap_or_else(|e| panic!("flush: {e:#}"))
     }
 
-    fn sweeper(&mut self) -> &mut nat64_ctl::stateful::Sweeper {
+    fn sweeper(&mut self) -> &mut nat64_ctl::sweep::Sweeper {
         if self.sweeper.is_none() {
             let s =
-                nat64_ctl::stateful::Sweeper::load(&mut self.ebpf).unwrap_or_else(|e| panic!("sweep: {e:#}"));
+                nat64_ctl::sweep::Sweeper::load(&mut self.ebpf).unwrap_or_else(|e| panic!("sweep: {e:#}"));
             self.sweeper = Some(s);
         }
         self.sweeper.as_mut().expect("loaded")

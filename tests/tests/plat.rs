@@ -983,10 +983,10 @@ fn stateful_nat64_full_table_keeps_established_flows_and_recovers() {
     assert_eq!(status(&lab)["nat64"]["max-sessions"], 1024);
     // What the kernel accounts to the session and BIB tables (fdinfo "memlock", which
     // for tables that allocate per entry follows the entries held).
-    let dir = nat64_ctl::instance::pin_dir(&lab.instance);
+    let dir = nat64_ctl::load::pin_dir(&lab.instance);
     let memlock = |name: &str| -> u64 {
         let data = aya::maps::MapData::from_pin(dir.join(name)).expect("pinned map");
-        nat64_ctl::stateful::memlock(&data).expect("fdinfo memlock")
+        nat64_ctl::tables::nat::memlock(&data).expect("fdinfo memlock")
     };
     let tables = ["SESSIONS", "BIB4", "BIB6", "NAT_ADF", "NAT_SUBSCRIBERS"];
     let mem = || -> u64 { tables.iter().map(|t| memlock(t)).sum() };

@@ -698,7 +698,7 @@ fn far_ends_gro(lab: &SiitLab, on: bool) -> Duration {
             .unwrap() as u32
     };
     let (to6, to4) = (ifindex("to6"), ifindex("to4"));
-    let dir = nat64_ctl::instance::pin_dir(&lab.instance);
+    let dir = nat64_ctl::load::pin_dir(&lab.instance);
     let tables = nat64_ctl::tables::Tables::open_pinned(&dir).expect("the instance's pinned maps");
     let follows = || {
         let ports = tables.ports();

@@ -8,8 +8,7 @@ use nat64_common::{
 };
 
 use super::{
-    Prefix4, Prefix6,
-    prefix::at,
+    prefix::{Prefix4, Prefix6, at},
     raw::{RawBib, RawConfig, RawPool4},
 };
 

@@ -503,7 +503,7 @@ fn unexpired_source_route_fails(kind: Kind) {
 #[test]
 fn tc_program_for_l3_devices_verifies() {
     nat64_tests::require_root();
-    if let Err(e) = nat64_ctl::instance::load(&[nat64_ctl::instance::TC_L3_PROGRAM]) {
+    if let Err(e) = nat64_ctl::load::load(&[nat64_ctl::load::TC_L3_PROGRAM]) {
         panic!("{e:#}");
     }
 }

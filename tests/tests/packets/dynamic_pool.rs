@@ -101,7 +101,7 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
 
     // The lease runs out: A's mapping goes, its address answers with an error again.
     std::thread::sleep(std::time::Duration::from_millis(2300));
-    let swept = pool::sweep(&mut h.tables, &spec, pool::mono_now(), nat64_ctl::instance::unix_now()).unwrap();
+    let swept = pool::sweep(&mut h.tables, &spec, pool::mono_now(), nat64_ctl::sys::unix_now()).unwrap();
     assert_eq!(swept.expired.len(), 1);
     assert_eq!(swept.active, 0);
     assert!(held(&h).is_empty());
@@ -149,10 +149,10 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     let dir = std::env::temp_dir().join(format!("nat64-pool-test-{}-{kind:?}", std::process::id()));
     let file = dir.join("state.json");
     let before = held(&h);
-    assert_eq!(pool::save(&h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap(), 3);
+    assert_eq!(pool::save(&h.tables, &spec, &file, nat64_ctl::sys::unix_now()).unwrap(), 3);
     assert_eq!(pool::flush(&mut h.tables).unwrap(), 3);
     assert!(held(&h).is_empty());
-    let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap();
+    let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::sys::unix_now()).unwrap();
     assert_eq!((r.mappings, r.skipped), (3, 0));
     assert_eq!(held(&h), before);
     run_table(
@@ -175,7 +175,7 @@ fn dynamic_pool_allocation_reuse_expiry_exhaustion(kind: Kind) {
     // A state file that cannot be read is set aside, and the translator starts empty
     // rather than not at all.
     std::fs::write(&file, b"{\"version\": 1, \"mappings\": [").unwrap();
-    let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::instance::unix_now()).unwrap();
+    let r = pool::restore(&mut h.tables, &spec, &file, nat64_ctl::sys::unix_now()).unwrap();
     assert_eq!(r, pool::Restored::default());
     assert!(!file.exists() && file.with_extension("bad").exists(), "moved aside");
     assert_eq!(held(&h).len(), 1, "what was held stays");

@@ -220,7 +220,7 @@ fn stateful_nat64_udp_icmp_tcp(kind: Kind) {
 
     // Ten minutes on, the sweep ends the UDP (5 min) and ICMP (60 s) sessions and the
     // BIB entries they used; the established TCP session (2 h 4 min) stays.
-    let ten_min = nat64_ctl::stateful::boot_ns() + 600_000_000_000;
+    let ten_min = nat64_ctl::sys::boot_ns() + 600_000_000_000;
     let r = h.sweep(ten_min);
     assert_eq!(
         (r.sessions, r.released, r.removed),

@@ -63,7 +63,7 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
         events
             .push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) });
     }
-    let now = nat64_ctl::stateful::boot_ns();
+    let now = nat64_ctl::sys::boot_ns();
     let mut seen: Vec<(u16, u16)> = events
         .iter()
         .map(|e| {
@@ -213,7 +213,7 @@ fn stateful_nat64_cgn_limits(kind: Kind) {
 
     // Ten minutes on, every mapping ends; the ports are held back 30 s, and nobody,
     // not even a new subscriber, gets one; then they are free.
-    let now = nat64_ctl::stateful::boot_ns();
+    let now = nat64_ctl::sys::boot_ns();
     let r = h.sweep(now + 600_000_000_000);
     assert_eq!((r.sessions, r.released, r.removed, r.subscribers), (8, 8, 0, 3));
     assert!(h.tables.nat.as_ref().unwrap().top_subscribers(10).is_empty());

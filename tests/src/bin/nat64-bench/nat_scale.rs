@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::programs::{SchedClassifier, Xdp};
 use nat64_common::counters::{Counter, Kind as CounterKind};
-use nat64_ctl::instance::{TC_PROGRAM, XDP_PROGRAM};
+use nat64_ctl::load::{TC_PROGRAM, XDP_PROGRAM};
 use nat64_tests::xdp::{Harness, Kind, XDP_PASS};
 
 use crate::per_packet::{

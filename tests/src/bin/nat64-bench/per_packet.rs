@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use nat64_common::counters::Counter;
-use nat64_ctl::instance::{BASELINE_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
+use nat64_ctl::load::{BASELINE_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
 use nat64_tests::{
     packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
     xdp::{Harness, Kind, TEST_CONFIG, XDP_PASS, XDP_TX},

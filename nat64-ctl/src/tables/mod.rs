@@ -1,6 +1,8 @@
 //! The translator's maps as user space sees them, whether freshly loaded (owned by
 //! this process) or opened from the pins of a running instance.
 
+pub mod nat;
+
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     path::Path,
@@ -22,38 +24,6 @@ use nat64_common::{
 
 use crate::config::{EamtEntry, Prefix4, Prefix6, check_eamt_insert, check_eamt_insert_forced};
 
-/// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 28] = [
-    nat64_common::maps::MAP_NAT_ADF,
-    nat64_common::maps::MAP_NAT_SUBSCRIBERS,
-    nat64_common::maps::MAP_NAT_EVENTS,
-    nat64_common::maps::MAP_NAT_FRAGS,
-    nat64_common::maps::MAP_NAT_CFG,
-    nat64_common::maps::MAP_NAT_POOL4,
-    nat64_common::maps::MAP_NAT_ADDRS,
-    nat64_common::maps::MAP_BIB6,
-    nat64_common::maps::MAP_BIB4,
-    nat64_common::maps::MAP_SESSIONS,
-    nat64_common::maps::MAP_LAYOUT,
-    MAP_GLOBALS,
-    MAP_GLOBALS_ACTIVE,
-    MAP_EAMT4,
-    MAP_EAMT6,
-    MAP_DENYLIST4,
-    MAP_V4XLAT,
-    MAP_TX_PORTS,
-    MAP_PORTS,
-    MAP_COUNTERS,
-    MAP_POOL6,
-    MAP_POOL4,
-    MAP_POOL_DORMANT,
-    MAP_POOL_RING,
-    MAP_POOL_TAIL,
-    MAP_POOL_HEAD,
-    nat64_common::maps::MAP_NAT_SYNS,
-    nat64_common::maps::MAP_NAT_SYN_COUNT,
-];
-
 pub struct Tables {
     pub globals: Array<MapData, Globals>,
     pub globals_active: Array<MapData, u32>,
@@ -74,7 +44,7 @@ pub struct Tables {
     pub pool_tail: Array<MapData, u64>,
     pub pool_head: PerCpuArray<MapData, u64>,
     /// Stateful NAT64's maps; `None` for the pins of a nat64-ctl older than them.
-    pub nat: Option<crate::stateful::NatTables>,
+    pub nat: Option<nat::NatTables>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -110,7 +80,7 @@ impl Tables {
             pool_ring: Array::try_from(get(MAP_POOL_RING)?)?,
             pool_tail: Array::try_from(get(MAP_POOL_TAIL)?)?,
             pool_head: PerCpuArray::try_from(get(MAP_POOL_HEAD)?)?,
-            nat: crate::stateful::NatTables::from_maps(&mut get).ok(),
+            nat: nat::NatTables::from_maps(&mut get).ok(),
         })
     }
 
@@ -219,10 +189,10 @@ impl Tables {
     /// or handed out).
     fn check_outside_pool(&self, entry: &EamtEntry) -> Result<()> {
         let g = self.globals()?;
-        if let Some(spec) = crate::pool::Spec::of(&g)
-            && spec.prefix.overlaps(&entry.v4)
+        if let Some(pool) = dynamic_pool(&g)
+            && pool.overlaps(&entry.v4)
         {
-            bail!("EAM {entry}: its IPv4 prefix {} overlaps the dynamic pool {}", entry.v4, spec.prefix);
+            bail!("EAM {entry}: its IPv4 prefix {} overlaps the dynamic pool {pool}", entry.v4);
         }
         Ok(())
     }
@@ -451,4 +421,9 @@ fn prefixes4(trie: &LpmTrie<MapData, [u8; 4], u8>, name: &str) -> Result<Vec<Pre
     }
     out.sort_by_key(|p| (u32::from(p.addr), p.len));
     Ok(out)
+}
+
+/// The dynamic pool's prefix, when the settings have one.
+pub fn dynamic_pool(g: &Globals) -> Option<Prefix4> {
+    g.flag(Globals::FLAG_DYNAMIC_POOL).then(|| Prefix4 { addr: g.dyn_pool.into(), len: g.dyn_pool_len })
 }
