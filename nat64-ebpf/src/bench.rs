@@ -148,7 +148,7 @@ mod programs {
             let i = n.checked_rem(flows.max(1)).unwrap_or(0);
             ((i / 16) & 0xffff, 40000 + i % 16)
         } else {
-            ((cpu & 0xf) << 12 | n % 4096, 1024 + (n / 4096) % 64512)
+            (((cpu & 0xf) << 12) | (n % 4096), 1024 + (n / 4096) % 64512)
         };
         let b = p as *mut u8;
         // SAFETY: 64 bytes were bounds-checked above; the offsets lie within them.

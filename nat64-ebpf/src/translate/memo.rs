@@ -13,11 +13,7 @@
 //! The dynamic pool is not remembered: its mappings come and go with traffic. The
 //! callers look there themselves, as they did (`eamt4`, `eamt6w` with the pool).
 
-use nat64_common::{
-    addr,
-    maps::Globals,
-    words::W6,
-};
+use nat64_common::{addr, maps::Globals, words::W6};
 
 use super::{
     lookup::{self, denylisted4},

@@ -442,7 +442,7 @@ fn mapped4<P: Packet>(pkt: &P, o: u64, meta: u64) -> bool {
             }
             Some(i) if icmp::is_error4(i[0]) => {
                 let Some(ih) = pkt.load::<[u8; 20]>(o + ICMP_HLEN) else { return false };
-                let at = o + ICMP_HLEN + ((ih[0] & 0x0f) as usize * 4 & 0x3c);
+                let at = o + ICMP_HLEN + (((ih[0] & 0x0f) as usize * 4) & 0x3c);
                 let Some(p) = pkt.load::<[u8; 8]>(at) else { return false };
                 match ih[9] {
                     IPPROTO_TCP | IPPROTO_UDP => (ih[9], u16::from_be_bytes([p[0], p[1]])),

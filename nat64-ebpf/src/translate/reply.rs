@@ -4,7 +4,9 @@
 //! Built in place around the offending packet and sent back out (XDP_TX), from the
 //! translator's own address of the sender's family, rate-limited per CPU.
 //!
-//!   [eth][offending packet ...]  ->  [eth, MACs swapped][IP][ICMP 8][offending packet, cut]
+//! ```text
+//! [eth][offending packet ...]  ->  [eth, MACs swapped][IP][ICMP 8][offending packet, cut]
+//! ```
 
 use aya_ebpf::helpers::generated as h;
 use nat64_common::{
