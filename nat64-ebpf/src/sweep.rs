@@ -124,7 +124,7 @@ extern "C" fn bib_cb(_map: *mut c_void, key: *mut c_void, value: *mut c_void, ct
         unsafe { take_one(&raw mut (*s).ports) };
     }
     if w.cfg_flags & NatConfig::FLAG_LOG != 0 {
-        crate::translate::nat::log_bib(&v6, &k4, w.now, NatEvent::BIB_EXPIRED);
+        crate::translate::nat::session::log_bib(&v6, &k4, w.now, NatEvent::BIB_EXPIRED);
     }
     bump(Counter::NatBibExpired, 0);
     if w.delay == 0 || w.all != 0 {

@@ -69,7 +69,7 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     // Stateful NAT64: a packet handed back untranslated (to the general path) or quoted
     // in the translator's own error gets its port back.
     if s.nat_flag == 1 && (is_reply(v) || v & 0xff == Counter::PassGeneralPath as u64) {
-        nat::undo(pkt);
+        nat::rewrite::undo(pkt);
     }
     // A first or last fragment of an ICMP echo, translated (TC): the held stage.
     if s.held[0] != 0
