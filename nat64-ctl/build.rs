@@ -9,11 +9,9 @@ fn main() -> anyhow::Result<()> {
     // With AYA_BUILD_SKIP (clippy, docs on machines without bpf-linker) nothing was
     // built: embed an empty object so the crate still compiles; loading it fails loudly.
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    for object in ["nat64", "bench-progs"] {
-        let out = dir.join(object);
-        if !out.exists() {
-            std::fs::write(&out, b"")?;
-        }
+    let out = dir.join("nat64");
+    if !out.exists() {
+        std::fs::write(&out, b"")?;
     }
     Ok(())
 }

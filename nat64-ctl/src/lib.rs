@@ -25,7 +25,3 @@ pub mod tables;
 
 /// The eBPF object built by build.rs (empty when built with AYA_BUILD_SKIP=1).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat64"));
-
-/// The benchmark's own programs (traffic generator, sink, XDP forwarding without
-/// translation) for `cargo xtask bench`; never loaded by nat64-ctl.
-pub static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-progs"));

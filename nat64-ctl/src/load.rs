@@ -23,9 +23,6 @@ pub const XDP_PROGRAM: &str = "nat64_xdp";
 pub const TC_PROGRAM: &str = "nat64_tc";
 pub const TC_L3_PROGRAM: &str = "nat64_tc_l3";
 
-/// Name of the benchmark baseline program (swap MACs, XDP_TX).
-pub const BASELINE_PROGRAM: &str = "nat64_bench_baseline";
-
 pub fn pin_dir(instance: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(instance)
 }

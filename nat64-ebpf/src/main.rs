@@ -253,25 +253,6 @@ mod programs {
         nat64_tc_l3_x4, nat64_tc_l3_x6, nat64_tc_l3_e4, nat64_tc_l3_e6, nat64_tc_l3_r4, nat64_tc_l3_r6, nat64_tc_l3_a6,
         nat64_tc_l3_h6, nat64_tc_l3_n4, nat64_tc_l3_n6, nat64_tc_l3_hd);
 
-    /// Benchmark baseline: the least an XDP program can do with a packet (swap the
-    /// MAC addresses and send it back out).
-    #[xdp]
-    pub fn nat64_bench_baseline(ctx: XdpContext) -> u32 {
-        let start = ctx.data();
-        if start + 12 > ctx.data_end() {
-            return xdp_action::XDP_PASS;
-        }
-        let p = start as *mut [u8; 6];
-        // SAFETY: 12 bytes were bounds-checked above.
-        unsafe {
-            let dst = core::ptr::read_unaligned(p);
-            let src = core::ptr::read_unaligned(p.add(1));
-            core::ptr::write_unaligned(p, src);
-            core::ptr::write_unaligned(p.add(1), dst);
-        }
-        xdp_action::XDP_TX
-    }
-
     #[panic_handler]
     fn panic(_info: &core::panic::PanicInfo) -> ! {
         loop {}

@@ -212,43 +212,39 @@ fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     println!("lint: cargo clippy --all-targets -- -D warnings");
     run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    // The kernel crate is not a default member (the host cannot build it): clippy for
-    // the BPF target, as its build does, and its documentation with every link
+    // The kernel crates are not default members (the host cannot build them): clippy
+    // for the BPF target, as their build does, and their documentation with every link
     // resolved, so that a comment cannot name an item that is gone.
-    println!("lint: nat64-ebpf: cargo clippy --target bpfel-unknown-none -- -D warnings");
-    run(Command::new("rustup")
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "clippy",
-            "--release",
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-        ])
-        .arg("--target-dir")
-        .arg(root().join("target/lint-ebpf"))
-        .args(["--", "-D", "warnings"])
-        .current_dir(root().join("nat64-ebpf")))?;
-    println!("lint: nat64-ebpf: cargo doc (broken intra-doc links are errors)");
-    run(Command::new("rustup")
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "doc",
-            "--release",
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-        ])
-        .args(["--no-deps", "--document-private-items", "--target-dir"])
-        .arg(root().join("target/lint-ebpf"))
-        .env("RUSTDOCFLAGS", "-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_links")
-        .current_dir(root().join("nat64-ebpf")))
+    for krate in ["nat64-ebpf", "bench-ebpf"] {
+        println!("lint: {krate}: cargo clippy --target bpfel-unknown-none -- -D warnings");
+        run(bpf_cargo("clippy").args(["--", "-D", "warnings"]).current_dir(root().join(krate)))?;
+        println!("lint: {krate}: cargo doc (broken intra-doc links are errors)");
+        run(bpf_cargo("doc")
+            .args(["--no-deps", "--document-private-items"])
+            .env("RUSTDOCFLAGS", "-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_links")
+            .current_dir(root().join(krate)))?;
+    }
+    Ok(())
+}
+
+/// `cargo <what>` with the nightly toolchain for the BPF target, as aya-build builds
+/// the kernel crates, in a target folder of its own.
+fn bpf_cargo(what: &str) -> Command {
+    let mut c = Command::new("rustup");
+    c.args([
+        "run",
+        "nightly",
+        "cargo",
+        what,
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+    ])
+    .arg("--target-dir")
+    .arg(root().join("target/lint-ebpf"));
+    c
 }
 
 /// Runs the whole suite, echoing cargo's output, and closes with one total line
@@ -256,7 +252,16 @@ fn lint() -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
     let mut child = cargo()
-        .args(["test", "--workspace", "--exclude", "nat64-ebpf", "--no-fail-fast", "--"])
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "nat64-ebpf",
+            "--exclude",
+            "nat64-bench-ebpf",
+            "--no-fail-fast",
+            "--",
+        ])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -332,7 +337,7 @@ fn real_main() -> Result<()> {
         Cmd::Bench { quick, runs, section, paths, repeat, rounds } => {
             require_root("the benchmark")?;
             setup()?;
-            run(cargo().args(["build", "--release", "-p", "nat64-ctl", "-p", "nat64-tests", "--bins"]))?;
+            run(cargo().args(["build", "--release", "-p", "nat64-ctl", "-p", "nat64-bench", "--bins"]))?;
             let dir = root().join("target/release");
             let mut bench = Command::new(dir.join("nat64-bench"));
             bench.env("NAT64_CTL", dir.join("nat64-ctl"));

@@ -24,6 +24,14 @@ mod paths;
 mod per_packet;
 mod plat;
 
+/// The benchmark's own programs (traffic generator, sink, XDP forwarding without
+/// translation, the per-packet baseline), built from `bench-ebpf` by build.rs; empty
+/// when built with AYA_BUILD_SKIP=1.
+pub static BENCH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-progs"));
+
+/// The per-packet section's baseline program (swap MACs, XDP_TX), in [`BENCH_OBJECT`].
+pub const BASELINE_PROGRAM: &str = "nat64_bench_baseline";
+
 use std::{process::ExitCode, time::Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};

@@ -11,6 +11,8 @@
 //!   (discard) that arrive on the receiver's interface; everything else passes.
 //! - `bench_fwd`: XDP forwarding without translation (FIB lookup, TTL or hop limit,
 //!   MAC rewrite, redirect), the ceiling an XDP translator is measured against.
+//! - `nat64_bench_baseline`: the least an XDP program can do with a packet (swap the
+//!   MAC addresses, XDP_TX), the per-packet section's baseline.
 //! - `bench_fib`, `bench_lpm`: one FIB lookup, one LPM-trie lookup of the frame's
 //!   destination, then XDP_TX: what the work a translation cannot avoid costs under
 //!   BPF_PROG_TEST_RUN, next to the XDP_TX no-op.
@@ -379,6 +381,25 @@ mod programs {
         Some(match BENCH_PORTS.redirect(fib.ifindex, xdp_action::XDP_PASS as u64) {
             Ok(a) | Err(a) => a,
         })
+    }
+
+    /// Benchmark baseline: the least an XDP program can do with a packet (swap the
+    /// MAC addresses and send it back out).
+    #[xdp]
+    pub fn nat64_bench_baseline(ctx: XdpContext) -> u32 {
+        let start = ctx.data();
+        if start + 12 > ctx.data_end() {
+            return xdp_action::XDP_PASS;
+        }
+        let p = start as *mut [u8; 6];
+        // SAFETY: 12 bytes were bounds-checked above.
+        unsafe {
+            let dst = core::ptr::read_unaligned(p);
+            let src = core::ptr::read_unaligned(p.add(1));
+            core::ptr::write_unaligned(p, src);
+            core::ptr::write_unaligned(p.add(1), dst);
+        }
+        xdp_action::XDP_TX
     }
 
     #[panic_handler]

@@ -260,10 +260,10 @@ pub(crate) struct Progs {
 impl Progs {
     pub(crate) fn load() -> Result<Self> {
         ensure!(
-            !nat64_ctl::BENCH_OBJECT.is_empty(),
+            !crate::BENCH_OBJECT.is_empty(),
             "the benchmark programs were not built (AYA_BUILD_SKIP?): build without it"
         );
-        let mut ebpf = Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+        let mut ebpf = Ebpf::load(crate::BENCH_OBJECT).context("loading the benchmark object")?;
         for name in ["bench_gen", "bench_sink", "bench_fwd"] {
             let p: &mut Xdp =
                 ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;

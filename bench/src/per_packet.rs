@@ -17,7 +17,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use nat64_common::counters::Counter;
-use nat64_ctl::load::{BASELINE_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
+use nat64_ctl::load::{TC_PROGRAM, XDP_PROGRAM};
+
+use crate::BASELINE_PROGRAM;
 use nat64_tests::{
     packet::{L4, V4Opts, V6Opts, eth4, eth6, ipv4, ipv6},
     xdp::{Harness, Kind, TEST_CONFIG, XDP_PASS, XDP_TX},
@@ -189,11 +191,14 @@ struct Bench {
     h: Harness,
     /// The TC program's own load of the translator (its own maps and counters).
     tc: Harness,
+    /// The benchmark's object, for the baseline.
+    progs: aya::Ebpf,
 }
 
 impl Bench {
     fn prog(&self, name: &str) -> Result<&Xdp> {
-        Ok(self.h.ebpf.program(name).with_context(|| format!("no program {name}"))?.try_into()?)
+        let p = self.h.ebpf.program(name).or_else(|| self.progs.program(name));
+        Ok(p.with_context(|| format!("no program {name}"))?.try_into()?)
     }
 
     fn harness(&self, case: &Case) -> &Harness {
@@ -353,15 +358,15 @@ pub(crate) fn header(first: &str) -> String {
 pub fn run(repeat: u32, rounds: u32) -> Result<()> {
     let args = Args { repeat, rounds };
     nat64_tests::require_root();
-    let mut h = Harness::new(TEST_CONFIG);
-    let baseline: &mut Xdp = h
-        .ebpf
+    let h = Harness::new(TEST_CONFIG);
+    let mut progs = aya::Ebpf::load(crate::BENCH_OBJECT).context("loading the benchmark object")?;
+    let baseline: &mut Xdp = progs
         .program_mut(BASELINE_PROGRAM)
-        .with_context(|| format!("the eBPF object has no program {BASELINE_PROGRAM}"))?
+        .with_context(|| format!("the benchmark object has no program {BASELINE_PROGRAM}"))?
         .try_into()?;
     baseline.load().with_context(|| format!("loading {BASELINE_PROGRAM} (verifier)"))?;
     let tc = Harness::with(Kind::Tc, TEST_CONFIG);
-    let b = Bench { h, tc };
+    let b = Bench { h, tc, progs };
     // Per program: instructions the verifier processed (its budget is 1,000,000), the
     // instructions it kept (xlated, 8 bytes each) and the size of the JITed code.
     let mut sizes: Vec<(String, u32, u32, u32)> =
@@ -585,7 +590,7 @@ pub fn run(repeat: u32, rounds: u32) -> Result<()> {
 /// the no-op.
 fn floor(args: &Args, direct4: &[u8], direct6: &[u8], base: f64) -> Result<()> {
     use aya::maps::{LpmTrie, lpm_trie::Key};
-    let mut ebpf = aya::Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+    let mut ebpf = aya::Ebpf::load(crate::BENCH_OBJECT).context("loading the benchmark object")?;
     for name in ["bench_fib", "bench_lpm"] {
         let p: &mut Xdp = ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?;
         p.load().with_context(|| format!("loading {name}"))?;
@@ -660,7 +665,7 @@ fn floor(args: &Args, direct4: &[u8], direct6: &[u8], base: f64) -> Result<()> {
 /// frame is checked: the checksum's is the input, the protocol change's the input
 /// with the 20 bytes after the MAC header zeroed.
 fn skb_helpers(args: &Args, direct6: &[u8]) -> Result<()> {
-    let mut ebpf = aya::Ebpf::load(nat64_ctl::BENCH_OBJECT).context("loading the benchmark object")?;
+    let mut ebpf = aya::Ebpf::load(crate::BENCH_OBJECT).context("loading the benchmark object")?;
     let names = ["bench_tc_ok", "bench_tc_proto", "bench_tc_csum"];
     for name in names {
         let p: &mut SchedClassifier =

@@ -9,7 +9,7 @@
 use std::process::Command;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_nat64-bench");
-const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
+const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-bench");
 
 #[test]
 fn quick_benchmark_measures_every_path() {
