@@ -4,7 +4,7 @@ use nat64_common::counters::{Counter, Kind};
 
 use crate::{
     maps::COUNTERS,
-    verdict::{KIND_DROP, KIND_HELD, KIND_REDIRECT, KIND_TX, kind},
+    verdict::{KIND_DROP, KIND_HELD, KIND_REDIRECT, KIND_TX, Verdict},
 };
 
 #[inline(always)]
@@ -22,12 +22,12 @@ pub fn bump(c: Counter, bytes: usize) {
 /// counts how it left (`no_xdp_xmit`: to the kernel because its egress takes no XDP
 /// frames).
 #[inline(always)]
-pub fn record(v: u64, bytes: usize, no_xdp_xmit: bool) {
-    let c = crate::verdict::counter(v);
+pub fn record(v: Verdict, bytes: usize, no_xdp_xmit: bool) {
+    let c = crate::verdict::Verdict::counter(v);
     bump(c, bytes);
     // A held fragment leaves later, counted with the fragment it leaves with.
-    if matches!(c.kind(), Kind::Translated) && !matches!(kind(v), KIND_TX | KIND_DROP | KIND_HELD) {
-        match kind(v) {
+    if matches!(c.kind(), Kind::Translated) && !matches!(v.kind(), KIND_TX | KIND_DROP | KIND_HELD) {
+        match v.kind() {
             KIND_REDIRECT => bump(Counter::FwdRedirect, bytes),
             _ if no_xdp_xmit => bump(Counter::FwdKernelNoXdpXmit, bytes),
             _ => bump(Counter::FwdKernel, bytes),

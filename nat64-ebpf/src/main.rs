@@ -39,7 +39,7 @@ mod programs {
         maps::{JUMP_TC, JUMP_TC_L3, JUMP_XDP, TX_PORTS},
         packet::{HELD_MARK, PULL_HEADERS, TcPacket, XdpPacket},
         translate::{self, Step},
-        verdict::{Action, KIND_TX, kind, pack, verdict_tc, verdict_xdp},
+        verdict::{Action, KIND_TX, Verdict, pack},
     };
 
     /// bpf_tail_call with the index as an immediate at its own call site. The JIT
@@ -82,11 +82,11 @@ mod programs {
     #[inline(always)]
     fn run_xdp(ctx: &XdpContext, step: Step) -> u32 {
         match step {
-            Step::Finish(v) => verdict_xdp(translate::conclude(v)),
+            Step::Finish(v) => Verdict::xdp(translate::conclude(v)),
             Step::Jump(i) => {
                 // SAFETY: the context is the program's own.
                 unsafe { tail_call(ctx.as_ptr(), (&raw const JUMP_XDP).cast(), i) };
-                verdict_xdp(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)))
+                Verdict::xdp(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)))
             }
         }
     }
@@ -105,8 +105,8 @@ mod programs {
         match step {
             Step::Finish(v) => {
                 let v = translate::conclude(v);
-                if kind(v) != KIND_TX {
-                    return verdict_xdp(v);
+                if v.kind() != KIND_TX {
+                    return Verdict::xdp(v);
                 }
                 match TX_PORTS.redirect(ctx.ingress_ifindex() as u32, xdp_action::XDP_TX as u64) {
                     Ok(a) | Err(a) => a,
@@ -120,13 +120,13 @@ mod programs {
     fn run_tc<const L2: usize>(ctx: &TcContext, step: Step) -> i32 {
         let ifindex = TcPacket::<L2>::new(ctx).ifindex();
         match step {
-            Step::Finish(v) => verdict_tc(translate::conclude(v), ifindex),
+            Step::Finish(v) => Verdict::tc(translate::conclude(v), ifindex),
             Step::Jump(i) => {
                 let table: *const c_void =
                     if L2 == ETH_LEN { (&raw const JUMP_TC).cast() } else { (&raw const JUMP_TC_L3).cast() };
                 // SAFETY: the context is the program's own.
                 unsafe { tail_call(ctx.as_ptr(), table, i) };
-                verdict_tc(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)), ifindex)
+                Verdict::tc(translate::conclude(pack(Action::Pass, Counter::PassStageMissing)), ifindex)
             }
         }
     }

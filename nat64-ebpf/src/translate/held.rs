@@ -23,7 +23,7 @@ use crate::{
     hdr::{IPPROTO_ICMP, IPPROTO_ICMPV6},
     maps::{HELD_MAX, HELD_STAGING, Held, ICMP_HELD, Scratch, scratch},
     packet::Packet,
-    verdict::{Action, KIND_PASS, KIND_REDIRECT, high, kind, pack},
+    verdict::{Action, KIND_PASS, KIND_REDIRECT, Verdict, pack},
 };
 
 /// What `Scratch::held` says of this packet.
@@ -33,7 +33,7 @@ pub const LAST: u32 = 2;
 /// XDP's answer to an ICMP echo fragment for translation: to the kernel, whose routes
 /// take it into the general path (counted), or dropped (counted) without one.
 #[inline(always)]
-pub fn to_kernel<P: Packet>(pkt: &P, g: &Globals) -> u64 {
+pub fn to_kernel<P: Packet>(pkt: &P, g: &Globals) -> Verdict {
     if g.general_ifindex != 0 && step::general_path_credit(pkt, g) == 0 {
         pack(Action::Pass, Counter::PassIcmpFragment)
     } else {
@@ -102,11 +102,11 @@ pub fn note4(s: &mut Scratch, addrs: u64, id: u64, at: u64, len_check: u64) {
 
 /// The held stage: `s.verdict` is the translated fragment's verdict.
 #[inline(always)]
-pub fn held<P: Packet>(pkt: &mut P) -> u64 {
+pub fn held<P: Packet>(pkt: &mut P) -> Verdict {
     let Some(s) = scratch() else {
         return pack(Action::Drop, Counter::DropInternal);
     };
-    let v = s.verdict;
+    let v = Verdict::from_raw(s.verdict);
     let [state, n, check, to_v4] = s.held;
     let key = s.held_key;
     let e = ICMP_HELD.get_ptr_mut(&key);
@@ -154,7 +154,7 @@ fn finish_check<P: Packet>(pkt: &mut P, check: u32, to_v4: u32, part: u32, total
 
 /// Keeps the translated first fragment (its whole frame) until its datagram's end.
 #[inline(always)]
-fn hold<P: Packet>(pkt: &mut P, key: &FragKey, v: u64, part: u32, check: u32, to_v4: u32) -> u64 {
+fn hold<P: Packet>(pkt: &mut P, key: &FragKey, v: Verdict, part: u32, check: u32, to_v4: u32) -> Verdict {
     let Some(st) = HELD_STAGING.get_ptr_mut(0) else {
         return pack(Action::Drop, Counter::DropInternal);
     };
@@ -170,7 +170,7 @@ fn hold<P: Packet>(pkt: &mut P, key: &FragKey, v: u64, part: u32, check: u32, to
     if !pkt.load_bytes(0, st.frame.as_mut_ptr(), len) {
         return pack(Action::Drop, Counter::DropInternal);
     }
-    st.verdict = v;
+    st.verdict = v.raw();
     st.len = len;
     st.check = check;
     st.part = part;
@@ -185,14 +185,14 @@ fn hold<P: Packet>(pkt: &mut P, key: &FragKey, v: u64, part: u32, check: u32, to
 /// The datagram's end with its first fragment held: this fragment leaves as a clone,
 /// the packet becomes the held one, its checksum finished, and leaves its way.
 #[inline(always)]
-fn release<P: Packet>(pkt: &mut P, key: &FragKey, e: *mut Held, v: u64, total: u32) -> u64 {
+fn release<P: Packet>(pkt: &mut P, key: &FragKey, e: *mut Held, v: Verdict, total: u32) -> Verdict {
     // From an L3 device a frame that leaves by redirect has an Ethernet header, one
     // handed to the kernel none: the packet can only become a frame of its own kind.
     // SAFETY: a value of the map, read at once.
-    let same_kind = P::HAS_ETH || kind(unsafe { (*e).verdict }) == kind(v);
+    let same_kind = P::HAS_ETH || Verdict::from_raw(unsafe { (*e).verdict }).kind() == v.kind();
     let sent = same_kind
-        && match kind(v) {
-            KIND_REDIRECT => pkt.clone_to(high(v), false),
+        && match v.kind() {
+            KIND_REDIRECT => pkt.clone_to(v.high(), false),
             KIND_PASS => pkt.clone_to(pkt.ingress_ifindex(), true),
             _ => false,
         };
@@ -218,5 +218,5 @@ fn release<P: Packet>(pkt: &mut P, key: &FragKey, e: *mut Held, v: u64, total: u
         return pack(Action::Drop, Counter::DropInternal);
     }
     // The held frame's way out, counted as this fragment's translation.
-    (hv & !0xff) | (v & 0xff)
+    Verdict::from_raw((hv & !0xff) | v.counter_slot())
 }

@@ -28,7 +28,7 @@ use crate::{
     },
     maps::{NAT_ADDRS, SUM_BUF, scratch},
     packet::Packet,
-    verdict::{Action, pack},
+    verdict::{Action, Verdict, pack},
 };
 
 /// RFC 7915 §4.2 / RFC 4443 §2.4: an ICMPv6 error fits the IPv6 minimum MTU.
@@ -236,7 +236,7 @@ fn fix_inner_l4<P: Packet>(pkt: &mut P, at: usize, sums: u64, meta: u64, end: us
 
 /// Not inlined: the error path gets its own stack frame.
 #[inline(never)]
-pub fn v4_to_v6<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+pub fn v4_to_v6<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let (a, c) = v4_to_v6_inner(pkt, g);
     pack(a, c)
 }
@@ -487,7 +487,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
 
 /// Not inlined: the error path gets its own stack frame.
 #[inline(never)]
-pub fn v6_to_v4<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+pub fn v6_to_v4<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let (a, c) = v6_to_v4_inner(pkt, g);
     pack(a, c)
 }

@@ -22,9 +22,7 @@ use crate::{
     hdr::{ETH_P_IP, ETH_P_IPV6},
     maps::{globals, scratch},
     packet::Packet,
-    verdict::{
-        Action, KIND_PASS, KIND_REDIRECT, is_alloc, is_hairpin, is_icmp_error, is_nat, is_reply, kind, pack,
-    },
+    verdict::{Action, KIND_PASS, KIND_REDIRECT, Verdict, pack},
 };
 
 /// The entry: notes the packet's length (for the counters, whichever stage ends) and
@@ -63,38 +61,39 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     } else {
         match v4_to_v6::source_route_failed(pkt, g) {
             0 => v4_to_v6::translate(pkt, g),
-            v => v,
+            v => Verdict::from_raw(v),
         }
     };
     // Stateful NAT64: a packet handed back untranslated (to the general path) or quoted
     // in the translator's own error gets its port back.
-    if s.nat_flag == 1 && (is_reply(v) || v & 0xff == Counter::PassGeneralPath as u64) {
+    if s.nat_flag == 1 && (v.is_reply() || v.counter_slot() == Counter::PassGeneralPath as u64) {
         nat::rewrite::undo(pkt);
     }
     // A first or last fragment of an ICMP echo, translated (TC): the held stage.
     if s.held[0] != 0
-        && matches!(kind(v), KIND_PASS | KIND_REDIRECT)
-        && (v & 0xff == Counter::Xlat6to4Icmp as u64 || v & 0xff == Counter::Xlat4to6Icmp as u64)
+        && matches!(v.kind(), KIND_PASS | KIND_REDIRECT)
+        && (v.counter_slot() == Counter::Xlat6to4Icmp as u64
+            || v.counter_slot() == Counter::Xlat4to6Icmp as u64)
     {
-        s.verdict = v;
+        s.verdict = v.raw();
         return Step::Jump(stages::HELD);
     }
     // Decided on the packed value: merging two unpacked enums would copy an undefined
     // payload, which the verifier refuses to read.
-    if is_icmp_error(v) {
+    if v.is_icmp_error() {
         return Step::Jump(if from_v6 { stages::ERR6 } else { stages::ERR4 });
     }
-    if is_alloc(v) {
+    if v.is_alloc() {
         return Step::Jump(stages::ALLOC6);
     }
-    if is_hairpin(v) {
+    if v.is_hairpin() {
         return Step::Jump(stages::HAIRPIN6);
     }
-    if is_nat(v) {
+    if v.is_nat() {
         return Step::Jump(if from_v6 { stages::NAT6 } else { stages::NAT4 });
     }
-    if is_reply(v) {
-        s.verdict = v;
+    if v.is_reply() {
+        s.verdict = v.raw();
         return Step::Jump(if from_v6 { stages::REPLY6 } else { stages::REPLY4 });
     }
     Step::Finish(v)
@@ -102,7 +101,7 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
 
 /// RFC 7757 §4: an IPv6 packet whose IPv4 destination maps back to IPv6 leaves as IPv6.
 #[inline(always)]
-pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
+pub fn hairpin<P: Packet>(pkt: &mut P) -> Verdict {
     v6_to_v4::hairpin(pkt)
 }
 
@@ -114,7 +113,7 @@ pub fn nat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
 
 /// A translated first or last fragment of an ICMP echo (see `held`).
 #[inline(always)]
-pub fn held<P: Packet>(pkt: &mut P) -> u64 {
+pub fn held<P: Packet>(pkt: &mut P) -> Verdict {
     if !pkt.linearize() {
         return pack(Action::Drop, Counter::DropInternal);
     }
@@ -150,7 +149,7 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     } else {
         icmp_err::v4_to_v6(pkt, g)
     };
-    if from_v6 && is_hairpin(v) {
+    if from_v6 && v.is_hairpin() {
         s.nat_flag = 0;
         s.nat_undo[0] = 0;
         s.held[0] = 0;
@@ -161,11 +160,11 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
 
 /// The ICMP error the translator answers with (the request left by `xlat`).
 #[inline(always)]
-pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
+pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> Verdict {
     let (Some(g), Some(s)) = (globals(), scratch()) else {
         return pack(Action::Drop, Counter::DropInternal);
     };
-    let v = s.verdict;
+    let v = Verdict::from_raw(s.verdict);
     if !pkt.linearize() {
         return pack(Action::Drop, Counter::DropInternal);
     }
@@ -175,7 +174,7 @@ pub fn reply<P: Packet>(pkt: &mut P, to_v6: bool) -> u64 {
 /// The end of every stage: the outcome counted with the packet's length on arrival;
 /// the packed result is handed on for the verdict.
 #[inline(always)]
-pub fn conclude(v: u64) -> u64 {
+pub fn conclude(v: Verdict) -> Verdict {
     let (len, no_xdp_xmit) = scratch().map(|s| (s.len as usize, s.no_xdp_xmit != 0)).unwrap_or((0, false));
     crate::counters::record(v, len, no_xdp_xmit);
     v

@@ -156,7 +156,7 @@ pub fn alloc<P: Packet>(pkt: &P) -> Step {
         }
     }
     let Some(a) = taken else {
-        s.verdict = pack(Action::Reply(icmp::ICMP6_DEST_UNREACH, 3, 0), Counter::DropPoolExhausted);
+        s.verdict = pack(Action::Reply(icmp::ICMP6_DEST_UNREACH, 3, 0), Counter::DropPoolExhausted).raw();
         return Step::Jump(stages::REPLY6);
     };
     s.pool.eam.v4 = a;

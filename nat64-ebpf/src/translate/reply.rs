@@ -23,7 +23,7 @@ use crate::{
     hdr::{ETH_P_IP, ETH_P_IPV6, ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_HLEN, IPV6_HLEN},
     maps::{NAT_ADDRS, RATELIMIT, scratch},
     packet::Packet,
-    verdict::{Action, pack, unpack},
+    verdict::{Action, Verdict, pack},
 };
 
 const EXT_FRAGMENT: u8 = 44;
@@ -133,8 +133,8 @@ fn swap_macs<P: Packet>(pkt: &mut P) -> Option<()> {
 
 /// Answers an IPv6 packet with an ICMPv6 error; `v` is the engine's packed request.
 #[inline(never)]
-pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
-    let (action, counter) = unpack(v);
+pub fn icmp6<P: Packet>(pkt: &mut P, g: &Globals, v: Verdict) -> Verdict {
+    let (action, counter) = v.unpack();
     let (typ, code, rest) = match action {
         Action::Reply(t, c, r) => (t, c, r),
         _ => return pack(Action::Drop, Counter::DropInternal),
@@ -219,8 +219,8 @@ fn build6<P: Packet>(pkt: &mut P, typ: u8, code: u8, rest: u32) -> Option<()> {
 
 /// Answers an IPv4 packet with an ICMPv4 error.
 #[inline(never)]
-pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: u64) -> u64 {
-    let (action, counter) = unpack(v);
+pub fn icmp4<P: Packet>(pkt: &mut P, g: &Globals, v: Verdict) -> Verdict {
+    let (action, counter) = v.unpack();
     let (typ, code, rest) = match action {
         Action::Reply(t, c, r) => (t, c, r),
         _ => return pack(Action::Drop, Counter::DropInternal),

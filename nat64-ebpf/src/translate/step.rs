@@ -7,13 +7,13 @@ use nat64_common::{addr::Untranslatable, counters::Counter, icmp, maps::Globals}
 use crate::{
     forward::Route,
     packet::Packet,
-    verdict::{Action, pack},
+    verdict::{Action, Verdict, pack},
 };
 
 /// What a stage leaves to its program: finish with a packed verdict, or go on with
 /// another stage.
 pub enum Step {
-    Finish(u64),
+    Finish(Verdict),
     Jump(u32),
 }
 
@@ -24,7 +24,7 @@ pub enum Step {
 /// sends it, rate-limited, and never about an ICMP error, a fragment after the first
 /// or to a source that is not one host; the drop is counted either way.
 #[inline(always)]
-pub fn refuse(g: &Globals, counter: Counter, ipv6: bool) -> u64 {
+pub fn refuse(g: &Globals, counter: Counter, ipv6: bool) -> Verdict {
     let address = matches!(
         counter,
         Counter::DropSrcUnmapped
@@ -42,7 +42,7 @@ pub fn refuse(g: &Globals, counter: Counter, ipv6: bool) -> u64 {
 
 /// [`refuse`] for an address memo's outcome (the drop counter + 1, not 0).
 #[inline(always)]
-pub fn refuse_outcome(g: &Globals, outcome: u32, ipv6: bool) -> u64 {
+pub fn refuse_outcome(g: &Globals, outcome: u32, ipv6: bool) -> Verdict {
     refuse(g, Counter::ALL.get(outcome as usize - 1).copied().unwrap_or(Counter::DropInternal), ipv6)
 }
 

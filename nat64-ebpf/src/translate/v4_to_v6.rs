@@ -23,7 +23,7 @@ use crate::{
     maps::SUM_BUF,
     maps::scratch,
     packet::Packet,
-    verdict::{Action, pack},
+    verdict::{Action, Verdict, pack},
 };
 
 const EXT_FRAGMENT: u8 = 44;
@@ -152,11 +152,11 @@ pub fn source_route_failed<P: Packet>(pkt: &P, g: &Globals) -> u64 {
 
 #[inline(never)]
 fn source_route_walk<P: Packet>(pkt: &P, g: &Globals) -> u64 {
-    source_route_failed_inner(pkt, g).unwrap_or(0)
+    source_route_failed_inner(pkt, g).map_or(0, Verdict::raw)
 }
 
 #[inline(always)]
-fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<u64> {
+fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<Verdict> {
     let l3 = P::L2_LEN;
     let h = pkt.load::<[u8; IPV4_HLEN]>(l3)?;
     let ihl = ((h[0] & 0x0f) as usize) * 4;
@@ -195,12 +195,12 @@ fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<u64> {
 /// pair made LLVM keep the pair's three registers (kind, payload, counter) for
 /// the many early returns and spill them before each check.
 #[inline(always)]
-pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     translate_inner(pkt, g)
 }
 
 #[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,

@@ -14,7 +14,7 @@ use crate::{
     hdr::{ETH_P_IP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN},
     maps::scratch,
     packet::Packet,
-    verdict::{Action, pack},
+    verdict::{Action, Verdict, pack},
 };
 
 /// RFC 7915 §5.1: at most this many bytes, DF=0 with a fresh Identification.
@@ -31,12 +31,12 @@ const EXT_DEST_OPTS: u8 = 60;
 /// pair made LLVM keep the pair's three registers (kind, payload, counter) for
 /// the many early returns and spill them before each check.
 #[inline(always)]
-pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     translate_inner(pkt, g)
 }
 
 #[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> u64 {
+fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
@@ -434,7 +434,7 @@ fn maps_back_pooled(dst4: [u8; 4]) -> u64 {
 /// IPv4 source in its pool6 form, so that the reply takes the same way; the transport
 /// checksum follows, the hop limit counts one hop.
 #[inline(always)]
-pub fn hairpin<P: Packet>(pkt: &mut P) -> u64 {
+pub fn hairpin<P: Packet>(pkt: &mut P) -> Verdict {
     let (Some(g), Some(s)) = (crate::maps::globals(), scratch()) else {
         return pack(Action::Drop, Counter::DropInternal);
     };

@@ -225,13 +225,13 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             // RFC 6146 §3.5.1.1: Destination Unreachable, Address Unreachable (no port
             // left, or a host outside the port blocks, which has none).
             Err(c @ (Counter::DropNatPortsExhausted | Counter::DropNatNoPortBlock)) => {
-                s.verdict = pack(Action::Reply(1, 3, 0), c);
+                s.verdict = pack(Action::Reply(1, 3, 0), c).raw();
                 return Step::Jump(stages::REPLY6);
             }
             // RFC 6888 REQ-4: the subscriber is at its limit: Destination Unreachable,
             // Communication with Destination Administratively Prohibited.
             Err(Counter::DropNatSubscriberLimit) => {
-                s.verdict = pack(Action::Reply(1, 1, 0), Counter::DropNatSubscriberLimit);
+                s.verdict = pack(Action::Reply(1, 1, 0), Counter::DropNatSubscriberLimit).raw();
                 return Step::Jump(stages::REPLY6);
             }
             Err(c) => return finish(Action::Drop, c),
@@ -454,7 +454,7 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
         if error {
             return finish(Action::Drop, Counter::DropTtlExpired);
         }
-        s.verdict = pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired);
+        s.verdict = pack(Action::Reply(icmp::ICMP4_TIME_EXCEEDED, 0, 0), Counter::DropTtlExpired).raw();
         return Step::Jump(stages::REPLY4);
     }
     if error {
@@ -501,7 +501,8 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
             s.verdict = pack(
                 Action::Reply(icmp::ICMP4_DEST_UNREACH, ICMP4_PORT_UNREACH, 0),
                 Counter::DropNatNoMapping,
-            );
+            )
+            .raw();
             return Step::Jump(stages::REPLY4);
         }
         // §3.5.2.2: a SYN is held for a simultaneous open.

@@ -22,7 +22,7 @@ use crate::{
         BIB4, BIB6, NAT_ADF, NAT_CFG, NAT_COUNTER, NAT_EVENTS, NAT_POOL4, NAT_SUBSCRIBERS, SESSIONS, scratch,
     },
     packet::Packet,
-    verdict::{Action, pack},
+    verdict::{Action, Verdict, pack},
 };
 
 /// The new lifetime of a session (`now` in boot-time ns) for a packet of `proto`
@@ -391,9 +391,9 @@ pub(crate) fn syn_wanted(cfg: &NatConfig, proto: u8, flags: u8, dst4: [u8; 4], d
 /// and `otherwise` << 16. Out of line, with its arguments packed: the NAT stage's frame
 /// is full.
 #[inline(never)]
-pub(crate) fn hold6<P: Packet>(pkt: &P, what: u64, remote: u64, local: u64) -> u64 {
+pub(crate) fn hold6<P: Packet>(pkt: &P, what: u64, remote: u64, local: u64) -> Verdict {
     let (proto, flags) = (what as u8, (what >> 8) as u8);
-    let otherwise = crate::verdict::counter(what >> 16);
+    let otherwise = Verdict::from_raw(what >> 16).counter();
     let Some(cfg) = NAT_CFG.get(0) else {
         return pack(Action::Drop, Counter::DropInternal);
     };
