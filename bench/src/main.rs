@@ -97,9 +97,9 @@ fn parse_args() -> Result<Option<Args>> {
         if flag == "--paths" {
             for p in value.split(',') {
                 ensure!(
-                    paths::keys().contains(&p),
+                    paths::net::keys().contains(&p),
                     "--paths: '{p}' is not one of {}",
-                    paths::keys().join(", ")
+                    paths::net::keys().join(", ")
                 );
                 args.paths.push(p.to_string());
             }

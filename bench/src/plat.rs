@@ -29,7 +29,14 @@ use anyhow::{Context as _, Result, ensure};
 
 use crate::{
     Args,
-    paths::{Dir, Path, Progs, Spread, Topo, ctl_and_tools, device_drops, fmt_spread, ratio, udp, udp_row},
+    paths::{
+        Spread, ctl_and_tools, fmt_spread,
+        net::{Dir, Path},
+        ratio,
+        topo::Topo,
+        traffic::{Progs, device_drops, udp},
+        udp_row,
+    },
 };
 
 /// 625 hosts x 16 flows.
