@@ -377,7 +377,7 @@ pub fn scratch() -> Option<&'static mut Scratch> {
     SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
 
-/// The jump tables of the pipeline's stages (see `translate::STAGE_*`), one per attach
+/// The jump tables of the pipeline's stages (see `nat64_common::stages`), one per attach
 /// point: a tail call only reaches programs of its own type. nat64-ctl fills them.
 #[map(name = "JUMP_XDP")]
 pub static JUMP_XDP: ProgramArray = ProgramArray::with_max_entries(nat64_common::stages::COUNT, 0);
