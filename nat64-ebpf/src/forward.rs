@@ -69,7 +69,7 @@ pub fn mtu_len<P: Packet>(pkt: &P, proto: u8, l4_off: usize, l3_len: usize, tot_
     (l3_len + l4_len + gso).min(0xffff) as u16
 }
 
-/// `xdp-tcp-gro`: marks (in `s.bulk`) a translated packet XDP hands to the kernel
+/// `xdp-tcp-gro`: marks (in `s.gro_mark`) a translated packet XDP hands to the kernel
 /// rather than send out itself: a TCP segment that carries data (`l4_len`, transport
 /// header and payload, longer than the longest TCP header), so that the receive path's
 /// GRO merges it with the rest of its flow and the kernel forwards them as one.
@@ -86,11 +86,11 @@ pub fn gro_mark<P: Packet>(g: &Globals, s: &mut Scratch, proto: u8, l4_len: usiz
     }
     // SAFETY: fields of the per-CPU scratch value; plain data.
     unsafe {
-        core::ptr::write_volatile(&mut s.bulk, l4_len as u32);
+        core::ptr::write_volatile(&mut s.gro_mark, l4_len as u32);
         let bulk = proto == IPPROTO_TCP
             && g.flag(Globals::FLAG_XDP_TCP_GRO)
-            && core::ptr::read_volatile(&s.bulk) > 60;
-        core::ptr::write_volatile(&mut s.bulk, bulk as u32);
+            && core::ptr::read_volatile(&s.gro_mark) > 60;
+        core::ptr::write_volatile(&mut s.gro_mark, bulk as u32);
     }
 }
 
@@ -102,7 +102,7 @@ pub fn gro_hop<P: Packet>(s: &Scratch) -> u8 {
         return 0;
     }
     // SAFETY: a field of the per-CPU scratch value; plain data.
-    (unsafe { core::ptr::read_volatile(&s.bulk) } & 1) as u8
+    (unsafe { core::ptr::read_volatile(&s.gro_mark) } & 1) as u8
 }
 
 /// Whether a marked packet with a route out goes to the kernel instead (XDP_PASS).

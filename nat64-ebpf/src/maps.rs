@@ -239,6 +239,12 @@ pub const SUM_BUF: usize = 2048;
 /// Per-CPU scratch space. Headers and addresses live here rather than on the
 /// 512-byte stack: LLVM splits stack arrays into byte-sized values and spills each one
 /// across helper calls, which overflows the stack; map memory is left alone.
+///
+/// What every stage uses is at the top level (the packet's headers and addresses, the
+/// FIB lookup, the pipeline's own notes); what one feature's stages hand each other is
+/// in a part of its own: [`ErrorScratch`] for the ICMP error stages, [`NatScratch`] for
+/// stateful NAT64, [`HeldScratch`] for ICMP echoes in fragments, [`Hairpin`] for the
+/// hairpin stage.
 #[repr(C)]
 pub struct Scratch {
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
@@ -251,13 +257,8 @@ pub struct Scratch {
     pub _pad2: [u8; 4],
     /// IPv6 fragment header added for an IPv4 fragment.
     pub frag6: [u8; 8],
-    /// The packet inside an ICMP error: its addresses and headers in both families.
-    pub isrc6: [u8; 16],
-    pub idst6: [u8; 16],
-    pub ihdr6: [u8; 40],
-    pub ihdr4: [u8; 20],
-    pub icmp: [u8; 8],
-    pub ifrag6: [u8; 8],
+    /// The ICMP error stages' part.
+    pub err: ErrorScratch,
     /// The translation's headers and addresses as words (`nat64_common::words`):
     /// LLVM moves and compares `[u8; N]` one byte at a time, these a word at a time.
     pub hdr6w: [u32; 10],
@@ -277,52 +278,92 @@ pub struct Scratch {
     pub pool: PoolEntry,
     /// Bytes to checksum in bulk with bpf_csum_diff (IPv4 options, UDP payloads).
     pub buf: [u8; SUM_BUF],
-    /// An RFC 4884 extension crossing in a translated error: the new original-datagram
-    /// field's length, the datagram bytes it keeps, the extension's length (0s: none),
-    /// the padding's length.
-    pub ext: [u32; 4],
-    /// What the hairpin stage needs (RFC 7757 §4): the IPv4 source and destination the
-    /// addresses mapped to, the transport header's offset, next header | first
-    /// fragment or whole << 8 | hop limit << 16.
-    pub hairpin: [u32; 4],
-    /// Stateful NAT64: 1 once the NAT stage has mapped this packet (the translation
-    /// stage then takes `nat_addr4` as the IPv4 source, or `nat_dst6` as the IPv6
-    /// destination, instead of mapping the address statelessly).
-    pub nat_flag: u32,
-    pub nat_addr4: [u8; 4],
-    pub nat_dst6: W6,
-    /// What the 6->4 translation stage found for the NAT stage: the transport header's
-    /// offset, next header | fragment header present << 8 | first fragment << 9 |
-    /// hop limit << 16, the fragment header's identification.
-    pub nat_l4: [u32; 3],
-    /// How to undo the NAT stage's port rewrite when the packet is handed back
-    /// untranslated (to the kernel's general path) or quoted in the translator's own
-    /// ICMP error: the port's offset | the checksum's << 16 (0: nothing to undo), the
-    /// port before | after << 16, kind (0 TCP/UDP, 1 UDP, 2 ICMP).
-    pub nat_undo: [u32; 3],
-    /// An ICMP echo in fragments (TC): 1 the first fragment, 2 the one that ends the
-    /// datagram (0: neither); the message length its checksum was computed with (first)
-    /// or the whole message's (last); the checksum's offset; 1 when translated to IPv4.
-    pub held: [u32; 4],
-    /// The datagram of that fragment as it arrived.
-    pub held_key: FragKey,
+    /// The hairpin stage's part.
+    pub hairpin: Hairpin,
+    /// Stateful NAT64's part.
+    pub nat: NatScratch,
+    /// The held stage's part.
+    pub held: HeldScratch,
     /// The translated packet's addresses hashed (`forward`'s `addr_hash`, for the
     /// TC flow hash).
     pub flow_hash: u32,
     /// `forward::gro_mark`'s mark (1: to the kernel for GRO).
-    pub bulk: u32,
-    /// Stateful NAT64: the subscriber (RFC 6888) of the IPv6 source being mapped.
-    pub nat_sub: [u8; 16],
-    /// The ICMPv6 error being translated is about a hairpinned packet
-    /// (`translate::icmp_err::comes_back`): 1.
-    pub err_again: u32,
-    /// The key of a SYN being held or looked for (`translate::simopen`).
-    pub syn_key: nat64_common::maps::SynKey,
+    pub gro_mark: u32,
     /// This CPU's IPv4 Identification counter (low half) and key (high half)
     /// (`v6_to_v4::fresh_id`); 0: not started.
     pub id_seq: u32,
+}
+
+/// The ICMP error stages' part of [`Scratch`]: the packet inside an error, in both
+/// families, and how an RFC 4884 extension crosses.
+#[repr(C)]
+pub struct ErrorScratch {
+    /// The packet inside: its addresses and headers in both families.
+    pub isrc6: [u8; 16],
+    pub idst6: [u8; 16],
+    pub ihdr6: [u8; 40],
+    pub ihdr4: [u8; 20],
+    /// The error's own ICMP header, as read and then as written.
+    pub icmp: [u8; 8],
+    /// The fragment header of the packet inside, in IPv6.
+    pub ifrag6: [u8; 8],
+    /// An RFC 4884 extension crossing in a translated error: the new original-datagram
+    /// field's length, the datagram bytes it keeps, the extension's length (0s: none),
+    /// the padding's length.
+    pub ext: [u32; 4],
+    /// The ICMPv6 error being translated is about a hairpinned packet
+    /// (`translate::icmp_err::comes_back`): 1.
+    pub again: u32,
     /// Never written: the zero padding of an RFC 4884 original-datagram field.
     pub zeros: [u8; nat64_common::icmp::EXT_MIN_DATAGRAM],
+}
+
+/// What the hairpin stage needs (RFC 7757 §4), from the stage that sends it there.
+#[repr(C)]
+pub struct Hairpin {
+    /// The IPv4 source and destination the IPv6 addresses mapped to.
+    pub src4: u32,
+    pub dst4: u32,
+    /// The transport header's offset.
+    pub off: u32,
+    /// Next header | first fragment or whole << 8 | hop limit << 16.
+    pub meta: u32,
+}
+
+/// Stateful NAT64's part of [`Scratch`]: what the translation and NAT stages hand
+/// each other.
+#[repr(C)]
+pub struct NatScratch {
+    /// 1 once the NAT stage has mapped this packet (the translation stage then takes
+    /// `addr4` as the IPv4 source, or `dst6` as the IPv6 destination, instead of
+    /// mapping the address statelessly); 2 for a packet hairpinned (RFC 6146 §3.8).
+    pub flag: u32,
+    pub addr4: [u8; 4],
+    pub dst6: W6,
+    /// What the 6->4 translation stage found for the NAT stage: the transport header's
+    /// offset, next header | fragment header present << 8 | first fragment << 9 |
+    /// hop limit << 16, the fragment header's identification.
+    pub l4: [u32; 3],
+    /// How to undo the NAT stage's port rewrite when the packet is handed back
+    /// untranslated (to the kernel's general path) or quoted in the translator's own
+    /// ICMP error: the port's offset | the checksum's << 16 (0: nothing to undo), the
+    /// port before | after << 16, kind (0 TCP/UDP, 1 UDP, 2 ICMP).
+    pub undo: [u32; 3],
+    /// The subscriber (RFC 6888) of the IPv6 source being mapped.
+    pub sub: [u8; 16],
+    /// The key of a SYN being held or looked for (`translate::simopen`).
+    pub syn_key: nat64_common::maps::SynKey,
+}
+
+/// The held stage's part of [`Scratch`]: an ICMP echo in fragments (TC).
+#[repr(C)]
+pub struct HeldScratch {
+    /// 1 the first fragment, 2 the one that ends the datagram (0: neither); the
+    /// message length its checksum was computed with (first) or the whole message's
+    /// (last); the checksum's offset; 1 when translated to IPv4.
+    pub note: [u32; 4],
+    /// The datagram of that fragment as it arrived.
+    pub key: FragKey,
 }
 
 /// An EAMT6 key (`Key<[u8; 16]>`, whose `repr(packed)` makes LLVM write it byte by

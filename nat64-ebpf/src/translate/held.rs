@@ -56,7 +56,7 @@ pub fn addr4_in16(a: [u8; 4]) -> [u8; 16] {
 /// translated: a first fragment is held, the last one finishes the datagram, a middle
 /// one needs nothing. `at`: fragment offset (8-byte units) | more fragments << 16;
 /// `len_check`: the ICMP bytes it carries | where its translated checksum lies << 32.
-/// The datagram's key is `held_key`, filled by the caller with what `note6` and
+/// The datagram's key is `HeldScratch::key`, filled by the caller with what `note6` and
 /// `note4` take. Subprograms: a key on the callers' stacks would not fit there.
 #[inline(always)]
 fn note(s: &mut Scratch, at: u64, len_check: u64, to_v4: bool) {
@@ -67,23 +67,23 @@ fn note(s: &mut Scratch, at: u64, len_check: u64, to_v4: bool) {
         (0, true) => (FIRST, len),
         (o, false) if o != 0 => (LAST, o as u32 * 8 + len),
         _ => {
-            s.held[0] = 0;
+            s.held.note[0] = 0;
             return;
         }
     };
-    s.held = [state, n, (len_check >> 32) as u32, to_v4 as u32];
+    s.held.note = [state, n, (len_check >> 32) as u32, to_v4 as u32];
 }
 
 /// `note` for an IPv6 fragment (its addresses in `src6w` and `dst6w`), `id` its
 /// identification.
 #[inline(never)]
 pub fn note6(s: &mut Scratch, id: u64, at: u64, len_check: u64) {
-    s.held_key.src = words::to_bytes(&s.src6w);
-    s.held_key.dst = words::to_bytes(&s.dst6w);
-    s.held_key.id = id as u32;
-    s.held_key.proto = IPPROTO_ICMPV6;
-    s.held_key.family = 6;
-    s.held_key._pad = [0; 2];
+    s.held.key.src = words::to_bytes(&s.src6w);
+    s.held.key.dst = words::to_bytes(&s.dst6w);
+    s.held.key.id = id as u32;
+    s.held.key.proto = IPPROTO_ICMPV6;
+    s.held.key.family = 6;
+    s.held.key._pad = [0; 2];
     note(s, at, len_check, true);
 }
 
@@ -91,12 +91,12 @@ pub fn note6(s: &mut Scratch, id: u64, at: u64, len_check: u64) {
 /// `id` its identification.
 #[inline(never)]
 pub fn note4(s: &mut Scratch, addrs: u64, id: u64, at: u64, len_check: u64) {
-    s.held_key.src = addr4_in16((addrs as u32).to_ne_bytes());
-    s.held_key.dst = addr4_in16(((addrs >> 32) as u32).to_ne_bytes());
-    s.held_key.id = id as u32 & 0xffff;
-    s.held_key.proto = IPPROTO_ICMP;
-    s.held_key.family = 4;
-    s.held_key._pad = [0; 2];
+    s.held.key.src = addr4_in16((addrs as u32).to_ne_bytes());
+    s.held.key.dst = addr4_in16(((addrs >> 32) as u32).to_ne_bytes());
+    s.held.key.id = id as u32 & 0xffff;
+    s.held.key.proto = IPPROTO_ICMP;
+    s.held.key.family = 4;
+    s.held.key._pad = [0; 2];
     note(s, at, len_check, false);
 }
 
@@ -107,8 +107,8 @@ pub fn held<P: Packet>(pkt: &mut P) -> Verdict {
         return pack(Action::Drop, Counter::DropInternal);
     };
     let v = Verdict::from_raw(s.verdict);
-    let [state, n, check, to_v4] = s.held;
-    let key = s.held_key;
+    let [state, n, check, to_v4] = s.held.note;
+    let key = s.held.key;
     let e = ICMP_HELD.get_ptr_mut(&key);
     if state == FIRST {
         // SAFETY: a value of the map, read at once.

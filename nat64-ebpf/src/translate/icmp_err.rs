@@ -26,7 +26,7 @@ use crate::{
         ETH_P_IP, ETH_P_IPV6, FRAG_HLEN, ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_HLEN, IPV6_HLEN,
     },
-    maps::{NAT_ADDRS, SUM_BUF, scratch},
+    maps::{NAT_ADDRS, SUM_BUF, Scratch, scratch},
     packet::Packet,
     verdict::{Action, Verdict, pack},
 };
@@ -44,7 +44,7 @@ const MAX_ICMP4_ERROR: usize = 576;
 /// `map4to6` for the error path: writes the address to `out`, returns 0, or 1 when
 /// the address cannot be translated. With `pool6_form` set an address the EAMT maps
 /// takes its pool6 form instead (the far end of a hairpinned packet, see
-/// `v4_to_v6_inner`).
+/// `addresses6`).
 ///
 /// With `NAT_HOST` in `pool6_form`, a packet the stateful NAT stage mapped takes the
 /// IPv6 host that stage found through the BIB instead (decided in here: a flag live
@@ -53,9 +53,9 @@ const MAX_ICMP4_ERROR: usize = 576;
 fn map4to6_into(g: &Globals, a: u32, out: &mut [u8; 16], pool6_form: u64) -> u64 {
     if pool6_form & NAT_HOST != 0
         && let Some(s) = scratch()
-        && s.nat_flag != 0
+        && s.nat.flag != 0
     {
-        *out = nat64_common::words::to_bytes(&s.nat_dst6);
+        *out = nat64_common::words::to_bytes(&s.nat.dst6);
         return 0;
     }
     let pool6_form = pool6_form & 1;
@@ -99,9 +99,9 @@ fn map6to4_sub(
 ) -> u64 {
     if nat != 0
         && let Some(s) = scratch()
-        && s.nat_flag != 0
+        && s.nat.flag != 0
     {
-        return 1 << 32 | u32::from_be_bytes(s.nat_addr4) as u64;
+        return 1 << 32 | u32::from_be_bytes(s.nat.addr4) as u64;
     }
     match addr::map6to4(g, a, eamt6(g, key, a, true), denylisted4) {
         Ok((v4, _)) => 1 << 32 | u32::from_be_bytes(v4) as u64,
@@ -137,7 +137,7 @@ fn sum_in<P: Packet>(pkt: &P, off: usize, len: usize) -> u64 {
 #[inline(always)]
 fn save_extension<P: Packet>(pkt: &P, off: usize) -> bool {
     let Some(s) = scratch() else { return false };
-    match helper_len(&s.ext[2], SUM_BUF) {
+    match helper_len(&s.err.ext[2], SUM_BUF) {
         0 => false,
         n => pkt.load_bytes(off, s.buf.as_mut_ptr(), n),
     }
@@ -149,22 +149,22 @@ fn save_extension<P: Packet>(pkt: &P, off: usize) -> bool {
 #[inline(always)]
 fn place_extension<P: Packet>(pkt: &mut P, at: usize) -> bool {
     let Some(s) = scratch() else { return false };
-    let (ipl, keep, len) = (s.ext[0] as usize, s.ext[1] as usize, s.ext[2] as usize);
+    let (ipl, keep, len) = (s.err.ext[0] as usize, s.err.ext[1] as usize, s.err.ext[2] as usize);
     if keep > ipl || pkt.set_len(at + ipl + len).is_err() {
         return false;
     }
-    s.ext[3] = (ipl - keep) as u32;
+    s.err.ext[3] = (ipl - keep) as u32;
     if ipl > keep {
-        match helper_len(&s.ext[3], icmp::EXT_MIN_DATAGRAM) {
+        match helper_len(&s.err.ext[3], icmp::EXT_MIN_DATAGRAM) {
             0 => return false,
             pad => {
-                if !pkt.store_bytes(at + keep, s.zeros.as_ptr(), pad) {
+                if !pkt.store_bytes(at + keep, s.err.zeros.as_ptr(), pad) {
                     return false;
                 }
             }
         }
     }
-    match helper_len(&s.ext[2], SUM_BUF) {
+    match helper_len(&s.err.ext[2], SUM_BUF) {
         0 => false,
         n => pkt.store_bytes(at + ipl, s.buf.as_ptr(), n),
     }
@@ -234,24 +234,20 @@ fn fix_inner_l4<P: Packet>(pkt: &mut P, at: usize, sums: u64, meta: u64, end: us
     0
 }
 
-/// Not inlined: the error path gets its own stack frame.
+/// Not inlined: the error path gets its own stack frame. In four steps: the error
+/// and the packet inside it read and checked (here), then [`addresses6`], [`layout6`] and [`write6`],
+/// each handing what it learnt to the next as its last act.
 #[inline(never)]
 pub fn v4_to_v6<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
-    let (a, c) = v4_to_v6_inner(pkt, g);
-    pack(a, c)
-}
-
-#[inline(always)]
-fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     // The outer header was checked by the caller (version, IHL, lengths, checksum,
     // not a fragment, TTL, destination in the EAMT).
     if pkt.load_into(l3, &mut s.hdr4).is_none() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     let ihl = (((s.hdr4[0] & 0x0f) as usize) * 4) & 0x3c;
     let tos = s.hdr4[1];
@@ -261,45 +257,98 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let tot = u16::from_be_bytes([s.hdr4[2], s.hdr4[3]]) as usize;
     let o = l3 + ihl;
     match pkt.load::<[u8; ICMP_HLEN]>(o) {
-        Some(i) => s.icmp = i,
-        None => return (Action::Drop, Counter::DropMalformed),
+        Some(i) => s.err.icmp = i,
+        None => return pack(Action::Drop, Counter::DropMalformed),
     }
-    let xl = match icmp::error4_to_6(s.icmp[0], s.icmp[1]) {
+    let xl = match icmp::error4_to_6(s.err.icmp[0], s.err.icmp[1]) {
         Some(x) => x,
-        None => return (Action::Drop, Counter::DropIcmpUntranslated),
+        None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
     };
     // The outgoing checksum is computed afresh, so a damaged error must not slip
     // through repaired: check the incoming one first.
     match sum_of(sum_in(pkt, o, tot.saturating_sub(ihl))) {
         Some(sum) if checksum::fold(sum) == 0xffff => {}
-        _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
+        _ => return pack(Action::Drop, Counter::DropIcmpBadChecksum),
     }
 
     // The packet in error.
     let i = o + ICMP_HLEN;
-    if pkt.load_into(i, &mut s.ihdr4).is_none() {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+    if pkt.load_into(i, &mut s.err.ihdr4).is_none() {
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    let ihl_i = (((s.ihdr4[0] & 0x0f) as usize) * 4) & 0x3c;
-    if s.ihdr4[0] >> 4 != 4 || ihl_i < IPV4_HLEN || i + ihl_i > l3 + tot {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+    let ihl_i = (((s.err.ihdr4[0] & 0x0f) as usize) * 4) & 0x3c;
+    if s.err.ihdr4[0] >> 4 != 4 || ihl_i < IPV4_HLEN || i + ihl_i > l3 + tot {
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    let tot_i = u16::from_be_bytes([s.ihdr4[2], s.ihdr4[3]]);
-    let flags_i = u16::from_be_bytes([s.ihdr4[6], s.ihdr4[7]]);
+    let tot_i = u16::from_be_bytes([s.err.ihdr4[2], s.err.ihdr4[3]]);
+    let flags_i = u16::from_be_bytes([s.err.ihdr4[6], s.err.ihdr4[7]]);
     let frag_off_i = flags_i & 0x1fff;
     let more_i = flags_i & 0x2000 != 0;
     let frag_i = frag_off_i != 0 || more_i;
-    let proto_i = s.ihdr4[9];
-    let src_i = [s.ihdr4[12], s.ihdr4[13], s.ihdr4[14], s.ihdr4[15]];
-    let dst_i = [s.ihdr4[16], s.ihdr4[17], s.ihdr4[18], s.ihdr4[19]];
+    let proto_i = s.err.ihdr4[9];
+    let src_i = [s.err.ihdr4[12], s.err.ihdr4[13], s.err.ihdr4[14], s.err.ihdr4[15]];
+    let dst_i = [s.err.ihdr4[16], s.err.ihdr4[17], s.err.ihdr4[18], s.err.ihdr4[19]];
     let at_i = i + ihl_i;
     if proto_i == IPPROTO_ICMP
         && frag_off_i == 0
         && pkt.load::<[u8; 2]>(at_i).map(|b| b[0]).is_some_and(icmp::is_error4)
     {
-        return (Action::Drop, Counter::DropIcmpErrorNested);
+        return pack(Action::Drop, Counter::DropIcmpErrorNested);
     }
 
+    let e = Error4 {
+        ihl,
+        tos,
+        ttl,
+        tot,
+        src,
+        dst,
+        xl,
+        i,
+        ihl_i,
+        at_i,
+        tot_i,
+        frag_off_i,
+        more_i,
+        frag_i,
+        proto_i,
+        src_i,
+        dst_i,
+    };
+    addresses6(pkt, g, s, e)
+}
+
+/// What the first step learnt of an ICMPv4 error and the packet inside it.
+#[derive(Clone, Copy)]
+struct Error4 {
+    /// The outer header: its length, type of service, TTL, total length, addresses.
+    ihl: usize,
+    tos: u8,
+    ttl: u8,
+    tot: usize,
+    src: [u8; 4],
+    dst: [u8; 4],
+    /// The ICMPv6 type and code, and what the last four bytes of the header hold.
+    xl: icmp::ErrorXlat,
+    /// Where the packet inside starts, its header's length, where its transport starts.
+    i: usize,
+    ihl_i: usize,
+    at_i: usize,
+    /// The packet inside: total length, fragment offset and MF, protocol, addresses.
+    tot_i: u16,
+    frag_off_i: u16,
+    more_i: bool,
+    frag_i: bool,
+    proto_i: u8,
+    src_i: [u8; 4],
+    dst_i: [u8; 4],
+}
+
+/// The four addresses in IPv6 (the outer source an RFC 6791 one when the router has
+/// no mapping), and the last four bytes of the ICMPv6 header.
+#[inline(always)]
+fn addresses6<P: Packet>(pkt: &mut P, g: &Globals, s: &mut Scratch, e: Error4) -> Verdict {
+    let Error4 { src, dst, xl, tot_i, src_i, dst_i, .. } = e;
     // A packet in error between two addresses the EAMT maps went from one IPv6 host to
     // the other through the pool6 form of the second's IPv4 address (hairpinning, RFC
     // 7757 §4; only thus can an IPv6 host address an EAM IPv4 address). The error goes
@@ -312,7 +361,7 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     // packet); outer source: the router, or an RFC 6791 address when it has no mapping.
     // Stateful NAT64: the host is the one the NAT stage found through the BIB.
     if map4to6_into(g, u32::from_be_bytes(dst), &mut s.dst6, NAT_HOST) != 0 {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     if map4to6_into(g, u32::from_be_bytes(src), &mut s.src6, hairpinned) != 0 {
         // RFC 7915 §4.1: an "illegal" source (0.0.0.0, 127.0.0.1, ...) of an ICMPv4
@@ -331,38 +380,47 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         } else if g.has_ipv6_addr() {
             s.src6 = g.ipv6_addr;
         } else {
-            return (Action::Drop, Counter::DropRfc6791NoSource);
+            return pack(Action::Drop, Counter::DropRfc6791NoSource);
         }
     }
     // The packet inside went the other way: its source is the host, its destination
     // the remote side.
-    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.isrc6, NAT_HOST) != 0
-        || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.idst6, hairpinned) != 0
+    if map4to6_into(g, u32::from_be_bytes(src_i), &mut s.err.isrc6, NAT_HOST) != 0
+        || map4to6_into(g, u32::from_be_bytes(dst_i), &mut s.err.idst6, hairpinned) != 0
     {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     // Stateful NAT64, if so configured: from the remote the host talked to.
-    if s.nat_flag != 0 && g.flag(Globals::FLAG_ICMP6_SOURCE_INNER) {
-        s.src6 = s.idst6;
+    if s.nat.flag != 0 && g.flag(Globals::FLAG_ICMP6_SOURCE_INNER) {
+        s.src6 = s.err.idst6;
     }
 
     // Type, code and the four bytes after the checksum.
     let rest: [u8; 4] = match xl.rest {
         Rest::Zero => [0; 4],
         Rest::FixedPointer(p) => [0, 0, 0, p],
-        Rest::Pointer => match icmp::pointer4_to_6(s.icmp[4]) {
+        Rest::Pointer => match icmp::pointer4_to_6(s.err.icmp[4]) {
             Some(p) => [0, 0, 0, p],
-            None => return (Action::Drop, Counter::DropIcmpUntranslated),
+            None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
         },
         // RFC 7915 §4.2: no more than the IPv6 next hop (towards the host the error
         // goes to) and the IPv4 one (towards where the packet went) carry.
         Rest::Mtu => {
-            let m = icmp::mtu4_to_6(u16::from_be_bytes([s.icmp[6], s.icmp[7]]), tot_i);
+            let m = icmp::mtu4_to_6(u16::from_be_bytes([s.err.icmp[6], s.err.icmp[7]]), tot_i);
             let next6 = forward::route_mtu6(pkt, &mut s.fib, &s.dst6);
             let next4 = forward::route_mtu4(pkt, &mut s.fib, u32::from_ne_bytes(dst_i));
             icmp::cap_mtu6(m, next6, next4).to_be_bytes()
         }
     };
+    layout6(pkt, g, s, e, rest)
+}
+
+/// How long the ICMPv6 error is (an RFC 4884 extension carried or left out, at most
+/// 1280 bytes), its route and hop limit.
+#[inline(always)]
+fn layout6<P: Packet>(pkt: &mut P, g: &Globals, s: &mut Scratch, e: Error4, rest: [u8; 4]) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Error4 { ttl, tot, xl, i, at_i, frag_i, .. } = e;
     // RFC 4884: when the error says how long its original-datagram field is (in
     // 32-bit words), what follows is an extension structure. It crosses when the new
     // type has the attribute too (in 64-bit words), behind the translated datagram cut
@@ -371,19 +429,19 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let mut rest = rest;
     let msg_end = if l3 + tot < pkt.len() { l3 + tot } else { pkt.len() };
     let mut data_end = msg_end;
-    let ext_len = s.icmp[5] as usize * 4;
+    let ext_len = s.err.icmp[5] as usize * 4;
     let mut ie_len = 0;
-    if icmp::has_length_attr(false, s.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
+    if icmp::has_length_attr(false, s.err.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
         data_end = i + ext_len;
         ie_len = msg_end - data_end;
     }
     if at_i > data_end {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     let payload = data_end - at_i;
     let inner_new = if frag_i { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
     // Kept in scratch memory, not on the stack: this frame is at the verifier's limit.
-    s.ext =
+    s.err.ext =
         match icmp::extension_layout(inner_new + payload, ie_len, MAX_ICMP6_ERROR - IPV6_HLEN - ICMP_HLEN, 8)
         {
             Some((ipl, keep)) if icmp::has_length_attr(true, xl.typ) => {
@@ -395,15 +453,15 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if out_len > MAX_ICMP6_ERROR {
         out_len = MAX_ICMP6_ERROR;
     }
-    if s.ext[0] != 0 {
+    if s.err.ext[0] != 0 {
         if !save_extension(pkt, data_end) {
-            return (Action::Drop, Counter::DropInternal);
+            return pack(Action::Drop, Counter::DropInternal);
         }
-        out_len = IPV6_HLEN + ICMP_HLEN + (s.ext[0] + s.ext[2]) as usize;
-        rest[0] = (s.ext[0] / 8) as u8;
+        out_len = IPV6_HLEN + ICMP_HLEN + (s.err.ext[0] + s.err.ext[2]) as usize;
+        rest[0] = (s.err.ext[0] / 8) as u8;
     }
     if ttl <= 1 {
-        return (Action::Drop, Counter::DropTtlExpired);
+        return pack(Action::Drop, Counter::DropTtlExpired);
     }
     let route = forward::lookup6(pkt, &mut s.fib, &s.src6, &s.dst6, IPPROTO_ICMPV6, out_len as u16);
     let hop_limit = match route {
@@ -411,6 +469,26 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Route::Kernel | Route::TooBig(_) => ttl,
     };
 
+    write6(pkt, g, s, e, rest, inner_new, out_len, route, hop_limit)
+}
+
+/// The ICMPv6 error written in place of the ICMPv4 one: the headers, the packet
+/// inside with its transport checksum, the RFC 4884 extension, the checksum.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn write6<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    e: Error4,
+    rest: [u8; 4],
+    inner_new: usize,
+    out_len: usize,
+    route: Route,
+    hop_limit: u8,
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Error4 { ihl, tos, xl, ihl_i, tot_i, frag_off_i, more_i, frag_i, proto_i, src_i, dst_i, .. } = e;
     let tc = if g.flag(Globals::FLAG_ZEROIZE_TRAFFIC_CLASS) { 0 } else { tos };
     let v6 = &mut s.hdr6;
     v6[0] = 0x60 | (tc >> 4);
@@ -422,11 +500,11 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     v6[7] = hop_limit;
     v6[8..24].copy_from_slice(&s.src6);
     v6[24..40].copy_from_slice(&s.dst6);
-    s.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    s.err.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
     // The inner header says what the original packet was, not what is left of it.
     let ulen_i = (tot_i as usize).saturating_sub(ihl_i);
-    let iv6 = &mut s.ihdr6;
-    let tos_i = s.ihdr4[1];
+    let iv6 = &mut s.err.ihdr6;
+    let tos_i = s.err.ihdr4[1];
     iv6[0] = 0x60 | (tos_i >> 4);
     iv6[1] = tos_i << 4;
     iv6[2] = 0;
@@ -434,35 +512,36 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     iv6[4..6].copy_from_slice(&((inner_new - IPV6_HLEN + ulen_i) as u16).to_be_bytes());
     let nh_i = if proto_i == IPPROTO_ICMP { IPPROTO_ICMPV6 } else { proto_i };
     iv6[6] = if frag_i { 44 } else { nh_i };
-    iv6[7] = s.ihdr4[8];
-    iv6[8..24].copy_from_slice(&s.isrc6);
-    iv6[24..40].copy_from_slice(&s.idst6);
+    iv6[7] = s.err.ihdr4[8];
+    iv6[8..24].copy_from_slice(&s.err.isrc6);
+    iv6[24..40].copy_from_slice(&s.err.idst6);
     let fo = (frag_off_i << 3 | more_i as u16).to_be_bytes();
-    s.ifrag6 = [nh_i, 0, fo[0], fo[1], 0, 0, s.ihdr4[4], s.ihdr4[5]];
+    s.err.ifrag6 = [nh_i, 0, fo[0], fo[1], 0, 0, s.err.ihdr4[4], s.err.ihdr4[5]];
     let old_i = checksum::sum4(&src_i) + checksum::sum4(&dst_i);
-    let new_i = checksum::sum16(&s.isrc6) + checksum::sum16(&s.idst6);
+    let new_i = checksum::sum16(&s.err.isrc6) + checksum::sum16(&s.err.idst6);
 
     if pkt.resize_l3(ihl + ICMP_HLEN + ihl_i, IPV6_HLEN + ICMP_HLEN + inner_new, ETH_P_IPV6).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if s.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+    if s.err.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if s.ext[0] != 0 && !place_extension(pkt, l3 + IPV6_HLEN + ICMP_HLEN) {
-        return (Action::Drop, Counter::DropInternal);
+    if s.err.ext[0] != 0 && !place_extension(pkt, l3 + IPV6_HLEN + ICMP_HLEN) {
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if pkt.store_from(l3, &s.hdr6).is_none()
-        || pkt.store(l3 + IPV6_HLEN, s.icmp).is_none()
-        || pkt.store_from(l3 + IPV6_HLEN + ICMP_HLEN, &s.ihdr6).is_none()
+        || pkt.store(l3 + IPV6_HLEN, s.err.icmp).is_none()
+        || pkt.store_from(l3 + IPV6_HLEN + ICMP_HLEN, &s.err.ihdr6).is_none()
     {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if frag_i && pkt.store(l3 + IPV6_HLEN + ICMP_HLEN + IPV6_HLEN, s.ifrag6).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+    if frag_i && pkt.store(l3 + IPV6_HLEN + ICMP_HLEN + IPV6_HLEN, s.err.ifrag6).is_none() {
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if frag_off_i == 0 {
         let at = l3 + IPV6_HLEN + ICMP_HLEN + inner_new;
-        let end = if s.ext[0] != 0 { l3 + IPV6_HLEN + ICMP_HLEN + s.ext[1] as usize } else { l3 + out_len };
+        let end =
+            if s.err.ext[0] != 0 { l3 + IPV6_HLEN + ICMP_HLEN + s.err.ext[1] as usize } else { l3 + out_len };
         fix_inner_l4(
             pkt,
             at,
@@ -475,35 +554,31 @@ fn v4_to_v6_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let msg = out_len - IPV6_HLEN;
     let sum = match sum_of(sum_sub(pkt, &mut s.buf, l3 + IPV6_HLEN, msg)) {
         Some(x) => x,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     let pseudo = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
     let c = checksum::finish(sum + pseudo);
     if pkt.store(l3 + IPV6_HLEN + 2, c.to_be_bytes()).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    (finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat4to6IcmpError)
+    pack(finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat4to6IcmpError)
 }
 
-/// Not inlined: the error path gets its own stack frame.
+/// Not inlined: the error path gets its own stack frame. In four steps: the error
+/// and the packet inside it read and checked (here), then [`addresses4`], [`layout4`] and [`write4`],
+/// each handing what it learnt to the next as its last act.
 #[inline(never)]
 pub fn v6_to_v4<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
-    let (a, c) = v6_to_v4_inner(pkt, g);
-    pack(a, c)
-}
-
-#[inline(always)]
-fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     // The caller checked the outer header (version, lengths, destination ours, no
     // extension header but an atomic fragment header, next header ICMPv6 with an
     // error type).
     if pkt.load_into(l3, &mut s.hdr6).is_none() {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     s.src6.copy_from_slice(&s.hdr6[8..24]);
     s.dst6.copy_from_slice(&s.hdr6[24..40]);
@@ -516,43 +591,43 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let outer_frag = if s.hdr6[6] == 44 {
         match pkt.load::<[u8; FRAG_HLEN]>(l3 + IPV6_HLEN) {
             Some(f) if f[0] == IPPROTO_ICMPV6 && f[2] == 0 && f[3] & 0xf9 == 0 => FRAG_HLEN,
-            _ => return (Action::Drop, Counter::DropIcmpFragment),
+            _ => return pack(Action::Drop, Counter::DropIcmpFragment),
         }
     } else {
         0
     };
     if plen < outer_frag {
-        return (Action::Drop, Counter::DropMalformed);
+        return pack(Action::Drop, Counter::DropMalformed);
     }
     let mlen = plen - outer_frag;
     let o = l3 + IPV6_HLEN + outer_frag;
     match pkt.load::<[u8; ICMP_HLEN]>(o) {
-        Some(i) => s.icmp = i,
-        None => return (Action::Drop, Counter::DropMalformed),
+        Some(i) => s.err.icmp = i,
+        None => return pack(Action::Drop, Counter::DropMalformed),
     }
-    let xl = match icmp::error6_to_4(s.icmp[0], s.icmp[1]) {
+    let xl = match icmp::error6_to_4(s.err.icmp[0], s.err.icmp[1]) {
         Some(x) => x,
-        None => return (Action::Drop, Counter::DropIcmpUntranslated),
+        None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
     };
     // As above: the incoming checksum (with its pseudo-header) must be right.
     let pseudo_in = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(mlen as u16);
     match sum_of(sum_in(pkt, o, mlen)) {
         Some(sum) if checksum::fold(sum + pseudo_in) == 0xffff => {}
-        _ => return (Action::Drop, Counter::DropIcmpBadChecksum),
+        _ => return pack(Action::Drop, Counter::DropIcmpBadChecksum),
     }
 
     // The packet in error, with an optional fragment header.
     let i = o + ICMP_HLEN;
-    if pkt.load_into(i, &mut s.ihdr6).is_none() {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+    if pkt.load_into(i, &mut s.err.ihdr6).is_none() {
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    if s.ihdr6[0] >> 4 != 6 {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+    if s.err.ihdr6[0] >> 4 != 6 {
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    s.isrc6.copy_from_slice(&s.ihdr6[8..24]);
-    s.idst6.copy_from_slice(&s.ihdr6[24..40]);
-    let mut nh_i = s.ihdr6[6];
-    let plen_i = u16::from_be_bytes([s.ihdr6[4], s.ihdr6[5]]) as usize;
+    s.err.isrc6.copy_from_slice(&s.err.ihdr6[8..24]);
+    s.err.idst6.copy_from_slice(&s.err.ihdr6[24..40]);
+    let mut nh_i = s.err.ihdr6[6];
+    let plen_i = u16::from_be_bytes([s.err.ihdr6[4], s.err.ihdr6[5]]) as usize;
     let mut inner_old = IPV6_HLEN;
     let mut ulen_i = plen_i;
     let (mut frag_off_i, mut more_i, mut id_i, mut frag_i) = (0u16, false, [0u8; 2], false);
@@ -565,26 +640,84 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
                 id_i = [f[6], f[7]];
                 frag_i = true;
             }
-            None => return (Action::Drop, Counter::DropIcmpErrorInner),
+            None => return pack(Action::Drop, Counter::DropIcmpErrorInner),
         }
         inner_old += FRAG_HLEN;
         ulen_i = ulen_i.saturating_sub(FRAG_HLEN);
     } else if matches!(nh_i, 0 | 43 | 60) {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     let at_i = i + inner_old;
     if nh_i == IPPROTO_ICMPV6
         && frag_off_i == 0
         && pkt.load::<[u8; 2]>(at_i).map(|b| b[0]).is_some_and(icmp::is_error6)
     {
-        return (Action::Drop, Counter::DropIcmpErrorNested);
+        return pack(Action::Drop, Counter::DropIcmpErrorNested);
     }
 
+    let e = Error6 {
+        hop_limit,
+        tos,
+        plen,
+        outer_frag,
+        xl,
+        i,
+        at_i,
+        nh_i,
+        ulen_i,
+        inner_old,
+        frag_off_i,
+        more_i,
+        id_i,
+        frag_i,
+    };
+    addresses4(pkt, g, s, e)
+}
+
+/// What the first step learnt of an ICMPv6 error and the packet inside it.
+#[derive(Clone, Copy)]
+struct Error6 {
+    /// The outer header: hop limit, traffic class, payload length, and the atomic
+    /// fragment header's length when there is one.
+    hop_limit: u8,
+    tos: u8,
+    plen: usize,
+    outer_frag: usize,
+    /// The ICMPv4 type and code, and what the last four bytes of the header hold.
+    xl: icmp::ErrorXlat,
+    /// Where the packet inside starts and where its transport starts.
+    i: usize,
+    at_i: usize,
+    /// The packet inside: its transport protocol and length, the length of its IPv6
+    /// headers, and its fragment header's offset, MF and Identification.
+    nh_i: u8,
+    ulen_i: usize,
+    inner_old: usize,
+    frag_off_i: u16,
+    more_i: bool,
+    id_i: [u8; 2],
+    frag_i: bool,
+}
+
+/// The four addresses of an ICMPv4 error: the outer pair and the packet inside.
+#[derive(Clone, Copy)]
+struct Addrs4 {
+    src4: [u8; 4],
+    dst4: [u8; 4],
+    src4_i: [u8; 4],
+    dst4_i: [u8; 4],
+}
+
+/// The four addresses in IPv4 (the outer source an RFC 6791 one when the router has
+/// no mapping), and the last four bytes of the ICMPv4 header.
+#[inline(always)]
+fn addresses4<P: Packet>(pkt: &mut P, g: &Globals, s: &mut Scratch, e: Error6) -> Verdict {
+    let Error6 { xl, .. } = e;
     // Outer destination: the IPv4 host that sent the packet in error; outer source:
     // the IPv6 router, or an RFC 6791 address when it has no mapping.
     let m = map6to4_sub(g, &s.dst6, &mut s.key6, 0);
     if m >> 32 == 0 {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     let dst4 = (m as u32).to_be_bytes();
     // Stateful NAT64: the IPv6 node that sent the error has no IPv4 address; the
@@ -599,14 +732,14 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         // No pool: the address of the interface the error leaves by, else ipv4-addr.
         match forward::source4(pkt, &mut s.fib, u32::from_ne_bytes(dst4)) {
             0 if g.has_ipv4_addr() => g.ipv4_addr,
-            0 => return (Action::Drop, Counter::DropRfc6791NoSource),
+            0 => return pack(Action::Drop, Counter::DropRfc6791NoSource),
             a => a.to_ne_bytes(),
         }
     };
-    let m = map6to4_sub(g, &s.isrc6, &mut s.key6, 0);
-    let m2 = map6to4_sub(g, &s.idst6, &mut s.key6, NAT_HOST);
+    let m = map6to4_sub(g, &s.err.isrc6, &mut s.key6, 0);
+    let m2 = map6to4_sub(g, &s.err.idst6, &mut s.key6, NAT_HOST);
     if m >> 32 == 0 || m2 >> 32 == 0 {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     let src4_i = (m as u32).to_be_bytes();
     let dst4_i = (m2 as u32).to_be_bytes();
@@ -614,21 +747,48 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let rest: [u8; 4] = match xl.rest {
         Rest::Zero | Rest::FixedPointer(_) => [0; 4],
         Rest::Pointer => {
-            match icmp::pointer6_to_4(u32::from_be_bytes([s.icmp[4], s.icmp[5], s.icmp[6], s.icmp[7]])) {
+            match icmp::pointer6_to_4(u32::from_be_bytes([
+                s.err.icmp[4],
+                s.err.icmp[5],
+                s.err.icmp[6],
+                s.err.icmp[7],
+            ])) {
                 Some(p) => [p, 0, 0, 0],
-                None => return (Action::Drop, Counter::DropIcmpUntranslated),
+                None => return pack(Action::Drop, Counter::DropIcmpUntranslated),
             }
         }
         // RFC 7915 §5.2: no more than the IPv4 next hop (towards the host the error
         // goes to) and the IPv6 one (towards where the packet went) carry.
         Rest::Mtu => {
-            let m = icmp::mtu6_to_4(u32::from_be_bytes([s.icmp[4], s.icmp[5], s.icmp[6], s.icmp[7]]));
+            let m = icmp::mtu6_to_4(u32::from_be_bytes([
+                s.err.icmp[4],
+                s.err.icmp[5],
+                s.err.icmp[6],
+                s.err.icmp[7],
+            ]));
             let next4 = forward::route_mtu4(pkt, &mut s.fib, u32::from_ne_bytes(dst4));
-            let next6 = forward::route_mtu6(pkt, &mut s.fib, &s.idst6);
+            let next6 = forward::route_mtu6(pkt, &mut s.fib, &s.err.idst6);
             let b = icmp::cap_mtu4(m, next4, next6).to_be_bytes();
             [0, 0, b[0], b[1]]
         }
     };
+    layout4(pkt, g, s, e, Addrs4 { src4, dst4, src4_i, dst4_i }, rest)
+}
+
+/// How long the ICMPv4 error is (an RFC 4884 extension carried or left out, at most
+/// 576 bytes), its route and TTL.
+#[inline(always)]
+fn layout4<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    e: Error6,
+    a: Addrs4,
+    rest: [u8; 4],
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Error6 { hop_limit, tos, plen, xl, i, at_i, .. } = e;
+    let Addrs4 { src4, dst4, .. } = a;
     // RFC 4884, as in v4_to_v6: the ICMPv6 length attribute (64-bit words) of a
     // Destination Unreachable or Time Exceeded, in 32-bit words on the other side.
     let mut rest = rest;
@@ -637,17 +797,17 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         data_end = pkt.len();
     }
     let msg_end = data_end;
-    let ext_len = s.icmp[4] as usize * 8;
+    let ext_len = s.err.icmp[4] as usize * 8;
     let mut ie_len = 0;
-    if icmp::has_length_attr(true, s.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
+    if icmp::has_length_attr(true, s.err.icmp[0]) && ext_len != 0 && i + ext_len < data_end {
         data_end = i + ext_len;
         ie_len = msg_end - data_end;
     }
     if at_i > data_end {
-        return (Action::Drop, Counter::DropIcmpErrorInner);
+        return pack(Action::Drop, Counter::DropIcmpErrorInner);
     }
     let payload = data_end - at_i;
-    s.ext =
+    s.err.ext =
         match icmp::extension_layout(IPV4_HLEN + payload, ie_len, MAX_ICMP4_ERROR - IPV4_HLEN - ICMP_HLEN, 4)
         {
             Some((ipl, keep)) if icmp::has_length_attr(false, xl.typ) => {
@@ -659,19 +819,19 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     if out_len > MAX_ICMP4_ERROR {
         out_len = MAX_ICMP4_ERROR;
     }
-    if s.ext[0] != 0 {
+    if s.err.ext[0] != 0 {
         if !save_extension(pkt, data_end) {
-            return (Action::Drop, Counter::DropInternal);
+            return pack(Action::Drop, Counter::DropInternal);
         }
-        out_len = IPV4_HLEN + ICMP_HLEN + (s.ext[0] + s.ext[2]) as usize;
-        rest[1] = (s.ext[0] / 4) as u8;
+        out_len = IPV4_HLEN + ICMP_HLEN + (s.err.ext[0] + s.err.ext[2]) as usize;
+        rest[1] = (s.err.ext[0] / 4) as u8;
     }
     if hop_limit <= 1 {
-        return (Action::Drop, Counter::DropTtlExpired);
+        return pack(Action::Drop, Counter::DropTtlExpired);
     }
     // An error about a hairpinned packet (`comes_back`): no route, no hop taken here;
     // the caller runs it through the IPv4 side at once.
-    let route = if s.err_again != 0 {
+    let route = if s.err.again != 0 {
         Route::Kernel
     } else {
         forward::lookup4(pkt, &mut s.fib, src4, dst4, tos, IPPROTO_ICMP, out_len as u16, g.in_dyn_pool(src4))
@@ -680,6 +840,26 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         Route::Out(_) => hop_limit - 1,
         Route::Kernel | Route::TooBig(_) => hop_limit,
     };
+    write4(pkt, s, e, a, rest, out_len, route, ttl)
+}
+
+/// The ICMPv4 error written in place of the ICMPv6 one: the headers, the packet
+/// inside with its transport checksum, the RFC 4884 extension, the checksum.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn write4<P: Packet>(
+    pkt: &mut P,
+    s: &mut Scratch,
+    e: Error6,
+    a: Addrs4,
+    rest: [u8; 4],
+    out_len: usize,
+    route: Route,
+    ttl: u8,
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Error6 { tos, outer_frag, xl, nh_i, ulen_i, inner_old, frag_off_i, more_i, id_i, frag_i, .. } = e;
+    let Addrs4 { src4, dst4, src4_i, dst4_i } = a;
     let id = super::v6_to_v4::fresh_id(s);
     let v4 = &mut s.hdr4;
     v4[0] = 0x45;
@@ -697,9 +877,9 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let c = checksum::finish(checksum::add_bytes(0, v4)).to_be_bytes();
     v4[10] = c[0];
     v4[11] = c[1];
-    s.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    s.err.icmp = [xl.typ, xl.code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
     // The inner header as the IPv4 host sent it (RFC 7915 §5.3).
-    let tos_i = (s.ihdr6[0] << 4) | (s.ihdr6[1] >> 4);
+    let tos_i = (s.err.ihdr6[0] << 4) | (s.err.ihdr6[1] >> 4);
     let proto_i = if nh_i == IPPROTO_ICMPV6 { IPPROTO_ICMP } else { nh_i };
     // The packet inside gets the DF bit its own translation would give it (RFC 7915
     // §5.1: without a fragment header, DF when longer than 1260 bytes); its
@@ -711,14 +891,14 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     } else {
         0
     };
-    let iv4 = &mut s.ihdr4;
+    let iv4 = &mut s.err.ihdr4;
     iv4[0] = 0x45;
     iv4[1] = tos_i;
     iv4[2..4].copy_from_slice(&((IPV4_HLEN + ulen_i) as u16).to_be_bytes());
     iv4[4] = id_i[0];
     iv4[5] = id_i[1];
     iv4[6..8].copy_from_slice(&flags_i.to_be_bytes());
-    iv4[8] = s.ihdr6[7];
+    iv4[8] = s.err.ihdr6[7];
     iv4[9] = proto_i;
     iv4[10] = 0;
     iv4[11] = 0;
@@ -727,7 +907,7 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let c = checksum::finish(checksum::add_bytes(0, iv4)).to_be_bytes();
     iv4[10] = c[0];
     iv4[11] = c[1];
-    let old_i = checksum::sum16(&s.isrc6) + checksum::sum16(&s.idst6);
+    let old_i = checksum::sum16(&s.err.isrc6) + checksum::sum16(&s.err.idst6);
     let new_i = checksum::sum4(&src4_i) + checksum::sum4(&dst4_i);
 
     if pkt
@@ -738,23 +918,24 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
         )
         .is_err()
     {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if s.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
-        return (Action::Drop, Counter::DropInternal);
+    if s.err.ext[0] == 0 && pkt.truncate(l3 + out_len).is_err() {
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if s.ext[0] != 0 && !place_extension(pkt, l3 + IPV4_HLEN + ICMP_HLEN) {
-        return (Action::Drop, Counter::DropInternal);
+    if s.err.ext[0] != 0 && !place_extension(pkt, l3 + IPV4_HLEN + ICMP_HLEN) {
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if pkt.store_from(l3, &s.hdr4).is_none()
-        || pkt.store(l3 + IPV4_HLEN, s.icmp).is_none()
-        || pkt.store_from(l3 + IPV4_HLEN + ICMP_HLEN, &s.ihdr4).is_none()
+        || pkt.store(l3 + IPV4_HLEN, s.err.icmp).is_none()
+        || pkt.store_from(l3 + IPV4_HLEN + ICMP_HLEN, &s.err.ihdr4).is_none()
     {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
     if frag_off_i == 0 {
         let at = l3 + IPV4_HLEN + ICMP_HLEN + IPV4_HLEN;
-        let end = if s.ext[0] != 0 { l3 + IPV4_HLEN + ICMP_HLEN + s.ext[1] as usize } else { l3 + out_len };
+        let end =
+            if s.err.ext[0] != 0 { l3 + IPV4_HLEN + ICMP_HLEN + s.err.ext[1] as usize } else { l3 + out_len };
         fix_inner_l4(
             pkt,
             at,
@@ -767,15 +948,15 @@ fn v6_to_v4_inner<P: Packet>(pkt: &mut P, g: &Globals) -> (Action, Counter) {
     let msg = out_len - IPV4_HLEN;
     let sum = match sum_of(sum_sub(pkt, &mut s.buf, l3 + IPV4_HLEN, msg)) {
         Some(x) => x,
-        None => return (Action::Drop, Counter::DropInternal),
+        None => return pack(Action::Drop, Counter::DropInternal),
     };
     if pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes()).is_none() {
-        return (Action::Drop, Counter::DropInternal);
+        return pack(Action::Drop, Counter::DropInternal);
     }
-    if s.err_again != 0 {
-        return (Action::Hairpin, Counter::Xlat6to4IcmpError);
+    if s.err.again != 0 {
+        return pack(Action::Hairpin, Counter::Xlat6to4IcmpError);
     }
-    (finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat6to4IcmpError)
+    pack(finish(pkt, route, &s.fib, s.flow_hash), Counter::Xlat6to4IcmpError)
 }
 
 /// Whether the translation of an ICMPv6 error to `dst6` would come straight back to

@@ -34,9 +34,9 @@ pub fn entry<P: Packet>(pkt: &P) -> Step {
     };
     s.len = pkt.len() as u64;
     s.no_xdp_xmit = 0;
-    s.nat_flag = 0;
-    s.nat_undo[0] = 0;
-    s.held[0] = 0;
+    s.nat.flag = 0;
+    s.nat.undo[0] = 0;
+    s.held.note[0] = 0;
     // Whether the translator is on is the translation stage's to ask: it reads the
     // settings anyway (each read is two map lookups).
     match pkt.l3_proto() {
@@ -66,11 +66,11 @@ pub fn xlat<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
     };
     // Stateful NAT64: a packet handed back untranslated (to the general path) or quoted
     // in the translator's own error gets its port back.
-    if s.nat_flag == 1 && (v.is_reply() || v.counter_slot() == Counter::PassGeneralPath as u64) {
+    if s.nat.flag == 1 && (v.is_reply() || v.counter_slot() == Counter::PassGeneralPath as u64) {
         nat::rewrite::undo(pkt);
     }
     // A first or last fragment of an ICMP echo, translated (TC): the held stage.
-    if s.held[0] != 0
+    if s.held.note[0] != 0
         && matches!(v.kind(), KIND_PASS | KIND_REDIRECT)
         && (v.counter_slot() == Counter::Xlat6to4Icmp as u64
             || v.counter_slot() == Counter::Xlat4to6Icmp as u64)
@@ -138,7 +138,7 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
         return Step::Finish(pack(Action::Drop, Counter::DropInternal));
     }
     let v = if from_v6 {
-        s.err_again = match pkt.load::<[u8; 16]>(P::L2_LEN + 24) {
+        s.err.again = match pkt.load::<[u8; 16]>(P::L2_LEN + 24) {
             Some(d) => {
                 s.dst6 = d;
                 icmp_err::comes_back(g, &s.dst6)
@@ -150,9 +150,9 @@ pub fn err<P: Packet>(pkt: &mut P, from_v6: bool) -> Step {
         icmp_err::v4_to_v6(pkt, g)
     };
     if from_v6 && v.is_hairpin() {
-        s.nat_flag = 0;
-        s.nat_undo[0] = 0;
-        s.held[0] = 0;
+        s.nat.flag = 0;
+        s.nat.undo[0] = 0;
+        s.held.note[0] = 0;
         return Step::Jump(stages::XLAT4);
     }
     Step::Finish(v)

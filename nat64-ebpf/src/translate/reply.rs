@@ -204,12 +204,12 @@ fn build6<P: Packet>(pkt: &mut P, typ: u8, code: u8, rest: u32) -> Option<()> {
     v6[8..24].copy_from_slice(&s.src6);
     v6[24..40].copy_from_slice(&s.dst6);
     let r = rest.to_be_bytes();
-    s.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
+    s.err.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
 
     pkt.resize_l3(0, IPV6_HLEN + ICMP_HLEN, ETH_P_IPV6).ok()?;
     pkt.truncate(l3 + out_len).ok()?;
     pkt.store_from(l3, &s.hdr6)?;
-    pkt.store(l3 + IPV6_HLEN, s.icmp)?;
+    pkt.store(l3 + IPV6_HLEN, s.err.icmp)?;
     let msg = out_len - IPV6_HLEN;
     let sum = l4::sum_bytes(pkt, &mut s.buf, l3 + IPV6_HLEN, msg)?;
     let pseudo = checksum::sum16(&s.src6) + checksum::sum16(&s.dst6) + l4::pseudo6_tail(msg as u16);
@@ -304,12 +304,12 @@ fn build4<P: Packet>(pkt: &mut P, from: [u8; 4], typ: u8, code: u8, rest: u32) -
     v4[10] = c[0];
     v4[11] = c[1];
     let r = rest.to_be_bytes();
-    s.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
+    s.err.icmp = [typ, code, 0, 0, r[0], r[1], r[2], r[3]];
 
     pkt.resize_l3(0, IPV4_HLEN + ICMP_HLEN, ETH_P_IP).ok()?;
     pkt.truncate(l3 + out_len).ok()?;
     pkt.store_from(l3, &s.hdr4)?;
-    pkt.store(l3 + IPV4_HLEN, s.icmp)?;
+    pkt.store(l3 + IPV4_HLEN, s.err.icmp)?;
     let sum = l4::sum_bytes(pkt, &mut s.buf, l3 + IPV4_HLEN, out_len - IPV4_HLEN)?;
     pkt.store(l3 + IPV4_HLEN + 2, checksum::finish(sum).to_be_bytes())?;
     swap_macs(pkt)

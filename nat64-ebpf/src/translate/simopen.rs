@@ -50,8 +50,8 @@ pub fn hold<P: Packet>(pkt: &P, remote: u64, local: u64, len: u64, max: u64) -> 
     };
     // The key in scratch space: this runs on the deepest stack of the NAT stages.
     let (raddr, rport) = unpack4(remote);
-    s.syn_key = SynKey { remote: raddr, remote_port: rport, _pad: 0 };
-    let key = &s.syn_key;
+    s.nat.syn_key = SynKey { remote: raddr, remote_port: rport, _pad: 0 };
+    let key = &s.nat.syn_key;
     if NAT_SYNS.get_ptr(key).is_some() {
         return Counter::DropNatSynPending;
     }
@@ -109,8 +109,8 @@ pub fn wanted(remote: u64) -> u64 {
     };
     // Kept for `took`.
     let (raddr, rport) = unpack4(remote);
-    s.syn_key = SynKey { remote: raddr, remote_port: rport, _pad: 0 };
-    let Some(p) = NAT_SYNS.get_ptr(&s.syn_key) else {
+    s.nat.syn_key = SynKey { remote: raddr, remote_port: rport, _pad: 0 };
+    let Some(p) = NAT_SYNS.get_ptr(&s.nat.syn_key) else {
         return 0;
     };
     // SAFETY: helper without arguments.
@@ -137,7 +137,7 @@ pub fn wanted(remote: u64) -> u64 {
 #[inline(never)]
 pub fn took() {
     let Some(s) = scratch() else { return };
-    if let Some(p) = NAT_SYNS.get_ptr_mut(&s.syn_key) {
+    if let Some(p) = NAT_SYNS.get_ptr_mut(&s.nat.syn_key) {
         // SAFETY: a field of the map value (nat64-ctl only reads it).
         unsafe { (*p).flags |= HeldSyn::FLAG_TAKEN };
         bump(Counter::NatSimultaneousOpen, 0);

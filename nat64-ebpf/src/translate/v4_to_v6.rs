@@ -20,8 +20,7 @@ use crate::{
     hdr::{
         ETH_P_IPV6, FRAG_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN,
     },
-    maps::SUM_BUF,
-    maps::scratch,
+    maps::{SUM_BUF, Scratch, scratch},
     packet::Packet,
     verdict::{Action, Verdict, pack},
 };
@@ -191,16 +190,16 @@ fn source_route_failed_inner<P: Packet>(pkt: &P, g: &Globals) -> Option<Verdict>
     Some(pack(Action::Reply(icmp::ICMP4_DEST_UNREACH, 5, 0), Counter::DropSourceRoute))
 }
 
-/// Every outcome packed where it is decided: returning the `(Action, Counter)`
-/// pair made LLVM keep the pair's three registers (kind, payload, counter) for
-/// the many early returns and spill them before each check.
+/// RFC 7915 §4 in four steps: the header and the destination (here), then
+/// [`protocol_and_source`], [`check_transport`] and [`write_ipv6`], each handing what
+/// it learnt ([`Parsed`] and its own findings) to the next as its last act, as
+/// `v6_to_v4` does.
+///
+/// Every outcome is packed where it is decided: returning the `(Action, Counter)`
+/// pair made LLVM keep the pair's three registers (kind, payload, counter) for the
+/// many early returns and spill them before each check.
 #[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
-    translate_inner(pkt, g)
-}
-
-#[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
@@ -240,7 +239,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     // An established flow's packet (not a fragment, hops left) is mapped here, in one
     // pass; anything else takes the NAT stage.
     if nat
-        && s.nat_flag == 0
+        && s.nat.flag == 0
         && (w1 & 0x3fff != 0
             || ((w2 >> 24) as u8).saturating_add(step::general_path_credit(pkt, g)) <= 1
             || super::nat::fast4(
@@ -254,7 +253,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
         return pack(Action::Nat, Counter::DropNatUnsupported);
     }
     match if nat {
-        s.dst6w = s.nat_dst6;
+        s.dst6w = s.nat.dst6;
         0
     } else {
         map_dst(g, src, dst, &mut s.dst6w)
@@ -294,10 +293,58 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let first = frag_off == 0;
     let id = (w1 >> 16) as u16;
     let proto = (w2 >> 16) as u8;
+    let p = Parsed {
+        src,
+        dst,
+        ihl,
+        tot_len,
+        plen: tot_len - ihl,
+        l4_in: l3 + ihl,
+        flags,
+        frag_off,
+        more,
+        fragmented,
+        first,
+        id,
+        proto,
+        ttl_in: (w2 >> 24) as u8,
+        tos: (w0 >> 16) as u8,
+    };
+    protocol_and_source(pkt, g, s, p)
+}
+
+/// What the first step learnt of the IPv4 packet, handed to the next ones.
+#[derive(Clone, Copy)]
+struct Parsed {
+    src: [u8; 4],
+    dst: [u8; 4],
+    /// Header and total length, the payload's length and where it starts.
+    ihl: usize,
+    tot_len: usize,
+    plen: usize,
+    l4_in: usize,
+    /// Flags and fragment offset as the header has them, then taken apart.
+    flags: u16,
+    frag_off: u16,
+    more: bool,
+    fragmented: bool,
+    first: bool,
+    id: u16,
+    proto: u8,
+    /// The TTL as received, and the type of service.
+    ttl_in: u8,
+    tos: u8,
+}
+
+/// The IPv6 next header and the counter, the hop, an ICMPv4 error's hand-off to the
+/// error stage, then the IPv6 source (the EAMT, the pool6 form).
+#[inline(always)]
+fn protocol_and_source<P: Packet>(pkt: &mut P, g: &Globals, s: &mut Scratch, p: Parsed) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Parsed { src, dst, ihl, tot_len, frag_off, more, fragmented, first, id, proto, .. } = p;
     // From the general path the kernel has already taken this hop off (spec §7): give
     // it back, so that the hop counts once whichever way the packet leaves.
-    let ttl = ((w2 >> 24) as u8).saturating_add(step::general_path_credit(pkt, g));
-    let tos = (w0 >> 16) as u8;
+    let ttl = p.ttl_in.saturating_add(step::general_path_credit(pkt, g));
     let (nh, counter) = match proto {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat4to6Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat4to6Udp),
@@ -356,9 +403,22 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
         }
     }
 
-    // Everything that can refuse the packet is checked before the first write.
-    let plen = tot_len - ihl;
-    let l4_in = l3 + ihl;
+    check_transport(pkt, g, s, p, nh, counter, ttl)
+}
+
+/// Everything that can refuse the packet, checked before the first write: the
+/// transport header of a first fragment or whole packet, a zero UDP checksum.
+#[inline(always)]
+fn check_transport<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    p: Parsed,
+    nh: u8,
+    counter: Counter,
+    ttl: u8,
+) -> Verdict {
+    let Parsed { plen, l4_in, more, fragmented, first, proto, .. } = p;
     let mut icmp_type = 0u8;
     let mut amend_udp = false;
     match if first { proto } else { 0 } {
@@ -398,6 +458,29 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
         _ => {}
     }
 
+    write_ipv6(pkt, g, s, p, nh, counter, ttl, icmp_type, amend_udp)
+}
+
+/// The general path for what would leave as fragments, the route and the hop, then
+/// the IPv6 header (and fragment header) in place of the IPv4 one and the transport
+/// checksum fixed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn write_ipv6<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    p: Parsed,
+    nh: u8,
+    counter: Counter,
+    ttl: u8,
+    icmp_type: u8,
+    amend_udp: bool,
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Parsed {
+        src, dst, ihl, plen, l4_in, flags, frag_off, more, fragmented, first, id, proto, tos, ..
+    } = p;
     let l3_new = if fragmented { IPV6_HLEN + FRAG_HLEN } else { IPV6_HLEN };
     // Without DF, RFC 7915 §4 wants IPv6 packets of at most lowest-ipv6-mtu: a longer
     // one leaves as fragments, cut by the kernel into the general path, whose route MTU

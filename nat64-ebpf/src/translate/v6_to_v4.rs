@@ -12,7 +12,7 @@ use super::{
 use crate::{
     forward::{self, Route},
     hdr::{ETH_P_IP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN},
-    maps::scratch,
+    maps::{AddrMemo, Hairpin, Scratch, scratch},
     packet::Packet,
     verdict::{Action, Verdict, pack},
 };
@@ -27,16 +27,16 @@ const EXT_ROUTING: u8 = 43;
 const EXT_FRAGMENT: u8 = 44;
 const EXT_DEST_OPTS: u8 = 60;
 
-/// Every outcome packed where it is decided: returning the `(Action, Counter)`
-/// pair made LLVM keep the pair's three registers (kind, payload, counter) for
-/// the many early returns and spill them before each check.
+/// RFC 7915 §5 in four steps: the header, its chain and the destination (here), then
+/// [`nat_or_source`], [`check_transport`] and [`write_ipv4`], each handing what it
+/// learnt ([`Parsed`]) to the next as its last act. Steps that returned their findings
+/// to this function instead (a `Result`) made the verifier walk a quarter more paths.
+///
+/// Every outcome is packed where it is decided: returning the `(Action, Counter)`
+/// pair made LLVM keep the pair's three registers (kind, payload, counter) for the
+/// many early returns and spill them before each check.
 #[inline(always)]
 pub fn translate<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
-    translate_inner(pkt, g)
-}
-
-#[inline(always)]
-fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     let l3 = P::L2_LEN;
     let s = match scratch() {
         Some(s) => s,
@@ -148,10 +148,42 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
         return held::to_kernel(pkt, g);
     }
 
+    let p = Parsed { w0, dst4, md, eam_dst, hop_limit, nh, off, frag, chain, ulen, frag_off, more, first };
+    nat_or_source(pkt, g, s, p)
+}
+
+/// What the first step learnt of the IPv6 packet, handed to the next ones.
+#[derive(Clone, Copy)]
+struct Parsed {
+    /// The header's first word (version, traffic class, flow label), host order.
+    w0: u32,
+    dst4: [u8; 4],
+    md: &'static AddrMemo,
+    /// The destination is an EAM entry's.
+    eam_dst: bool,
+    hop_limit: u8,
+    /// The transport protocol, and where its header starts.
+    nh: u8,
+    off: usize,
+    frag: Option<[u8; 8]>,
+    /// Bytes of the IPv6 header chain, and of what follows it.
+    chain: usize,
+    ulen: usize,
+    /// Fragment offset (8-byte units), More Fragments, and offset 0.
+    frag_off: u16,
+    more: bool,
+    first: bool,
+}
+
+/// Stateful NAT64's hand-off to the NAT stage, an ICMPv6 error's to the error stage,
+/// else the IPv4 source: the EAMT, the pool6 form, or a dynamic-pool address.
+#[inline(always)]
+fn nat_or_source<P: Packet>(pkt: &mut P, g: &Globals, s: &mut Scratch, p: Parsed) -> Verdict {
+    let Parsed { dst4, hop_limit, nh, off, frag, chain, more, first, .. } = p;
     // Stateful NAT64: the NAT stage maps the source (BIB and session), or for an
     // ICMPv6 error the packet inside, and comes back with the pool4 address. What runs
     // out of hops is answered first, quoting the packet as the host sent it.
-    if g.flag(Globals::FLAG_STATEFUL) && s.nat_flag == 0 {
+    if g.flag(Globals::FLAG_STATEFUL) && s.nat.flag == 0 {
         if hop_limit <= 1 {
             if nh == IPPROTO_ICMPV6 && pkt.load::<[u8; 2]>(off).map(|b| b[0]).is_some_and(icmp::is_error6) {
                 return pack(Action::Drop, Counter::DropTtlExpired);
@@ -170,7 +202,7 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
             // An atomic fragment (offset 0, no more to come: RFC 6946) is a whole
             // datagram to the NAT stage.
             let fragmented = frag.is_some() && (more || !first);
-            s.nat_l4 = [
+            s.nat.l4 = [
                 off as u32,
                 nh as u32 | (fragmented as u32) << 8 | (first as u32) << 9 | (hop_limit as u32) << 16,
                 id,
@@ -188,8 +220,8 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     {
         return pack(Action::IcmpError, Counter::DropIcmpUntranslated);
     }
-    let src4 = if s.nat_flag != 0 {
-        s.nat_addr4
+    let src4 = if s.nat.flag != 0 {
+        s.nat.addr4
     } else {
         let Some(ms) = memo::v6(g, memo::SRC6, &s.src6w) else {
             return pack(Action::Drop, Counter::DropInternal);
@@ -218,6 +250,21 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
         }
     };
 
+    check_transport(pkt, g, s, p, src4)
+}
+
+/// The transport protocol and its header checked, everything that can refuse the
+/// packet before the first write; the hairpin stage for what would come back as IPv6.
+#[inline(always)]
+fn check_transport<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    p: Parsed,
+    src4: [u8; 4],
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Parsed { dst4, md, eam_dst, hop_limit, nh, off, frag, ulen, frag_off, more, first, .. } = p;
     let (proto, counter) = match nh {
         IPPROTO_TCP => (IPPROTO_TCP, Counter::Xlat6to4Tcp),
         IPPROTO_UDP => (IPPROTO_UDP, Counter::Xlat6to4Udp),
@@ -287,15 +334,35 @@ fn translate_inner<P: Packet>(pkt: &mut P, g: &Globals) -> Verdict {
     // the IPv4 packet would come straight back: the hairpin stage sends it on as IPv6 (a stage of its own: in this one its
     // branches multiplied the paths the verifier walks past its limit).
     if !eam_dst && (md.has(memo::BACK) || (g.in_dyn_pool(dst4) && maps_back_pooled(dst4) != 0)) {
-        s.hairpin = [
-            u32::from_ne_bytes(src4),
-            u32::from_ne_bytes(dst4),
-            off as u32,
-            nh as u32 | (first as u32) << 8 | (hop_limit as u32) << 16,
-        ];
+        s.hairpin = Hairpin {
+            src4: u32::from_ne_bytes(src4),
+            dst4: u32::from_ne_bytes(dst4),
+            off: off as u32,
+            meta: nh as u32 | (first as u32) << 8 | (hop_limit as u32) << 16,
+        };
         return pack(Action::Hairpin, Counter::XlatHairpin);
     }
 
+    write_ipv4(pkt, g, s, p, src4, proto, counter, icmp_type)
+}
+
+/// The route and the hop, then the IPv4 header written in place of the IPv6 chain
+/// and the transport checksum fixed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn write_ipv4<P: Packet>(
+    pkt: &mut P,
+    g: &Globals,
+    s: &mut Scratch,
+    p: Parsed,
+    src4: [u8; 4],
+    proto: u8,
+    counter: Counter,
+    icmp_type: u8,
+) -> Verdict {
+    let l3 = P::L2_LEN;
+    let Parsed { w0, dst4, hop_limit, nh, off, frag, chain, ulen, frag_off, more, first, .. } = p;
+    let l4_in = off;
     let tot_len = ulen + IPV4_HLEN;
     let tos = (w0 >> 20) as u8;
     // A pool address is private: what it sends goes through the kernel, whose NAT44
@@ -439,7 +506,7 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> Verdict {
         return pack(Action::Drop, Counter::DropInternal);
     };
     let l3 = P::L2_LEN;
-    let [src4, dst4, off, meta] = s.hairpin;
+    let Hairpin { src4, dst4, off, meta } = s.hairpin;
     // Bounded for the verifier, as the walk over the extension headers bounds it.
     let (s4, d4, off) = (src4.to_ne_bytes(), dst4.to_ne_bytes(), (off & 0xfff) as usize);
     let nh = meta as u8;
@@ -455,8 +522,8 @@ pub fn hairpin<P: Packet>(pkt: &mut P) -> Verdict {
         Err(e) => return pack(Action::Drop, drop_reason(e)),
     };
     // Stateful NAT64 hairpinning (RFC 6146 §3.8): the NAT stage found the host.
-    let dst6 = if s.nat_flag == 2 {
-        s.nat_dst6
+    let dst6 = if s.nat.flag == 2 {
+        s.nat.dst6
     } else {
         let eam = eamt4(g, d4);
         match addr::map4to6_words(g, d4, eam, eam.is_none() && denylisted4(d4)) {

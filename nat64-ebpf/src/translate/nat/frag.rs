@@ -29,8 +29,8 @@ pub(crate) fn frag_note(key: &FragKey, addr: [u8; 16]) {
 }
 
 /// Notes what the first fragment of the IPv6 datagram in scratch space (its addresses
-/// in `src6w` and `dst6w`, its identification in `nat_l4[2]`) was mapped to: `addr4`,
-/// as read from memory. Out of line: the NAT stage's frame is full.
+/// in `src6w` and `dst6w`, its identification in `NatScratch::l4[2]`) was mapped to:
+/// `addr4`, as read from memory. Out of line: the NAT stage's frame is full.
 #[inline(never)]
 pub(crate) fn note_first6(addr4: u32) {
     let Some(s) = scratch() else { return };
@@ -43,7 +43,7 @@ pub(crate) fn frag_key6(s: &Scratch) -> FragKey {
     FragKey {
         src: words::to_bytes(&s.src6w),
         dst: words::to_bytes(&s.dst6w),
-        id: s.nat_l4[2],
+        id: s.nat.l4[2],
         proto: 0,
         family: 6,
         _pad: [0; 2],

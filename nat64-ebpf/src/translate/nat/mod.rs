@@ -14,7 +14,7 @@ use nat64_common::{
     addr,
     counters::Counter,
     icmp,
-    maps::{Bib4Entry, Bib4Key, Bib6Key, FragKey, SessionKey},
+    maps::{Bib4Entry, Bib4Key, Bib6Key, FragKey, NatConfig, SessionKey},
     nat::{self, PROTO_ICMP},
     words,
 };
@@ -27,7 +27,7 @@ use self::{
     session::{allocate, hold4, hold6, mapped4, may_open, session, session_alive, syn_wanted},
     transport::{
         ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP4_PORT_UNREACH, ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, L4At,
-        bib6, config, finish, transport,
+        Transport, bib6, config, finish, transport,
     },
 };
 use crate::translate::{
@@ -37,7 +37,7 @@ use crate::translate::{
 };
 use crate::{
     hdr::{ICMP_HLEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDP, IPV6_HLEN},
-    maps::{BIB4, NAT_ADDRS, NAT_POOL4, Scratch, globals, scratch},
+    maps::{BIB4, Hairpin, NAT_ADDRS, NAT_POOL4, Scratch, globals, scratch},
     packet::Packet,
     verdict::{Action, pack},
 };
@@ -49,7 +49,7 @@ pub(crate) mod transport;
 
 /// IPv6 -> IPv4 for a packet of an established flow, inside the translation stage (no
 /// second pass through it): its BIB entry and live session found, the session moved
-/// on, the port rewritten, `Scratch::nat_addr4` set. 0 when anything else is needed
+/// on, the port rewritten, `NatScratch::addr4` set. 0 when anything else is needed
 /// (no mapping or session yet, hairpinning, an ICMP error, a TCP packet the session
 /// refuses): the NAT stage then does it all. The transport header at `off`, next
 /// header `nh`, the IPv4 destination `dst4` (as read from memory).
@@ -92,14 +92,14 @@ pub fn fast6<P: Packet>(pkt: &mut P, off: u64, nh: u64, dst4: u64) -> u64 {
     if rewrite_noted(pkt, s, &t.at, t.sport, k4.port, t.proto == PROTO_ICMP).is_none() {
         return 0;
     }
-    s.nat_flag = 1;
-    s.nat_addr4 = k4.addr;
+    s.nat.flag = 1;
+    s.nat.addr4 = k4.addr;
     1
 }
 
 /// IPv4 -> IPv6 for a packet of an established flow, inside the translation stage: its
 /// BIB entry and live session found, the session moved on, the port rewritten,
-/// `Scratch::nat_dst6` set. 0 when anything else is needed (the NAT stage does it).
+/// `NatScratch::dst6` set. 0 when anything else is needed (the NAT stage does it).
 /// The transport header at `off` of protocol `proto`; source and destination as read
 /// from memory.
 #[inline(never)]
@@ -130,7 +130,7 @@ pub fn fast4<P: Packet>(pkt: &mut P, off: u64, proto: u64, src4: u64, dst4: u64)
         return 0;
     }
     let port6 = unsafe { (*entry).v6.port };
-    s.nat_dst6 = words::from_bytes(unsafe { &(*entry).v6.addr });
+    s.nat.dst6 = words::from_bytes(unsafe { &(*entry).v6.addr });
     let key = SessionKey {
         local: dst4,
         remote: src4,
@@ -145,13 +145,13 @@ pub fn fast4<P: Packet>(pkt: &mut P, off: u64, proto: u64, src4: u64, dst4: u64)
     if rewrite_noted(pkt, s, &t.at, t.dport, port6, t.proto == PROTO_ICMP).is_none() {
         return 0;
     }
-    s.nat_flag = 1;
+    s.nat.flag = 1;
     1
 }
 
 /// IPv6 -> IPv4: the source transport address through the BIB, the session by the
 /// mapped address and the IPv4 destination; back to the 6->4 translation, which left
-/// the transport header's offset and the fragment header in `Scratch::nat_l4`.
+/// the transport header's offset and the fragment header in `NatScratch::l4`.
 #[inline(always)]
 pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     let (Some((g, cfg)), Some(s)) = (config(), scratch()) else {
@@ -168,8 +168,8 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         Ok((a, _)) => a,
         Err(e) => return finish(Action::Drop, drop_reason(e)),
     };
-    let off = (s.nat_l4[0] & 0xfff) as usize;
-    let meta = s.nat_l4[1];
+    let off = (s.nat.l4[0] & 0xfff) as usize;
+    let meta = s.nat.l4[1];
     let nh = meta as u8;
     let fragmented = meta & 1 << 8 != 0;
     let first = meta & 1 << 9 != 0;
@@ -201,8 +201,8 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
                 _ => return finish(Action::Drop, Counter::DropNatNoMapping),
             },
         };
-        s.nat_flag = 1;
-        s.nat_addr4 = a;
+        s.nat.flag = 1;
+        s.nat.addr4 = a;
         return Step::Jump(stages::XLAT6);
     }
     // An echo reply goes out through a mapping that exists (a static entry's, or the
@@ -212,6 +212,26 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
             Ok(t) => t,
             Err(c) => return finish(Action::Drop, c),
         };
+    outbound6(pkt, cfg, s, t, dst4, off, nh, fragmented, w1)
+}
+
+/// The BIB entry (found, or made as RFC 6146 §3.5 allows) and the session of an IPv6
+/// packet's flow, then its source port rewritten for the translation stage, or the
+/// hairpin stage for a pool4 destination (RFC 6146 §3.8).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn outbound6<P: Packet>(
+    pkt: &mut P,
+    cfg: &NatConfig,
+    s: &mut Scratch,
+    t: Transport,
+    dst4: [u8; 4],
+    off: usize,
+    nh: u8,
+    fragmented: bool,
+    w1: u32,
+) -> Step {
+    let l3 = P::L2_LEN;
     let (at, proto, flags, sport, dport) = (t.at, t.proto, t.flags, t.sport, t.dport);
 
     let k6 = Bib6Key { addr: words::to_bytes(&s.src6w), port: sport, proto, _pad: 0 };
@@ -284,14 +304,14 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
         {
             return finish(Action::Drop, Counter::DropInternal);
         }
-        s.nat_flag = 2;
-        s.nat_dst6 = words::from_bytes(&entry.v6.addr);
-        s.hairpin = [
-            u32::from_ne_bytes(k4.addr),
-            u32::from_ne_bytes(dst4),
-            off as u32,
-            nh as u32 | 1 << 8 | (w1 & 0xff) << 16,
-        ];
+        s.nat.flag = 2;
+        s.nat.dst6 = words::from_bytes(&entry.v6.addr);
+        s.hairpin = Hairpin {
+            src4: u32::from_ne_bytes(k4.addr),
+            dst4: u32::from_ne_bytes(dst4),
+            off: off as u32,
+            meta: nh as u32 | 1 << 8 | (w1 & 0xff) << 16,
+        };
         return Step::Jump(stages::HAIRPIN6);
     }
     if rewrite_noted(pkt, s, &at, sport, k4.port, proto == PROTO_ICMP).is_none() {
@@ -300,8 +320,8 @@ pub fn nat6<P: Packet>(pkt: &mut P) -> Step {
     if fragmented {
         note_first6(u32::from_ne_bytes(k4.addr));
     }
-    s.nat_flag = 1;
-    s.nat_addr4 = k4.addr;
+    s.nat.flag = 1;
+    s.nat.addr4 = k4.addr;
     Step::Jump(stages::XLAT6)
 }
 
@@ -316,10 +336,10 @@ fn error6<P: Packet>(pkt: &mut P, s: &mut Scratch, off: usize) -> Step {
         return finish(Action::Drop, Counter::DropInternal);
     };
     let i = off + ICMP_HLEN;
-    if pkt.load_into(i, &mut s.ihdr6).is_none() || s.ihdr6[0] >> 4 != 6 {
+    if pkt.load_into(i, &mut s.err.ihdr6).is_none() || s.err.ihdr6[0] >> 4 != 6 {
         return finish(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    let mut nh = s.ihdr6[6];
+    let mut nh = s.err.ihdr6[6];
     let mut at_i = i + IPV6_HLEN;
     if nh == 44 {
         match pkt.load::<[u8; 8]>(at_i) {
@@ -336,13 +356,13 @@ fn error6<P: Packet>(pkt: &mut P, s: &mut Scratch, off: usize) -> Step {
         Err(Counter::DropMalformed) => return finish(Action::Drop, Counter::DropIcmpErrorInner),
         Err(c) => return finish(Action::Drop, c),
     };
-    s.isrc6.copy_from_slice(&s.ihdr6[8..24]);
-    s.idst6.copy_from_slice(&s.ihdr6[24..40]);
-    let remote = match nat64_common::addr::map6to4(g, &s.isrc6, None, denylisted4) {
+    s.err.isrc6.copy_from_slice(&s.err.ihdr6[8..24]);
+    s.err.idst6.copy_from_slice(&s.err.ihdr6[24..40]);
+    let remote = match nat64_common::addr::map6to4(g, &s.err.isrc6, None, denylisted4) {
         Ok((a, _)) => a,
         Err(_) => return finish(Action::Drop, Counter::DropIcmpErrorInner),
     };
-    let k6 = Bib6Key { addr: s.idst6, port: t.dport, proto: t.proto, _pad: 0 };
+    let k6 = Bib6Key { addr: s.err.idst6, port: t.dport, proto: t.proto, _pad: 0 };
     let Some(k4) = bib6(&k6) else {
         return finish(Action::Drop, Counter::DropNatIcmpErrorNoSession);
     };
@@ -355,15 +375,15 @@ fn error6<P: Packet>(pkt: &mut P, s: &mut Scratch, off: usize) -> Step {
     if rewrite_inner(pkt, &t.at, t.dport, k4.port, off + 2).is_none() {
         return finish(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    s.nat_flag = 1;
-    s.nat_addr4 = k4.addr;
-    s.nat_undo[0] = 0;
+    s.nat.flag = 1;
+    s.nat.addr4 = k4.addr;
+    s.nat.undo[0] = 0;
     Step::Jump(stages::XLAT6)
 }
 
 /// An ICMPv4 error (at `o`) to a pool4 address: the packet inside went from a pool4
 /// transport address, looked up in BIB4; its port becomes the IPv6 host's. The error
-/// stage takes the host (`Scratch::nat_dst6`) as the error's destination and the inner
+/// stage takes the host (`NatScratch::dst6`) as the error's destination and the inner
 /// source.
 #[inline(always)]
 fn error4<P: Packet>(pkt: &mut P, s: &mut Scratch, o: usize) -> Step {
@@ -408,9 +428,9 @@ fn error4<P: Packet>(pkt: &mut P, s: &mut Scratch, o: usize) -> Step {
     if rewrite_inner(pkt, &t.at, t.sport, entry.v6.port, o + 2).is_none() {
         return finish(Action::Drop, Counter::DropIcmpErrorInner);
     }
-    s.nat_flag = 1;
-    s.nat_dst6 = words::from_bytes(&entry.v6.addr);
-    s.nat_undo[0] = 0;
+    s.nat.flag = 1;
+    s.nat.dst6 = words::from_bytes(&entry.v6.addr);
+    s.nat.undo[0] = 0;
     Step::Jump(stages::XLAT4)
 }
 
@@ -482,8 +502,8 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
             }
             return finish(Action::Drop, Counter::DropNatFragmentBeforeFirst);
         };
-        s.nat_flag = 1;
-        s.nat_dst6 = words::from_bytes(&a);
+        s.nat.flag = 1;
+        s.nat.dst6 = words::from_bytes(&a);
         return Step::Jump(stages::XLAT4);
     }
     let t = match transport(pkt, o, proto4, IPPROTO_ICMP, [ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST], true, false) {
@@ -526,8 +546,8 @@ pub fn nat4<P: Packet>(pkt: &mut P) -> Step {
     if more {
         frag_note(&fkey, entry.v6.addr);
     }
-    s.nat_flag = 1;
-    s.nat_dst6 = words::from_bytes(&entry.v6.addr);
+    s.nat.flag = 1;
+    s.nat.dst6 = words::from_bytes(&entry.v6.addr);
     Step::Jump(stages::XLAT4)
 }
 

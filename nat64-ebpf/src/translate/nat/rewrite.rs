@@ -28,7 +28,7 @@ pub(crate) fn rewrite_port<P: Packet>(pkt: &mut P, at: &L4At, old: u16, new: u16
 }
 
 /// `rewrite_port` for the packet's own transport header, noting how to undo it (see
-/// `Scratch::nat_undo`).
+/// `NatScratch::undo`).
 #[inline(always)]
 pub(crate) fn rewrite_noted<P: Packet>(
     pkt: &mut P,
@@ -38,7 +38,7 @@ pub(crate) fn rewrite_noted<P: Packet>(
     new: u16,
     icmp: bool,
 ) -> Option<()> {
-    s.nat_undo = [
+    s.nat.undo = [
         (at.port as u32 & 0xffff) | (at.check as u32) << 16,
         old as u32 | (new as u32) << 16,
         if icmp { 2 } else { at.udp as u32 },
@@ -52,11 +52,11 @@ pub(crate) fn rewrite_noted<P: Packet>(
 #[inline(never)]
 pub(crate) fn undo<P: Packet>(pkt: &mut P) -> u64 {
     let Some(s) = scratch() else { return 0 };
-    let u = s.nat_undo;
+    let u = s.nat.undo;
     if u[0] == 0 {
         return 0;
     }
-    s.nat_undo[0] = 0;
+    s.nat.undo[0] = 0;
     // Offsets within the first 4 KiB: the verifier takes a bounds check only of a
     // pointer whose offset and access together stay within 64 KiB.
     let at = L4At { port: (u[0] & 0xfff) as usize, check: (u[0] >> 16 & 0xfff) as usize, udp: u[2] == 1 };

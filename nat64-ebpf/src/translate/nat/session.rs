@@ -255,25 +255,25 @@ pub(crate) fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4K
 
 /// RFC 6888 REQ-4: counts one more BIB entry to the subscriber of `addr` (made with
 /// its first); `Err` when it holds `max-ports-per-host` already, nothing counted then.
-/// The subscriber stays in `Scratch::nat_sub` for [`subscriber_give_back`]. Out of
+/// The subscriber stays in `NatScratch::sub` for [`subscriber_give_back`]. Out of
 /// line, as `open_session`.
 #[inline(never)]
 pub(crate) fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Result<(), Counter> {
     let Some(s) = scratch() else {
         return Err(Counter::DropInternal);
     };
-    s.nat_sub = nat::cut6(addr, cfg.subscriber_len);
-    let p = match NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub) {
+    s.nat.sub = nat::cut6(addr, cfg.subscriber_len);
+    let p = match NAT_SUBSCRIBERS.get_ptr_mut(&s.nat.sub) {
         Some(p) => p,
         None => {
             let fresh = Subscriber { ports: 0, last: now };
-            match NAT_SUBSCRIBERS.insert(&s.nat_sub, &fresh, BPF_NOEXIST) {
+            match NAT_SUBSCRIBERS.insert(&s.nat.sub, &fresh, BPF_NOEXIST) {
                 Ok(()) => {}
                 // Made by another CPU meanwhile.
                 Err(e) if -(e as i64) == EEXIST => {}
                 Err(e) => return Err(insert_failed(e as i64)),
             }
-            NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub).ok_or(Counter::DropNatAllocFailed)?
+            NAT_SUBSCRIBERS.get_ptr_mut(&s.nat.sub).ok_or(Counter::DropNatAllocFailed)?
         }
     };
     // SAFETY: a field of the map value.
@@ -293,7 +293,7 @@ pub(crate) fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Res
 #[inline(never)]
 pub(crate) fn subscriber_give_back() {
     let Some(s) = scratch() else { return };
-    if let Some(p) = NAT_SUBSCRIBERS.get_ptr_mut(&s.nat_sub) {
+    if let Some(p) = NAT_SUBSCRIBERS.get_ptr_mut(&s.nat.sub) {
         // SAFETY: a field of the map value `subscriber_take` counted into.
         unsafe { fetch_add(&raw mut (*p).ports, u64::MAX) };
     }
