@@ -20,6 +20,7 @@ pub mod simopen;
 pub mod stats;
 pub mod status;
 pub mod sweep;
+pub mod sync;
 pub mod sys;
 pub mod tables;
 
