@@ -664,6 +664,69 @@ pub struct Sweep {
     pub visited: u64,
 }
 
+/// Session sync's import (Array, one [`SyncImport`]): nat64-ctl writes the sessions a
+/// peer reported and runs the import program (`BPF_PROG_RUN`), which makes their BIB
+/// entries and sessions as the data path would, and reads back what it did.
+pub const MAP_NAT_SYNC_IN: &str = "NAT_SYNC_IN";
+/// Sessions one import run takes.
+pub const SYNC_IMPORT_MAX: usize = 32;
+
+/// A session a peer reported, for the import program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncRecord {
+    pub v6: Bib6Key,
+    pub v4: Bib4Key,
+    pub remote: [u8; 4],
+    pub remote_port: u16,
+    /// For TCP a [`crate::nat::TcpState`]; 0 otherwise.
+    pub state: u8,
+    /// [`SyncRecord::ENDED`].
+    pub flags: u8,
+    /// What is left of its lifetime on the peer.
+    pub lifetime_ms: u32,
+}
+
+impl SyncRecord {
+    /// The session ended on the peer.
+    pub const ENDED: u8 = 1;
+}
+
+/// The value of [`MAP_NAT_SYNC_IN`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncImport {
+    /// Boot-time ns the import takes as now (0: the clock's).
+    pub now: u64,
+    /// Records to import, at most [`SYNC_IMPORT_MAX`].
+    pub count: u32,
+    /// What the run did: sessions made, sessions whose lifetime or state moved on,
+    /// sessions ended, records refused because this node maps their IPv4 or IPv6
+    /// transport address otherwise (or does not hold the pool4 address), records the
+    /// tables had no room for.
+    pub made: u32,
+    pub refreshed: u32,
+    pub ended: u32,
+    pub conflicts: u32,
+    pub failed: u32,
+    pub records: [SyncRecord; SYNC_IMPORT_MAX],
+}
+
+impl Default for SyncImport {
+    fn default() -> Self {
+        Self {
+            now: 0,
+            count: 0,
+            made: 0,
+            refreshed: 0,
+            ended: 0,
+            conflicts: 0,
+            failed: 0,
+            records: [SyncRecord::default(); SYNC_IMPORT_MAX],
+        }
+    }
+}
+
 /// A key of [`MAP_SESSIONS`]: the mapped IPv4 transport address and the IPv4 remote.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -769,6 +832,8 @@ const _: () = assert!(core::mem::size_of::<NatConfig>() == 80);
 const _: () = assert!(core::mem::size_of::<Bib4Entry>() == 40);
 const _: () = assert!(core::mem::size_of::<Subscriber>() == 16);
 const _: () = assert!(core::mem::size_of::<HeldSyn>() == 28 + HELD_SYN_BYTES);
+const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40);
+const _: () = assert!(core::mem::size_of::<SyncImport>() == 32 + 40 * SYNC_IMPORT_MAX);
 
 #[cfg(feature = "user")]
 mod user {
@@ -790,5 +855,7 @@ mod user {
     unsafe impl aya::Pod for super::Sweep {}
     unsafe impl aya::Pod for super::SynKey {}
     unsafe impl aya::Pod for super::HeldSyn {}
+    unsafe impl aya::Pod for super::SyncRecord {}
+    unsafe impl aya::Pod for super::SyncImport {}
     unsafe impl aya::Pod for crate::counters::CounterValue {}
 }

@@ -89,7 +89,7 @@ pub fn sweeper_for(dir: &Path) -> Result<Sweeper> {
 }
 
 /// Runs an XDP program once on a minimal frame (`BPF_PROG_TEST_RUN`): its return value.
-fn prog_run(prog: &ProgramFd) -> Result<u32> {
+pub(crate) fn prog_run(prog: &ProgramFd) -> Result<u32> {
     // The kernel takes no frame shorter than an Ethernet header.
     let frame = [0u8; 64];
     // `union bpf_attr`'s `test` member, up to `batch_size`.

@@ -18,6 +18,8 @@ mod packet;
 #[cfg(target_arch = "bpf")]
 mod sweep;
 #[cfg(target_arch = "bpf")]
+mod sync_import;
+#[cfg(target_arch = "bpf")]
 mod translate;
 #[cfg(target_arch = "bpf")]
 mod verdict;
@@ -138,6 +140,13 @@ mod programs {
     #[xdp]
     pub fn nat64_sweep(_ctx: XdpContext) -> u32 {
         crate::sweep::run()
+    }
+
+    /// Session sync's import (`sync_import::run`), run by nat64-ctl with `BPF_PROG_RUN`
+    /// and never attached.
+    #[xdp]
+    pub fn nat64_sync_import(_ctx: XdpContext) -> u32 {
+        crate::sync_import::run()
     }
 
     #[xdp]

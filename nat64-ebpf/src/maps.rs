@@ -12,7 +12,7 @@ use nat64_common::{
         EamEntry, FragEntry, FragKey, Globals, HeldSyn, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES,
         NAT_POOL4_MAX, NAT_SYNS_MAX_ENTRIES, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant,
         PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep, SynKey,
-        TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        SyncImport, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -114,6 +114,11 @@ pub static SYN_STAGING: PerCpuArray<HeldSyn> = PerCpuArray::with_max_entries(1, 
 /// The sweep's clock and results (`nat64_common::maps::MAP_NAT_SWEEP`).
 #[map(name = "NAT_SWEEP")]
 pub static NAT_SWEEP: Array<Sweep> = Array::with_max_entries(1, 0);
+
+/// Session sync's import: the peer's sessions and what the import did
+/// (`nat64_common::maps::MAP_NAT_SYNC_IN`).
+#[map(name = "NAT_SYNC_IN")]
+pub static NAT_SYNC_IN: Array<SyncImport> = Array::with_max_entries(1, 0);
 
 /// Where the first fragment of a datagram went (`nat64_common::maps::MAP_NAT_FRAGS`).
 #[map(name = "NAT_FRAGS")]

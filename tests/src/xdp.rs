@@ -104,6 +104,8 @@ pub struct Harness {
     pub kind: Kind,
     /// Stateful NAT64's sweep program, loaded on first use.
     sweeper: Option<nat64_ctl::sweep::Sweeper>,
+    /// Session sync's import program, loaded on first use.
+    importer: Option<nat64_ctl::sync::import::Importer>,
 }
 
 /// What one run of the program did.
@@ -139,7 +141,7 @@ impl Harness {
             load::load_pinned(&[name], None, sessions).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
         apply::apply_config(&mut tables, &cfg).expect("applying config");
-        Self { ebpf, tables, kind, sweeper: None }
+        Self { ebpf, tables, kind, sweeper: None, importer: None }
     }
 
     /// Runs stateful NAT64's sweep in the kernel as if it were `now` (boot-time ns).
@@ -159,6 +161,22 @@ impl Harness {
             self.sweeper = Some(s);
         }
         self.sweeper.as_mut().expect("loaded")
+    }
+
+    /// Imports a peer's `records` as if it were `now` (boot-time ns), as session sync
+    /// does: what the import program did.
+    pub fn sync_import(
+        &mut self,
+        records: &[nat64_ctl::sync::wire::SessionRecord],
+        now: u64,
+    ) -> nat64_ctl::sync::import::Imported {
+        if self.importer.is_none() {
+            let i = nat64_ctl::sync::import::Importer::load(&mut self.ebpf)
+                .unwrap_or_else(|e| panic!("sync import: {e:#}"));
+            self.importer = Some(i);
+        }
+        let i = self.importer.as_mut().expect("loaded");
+        i.import(records, Some(now)).unwrap_or_else(|e| panic!("sync import: {e:#}"))
     }
 
     fn program(&self) -> &'static str {

@@ -16,3 +16,4 @@ mod mtu;
 mod stateful;
 mod stateful_pool4;
 mod stateful_simopen;
+mod stateful_sync;
