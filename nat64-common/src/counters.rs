@@ -229,6 +229,37 @@ counters! {
     /// changed yet, the packet passes untouched. Never counted while nat64-ctl holds the
     /// programs it loaded.
     PassStageMissing = 71, "pass_stage_missing", Pass;
+    /// Session sync: a session event the ring buffer had no room for (nat64-ctl not
+    /// reading, or behind); the peers learn the session at the next refresh.
+    SyncEventsLost = 72, "sync_events_lost", Event;
+    /// Session sync (counted by nat64-ctl): datagrams sent to the peers.
+    SyncMessagesSent = 73, "sync_messages_sent", Event;
+    /// Session sync: session records sent to the peers (events, refreshes, bulk copies).
+    SyncRecordsSent = 74, "sync_records_sent", Event;
+    /// Session sync: session events not sent, the queue to the peers full (a log line
+    /// says so); the peers learn the session at the next refresh.
+    SyncEventsDropped = 75, "sync_events_dropped", Event;
+    /// Session sync: datagrams from a peer taken (authentic, in range, not replayed).
+    SyncMessagesAccepted = 76, "sync_messages_accepted", Event;
+    /// Session sync: datagrams refused by authentication (a wrong key, a forgery, or a
+    /// sender that is not a configured peer).
+    SyncRefusedAuth = 77, "sync_refused_auth", Event;
+    /// Session sync: datagrams refused as malformed (not a sync datagram, truncated,
+    /// another version, or an authentic one with a field out of range).
+    SyncMalformed = 78, "sync_malformed", Event;
+    /// Session sync: authentic datagrams refused as replays (seen before, too old, or
+    /// from an earlier epoch of the peer).
+    SyncReplayed = 79, "sync_replayed", Event;
+    /// Session sync: a peer's sessions made in this node's tables.
+    SyncSessionsMade = 80, "sync_sessions_made", Event;
+    /// Session sync: a peer's sessions this node held, their lifetime or state moved on
+    /// (or ended).
+    SyncSessionsRefreshed = 81, "sync_sessions_refreshed", Event;
+    /// Session sync: a peer's sessions refused, this node mapping one of their
+    /// transport addresses to another.
+    SyncSessionsConflict = 82, "sync_sessions_conflict", Event;
+    /// Session sync: a peer's sessions not made for want of room in the tables.
+    SyncSessionsFailed = 83, "sync_sessions_failed", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

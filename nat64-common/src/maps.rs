@@ -411,6 +411,9 @@ pub const MAP_NAT_POOL4: &str = "NAT_POOL4";
 /// pool4's addresses (Hash: address -> its slot): an IPv4 packet to one of them is the
 /// stateful translator's.
 pub const MAP_NAT_ADDRS: &str = "NAT_ADDRS";
+/// The value in [`MAP_NAT_ADDRS`] of a session-sync peer's pool4 address: translated
+/// for the sessions taken over from the peer, never lent by this node.
+pub const NAT_ADDR_PEER: u32 = u32::MAX;
 /// The BIB, both ways (Hash [`Bib6Key`] -> [`Bib4Key`], Hash [`Bib4Key`] ->
 /// [`Bib4Entry`]), and the sessions (Hash [`SessionKey`] -> [`Session`]). A session
 /// is keyed by the IPv4 side alone: the IPv6 side's remote address is the pool6 form of
@@ -493,6 +496,9 @@ pub struct NatConfig {
 impl NatConfig {
     /// BIB entries made by the data path are reported in [`MAP_NAT_EVENTS`].
     pub const FLAG_LOG: u32 = 4;
+    /// Sessions made, and TCP sessions' changes of state, are reported in
+    /// [`MAP_NAT_EVENTS`] for session sync.
+    pub const FLAG_SYNC: u32 = 8;
 
     /// Endpoint-independent filtering: an IPv4 packet to a mapped transport address
     /// is let in whoever sends it.
@@ -757,9 +763,11 @@ impl AdfKey {
 }
 
 /// Stateful NAT64 events (ring buffer of [`NatEvent`]): BIB entries made by the data
-/// path, for nat64-ctl's `bib-log`.
+/// path and ended by the sweep, for nat64-ctl's `bib-log`, and sessions made or moved
+/// to another TCP state, for session sync. 4 MiB: some 75,000 events, a second's worth
+/// at carrier rates while nat64-ctl catches up.
 pub const MAP_NAT_EVENTS: &str = "NAT_EVENTS";
-pub const NAT_EVENTS_BYTES: u32 = 1 << 20;
+pub const NAT_EVENTS_BYTES: u32 = 1 << 22;
 
 /// A record of [`MAP_NAT_EVENTS`].
 #[repr(C)]
@@ -772,15 +780,27 @@ pub struct NatEvent {
     pub v4_port: u16,
     pub v4: [u8; 4],
     pub proto: u8,
-    /// [`NatEvent::BIB_CREATED`].
+    /// [`NatEvent::BIB_CREATED`] and the others.
     pub kind: u8,
-    pub _pad: [u8; 6],
+    /// Session events: the TCP state (0 for UDP and ICMP).
+    pub state: u8,
+    pub _pad: u8,
+    /// Session events: the remote IPv4 address and port (ICMP: the mapped identifier).
+    pub remote: [u8; 4],
+    pub remote_port: u16,
+    pub _pad2: [u8; 2],
+    /// Session events: milliseconds of lifetime left at `time`.
+    pub lifetime_ms: u32,
 }
 
 impl NatEvent {
     pub const BIB_CREATED: u8 = 1;
     /// The sweep ended a BIB entry (its last session ended); `time` is when.
     pub const BIB_EXPIRED: u8 = 2;
+    /// A session made by the data path (or an expired one taken up again in place).
+    pub const SESSION_OPENED: u8 = 3;
+    /// A TCP session moved to another state.
+    pub const SESSION_CHANGED: u8 = 4;
 }
 
 /// A key of [`MAP_NAT_FRAGS`]: a datagram as its fragments name it (RFC 791 / RFC 8200:
@@ -827,7 +847,7 @@ const _: () = assert!(core::mem::size_of::<SessionKey>() == 16);
 const _: () = assert!(core::mem::size_of::<Session>() == 16);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 24);
-const _: () = assert!(core::mem::size_of::<NatEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<NatEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<NatConfig>() == 80);
 const _: () = assert!(core::mem::size_of::<Bib4Entry>() == 40);
 const _: () = assert!(core::mem::size_of::<Subscriber>() == 16);

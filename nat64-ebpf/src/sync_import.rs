@@ -44,7 +44,7 @@ const NOTHING: u32 = 5;
 #[repr(C)]
 struct Run {
     io: *mut SyncImport,
-    /// The NAT settings with no per-subscriber limit.
+    /// The NAT settings with no per-subscriber limit, and no session reports.
     cfg: NatConfig,
     now: u64,
 }
@@ -57,6 +57,8 @@ pub fn run() -> u32 {
     };
     let mut r = Run { io, cfg: *cfg, now: 0 };
     r.cfg.max_ports = 0;
+    // A peer's sessions are not reported back to the peers.
+    r.cfg.flags &= !NatConfig::FLAG_SYNC;
     // SAFETY: the one entry of the import's array, written by nat64-ctl before the run;
     // helper without arguments.
     let (count, now) = unsafe {

@@ -81,11 +81,17 @@ pub(crate) fn session(
         // still counts it).
         match refresh(cfg, key.proto, state, from_v6, flags, now, s.expires) {
             Some((expires, next)) => {
-                if s.expires <= now {
+                let reopened = s.expires <= now;
+                if reopened {
                     bump(Counter::NatSessionCreated, 0);
                 }
+                let changed = reopened || next != s.state;
                 s.expires = expires;
                 s.state = next;
+                if changed && cfg.flags & NatConfig::FLAG_SYNC != 0 {
+                    let kind = if reopened { NatEvent::SESSION_OPENED } else { NatEvent::SESSION_CHANGED };
+                    report_session(key, expires, next, kind);
+                }
                 return Ok(());
             }
             None => return Err(Counter::DropNatFiltered),
@@ -98,7 +104,42 @@ pub(crate) fn session(
     else {
         return Err(Counter::DropNatFiltered);
     };
-    open_session(cfg, key, expires, state)
+    open_session(cfg, key, expires, state)?;
+    if cfg.flags & NatConfig::FLAG_SYNC != 0 {
+        report_session(key, expires, state, NatEvent::SESSION_OPENED);
+    }
+    Ok(())
+}
+
+/// Reports session `key` (made, or moved to TCP `state`: `kind`, a `NatEvent` kind)
+/// with its BIB entry to nat64-ctl's session sync; a full ring is counted.
+#[inline(never)]
+pub(crate) fn report_session(key: &SessionKey, expires: u64, state: u8, kind: u8) {
+    let k4 = Bib4Key { addr: key.local, port: key.local_port, proto: key.proto, _pad: 0 };
+    let Some(bib) = BIB4.get_ptr(&k4) else { return };
+    // SAFETY: a value of the map, read at once; helper without arguments.
+    let (v6, now) = unsafe { ((*bib).v6, h::bpf_ktime_get_boot_ns()) };
+    // Written in the ring's own memory: the NAT stages' frames leave no room for it.
+    let Some(mut slot) = NAT_EVENTS.reserve::<NatEvent>(0) else {
+        bump(Counter::SyncEventsLost, 0);
+        return;
+    };
+    slot.write(NatEvent {
+        time: now,
+        v6: v6.addr,
+        v6_port: v6.port,
+        v4_port: key.local_port,
+        v4: key.local,
+        proto: key.proto,
+        kind,
+        state,
+        _pad: 0,
+        remote: key.remote,
+        remote_port: key.remote_port,
+        _pad2: [0; 2],
+        lifetime_ms: (expires.saturating_sub(now) / 1_000_000).min(u32::MAX as u64) as u32,
+    });
+    slot.submit(0);
 }
 
 /// Makes session `key` on its BIB entry, which counts it (and so does the remote's
@@ -311,7 +352,7 @@ pub(crate) fn log_bib(k6: &Bib6Key, k4: &Bib4Key, now: u64, kind: u8) {
         v4: k4.addr,
         proto: k6.proto,
         kind,
-        _pad: [0; 6],
+        ..NatEvent::default()
     };
     if NAT_EVENTS.output::<NatEvent>(&ev, 0).is_err() {
         bump(Counter::NatLogLost, 0);
