@@ -1,6 +1,7 @@
 //! `bib-log`: BIB entries made and ended, one JSON line each, for abuse handling (who
 //! held an IPv4 transport address when). The data path reports what it makes, and the
-//! sweep program what it ends, through the `NAT_EVENTS` ring buffer.
+//! sweep program what it ends, through the `NAT_EVENTS` ring buffer; the session
+//! events in the same ring go to session sync.
 //!
 //! A line: `{"time":"2026-12-03T13:45:01.123Z","event":"bib-create","protocol":"udp",
 //! "ipv6":"[2001:db8::5]:5000","ipv4":"203.0.113.8:40001"}` (`bib-expire` when ended).
@@ -60,9 +61,10 @@ impl Sink {
     }
 }
 
-/// Reads the data path's events from the ring buffer pinned under `dir` and writes
-/// them to `sink`, in a thread of its own, for as long as the process runs.
-pub fn reader(dir: &Path, sink: Shared) -> Result<()> {
+/// Reads the data path's events from the ring buffer pinned under `dir`, in a thread
+/// of its own, for as long as the process runs: BIB events to `sink` (`bib-log`),
+/// session events to `sync` (session sync's queue to the peers).
+pub fn reader(dir: &Path, sink: Option<Shared>, sync: Option<crate::sync::node::EventSink>) -> Result<()> {
     let map = crate::tables::open_map(dir, MAP_NAT_EVENTS)?;
     let mut ring: RingBuf<MapData> = RingBuf::try_from(map).context("NAT_EVENTS is not a ring buffer")?;
     thread::Builder::new()
@@ -79,8 +81,14 @@ pub fn reader(dir: &Path, sink: Shared) -> Result<()> {
                     let event = match ev.kind {
                         NatEvent::BIB_CREATED => "bib-create",
                         NatEvent::BIB_EXPIRED => "bib-expire",
-                        _ => continue,
+                        _ => {
+                            if let (Some(q), Some(r)) = (&sync, crate::sync::export::event(&ev)) {
+                                q.put(r);
+                            }
+                            continue;
+                        }
                     };
+                    let Some(sink) = &sink else { continue };
                     let v6 = SocketAddrV6::new(Ipv6Addr::from(ev.v6), ev.v6_port, 0, 0);
                     let v4 = SocketAddrV4::new(Ipv4Addr::from(ev.v4), ev.v4_port);
                     sink.write(event, ev.proto, v6, v4, ev.time);
@@ -91,7 +99,7 @@ pub fn reader(dir: &Path, sink: Shared) -> Result<()> {
             }
         })
         .map(|_| ())
-        .context("starting the bib-log thread")
+        .context("starting the NAT event reader thread")
 }
 
 /// Boot-time ns as Unix-time ns, by the two clocks' offset now.

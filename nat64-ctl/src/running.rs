@@ -237,6 +237,8 @@ pub struct Running {
     pub general: Option<GeneralPath>,
     /// Whether the start found an instance's pins (programs attached by an earlier run).
     pub adopted: bool,
+    /// Session sync with the other nodes (`"sync"`).
+    pub sync: Option<crate::sync::node::Node>,
 }
 
 impl Running {
@@ -306,9 +308,7 @@ impl Running {
         let tables = Tables::take(&mut ebpf, None)?;
         crate::nexthop::watch(&mut ebpf)?;
         crate::ports::watch(&dir)?;
-        if let Some(target) = cfg.nat64.as_ref().and_then(|n| n.bib_log.as_ref()) {
-            crate::natlog::reader(&dir, crate::natlog::Sink::open(target)?)?;
-        }
+        let sync = Self::start_sync(cfg, &dir, &mut ebpf)?;
         crate::sweep::sweeper(
             &dir,
             crate::sweep::Sweeper::load(&mut ebpf)?,
@@ -323,6 +323,7 @@ impl Running {
             pool: None,
             general: None,
             adopted,
+            sync,
         };
         me.converge(cfg, true)?;
         me.pin_jump_tables()?;
@@ -331,6 +332,35 @@ impl Running {
             .and_then(|()| fs::write(&pid, format!("{}\n", std::process::id())))
             .with_context(|| format!("writing {}", pid.display()))?;
         Ok(me)
+    }
+
+    /// The NAT event reader (`bib-log`, session events) and session sync, as
+    /// configured. The sync node takes its peers' sessions only once it has asked for
+    /// them ([`crate::sync::node::Node::bulk_copy`]).
+    fn start_sync(cfg: &Config, dir: &Path, ebpf: &mut Ebpf) -> Result<Option<crate::sync::node::Node>> {
+        let Some(n) = cfg.nat64.as_ref() else { return Ok(None) };
+        let log = n.bib_log.as_ref().map(crate::natlog::Sink::open).transpose()?;
+        let (events, queue) = match n.sync {
+            Some(_) => {
+                let (e, q) = crate::sync::node::queue();
+                (Some(e), Some(q))
+            }
+            None => (None, None),
+        };
+        if log.is_some() || events.is_some() {
+            crate::natlog::reader(dir, log, events)?;
+        }
+        let (Some(s), Some(q)) = (&n.sync, queue) else { return Ok(None) };
+        let importer = crate::sync::import::Importer::load(ebpf)?;
+        let node = crate::sync::node::Node::start(
+            s,
+            dir,
+            importer,
+            q,
+            crate::sync::node::refresh_every(&n.timeouts),
+            crate::sync::node::sync_report(&cfg.instance),
+        )?;
+        Ok(Some(node))
     }
 
     /// Applies a changed configuration as a difference: EAM entries and denylist4
@@ -360,6 +390,13 @@ impl Running {
                     Some(crate::config::nat::BibLog::File(p)) => p.display().to_string(),
                     None => "off".to_string(),
                 }
+            );
+        }
+        let sync = |c: &Config| c.nat64.as_ref().and_then(|n| n.sync.clone());
+        if sync(new) != sync(&self.cfg) {
+            bail!(
+                "sync: a reload does not change session sync (its address, peers or key); restart nat64-ctl \
+                 (mappings and sessions are kept, and the peers send them again)"
             );
         }
         if new.nat_sessions() != self.cfg.nat_sessions() {
@@ -431,6 +468,11 @@ impl Running {
             }
             (None, None) => None,
         };
+
+        // Session sync: the peers' sessions before the programs take traffic.
+        if starting && let Some(node) = &self.sync {
+            node.bulk_copy();
+        }
 
         // Interfaces, the general path's peer among them.
         let previous = if starting { previous_modes(&cfg.instance) } else { HashMap::new() };
@@ -594,6 +636,7 @@ pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
     }
     let _ = fs::remove_file(status_file(instance));
     let _ = fs::remove_file(crate::sweep::sweep_report(instance));
+    let _ = fs::remove_file(crate::sync::node::sync_report(instance));
     let _ = fs::remove_file(pid_file(instance));
     Ok(did)
 }

@@ -92,6 +92,15 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
         });
     }
+    // Session sync: what its thread last wrote (every second while it runs).
+    if let Some(mut sync) = fs::read_to_string(crate::sync::node::sync_report(instance))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        let at = sync["at"].as_u64().unwrap_or(0);
+        sync["report-age-ms"] = serde_json::json!(crate::sys::unix_now_ms().saturating_sub(at));
+        v["sync"] = sync;
+    }
     v["uptime-s"] = serde_json::json!(unix_now().saturating_sub(v["started"].as_u64().unwrap_or(0)));
     Ok(v)
 }
@@ -192,6 +201,34 @@ pub fn status_text(v: &serde_json::Value) -> String {
     }
     if v["masquerade"].is_string() {
         out += &format!("masquerade {}\n", s("masquerade"));
+    }
+    let y = &v["sync"];
+    if y.is_object() {
+        out += &format!(
+            "sync       on {} (node {}): {} messages and {} sessions sent, {} received, {} events dropped; every \
+             session again every {} s\n",
+            y["listen"].as_str().unwrap_or("?"),
+            y["node"].as_str().unwrap_or("?"),
+            y["messages-sent"],
+            y["records-sent"],
+            y["records-received"],
+            y["events-dropped"],
+            y["refresh-s"]
+        );
+        for p in y["peers"].as_array().into_iter().flatten() {
+            let contact = match p["last-contact-ms-ago"].as_u64() {
+                Some(ms) => format!("last contact {:.1} s ago, lag {} ms", ms as f64 / 1e3, p["lag-ms"]),
+                None => "never heard from".to_string(),
+            };
+            out += &format!(
+                "sync peer  {}: {contact}; {} messages, {} sessions, {} missing{}\n",
+                p["address"].as_str().unwrap_or("?"),
+                p["messages"],
+                p["records"],
+                p["missing"],
+                if p["bulk-copy-received"] == true { ", bulk copy received" } else { "" }
+            );
+        }
     }
     let n = &v["nat64"];
     if n.is_object() {

@@ -17,6 +17,7 @@ pub mod nat;
 mod prefix;
 mod raw;
 mod settings;
+pub mod sync;
 #[cfg(test)]
 mod tests;
 

@@ -107,6 +107,8 @@ pub struct Nat64 {
     pub limits: Limits,
     /// `max-sessions`: the size of the session table (and of the BIB's).
     pub max_sessions: u32,
+    /// Session synchronisation with other nodes.
+    pub sync: Option<super::sync::Sync>,
     /// `"icmpv6-error-source": "inner-destination"`: a translated ICMPv4 error comes
     /// from the pool6 form of the inner packet's destination, not from the router.
     pub icmp6_source_inner: bool,
@@ -295,6 +297,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("max-sessions", raw.max_sessions.is_some()),
         ("max-simultaneous-opens", raw.max_simultaneous_opens.is_some()),
         ("icmpv6-error-source", raw.icmpv6_error_source.is_some()),
+        ("sync", raw.sync.is_some()),
     ];
     if !nat64 {
         if let Some((k, _)) = keys.iter().find(|(_, set)| *set) {
@@ -379,6 +382,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         Some(p) => bail!("bib-log: {p:?}: \"stdout\" or an absolute file path"),
     };
     let limits = check_limits(raw)?;
+    let sync = raw.sync.as_ref().map(super::sync::check).transpose()?;
     let (default, least, most) = MAX_SESSIONS;
     let max_sessions = match raw.max_sessions {
         None => default,
@@ -399,6 +403,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         limits,
         max_sessions,
         icmp6_source_inner,
+        sync,
     }))
 }
 

@@ -106,6 +106,9 @@ keyed! {
     de_max_sessions => "max-sessions",
     de_max_simultaneous_opens => "max-simultaneous-opens",
     de_icmpv6_error_source => "icmpv6-error-source",
+    de_sync => "sync",
+    de_sync_listen => "sync.listen",
+    de_sync_key_file => "sync.key-file",
     de_pool4_prefix => ".prefix",
     de_pool4_ports => ".ports",
     de_bib_protocol => ".protocol",
@@ -132,6 +135,7 @@ keyed_list! {
     de_ipv4_translatable => "ipv4-translatable",
     de_pool4 => "pool4",
     de_bib => "bib",
+    de_sync_peers => "sync.peers",
 }
 
 #[derive(Deserialize)]
@@ -219,6 +223,23 @@ pub(super) struct RawConfig {
     pub(super) max_simultaneous_opens: Option<u64>,
     #[serde(default, deserialize_with = "de_icmpv6_error_source")]
     pub(super) icmpv6_error_source: Option<String>,
+    #[serde(default, deserialize_with = "de_sync")]
+    pub(super) sync: Option<RawSync>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = r#"an object {"listen": "ADDR:PORT", "peers": ["ADDR:PORT", ...], "key-file": "PATH"}"#
+)]
+pub(super) struct RawSync {
+    #[serde(deserialize_with = "de_sync_listen")]
+    pub(super) listen: String,
+    #[serde(deserialize_with = "de_sync_peers")]
+    pub(super) peers: Vec<String>,
+    #[serde(deserialize_with = "de_sync_key_file")]
+    pub(super) key_file: String,
 }
 
 #[derive(Deserialize)]

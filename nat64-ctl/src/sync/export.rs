@@ -1,34 +1,66 @@
-//! This node's sessions as records for its peers: what a bulk copy sends.
+//! This node's sessions as records for its peers: what a refresh and a bulk copy send.
 
 use std::net::Ipv4Addr;
 
-use nat64_common::nat::PROTO_ICMP;
+use nat64_common::{
+    maps::{Bib4Key, NatEvent},
+    nat::PROTO_ICMP,
+};
 
 use super::wire::{MAX_LIFETIME_MS, SessionRecord};
 use crate::tables::nat::NatTables;
 
-/// Every live session with its BIB entry, its lifetime what is left of it at `now`
-/// (boot-time ns). Sessions whose BIB entry is gone or released are left out.
+/// Hands every live session with its BIB entry to `each`, its lifetime what is left of
+/// it at `now` (boot-time ns), as the table is walked (nothing collected). Sessions
+/// whose BIB entry is gone or released are left out.
+pub fn walk(nat: &NatTables, now: u64, mut each: impl FnMut(SessionRecord)) {
+    for (k, s) in nat.sessions.iter().filter_map(|e| e.ok()) {
+        if s.expires <= now {
+            continue;
+        }
+        let k4 = Bib4Key { addr: k.local, port: k.local_port, proto: k.proto, _pad: 0 };
+        let Some(v6) = nat.bib4.get(&k4, 0).ok().filter(|e| e.live()).map(|e| e.v6) else {
+            continue;
+        };
+        let left_ms = ((s.expires - now) / 1_000_000).min(MAX_LIFETIME_MS as u64) as u32;
+        each(SessionRecord {
+            v6: v6.addr,
+            v6_port: v6.port,
+            v4: Ipv4Addr::from(k.local),
+            v4_port: k.local_port,
+            remote: Ipv4Addr::from(k.remote),
+            // An ICMP query session knows the remote by the mapped identifier.
+            remote_port: if k.proto == PROTO_ICMP { k.local_port } else { k.remote_port },
+            proto: k.proto,
+            state: if k.proto == 6 { s.state } else { 0 },
+            lifetime_ms: left_ms,
+            ended: false,
+        });
+    }
+}
+
+/// Every live session as [`walk`] gives them.
 pub fn records(nat: &NatTables, now: u64) -> Vec<SessionRecord> {
-    nat.list()
-        .into_iter()
-        .filter(|v| v.session.expires > now)
-        .filter_map(|v| {
-            let v6 = v.v6?;
-            let left_ms = ((v.session.expires - now) / 1_000_000).min(MAX_LIFETIME_MS as u64) as u32;
-            Some(SessionRecord {
-                v6: v6.addr,
-                v6_port: v6.port,
-                v4: Ipv4Addr::from(v.key.local),
-                v4_port: v.key.local_port,
-                remote: Ipv4Addr::from(v.key.remote),
-                // An ICMP query session knows the remote by the mapped identifier.
-                remote_port: if v.key.proto == PROTO_ICMP { v.key.local_port } else { v.key.remote_port },
-                proto: v.key.proto,
-                state: if v.key.proto == 6 { v.session.state } else { 0 },
-                lifetime_ms: left_ms,
-                ended: false,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    walk(nat, now, |r| out.push(r));
+    out
+}
+
+/// A session event of the data path as a record (`None`: a BIB event).
+pub fn event(ev: &NatEvent) -> Option<SessionRecord> {
+    if !matches!(ev.kind, NatEvent::SESSION_OPENED | NatEvent::SESSION_CHANGED) {
+        return None;
+    }
+    Some(SessionRecord {
+        v6: ev.v6,
+        v6_port: ev.v6_port,
+        v4: Ipv4Addr::from(ev.v4),
+        v4_port: ev.v4_port,
+        remote: Ipv4Addr::from(ev.remote),
+        remote_port: if ev.proto == PROTO_ICMP { ev.v4_port } else { ev.remote_port },
+        proto: ev.proto,
+        state: if ev.proto == 6 { ev.state } else { 0 },
+        lifetime_ms: ev.lifetime_ms.min(MAX_LIFETIME_MS),
+        ended: false,
+    })
 }

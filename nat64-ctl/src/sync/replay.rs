@@ -40,6 +40,11 @@ impl Replay {
         true
     }
 
+    /// The newest sequence number taken, 0 before the first datagram.
+    pub fn top(&self) -> u64 {
+        self.top
+    }
+
     /// The peer's epoch, 0 before its first datagram.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -68,7 +68,8 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 
 /// The key the nodes share. At least [`SyncKey::MIN_LEN`] bytes.
-#[derive(Clone)]
+/// Compared only to tell whether a reload changes it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SyncKey(Vec<u8>);
 
 impl SyncKey {

@@ -13,7 +13,7 @@ use nat64_common::{
     maps::{
         AdfKey, Bib4Entry, Bib4Key, Bib6Key, HeldSyn, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF,
         MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS, MAP_NAT_SYN_COUNT, MAP_NAT_SYNS, MAP_SESSIONS,
-        NatConfig, Pool4Slot, Session, SessionKey, Subscriber, SynKey,
+        NAT_ADDR_PEER, NatConfig, Pool4Slot, Session, SessionKey, Subscriber, SynKey,
     },
     nat::TcpState,
 };
@@ -90,8 +90,14 @@ impl NatTables {
         for (i, a) in wanted.iter().enumerate() {
             self.addrs.insert(a, i as u32, 0).context("writing NAT_ADDRS")?;
         }
-        let stale: Vec<[u8; 4]> =
-            self.addrs.keys().filter_map(|k| k.ok()).filter(|k| !wanted.contains(k)).collect();
+        // A session-sync peer's addresses stay (see `crate::sync::node`).
+        let stale: Vec<[u8; 4]> = self
+            .addrs
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(k, v)| !wanted.contains(k) && *v != NAT_ADDR_PEER)
+            .map(|(k, _)| k)
+            .collect();
         for a in stale {
             let _ = self.addrs.remove(&a);
         }
@@ -122,6 +128,9 @@ impl NatTables {
             max_syns: n.limits.max_syns,
             ..Default::default()
         };
+        if n.sync.is_some() {
+            cfg.flags |= NatConfig::FLAG_SYNC;
+        }
         if n.bib_log.is_some() {
             cfg.flags |= NatConfig::FLAG_LOG;
         }
