@@ -154,6 +154,45 @@ def udp_whoami(port):
         s.sendto(addr.encode(), peer)
 
 
+def udp_whoami_port(port):
+    s = listen(socket.SOCK_DGRAM, port)
+    print("ready", flush=True)
+    while True:
+        _, peer = s.recvfrom(65535)
+        addr = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        s.sendto(("%s:%d" % (addr, peer[1])).encode(), peer)
+
+
+def udp_flow(host, port, secs, every):
+    """One UDP flow (one socket, one source port) for `secs`: a datagram every `every`
+    seconds, each answer noted. Prints the transport addresses the server saw, the
+    datagrams sent and answered, and the longest time without an answer."""
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.setblocking(False)
+    seen, sent, got = set(), 0, 0
+    start = last = time.monotonic()
+    gap = 0.0
+    next_send = start
+    while time.monotonic() - start < secs:
+        now = time.monotonic()
+        if now >= next_send:
+            s.sendto(b"?", (host, port))
+            sent += 1
+            next_send += every
+        try:
+            seen.add(s.recv(100).decode())
+            got += 1
+            now = time.monotonic()
+            gap = max(gap, now - last)
+            last = now
+        except BlockingIOError:
+            time.sleep(0.005)
+    gap = max(gap, time.monotonic() - last)
+    for a in sorted(seen):
+        print("seen", a)
+    print("sent %d got %d gap %.2f" % (sent, got, gap), flush=True)
+
+
 def udp_ask(host, port):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.settimeout(0.5)
@@ -373,6 +412,10 @@ elif cmd == "udp-roundtrip":
     udp_roundtrip(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 elif cmd == "udp-whoami":
     udp_whoami(int(sys.argv[2]))
+elif cmd == "udp-whoami-port":
+    udp_whoami_port(int(sys.argv[2]))
+elif cmd == "udp-flow":
+    udp_flow(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
 elif cmd == "udp-ask":
     udp_ask(sys.argv[2], int(sys.argv[3]))
 elif cmd == "dns-aaaa":
