@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: how fast nat64 is, measured next to what it replaces, in one run.
 //!
-//! Three sections:
+//! Four sections:
 //! - **paths** ([`paths`]): real traffic across network namespaces (IPv6-only sender
 //!   -> translator -> IPv4-only receiver, and the reverse), side by side through plain
 //!   kernel forwarding, XDP forwarding without translation, TAYGA, nat64 on XDP and
@@ -15,14 +15,17 @@
 //!   BPF_PROG_TEST_RUN next to an XDP_TX no-op, the dynamic pool's first packet, and
 //!   stateful NAT64's new and established flows with 10,000 to 1,000,000 sessions
 //!   held ([`nat_scale`]).
+//! - **sync** ([`sync`]): session sync between two stateful nodes under 100,000 new
+//!   sessions a second: how soon the standby holds them, what is lost, memory.
 //!
-//! `nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet] [--paths LIST]
-//! [--repeat N] [--rounds R]` (root; NAT64_CTL names the nat64-ctl binary for the paths section).
+//! `nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet|sync] [--paths LIST]
+//! [--repeat N] [--rounds R]` (root; NAT64_CTL names the nat64-ctl binary for the paths and sync sections).
 
 mod nat_scale;
 mod paths;
 mod per_packet;
 mod plat;
+mod sync;
 
 /// The benchmark's own programs (traffic generator, sink, XDP forwarding without
 /// translation, the per-packet baseline), built from `bench-ebpf` by build.rs; empty
@@ -42,6 +45,7 @@ enum Section {
     Paths,
     Plat,
     PerPacket,
+    Sync,
 }
 
 pub struct Args {
@@ -57,10 +61,10 @@ pub struct Args {
 }
 
 fn usage() -> &'static str {
-    "usage: nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet] [--paths LIST] [--repeat N] [--rounds R]\n  \
+    "usage: nat64-bench [--quick] [--runs N] [--section all|paths|plat|per-packet|sync] [--paths LIST] [--repeat N] [--rounds R]\n  \
      --quick       shorter runs (1 s UDP, 2 s TCP, 3 runs, fewer repetitions): a few minutes\n  \
      --runs N      runs per path measurement, median and spread reported (default 3, at least 3)\n  \
-     --section S   only one section: paths, plat (stateful NAT64 against the masquerade PLATs) or per-packet (default all)\n  \
+     --section S   only one section: paths, plat (stateful NAT64 against the masquerade PLATs) per-packet, or sync (two nodes synchronising sessions) (default all)\n  \
      --paths LIST  only these paths, comma-separated: forward, xdp-forward, tayga, nat64-xdp, nat64-xdp-gro, nat64-tc,\n                \
      stateful-xdp, stateful-tc, forward-l3, nat64-tc-l3 (TUN devices), masquerade-xdp, tayga-masquerade\n  \
      --repeat N    BPF_PROG_TEST_RUN repetitions per call (default 2000000, quick 500000)\n  \
@@ -111,7 +115,8 @@ fn parse_args() -> Result<Option<Args>> {
                 "paths" => Section::Paths,
                 "plat" => Section::Plat,
                 "per-packet" => Section::PerPacket,
-                _ => bail!("--section: '{value}' is not one of all, paths, plat, per-packet"),
+                "sync" => Section::Sync,
+                _ => bail!("--section: '{value}' is not one of all, paths, plat, per-packet, sync"),
             };
             continue;
         }
@@ -161,6 +166,9 @@ fn main() -> ExitCode {
         }
         if matches!(args.section, Section::All | Section::PerPacket) {
             per_packet::run(args.repeat, args.rounds)?;
+        }
+        if matches!(args.section, Section::All | Section::Sync) {
+            sync::run(&args)?;
         }
         Ok::<(), anyhow::Error>(())
     })();

@@ -608,3 +608,33 @@ fn digest(out: Output) -> String {
     assert!(out.status.success(), "sha256sum: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("a digest").to_string()
 }
+
+/// Runs `f` in a thread that has entered network namespace `ns` (sockets it opens live
+/// there); its result.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: setns(2) on a namespace file we hold open, for this thread.
+                let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "entering {ns}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("the thread in the namespace")
+    })
+}
+
+/// A session-sync key file in `dir`: 48 random bytes, mode 600.
+pub fn sync_key(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = dir.join("sync.key");
+    let mut k = [0u8; 48];
+    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
+    std::io::Read::read_exact(&mut f, &mut k).expect("48 random bytes");
+    std::fs::write(&key, k).expect("writing the key file");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    key
+}

@@ -4,6 +4,7 @@
 pub mod clat;
 pub mod lab;
 pub mod packet;
+pub mod sync_load;
 pub mod xdp;
 
 /// Fails the test loudly unless it runs as root: these tests load eBPF programs and

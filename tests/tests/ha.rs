@@ -21,7 +21,6 @@
 //! ```
 
 use std::{
-    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, Output},
     thread,
@@ -37,16 +36,6 @@ const BIG: usize = 20 << 20;
 /// The server as the IPv6 client reaches it (pool6 64:ff9b::/96).
 const SERVER6: &str = "64:ff9b::c633:640a";
 const SERVER4: &str = "198.51.100.10";
-
-fn sync_key(dir: &Path) -> PathBuf {
-    let key = dir.join("sync.key");
-    let mut k = [0u8; 48];
-    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
-    std::io::Read::read_exact(&mut f, &mut k).expect("48 random bytes");
-    std::fs::write(&key, k).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    key
-}
 
 /// nat64-ctl's configuration for node `k` (1 or 2): XDP on north and south, `pool4`,
 /// sync over the `ha` link.
@@ -212,7 +201,7 @@ fn stateful_nat64_active_standby_failover_with_keepalived() {
     let dir = std::env::temp_dir().join(format!("nat64-ha-{t}"));
     std::fs::create_dir_all(&dir).unwrap();
     lab.dirs.push(dir.clone());
-    let key = sync_key(&dir);
+    let key = nat64_tests::lab::sync_key(&dir);
     for (k, n) in nodes.iter().enumerate() {
         let k1 = k + 1;
         lab.link(n, "north", &sw, &format!("p{k1}n"));
@@ -326,7 +315,7 @@ fn stateful_nat64_active_active_flows_moved_by_routes() {
     let dir = std::env::temp_dir().join(format!("nat64-aa-{t}"));
     std::fs::create_dir_all(&dir).unwrap();
     lab.dirs.push(dir.clone());
-    let key = sync_key(&dir);
+    let key = nat64_tests::lab::sync_key(&dir);
     let mut instances = Vec::new();
     for (k, n) in nodes.iter().enumerate() {
         let k1 = k + 1;
@@ -378,4 +367,135 @@ fn stateful_nat64_active_active_flows_moved_by_routes() {
     assert!(packets(&s2, "xlat_4to6_tcp") > 0, "node 2 carried the moved download: {s2}");
     assert!(packets(&s2, "xlat_6to4_udp") > 0, "node 2 carried the moved UDP flow: {s2}");
     sync_clean(&lab, &nodes[0], &instances[0]);
+}
+
+/// 100,000 new sessions a second on node A for 10 s: every one A made is on node B at
+/// the end, or counted where it was lost (A's ring buffer or queue, datagrams B saw
+/// missing); B refuses none; neither nat64-ctl's memory grows past its bounded queue.
+/// (How fast B catches up is the benchmark's sync section's figure.)
+#[test]
+fn stateful_nat64_sync_under_load_accounts_for_every_session() {
+    let r = nat64_tests::sync_load::run(CTL, 100_000, 10);
+    println!("{r:#?}");
+    assert_eq!(r.sent, 1_000_000, "{r:#?}");
+    assert!(r.made_on_a > 0 && r.made_on_a <= r.sent, "{r:#?}");
+    assert_eq!(r.refused_on_b, 0, "{r:#?}");
+    let lost = r.lost_ring + r.dropped_queue;
+    assert!(
+        r.on_b + lost >= r.made_on_a || r.missing_datagrams > 0,
+        "every session on B or counted lost: {r:#?}"
+    );
+    assert!(r.on_b <= r.made_on_a, "{r:#?}");
+    if r.on_b + lost < r.made_on_a {
+        let short = r.made_on_a - r.on_b - lost;
+        assert!(
+            short <= r.missing_datagrams * wire_records(),
+            "the shortfall lies in datagrams B saw missing: {r:#?}"
+        );
+    }
+    // The queue holds at most 65,536 records of 40 bytes; the tables are the kernel's.
+    for (who, (before, after)) in [("A", r.rss_a), ("B", r.rss_b)] {
+        assert!(after < before + 64 * 1024, "nat64-ctl's memory on {who}: {before} KiB -> {after} KiB");
+    }
+}
+
+fn wire_records() -> u64 {
+    nat64_ctl::sync::wire::MAX_RECORDS as u64
+}
+
+/// Datagrams to a sync node that must change nothing: sealed with another key,
+/// garbage, cut short (below a header, and by one byte), an authentic one again (a
+/// replay), an authentic one from an address that is not a peer, one whose record is
+/// out of range. Each is counted; the
+/// only session made is the one authentic datagram's.
+#[test]
+fn stateful_nat64_sync_refuses_and_counts_bad_datagrams() {
+    use nat64_ctl::sync::wire::{self, KIND_EVENTS, Message, SessionRecord, SyncKey};
+    let mut lab = Lab::new();
+    let t = lab.tag.clone();
+    let (n, peer, x) = (lab.add_ns("n"), lab.add_ns("peer"), lab.add_ns("x"));
+    lab.link(&n, "ha", &peer, "ha");
+    lab.link(&n, "hx", &x, "hx");
+    lab.must_in(&n, "ip addr add 10.99.0.2/24 dev ha && ip addr add 10.98.0.2/24 dev hx");
+    lab.must_in(&peer, "ip addr add 10.99.0.1/24 dev ha");
+    lab.must_in(&x, "ip addr add 10.98.0.1/24 dev hx");
+    let dir = std::env::temp_dir().join(format!("nat64-syncbad-{t}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.dirs.push(dir.clone());
+    let key_file = nat64_tests::lab::sync_key(&dir);
+    let instance = format!("sb-{t}");
+    let v = serde_json::json!({
+        "instance": instance,
+        "mode": "nat64",
+        "interfaces": [{"name": "ha", "attach": "xdp"}],
+        "pool6": "64:ff9b::/96",
+        "pool4": [{"prefix": "203.0.113.8/32"}],
+        "sync": {"listen": "0.0.0.0:6464", "peers": ["10.99.0.1:6464"], "key-file": key_file.display().to_string()},
+    });
+    let config = dir.join("n.json");
+    std::fs::write(&config, v.to_string()).unwrap();
+    lab.start_ctl(&n, CTL, &config, &instance);
+
+    let key = SyncKey::from_file_bytes(&std::fs::read(&key_file).unwrap()).unwrap();
+    let other = SyncKey::from_file_bytes(&[7u8; 48]).unwrap();
+    let record = |port: u16| SessionRecord {
+        v6: "2001:db8::5".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        v6_port: port,
+        v4: "203.0.113.8".parse().unwrap(),
+        v4_port: 40000 + port,
+        remote: "198.51.100.7".parse().unwrap(),
+        remote_port: 53,
+        proto: 17,
+        state: 0,
+        lifetime_ms: 300_000,
+        ended: false,
+    };
+    let msg = |seq: u64, r: SessionRecord| Message {
+        kind: KIND_EVENTS,
+        node: 9,
+        flags: 0,
+        epoch: 1,
+        seq,
+        time_ms: nat64_ctl::sys::unix_now_ms(),
+        records: vec![r],
+    };
+    let good = wire::seal(&key, &msg(1, record(1)));
+    // Authentic, but a protocol no session has.
+    let out_of_range = wire::seal(&key, &msg(2, SessionRecord { proto: 47, ..record(2) }));
+    let from_peer: Vec<Vec<u8>> = vec![
+        wire::seal(&other, &msg(3, record(3))),
+        vec![0x5a; 200],
+        good[..50].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        good.clone(),
+        good.clone(),
+        out_of_range,
+    ];
+    nat64_tests::lab::in_netns(&peer, || {
+        let s = std::net::UdpSocket::bind("10.99.0.1:6464").unwrap();
+        for d in &from_peer {
+            s.send_to(d, "10.99.0.2:6464").unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    nat64_tests::lab::in_netns(&x, || {
+        let s = std::net::UdpSocket::bind("10.98.0.1:6464").unwrap();
+        s.send_to(&wire::seal(&key, &msg(4, record(4))), "10.98.0.2:6464").unwrap();
+    });
+    let want = [
+        ("sync_refused_auth", 3),
+        ("sync_malformed", 3),
+        ("sync_replayed", 1),
+        ("sync_messages_accepted", 1),
+        ("sync_sessions_made", 1),
+    ];
+    let ok = wait_until(Duration::from_secs(5), || {
+        let s = stats(&lab, &n, &instance);
+        want.iter().all(|(c, v)| packets(&s, c) == *v)
+    });
+    let s = stats(&lab, &n, &instance);
+    assert!(ok, "each bad datagram counted once, the good one taken once: {s}");
+    let list = sessions(&lab, &n, &instance);
+    assert_eq!(list.len(), 1, "only the authentic datagram's session: {list:#?}");
+    assert_eq!(list[0]["ipv4"], "203.0.113.8:40001", "{list:#?}");
 }

@@ -60,7 +60,8 @@ enum Cmd {
 /// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
 /// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
 /// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64,
-/// nftables for the NAT64 pool's masquerade; TAYGA and iperf3 for the benchmark).
+/// nftables for the NAT64 pool's masquerade, keepalived for the two-node failover;
+/// TAYGA and iperf3 for the benchmark).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -78,6 +79,7 @@ const APT_PACKAGES: &[&str] = &[
     "wireguard-tools",
     "unbound",
     "nftables",
+    "keepalived",
     "tayga",
     "iperf3",
     "tcpdump",

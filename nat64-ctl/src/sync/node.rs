@@ -46,8 +46,10 @@ use crate::{config::sync::Sync as SyncConfig, sys, tables::Tables};
 pub const QUEUE: usize = 65_536;
 /// How long an event may wait for others to fill its datagram.
 const BATCH_WAIT: Duration = Duration::from_millis(20);
-/// How often a node greets its peers (their "last contact") and writes its counts.
+/// How often a node greets its peers (their "last contact") and writes its report.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the counts reach the counters map.
+const FLUSH: Duration = Duration::from_millis(250);
 /// Datagrams a second a refresh or a bulk copy sends at most (some 580,000 sessions a
 /// second), so that a walk of the whole table does not overrun the peer.
 const PACE: u32 = 20_000;
@@ -370,9 +372,10 @@ fn sender(s: &Shared, events: &Receiver<SessionRecord>, mut tables: Tables) {
     let mut batch: Vec<SessionRecord> = Vec::with_capacity(MAX_RECORDS);
     let mut first: Option<Instant> = None;
     let mut next_tick = Instant::now();
+    let mut next_flush = Instant::now();
     let mut done = [0u64; 11];
     loop {
-        let deadline = first.map_or(next_tick, |f| (f + BATCH_WAIT).min(next_tick));
+        let deadline = first.map_or(next_flush, |f| (f + BATCH_WAIT).min(next_flush));
         match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(r) => {
                 batch.push(r);
@@ -390,10 +393,13 @@ fn sender(s: &Shared, events: &Receiver<SessionRecord>, mut tables: Tables) {
             );
             first = None;
         }
+        if Instant::now() >= next_flush {
+            next_flush = Instant::now() + FLUSH;
+            s.counts.flush(&mut tables, &mut done);
+        }
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + TICK;
             s.send(&s.cfg.peers, KIND_HELLO, 0, Vec::new());
-            s.counts.flush(&mut tables, &mut done);
             write_report(s);
         }
     }
