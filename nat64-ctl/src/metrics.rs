@@ -51,6 +51,7 @@ pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
             p.xdp_target() as u8
         );
     }
+    out += &sync_gauges(instance);
     if let Some(nat) = tables.nat.as_ref().filter(|_| g.flag(nat64_common::maps::Globals::FLAG_STATEFUL)) {
         out += "# HELP nat64_nat_bib_entries Stateful NAT64 BIB entries, by protocol.\n\
                 # TYPE nat64_nat_bib_entries gauge\n\
@@ -72,6 +73,51 @@ pub fn render(instance: &str, dir: &std::path::Path) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Session sync's peers, from the sync report (see `crate::sync::node`).
+fn sync_gauges(instance: &str) -> String {
+    let sync: serde_json::Value = std::fs::read_to_string(crate::sync::node::sync_report(instance))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let peers = match sync["peers"].as_array() {
+        Some(p) if !p.is_empty() => p.clone(),
+        _ => return String::new(),
+    };
+    let mut out = String::new();
+    for (metric, help, key, scale) in [
+        (
+            "nat64_sync_peer_last_contact_seconds",
+            "Seconds since a session-sync peer's last datagram was taken (absent: never heard from).",
+            "last-contact-ms-ago",
+            1e-3,
+        ),
+        (
+            "nat64_sync_peer_lag_seconds",
+            "How old a peer's last datagram was on arrival, by the two clocks.",
+            "lag-ms",
+            1e-3,
+        ),
+        (
+            "nat64_sync_peer_missing_datagrams",
+            "Datagrams a peer sent that have not arrived (sequence gaps).",
+            "missing",
+            1.0,
+        ),
+    ] {
+        out += &format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n");
+        for p in &peers {
+            if let Some(v) = p[key].as_f64() {
+                out += &format!(
+                    "{metric}{{instance=\"{instance}\",peer=\"{}\"}} {}\n",
+                    p["address"].as_str().unwrap_or("?"),
+                    v * scale
+                );
+            }
+        }
+    }
+    out
 }
 
 fn answer(mut s: TcpStream, instance: &str, dir: &std::path::Path) -> std::io::Result<()> {

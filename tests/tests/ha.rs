@@ -290,6 +290,8 @@ fn stateful_nat64_active_standby_failover_with_keepalived() {
     assert!(packets(&s2, "sync_sessions_made") >= 2, "node 2 made node 1's sessions: {s2}");
     assert!(packets(&s2, "sync_messages_accepted") > 0, "{s2}");
     assert!(packets(&s2, "xlat_4to6_tcp") > 0, "node 2 carried the download after the failover: {s2}");
+    let text = lab.ctl(&nodes[1], CTL, &instances[1], &["status"]);
+    println!("{}", String::from_utf8_lossy(&text.stdout));
     let status = json(lab.ctl(&nodes[1], CTL, &instances[1], &["status", "--json"]), "status");
     assert_eq!(status["sync"]["peers"][0]["address"], "10.99.0.1:6464", "{status}");
 }
