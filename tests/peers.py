@@ -145,22 +145,14 @@ def udp_roundtrip(host, port, n):
     print(hashlib.sha256(data).hexdigest(), got)
 
 
-def udp_whoami(port):
+def udp_whoami(port, with_port=False):
+    """Answers each datagram with the sender's address (and port) as seen here."""
     s = listen(socket.SOCK_DGRAM, port)
     print("ready", flush=True)
     while True:
         _, peer = s.recvfrom(65535)
         addr = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        s.sendto(addr.encode(), peer)
-
-
-def udp_whoami_port(port):
-    s = listen(socket.SOCK_DGRAM, port)
-    print("ready", flush=True)
-    while True:
-        _, peer = s.recvfrom(65535)
-        addr = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        s.sendto(("%s:%d" % (addr, peer[1])).encode(), peer)
+        s.sendto((("%s:%d" % (addr, peer[1])) if with_port else addr).encode(), peer)
 
 
 def udp_flow(host, port, secs, every):
@@ -413,7 +405,7 @@ elif cmd == "udp-roundtrip":
 elif cmd == "udp-whoami":
     udp_whoami(int(sys.argv[2]))
 elif cmd == "udp-whoami-port":
-    udp_whoami_port(int(sys.argv[2]))
+    udp_whoami(int(sys.argv[2]), with_port=True)
 elif cmd == "udp-flow":
     udp_flow(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
 elif cmd == "udp-ask":

@@ -1,6 +1,6 @@
 //! The benchmark runs: `nat64-bench --quick` (what `cargo xtask bench --quick` runs)
-//! builds every path of both sections (paths, PLAT), sends its traffic and prints its
-//! tables. Nothing here asserts a
+//! builds every path of its sections (paths, PLAT, per packet, sync), sends its
+//! traffic and prints its tables. Nothing here asserts a
 //! speed (figures belong to the benchmark's output); it asserts that every row was
 //! measured. The benchmark itself refuses to report a row whose packets did not all
 //! arrive in the family the path must deliver, or whose BPF_PROG_TEST_RUN
@@ -158,5 +158,20 @@ fn quick_benchmark_measures_every_path() {
     assert!(mem.contains("with 1000000 sessions"), "{mem}");
     for table in ["BIB6", "BIB4", "SESSIONS", "NAT_ADF", "NAT_SUBSCRIBERS"] {
         assert!(mem.contains(table), "{table} missing from `{mem}`");
+    }
+    // Session sync: three runs, each accounted for, and the summary's rows.
+    let (_, sync) = text.split_once("== sync").unwrap_or_else(|| panic!("no sync section:\n{text}"));
+    let runs = sync.lines().filter(|l| l.starts_with("run ") && l.contains(" sessions on A, ")).count();
+    assert_eq!(runs, 3, "three sync runs:\n{sync}");
+    for row in [
+        "new sessions a second on A",
+        "share on B when A's stream ended",
+        "share on B in the end",
+        "B holds all it will, after the stream",
+        "events lost (ring, queue, missing datagrams)",
+        "nat64-ctl memory growth, A",
+        "nat64-ctl memory growth, B",
+    ] {
+        assert!(sync.lines().any(|l| l.starts_with(row)), "no `{row}` row:\n{sync}");
     }
 }

@@ -638,3 +638,46 @@ pub fn sync_key(dir: &Path) -> PathBuf {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
     key
 }
+
+/// Two PLAT nodes side by side between router `r` and server `s`: node K (1, 2) is
+/// linked to the router (its `north`, 2001:db8:K::2/64, the router's `toK`
+/// 2001:db8:K::1/64, the node's default route) and to the server (its `south`,
+/// 198.51.10K.1/24, the server's `fromK` 198.51.10K.2/24, routing 192.0.2.K/32 back to
+/// it from `src` when given), forwarding on; `more(K)` adds commands on node K.
+pub fn two_nodes(
+    lab: &Lab,
+    r: &str,
+    s: &str,
+    nodes: &[String; 2],
+    src: Option<&str>,
+    more: impl Fn(usize) -> String,
+) {
+    for (k, n) in nodes.iter().enumerate() {
+        let k1 = k + 1;
+        lab.link(r, &format!("to{k1}"), n, "north");
+        lab.link(n, "south", s, &format!("from{k1}"));
+        lab.must_in(
+            r,
+            &format!(
+                "ip -6 addr add 2001:db8:{k1}::1/64 dev to{k1} nodad && ethtool -K to{k1} gro on >/dev/null"
+            ),
+        );
+        lab.must_in(
+            n,
+            &format!(
+                "ip -6 addr add 2001:db8:{k1}::2/64 dev north nodad && ip addr add 198.51.10{k1}.1/24 dev south && \
+                 ip -6 route add default via 2001:db8:{k1}::1 && sysctl -qw net.ipv4.ip_forward=1 \
+                 net.ipv6.conf.all.forwarding=1 && {}",
+                more(k1)
+            ),
+        );
+        let src = src.map(|a| format!(" src {a}")).unwrap_or_default();
+        lab.must_in(
+            s,
+            &format!(
+                "ip addr add 198.51.10{k1}.2/24 dev from{k1} && ip route add 192.0.2.{k1}/32 via 198.51.10{k1}.1{src} && \
+                 ethtool -K from{k1} gro on >/dev/null"
+            ),
+        );
+    }
+}

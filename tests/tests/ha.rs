@@ -318,33 +318,12 @@ fn stateful_nat64_active_active_flows_moved_by_routes() {
     std::fs::create_dir_all(&dir).unwrap();
     lab.dirs.push(dir.clone());
     let key = nat64_tests::lab::sync_key(&dir);
+    nat64_tests::lab::two_nodes(&lab, &r, &s, &nodes, Some(SERVER4), |k1| {
+        format!("ip addr add 10.99.0.{k1}/24 dev ha && ip route add {SERVER4}/32 via 198.51.10{k1}.2")
+    });
     let mut instances = Vec::new();
     for (k, n) in nodes.iter().enumerate() {
         let k1 = k + 1;
-        lab.link(&r, &format!("to{k1}"), n, "north");
-        lab.link(n, "south", &s, &format!("from{k1}"));
-        lab.must_in(
-            &r,
-            &format!(
-                "ip -6 addr add 2001:db8:{k1}::1/64 dev to{k1} nodad && ethtool -K to{k1} gro on >/dev/null"
-            ),
-        );
-        lab.must_in(
-            n,
-            &format!(
-                "ip -6 addr add 2001:db8:{k1}::2/64 dev north nodad && ip addr add 198.51.10{k1}.1/24 dev south && \
-                 ip addr add 10.99.0.{k1}/24 dev ha && ip -6 route add default via 2001:db8:{k1}::1 && \
-                 ip route add {SERVER4}/32 via 198.51.10{k1}.2 && \
-                 sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
-            ),
-        );
-        lab.must_in(
-            &s,
-            &format!(
-                "ip addr add 198.51.10{k1}.2/24 dev from{k1} && ip route add 192.0.2.{k1}/32 via 198.51.10{k1}.1 src {SERVER4} && \
-                 ethtool -K from{k1} gro on >/dev/null"
-            ),
-        );
         let instance = format!("aa{k1}-{t}");
         let config = node_config(&dir, &instance, k1, &format!("192.0.2.{k1}/32"), &key);
         lab.start_ctl(n, CTL, &config, &instance);

@@ -408,33 +408,13 @@ fn stateful_nat64_two_nodes_behind_ecmp() {
     let dir = std::env::temp_dir().join(format!("nat64-ecmp-{t}"));
     std::fs::create_dir_all(&dir).unwrap();
     lab.dirs.push(dir.clone());
+    nat64_tests::lab::two_nodes(&lab, &r, &s, &nodes, None, |k1| {
+        format!("ip route add 203.0.113.0/24 via 198.51.10{k1}.2")
+    });
     let mut ctls = Vec::new();
     let mut instances = Vec::new();
     for (k, n) in nodes.iter().enumerate() {
         let k1 = k + 1;
-        lab.link(&r, &format!("to{k1}"), n, "north");
-        lab.link(n, "south", &s, &format!("from{k1}"));
-        lab.must_in(
-            &r,
-            &format!(
-                "ip -6 addr add 2001:db8:{k1}::1/64 dev to{k1} nodad && ethtool -K to{k1} gro on >/dev/null"
-            ),
-        );
-        lab.must_in(
-            n,
-            &format!(
-                "ip -6 addr add 2001:db8:{k1}::2/64 dev north nodad && ip addr add 198.51.10{k1}.1/24 dev south && \
-                 ip -6 route add default via 2001:db8:{k1}::1 && ip route add 203.0.113.0/24 via 198.51.10{k1}.2 && \
-                 sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
-            ),
-        );
-        lab.must_in(
-            &s,
-            &format!(
-                "ip addr add 198.51.10{k1}.2/24 dev from{k1} && ip route add 192.0.2.{k1}/32 via 198.51.10{k1}.1 && \
-                 ethtool -K from{k1} gro on >/dev/null"
-            ),
-        );
         let instance = format!("ecmp{k1}-{t}");
         let config = dir.join(format!("n{k1}.json"));
         std::fs::write(

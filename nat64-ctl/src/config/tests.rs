@@ -1160,3 +1160,122 @@ fn nat64_cgn_limits_are_checked() {
         "max-simultaneous-opens: belongs to stateful NAT64",
     );
 }
+
+/// `"sync"`: the addresses, the peers and the key file, each refusal naming its key.
+#[test]
+fn sync_is_checked() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("nat64-sync-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(&key, [9u8; 40]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let short = dir.join("short");
+    std::fs::write(&short, [9u8; 31]).unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let open = dir.join("open");
+    std::fs::write(&open, [9u8; 40]).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let nat = |sync: &str| {
+        Config::from_json(&format!(
+            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
+            "pool4": [{{"prefix": "203.0.113.8/31"}}], "sync": {sync}}}"#
+        ))
+    };
+    let k = key.display();
+    let ok = nat(&format!(r#"{{"listen": "10.0.0.1:6464", "peers": ["10.0.0.2:6464"], "key-file": "{k}"}}"#))
+        .unwrap()
+        .nat64
+        .unwrap()
+        .sync
+        .expect("sync");
+    assert_eq!(ok.listen, "10.0.0.1:6464".parse().unwrap());
+    assert_eq!(ok.peers, vec!["10.0.0.2:6464".parse().unwrap()]);
+    let v6 = nat(&format!(
+        r#"{{"listen": "[2001:db8::1]:6464", "peers": ["[2001:db8::2]:6464"], "key-file": "{k}"}}"#
+    ));
+    assert!(v6.is_ok(), "{v6:?}");
+    for (sync, msg) in [
+        (
+            format!(r#"{{"listen": "10.0.0.1", "peers": ["10.0.0.2:1"], "key-file": "{k}"}}"#),
+            "sync.listen: \"10.0.0.1\": not an address and port",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:0", "peers": ["10.0.0.2:1"], "key-file": "{k}"}}"#),
+            "sync.listen: \"10.0.0.1:0\": give a port",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": [], "key-file": "{k}"}}"#),
+            "sync.peers: give at least one",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.1:1"], "key-file": "{k}"}}"#),
+            "sync.peers[0]: \"10.0.0.1:1\": this node's own sync.listen",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": ["[2001:db8::2]:1"], "key-file": "{k}"}}"#),
+            "sync.peers[0]: \"[2001:db8::2]:1\": another address family",
+        ),
+        (
+            format!(
+                r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1", "10.0.0.2:1"], "key-file": "{k}"}}"#
+            ),
+            "sync.peers[1]: \"10.0.0.2:1\": the same as sync.peers[0]",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": ["0.0.0.0:1"], "key-file": "{k}"}}"#),
+            "sync.peers[0]: \"0.0.0.0:1\": the unspecified address",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": ["224.0.0.1:1"], "key-file": "{k}"}}"#),
+            "sync.peers[0]: \"224.0.0.1:1\": a multicast address",
+        ),
+        (
+            r#"{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "key"}"#.to_string(),
+            "sync.key-file: \"key\": give an absolute path",
+        ),
+        (
+            r#"{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "/nonexistent/key"}"#
+                .to_string(),
+            "sync.key-file: /nonexistent/key: No such file",
+        ),
+        (
+            format!(
+                r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "{}"}}"#,
+                dir.display()
+            ),
+            "not a regular file",
+        ),
+        (
+            format!(
+                r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "{}"}}"#,
+                short.display()
+            ),
+            "the key is 31 bytes; it must be at least 32",
+        ),
+        (
+            format!(
+                r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "{}"}}"#,
+                open.display()
+            ),
+            "readable or writable by others than its owner (mode 0644)",
+        ),
+        (
+            format!(r#"{{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "{k}", "port": 1}}"#),
+            "unknown field `port`",
+        ),
+        (r#"{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"]}"#.to_string(), "missing field `key-file`"),
+        (
+            r#"{"listen": 5, "peers": ["10.0.0.2:1"], "key-file": "/k"}"#.to_string(),
+            "sync.listen: invalid type",
+        ),
+    ] {
+        assert_err_contains(nat(&sync), msg);
+    }
+    // Only in mode "nat64".
+    assert_err_contains(
+        with(&format!(r#""sync": {{"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "{k}"}}"#)),
+        "sync: belongs to stateful NAT64",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use nat64_common::{
-    maps::{Bib4Key, NatEvent},
+    maps::{Bib4Key, NatEvent, SessionKey},
     nat::PROTO_ICMP,
 };
 
@@ -23,19 +23,25 @@ pub fn walk(nat: &NatTables, now: u64, mut each: impl FnMut(SessionRecord)) {
             continue;
         };
         let left_ms = ((s.expires - now) / 1_000_000).min(MAX_LIFETIME_MS as u64) as u32;
-        each(SessionRecord {
-            v6: v6.addr,
-            v6_port: v6.port,
-            v4: Ipv4Addr::from(k.local),
-            v4_port: k.local_port,
-            remote: Ipv4Addr::from(k.remote),
-            // An ICMP query session knows the remote by the mapped identifier.
-            remote_port: if k.proto == PROTO_ICMP { k.local_port } else { k.remote_port },
-            proto: k.proto,
-            state: if k.proto == 6 { s.state } else { 0 },
-            lifetime_ms: left_ms,
-            ended: false,
-        });
+        each(record(v6.addr, v6.port, &k, s.state, left_ms));
+    }
+}
+
+/// Session `k` of the BIB entry whose IPv6 side is `v6`, port `v6_port`, in TCP
+/// `state`, with `lifetime_ms` left.
+fn record(v6: [u8; 16], v6_port: u16, k: &SessionKey, state: u8, lifetime_ms: u32) -> SessionRecord {
+    SessionRecord {
+        v6,
+        v6_port,
+        v4: Ipv4Addr::from(k.local),
+        v4_port: k.local_port,
+        remote: Ipv4Addr::from(k.remote),
+        // An ICMP query session knows the remote by the mapped identifier.
+        remote_port: if k.proto == PROTO_ICMP { k.local_port } else { k.remote_port },
+        proto: k.proto,
+        state: if k.proto == 6 { state } else { 0 },
+        lifetime_ms: lifetime_ms.min(MAX_LIFETIME_MS),
+        ended: false,
     }
 }
 
@@ -51,16 +57,13 @@ pub fn event(ev: &NatEvent) -> Option<SessionRecord> {
     if !matches!(ev.kind, NatEvent::SESSION_OPENED | NatEvent::SESSION_CHANGED) {
         return None;
     }
-    Some(SessionRecord {
-        v6: ev.v6,
-        v6_port: ev.v6_port,
-        v4: Ipv4Addr::from(ev.v4),
-        v4_port: ev.v4_port,
-        remote: Ipv4Addr::from(ev.remote),
-        remote_port: if ev.proto == PROTO_ICMP { ev.v4_port } else { ev.remote_port },
+    let k = SessionKey {
+        local: ev.v4,
+        remote: ev.remote,
+        local_port: ev.v4_port,
+        remote_port: ev.remote_port,
         proto: ev.proto,
-        state: if ev.proto == 6 { ev.state } else { 0 },
-        lifetime_ms: ev.lifetime_ms.min(MAX_LIFETIME_MS),
-        ended: false,
-    })
+        _pad: [0; 3],
+    };
+    Some(record(ev.v6, ev.v6_port, &k, ev.state, ev.lifetime_ms))
 }
