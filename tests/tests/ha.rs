@@ -239,9 +239,9 @@ fn stateful_nat64_active_standby_failover_with_keepalived() {
             format!(
                 "global_defs {{\n  router_id n{k}\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n}}\n\
                  vrrp_sync_group G {{\n  group {{\n    V4\n    V6\n  }}\n}}\n\
-                 vrrp_instance V4 {{\n  state BACKUP\n  interface south\n  virtual_router_id 51\n  priority {prio}\n  \
+                 vrrp_instance V4 {{\n  state BACKUP\n  nopreempt\n  interface south\n  virtual_router_id 51\n  priority {prio}\n  \
                  advert_int 0.2\n  virtual_ipaddress {{\n    198.51.100.1/24\n  }}\n}}\n\
-                 vrrp_instance V6 {{\n  state BACKUP\n  interface north\n  virtual_router_id 52\n  priority {prio}\n  \
+                 vrrp_instance V6 {{\n  state BACKUP\n  nopreempt\n  interface north\n  virtual_router_id 52\n  priority {prio}\n  \
                  advert_int 0.2\n  virtual_ipaddress {{\n    2001:db8:100::1/64\n  }}\n}}\n"
             ),
         )

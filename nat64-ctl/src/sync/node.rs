@@ -133,7 +133,10 @@ struct Shared {
     socket: UdpSocket,
     node: u32,
     epoch: u64,
-    seq: AtomicU64,
+    /// The last sequence number sent, held while a datagram is sealed and sent: the
+    /// threads that send (events, refreshes, bulk copies) put their datagrams on the
+    /// wire in sequence order, which the peer's replay window needs.
+    seq: Mutex<u64>,
     counts: Counts,
     peers: Mutex<Vec<Peer>>,
     /// The peers' datagrams are imported (set when this node asks for its bulk copy).
@@ -147,12 +150,14 @@ impl Shared {
     /// Seals `records` (at most [`MAX_RECORDS`]) and sends them to `to`.
     fn send(&self, to: &[SocketAddr], kind: u8, flags: u32, records: Vec<SessionRecord>) {
         let n = records.len() as u64;
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
         let m = Message {
             kind,
             node: self.node,
             flags,
             epoch: self.epoch,
-            seq: self.seq.fetch_add(1, Relaxed),
+            seq: *seq,
             time_ms: sys::unix_now_ms(),
             records,
         };
@@ -251,7 +256,7 @@ impl Node {
             socket,
             node: rand_u32(),
             epoch: sys::unix_now_ms() * 1_000_000 + u64::from(std::process::id() % 1000),
-            seq: AtomicU64::new(1),
+            seq: Mutex::new(0),
             counts: Counts { dropped: events.dropped.clone(), ..Counts::default() },
             peers: Mutex::new(cfg.peers.iter().map(|_| Peer::default()).collect()),
             ready: AtomicBool::new(false),
