@@ -67,6 +67,7 @@ pub fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()>
         )
     };
     status(&running, found.as_ref(), &last_reload)?;
+    crate::notify::ready(&running::summary(&running));
     info!(
         "instance '{}' running: {} EAMT entries, maps pinned under {}; SIGHUP reloads {}; SIGTERM stops \
          (translation goes on; `nat64-ctl detach` ends it)",
@@ -86,11 +87,14 @@ pub fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()>
         let asked = match sys::wait_for_signal_timeout(&signals, wait)? {
             Some(libc::SIGUSR1) => true,
             Some(libc::SIGHUP) => {
+                crate::notify::reloading();
                 last_reload = Some(reload(&mut running, &mut cfg, cfg_path));
                 status(&running, found.as_ref(), &last_reload)?;
+                crate::notify::ready(&running::summary(&running));
                 false
             }
             Some(sig) => {
+                crate::notify::stopping();
                 info!("signal {sig}: stopping; the programs stay attached (`nat64-ctl detach` removes them)");
                 break;
             }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod natlog;
 pub mod netdev;
 pub mod nexthop;
+pub mod notify;
 pub mod pool;
 pub mod ports;
 pub mod pref64;

@@ -654,6 +654,35 @@ fn sessions_change(instance: &str, running: u32, wanted: u32) -> String {
     )
 }
 
+/// What `status` shows first, in one line (for the service manager's `STATUS=`): the
+/// mode, where it is attached and how, pool6, and the tables' size.
+pub fn summary(running: &Running) -> String {
+    let cfg = &running.cfg;
+    let links: Vec<String> = running.links.iter().map(|a| format!("{} ({})", a.interface, a.mode)).collect();
+    let mut out = format!(
+        "{} on {}",
+        cfg.mode.name(),
+        if links.is_empty() { "no interface".into() } else { links.join(", ") }
+    );
+    if let Some(p) = cfg.pool6 {
+        out += &format!("; pool6 {p}");
+    }
+    match &cfg.nat64 {
+        Some(n) => {
+            let pool4: Vec<String> = n.pool4.iter().map(|p| p.prefix.to_string()).collect();
+            out += &format!("; pool4 {}", pool4.join(" "));
+            if let Some(s) = &n.sync {
+                out += &format!(
+                    "; sync with {}",
+                    s.peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+        None => out += &format!("; {} EAMT entries", cfg.eamt.len()),
+    }
+    out
+}
+
 /// Writes the status file (write, then rename: a reader never sees half of it).
 pub fn write_status(running: &crate::running::Running, extra: &StatusExtra) -> Result<()> {
     let cfg = &running.cfg;

@@ -507,3 +507,60 @@ fn another_map_layout_is_not_taken_over() {
     lab.start(CTL);
     ping_v4_host(&lab);
 }
+
+/// One datagram from the service manager's socket, as text.
+fn notified(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a notification within 30 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `run` under a service manager (`NOTIFY_SOCKET`, as systemd's `Type=notify` sets it,
+/// a path or an abstract name): `READY=1` first, with a `STATUS=` line, once the
+/// programs are attached; `RELOADING=1` with the monotonic time, then `READY=1`, around
+/// a reload; `STOPPING=1` at SIGTERM. The unit asks for it.
+#[test]
+fn the_service_manager_is_told_ready_reloading_and_stopping() {
+    use std::os::{linux::net::SocketAddrExt as _, unix::net::UnixDatagram};
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/nat64@.service"))
+        .unwrap();
+    assert!(unit.lines().any(|l| l == "Type=notify"), "the unit waits for READY=1:\n{unit}");
+    let mut lab = SiitLab::new();
+    let path = std::env::temp_dir().join(format!("nat64-notify-{}", lab.lab.tag));
+    let abstract_name = format!("nat64-notify-{}", lab.lab.tag);
+    let by_path = UnixDatagram::bind(&path).unwrap();
+    lab.lab.files.push(path.clone());
+    // Abstract names belong to a network namespace: bound in the translator's.
+    let by_name = nat64_tests::lab::in_netns(&lab.x, || {
+        UnixDatagram::bind_addr(
+            &std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    });
+    for (sock, target) in [(&by_path, path.display().to_string()), (&by_name, format!("@{abstract_name}"))] {
+        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let env = format!("NOTIFY_SOCKET={target}");
+        lab.start_with(&["env", &env], CTL, &[]);
+        let ready = notified(sock);
+        assert!(ready.lines().any(|l| l == "READY=1"), "the first notification is READY=1: {ready:?}");
+        let line = ready.lines().find_map(|l| l.strip_prefix("STATUS=")).expect("a STATUS= line");
+        assert!(line.starts_with("siit on to6 (driver), to4 (driver), "), "{line}");
+        assert!(line.ends_with("; pool6 64:ff9b:1::/96; 2 EAMT entries"), "{line}");
+        let status = ctl_ok(&lab, &["status"]);
+        assert!(status.contains("(driver, nat64_xdp id"), "attached when READY=1 came: {status}");
+        ping_v4_host(&lab);
+
+        ctl_ok(&lab, &["reload"]);
+        let reloading = notified(sock);
+        assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading:?}");
+        let usec = reloading.lines().find_map(|l| l.strip_prefix("MONOTONIC_USEC=")).expect("MONOTONIC_USEC");
+        assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{reloading:?}");
+        let again = notified(sock);
+        assert!(again.lines().any(|l| l == "READY=1"), "READY=1 after the reload: {again:?}");
+
+        let stopped = lab.stop();
+        assert!(stopped.status.success(), "{}", out_text(&stopped));
+        assert_eq!(notified(sock), "STOPPING=1");
+    }
+    ctl_ok(&lab, &["detach"]);
+}
