@@ -489,7 +489,8 @@ fn receiver(s: &Arc<Shared>, mut importer: Importer, mut addrs: HashMap<MapData,
                     s.peers.lock().unwrap_or_else(|e| e.into_inner())[i].bulk_done = true;
                 }
             }
-            KIND_HELLO | KIND_EVENTS | KIND_BULK => {}
+            // A greeting (its last contact noted above), or sessions sent before this
+            // node asked for its bulk copy, which brings them.
             _ => {}
         }
     }
