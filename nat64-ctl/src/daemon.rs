@@ -40,8 +40,8 @@ fn recheck(ttl: u32) -> Duration {
     Duration::from_secs(u64::from(ttl).clamp(5, 86400))
 }
 
-pub fn run(cfg_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<()> {
-    let mut cfg = Config::load(cfg_path)?;
+pub fn run(cfg_path: &Path, instance: Option<&str>, metrics: Option<std::net::SocketAddr>) -> Result<()> {
+    let mut cfg = Config::load_for(cfg_path, instance)?;
     // Absolute, so that SIGHUP reads the same file and `reload` finds it from anywhere.
     let cfg_path = &cfg_path.canonicalize().with_context(|| format!("config file {}", cfg_path.display()))?;
     let signals = sys::block_signals()?;
@@ -148,7 +148,7 @@ fn discover_at_start(cfg: &Config) -> Result<pref64::Discovered> {
 /// SIGHUP: the file read again and applied (`cfg` then follows it), or refused with
 /// the running configuration kept. The outcome, for the status file.
 fn reload(running: &mut Running, cfg: &mut Config, cfg_path: &Path) -> serde_json::Value {
-    let outcome = Config::load(cfg_path).and_then(|mut new| {
+    let outcome = Config::load_for(cfg_path, Some(&cfg.instance)).and_then(|mut new| {
         if new.pref64_auto {
             new.pool6 = cfg.pool6;
         }

@@ -59,7 +59,7 @@ pub fn reload(name: &str, config: Option<PathBuf>) -> Result<()> {
             status["config"].as_str().unwrap_or("?")
         );
     }
-    let cfg = Config::load(&path)?;
+    let cfg = Config::load_for(&path, Some(name))?;
     if cfg.instance != name {
         anyhow::bail!("instance: {:?}: the file is for another instance than '{name}'", cfg.instance);
     }

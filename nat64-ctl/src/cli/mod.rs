@@ -35,7 +35,9 @@ use clap::{Parser, Subcommand};
         (dynamic pool state)."
 )]
 struct Cli {
-    /// Instance to act on (default: the only one running, else "default").
+    /// Instance to act on (default: the only one running, else "default"). With `run`
+    /// and `check`: the instance a file without "instance" is for (the systemd unit
+    /// passes its instance name); a file naming another is refused.
     #[arg(long, global = true)]
     instance: Option<String>,
     #[command(subcommand)]
@@ -208,8 +210,8 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let name = || instance_name(&cli.instance);
     match cli.cmd {
-        Cmd::Run { config, metrics } => daemon::run(&config, metrics),
-        Cmd::Check { config } => tables::check(&config),
+        Cmd::Run { config, metrics } => daemon::run(&config, cli.instance.as_deref(), metrics),
+        Cmd::Check { config } => tables::check(&config, cli.instance.as_deref()),
         Cmd::Map { cmd } => tables::map_cmd(&name(), cmd),
         Cmd::Set { key, value } if key == "ipv4-translatable" => {
             tables::set_ipv4_translatable(&name(), &key, &value)

@@ -85,8 +85,8 @@ pub fn settings_json(g: &nat64_common::maps::Globals) -> serde_json::Value {
     })
 }
 /// `nat64-ctl check`: validates a configuration file and says what it sets up.
-pub fn check(config: &Path) -> Result<()> {
-    let cfg = Config::load(config)?;
+pub fn check(config: &Path, instance: Option<&str>) -> Result<()> {
+    let cfg = Config::load_for(config, instance)?;
     let prefix = match (cfg.pool6, cfg.pref64_auto) {
         (Some(p), _) => p.to_string(),
         (None, true) => "auto (RFC 7050, at start)".into(),

@@ -254,15 +254,33 @@ impl Config {
     }
 
     pub fn from_json(text: &str) -> Result<Config> {
-        let raw: RawConfig = serde_json::from_str(text)?;
-        Self::validate(raw)
+        Self::from_json_for(text, None)
     }
 
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
+        Self::load_for(path, None)
+    }
+
+    /// [`Config::load`] for the instance the command line names (`--instance`, as the
+    /// systemd unit passes its instance name): a file without `"instance"` is for that
+    /// instance; one that names another is refused.
+    pub fn load_for(path: &Path, instance: Option<&str>) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        Self::from_json(&text).with_context(|| format!("config file {}", path.display()))
+        Self::from_json_for(&text, instance).with_context(|| format!("config file {}", path.display()))
+    }
+
+    fn from_json_for(text: &str, instance: Option<&str>) -> Result<Config> {
+        let mut raw: RawConfig = serde_json::from_str(text)?;
+        match (&raw.instance, instance) {
+            (Some(file), Some(cli)) if file != cli => {
+                bail!("instance: {file:?}: the file is for another instance than --instance {cli:?}")
+            }
+            (None, Some(cli)) => raw.instance = Some(cli.to_string()),
+            _ => {}
+        }
+        Self::validate(raw)
     }
 
     fn validate(raw: RawConfig) -> Result<Config> {

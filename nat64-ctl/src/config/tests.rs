@@ -1279,3 +1279,23 @@ fn sync_is_checked() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--instance` (the systemd unit's `%i`) names the instance of a file without
+/// "instance", and its state file with it; a file naming another is refused.
+#[test]
+fn the_command_line_instance_names_a_file_without_one() {
+    let base = r#"{"interfaces": [{"name": "eth0", "attach": "xdp"}], "pool6": "64:ff9b::/96""#;
+    let plain = format!("{base}}}");
+    let named = format!(r#"{base}, "instance": "plat"}}"#);
+    assert_eq!(Config::from_json_for(&plain, None).unwrap().instance, "default");
+    let c = Config::from_json_for(&plain, Some("plat")).unwrap();
+    assert_eq!(c.instance, "plat");
+    assert_eq!(Config::from_json_for(&named, Some("plat")).unwrap().instance, "plat");
+    let err = Config::from_json_for(&named, Some("edge")).unwrap_err().to_string();
+    assert!(
+        err.contains(r#"instance: "plat": the file is for another instance than --instance "edge""#),
+        "{err}"
+    );
+    let err = Config::from_json_for(&plain, Some("Bad Name")).unwrap_err().to_string();
+    assert!(err.starts_with("instance: \"Bad Name\": must be"), "{err}");
+}
