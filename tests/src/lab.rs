@@ -182,6 +182,13 @@ impl Lab {
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.extend([bin, "run", "--config", &cfg]);
         argv.extend(extra);
+        self.start_argv(ns, &argv, bin, instance)
+    }
+
+    /// Starts the command line `argv`, which runs nat64-ctl instance `instance` (e.g. a
+    /// systemd unit's `ExecStart`), as [`Lab::start_ctl`] does; `bin` is the nat64-ctl
+    /// that detaches the instance when the lab goes.
+    pub fn start_argv(&mut self, ns: &str, argv: &[&str], bin: &str, instance: &str) -> usize {
         let i = self.spawn_netns_only(ns, argv[0], &argv[1..]);
         let key = (ns.to_string(), bin.to_string(), instance.to_string());
         if !self.instances.contains(&key) {
@@ -452,6 +459,12 @@ impl SiitLab {
         self.translator = Some(i);
     }
 
+    /// Starts the translator with the command line `argv` (see [`Lab::start_argv`]).
+    pub fn start_argv(&mut self, argv: &[&str], bin: &str) {
+        let i = self.lab.start_argv(&self.x, argv, bin, &self.instance);
+        self.translator = Some(i);
+    }
+
     /// Stops the translator (SIGTERM) and returns what it printed.
     pub fn stop(&mut self) -> Output {
         let i = self.translator.take().expect("translator running");
@@ -472,6 +485,60 @@ impl SiitLab {
 impl Default for SiitLab {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A steady UDP stream from the IPv6 host of a [`SiitLab`] to the IPv4 host (port
+/// 7000, by its pool6 address), every datagram numbered and counted by a receiver: an
+/// operator's work in between (a restart, an upgrade) must lose none.
+pub struct UdpStream {
+    sender: thread::JoinHandle<u64>,
+    report: std::process::ChildStdout,
+    rate: f64,
+    secs: f64,
+}
+
+impl UdpStream {
+    /// Starts the receiver, then `rate` datagrams a second for `secs` seconds.
+    pub fn start(lab: &mut SiitLab, rate: f64, secs: f64) -> Self {
+        let recv = lab.lab.spawn_in(&lab.v4, &format!("python3 {} udp-count 7000 4", peers()));
+        let report = recv.stdout.take().expect("stdout piped");
+        wait_listening(&lab.lab, &lab.v4, 7000, "udp");
+        let v6 = lab.v6.clone();
+        let sender = thread::spawn(move || {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &v6, "python3", &peers(), "udp-stream", V4_HOST_AS_V6, "7000"])
+                .arg(rate.to_string())
+                .arg(secs.to_string())
+                .output()
+                .expect("sender");
+            String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().expect("sent count")
+        });
+        Self { sender, report, rate, secs }
+    }
+
+    /// Waits for the stream's end and asserts that every datagram arrived, once and
+    /// intact, from the IPv6 host's mapped address; the number sent.
+    pub fn finish_intact(self) -> u64 {
+        use std::io::{BufRead as _, BufReader};
+        let sent = self.sender.join().expect("sender thread");
+        let mut r = BufReader::new(self.report);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(r.read_line(&mut line).expect("receiver output") > 0, "receiver ended without a report");
+            if line.trim() != "ready" {
+                break;
+            }
+        }
+        let got: Value = serde_json::from_str(&line).expect("receiver report");
+        println!("sent {sent}, receiver: {got}");
+        assert_eq!(sent, (self.rate * self.secs) as u64);
+        assert_eq!(got["bad"], 0, "mistranslated: {got}");
+        assert_eq!(got["missing_count"], 0, "lost: {got}");
+        assert_eq!(got["distinct"].as_u64(), Some(sent), "{got}");
+        assert_eq!(got["sources"], serde_json::json!([V6_HOST_AS_V4]), "{got}");
+        sent
     }
 }
 

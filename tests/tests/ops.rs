@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nat64_tests::lab::{SiitLab, V4_HOST_AS_V6, V6_HOST_AS_V4, peers, wait_listening};
+use nat64_tests::lab::{SiitLab, UdpStream, V4_HOST_AS_V6, V6_HOST_AS_V4};
 use serde_json::Value;
 
 const CTL: &str = env!("CARGO_BIN_EXE_nat64-ctl-test");
@@ -218,21 +218,8 @@ fn bad_input_is_refused_and_changes_nothing() {
 #[test]
 fn no_packet_lost_during_map_churn_reload_and_restart() {
     let mut lab = SiitLab::started(CTL);
-    let rate = 500.0;
     let secs = 30.0;
-    let recv = lab.lab.spawn_in(&lab.v4, &format!("python3 {} udp-count 7000 4", peers()));
-    let stdout = recv.stdout.take().unwrap();
-    wait_listening(&lab.lab, &lab.v4, 7000, "udp");
-    let v6 = lab.v6.clone();
-    let sender = std::thread::spawn(move || {
-        let o = std::process::Command::new("ip")
-            .args(["netns", "exec", &v6, "python3", &peers(), "udp-stream", V4_HOST_AS_V6, "7000"])
-            .arg(rate.to_string())
-            .arg(secs.to_string())
-            .output()
-            .expect("sender");
-        String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().expect("sent count")
-    });
+    let stream = UdpStream::start(&mut lab, 500.0, secs);
     let t = Instant::now();
     for i in 0..500u32 {
         let (v4, v6) = (format!("10.77.{}.{}", i / 250, i % 250), format!("2001:db8:77::{i:x}"));
@@ -268,26 +255,7 @@ fn no_packet_lost_during_map_churn_reload_and_restart() {
         t.elapsed() < Duration::from_secs_f64(secs) - Duration::from_secs(1),
         "the stream outlasts the work"
     );
-    let sent = sender.join().unwrap();
-    let line = {
-        use std::io::BufRead as _;
-        let mut r = std::io::BufReader::new(stdout);
-        let mut l = String::new();
-        loop {
-            l.clear();
-            assert!(r.read_line(&mut l).unwrap() > 0, "receiver ended without a report");
-            if l.trim() != "ready" {
-                break l;
-            }
-        }
-    };
-    let got: Value = serde_json::from_str(&line).unwrap();
-    println!("sent {sent}, receiver: {got}");
-    assert_eq!(sent, (rate * secs) as u64);
-    assert_eq!(got["bad"], 0, "mistranslated: {got}");
-    assert_eq!(got["missing_count"], 0, "lost: {got}");
-    assert_eq!(got["distinct"].as_u64(), Some(sent), "{got}");
-    assert_eq!(got["sources"], serde_json::json!([V6_HOST_AS_V4]), "{got}");
+    stream.finish_intact();
 }
 
 /// Parses the Prometheus text into (name{labels}, value).
