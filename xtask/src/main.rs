@@ -2,6 +2,8 @@
 //! Every command first installs what is missing (one line per step) and skips what
 //! is already there.
 
+mod dist;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, ExitCode},
@@ -31,6 +33,25 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build the Debian packages, nat64_<version>-<revision>_<arch>.deb: nat64-ctl (the
+    /// eBPF object inside), the systemd unit, the manual page, completions, example
+    /// configurations. Reproducible: the same commit gives the same bytes.
+    Dist {
+        /// Debian architecture, amd64 or arm64 (cross-built); repeat for both. Default:
+        /// the build machine's.
+        #[arg(long = "arch", value_name = "ARCH")]
+        arches: Vec<String>,
+        /// Debian revision: 1 for a release's first package, higher for a rebuild of
+        /// the same version.
+        #[arg(long, default_value = "1")]
+        revision: String,
+        /// The Maintainer field (default: $DEBFULLNAME <$DEBEMAIL>, else "nat64 <nat64@localhost>").
+        #[arg(long)]
+        maintainer: Option<String>,
+        /// Folder for the packages (default: target/dist).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Benchmark: traffic through kernel forwarding, XDP forwarding, TAYGA and nat64
     /// (XDP, TC) side by side in namespaces, then ns per packet under BPF_PROG_TEST_RUN.
     Bench {
@@ -57,16 +78,14 @@ enum Cmd {
     },
 }
 
-/// Debian packages: the bpf-linker build (LLVM 22), and the tools the tests and the
-/// demo drive (ip, ethtool, ping, curl, python3 for the HTTP/UDP peers, nsenter,
-/// traceroute, WireGuard in user space for the L3-device tests, unbound as DNS64,
-/// nftables for the NAT64 pool's masquerade, keepalived for the two-node failover;
-/// TAYGA and iperf3 for the benchmark).
-const APT_PACKAGES: &[&str] = &[
-    "llvm-22-dev",
-    "libpolly-22-dev",
-    "zlib1g-dev",
-    "libzstd-dev",
+/// Debian packages the build needs: bpf-linker's (LLVM 22).
+const BUILD_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "zlib1g-dev", "libzstd-dev"];
+
+/// Debian packages the tests and the demo drive (ip, ethtool, ping, curl, python3 for
+/// the HTTP/UDP peers, nsenter, traceroute, WireGuard in user space for the L3-device
+/// tests, unbound as DNS64, nftables for the NAT64 pool's masquerade, keepalived for
+/// the two-node failover; TAYGA and iperf3 for the benchmark).
+const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
     "iputils-ping",
@@ -122,8 +141,8 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn apt_missing() -> Vec<&'static str> {
-    APT_PACKAGES
+fn apt_missing(packages: &[&'static str]) -> Vec<&'static str> {
+    packages
         .iter()
         .copied()
         .filter(|p| {
@@ -133,9 +152,28 @@ fn apt_missing() -> Vec<&'static str> {
         .collect()
 }
 
+/// What building, the demo and the benchmark need.
 fn setup() -> Result<()> {
+    setup_for(&[BUILD_PACKAGES, TEST_PACKAGES].concat(), &[])
+}
+
+/// What the tests need: [`setup`]'s and the packages' builds for every architecture,
+/// with qemu to run the binaries of the others.
+fn setup_tests() -> Result<()> {
+    let mut apt = [BUILD_PACKAGES, TEST_PACKAGES, &["qemu-user-static"]].concat();
+    let mut targets = Vec::new();
+    for arch in dist::ARCHES {
+        apt.extend(arch.apt);
+        targets.push(arch.triple);
+    }
+    setup_for(&apt, &targets)
+}
+
+/// Installs the Debian packages `apt` and the Rust standard libraries of `targets`
+/// when missing, and the toolchain pieces every build needs.
+fn setup_for(apt: &[&'static str], targets: &[&str]) -> Result<()> {
     step("debian packages", || {
-        let missing = apt_missing();
+        let missing = apt_missing(apt);
         if missing.is_empty() {
             return Ok("already installed".into());
         }
@@ -147,6 +185,17 @@ fn setup() -> Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        Ok(format!("installed {}", missing.join(" ")))
+    })?;
+    step("rust targets", || {
+        let out =
+            Command::new("rustup").args(["target", "list", "--installed"]).output().context("rustup")?;
+        let have = String::from_utf8_lossy(&out.stdout).into_owned();
+        let missing: Vec<&str> = targets.iter().copied().filter(|t| !have.lines().any(|l| l == *t)).collect();
+        if missing.is_empty() {
+            return Ok("present".into());
+        }
+        run(Command::new("rustup").args(["target", "add"]).args(&missing))?;
         Ok(format!("installed {}", missing.join(" ")))
     })?;
     step("nightly toolchain", || {
@@ -306,6 +355,14 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // `cargo xtask dist` runs the release builds with this binary as RUSTC_WRAPPER.
+    if let Ok(remaps) = std::env::var(dist::REMAP_ENV) {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(e) = dist::wrap_rustc(&remaps, &args) {
+            eprintln!("xtask (rustc wrapper): {e:#}");
+        }
+        return ExitCode::FAILURE;
+    }
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -332,9 +389,30 @@ fn real_main() -> Result<()> {
         }
         Cmd::Test { args } => {
             require_root("the test suite")?;
-            setup()?;
+            setup_tests()?;
             lint()?;
             test(&args)
+        }
+        Cmd::Dist { arches, revision, maintainer, out } => {
+            let arches = if arches.is_empty() {
+                vec![dist::host_arch()?]
+            } else {
+                arches.iter().map(|a| dist::arch(a)).collect::<Result<Vec<_>>>()?
+            };
+            dist::check_revision(&revision)?;
+            let maintainer = maintainer.unwrap_or_else(|| {
+                match (std::env::var("DEBFULLNAME"), std::env::var("DEBEMAIL")) {
+                    (Ok(n), Ok(e)) => format!("{n} <{e}>"),
+                    _ => "nat64 <nat64@localhost>".into(),
+                }
+            });
+            let mut apt = BUILD_PACKAGES.to_vec();
+            apt.extend(arches.iter().flat_map(|a| a.apt.iter().copied()));
+            let targets: Vec<&str> = arches.iter().map(|a| a.triple).collect();
+            setup_for(&apt, &targets)?;
+            let out = out.unwrap_or_else(|| root().join("target/dist"));
+            dist::dist(&dist::Options { arches, revision, maintainer, out })?;
+            Ok(())
         }
         Cmd::Bench { quick, runs, section, paths, repeat, rounds } => {
             require_root("the benchmark")?;
