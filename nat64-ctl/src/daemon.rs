@@ -117,8 +117,8 @@ pub fn run(cfg_path: &Path, instance: Option<&str>, metrics: Option<std::net::So
         if d.prefix != old.prefix {
             info!("pref64 auto: {} -> {}", old.prefix, pref64_text(&d));
             let mut g = running.tables.globals()?;
-            g.pool6 = d.prefix.addr.octets();
-            g.pool6_len = d.prefix.len;
+            g.pool6 = d.prefix.addr().octets();
+            g.pool6_len = d.prefix.prefix_len();
             running.tables.set_globals(g)?;
             cfg.pool6 = Some(d.prefix);
             running.cfg.pool6 = Some(d.prefix);

@@ -68,7 +68,7 @@ impl Lookup for Config {
         addr::eam_longest6(&t, &a.octets()).copied()
     }
     fn denylisted(&self, a: Ipv4Addr) -> bool {
-        self.denylist4.iter().any(|p| u32::from(a) & rfc6052::prefix_mask4(p.len) == u32::from(p.addr))
+        self.denylist4.iter().any(|p| p.contains_addr(a))
     }
     fn translatable(&self, a: Ipv4Addr) -> Option<Prefix4> {
         longest(&self.ipv4_translatable, a)
@@ -76,10 +76,7 @@ impl Lookup for Config {
 }
 
 fn longest(list: &[Prefix4], a: Ipv4Addr) -> Option<Prefix4> {
-    list.iter()
-        .filter(|p| u32::from(a) & rfc6052::prefix_mask4(p.len) == u32::from(p.addr))
-        .max_by_key(|p| p.len)
-        .copied()
+    list.iter().filter(|p| p.contains_addr(a)).max_by_key(|p| p.prefix_len()).copied()
 }
 
 fn reason(e: Untranslatable) -> &'static str {

@@ -168,11 +168,7 @@ fn pool4_routes(
     src: &str,
 ) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
-    addrs
-        .into_iter()
-        .filter(|a| seen.insert(*a))
-        .map(|a| route4(name, Prefix4 { addr: a, len: 32 }, mtu4, src))
-        .collect()
+    addrs.into_iter().filter(|a| seen.insert(*a)).map(|a| route4(name, Prefix4::host(a), mtu4, src)).collect()
 }
 
 /// The CLAT's default route into the general path (`ip` arguments): of low preference,
@@ -328,7 +324,12 @@ pub fn general_path_sync(tables: &Tables, removed: Option<&EamtEntry>) -> Result
 fn route_source(name: &str) -> String {
     let out = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", name]).output();
     let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let addr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next());
+    let addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.parse::<ipnet::Ipv4Net>().ok())
+        .map(|net| net.addr());
     addr.map(|a| format!("src {a}")).unwrap_or_default()
 }
 

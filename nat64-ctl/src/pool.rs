@@ -17,7 +17,7 @@ use nat64_common::maps::{Globals, POOL_RING_SLOTS, PoolDormant, PoolEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::{DynamicPool, Prefix4, mask4},
+    config::{DynamicPool, Prefix4},
     tables::Tables,
 };
 
@@ -61,8 +61,8 @@ impl Spec {
 
     /// Every address of the pool, in order.
     fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> {
-        let first = u32::from(self.prefix.addr);
-        let n = 1u64 << (32 - self.prefix.len);
+        let first = u32::from(self.prefix.addr());
+        let n = 1u64 << (32 - self.prefix.prefix_len());
         (0..n).map(move |i| Ipv4Addr::from(first + i as u32))
     }
 
@@ -74,12 +74,11 @@ impl Spec {
     /// Addresses that can ever be handed out: the pool less what EAM entries cover and
     /// the translator's own address (counted from the EAMT, not address by address).
     pub fn capacity(&self, tables: &Tables) -> Result<usize> {
-        let (first, last) =
-            (u32::from(self.prefix.addr), u32::from(self.prefix.addr) | !mask4(self.prefix.len));
+        let (first, last) = (u32::from(self.prefix.network()), u32::from(self.prefix.broadcast()));
         let mut covered: Vec<(u32, u32)> = tables
             .eamt()?
             .iter()
-            .map(|e| (u32::from(e.v4.addr), u32::from(e.v4.addr) | !mask4(e.v4.len)))
+            .map(|e| (u32::from(e.v4.network()), u32::from(e.v4.broadcast())))
             .filter(|&(a, b)| a <= last && b >= first)
             .map(|(a, b)| (a.max(first), b.min(last)))
             .collect();
@@ -495,7 +494,6 @@ impl Keeper {
 
 /// The pool's addresses as a range, for messages.
 pub fn describe(p: &Prefix4) -> String {
-    let first = u32::from(p.addr);
-    let last = first | !mask4(p.len);
-    format!("{p} ({} to {}, {} addresses)", p.addr, Ipv4Addr::from(last), u64::from(last - first) + 1)
+    let (first, last) = (p.network(), p.broadcast());
+    format!("{p} ({first} to {last}, {} addresses)", u64::from(u32::from(last) - u32::from(first)) + 1)
 }

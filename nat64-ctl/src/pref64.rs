@@ -48,7 +48,7 @@ pub fn prefix_of(a: Ipv6Addr) -> Option<Prefix6> {
         }
         let mut p = [0u8; 16];
         p[..len as usize / 8].copy_from_slice(&octets[..len as usize / 8]);
-        Some(Prefix6 { addr: Ipv6Addr::from(p), len })
+        Prefix6::new(Ipv6Addr::from(p), len).ok()
     })
 }
 

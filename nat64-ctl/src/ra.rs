@@ -83,7 +83,7 @@ pub fn pref64_of(ra: &[u8]) -> Option<(Prefix6, u32)> {
             for b in p.iter_mut().skip(plen as usize / 8) {
                 *b = 0;
             }
-            return Some((Prefix6 { addr: Ipv6Addr::from(p), len: plen }, u32::from(word >> 3) * 8));
+            return Some((Prefix6::new(Ipv6Addr::from(p), plen).ok()?, u32::from(word >> 3) * 8));
         }
         at += len;
     }
@@ -222,7 +222,7 @@ mod tests {
             Some(("2001:db8:1:2::/64".to_string(), 8))
         );
         for (plc, len) in [(2, 56), (3, 48), (4, 40), (5, 32)] {
-            assert_eq!(pref64_of(&ra(&[&pref64(10, plc, "2001:db8::")])).unwrap().0.len, len);
+            assert_eq!(pref64_of(&ra(&[&pref64(10, plc, "2001:db8::")])).unwrap().0.prefix_len(), len);
         }
         assert_eq!(pref64_of(&ra(&[&pref64(10, 6, "2001:db8::")])), None, "PLC 6 is not defined");
         assert_eq!(pref64_of(&ra(&[&mtu])), None, "no PREF64");

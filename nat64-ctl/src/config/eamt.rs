@@ -6,7 +6,7 @@ use std::{fmt, path::Path};
 use anyhow::{Context as _, Result, anyhow, bail};
 use nat64_common::maps::EamEntry;
 
-use super::prefix::{Prefix4, Prefix6, mask4, net_mask, prefix_problem};
+use super::prefix::{Prefix4, Prefix6};
 
 /// One explicit address mapping (RFC 7757).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,28 +24,33 @@ impl fmt::Display for EamtEntry {
 impl EamtEntry {
     pub fn new(v4: Prefix4, v6: Prefix6) -> Result<Self> {
         let e = Self { v4, v6 };
-        // The fields are public, so a prefix may not have come through FromStr.
-        if let Some(p) = prefix_problem(v4.addr, v4.len) {
+        // A prefix made with `new` (not read by FromStr) may have host bits.
+        if let Some(p) = v4.problem() {
             bail!("EAM {e}: IPv4 side: {p}");
         }
-        if let Some(p) = prefix_problem(v6.addr, v6.len) {
+        if let Some(p) = v6.problem() {
             bail!("EAM {e}: IPv6 side: {p}");
         }
         // RFC 7757 §3.2: the IPv4 suffix bits follow the IPv6 prefix, so they must fit in
         // the IPv6 side's host bits (more host bits there are zero, and not looked at).
-        let (s4, s6) = (32 - v4.len as u32, 128 - v6.len as u32);
+        let (s4, s6) = (32 - v4.prefix_len() as u32, 128 - v6.prefix_len() as u32);
         if s4 > s6 {
             bail!(
                 "EAM {e}: the IPv4 suffix ({s4} bits) is longer than the IPv6 suffix ({s6} bits); \
                  the IPv6 prefix must be /{} or shorter (RFC 7757 §3.2)",
-                96 + v4.len
+                96 + v4.prefix_len()
             );
         }
         Ok(e)
     }
 
     pub fn to_entry(&self) -> EamEntry {
-        EamEntry::new(self.v4.addr.octets(), self.v4.len, self.v6.addr.octets(), self.v6.len)
+        EamEntry::new(
+            self.v4.addr().octets(),
+            self.v4.prefix_len(),
+            self.v6.addr().octets(),
+            self.v6.prefix_len(),
+        )
     }
 }
 
@@ -102,21 +107,13 @@ pub fn eamt_first_overlap(entries: &[EamtEntry]) -> Option<(usize, usize, bool)>
     }
     let v4: Vec<(u128, u128)> = entries
         .iter()
-        .map(|e| {
-            let a = u32::from(e.v4.addr);
-            (a.into(), (a | !mask4(e.v4.len)).into())
-        })
+        .map(|e| (u32::from(e.v4.network()).into(), u32::from(e.v4.broadcast()).into()))
         .collect();
     if let Some((a, b)) = scan(&v4) {
         return Some((a, b, true));
     }
-    let v6: Vec<(u128, u128)> = entries
-        .iter()
-        .map(|e| {
-            let a = u128::from(e.v6.addr);
-            (a, a | !(net_mask(e.v6.len, 128)))
-        })
-        .collect();
+    let v6: Vec<(u128, u128)> =
+        entries.iter().map(|e| (u128::from(e.v6.network()), u128::from(e.v6.broadcast()))).collect();
     scan(&v6).map(|(a, b)| (a, b, false))
 }
 

@@ -23,7 +23,7 @@ mod tests;
 
 use eamt::eamt_conflict;
 pub use eamt::{EamtEntry, check_eamt_insert, check_eamt_insert_forced, eamt_first_overlap, parse_eamt_file};
-pub use prefix::{Prefix4, Prefix6, mask4};
+pub use prefix::{Prefix4, Prefix6};
 use prefix::{at, parse_addr, prefixes4};
 use raw::{RawConfig, RawGeneralPath, RawGeneralPathSetting, RawInterface};
 pub use settings::{LIVE_SETTINGS, apply_setting, parse_ipv4_translatable};
@@ -235,12 +235,12 @@ fn check_general_path_pair(cfg: Config) -> Result<Config> {
 
 fn check_pool6(s: &str) -> Result<Prefix6> {
     let p: Prefix6 = s.parse().map_err(at("pool6"))?;
-    if !POOL6_LENGTHS.contains(&p.len) {
-        bail!("pool6: {s:?}: length {} is not one of 32, 40, 48, 56, 64, 96 (RFC 6052)", p.len);
+    if !POOL6_LENGTHS.contains(&p.prefix_len()) {
+        bail!("pool6: {s:?}: length {} is not one of 32, 40, 48, 56, 64, 96 (RFC 6052)", p.prefix_len());
     }
     // RFC 6052 §2.2: bits 64..71 (the u-octet) must be zero; for the shorter lengths they
     // are host bits and already zero, for /96 they are part of the prefix.
-    if p.addr.octets()[8] != 0 {
+    if p.addr().octets()[8] != 0 {
         bail!("pool6: {s:?}: bits 64 to 71 (the u-octet) must be zero (RFC 6052 §2.2)");
     }
     Ok(p)
@@ -496,8 +496,8 @@ impl Config {
             g.flags |= Globals::FLAG_HAS_IPV6_ADDR;
         }
         if let Some(p) = self.pool6 {
-            g.pool6 = p.addr.octets();
-            g.pool6_len = p.len;
+            g.pool6 = p.addr().octets();
+            g.pool6_len = p.prefix_len();
         }
         if self.mode == Mode::Clat {
             g.flags |= Globals::FLAG_CLAT;
@@ -519,16 +519,16 @@ impl Config {
         }
         g.lowest_ipv6_mtu = self.lowest_ipv6_mtu;
         if let Some(p) = self.rfc6791v4_prefix {
-            g.rfc6791v4 = p.addr.octets();
-            g.rfc6791v4_len = p.len;
+            g.rfc6791v4 = p.addr().octets();
+            g.rfc6791v4_len = p.prefix_len();
         }
         if let Some(p) = self.rfc6791v6_prefix {
-            g.rfc6791v6 = p.addr.octets();
-            g.rfc6791v6_len = p.len;
+            g.rfc6791v6 = p.addr().octets();
+            g.rfc6791v6_len = p.prefix_len();
         }
         if let Some(d) = &self.dynamic_pool {
-            g.dyn_pool = d.prefix.addr.octets();
-            g.dyn_pool_len = d.prefix.len;
+            g.dyn_pool = d.prefix.addr().octets();
+            g.dyn_pool_len = d.prefix.prefix_len();
             g.dyn_pool_lease = d.lease as u32;
             g.flags |= Globals::FLAG_DYNAMIC_POOL;
         }
@@ -553,15 +553,15 @@ fn check_dynamic_pool(
         return Ok(None);
     };
     let prefix: Prefix4 = p.parse().map_err(at("dynamic-pool"))?;
-    if prefix.len < MIN_POOL_LEN {
+    if prefix.prefix_len() < MIN_POOL_LEN {
         bail!(
             "dynamic-pool: {p:?}: at most {} addresses (a /{MIN_POOL_LEN}); this one has {}",
             nat64_common::maps::POOL_MAX,
-            1u64 << (32 - prefix.len)
+            1u64 << (32 - prefix.prefix_len())
         );
     }
-    let first = prefix.addr.octets();
-    let last = (u32::from(prefix.addr) | !mask4(prefix.len)).to_be_bytes();
+    let first = prefix.addr().octets();
+    let last = prefix.broadcast().octets();
     if ranges::is_reserved4(first) || ranges::is_reserved4(last) {
         bail!(
             "dynamic-pool: {p:?}: is in a range that is never translated \

@@ -204,7 +204,7 @@ impl Nat64 {
     pub fn slots(&self) -> Vec<Slot4> {
         let mut out = Vec::new();
         for p in &self.pool4 {
-            let base = u32::from(p.prefix.addr);
+            let base = u32::from(p.prefix.addr());
             for i in 0..pool4_size(&p.prefix) {
                 out.push((std::net::Ipv4Addr::from(base + i as u32), p.first, p.last));
             }
@@ -215,7 +215,7 @@ impl Nat64 {
 
 /// Addresses in an IPv4 prefix.
 fn pool4_size(p: &Prefix4) -> u64 {
-    1u64 << (32 - p.len)
+    1u64 << (32 - p.prefix_len())
 }
 
 /// The ports a pool4 entry lends by default.
@@ -236,7 +236,7 @@ fn parse_ports(key: &str, s: &str) -> Result<(u16, u16)> {
 fn check_pool4(i: usize, raw: &RawPool4) -> Result<Pool4> {
     let key = format!("pool4[{i}].prefix");
     let prefix: Prefix4 = raw.prefix.parse().map_err(at(key.clone()))?;
-    if ranges::is_reserved4(prefix.addr.octets()) {
+    if ranges::is_reserved4(prefix.addr().octets()) {
         bail!(
             "{key}: {}: in a range that is never translated (0/8, 127/8, 169.254/16, 224/4, 240/4)",
             prefix
@@ -424,13 +424,16 @@ fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBloc
     };
     let prefix: Prefix6 = prefix.parse().map_err(at("port-block-prefix".to_string()))?;
     let host_len = raw.port_block_host_length.unwrap_or(64);
-    if !(32..=128).contains(&host_len) || host_len <= prefix.len as u64 || host_len > prefix.len as u64 + 24 {
+    if !(32..=128).contains(&host_len)
+        || host_len <= prefix.prefix_len() as u64
+        || host_len > prefix.prefix_len() as u64 + 24
+    {
         bail!(
             "port-block-host-length: {host_len}: from {} to {} for port-block-prefix /{} (each subnet of that \
              length gets a block; at most 2^24 of them)",
-            (prefix.len as u64 + 1).max(32),
-            (prefix.len as u64 + 24).min(128),
-            prefix.len
+            (prefix.prefix_len() as u64 + 1).max(32),
+            (prefix.prefix_len() as u64 + 24).min(128),
+            prefix.prefix_len()
         );
     }
     let (first, last) = (pool4[0].first, pool4[0].last);
@@ -448,7 +451,7 @@ fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBloc
     }
     let per_addr = span / size;
     let addresses: u64 = pool4.iter().map(|p| pool4_size(&p.prefix)).sum();
-    let subnets = 1u64 << (host_len - prefix.len as u64);
+    let subnets = 1u64 << (host_len - prefix.prefix_len() as u64);
     if subnets > per_addr * addresses {
         bail!(
             "port-block-size: {size}: {subnets} /{host_len} subnets of {prefix} need as many blocks; \
@@ -466,7 +469,7 @@ impl PortBlocks {
         if !self.prefix.contains_addr(a) {
             return None;
         }
-        let i = nat64_common::nat::block_index(&a.octets(), self.prefix.len, self.host_len);
+        let i = nat64_common::nat::block_index(&a.octets(), self.prefix.prefix_len(), self.host_len);
         let first = slots.first()?.1;
         let (slot, r) =
             nat64_common::nat::port_block(i, self.size, self.per_addr, slots.len() as u32, first)?;
@@ -485,12 +488,12 @@ impl PortBlocks {
             return None;
         }
         let index = slot * self.per_addr as u64 + block;
-        let bits = self.host_len as u32 - self.prefix.len as u32;
+        let bits = self.host_len as u32 - self.prefix.prefix_len() as u32;
         if index >= 1u64 << bits {
             return None;
         }
-        let base = u128::from(self.prefix.addr) | (index as u128) << (128 - self.host_len as u32);
-        Some(Prefix6 { addr: std::net::Ipv6Addr::from(base), len: self.host_len })
+        let base = u128::from(self.prefix.addr()) | (index as u128) << (128 - self.host_len as u32);
+        Prefix6::new(std::net::Ipv6Addr::from(base), self.host_len).ok()
     }
 }
 

@@ -1,21 +1,24 @@
-//! IPv4 and IPv6 prefixes as the configuration writes them: parsing with errors that
-//! say what is wrong, host bits, containment and overlap.
+//! IPv4 and IPv6 prefixes as the configuration writes them: ipnet's `Ipv4Net` and
+//! `Ipv6Net`, read strictly (host bits are refused) with errors that say what is wrong.
 
 use std::{
     fmt,
     net::{Ipv4Addr, Ipv6Addr},
+    ops::Deref,
     str::FromStr,
 };
 
 use anyhow::{Result, anyhow, bail};
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// What the prefix code needs of an address family.
 pub(super) trait Family: Copy + FromStr + fmt::Display {
     const NAME: &'static str;
     const WIDTH: u8;
     const OTHER: &'static str;
-    fn to_bits(self) -> u128;
-    fn from_bits(bits: u128) -> Self;
+    /// ipnet's prefix of this family.
+    type Net: Copy + PartialEq + FromStr + fmt::Display + From<Self>;
+    fn trunc(net: Self::Net) -> Self::Net;
     fn is_other_family(s: &str) -> bool;
 }
 
@@ -23,11 +26,9 @@ impl Family for Ipv4Addr {
     const NAME: &'static str = "IPv4";
     const WIDTH: u8 = 32;
     const OTHER: &'static str = "IPv6";
-    fn to_bits(self) -> u128 {
-        u32::from(self).into()
-    }
-    fn from_bits(bits: u128) -> Self {
-        Ipv4Addr::from(bits as u32)
+    type Net = Ipv4Net;
+    fn trunc(net: Ipv4Net) -> Ipv4Net {
+        net.trunc()
     }
     fn is_other_family(s: &str) -> bool {
         s.parse::<Ipv6Addr>().is_ok()
@@ -38,146 +39,142 @@ impl Family for Ipv6Addr {
     const NAME: &'static str = "IPv6";
     const WIDTH: u8 = 128;
     const OTHER: &'static str = "IPv4";
-    fn to_bits(self) -> u128 {
-        self.into()
-    }
-    fn from_bits(bits: u128) -> Self {
-        bits.into()
+    type Net = Ipv6Net;
+    fn trunc(net: Ipv6Net) -> Ipv6Net {
+        net.trunc()
     }
     fn is_other_family(s: &str) -> bool {
         s.parse::<Ipv4Addr>().is_ok()
     }
 }
 
-/// The high `len` bits of a `width`-bit number.
-pub(super) fn net_mask(len: u8, width: u8) -> u128 {
-    let len = len.min(width);
-    if len == 0 { 0 } else { (u128::MAX << (128 - len)) >> (128 - width) }
+/// Why `net` is not a valid prefix, if it is not: host bits are set. A prefix with
+/// host bits is almost always a typo for another prefix; taking it silently would
+/// translate a range the operator did not mean.
+fn host_bits<A: Family>(net: A::Net) -> Option<String> {
+    let trunc = A::trunc(net);
+    (trunc != net).then(|| format!("host bits are set (did you mean {trunc}?)"))
 }
 
-/// Whether `b/blen` lies inside `a/alen`.
-pub(super) fn bits_contain(a: u128, alen: u8, b: u128, blen: u8, width: u8) -> bool {
-    alen <= blen && (a ^ b) & net_mask(alen, width) == 0
-}
-
-/// Why `addr/len` is not a valid prefix, if it is not.
-pub(super) fn prefix_problem<A: Family>(addr: A, len: u8) -> Option<String> {
-    if len > A::WIDTH {
-        return Some(format!("prefix length {len} is longer than {}", A::WIDTH));
+/// A prefix (`ADDR/LEN`, or an address alone: all of it) read by ipnet; the errors say
+/// which part is wrong and how.
+fn parse_prefix<A: Family>(s: &str) -> Result<A::Net> {
+    let net = match s.split_once('/') {
+        None => s.parse::<A>().ok().map(A::Net::from),
+        Some(_) => s.parse::<A::Net>().ok(),
+    };
+    match net {
+        Some(net) => match host_bits::<A>(net) {
+            Some(problem) => bail!("{s:?}: {problem}"),
+            None => Ok(net),
+        },
+        None => Err(why_not::<A>(s)),
     }
-    let bits = addr.to_bits();
-    let net = bits & net_mask(len, A::WIDTH);
-    // A prefix with host bits set is almost always a typo for another prefix; taking
-    // it silently would translate a range the operator did not mean.
-    (net != bits).then(|| format!("host bits are set (did you mean {}/{len}?)", A::from_bits(net)))
 }
 
-pub(super) fn parse_prefix<A: Family>(s: &str) -> Result<(A, u8)> {
+/// What is wrong with `s`, which ipnet refused.
+fn why_not<A: Family>(s: &str) -> anyhow::Error {
     let (addr_s, len_s) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let Ok(addr) = addr_s.parse::<A>() else {
+    if addr_s.parse::<A>().is_err() {
         let what = if len_s.is_some() { format!("{addr_s:?} is not") } else { "not".to_string() };
         let hint = if A::is_other_family(addr_s) {
             format!(" (that is an {} address)", A::OTHER)
         } else {
             String::new()
         };
-        bail!("{s:?}: {what} an {} address{hint}", A::NAME);
-    };
-    let len = match len_s {
-        None => A::WIDTH,
+        return anyhow!("{s:?}: {what} an {} address{hint}", A::NAME);
+    }
+    match len_s {
         Some(l) if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) => {
-            bail!("{s:?}: prefix length {l:?} is not a number")
+            anyhow!("{s:?}: prefix length {l:?} is not a number")
         }
-        Some(l) => match l.parse::<u8>() {
-            Ok(n) => n,
-            Err(_) => bail!("{s:?}: prefix length {l} is longer than {}", A::WIDTH),
-        },
+        Some(l) => anyhow!("{s:?}: prefix length {} is longer than {}", l.trim_start_matches('0'), A::WIDTH),
+        None => anyhow!("{s:?}: not an {} prefix", A::NAME),
+    }
+}
+
+macro_rules! prefix {
+    ($(#[$doc:meta])* $name:ident, $net:ty, $addr:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name($net);
+
+        impl $name {
+            /// `addr/len`; an error if `len` is longer than the address.
+            pub fn new(addr: $addr, len: u8) -> Result<Self> {
+                <$net>::new(addr, len)
+                    .map(Self)
+                    .map_err(|_| anyhow!("prefix length {len} is longer than {}", <$addr as Family>::WIDTH))
+            }
+
+            /// The prefix of one address.
+            pub fn host(addr: $addr) -> Self {
+                Self(<$net>::from(addr))
+            }
+
+            /// ipnet's value.
+            pub fn net(&self) -> $net {
+                self.0
+            }
+
+            /// Whether `other` lies inside `self`.
+            pub fn contains(&self, other: &Self) -> bool {
+                self.0.contains(&other.0)
+            }
+
+            pub fn overlaps(&self, other: &Self) -> bool {
+                self.contains(other) || other.contains(self)
+            }
+
+            pub fn contains_addr(&self, a: $addr) -> bool {
+                self.0.contains(&a)
+            }
+
+            /// Why this is not a valid prefix (host bits set), if it is not.
+            pub fn problem(&self) -> Option<String> {
+                host_bits::<$addr>(self.0)
+            }
+        }
+
+        impl Deref for $name {
+            type Target = $net;
+
+            fn deref(&self) -> &$net {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = anyhow::Error;
+
+            fn from_str(s: &str) -> Result<Self> {
+                parse_prefix::<$addr>(s).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0.to_string())
+            }
+        }
     };
-    if let Some(problem) = prefix_problem(addr, len) {
-        bail!("{s:?}: {problem}");
-    }
-    Ok((addr, len))
 }
 
-/// An IPv4 prefix without host bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix4 {
-    pub addr: Ipv4Addr,
-    pub len: u8,
-}
-
-/// An IPv6 prefix without host bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix6 {
-    pub addr: Ipv6Addr,
-    pub len: u8,
-}
-
-impl Prefix4 {
-    /// Whether `other` lies inside `self`.
-    pub fn contains(&self, other: &Self) -> bool {
-        bits_contain(Family::to_bits(self.addr), self.len, Family::to_bits(other.addr), other.len, 32)
-    }
-
-    pub fn overlaps(&self, other: &Self) -> bool {
-        self.contains(other) || other.contains(self)
-    }
-
-    pub fn contains_addr(&self, a: Ipv4Addr) -> bool {
-        self.contains(&Prefix4 { addr: a, len: 32 })
-    }
-}
-
-impl Prefix6 {
-    /// Whether `other` lies inside `self`.
-    pub fn contains(&self, other: &Self) -> bool {
-        bits_contain(Family::to_bits(self.addr), self.len, Family::to_bits(other.addr), other.len, 128)
-    }
-
-    pub fn overlaps(&self, other: &Self) -> bool {
-        self.contains(other) || other.contains(self)
-    }
-
-    pub fn contains_addr(&self, a: Ipv6Addr) -> bool {
-        self.contains(&Prefix6 { addr: a, len: 128 })
-    }
-}
-
-impl FromStr for Prefix4 {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        parse_prefix(s).map(|(addr, len)| Self { addr, len })
-    }
-}
-
-impl FromStr for Prefix6 {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        parse_prefix(s).map(|(addr, len)| Self { addr, len })
-    }
-}
-
-impl fmt::Display for Prefix4 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{}/{}", self.addr, self.len))
-    }
-}
-
-impl fmt::Display for Prefix6 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{}/{}", self.addr, self.len))
-    }
-}
-
-/// The netmask of an IPv4 prefix length.
-pub fn mask4(len: u8) -> u32 {
-    net_mask(len, 32) as u32
-}
+prefix!(
+    /// An IPv4 prefix (ipnet's, parsed without host bits).
+    Prefix4,
+    Ipv4Net,
+    Ipv4Addr
+);
+prefix!(
+    /// An IPv6 prefix (ipnet's, parsed without host bits).
+    Prefix6,
+    Ipv6Net,
+    Ipv6Addr
+);
 
 /// A list of IPv4 prefixes under config key `key`; errors name `key[index]`.
 pub(super) fn prefixes4<S: AsRef<str>>(key: &str, list: &[S]) -> Result<Vec<Prefix4>> {

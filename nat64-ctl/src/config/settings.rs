@@ -26,7 +26,7 @@ pub(super) fn check_lowest_ipv6_mtu(mtu: u64) -> Result<()> {
 pub(super) fn parse_rfc6791v4(s: &str) -> Result<Prefix4> {
     let p: Prefix4 = s.parse().map_err(at("rfc6791v4-prefix".to_string()))?;
     // The pool sources ICMPv4 errors; reserved space would be dropped by every router.
-    if ranges::is_reserved4(p.addr.octets()) {
+    if ranges::is_reserved4(p.addr().octets()) {
         bail!(
             "rfc6791v4-prefix: {s:?}: is in a range that is never translated (0/8, 127/8, 169.254/16, 224/4, 240/4)"
         );
@@ -36,7 +36,7 @@ pub(super) fn parse_rfc6791v4(s: &str) -> Result<Prefix4> {
 
 pub(super) fn parse_rfc6791v6(s: &str) -> Result<Prefix6> {
     let p: Prefix6 = s.parse().map_err(at("rfc6791v6-prefix".to_string()))?;
-    if p.addr.octets()[0] == 0xff {
+    if p.addr().octets()[0] == 0xff {
         bail!("rfc6791v6-prefix: {s:?}: is multicast; ICMPv6 errors need a unicast source");
     }
     Ok(p)
@@ -98,8 +98,8 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
         }
         "rfc6791v4-prefix" => {
             let p = parse_rfc6791v4(value)?;
-            g.rfc6791v4 = p.addr.octets();
-            g.rfc6791v4_len = p.len;
+            g.rfc6791v4 = p.addr().octets();
+            g.rfc6791v4_len = p.prefix_len();
         }
         "rfc6791v6-prefix" if value == "none" => {
             g.rfc6791v6 = [0; 16];
@@ -107,8 +107,8 @@ pub fn apply_setting(g: &mut Globals, key: &str, value: &str) -> Result<()> {
         }
         "rfc6791v6-prefix" => {
             let p = parse_rfc6791v6(value)?;
-            g.rfc6791v6 = p.addr.octets();
-            g.rfc6791v6_len = p.len;
+            g.rfc6791v6 = p.addr().octets();
+            g.rfc6791v6_len = p.prefix_len();
         }
         "dynamic-pool-lease" => {
             if !g.flag(Globals::FLAG_DYNAMIC_POOL) {

@@ -274,9 +274,9 @@ fn without_pool6(extra: &str) -> Result<Config> {
 
 #[test]
 fn prefix4_parses_address_and_prefix() {
-    assert_eq!(p4("192.0.2.1"), Prefix4 { addr: Ipv4Addr::new(192, 0, 2, 1), len: 32 });
-    assert_eq!(p4("192.0.2.0/24"), Prefix4 { addr: Ipv4Addr::new(192, 0, 2, 0), len: 24 });
-    assert_eq!(p4("0.0.0.0/0"), Prefix4 { addr: Ipv4Addr::UNSPECIFIED, len: 0 });
+    assert_eq!(p4("192.0.2.1"), Prefix4::new(Ipv4Addr::new(192, 0, 2, 1), 32).unwrap());
+    assert_eq!(p4("192.0.2.0/24"), Prefix4::new(Ipv4Addr::new(192, 0, 2, 0), 24).unwrap());
+    assert_eq!(p4("0.0.0.0/0"), Prefix4::new(Ipv4Addr::UNSPECIFIED, 0).unwrap());
     assert_eq!(p4("192.0.2.0/24").to_string(), "192.0.2.0/24");
     assert_eq!(p4("192.0.2.7").to_string(), "192.0.2.7/32");
     assert_eq!(format!("{:<15}|", p4("10.0.0.0/8")), "10.0.0.0/8     |");
@@ -284,9 +284,9 @@ fn prefix4_parses_address_and_prefix() {
 
 #[test]
 fn prefix6_parses_address_and_prefix() {
-    assert_eq!(p6("2001:db8::1"), Prefix6 { addr: "2001:db8::1".parse().unwrap(), len: 128 });
-    assert_eq!(p6("64:ff9b::/96"), Prefix6 { addr: "64:ff9b::".parse().unwrap(), len: 96 });
-    assert_eq!(p6("::/0").len, 0);
+    assert_eq!(p6("2001:db8::1"), Prefix6::new("2001:db8::1".parse().unwrap(), 128).unwrap());
+    assert_eq!(p6("64:ff9b::/96"), Prefix6::new("64:ff9b::".parse().unwrap(), 96).unwrap());
+    assert_eq!(p6("::/0").prefix_len(), 0);
     assert_eq!(p6("2001:db8::/32").to_string(), "2001:db8::/32");
 }
 
@@ -391,12 +391,16 @@ fn eamt_entry_suffix_lengths() {
 
 #[test]
 fn eamt_entry_bad_side() {
-    let bad4 = Prefix4 { addr: Ipv4Addr::new(192, 0, 2, 1), len: 24 };
+    let bad4 = Prefix4::new(Ipv4Addr::new(192, 0, 2, 1), 24).unwrap();
     assert_err_contains(EamtEntry::new(bad4, p6("2001:db8::/120")), "IPv4 side: host bits are set");
-    let bad6 = Prefix6 { addr: "2001:db8::".parse().unwrap(), len: 130 };
+    let bad6 = Prefix6::new("2001:db8::1".parse().unwrap(), 120).unwrap();
     assert_err_contains(
         EamtEntry::new(p4("192.0.2.0/24"), bad6),
-        "IPv6 side: prefix length 130 is longer than 128",
+        "IPv6 side: host bits are set (did you mean 2001:db8::/120?)",
+    );
+    assert_err_contains(
+        Prefix6::new("2001:db8::".parse().unwrap(), 130),
+        "prefix length 130 is longer than 128",
     );
 }
 

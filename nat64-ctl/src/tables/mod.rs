@@ -163,11 +163,11 @@ impl Tables {
         for item in self.eamt4.iter() {
             let (_, e) = item.context("reading EAMT4")?;
             out.push(EamtEntry {
-                v4: Prefix4 { addr: Ipv4Addr::from(e.v4), len: e.v4_len },
-                v6: Prefix6 { addr: Ipv6Addr::from(e.v6), len: e.v6_len },
+                v4: Prefix4::new(Ipv4Addr::from(e.v4), e.v4_len).context("an EAMT4 entry")?,
+                v6: Prefix6::new(Ipv6Addr::from(e.v6), e.v6_len).context("an EAMT4 entry")?,
             });
         }
-        out.sort_by_key(|e| (u32::from(e.v4.addr), e.v4.len));
+        out.sort_by_key(|e| (u32::from(e.v4.addr()), e.v4.prefix_len()));
         Ok(out)
     }
 
@@ -204,8 +204,8 @@ impl Tables {
     pub fn eamt_insert(&mut self, entry: &EamtEntry, generation: u32) -> Result<()> {
         let mut e = entry.to_entry();
         e.generation = generation;
-        let k4 = Key::new(entry.v4.len as u32, entry.v4.addr.octets());
-        let k6 = Key::new(entry.v6.len as u32, entry.v6.addr.octets());
+        let k4 = Key::new(entry.v4.prefix_len() as u32, entry.v4.addr().octets());
+        let k6 = Key::new(entry.v6.prefix_len() as u32, entry.v6.addr().octets());
         self.eamt6.insert(&k6, e, 0).context("inserting into EAMT6")?;
         if let Err(err) = self.eamt4.insert(&k4, e, 0) {
             let _ = self.eamt6.remove(&k6);
@@ -257,10 +257,14 @@ impl Tables {
     /// Removes the entries keyed by these exact prefixes, on the sides given.
     pub fn eamt_remove_sides(&mut self, v4: Option<Prefix4>, v6: Option<Prefix6>) -> Result<()> {
         if let Some(p) = v4 {
-            self.eamt4.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from EAMT4")?;
+            self.eamt4
+                .remove(&Key::new(p.prefix_len() as u32, p.addr().octets()))
+                .context("removing from EAMT4")?;
         }
         if let Some(p) = v6 {
-            self.eamt6.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from EAMT6")?;
+            self.eamt6
+                .remove(&Key::new(p.prefix_len() as u32, p.addr().octets()))
+                .context("removing from EAMT6")?;
         }
         self.tables_changed()
     }
@@ -281,10 +285,10 @@ impl Tables {
                 anyhow!("no EAMT entry {what} (see `nat64-ctl map list`)")
             })?;
         self.eamt4
-            .remove(&Key::new(found.v4.len as u32, found.v4.addr.octets()))
+            .remove(&Key::new(found.v4.prefix_len() as u32, found.v4.addr().octets()))
             .context("removing from EAMT4")?;
         self.eamt6
-            .remove(&Key::new(found.v6.len as u32, found.v6.addr.octets()))
+            .remove(&Key::new(found.v6.prefix_len() as u32, found.v6.addr().octets()))
             .context("removing from EAMT6")?;
         self.tables_changed()?;
         Ok(found)
@@ -321,7 +325,7 @@ impl Tables {
 
     pub fn denylist4_add(&mut self, p: Prefix4) -> Result<()> {
         self.denylist4
-            .insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0)
+            .insert(&Key::new(p.prefix_len() as u32, p.addr().octets()), 1, 0)
             .context("inserting into DENYLIST4")?;
         self.tables_changed()
     }
@@ -337,11 +341,13 @@ impl Tables {
         let trie = self.v4xlat_trie()?;
         let mut changed = false;
         for p in list.iter().filter(|p| !current.contains(p)) {
-            trie.insert(&Key::new(p.len as u32, p.addr.octets()), 1, 0).context("inserting into V4XLAT")?;
+            trie.insert(&Key::new(p.prefix_len() as u32, p.addr().octets()), 1, 0)
+                .context("inserting into V4XLAT")?;
             changed = true;
         }
         for p in current.iter().filter(|p| !list.contains(p)) {
-            trie.remove(&Key::new(p.len as u32, p.addr.octets())).context("removing from V4XLAT")?;
+            trie.remove(&Key::new(p.prefix_len() as u32, p.addr().octets()))
+                .context("removing from V4XLAT")?;
             changed = true;
         }
         if changed {
@@ -358,7 +364,7 @@ impl Tables {
 
     pub fn denylist4_del(&mut self, p: Prefix4) -> Result<()> {
         self.denylist4
-            .remove(&Key::new(p.len as u32, p.addr.octets()))
+            .remove(&Key::new(p.prefix_len() as u32, p.addr().octets()))
             .map_err(|_| anyhow!("{p} is not in denylist4 (see `nat64-ctl denylist4 list`)"))?;
         self.tables_changed()
     }
@@ -417,13 +423,20 @@ fn prefixes4(trie: &LpmTrie<MapData, [u8; 4], u8>, name: &str) -> Result<Vec<Pre
     let mut out = Vec::new();
     for k in trie.keys() {
         let k = k.with_context(|| format!("reading {name}"))?;
-        out.push(Prefix4 { addr: Ipv4Addr::from(k.data()), len: k.prefix_len() as u8 });
+        out.push(
+            Prefix4::new(Ipv4Addr::from(k.data()), k.prefix_len() as u8)
+                .with_context(|| format!("a key of {name}"))?,
+        );
     }
-    out.sort_by_key(|p| (u32::from(p.addr), p.len));
+    out.sort_by_key(|p| (u32::from(p.addr()), p.prefix_len()));
     Ok(out)
 }
 
 /// The dynamic pool's prefix, when the settings have one.
 pub fn dynamic_pool(g: &Globals) -> Option<Prefix4> {
-    g.flag(Globals::FLAG_DYNAMIC_POOL).then(|| Prefix4 { addr: g.dyn_pool.into(), len: g.dyn_pool_len })
+    if g.flag(Globals::FLAG_DYNAMIC_POOL) {
+        Prefix4::new(g.dyn_pool.into(), g.dyn_pool_len).ok()
+    } else {
+        None
+    }
 }

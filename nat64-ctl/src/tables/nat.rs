@@ -137,8 +137,8 @@ impl NatTables {
         if let Some(b) = &n.port_blocks {
             cfg.block_size = b.size;
             cfg.blocks_per_addr = b.per_addr;
-            cfg.block_prefix = b.prefix.addr.octets();
-            cfg.block_prefix_len = b.prefix.len;
+            cfg.block_prefix = b.prefix.addr().octets();
+            cfg.block_prefix_len = b.prefix.prefix_len();
             cfg.block_host_len = b.host_len;
         }
         self.cfg.set(0, cfg, 0).context("writing NAT_CFG")
@@ -246,7 +246,10 @@ impl NatTables {
             .map(|(k, s)| (k, s.ports))
             .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        all.into_iter().take(n).map(|(k, p)| (crate::config::Prefix6 { addr: k.into(), len }, p)).collect()
+        all.into_iter()
+            .take(n)
+            .filter_map(|(k, p)| Some((crate::config::Prefix6::new(k.into(), len).ok()?, p)))
+            .collect()
     }
 
     /// Every session with its BIB entry's IPv6 side, sorted.
@@ -277,7 +280,7 @@ impl NatTables {
             .filter_map(|i| self.pool4.get(&i, 0).ok())
             .map(|s| (Ipv4Addr::from(s.addr), s.first, s.last))
             .collect();
-        let prefix = crate::config::Prefix6 { addr: c.block_prefix.into(), len: c.block_prefix_len };
+        let prefix = crate::config::Prefix6::new(c.block_prefix.into(), c.block_prefix_len).ok()?;
         let b = crate::config::nat::PortBlocks {
             size: c.block_size,
             prefix,

@@ -266,11 +266,8 @@ fn eamt_bulk_load_is_all_or_nothing(kind: Kind) {
     use nat64_ctl::config::{EamtEntry, Prefix4, Prefix6};
     let mut h = Harness::with(kind, TEST_CONFIG);
     let e = |i: u32| {
-        let v4 = Prefix4 { addr: Ipv4Addr::from(0xc612_0000 + i), len: 32 }; // 198.18.x.y
-        let v6 = Prefix6 {
-            addr: Ipv6Addr::from(0x2001_0db8_0008_0000_0000_0000_0000_0000u128 + i as u128),
-            len: 128,
-        };
+        let v4 = Prefix4::host(Ipv4Addr::from(0xc612_0000 + i)); // 198.18.x.y
+        let v6 = Prefix6::host(Ipv6Addr::from(0x2001_0db8_0008_0000_0000_0000_0000_0000u128 + i as u128));
         EamtEntry::new(v4, v6).unwrap()
     };
     let from = |i: u32| {
