@@ -339,7 +339,7 @@ impl Running {
     /// them ([`crate::sync::node::Node::bulk_copy`]).
     fn start_sync(cfg: &Config, dir: &Path, ebpf: &mut Ebpf) -> Result<Option<crate::sync::node::Node>> {
         let Some(n) = cfg.nat64.as_ref() else { return Ok(None) };
-        let log = n.bib_log.as_ref().map(crate::natlog::Sink::open).transpose()?;
+        let log = crate::natlog::Sinks::open(&n.nat_log, &cfg.instance)?;
         let (events, queue) = match n.sync {
             Some(_) => {
                 let (e, q) = crate::sync::node::queue();
@@ -380,16 +380,13 @@ impl Running {
         if new.xdp_tcp_gro {
             crate::general::check_gro_forwarding()?;
         }
-        let log = |c: &Config| c.nat64.as_ref().and_then(|n| n.bib_log.clone());
+        let log = |c: &Config| c.nat64.as_ref().map(|n| n.nat_log.clone()).unwrap_or_default();
         if log(new) != log(&self.cfg) {
+            let running: Vec<String> = log(&self.cfg).iter().map(|s| s.to_string()).collect();
             bail!(
-                "bib-log: a reload does not change where BIB events go (running: {}); restart nat64-ctl \
-                 (mappings and sessions are kept)",
-                match log(&self.cfg) {
-                    Some(crate::config::nat::BibLog::Stdout) => "stdout".to_string(),
-                    Some(crate::config::nat::BibLog::File(p)) => p.display().to_string(),
-                    None => "off".to_string(),
-                }
+                "nat-log, bib-log: a reload does not change where BIB events go (running: {}); restart \
+                 nat64-ctl (mappings and sessions are kept)",
+                if running.is_empty() { "off".to_string() } else { running.join(", ") }
             );
         }
         let sync = |c: &Config| c.nat64.as_ref().and_then(|n| n.sync.clone());

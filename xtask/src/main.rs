@@ -84,7 +84,8 @@ const BUILD_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "zlib1g-dev"
 /// Debian packages the tests and the demo drive (ip, ethtool, ping, curl, python3 for
 /// the HTTP/UDP peers, nsenter, traceroute, WireGuard in user space for the L3-device
 /// tests, unbound as DNS64, nftables for the NAT64 pool's masquerade, keepalived for
-/// the two-node failover; TAYGA and iperf3 for the benchmark).
+/// the two-node failover; pmacct's nfacctd as the IPFIX collector of the NAT log; TAYGA
+/// and iperf3 for the benchmark).
 const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
@@ -99,6 +100,7 @@ const TEST_PACKAGES: &[&str] = &[
     "unbound",
     "nftables",
     "keepalived",
+    "pmacct",
     "tayga",
     "iperf3",
     "tcpdump",

@@ -76,11 +76,43 @@ pub struct PortBlocks {
 /// One pool4 address and the ports it lends (see [`Nat64::slots`]).
 pub type Slot4 = (std::net::Ipv4Addr, u16, u16);
 
-/// Where `bib-log` writes its JSON lines.
+/// Where a JSON-lines sink (`{"json": ...}`, `bib-log`) writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BibLog {
     Stdout,
     File(std::path::PathBuf),
+}
+
+/// Where a syslog sink sends its RFC 5424 messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyslogTarget {
+    /// A local datagram socket (`unix:/dev/log`).
+    Unix(std::path::PathBuf),
+    /// A syslog server over UDP (RFC 5426).
+    Udp(std::net::SocketAddr),
+}
+
+/// One destination of the NAT event log (`nat-log`; `bib-log` is a JSON one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogSink {
+    /// JSON lines, one an event.
+    Json(BibLog),
+    /// IPFIX (RFC 7011) over UDP to a collector, RFC 8158's NAT records.
+    Ipfix(std::net::SocketAddr),
+    /// Syslog (RFC 5424), one structured message an event.
+    Syslog(SyslogTarget),
+}
+
+impl std::fmt::Display for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogSink::Json(BibLog::Stdout) => write!(f, "json to stdout"),
+            LogSink::Json(BibLog::File(p)) => write!(f, "json to {}", p.display()),
+            LogSink::Ipfix(a) => write!(f, "ipfix to {a}"),
+            LogSink::Syslog(SyslogTarget::Unix(p)) => write!(f, "syslog to unix:{}", p.display()),
+            LogSink::Syslog(SyslogTarget::Udp(a)) => write!(f, "syslog to udp:{a}"),
+        }
+    }
 }
 
 /// Which IPv4 packets reach a mapping without a session of their own (RFC 4787 §5).
@@ -101,7 +133,8 @@ pub struct Nat64 {
     pub filtering: Filtering,
     pub timeouts: Timeouts,
     pub port_blocks: Option<PortBlocks>,
-    pub bib_log: Option<BibLog>,
+    /// Where BIB events go (`nat-log`, and `bib-log` as a JSON sink), in order.
+    pub nat_log: Vec<LogSink>,
     /// RFC 6888 REQ-4 and REQ-8: the ports one subscriber may hold, what makes a
     /// subscriber, how long a released port is held back.
     pub limits: Limits,
@@ -291,6 +324,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("port-block-prefix", raw.port_block_prefix.is_some()),
         ("port-block-host-length", raw.port_block_host_length.is_some()),
         ("bib-log", raw.bib_log.is_some()),
+        ("nat-log", !raw.nat_log.is_empty()),
         ("max-ports-per-host", raw.max_ports_per_host.is_some()),
         ("subscriber-prefix-length", raw.subscriber_prefix_length.is_some()),
         ("port-reuse-delay", raw.port_reuse_delay.is_some()),
@@ -369,18 +403,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         bib.push(check_bib(i, r, &pool4, &bib)?);
     }
     let port_blocks = check_port_blocks(raw, &pool4)?;
-    let bib_log = match raw.bib_log.as_deref() {
-        None => None,
-        Some("stdout") => Some(BibLog::Stdout),
-        Some(p) if p.starts_with('/') => {
-            let path = std::path::PathBuf::from(p);
-            match path.parent() {
-                Some(d) if d.is_dir() => Some(BibLog::File(path)),
-                _ => bail!("bib-log: {p:?}: its directory does not exist"),
-            }
-        }
-        Some(p) => bail!("bib-log: {p:?}: \"stdout\" or an absolute file path"),
-    };
+    let nat_log = check_nat_log(raw)?;
     let limits = check_limits(raw)?;
     let sync = raw.sync.as_ref().map(super::sync::check).transpose()?;
     let (default, least, most) = MAX_SESSIONS;
@@ -399,7 +422,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         filtering,
         timeouts,
         port_blocks,
-        bib_log,
+        nat_log,
         limits,
         max_sessions,
         icmp6_source_inner,
@@ -505,4 +528,67 @@ fn check_bib(i: usize, r: &RawBib, pool4: &[Pool4], earlier: &[StaticBib]) -> Re
         bail!("{key}: {} {} <-> {}: bib[{j}] maps one of them already", b.proto_name(), b.v6, b.v4);
     }
     Ok(b)
+}
+
+/// A JSON-lines target under `key`: "stdout" or an absolute path in a folder that
+/// exists.
+fn json_target(key: &str, p: &str) -> Result<BibLog> {
+    if p == "stdout" {
+        return Ok(BibLog::Stdout);
+    }
+    if !p.starts_with('/') {
+        bail!("{key}: {p:?}: \"stdout\" or an absolute file path");
+    }
+    let path = std::path::PathBuf::from(p);
+    match path.parent() {
+        Some(d) if d.is_dir() => Ok(BibLog::File(path)),
+        _ => bail!("{key}: {p:?}: its directory does not exist"),
+    }
+}
+
+/// A collector's or server's `ADDR:PORT` under `key`.
+fn sink_addr(key: &str, s: &str, example: &str) -> Result<std::net::SocketAddr> {
+    match s.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(a),
+        Ok(_) => bail!("{key}: {s:?}: port 0"),
+        Err(_) => bail!("{key}: {s:?}: not ADDR:PORT (e.g. {example})"),
+    }
+}
+
+/// `nat-log`, then `bib-log` as one JSON sink more.
+fn check_nat_log(raw: &RawConfig) -> Result<Vec<LogSink>> {
+    let mut out = Vec::new();
+    for (i, r) in raw.nat_log.iter().enumerate() {
+        let key = format!("nat-log[{i}]");
+        let sink = match (&r.ipfix, &r.syslog, &r.json) {
+            (Some(a), None, None) => LogSink::Ipfix(sink_addr(&format!("{key}.ipfix"), a, "192.0.2.9:4739")?),
+            (None, Some(s), None) => {
+                let k = format!("{key}.syslog");
+                if let Some(p) = s.strip_prefix("unix:") {
+                    if !p.starts_with('/') {
+                        bail!("{k}: {s:?}: the socket's path must be absolute (unix:/dev/log)");
+                    }
+                    LogSink::Syslog(SyslogTarget::Unix(p.into()))
+                } else if let Some(a) = s.strip_prefix("udp:") {
+                    LogSink::Syslog(SyslogTarget::Udp(sink_addr(&k, a, "udp:192.0.2.9:514")?))
+                } else {
+                    bail!("{k}: {s:?}: \"unix:PATH\" or \"udp:ADDR:PORT\"");
+                }
+            }
+            (None, None, Some(p)) => LogSink::Json(json_target(&format!("{key}.json"), p)?),
+            _ => bail!("{key}: give exactly one of \"ipfix\", \"syslog\" and \"json\""),
+        };
+        if out.contains(&sink) {
+            bail!("{key}: {sink} is given twice");
+        }
+        out.push(sink);
+    }
+    if let Some(p) = &raw.bib_log {
+        let sink = LogSink::Json(json_target("bib-log", p)?);
+        if out.contains(&sink) {
+            bail!("bib-log: {sink} is in nat-log too");
+        }
+        out.push(sink);
+    }
+    Ok(out)
 }

@@ -100,6 +100,9 @@ keyed! {
     de_port_block_prefix => "port-block-prefix",
     de_port_block_host_length => "port-block-host-length",
     de_bib_log => "bib-log",
+    de_log_ipfix => ".ipfix",
+    de_log_syslog => ".syslog",
+    de_log_json => ".json",
     de_max_ports_per_host => "max-ports-per-host",
     de_subscriber_prefix_length => "subscriber-prefix-length",
     de_port_reuse_delay => "port-reuse-delay",
@@ -136,6 +139,7 @@ keyed_list! {
     de_pool4 => "pool4",
     de_bib => "bib",
     de_sync_peers => "sync.peers",
+    de_nat_log => "nat-log",
 }
 
 #[derive(Deserialize)]
@@ -211,6 +215,8 @@ pub(super) struct RawConfig {
     pub(super) port_block_host_length: Option<u64>,
     #[serde(default, deserialize_with = "de_bib_log")]
     pub(super) bib_log: Option<String>,
+    #[serde(default, deserialize_with = "de_nat_log")]
+    pub(super) nat_log: Vec<RawNatLog>,
     #[serde(default, deserialize_with = "de_max_ports_per_host")]
     pub(super) max_ports_per_host: Option<u64>,
     #[serde(default, deserialize_with = "de_subscriber_prefix_length")]
@@ -240,6 +246,21 @@ pub(super) struct RawSync {
     pub(super) peers: Vec<String>,
     #[serde(deserialize_with = "de_sync_key_file")]
     pub(super) key_file: String,
+}
+
+/// One sink of `nat-log`: exactly one of the three keys.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"an object {"ipfix": "ADDR:PORT"}, {"syslog": "unix:PATH" or "udp:ADDR:PORT"} or {"json": "stdout" or PATH}"#
+)]
+pub(super) struct RawNatLog {
+    #[serde(default, deserialize_with = "de_log_ipfix")]
+    pub(super) ipfix: Option<String>,
+    #[serde(default, deserialize_with = "de_log_syslog")]
+    pub(super) syslog: Option<String>,
+    #[serde(default, deserialize_with = "de_log_json")]
+    pub(super) json: Option<String>,
 }
 
 #[derive(Deserialize)]

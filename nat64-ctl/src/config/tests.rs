@@ -1,5 +1,7 @@
 use std::{fmt, str::FromStr};
 
+use crate::config::nat::{BibLog, LogSink};
+
 use super::*;
 
 #[test]
@@ -1044,7 +1046,7 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
             .unwrap()
             .nat64
             .unwrap();
-    assert_eq!(ok.bib_log, Some(crate::config::nat::BibLog::Stdout));
+    assert_eq!(ok.nat_log, vec![LogSink::Json(BibLog::Stdout)]);
     let b = ok.port_blocks.expect("port blocks");
     assert_eq!((b.size, b.host_len, b.per_addr), (2048, 64, 31));
     let slots = ok.slots();
@@ -1068,7 +1070,7 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
         }
     }
     let log = nat(r#", "bib-log": "/tmp/nat64-bib.jsonl""#).unwrap().nat64.unwrap();
-    assert_eq!(log.bib_log, Some(crate::config::nat::BibLog::File("/tmp/nat64-bib.jsonl".into())));
+    assert_eq!(log.nat_log, vec![LogSink::Json(BibLog::File("/tmp/nat64-bib.jsonl".into()))]);
     for (extra, msg) in [
         (r#", "port-block-size": 2048"#, "port-block-prefix: port-block-size needs the IPv6 prefix"),
         (r#", "port-block-prefix": "2001:db8::/56""#, "port-block-size: port-block-prefix needs the ports"),
@@ -1106,6 +1108,80 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
     );
     assert_err_contains(with(r#""port-block-size": 64"#), "port-block-size: belongs to stateful NAT64");
     assert_err_contains(with(r#""bib-log": "stdout""#), "bib-log: belongs to stateful NAT64");
+}
+
+/// `nat-log`: each sink's form, `bib-log` as one JSON sink more, and every refusal
+/// naming its key.
+#[test]
+fn nat64_nat_log_sinks_are_checked() {
+    use crate::config::nat::SyslogTarget;
+    let nat = |extra: &str| {
+        Config::from_json(&format!(
+            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
+            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
+        ))
+    };
+    let ok = nat(r#", "nat-log": [{"ipfix": "192.0.2.9:4739"}, {"ipfix": "[2001:db8::9]:4739"},
+        {"syslog": "unix:/dev/log"}, {"syslog": "udp:192.0.2.9:514"}, {"json": "stdout"}],
+        "bib-log": "/tmp/nat64-bib.jsonl""#)
+    .unwrap()
+    .nat64
+    .unwrap();
+    assert_eq!(
+        ok.nat_log,
+        vec![
+            LogSink::Ipfix("192.0.2.9:4739".parse().unwrap()),
+            LogSink::Ipfix("[2001:db8::9]:4739".parse().unwrap()),
+            LogSink::Syslog(SyslogTarget::Unix("/dev/log".into())),
+            LogSink::Syslog(SyslogTarget::Udp("192.0.2.9:514".parse().unwrap())),
+            LogSink::Json(BibLog::Stdout),
+            LogSink::Json(BibLog::File("/tmp/nat64-bib.jsonl".into())),
+        ]
+    );
+    assert!(nat("").unwrap().nat64.unwrap().nat_log.is_empty());
+    for (extra, msg) in [
+        (
+            r#", "nat-log": [{"ipfix": "192.0.2.9"}]"#,
+            r#"nat-log[0].ipfix: "192.0.2.9": not ADDR:PORT (e.g. 192.0.2.9:4739)"#,
+        ),
+        (r#", "nat-log": [{"ipfix": "192.0.2.9:0"}]"#, r#"nat-log[0].ipfix: "192.0.2.9:0": port 0"#),
+        (r#", "nat-log": [{"ipfix": 4739}]"#, "nat-log[0].ipfix: invalid type"),
+        (
+            r#", "nat-log": [{"ipfix": "192.0.2.9:4739", "json": "stdout"}]"#,
+            r#"nat-log[0]: give exactly one of "ipfix", "syslog" and "json""#,
+        ),
+        (r#", "nat-log": [{}]"#, r#"nat-log[0]: give exactly one of"#),
+        (r#", "nat-log": [{"netflow": "192.0.2.9:2055"}]"#, "nat-log[0]: unknown field `netflow`"),
+        (
+            r#", "nat-log": [{"syslog": "/dev/log"}]"#,
+            r#"nat-log[0].syslog: "/dev/log": "unix:PATH" or "udp:ADDR:PORT""#,
+        ),
+        (
+            r#", "nat-log": [{"syslog": "unix:dev/log"}]"#,
+            r#"nat-log[0].syslog: "unix:dev/log": the socket's path must be absolute"#,
+        ),
+        (
+            r#", "nat-log": [{"syslog": "udp:logs.example:514"}]"#,
+            r#"nat-log[0].syslog: "logs.example:514": not ADDR:PORT"#,
+        ),
+        (
+            r#", "nat-log": [{"json": "x.log"}]"#,
+            r#"nat-log[0].json: "x.log": "stdout" or an absolute file path"#,
+        ),
+        (
+            r#", "nat-log": [{"json": "stdout"}, {"json": "stdout"}]"#,
+            "nat-log[1]: json to stdout is given twice",
+        ),
+        (
+            r#", "nat-log": [{"json": "stdout"}], "bib-log": "stdout""#,
+            "bib-log: json to stdout is in nat-log too",
+        ),
+        (r#", "nat-log": {"ipfix": "192.0.2.9:4739"}"#, "nat-log: invalid type"),
+    ] {
+        let err = nat(extra).unwrap_err().to_string();
+        assert!(err.contains(msg), "{extra}: {err}");
+    }
+    assert_err_contains(with(r#""nat-log": [{"json": "stdout"}]"#), "nat-log: belongs to stateful NAT64");
 }
 
 /// RFC 6888's limits: defaults (no port limit, a /64 per subscriber, 120 s before a

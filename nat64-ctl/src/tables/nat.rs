@@ -131,7 +131,7 @@ impl NatTables {
         if n.sync.is_some() {
             cfg.flags |= NatConfig::FLAG_SYNC;
         }
-        if n.bib_log.is_some() {
+        if !n.nat_log.is_empty() {
             cfg.flags |= NatConfig::FLAG_LOG;
         }
         if let Some(b) = &n.port_blocks {
