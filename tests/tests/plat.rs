@@ -782,6 +782,124 @@ fn stateful_nat64_bib_log_and_port_blocks() {
     std::fs::write(&lab.config, text).unwrap();
 }
 
+/// Carrier logging: the BIB entries of a PLAT run reach a real IPFIX collector (pmacct's
+/// nfacctd, started first) as RFC 8158 NAT64 BIB records, and a syslog socket as RFC
+/// 5424 messages: every mapping `session list` shows, with its IPv6 source and port,
+/// pool4 address and port, protocol, event and time, and no destination anywhere.
+#[test]
+fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    let mut lab = SiitLab::new();
+    let dir = std::env::temp_dir().join(format!("nat64-natlog-{}", lab.lab.tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.lab.dirs.push(dir.clone());
+    let records = dir.join("ipfix.json");
+    let conf = dir.join("nfacctd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: 4739\nplugins: print[nat]\n\
+             aggregate[nat]: src_host, src_port, post_nat_src_host, post_nat_src_port, proto, nat_event, \
+             timestamp_start\nprint_output[nat]: json\nprint_output_file[nat]: {}\n\
+             print_output_file_append[nat]: true\nprint_refresh_time[nat]: 1\n\
+             timestamps_since_epoch[nat]: true\n",
+            records.display()
+        ),
+    )
+    .unwrap();
+    let x = lab.x.clone();
+    lab.lab.spawn_in(&x, &format!("nfacctd -f {}", conf.display()));
+    wait_listening(&lab.lab, &x, 4739, "udp");
+    let sock_path = dir.join("syslog.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let extra = serde_json::json!({"nat-log": [
+        {"ipfix": "127.0.0.1:4739"},
+        {"syslog": format!("unix:{}", sock_path.display())},
+    ]});
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut lab = nat64_lab_in(lab, "203.0.113.8/32", extra);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    for src in [V6_HOST, V6_SPARE] {
+        lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 -I {src} {V4_HOST_AS_V6}"));
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_listening(&lab.lab, &v4, 5200, "udp");
+    lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    let t1 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // Every mapping, as `session list` has it: (protocol, IPv6 side, IPv4 side).
+    let list: Value = serde_json::from_slice(&lab.ctl(CTL, &["session", "list", "--json"]).stdout).unwrap();
+    let mappings: BTreeSet<(String, String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["protocol"].as_str().unwrap().into(),
+                s["ipv6"].as_str().unwrap().into(),
+                s["ipv4"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(mappings.len(), 3, "two pings and a UDP exchange: {list}");
+    let no_destination = |text: &str| {
+        assert!(!text.contains(V4_HOST) && !text.contains(V4_HOST_AS_V6), "a destination is logged: {text}");
+    };
+
+    // Syslog: one RFC 5424 message a mapping.
+    let mut logged = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 2048];
+    while logged.len() < mappings.len() && Instant::now() < deadline {
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        no_destination(&m);
+        let head: Vec<&str> = m.splitn(7, ' ').collect();
+        assert_eq!((head[0], head[3], head[5]), ("<134>1", "nat64", "bib-create"), "{m}");
+        assert!(head[1].ends_with('Z') && head[1].len() == 24, "RFC 3339 UTC time: {m}");
+        let sd = |k: &str| {
+            let at = m.find(&format!(" {k}=\"")).unwrap_or_else(|| panic!("no {k} in {m}")) + k.len() + 3;
+            m[at..at + m[at..].find('"').unwrap()].to_string()
+        };
+        assert!(head[6].starts_with("[nat64@32473 "), "{m}");
+        let v6 = format!("[{}]:{}", sd("ipv6"), sd("ipv6-port"));
+        let v4 = format!("{}:{}", sd("ipv4"), sd("ipv4-port"));
+        logged.insert((sd("protocol"), v6, v4));
+    }
+    assert_eq!(logged, mappings, "syslog");
+
+    // IPFIX: the collector writes what it decoded every second.
+    let decoded = || -> Vec<Value> {
+        std::fs::read_to_string(&records)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || decoded().len() >= mappings.len()),
+        "the collector decoded {:?}",
+        decoded()
+    );
+    let text = std::fs::read_to_string(&records).unwrap();
+    no_destination(&text);
+    let mut got = BTreeSet::new();
+    for r in decoded() {
+        assert_eq!(r["nat_event"], 8, "NAT64 BIB create: {r}");
+        let proto = r["ip_proto"].as_str().unwrap().to_lowercase();
+        let v6 = format!("[{}]:{}", r["ip_src"].as_str().unwrap(), r["port_src"]);
+        let v4 = format!("{}:{}", r["post_nat_ip_src"].as_str().unwrap(), r["post_nat_port_src"]);
+        // observationTimeMilliseconds, as the collector prints it: seconds.microseconds.
+        let ts = r["timestamp_start"].as_str().unwrap();
+        let ms = (ts.parse::<f64>().unwrap() * 1000.0).round() as i64;
+        assert!((t0 - 1000..=t1 + 1000).contains(&ms), "{ts} not within the run ({t0}..{t1} ms): {r}");
+        println!("collector: {proto} {v6} -> {v4} at {ts}");
+        got.insert((proto, v6, v4));
+    }
+    assert_eq!(got, mappings, "IPFIX");
+}
+
 /// A tiny port range (#15, RFC 6146 §3.5.1.1): pool4 lends two ports; two pings (each
 /// with its own identifier) take them; the third gets ICMPv6 Destination Unreachable,
 /// Address Unreachable from the translator, counted.
