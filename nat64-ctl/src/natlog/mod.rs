@@ -49,6 +49,31 @@ impl BibRecord {
     pub fn event_name(&self) -> &'static str {
         if self.created { "bib-create" } else { "bib-expire" }
     }
+
+    /// The IPFIX record of the event.
+    pub fn ipfix(&self) -> ipfix::BibEvent {
+        ipfix::BibEvent {
+            time_ms: self.unix_ns / 1_000_000,
+            event: if self.created { ipfix::NAT64_BIB_CREATE } else { ipfix::NAT64_BIB_DELETE },
+            v6: *self.v6.ip(),
+            v4: *self.v4.ip(),
+            proto: self.proto,
+            port6: self.v6.port(),
+            port4: self.v4.port(),
+        }
+    }
+}
+
+/// The JSON line of an event (without its newline).
+pub fn json_line(r: &BibRecord) -> String {
+    serde_json::json!({
+        "time": rfc3339(r.unix_ns),
+        "event": r.event_name(),
+        "protocol": proto_name(r.proto),
+        "ipv6": r.v6.to_string(),
+        "ipv4": r.v4.to_string(),
+    })
+    .to_string()
 }
 
 /// How often an IPFIX sink sends its template again (RFC 7011 §8.4: over UDP a
@@ -116,26 +141,9 @@ impl Sinks {
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         for (name, sink) in sinks.iter_mut() {
             let result = match sink {
-                Sink::Json(out) => {
-                    let line = serde_json::json!({
-                        "time": rfc3339(r.unix_ns),
-                        "event": r.event_name(),
-                        "protocol": proto_name(r.proto),
-                        "ipv6": r.v6.to_string(),
-                        "ipv4": r.v4.to_string(),
-                    });
-                    writeln!(out, "{line}").and_then(|_| out.flush())
-                }
+                Sink::Json(out) => writeln!(out, "{}", json_line(r)).and_then(|_| out.flush()),
                 Sink::Ipfix { pending, .. } => {
-                    pending.push(ipfix::BibEvent {
-                        time_ms: r.unix_ns / 1_000_000,
-                        event: if r.created { ipfix::NAT64_BIB_CREATE } else { ipfix::NAT64_BIB_DELETE },
-                        v6: *r.v6.ip(),
-                        v4: *r.v4.ip(),
-                        proto: r.proto,
-                        port6: r.v6.port(),
-                        port4: r.v4.port(),
-                    });
+                    pending.push(r.ipfix());
                     Ok(())
                 }
                 Sink::Syslog(s) => s.send(r),
