@@ -1031,16 +1031,18 @@ fn nat64_mode_is_checked() {
     assert_err_contains(with(r#""mode": "napt""#), "mode: \"napt\": must be \"siit\", \"clat\" or \"nat64\"");
 }
 
+/// A mode "nat64" file with pool4 203.0.113.8/31, with `extra` (", KEY: VALUE...") added.
+fn nat(extra: &str) -> Result<Config> {
+    Config::from_json(&format!(
+        r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
+        "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
+    ))
+}
+
 /// RFC 7422 port blocks and `bib-log`: the settings, the block arithmetic both ways
 /// (host -> address and ports, IPv4 transport address -> subnet), and every refusal.
 #[test]
 fn nat64_port_blocks_and_bib_log_are_checked() {
-    let nat = |extra: &str| {
-        Config::from_json(&format!(
-            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
-            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
-        ))
-    };
     let ok =
         nat(r#", "port-block-size": 2048, "port-block-prefix": "2001:db8:100::/59", "bib-log": "stdout""#)
             .unwrap()
@@ -1115,12 +1117,6 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
 #[test]
 fn nat64_nat_log_sinks_are_checked() {
     use crate::config::nat::SyslogTarget;
-    let nat = |extra: &str| {
-        Config::from_json(&format!(
-            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
-            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
-        ))
-    };
     let ok = nat(r#", "nat-log": [{"ipfix": "192.0.2.9:4739"}, {"ipfix": "[2001:db8::9]:4739"},
         {"syslog": "unix:/dev/log"}, {"syslog": "udp:192.0.2.9:514"}, {"json": "stdout"}],
         "bib-log": "/tmp/nat64-bib.jsonl""#)
@@ -1189,12 +1185,6 @@ fn nat64_nat_log_sinks_are_checked() {
 #[test]
 fn nat64_cgn_limits_are_checked() {
     use crate::config::nat::{Limits, parse_limit};
-    let nat = |extra: &str| {
-        Config::from_json(&format!(
-            r#"{{"interfaces": [{{"name": "eth0", "attach": "xdp"}}], "mode": "nat64", "pool6": "64:ff9b::/96",
-            "pool4": [{{"prefix": "203.0.113.8/31"}}]{extra}}}"#
-        ))
-    };
     assert_eq!(nat("").unwrap().nat64.unwrap().limits, Limits::DEFAULT);
     // The translator's own address may be lent too (what no mapping takes stays the host's).
     assert!(nat(r#", "ipv4-addr": "203.0.113.9""#).is_ok());
