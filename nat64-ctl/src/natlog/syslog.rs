@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{BibRecord, rfc3339};
+use super::record::{BibRecord, rfc3339};
 use crate::{config::nat::SyslogTarget, tables::nat::proto_name};
 
 /// Facility local0 (16), severity informational (6): 16 * 8 + 6.
