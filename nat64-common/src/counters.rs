@@ -260,6 +260,11 @@ counters! {
     SyncSessionsConflict = 82, "sync_sessions_conflict", Event;
     /// Session sync: a peer's sessions not made for want of room in the tables.
     SyncSessionsFailed = 83, "sync_sessions_failed", Event;
+    /// Stateful NAT64 with dynamic port blocks: blocks subscribers took.
+    NatBlockAllocated = 84, "nat_block_allocated", Event;
+    /// Stateful NAT64 with dynamic port blocks: blocks the sweep gave back, unused for
+    /// `port-reuse-delay`.
+    NatBlockReleased = 85, "nat_block_released", Event;
 }
 
 /// Number of counter slots (the map's `max_entries`).

@@ -122,8 +122,9 @@ pub const MAP_LAYOUT: &str = "LAYOUT";
 /// A fingerprint of the pinned maps' layout: the sizes of their values and their
 /// capacities, and a number to move when a meaning changes without a size.
 pub const LAYOUT: u64 = {
-    let parts: [u64; 17] = [
+    let parts: [u64; 18] = [
         3, // meaning revision
+        core::mem::size_of::<PortBlock>() as u64,
         core::mem::size_of::<Globals>() as u64,
         core::mem::size_of::<EamEntry>() as u64,
         core::mem::size_of::<PoolEntry>() as u64,
@@ -442,9 +443,12 @@ pub const SESSIONS_MAX_ENTRIES: u32 = 1 << 20;
 /// released entries too, so it gets as many as the sessions; a subscriber needs at
 /// least one session, and a quarter of them is room for carriers' mixes. The SYNs held
 /// for a simultaneous open are bounded by `max-simultaneous-opens` as they come, and
-/// by [`NAT_SYNS_MAX_ENTRIES`] (or the sessions, if fewer).
-pub fn nat_capacities(sessions: u32) -> [(&'static str, u32); 6] {
+/// by [`NAT_SYNS_MAX_ENTRIES`] (or the sessions, if fewer). The dynamic port blocks'
+/// maps get one entry per block (`blocks`, 1 without them).
+pub fn nat_capacities(sessions: u32, blocks: u32) -> [(&'static str, u32); 8] {
     [
+        (MAP_NAT_BLOCKS, blocks.max(1)),
+        (MAP_NAT_FREE_BLOCKS, blocks.max(1)),
         (MAP_BIB6, sessions),
         (MAP_BIB4, sessions),
         (MAP_SESSIONS, sessions),
@@ -491,9 +495,18 @@ pub struct NatConfig {
     /// simultaneous open (`max-simultaneous-opens`, see [`MAP_NAT_SYNS`]); 0: none is
     /// held, and such a SYN is dropped (counted) unanswered.
     pub max_syns: u32,
+    /// Dynamic port blocks ([`NatConfig::FLAG_DYNAMIC_BLOCKS`]): the most one
+    /// subscriber holds at once (up to [`MAX_BLOCKS_PER_HOST`]).
+    pub max_blocks: u32,
+    pub _pad2: u32,
 }
 
 impl NatConfig {
+    /// Port blocks (`block_size`) handed out as subscribers need them (from
+    /// [`MAP_NAT_FREE_BLOCKS`]) rather than by a prefix; events report blocks, not BIB
+    /// entries.
+    pub const FLAG_DYNAMIC_BLOCKS: u32 = 16;
+
     /// BIB entries made by the data path are reported in [`MAP_NAT_EVENTS`].
     pub const FLAG_LOG: u32 = 4;
     /// Sessions made, and TCP sessions' changes of state, are reported in
@@ -588,6 +601,52 @@ pub struct Subscriber {
     /// ports only some seconds after it, so that a CPU between its lookup and its
     /// increment does not count into a removed entry).
     pub last: u64,
+    /// Boot-time ns of the latest [`NatEvent::QUOTA_EXCEEDED`] reported for it (one
+    /// every [`LIMIT_EVENT_NS`] at most).
+    pub limited: u64,
+    /// Dynamic port blocks: the blocks it holds, each its index in
+    /// [`MAP_NAT_BLOCKS`] + 1 (0: a free place). The data path fills a free place
+    /// (compare and exchange), only the sweep empties one.
+    pub blocks: [u64; MAX_BLOCKS_PER_HOST],
+}
+
+/// The most dynamic port blocks one subscriber may hold (`port-blocks-per-host`).
+pub const MAX_BLOCKS_PER_HOST: usize = 8;
+/// A subscriber at its limit, or a pool4 out of ports, is reported in
+/// [`MAP_NAT_EVENTS`] once in this long at most (per subscriber, per CPU).
+pub const LIMIT_EVENT_NS: u64 = 10_000_000_000;
+
+/// Dynamic port blocks (Array of [`PortBlock`], one per block: block `i` is
+/// [`crate::nat::port_block`]`(i, ...)`): who holds each and how many of its ports
+/// BIB entries hold. Sized by nat64-ctl at load (1 without dynamic blocks).
+pub const MAP_NAT_BLOCKS: &str = "NAT_BLOCKS";
+/// The free dynamic port blocks (Queue of `u32` indexes of [`MAP_NAT_BLOCKS`]):
+/// filled by nat64-ctl in a random order when the instance starts, taken from by the
+/// data path, given back by the sweep.
+pub const MAP_NAT_FREE_BLOCKS: &str = "NAT_FREE_BLOCKS";
+/// The most dynamic port blocks an instance may have.
+pub const NAT_BLOCKS_MAX: u32 = 1 << 20;
+
+/// A value of [`MAP_NAT_BLOCKS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortBlock {
+    /// The subscriber holding it (its address cut to the subscriber length).
+    pub owner: [u8; 16],
+    /// BIB entries in its ports, and a claim of the data path on it while it picks
+    /// one; [`PortBlock::RELEASING`] added while the sweep gives it back.
+    pub used: u64,
+    /// Boot-time ns it was taken, or its last BIB entry ended: the sweep gives a block
+    /// back when `used` has been 0 for `port-reuse-delay` (RFC 6888 REQ-8 for blocks).
+    pub idle: u64,
+    /// Non-zero while a subscriber holds it.
+    pub held: u64,
+}
+
+impl PortBlock {
+    /// Added to `used` by the sweep while it gives the block back: a data path that
+    /// sees it lets the block be.
+    pub const RELEASING: u64 = 1 << 62;
 }
 
 /// TCP simultaneous open (RFC 6146 §3.5.2.2, RFC 5382 REQ-4; Hash [`SynKey`] ->
@@ -666,6 +725,8 @@ pub struct Sweep {
     pub released: u64,
     pub removed: u64,
     pub subscribers: u64,
+    /// Dynamic port blocks given back.
+    pub blocks: u64,
     /// Sessions and BIB entries it looked at.
     pub visited: u64,
 }
@@ -801,6 +862,23 @@ impl NatEvent {
     pub const SESSION_OPENED: u8 = 3;
     /// A TCP session moved to another state.
     pub const SESSION_CHANGED: u8 = 4;
+    /// A subscriber (`v6`, cut to its length) took a dynamic port block: its index in
+    /// [`MAP_NAT_BLOCKS`] in `v4` (big-endian), whose address and ports follow from it.
+    pub const BLOCK_ALLOCATED: u8 = 5;
+    /// The sweep gave that block back (`time`: when).
+    pub const BLOCK_RELEASED: u8 = 6;
+    /// A subscriber was refused a mapping at its limit (`v6`: the source refused, or
+    /// the subscriber): `state` 1 for `max-ports-per-host` (BIB entries), 2 for its
+    /// port blocks used up.
+    pub const QUOTA_EXCEEDED: u8 = 7;
+    /// Pool4 had no port for a new mapping: on address `v4` for protocol `proto`, or
+    /// (`v4` 0.0.0.0) no dynamic port block left on any address.
+    pub const EXHAUSTED: u8 = 8;
+
+    /// `state` of a [`NatEvent::QUOTA_EXCEEDED`]: BIB entries.
+    pub const LIMIT_PORTS: u8 = 1;
+    /// `state` of a [`NatEvent::QUOTA_EXCEEDED`]: port blocks.
+    pub const LIMIT_BLOCKS: u8 = 2;
 }
 
 /// A key of [`MAP_NAT_FRAGS`]: a datagram as its fragments name it (RFC 791 / RFC 8200:
@@ -848,9 +926,10 @@ const _: () = assert!(core::mem::size_of::<Session>() == 16);
 const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 const _: () = assert!(core::mem::size_of::<FragEntry>() == 24);
 const _: () = assert!(core::mem::size_of::<NatEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<NatConfig>() == 80);
+const _: () = assert!(core::mem::size_of::<NatConfig>() == 88);
 const _: () = assert!(core::mem::size_of::<Bib4Entry>() == 40);
-const _: () = assert!(core::mem::size_of::<Subscriber>() == 16);
+const _: () = assert!(core::mem::size_of::<Subscriber>() == 24 + 8 * MAX_BLOCKS_PER_HOST);
+const _: () = assert!(core::mem::size_of::<PortBlock>() == 40);
 const _: () = assert!(core::mem::size_of::<HeldSyn>() == 28 + HELD_SYN_BYTES);
 const _: () = assert!(core::mem::size_of::<SyncRecord>() == 40);
 const _: () = assert!(core::mem::size_of::<SyncImport>() == 32 + 40 * SYNC_IMPORT_MAX);
@@ -872,6 +951,7 @@ mod user {
     unsafe impl aya::Pod for super::AdfKey {}
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::Subscriber {}
+    unsafe impl aya::Pod for super::PortBlock {}
     unsafe impl aya::Pod for super::Sweep {}
     unsafe impl aya::Pod for super::SynKey {}
     unsafe impl aya::Pod for super::HeldSyn {}

@@ -185,6 +185,10 @@ impl PortRange {
         self.last < self.first
     }
 
+    pub const fn contains(&self, port: u16) -> bool {
+        self.first <= port && port <= self.last
+    }
+
     /// RFC 6146 §3.5.1.1: a port below 1024 is mapped within 0-1023, any other within
     /// 1024-65535 (ICMP identifiers: the whole range). The part of `self` in that
     /// class; empty when `self` has none of it.

@@ -52,7 +52,7 @@ fn jump_table(entry: &str) -> Option<&'static str> {
 /// Loads the embedded object and has the kernel verify `programs`; an entry program
 /// comes with its stages, put in its jump table (which lives as long as the `Ebpf`).
 pub fn load(programs: &[&str]) -> Result<Ebpf> {
-    load_pinned(programs, None, nat64_common::maps::SESSIONS_MAX_ENTRIES)
+    load_pinned(programs, None, (nat64_common::maps::SESSIONS_MAX_ENTRIES, 1))
 }
 
 /// Like [`load`], with the translator's state maps (`load::PINNED_MAPS`) taken from
@@ -60,9 +60,10 @@ pub fn load(programs: &[&str]) -> Result<Ebpf> {
 /// restart) works on the maps the running programs use. The jump tables and the
 /// scratch space stay private to each load.
 ///
-/// `sessions` sizes stateful NAT64's tables (`max-sessions`, 1 in the other modes); maps
-/// taken from pins keep the size they were made with (see `Running::start`).
-pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>, sessions: u32) -> Result<Ebpf> {
+/// `sizes` sizes stateful NAT64's tables: `max-sessions` (1 in the other modes) and the
+/// dynamic port blocks (`Config::nat_sizes`); maps taken from pins keep the size they
+/// were made with (see `Running::start`).
+pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>, sizes: (u32, u32)) -> Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!(
             "this nat64-ctl was built with AYA_BUILD_SKIP=1 and carries no eBPF object; \
@@ -70,7 +71,7 @@ pub fn load_pinned(programs: &[&str], pin_dir: Option<&Path>, sessions: u32) -> 
         );
     }
     let mut loader = EbpfLoader::new();
-    for (name, n) in nat64_common::maps::nat_capacities(sessions) {
+    for (name, n) in nat64_common::maps::nat_capacities(sizes.0, sizes.1) {
         loader.map_max_entries(name, n);
     }
     if let Some(dir) = pin_dir {
@@ -191,7 +192,9 @@ pub fn status_file(instance: &str) -> PathBuf {
 }
 
 /// Every map nat64-ctl pins, by name.
-pub const PINNED_MAPS: [&str; 28] = [
+pub const PINNED_MAPS: [&str; 30] = [
+    nat64_common::maps::MAP_NAT_BLOCKS,
+    nat64_common::maps::MAP_NAT_FREE_BLOCKS,
     nat64_common::maps::MAP_NAT_ADF,
     nat64_common::maps::MAP_NAT_SUBSCRIBERS,
     nat64_common::maps::MAP_NAT_EVENTS,

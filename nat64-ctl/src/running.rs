@@ -279,10 +279,10 @@ impl Running {
             ),
             _ => {}
         }
-        if let Some(n) = Tables::pinned_sessions(&dir)?
-            && n != cfg.nat_sessions()
+        if let Some(n) = Tables::pinned_sizes(&dir)?
+            && n != cfg.nat_sizes()
         {
-            bail!("{}", sessions_change(&cfg.instance, n, cfg.nat_sessions()));
+            bail!("{}", sessions_change(&cfg.instance, n, cfg.nat_sizes()));
         }
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         if adopted {
@@ -301,7 +301,7 @@ impl Running {
 
     fn bring_up(cfg: &Config, dir: PathBuf, adopted: bool) -> Result<Self> {
         let programs = wanted_programs(cfg)?;
-        let mut ebpf = load_pinned(&programs, Some(&dir), cfg.nat_sessions())?;
+        let mut ebpf = load_pinned(&programs, Some(&dir), cfg.nat_sizes())?;
         if !adopted {
             Tables::stamp_layout(&mut ebpf)?;
         }
@@ -339,7 +339,7 @@ impl Running {
     /// them ([`crate::sync::node::Node::bulk_copy`]).
     fn start_sync(cfg: &Config, dir: &Path, ebpf: &mut Ebpf) -> Result<Option<crate::sync::node::Node>> {
         let Some(n) = cfg.nat64.as_ref() else { return Ok(None) };
-        let log = crate::natlog::Sinks::open(&n.nat_log, &cfg.instance)?;
+        let log = crate::natlog::Sinks::open(&n.nat_log, &cfg.instance, crate::natlog::Decoder::of(n))?;
         let (events, queue) = match n.sync {
             Some(_) => {
                 let (e, q) = crate::sync::node::queue();
@@ -396,8 +396,9 @@ impl Running {
                  (mappings and sessions are kept, and the peers send them again)"
             );
         }
-        if new.nat_sessions() != self.cfg.nat_sessions() {
-            bail!("{}", sessions_change(&new.instance, self.cfg.nat_sessions(), new.nat_sessions()));
+        let blocks = |c: &Config| c.nat64.as_ref().and_then(|n| n.port_blocks.filter(|b| b.dynamic()));
+        if new.nat_sizes() != self.cfg.nat_sizes() || blocks(new) != blocks(&self.cfg) {
+            bail!("{}", sessions_change(&new.instance, self.cfg.nat_sizes(), new.nat_sizes()));
         }
         check_interfaces(new)?;
         for p in wanted_programs(new)? {
@@ -640,14 +641,26 @@ pub fn teardown(instance: &str, general: Option<&str>) -> Result<Vec<String>> {
 
 /// Why the session table cannot take a new size (`max-sessions`, or a mode switched to
 /// or from "nat64", whose tables outside that mode hold 1 entry).
-fn sessions_change(instance: &str, running: u32, wanted: u32) -> String {
+fn sessions_change(instance: &str, running: (u32, u32), wanted: (u32, u32)) -> String {
     let what = |n: u32| if n == 1 { "none (not mode \"nat64\")".to_string() } else { n.to_string() };
+    let detach = "the tables are made at the first start and kept while pinned. `nat64-ctl detach` (which ends \
+                  every mapping and session), then `nat64-ctl run`";
+    if running.0 != wanted.0 {
+        return format!(
+            "max-sessions: instance '{instance}' has room for {} sessions and this configuration asks for {}: \
+             {detach}",
+            what(running.0),
+            what(wanted.0)
+        );
+    }
+    let blocks = |n: u32| {
+        if n == 1 { "no dynamic port blocks".to_string() } else { format!("{n} dynamic port blocks") }
+    };
     format!(
-        "max-sessions: instance '{instance}' has room for {} sessions and this configuration asks for {}: the \
-         tables are made at the first start and kept while pinned. `nat64-ctl detach` (which ends every mapping \
-         and session), then `nat64-ctl run`",
-        what(running),
-        what(wanted)
+        "port-block-size: instance '{instance}' runs {} and this configuration asks for {} (or other blocks: \
+         subscribers hold them): {detach}",
+        blocks(running.1),
+        blocks(wanted.1)
     )
 }
 

@@ -83,8 +83,8 @@ pub fn sweeper_for(dir: &Path) -> Result<Sweeper> {
         ),
         None => bail!("no pinned maps in {}", dir.display()),
     }
-    let sessions = crate::tables::Tables::pinned_sessions(dir)?.context("no session table pinned")?;
-    let mut ebpf = crate::load::load_pinned(&[], Some(dir), sessions)?;
+    let sizes = crate::tables::Tables::pinned_sizes(dir)?.context("no session table pinned")?;
+    let mut ebpf = crate::load::load_pinned(&[], Some(dir), sizes)?;
     Sweeper::load(&mut ebpf)
 }
 

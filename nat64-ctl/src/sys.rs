@@ -131,3 +131,13 @@ pub fn boot_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Boot-time ns as Unix-time ns, by the two clocks' offset now.
+pub fn wall_ns(boot_ns: u64) -> u64 {
+    let now_boot = self::boot_ns();
+    let now_wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    now_wall.saturating_sub(now_boot.saturating_sub(boot_ns))
+}

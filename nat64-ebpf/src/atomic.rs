@@ -35,3 +35,23 @@ pub unsafe fn take_one(p: *mut u64) -> u64 {
         fetch_add(p, u64::MAX)
     }
 }
+
+/// Stores `new` at `p` if it holds `old`, atomically; returns what it held (`old`
+/// when the store happened).
+///
+/// # Safety
+/// As [`fetch_add`].
+#[inline(always)]
+pub unsafe fn compare_exchange(p: *mut u64, old: u64, new: u64) -> u64 {
+    let mut r0 = old;
+    // SAFETY: the caller's promise; the instruction reads and writes `*p` only.
+    unsafe {
+        core::arch::asm!(
+            "r0 = cmpxchg_64({p} + 0, r0, {new})",
+            p = in(reg) p,
+            new = in(reg) new,
+            inout("r0") r0,
+        )
+    };
+    r0
+}

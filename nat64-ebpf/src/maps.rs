@@ -3,7 +3,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, Queue, RingBuf},
 };
 use nat64_common::{
     counters::{COUNTER_SLOTS, CounterValue},
@@ -11,8 +11,8 @@ use nat64_common::{
         AdfKey, BIB_MAX_ENTRIES, Bib4Entry, Bib4Key, Bib6Key, DENYLIST4_MAX_ENTRIES, EAMT_MAX_ENTRIES,
         EamEntry, FragEntry, FragKey, Globals, HeldSyn, NAT_EVENTS_BYTES, NAT_FRAGS_MAX_ENTRIES,
         NAT_POOL4_MAX, NAT_SYNS_MAX_ENTRIES, NatConfig, POOL_MAX, POOL_RING_SLOTS, Pool4Slot, PoolDormant,
-        PoolEntry, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep, SynKey,
-        SyncImport, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
+        PoolEntry, PortBlock, PortState, SESSIONS_MAX_ENTRIES, Session, SessionKey, Subscriber, Sweep,
+        SynKey, SyncImport, TX_PORTS_MAX_ENTRIES, V4XLAT_MAX_ENTRIES,
     },
     words::W6,
 };
@@ -97,6 +97,17 @@ pub static NAT_ADF: HashMap<AdfKey, u64> = HashMap::with_max_entries(SESSIONS_MA
 #[map(name = "NAT_SUBSCRIBERS")]
 pub static NAT_SUBSCRIBERS: HashMap<[u8; 16], Subscriber> =
     HashMap::with_max_entries(BIB_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+
+/// Dynamic port blocks (`nat64_common::maps::MAP_NAT_BLOCKS`, `MAP_NAT_FREE_BLOCKS`):
+/// one entry here, sized by nat64-ctl at load.
+#[map(name = "NAT_BLOCKS")]
+pub static NAT_BLOCKS: Array<PortBlock> = Array::with_max_entries(1, 0);
+#[map(name = "NAT_FREE_BLOCKS")]
+pub static NAT_FREE_BLOCKS: Queue<u32> = Queue::with_max_entries(1, 0);
+/// When this CPU last reported pool4 out of ports (`NatEvent::EXHAUSTED`, one every
+/// `LIMIT_EVENT_NS` at most).
+#[map(name = "NAT_EXHAUSTED_AT")]
+pub static NAT_EXHAUSTED_AT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// SYNs held for a simultaneous open (`nat64_common::maps::MAP_NAT_SYNS`), how many
 /// (`MAP_NAT_SYN_COUNT`), and where one is put together before it is stored (a
@@ -356,6 +367,11 @@ pub struct NatScratch {
     pub undo: [u32; 3],
     /// The subscriber (RFC 6888) of the IPv6 source being mapped.
     pub sub: [u8; 16],
+    /// The dynamic port block a new mapping is being made in, its index + 1 (0: none):
+    /// claimed (`PortBlock::used`) until the mapping is made or given up.
+    pub block: u64,
+    /// The subscriber's list of dynamic port blocks, as read for the new mapping.
+    pub held: [u64; nat64_common::maps::MAX_BLOCKS_PER_HOST],
     /// The key of a SYN being held or looked for (`translate::simopen`).
     pub syn_key: nat64_common::maps::SynKey,
 }

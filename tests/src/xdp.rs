@@ -135,10 +135,10 @@ impl Harness {
         let name = program(kind);
         // Stateful NAT64's tables sized as `max-sessions` asks (as `nat64-ctl run` does);
         // the default size in the other modes, whose tests may switch to mode "nat64".
-        let sessions =
-            if cfg.nat64.is_some() { cfg.nat_sessions() } else { nat64_common::maps::SESSIONS_MAX_ENTRIES };
+        let sizes =
+            if cfg.nat64.is_some() { cfg.nat_sizes() } else { (nat64_common::maps::SESSIONS_MAX_ENTRIES, 1) };
         let mut ebpf =
-            load::load_pinned(&[name], None, sessions).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
+            load::load_pinned(&[name], None, sizes).unwrap_or_else(|e| panic!("loading {name}: {e:#}"));
         let mut tables = Tables::take(&mut ebpf, None).expect("maps");
         apply::apply_config(&mut tables, &cfg).expect("applying config");
         Self { ebpf, tables, kind, sweeper: None, importer: None }

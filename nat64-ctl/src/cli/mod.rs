@@ -4,7 +4,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 mod args;
 mod instance;
-mod nat;
+pub mod nat;
 mod tables;
 
 use args::instance_name;

@@ -64,9 +64,15 @@ pub fn port_block_line(
     slots: &[crate::config::nat::Slot4],
     address: &str,
 ) -> Result<String> {
+    let crate::config::nat::BlockAssign::Prefix { prefix, .. } = b.assign else {
+        anyhow::bail!(
+            "port-block: dynamic port blocks are handed out as subscribers need them: ask the running instance \
+             (without --config), or the NAT log for the past"
+        );
+    };
     if let Ok(a) = address.parse::<std::net::Ipv6Addr>() {
         let Some((v4, first, last)) = b.of_host(a, slots) else {
-            anyhow::bail!("port-block: {a}: outside port-block-prefix {} (no block)", b.prefix);
+            anyhow::bail!("port-block: {a}: outside port-block-prefix {prefix} (no block)");
         };
         return Ok(format!("{a} -> {v4} ports {first}-{last}"));
     }
@@ -80,6 +86,49 @@ pub fn port_block_line(
         None => {
             anyhow::bail!("port-block: {sa}: in no block (not a pool4 address, or a port outside the blocks)")
         }
+    }
+}
+
+/// `nat64-ctl port-block ADDRESS`'s answer with dynamic blocks, from the running
+/// instance's `held` blocks (index, subscriber, since, ports in use) and what a
+/// subscriber is (`subscriber_len`).
+pub fn dynamic_port_block_line(
+    b: &crate::config::nat::PortBlocks,
+    slots: &[crate::config::nat::Slot4],
+    held: &[(u32, [u8; 16], u64, u64)],
+    subscriber_len: u8,
+    address: &str,
+) -> Result<String> {
+    let since = |boot_ns: u64| crate::natlog::record::rfc3339(crate::sys::wall_ns(boot_ns));
+    if let Ok(a) = address.parse::<std::net::Ipv6Addr>() {
+        let cut = nat64_common::nat::cut6(&a.octets(), subscriber_len);
+        let sub = crate::config::Prefix6::new(std::net::Ipv6Addr::from(cut), subscriber_len)?;
+        let blocks: Vec<String> = held
+            .iter()
+            .filter(|h| h.1 == sub.addr().octets())
+            .filter_map(|h| b.block(h.0, slots).map(|(v4, f, l)| (h, v4, f, l)))
+            .map(|(h, v4, f, l)| format!("{v4} ports {f}-{l} (since {}, {} in use)", since(h.2), h.3))
+            .collect();
+        if blocks.is_empty() {
+            return Ok(format!("{a} -> no block (subscriber {sub})"));
+        }
+        return Ok(format!("{a} -> {} (subscriber {sub})", blocks.join(", ")));
+    }
+    let Ok(sa) = address.parse::<std::net::SocketAddrV4>() else {
+        anyhow::bail!(
+            "port-block: {address:?}: give IPV4:PORT (a pool4 transport address) or an IPv6 address"
+        );
+    };
+    let Some(index) = b.index_of(*sa.ip(), sa.port(), slots) else {
+        anyhow::bail!("port-block: {sa}: in no block (not a pool4 address, or a port outside the blocks)");
+    };
+    let (_, first, last) = b.block(index, slots).context("port-block: a block past pool4")?;
+    match held.iter().find(|h| h.0 == index) {
+        Some(h) => {
+            let sub = crate::config::Prefix6::new(std::net::Ipv6Addr::from(h.1), subscriber_len)?;
+            Ok(format!("{sa} -> {sub} (block {first}-{last} since {}, {} in use)", since(h.2), h.3))
+        }
+        None => Ok(format!("{sa} -> no subscriber (block {first}-{last} is free)")),
     }
 }
 
@@ -275,7 +324,14 @@ pub fn port_block_cmd(instance: &Option<String>, address: &str, config: Option<P
         None => {
             let tables = open(&instance_name(instance))?;
             let nat = tables.nat.as_ref().context("port-block: the instance is not a stateful NAT64")?;
-            nat.port_blocks().context("port-block: the instance runs without port blocks")?
+            let (b, slots) =
+                nat.port_blocks().context("port-block: the instance runs without port blocks")?;
+            if b.dynamic() {
+                let sub_len = nat.cfg.get(&0, 0).map(|c| c.subscriber_len).unwrap_or(64);
+                println!("{}", dynamic_port_block_line(&b, &slots, &nat.held_blocks(), sub_len, address)?);
+                return Ok(());
+            }
+            (b, slots)
         }
     };
     println!("{}", port_block_line(&blocks, &slots, address)?);

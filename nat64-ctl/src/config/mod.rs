@@ -253,6 +253,20 @@ impl Config {
         self.nat64.as_ref().map_or(1, |n| n.max_sessions)
     }
 
+    /// The dynamic port blocks pool4 has (the size of their maps); 1 without them.
+    pub fn nat_blocks(&self) -> u32 {
+        self.nat64
+            .as_ref()
+            .and_then(|n| n.port_blocks.filter(|b| b.dynamic()).map(|b| b.count(n.slots().len())))
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The sizes the stateful tables are made with: sessions, dynamic port blocks.
+    pub fn nat_sizes(&self) -> (u32, u32) {
+        (self.nat_sessions(), self.nat_blocks())
+    }
+
     pub fn from_json(text: &str) -> Result<Config> {
         Self::from_json_for(text, None)
     }

@@ -61,16 +61,26 @@ impl StaticBib {
     }
 }
 
-/// RFC 7422 deterministic port blocks: the `host_len` subnets of `prefix` get, in
-/// order, blocks of `size` ports: the first `per_addr` blocks on the first pool4
-/// address, the next on the second, and so on. The configuration alone tells who held
-/// an IPv4 transport address (`nat64-ctl port-block`).
+/// Port blocks: pool4's ports in blocks of `size`, `per_addr` of them on each
+/// address (block `i` is on address `i / per_addr`), handed out as `assign` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortBlocks {
     pub size: u32,
-    pub prefix: Prefix6,
-    pub host_len: u8,
     pub per_addr: u32,
+    pub assign: BlockAssign,
+}
+
+/// Who gets which port block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockAssign {
+    /// RFC 7422 deterministic blocks: the `host_len` subnets of `prefix` get, in order,
+    /// a block each. The configuration alone tells who held an IPv4 transport address
+    /// (`nat64-ctl port-block`).
+    Prefix { prefix: Prefix6, host_len: u8 },
+    /// Dynamic port-block allocation: a subscriber takes a free block with its first
+    /// mapping and another when those it holds are nearly used up, up to `per_host`;
+    /// each taken and given back is logged.
+    Dynamic { per_host: u8 },
 }
 
 /// One pool4 address and the ports it lends (see [`Nat64::slots`]).
@@ -323,6 +333,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
         ("port-block-size", raw.port_block_size.is_some()),
         ("port-block-prefix", raw.port_block_prefix.is_some()),
         ("port-block-host-length", raw.port_block_host_length.is_some()),
+        ("port-blocks-per-host", raw.port_blocks_per_host.is_some()),
         ("bib-log", raw.bib_log.is_some()),
         ("nat-log", !raw.nat_log.is_empty()),
         ("max-ports-per-host", raw.max_ports_per_host.is_some()),
@@ -402,7 +413,7 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
     for (i, r) in raw.bib.iter().enumerate() {
         bib.push(check_bib(i, r, &pool4, &bib)?);
     }
-    let port_blocks = check_port_blocks(raw, &pool4)?;
+    let port_blocks = check_port_blocks(raw, &pool4, raw.sync.is_some())?;
     let nat_log = check_nat_log(raw)?;
     let limits = check_limits(raw)?;
     let sync = raw.sync.as_ref().map(super::sync::check).transpose()?;
@@ -430,35 +441,25 @@ pub(super) fn check(raw: &RawConfig, nat64: bool) -> Result<Option<Nat64>> {
     }))
 }
 
-fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBlocks>> {
-    let (size, prefix) = match (raw.port_block_size, raw.port_block_prefix.as_deref()) {
+/// The default and most of `port-blocks-per-host`.
+pub const BLOCKS_PER_HOST: (u64, u64) = (4, nat64_common::maps::MAX_BLOCKS_PER_HOST as u64);
+
+fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4], sync: bool) -> Result<Option<PortBlocks>> {
+    let size = match (raw.port_block_size, raw.port_block_prefix.as_deref()) {
         (None, None) => {
-            if raw.port_block_host_length.is_some() {
-                bail!("port-block-host-length: goes with port-block-size and port-block-prefix");
+            for (k, set) in [
+                ("port-block-host-length", raw.port_block_host_length.is_some()),
+                ("port-blocks-per-host", raw.port_blocks_per_host.is_some()),
+            ] {
+                if set {
+                    bail!("{k}: goes with port-block-size");
+                }
             }
             return Ok(None);
         }
-        (Some(_), None) => bail!(
-            "port-block-prefix: port-block-size needs the IPv6 prefix whose subnets get a block each \
-             (e.g. \"2001:db8:100::/56\")"
-        ),
         (None, Some(_)) => bail!("port-block-size: port-block-prefix needs the ports per block (e.g. 2048)"),
-        (Some(s), Some(p)) => (s, p),
+        (Some(s), _) => s,
     };
-    let prefix: Prefix6 = prefix.parse().map_err(at("port-block-prefix".to_string()))?;
-    let host_len = raw.port_block_host_length.unwrap_or(64);
-    if !(32..=128).contains(&host_len)
-        || host_len <= prefix.prefix_len() as u64
-        || host_len > prefix.prefix_len() as u64 + 24
-    {
-        bail!(
-            "port-block-host-length: {host_len}: from {} to {} for port-block-prefix /{} (each subnet of that \
-             length gets a block; at most 2^24 of them)",
-            (prefix.prefix_len() as u64 + 1).max(32),
-            (prefix.prefix_len() as u64 + 24).min(128),
-            prefix.prefix_len()
-        );
-    }
     let (first, last) = (pool4[0].first, pool4[0].last);
     if let Some(i) = pool4.iter().position(|p| (p.first, p.last) != (first, last)) {
         bail!(
@@ -474,6 +475,29 @@ fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBloc
     }
     let per_addr = span / size;
     let addresses: u64 = pool4.iter().map(|p| pool4_size(&p.prefix)).sum();
+    let Some(prefix) = raw.port_block_prefix.as_deref() else {
+        return dynamic_blocks(raw, size, per_addr, addresses, sync).map(Some);
+    };
+    if raw.port_blocks_per_host.is_some() {
+        bail!(
+            "port-blocks-per-host: goes with dynamic port blocks (port-block-size without port-block-prefix); \
+             with port-block-prefix each subnet has one block"
+        );
+    }
+    let prefix: Prefix6 = prefix.parse().map_err(at("port-block-prefix".to_string()))?;
+    let host_len = raw.port_block_host_length.unwrap_or(64);
+    if !(32..=128).contains(&host_len)
+        || host_len <= prefix.prefix_len() as u64
+        || host_len > prefix.prefix_len() as u64 + 24
+    {
+        bail!(
+            "port-block-host-length: {host_len}: from {} to {} for port-block-prefix /{} (each subnet of that \
+             length gets a block; at most 2^24 of them)",
+            (prefix.prefix_len() as u64 + 1).max(32),
+            (prefix.prefix_len() as u64 + 24).min(128),
+            prefix.prefix_len()
+        );
+    }
     let subnets = 1u64 << (host_len - prefix.prefix_len() as u64);
     if subnets > per_addr * addresses {
         bail!(
@@ -482,25 +506,75 @@ fn check_port_blocks(raw: &RawConfig, pool4: &[Pool4]) -> Result<Option<PortBloc
             per_addr * addresses
         );
     }
-    Ok(Some(PortBlocks { size: size as u32, prefix, host_len: host_len as u8, per_addr: per_addr as u32 }))
+    Ok(Some(PortBlocks {
+        size: size as u32,
+        per_addr: per_addr as u32,
+        assign: BlockAssign::Prefix { prefix, host_len: host_len as u8 },
+    }))
+}
+
+/// `port-block-size` without `port-block-prefix`: blocks taken as subscribers need them.
+fn dynamic_blocks(
+    raw: &RawConfig,
+    size: u64,
+    per_addr: u64,
+    addresses: u64,
+    sync: bool,
+) -> Result<PortBlocks> {
+    if raw.port_block_host_length.is_some() {
+        bail!(
+            "port-block-host-length: goes with port-block-prefix (without it blocks are taken as \
+             subscribers need them; subscriber-prefix-length says what a subscriber is)"
+        );
+    }
+    if sync {
+        bail!(
+            "sync: session sync does not carry dynamic port blocks (a peer would hand the blocks to other \
+             subscribers than the log says); with sync, use port-block-prefix or no port blocks"
+        );
+    }
+    let blocks = per_addr * addresses;
+    if blocks > nat64_common::maps::NAT_BLOCKS_MAX as u64 {
+        bail!(
+            "port-block-size: {size}: {blocks} blocks ({addresses} addresses x {per_addr}); at most {} (larger \
+             blocks)",
+            nat64_common::maps::NAT_BLOCKS_MAX
+        );
+    }
+    let (default, most) = BLOCKS_PER_HOST;
+    let per_host = match raw.port_blocks_per_host {
+        None => default,
+        Some(n @ 1..) if n <= most => n,
+        Some(n) => bail!("port-blocks-per-host: {n}: from 1 to {most}"),
+    };
+    Ok(PortBlocks {
+        size: size as u32,
+        per_addr: per_addr as u32,
+        assign: BlockAssign::Dynamic { per_host: per_host as u8 },
+    })
 }
 
 impl PortBlocks {
-    /// The block of an IPv6 host: its pool4 address and ports (`slots` as
-    /// [`Nat64::slots`] gives them), or `None` outside the prefix.
-    pub fn of_host(&self, a: std::net::Ipv6Addr, slots: &[Slot4]) -> Option<Slot4> {
-        if !self.prefix.contains_addr(a) {
-            return None;
-        }
-        let i = nat64_common::nat::block_index(&a.octets(), self.prefix.prefix_len(), self.host_len);
+    /// Every block of pool4 (dynamic ones: the size of the block maps).
+    pub fn count(&self, addresses: usize) -> u32 {
+        self.per_addr.saturating_mul(addresses as u32)
+    }
+
+    /// Whether blocks are handed out as subscribers need them.
+    pub fn dynamic(&self) -> bool {
+        matches!(self.assign, BlockAssign::Dynamic { .. })
+    }
+
+    /// Block `index`'s address and ports (`slots` as [`Nat64::slots`] gives them).
+    pub fn block(&self, index: u32, slots: &[Slot4]) -> Option<Slot4> {
         let first = slots.first()?.1;
         let (slot, r) =
-            nat64_common::nat::port_block(i, self.size, self.per_addr, slots.len() as u32, first)?;
+            nat64_common::nat::port_block(index, self.size, self.per_addr, slots.len() as u32, first)?;
         Some((slots.get(slot as usize)?.0, r.first, r.last))
     }
 
-    /// The IPv6 subnet whose block holds `port` of pool4 address `v4`, if any.
-    pub fn of_port(&self, v4: std::net::Ipv4Addr, port: u16, slots: &[Slot4]) -> Option<Prefix6> {
+    /// The index of the block holding `port` of pool4 address `v4`, if any.
+    pub fn index_of(&self, v4: std::net::Ipv4Addr, port: u16, slots: &[Slot4]) -> Option<u32> {
         let slot = slots.iter().position(|s| s.0 == v4)? as u64;
         let (first, last) = (slots[slot as usize].1, slots[slot as usize].2);
         if port < first || port > last {
@@ -510,13 +584,29 @@ impl PortBlocks {
         if block >= self.per_addr as u64 {
             return None;
         }
-        let index = slot * self.per_addr as u64 + block;
-        let bits = self.host_len as u32 - self.prefix.prefix_len() as u32;
+        u32::try_from(slot * self.per_addr as u64 + block).ok()
+    }
+
+    /// The block of an IPv6 host: its pool4 address and ports (`slots` as
+    /// [`Nat64::slots`] gives them), or `None` outside the prefix.
+    pub fn of_host(&self, a: std::net::Ipv6Addr, slots: &[Slot4]) -> Option<Slot4> {
+        let BlockAssign::Prefix { prefix, host_len } = self.assign else { return None };
+        if !prefix.contains_addr(a) {
+            return None;
+        }
+        self.block(nat64_common::nat::block_index(&a.octets(), prefix.prefix_len(), host_len), slots)
+    }
+
+    /// The IPv6 subnet whose block holds `port` of pool4 address `v4`, if any.
+    pub fn of_port(&self, v4: std::net::Ipv4Addr, port: u16, slots: &[Slot4]) -> Option<Prefix6> {
+        let BlockAssign::Prefix { prefix, host_len } = self.assign else { return None };
+        let index = self.index_of(v4, port, slots)? as u64;
+        let bits = host_len as u32 - prefix.prefix_len() as u32;
         if index >= 1u64 << bits {
             return None;
         }
-        let base = u128::from(self.prefix.addr()) | (index as u128) << (128 - self.host_len as u32);
-        Prefix6::new(std::net::Ipv6Addr::from(base), self.host_len).ok()
+        let base = u128::from(prefix.addr()) | (index as u128) << (128 - host_len as u32);
+        Prefix6::new(std::net::Ipv6Addr::from(base), host_len).ok()
     }
 }
 

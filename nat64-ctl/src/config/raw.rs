@@ -99,6 +99,7 @@ keyed! {
     de_port_block_size => "port-block-size",
     de_port_block_prefix => "port-block-prefix",
     de_port_block_host_length => "port-block-host-length",
+    de_port_blocks_per_host => "port-blocks-per-host",
     de_bib_log => "bib-log",
     de_log_ipfix => ".ipfix",
     de_log_syslog => ".syslog",
@@ -213,6 +214,8 @@ pub(super) struct RawConfig {
     pub(super) port_block_prefix: Option<String>,
     #[serde(default, deserialize_with = "de_port_block_host_length")]
     pub(super) port_block_host_length: Option<u64>,
+    #[serde(default, deserialize_with = "de_port_blocks_per_host")]
+    pub(super) port_blocks_per_host: Option<u64>,
     #[serde(default, deserialize_with = "de_bib_log")]
     pub(super) bib_log: Option<String>,
     #[serde(default, deserialize_with = "de_nat_log")]

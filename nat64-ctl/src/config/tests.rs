@@ -1,6 +1,6 @@
 use std::{fmt, str::FromStr};
 
-use crate::config::nat::{BibLog, LogSink};
+use crate::config::nat::{BibLog, BlockAssign, LogSink};
 
 use super::*;
 
@@ -1050,7 +1050,8 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
             .unwrap();
     assert_eq!(ok.nat_log, vec![LogSink::Json(BibLog::Stdout)]);
     let b = ok.port_blocks.expect("port blocks");
-    assert_eq!((b.size, b.host_len, b.per_addr), (2048, 64, 31));
+    assert_eq!((b.size, b.per_addr), (2048, 31));
+    assert!(matches!(b.assign, BlockAssign::Prefix { host_len: 64, .. }));
     let slots = ok.slots();
     let host = |s: &str| b.of_host(s.parse().unwrap(), &slots);
     assert_eq!(host("2001:db8:100::1"), Some(("203.0.113.8".parse().unwrap(), 1024, 3071)));
@@ -1071,12 +1072,38 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
             assert_eq!(b.of_port(v4, p, &slots).unwrap().to_string(), format!("{want}/64"));
         }
     }
+    // Without a prefix: blocks taken as subscribers need them, 4 a subscriber by default.
+    let dynamic = nat(r#", "port-block-size": 512"#).unwrap();
+    let d = dynamic.nat64.as_ref().unwrap().port_blocks.unwrap();
+    assert_eq!((d.size, d.per_addr, d.assign), (512, 126, BlockAssign::Dynamic { per_host: 4 }));
+    assert_eq!(dynamic.nat_sizes().1, 252, "one entry a block in the block maps");
+    assert_eq!(
+        d.block(126, &dynamic.nat64.as_ref().unwrap().slots()),
+        Some(("203.0.113.9".parse().unwrap(), 1024, 1535))
+    );
+    assert_eq!(d.of_host("2001:db8::1".parse().unwrap(), &slots), None, "no block from the configuration");
+    let eight = nat(r#", "port-block-size": 512, "port-blocks-per-host": 8"#).unwrap().nat64.unwrap();
+    assert_eq!(eight.port_blocks.unwrap().assign, BlockAssign::Dynamic { per_host: 8 });
     let log = nat(r#", "bib-log": "/tmp/nat64-bib.jsonl""#).unwrap().nat64.unwrap();
     assert_eq!(log.nat_log, vec![LogSink::Json(BibLog::File("/tmp/nat64-bib.jsonl".into()))]);
     for (extra, msg) in [
-        (r#", "port-block-size": 2048"#, "port-block-prefix: port-block-size needs the IPv6 prefix"),
         (r#", "port-block-prefix": "2001:db8::/56""#, "port-block-size: port-block-prefix needs the ports"),
         (r#", "port-block-host-length": 64"#, "port-block-host-length: goes with port-block-size"),
+        (r#", "port-blocks-per-host": 2"#, "port-blocks-per-host: goes with port-block-size"),
+        (
+            r#", "port-block-size": 2048, "port-block-host-length": 64"#,
+            "port-block-host-length: goes with port-block-prefix",
+        ),
+        (
+            r#", "port-block-size": 2048, "port-block-prefix": "2001:db8::/60", "port-blocks-per-host": 2"#,
+            "port-blocks-per-host: goes with dynamic port blocks",
+        ),
+        (r#", "port-block-size": 2048, "port-blocks-per-host": 9"#, "port-blocks-per-host: 9: from 1 to 8"),
+        (r#", "port-block-size": 2048, "port-blocks-per-host": 0"#, "port-blocks-per-host: 0: from 1 to 8"),
+        (
+            r#", "port-block-size": 512, "sync": {"listen": "10.0.0.1:1", "peers": ["10.0.0.2:1"], "key-file": "/k"}"#,
+            "sync: session sync does not carry dynamic port blocks",
+        ),
         (
             r#", "port-block-size": 2048, "port-block-prefix": "2001:db8::/56", "port-block-host-length": 56"#,
             "port-block-host-length: 56: from 57 to 80 for port-block-prefix /56",

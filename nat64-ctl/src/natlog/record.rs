@@ -1,10 +1,10 @@
-//! A BIB event as every sink takes it, and the forms two of them share: the JSON
-//! line and RFC 3339 time.
+//! A NAT event as every sink takes it, and the forms two of them share: the JSON line
+//! and RFC 3339 time.
 
-use std::net::{SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
 use super::ipfix;
-use crate::tables::nat::proto_name;
+use crate::{config::Prefix6, tables::nat::proto_name};
 
 /// A BIB entry made or ended, as the sinks take it.
 #[derive(Clone, Copy, Debug)]
@@ -17,35 +17,126 @@ pub struct BibRecord {
     pub unix_ns: u64,
 }
 
-impl BibRecord {
+/// One event of the NAT log.
+#[derive(Clone, Copy, Debug)]
+pub enum NatRecord {
+    Bib(BibRecord),
+    /// A dynamic port block taken (`allocated`) or given back by a subscriber.
+    Block {
+        allocated: bool,
+        subscriber: Prefix6,
+        v4: Ipv4Addr,
+        first: u16,
+        last: u16,
+        unix_ns: u64,
+    },
+    /// A subscriber refused a mapping at its limit of `limit` ports: BIB entries
+    /// (`max-ports-per-host`) or, `blocks`, the ports of the blocks it may hold.
+    Quota {
+        subscriber: Prefix6,
+        blocks: bool,
+        limit: u32,
+        unix_ns: u64,
+    },
+    /// Pool4 out of ports: on `v4` for `proto`, or (None) out of dynamic port blocks.
+    Exhausted {
+        v4: Option<Ipv4Addr>,
+        proto: u8,
+        unix_ns: u64,
+    },
+}
+
+impl NatRecord {
+    /// The event's name in the JSON and syslog forms.
     pub fn event_name(&self) -> &'static str {
-        if self.created { "bib-create" } else { "bib-expire" }
+        match self {
+            NatRecord::Bib(b) if b.created => "bib-create",
+            NatRecord::Bib(_) => "bib-expire",
+            NatRecord::Block { allocated: true, .. } => "block-allocate",
+            NatRecord::Block { .. } => "block-release",
+            NatRecord::Quota { .. } => "quota-exceeded",
+            NatRecord::Exhausted { v4: Some(_), .. } => "ports-exhausted",
+            NatRecord::Exhausted { .. } => "addresses-exhausted",
+        }
     }
 
-    /// The IPFIX record of the event.
-    pub fn ipfix(&self) -> ipfix::BibEvent {
-        ipfix::BibEvent {
-            time_ms: self.unix_ns / 1_000_000,
-            event: if self.created { ipfix::NAT64_BIB_CREATE } else { ipfix::NAT64_BIB_DELETE },
-            v6: *self.v6.ip(),
-            v4: *self.v4.ip(),
-            proto: self.proto,
-            port6: self.v6.port(),
-            port4: self.v4.port(),
+    pub fn unix_ns(&self) -> u64 {
+        match *self {
+            NatRecord::Bib(b) => b.unix_ns,
+            NatRecord::Block { unix_ns, .. }
+            | NatRecord::Quota { unix_ns, .. }
+            | NatRecord::Exhausted { unix_ns, .. } => unix_ns,
+        }
+    }
+
+    /// The IPFIX record of the event (RFC 8158).
+    pub fn ipfix(&self) -> ipfix::Record {
+        let time_ms = self.unix_ns() / 1_000_000;
+        match *self {
+            NatRecord::Bib(r) => ipfix::Record::Bib {
+                time_ms,
+                event: if r.created { ipfix::NAT64_BIB_CREATE } else { ipfix::NAT64_BIB_DELETE },
+                v6: *r.v6.ip(),
+                v4: *r.v4.ip(),
+                proto: r.proto,
+                port6: r.v6.port(),
+                port4: r.v4.port(),
+            },
+            NatRecord::Block { allocated, subscriber, v4, first, last, .. } => ipfix::Record::Block {
+                time_ms,
+                event: if allocated { ipfix::PORT_BLOCK_ALLOCATION } else { ipfix::PORT_BLOCK_DEALLOCATION },
+                v6: subscriber.addr(),
+                v6_len: subscriber.prefix_len(),
+                v4,
+                first,
+                last,
+            },
+            NatRecord::Quota { subscriber, limit, .. } => {
+                ipfix::Record::Quota { time_ms, v6: subscriber.addr(), limit }
+            }
+            NatRecord::Exhausted { v4: Some(v4), proto, .. } => {
+                ipfix::Record::PortsExhausted { time_ms, v4, proto }
+            }
+            NatRecord::Exhausted { v4: None, .. } => ipfix::Record::AddressesExhausted { time_ms },
+        }
+    }
+
+    /// The event's fields as (name, value) pairs, in order: the JSON line's and the
+    /// syslog structured data's.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        match *self {
+            NatRecord::Bib(r) => vec![
+                ("protocol", proto_name(r.proto).to_string()),
+                ("ipv6", r.v6.to_string()),
+                ("ipv4", r.v4.to_string()),
+            ],
+            NatRecord::Block { subscriber, v4, first, last, .. } => vec![
+                ("subscriber", subscriber.to_string()),
+                ("ipv4", v4.to_string()),
+                ("ports", format!("{first}-{last}")),
+            ],
+            NatRecord::Quota { subscriber, blocks, limit, .. } => vec![
+                ("subscriber", subscriber.to_string()),
+                ("limit", if blocks { "port-blocks" } else { "max-ports-per-host" }.to_string()),
+                ("max", limit.to_string()),
+            ],
+            NatRecord::Exhausted { v4: Some(v4), proto, .. } => {
+                vec![("protocol", proto_name(proto).to_string()), ("ipv4", v4.to_string())]
+            }
+            NatRecord::Exhausted { v4: None, .. } => vec![],
         }
     }
 }
 
 /// The JSON line of an event (without its newline).
-pub fn json_line(r: &BibRecord) -> String {
-    serde_json::json!({
-        "time": rfc3339(r.unix_ns),
-        "event": r.event_name(),
-        "protocol": proto_name(r.proto),
-        "ipv6": r.v6.to_string(),
-        "ipv4": r.v4.to_string(),
-    })
-    .to_string()
+pub fn json_line(r: &NatRecord) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("time".into(), rfc3339(r.unix_ns()).into());
+    m.insert("event".into(), r.event_name().into());
+    for (k, v) in r.fields() {
+        m.insert(k.into(), v.into());
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 /// Unix-time ns as RFC 3339 UTC with milliseconds.

@@ -104,7 +104,18 @@ impl Tables {
 
     /// The capacity of the session table pinned in `dir`, if there is one.
     pub fn pinned_sessions(dir: &Path) -> Result<Option<u32>> {
-        let path = dir.join(nat64_common::maps::MAP_SESSIONS);
+        Self::pinned_capacity(dir, nat64_common::maps::MAP_SESSIONS)
+    }
+
+    /// The sizes of the pinned stateful tables (as `Config::nat_sizes`), if pinned.
+    pub fn pinned_sizes(dir: &Path) -> Result<Option<(u32, u32)>> {
+        let Some(sessions) = Self::pinned_sessions(dir)? else { return Ok(None) };
+        let blocks = Self::pinned_capacity(dir, nat64_common::maps::MAP_NAT_BLOCKS)?.unwrap_or(1);
+        Ok(Some((sessions, blocks)))
+    }
+
+    fn pinned_capacity(dir: &Path, map: &str) -> Result<Option<u32>> {
+        let path = dir.join(map);
         if !path.exists() {
             return Ok(None);
         }

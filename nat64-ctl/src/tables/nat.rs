@@ -8,17 +8,18 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use aya::maps::{Array, HashMap, Map, MapData};
+use aya::maps::{Array, HashMap, Map, MapData, Queue};
 use nat64_common::{
     maps::{
         AdfKey, Bib4Entry, Bib4Key, Bib6Key, HeldSyn, MAP_BIB4, MAP_BIB6, MAP_NAT_ADDRS, MAP_NAT_ADF,
-        MAP_NAT_CFG, MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS, MAP_NAT_SYN_COUNT, MAP_NAT_SYNS, MAP_SESSIONS,
-        NAT_ADDR_PEER, NatConfig, Pool4Slot, Session, SessionKey, Subscriber, SynKey,
+        MAP_NAT_BLOCKS, MAP_NAT_CFG, MAP_NAT_FREE_BLOCKS, MAP_NAT_POOL4, MAP_NAT_SUBSCRIBERS,
+        MAP_NAT_SYN_COUNT, MAP_NAT_SYNS, MAP_SESSIONS, NAT_ADDR_PEER, NatConfig, Pool4Slot, PortBlock,
+        Session, SessionKey, Subscriber, SynKey,
     },
     nat::TcpState,
 };
 
-use crate::config::nat::{Filtering, Nat64, StaticBib};
+use crate::config::nat::{BlockAssign, Filtering, Nat64, StaticBib};
 
 /// The stateful translator's maps.
 pub struct NatTables {
@@ -33,10 +34,15 @@ pub struct NatTables {
     /// SYNs held for a simultaneous open, and how many (see [`crate::simopen`]).
     pub syns: HashMap<MapData, SynKey, HeldSyn>,
     pub syn_count: Array<MapData, u64>,
+    /// Dynamic port blocks: who holds each, and the free ones.
+    pub blocks: Array<MapData, PortBlock>,
+    pub free_blocks: Queue<MapData, u32>,
 }
 
 /// The maps' names, pinned with the others.
-pub const MAPS: [&str; 10] = [
+pub const MAPS: [&str; 12] = [
+    MAP_NAT_BLOCKS,
+    MAP_NAT_FREE_BLOCKS,
     MAP_NAT_CFG,
     MAP_NAT_POOL4,
     MAP_NAT_ADDRS,
@@ -62,6 +68,8 @@ impl NatTables {
             subscribers: HashMap::try_from(get(MAP_NAT_SUBSCRIBERS)?)?,
             syns: HashMap::try_from(get(MAP_NAT_SYNS)?)?,
             syn_count: Array::try_from(get(MAP_NAT_SYN_COUNT)?)?,
+            blocks: Array::try_from(get(MAP_NAT_BLOCKS)?)?,
+            free_blocks: Queue::try_from(get(MAP_NAT_FREE_BLOCKS)?)?,
         })
     }
 
@@ -137,11 +145,71 @@ impl NatTables {
         if let Some(b) = &n.port_blocks {
             cfg.block_size = b.size;
             cfg.blocks_per_addr = b.per_addr;
-            cfg.block_prefix = b.prefix.addr().octets();
-            cfg.block_prefix_len = b.prefix.prefix_len();
-            cfg.block_host_len = b.host_len;
+            match b.assign {
+                BlockAssign::Prefix { prefix, host_len } => {
+                    cfg.block_prefix = prefix.addr().octets();
+                    cfg.block_prefix_len = prefix.prefix_len();
+                    cfg.block_host_len = host_len;
+                }
+                BlockAssign::Dynamic { per_host } => {
+                    cfg.flags |= NatConfig::FLAG_DYNAMIC_BLOCKS;
+                    cfg.max_blocks = per_host as u32;
+                    self.free_blocks_fill(&old, &cfg)?;
+                }
+            }
         }
         self.cfg.set(0, cfg, 0).context("writing NAT_CFG")
+    }
+
+    /// Dynamic port blocks: every block put in the free queue, in a random order (so
+    /// that who gets which block cannot be told from the order subscribers came in),
+    /// when the instance starts with them; kept as they are when it already ran with
+    /// the same blocks, and refused when it ran with others (subscribers hold them).
+    fn free_blocks_fill(&mut self, old: &NatConfig, new: &NatConfig) -> Result<()> {
+        if old.flags & NatConfig::FLAG_DYNAMIC_BLOCKS != 0 {
+            if (old.block_size, old.blocks_per_addr, old.pool4_count)
+                != (new.block_size, new.blocks_per_addr, new.pool4_count)
+            {
+                bail!(
+                    "port-block-size: the running instance hands out blocks of {} ports ({} on each of {} \
+                     addresses) that subscribers hold; other blocks need a fresh start (`nat64-ctl detach`, then \
+                     `nat64-ctl run`), which ends every mapping",
+                    old.block_size,
+                    old.blocks_per_addr,
+                    old.pool4_count
+                );
+            }
+            return Ok(());
+        }
+        let count = new.blocks_per_addr.saturating_mul(new.pool4_count);
+        let mut order: Vec<u32> = (0..count).collect();
+        let mut seed = random_key()?[0];
+        for i in (1..order.len()).rev() {
+            // SplitMix64 steps: an unbiased enough shuffle for spreading blocks.
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            order.swap(i, ((z ^ (z >> 31)) % (i as u64 + 1)) as usize);
+        }
+        while self.free_blocks.pop(0).is_ok() {}
+        for i in order {
+            self.blocks.set(i, PortBlock::default(), 0).context("writing NAT_BLOCKS")?;
+            self.free_blocks.push(i, 0).context("writing NAT_FREE_BLOCKS")?;
+        }
+        Ok(())
+    }
+
+    /// Dynamic port blocks held now: (index, subscriber, since when in boot-time ns,
+    /// ports in use), by index.
+    pub fn held_blocks(&self) -> Vec<(u32, [u8; 16], u64, u64)> {
+        self.blocks
+            .iter()
+            .filter_map(|e| e.ok())
+            .enumerate()
+            .filter(|(_, b)| b.held != 0)
+            .map(|(i, b)| (i as u32, b.owner, b.idle, b.used & (PortBlock::RELEASING - 1)))
+            .collect()
     }
 
     /// The static BIB entries in the maps.
@@ -280,13 +348,13 @@ impl NatTables {
             .filter_map(|i| self.pool4.get(&i, 0).ok())
             .map(|s| (Ipv4Addr::from(s.addr), s.first, s.last))
             .collect();
-        let prefix = crate::config::Prefix6::new(c.block_prefix.into(), c.block_prefix_len).ok()?;
-        let b = crate::config::nat::PortBlocks {
-            size: c.block_size,
-            prefix,
-            host_len: c.block_host_len,
-            per_addr: c.blocks_per_addr,
+        let assign = if c.flags & NatConfig::FLAG_DYNAMIC_BLOCKS != 0 {
+            BlockAssign::Dynamic { per_host: c.max_blocks as u8 }
+        } else {
+            let prefix = crate::config::Prefix6::new(c.block_prefix.into(), c.block_prefix_len).ok()?;
+            BlockAssign::Prefix { prefix, host_len: c.block_host_len }
         };
+        let b = crate::config::nat::PortBlocks { size: c.block_size, per_addr: c.blocks_per_addr, assign };
         Some((b, slots))
     }
 

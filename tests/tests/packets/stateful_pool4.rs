@@ -18,6 +18,7 @@ use crate::common::{
 /// With `bib-log`, each new BIB entry is reported in the ring buffer (time, both
 /// transport addresses, protocol).
 fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
+    use nat64_common::maps::NatEvent;
     let config = NAT64_CONFIG.replace(
         r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
         r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40007"}],
@@ -54,16 +55,17 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
     assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
 
     // The two BIB entries, as the data path reported them.
-    let mut ring: aya::maps::RingBuf<&mut aya::maps::MapData> =
-        aya::maps::RingBuf::try_from(h.ebpf.map_mut("NAT_EVENTS").expect("NAT_EVENTS")).unwrap();
-    let mut events = Vec::new();
-    while let Some(item) = ring.next() {
-        assert_eq!(item.len(), std::mem::size_of::<nat64_common::maps::NatEvent>());
-        // SAFETY: a NatEvent the data path wrote (length checked).
-        events
-            .push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) });
-    }
+    let mut events = ring_events(&mut h);
     let now = nat64_ctl::sys::boot_ns();
+    // Last, the host's block used up: a quota event (once, however many are refused),
+    // naming the host.
+    let quota = events.pop().expect("events");
+    assert_eq!(
+        (quota.kind, quota.state, quota.v6),
+        (NatEvent::QUOTA_EXCEEDED, NatEvent::LIMIT_BLOCKS, v6(H6).octets())
+    );
+    assert_eq!(h.run(&q).action, XDP_TX, "still used up");
+    assert!(ring_events(&mut h).is_empty(), "reported once in 10 s");
     let mut seen: Vec<(u16, u16)> = events
         .iter()
         .map(|e| {
@@ -85,13 +87,8 @@ fn stateful_nat64_port_blocks_and_bib_events(kind: Kind) {
     let ten_min = now + 600_000_000_000;
     let r = h.sweep(ten_min);
     assert_eq!((r.sessions, r.released, r.removed), (2, 0, 2));
-    let mut ring: aya::maps::RingBuf<&mut aya::maps::MapData> =
-        aya::maps::RingBuf::try_from(h.ebpf.map_mut("NAT_EVENTS").expect("NAT_EVENTS")).unwrap();
     let mut ended = Vec::new();
-    while let Some(item) = ring.next() {
-        // SAFETY: a NatEvent the sweep wrote (length checked).
-        assert_eq!(item.len(), std::mem::size_of::<nat64_common::maps::NatEvent>());
-        let e = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) };
+    for e in ring_events(&mut h) {
         assert_eq!(
             (e.v6, e.v4, e.proto, e.kind, e.time),
             (v6(H6).octets(), [203, 0, 113, 8], 17, 2, ten_min)
@@ -314,8 +311,140 @@ fn stateful_nat64_own_address_in_pool4(kind: Kind) {
     assert_eq!(h.count(Counter::DropNatSynHeld), 0);
 }
 
+/// The NAT events in the ring buffer, oldest first.
+fn ring_events(h: &mut Harness) -> Vec<nat64_common::maps::NatEvent> {
+    let mut ring: aya::maps::RingBuf<&mut aya::maps::MapData> =
+        aya::maps::RingBuf::try_from(h.ebpf.map_mut("NAT_EVENTS").expect("NAT_EVENTS")).unwrap();
+    let mut events = Vec::new();
+    while let Some(item) = ring.next() {
+        assert_eq!(item.len(), std::mem::size_of::<nat64_common::maps::NatEvent>());
+        // SAFETY: a NatEvent the data path wrote (length checked).
+        events
+            .push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<nat64_common::maps::NatEvent>()) });
+    }
+    events
+}
+
+/// Dynamic port-block allocation: pool4 203.0.113.8/31 ports 40000-40015 in blocks of
+/// 4 (8 blocks), 2 a subscriber at most. A subscriber's first mapping takes a block
+/// (one event, not one per BIB entry), its mappings stay in it until it is used up,
+/// the next block then; with both used up the subscriber is refused (ICMPv6
+/// Administratively Prohibited, a quota event). Another subscriber gets other blocks;
+/// with every block held, a new subscriber gets Address Unreachable and pool4 is
+/// reported out of blocks. `nat64-ctl port-block` names each block's holder. The
+/// sweep ends the mappings, and gives each block back (one event each) only once it
+/// has been unused for `port-reuse-delay`.
+fn stateful_nat64_dynamic_port_blocks(kind: Kind) {
+    use nat64_common::maps::NatEvent;
+    let config = NAT64_CONFIG.replace(
+        r#""pool4": [{"prefix": "203.0.113.8/32", "ports": "40000-40003"}],"#,
+        r#""pool4": [{"prefix": "203.0.113.8/31", "ports": "40000-40015"}],
+    "port-block-size": 4, "port-blocks-per-host": 2, "port-reuse-delay": 30, "bib-log": "stdout","#,
+    );
+    assert_ne!(config, NAT64_CONFIG);
+    let cfg = nat64_ctl::config::Config::from_json(&config).unwrap();
+    let n = cfg.nat64.as_ref().unwrap();
+    let (blocks, slots) = (n.port_blocks.unwrap(), n.slots());
+    assert!(blocks.dynamic());
+    let mut h = Harness::with(kind, &config);
+    let udp_from = |sport: u16| L4::Udp { sport, dport: 53, data: b"query".to_vec(), zero_checksum: false };
+    let map = |h: &Harness, host: &str, sport: u16| {
+        let out = h.run(&in6(host, R6, &udp_from(sport)));
+        assert_eq!(out.action, XDP_PASS, "{host} port {sport} mapped");
+        let v4: std::net::Ipv4Addr = <[u8; 4]>::try_from(&out.frame[26..30]).unwrap().into();
+        (v4, u16::from_be_bytes([out.frame[34], out.frame[35]]))
+    };
+    let block_of = |a: (std::net::Ipv4Addr, u16)| blocks.index_of(a.0, a.1, &slots).expect("in a block");
+
+    // The first subscriber: 4 mappings in one block, 4 in a second.
+    let mapped: Vec<_> = (0..8).map(|i| map(&h, H6, 5000 + i)).collect();
+    let (first, second) = (block_of(mapped[0]), block_of(mapped[4]));
+    assert_ne!(first, second);
+    assert!(mapped[..4].iter().all(|m| block_of(*m) == first), "{mapped:?}");
+    assert!(mapped[4..].iter().all(|m| block_of(*m) == second), "{mapped:?}");
+    let mut ports: Vec<_> = mapped.clone();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 8, "each mapping its own port: {mapped:?}");
+    let q = in6(H6, R6, &udp_from(5008));
+    let out = h.run(&q);
+    assert_eq!(out.action, XDP_TX, "both blocks used up");
+    if let Some(d) = diff(&out.frame, &back(icmp6_err("3fff::1", H6, 1, 1, [0; 4], &q[14..]))) {
+        panic!("at the subscriber's limit: {d}");
+    }
+    assert_eq!(h.count(Counter::DropNatSubscriberLimit), 1);
+    assert_eq!(h.count(Counter::NatBlockAllocated), 2);
+    let sub6 = v6("2001:db8:6::").octets();
+    let events = ring_events(&mut h);
+    let kinds: Vec<(u8, [u8; 16], u32)> =
+        events.iter().map(|e| (e.kind, e.v6, u32::from_be_bytes(e.v4))).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (NatEvent::BLOCK_ALLOCATED, sub6, first),
+            (NatEvent::BLOCK_ALLOCATED, sub6, second),
+            (NatEvent::QUOTA_EXCEEDED, sub6, 0),
+        ],
+        "one event a block and the limit, none a BIB entry"
+    );
+    assert_eq!(events[2].state, NatEvent::LIMIT_BLOCKS);
+
+    // Three more subscribers take the other six blocks; a fifth finds none.
+    let mut taken = vec![first, second];
+    for s in 7..10 {
+        let host = format!("2001:db8:{s}::5");
+        for i in 0..8 {
+            taken.push(block_of(map(&h, &host, 5000 + i)));
+        }
+    }
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken, (0..8).collect::<Vec<u32>>(), "every block, each to one subscriber");
+    let late = in6("2001:db8:10::5", R6, &udp_from(5000));
+    let out = h.run(&late);
+    assert_eq!(out.action, XDP_TX, "no block left");
+    if let Some(d) =
+        diff(&out.frame, &back(icmp6_err("3fff::1", "2001:db8:10::5", 1, 3, [0; 4], &late[14..])))
+    {
+        panic!("pool4 out of blocks: {d}");
+    }
+    assert_eq!(h.count(Counter::DropNatPortsExhausted), 1);
+    let events = ring_events(&mut h);
+    assert_eq!(events.iter().filter(|e| e.kind == NatEvent::BLOCK_ALLOCATED).count(), 6);
+    let out_of = events.iter().find(|e| e.kind == NatEvent::EXHAUSTED).expect("an exhaustion event");
+    assert_eq!(out_of.v4, [0; 4], "out of blocks, not of one address's ports");
+
+    // Who holds a port, and what a host holds, from the running tables.
+    let held = h.tables.nat.as_ref().unwrap().held_blocks();
+    assert_eq!(held.len(), 8);
+    let at = format!("{}:{}", mapped[0].0, mapped[0].1);
+    let line = nat64_ctl::cli::nat::dynamic_port_block_line(&blocks, &slots, &held, 64, &at).unwrap();
+    assert!(line.starts_with(&format!("{at} -> 2001:db8:6::/64 (block ")), "{line}");
+    assert!(line.ends_with(", 4 in use)"), "{line}");
+    let line = nat64_ctl::cli::nat::dynamic_port_block_line(&blocks, &slots, &held, 64, H6).unwrap();
+    assert!(line.contains(" ports ") && line.ends_with("(subscriber 2001:db8:6::/64)"), "{line}");
+
+    // Ten minutes on every mapping ends, no block yet: they go unused for 30 s first.
+    let ten_min = nat64_ctl::sys::boot_ns() + 600_000_000_000;
+    let r = h.sweep(ten_min);
+    assert_eq!((r.sessions, r.removed, r.blocks), (32, 32, 0));
+    assert!(ring_events(&mut h).is_empty(), "BIB entries ending are not logged with dynamic blocks");
+    let later = ten_min + 31_000_000_000;
+    let r = h.sweep(later);
+    assert_eq!(r.blocks, 8);
+    let events = ring_events(&mut h);
+    assert_eq!(events.len(), 8);
+    assert!(events.iter().all(|e| e.kind == NatEvent::BLOCK_RELEASED && e.time == later), "{events:?}");
+    assert!(events.iter().any(|e| (e.v6, u32::from_be_bytes(e.v4)) == (sub6, first)));
+    assert_eq!(h.count(Counter::NatBlockReleased), 8);
+    assert!(h.tables.nat.as_ref().unwrap().held_blocks().is_empty());
+    // Every block free again: the late subscriber is mapped.
+    assert_eq!(h.run(&late).action, XDP_PASS);
+}
+
 both!(
     stateful_nat64_port_blocks_and_bib_events,
+    stateful_nat64_dynamic_port_blocks,
     stateful_nat64_pool_fills_before_refusing,
     stateful_nat64_cgn_limits,
     stateful_nat64_own_address_in_pool4,

@@ -42,6 +42,7 @@ use crate::{
     verdict::{Action, pack},
 };
 
+pub(crate) mod blocks;
 pub(crate) mod frag;
 pub(crate) mod rewrite;
 pub(crate) mod session;

@@ -6,10 +6,14 @@ use aya_ebpf::helpers::generated as h;
 use nat64_common::{
     counters::Counter,
     icmp,
-    maps::{AdfKey, Bib4Entry, Bib4Key, Bib6Key, NatConfig, NatEvent, Session, SessionKey, Subscriber},
+    maps::{
+        AdfKey, Bib4Entry, Bib4Key, Bib6Key, MAX_BLOCKS_PER_HOST, NatConfig, NatEvent, Session, SessionKey,
+        Subscriber,
+    },
     nat::{self, Lifetime, PROTO_ICMP, PortRange, TcpState},
 };
 
+use super::blocks;
 use super::transport::{
     BPF_NOEXIST, EEXIST, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Transport, bib6, insert_failed,
 };
@@ -201,35 +205,42 @@ pub(crate) fn may_open(cfg: &NatConfig, entry: &Bib4Entry, key: &SessionKey) -> 
 /// 4787 REQ-2), a port RFC 6056 Algorithm 3 picks in the port's class, claimed in BIB4
 /// first (so two hosts never get one port) and then published in BIB6.
 ///
-/// With port blocks (RFC 7422) the address and the range are the host's block, which
-/// the configuration alone decides: no log is needed to tell who held a port.
+/// With port blocks the address and the range are a block of the host's: with RFC
+/// 7422's the one the configuration alone gives it (no log is needed to tell who held
+/// a port), with dynamic ones one its subscriber took (see [`blocks`]).
 #[inline(always)]
 pub(crate) fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4Key, Counter> {
-    let (idx, block) = if cfg.block_size != 0 {
+    // SAFETY: helper without arguments.
+    let now = unsafe { h::bpf_ktime_get_boot_ns() };
+    let dynamic = cfg.flags & NatConfig::FLAG_DYNAMIC_BLOCKS != 0;
+    let (idx, block) = if cfg.block_size != 0 && !dynamic {
         if !nat::in_prefix6(&k6.addr, &cfg.block_prefix, cfg.block_prefix_len) {
             return Err(Counter::DropNatNoPortBlock);
         }
         let i = nat::block_index(&k6.addr, cfg.block_prefix_len, cfg.block_host_len);
-        let Some(slot0) = NAT_POOL4.get(0) else {
-            return Err(Counter::DropInternal);
-        };
-        match nat::port_block(i, cfg.block_size, cfg.blocks_per_addr, cfg.pool4_count, slot0.first) {
-            Some((slot, range)) => (slot, Some(range)),
-            None => return Err(Counter::DropNatNoPortBlock),
+        (i, true)
+    } else {
+        (nat::pick_address(cfg.key, &k6.addr, cfg.pool4_count), false)
+    };
+    subscriber_take(cfg, &k6.addr, now)?;
+    let idx = if dynamic {
+        match blocks::take(cfg, now) {
+            Ok(i) => i,
+            Err(c) => {
+                subscriber_give_back();
+                return Err(c);
+            }
         }
     } else {
-        (nat::pick_address(cfg.key, &k6.addr, cfg.pool4_count), None)
+        idx
     };
-    let Some(slot) = NAT_POOL4.get(idx) else {
-        return Err(Counter::DropNatPortsExhausted);
+    let (slot, range) = match slot_range(cfg, k6, idx, block || dynamic) {
+        Ok(v) => v,
+        Err(c) => {
+            subscriber_give_back();
+            return Err(c);
+        }
     };
-    let range = match block {
-        Some(r) => r,
-        None => PortRange { first: slot.first, last: slot.last }.for_source(k6.proto, k6.port),
-    };
-    if range.is_empty() || cfg.pool4_count == 0 {
-        return Err(Counter::DropNatPortsExhausted);
-    }
     let offset = nat::port_offset(cfg.key, k6.proto, &k6.addr, k6.port);
     let counter = match NAT_COUNTER.get_ptr_mut(0) {
         // SAFETY: this CPU's slot.
@@ -239,18 +250,17 @@ pub(crate) fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4K
         },
         None => 0,
     };
-    // SAFETY: helper without arguments.
-    let now = unsafe { h::bpf_ktime_get_boot_ns() };
-    subscriber_take(cfg, &k6.addr, now)?;
+    // A held IPv4 SYN's transport address (simultaneous open), if the host may have it:
+    // with port blocks only one in its block.
+    let (want_addr, want_port) = simopen::unpack4(want);
+    let want = want != 0 && (!(block || dynamic) || (want_addr == slot && range.contains(want_port)));
     let entry = Bib4Entry { v6: *k6, flags: 0, sessions: 0, born: now };
     for attempt in 0..nat::PORT_TRIES {
-        // A held IPv4 SYN's transport address first (simultaneous open).
-        let k4 = if attempt == 0 && want != 0 {
-            let (addr, port) = simopen::unpack4(want);
-            Bib4Key { addr, port, proto: k6.proto, _pad: 0 }
+        let k4 = if attempt == 0 && want {
+            Bib4Key { addr: want_addr, port: want_port, proto: k6.proto, _pad: 0 }
         } else {
             Bib4Key {
-                addr: slot.addr,
+                addr: slot,
                 port: nat::port_at(range, offset, counter, attempt),
                 proto: k6.proto,
                 _pad: 0,
@@ -269,10 +279,10 @@ pub(crate) fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4K
         match BIB6.insert(k6, &k4, BPF_NOEXIST) {
             Ok(()) => {
                 bump(Counter::NatBibCreated, 0);
-                if attempt == 0 && want != 0 {
+                if attempt == 0 && want {
                     simopen::took();
                 }
-                if cfg.flags & NatConfig::FLAG_LOG != 0 {
+                if cfg.flags & (NatConfig::FLAG_LOG | NatConfig::FLAG_DYNAMIC_BLOCKS) == NatConfig::FLAG_LOG {
                     log_bib(k6, &k4, now, NatEvent::BIB_CREATED);
                 }
                 return Ok(k4);
@@ -291,7 +301,42 @@ pub(crate) fn allocate(cfg: &NatConfig, k6: &Bib6Key, want: u64) -> Result<Bib4K
         }
     }
     subscriber_give_back();
+    if block || dynamic {
+        // The host's block (or every block its subscriber may hold) is used up: its
+        // quota, not pool4's ports.
+        blocks::quota(cfg, NatEvent::LIMIT_BLOCKS, &k6.addr, now);
+    } else {
+        blocks::exhausted(cfg, slot, k6.proto, now);
+    }
     Err(Counter::DropNatPortsExhausted)
+}
+
+/// The pool4 address and the ports a new mapping of `k6` picks from: slot `idx`'s, or
+/// with port blocks (`block`) block `idx`'s.
+#[inline(always)]
+fn slot_range(cfg: &NatConfig, k6: &Bib6Key, idx: u32, block: bool) -> Result<([u8; 4], PortRange), Counter> {
+    let (idx, range) = if block {
+        let Some(slot0) = NAT_POOL4.get(0) else {
+            return Err(Counter::DropInternal);
+        };
+        match nat::port_block(idx, cfg.block_size, cfg.blocks_per_addr, cfg.pool4_count, slot0.first) {
+            Some((slot, range)) => (slot, Some(range)),
+            None => return Err(Counter::DropNatNoPortBlock),
+        }
+    } else {
+        (idx, None)
+    };
+    let Some(slot) = NAT_POOL4.get(idx) else {
+        return Err(Counter::DropNatPortsExhausted);
+    };
+    let range = match range {
+        Some(r) => r,
+        None => PortRange { first: slot.first, last: slot.last }.for_source(k6.proto, k6.port),
+    };
+    if range.is_empty() || cfg.pool4_count == 0 {
+        return Err(Counter::DropNatPortsExhausted);
+    }
+    Ok((slot.addr, range))
 }
 
 /// RFC 6888 REQ-4: counts one more BIB entry to the subscriber of `addr` (made with
@@ -304,10 +349,11 @@ pub(crate) fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Res
         return Err(Counter::DropInternal);
     };
     s.nat.sub = nat::cut6(addr, cfg.subscriber_len);
+    s.nat.block = 0;
     let p = match NAT_SUBSCRIBERS.get_ptr_mut(&s.nat.sub) {
         Some(p) => p,
         None => {
-            let fresh = Subscriber { ports: 0, last: now };
+            let fresh = Subscriber { ports: 0, last: now, limited: 0, blocks: [0; MAX_BLOCKS_PER_HOST] };
             match NAT_SUBSCRIBERS.insert(&s.nat.sub, &fresh, BPF_NOEXIST) {
                 Ok(()) => {}
                 // Made by another CPU meanwhile.
@@ -323,6 +369,7 @@ pub(crate) fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Res
     if unsafe { fetch_add(ports, 1) } >= cfg.max_ports as u64 && cfg.max_ports != 0 {
         // SAFETY: as above.
         unsafe { fetch_add(ports, u64::MAX) };
+        blocks::quota(cfg, NatEvent::LIMIT_PORTS, addr, now);
         return Err(Counter::DropNatSubscriberLimit);
     }
     // SAFETY: a field of the map value (a racing write is another CPU's `now`).
@@ -330,7 +377,8 @@ pub(crate) fn subscriber_take(cfg: &NatConfig, addr: &[u8; 16], now: u64) -> Res
     Ok(())
 }
 
-/// Takes back what [`subscriber_take`] counted, the BIB entry not made after all.
+/// Takes back what [`subscriber_take`] counted (and the port block claimed), the BIB
+/// entry not made after all.
 #[inline(never)]
 pub(crate) fn subscriber_give_back() {
     let Some(s) = scratch() else { return };
@@ -338,6 +386,8 @@ pub(crate) fn subscriber_give_back() {
         // SAFETY: a field of the map value `subscriber_take` counted into.
         unsafe { fetch_add(&raw mut (*p).ports, u64::MAX) };
     }
+    blocks::give_back(s.nat.block);
+    s.nat.block = 0;
 }
 
 /// Reports a BIB entry made or ended (`kind`, a `NatEvent` kind) to nat64-ctl
