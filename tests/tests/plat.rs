@@ -21,7 +21,7 @@
 //! ```
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     process::Command,
     thread,
     time::{Duration, Instant},
@@ -782,6 +782,64 @@ fn stateful_nat64_bib_log_and_port_blocks() {
     std::fs::write(&lab.config, text).unwrap();
 }
 
+/// pmacct's nfacctd listening for IPFIX on 127.0.0.1:4739 in the lab's IPv4 side,
+/// printing what it decodes (the NAT record's fields, `extra` aggregates more, with
+/// `primitives` defining them) as JSON lines every second: the lab's scratch
+/// directory and the file of lines.
+fn start_nfacctd(
+    lab: &mut SiitLab,
+    extra: &str,
+    primitives: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("nat64-natlog-{}", lab.lab.tag));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.lab.dirs.push(dir.clone());
+    let records = dir.join("ipfix.json");
+    let conf = dir.join("nfacctd.conf");
+    let mut text = format!(
+        "daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: 4739\nplugins: print[nat]\n\
+         aggregate[nat]: src_host, src_port, post_nat_src_host, post_nat_src_port, proto, nat_event, \
+         timestamp_start{extra}\nprint_output[nat]: json\nprint_output_file[nat]: {}\n\
+         print_output_file_append[nat]: true\nprint_refresh_time[nat]: 1\n\
+         timestamps_since_epoch[nat]: true\n",
+        records.display()
+    );
+    if !primitives.is_empty() {
+        let list = dir.join("primitives.lst");
+        std::fs::write(&list, primitives).unwrap();
+        text.push_str(&format!("aggregate_primitives: {}\n", list.display()));
+    }
+    std::fs::write(&conf, text).unwrap();
+    let x = lab.x.clone();
+    lab.lab.spawn_in(&x, &format!("nfacctd -f {}", conf.display()));
+    wait_listening(&lab.lab, &x, 4739, "udp");
+    (dir, records)
+}
+
+/// The JSON lines the collector wrote to `records` so far.
+fn collector_lines(records: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(records)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Unix time in ms.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The collector's `timestamp_start` (observationTimeMilliseconds, printed as
+/// seconds.microseconds) in ms, checked to lie within `t0..t1` (a second's slack).
+fn stamped_within(r: &Value, t0: i64, t1: i64) -> i64 {
+    let ts = r["timestamp_start"].as_str().unwrap();
+    let ms = (ts.parse::<f64>().unwrap() * 1000.0).round() as i64;
+    assert!((t0 - 1000..=t1 + 1000).contains(&ms), "{ts} not within the run ({t0}..{t1} ms): {r}");
+    ms
+}
+
 /// Carrier logging: the BIB entries of a PLAT run reach a real IPFIX collector (pmacct's
 /// nfacctd, started first) as RFC 8158 NAT64 BIB records, and a syslog socket as RFC
 /// 5424 messages: every mapping `session list` shows, with its IPv6 source and port,
@@ -790,26 +848,7 @@ fn stateful_nat64_bib_log_and_port_blocks() {
 fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
     use std::os::unix::net::UnixDatagram;
     let mut lab = SiitLab::new();
-    let dir = std::env::temp_dir().join(format!("nat64-natlog-{}", lab.lab.tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    lab.lab.dirs.push(dir.clone());
-    let records = dir.join("ipfix.json");
-    let conf = dir.join("nfacctd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: 4739\nplugins: print[nat]\n\
-             aggregate[nat]: src_host, src_port, post_nat_src_host, post_nat_src_port, proto, nat_event, \
-             timestamp_start\nprint_output[nat]: json\nprint_output_file[nat]: {}\n\
-             print_output_file_append[nat]: true\nprint_refresh_time[nat]: 1\n\
-             timestamps_since_epoch[nat]: true\n",
-            records.display()
-        ),
-    )
-    .unwrap();
-    let x = lab.x.clone();
-    lab.lab.spawn_in(&x, &format!("nfacctd -f {}", conf.display()));
-    wait_listening(&lab.lab, &x, 4739, "udp");
+    let (dir, records) = start_nfacctd(&mut lab, "", "");
     let sock_path = dir.join("syslog.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
@@ -817,7 +856,7 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
         {"ipfix": "127.0.0.1:4739"},
         {"syslog": format!("unix:{}", sock_path.display())},
     ]});
-    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t0 = unix_ms();
     let mut lab = nat64_lab_in(lab, "203.0.113.8/32", extra);
     let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
     for src in [V6_HOST, V6_SPARE] {
@@ -826,7 +865,7 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
     lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
     wait_listening(&lab.lab, &v4, 5200, "udp");
     lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
-    let t1 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t1 = unix_ms();
     // Every mapping, as `session list` has it: (protocol, IPv6 side, IPv4 side).
     let list: Value = serde_json::from_slice(&lab.ctl(CTL, &["session", "list", "--json"]).stdout).unwrap();
     let mappings: BTreeSet<(String, String, String)> = list
@@ -869,14 +908,7 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
     assert_eq!(logged, mappings, "syslog");
 
     // IPFIX: the collector writes what it decoded every second.
-    let decoded = || -> Vec<Value> {
-        std::fs::read_to_string(&records)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-            .collect()
-    };
+    let decoded = || collector_lines(&records);
     assert!(
         wait_until(Duration::from_secs(15), || decoded().len() >= mappings.len()),
         "the collector decoded {:?}",
@@ -886,18 +918,147 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
     no_destination(&text);
     let mut got = BTreeSet::new();
     for r in decoded() {
-        assert_eq!(r["nat_event"], 8, "NAT64 BIB create: {r}");
+        assert_eq!(r["nat_event"], 10, "NAT64 BIB create (RFC 8158): {r}");
         let proto = r["ip_proto"].as_str().unwrap().to_lowercase();
         let v6 = format!("[{}]:{}", r["ip_src"].as_str().unwrap(), r["port_src"]);
         let v4 = format!("{}:{}", r["post_nat_ip_src"].as_str().unwrap(), r["post_nat_port_src"]);
-        // observationTimeMilliseconds, as the collector prints it: seconds.microseconds.
-        let ts = r["timestamp_start"].as_str().unwrap();
-        let ms = (ts.parse::<f64>().unwrap() * 1000.0).round() as i64;
-        assert!((t0 - 1000..=t1 + 1000).contains(&ms), "{ts} not within the run ({t0}..{t1} ms): {r}");
-        println!("collector: {proto} {v6} -> {v4} at {ts}");
+        let ms = stamped_within(&r, t0, t1);
+        println!("collector: {proto} {v6} -> {v4} at {ms} ms");
         got.insert((proto, v6, v4));
     }
     assert_eq!(got, mappings, "IPFIX");
+}
+
+/// Dynamic port blocks, logged per block: each host (a subscriber of its own) takes a
+/// block of 512 ports with its first mapping; the collector decodes one RFC 8158 port
+/// block allocation record for each (natEvent 16, the host, the pool4 address, the
+/// first and last port, the time), and every mapping `session list` shows lies in its
+/// host's logged block; no BIB entry and no destination is logged. `nat64-ctl
+/// port-block` names the host holding a mapped port. Flushing the mappings gives the
+/// blocks back, each logged (natEvent 17), to the collector and to syslog alike.
+#[test]
+fn stateful_nat64_dynamic_port_blocks_are_logged_per_block() {
+    use std::os::unix::net::UnixDatagram;
+    let mut lab = SiitLab::new();
+    let (dir, records) = start_nfacctd(
+        &mut lab,
+        ", port_range_start, port_range_end",
+        "name=port_range_start field_type=361 len=2 semantics=u_int\n\
+         name=port_range_end field_type=362 len=2 semantics=u_int\n",
+    );
+    let sock_path = dir.join("syslog.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let extra = serde_json::json!({
+        "port-block-size": 512,
+        "subscriber-prefix-length": 128,
+        "port-reuse-delay": 0,
+        "nat-log": [{"ipfix": "127.0.0.1:4739"}, {"syslog": format!("unix:{}", sock_path.display())}],
+    });
+    let t0 = unix_ms();
+    let mut lab = nat64_lab_in(lab, "203.0.113.8/31", extra);
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    for src in [V6_HOST, V6_SPARE] {
+        lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 -I {src} {V4_HOST_AS_V6}"));
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_listening(&lab.lab, &v4, 5200, "udp");
+    lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    let t1 = unix_ms();
+    let list: Value = serde_json::from_slice(&lab.ctl(CTL, &["session", "list", "--json"]).stdout).unwrap();
+    let mappings: Vec<(String, std::net::SocketAddrV4)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v6: std::net::SocketAddrV6 = s["ipv6"].as_str().unwrap().parse().unwrap();
+            (v6.ip().to_string(), s["ipv4"].as_str().unwrap().parse().unwrap())
+        })
+        .collect();
+    assert_eq!(mappings.len(), 3, "two pings and a UDP exchange: {list}");
+    let no_destination = |text: &str| {
+        assert!(!text.contains(V4_HOST) && !text.contains(V4_HOST_AS_V6), "a destination is logged: {text}");
+    };
+
+    // The collector: one allocation a host, and each mapping in its host's block.
+    let allocations = |event: u64| -> Vec<Value> {
+        collector_lines(&records).into_iter().filter(|r| r["nat_event"] == event).collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || allocations(16).len() >= 2),
+        "the collector decoded {:?}",
+        collector_lines(&records)
+    );
+    let text = std::fs::read_to_string(&records).unwrap();
+    no_destination(&text);
+    assert!(collector_lines(&records).iter().all(|r| r["nat_event"] == 16), "only blocks are logged: {text}");
+    let mut blocks = BTreeMap::new();
+    for r in allocations(16) {
+        stamped_within(&r, t0, t1);
+        let host = r["ip_src"].as_str().unwrap().to_string();
+        let first: u16 = r["port_range_start"].as_str().unwrap().parse().unwrap();
+        let last: u16 = r["port_range_end"].as_str().unwrap().parse().unwrap();
+        assert_eq!(last - first + 1, 512, "{r}");
+        let v4: std::net::Ipv4Addr = r["post_nat_ip_src"].as_str().unwrap().parse().unwrap();
+        assert!(blocks.insert(host, (v4, first, last)).is_none(), "one block a host: {text}");
+    }
+    let hosts: BTreeSet<String> = [V6_HOST, V6_SPARE].iter().map(|h| h.to_string()).collect();
+    assert_eq!(blocks.keys().cloned().collect::<BTreeSet<_>>(), hosts, "{text}");
+    for (host, v4) in &mappings {
+        let (a, first, last) = blocks[host];
+        assert!(*v4.ip() == a && (first..=last).contains(&v4.port()), "{host} -> {v4} outside {blocks:?}");
+        // The abuse desk's question, asked of the running instance.
+        let out = lab.ctl(CTL, &["port-block", &v4.to_string()]);
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(line.starts_with(&format!("{v4} -> {host}/128 (block {first}-{last} since ")), "{line}");
+    }
+
+    // Syslog: the same two allocations.
+    let syslog = |want: &str, n: usize| {
+        let mut got = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 2048];
+        while got.len() < n && Instant::now() < deadline {
+            let Ok(len) = sock.recv(&mut buf) else { continue };
+            let m = String::from_utf8_lossy(&buf[..len]).into_owned();
+            no_destination(&m);
+            let head: Vec<&str> = m.splitn(7, ' ').collect();
+            assert_eq!((head[0], head[5]), ("<134>1", want), "{m}");
+            let sd = |k: &str| {
+                let at = m.find(&format!(" {k}=\"")).unwrap_or_else(|| panic!("no {k} in {m}")) + k.len() + 3;
+                m[at..at + m[at..].find('"').unwrap()].to_string()
+            };
+            let (first, last) =
+                sd("ports").split_once('-').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())).unwrap();
+            let host = sd("subscriber").trim_end_matches("/128").to_string();
+            got.insert(host, (sd("ipv4").parse::<std::net::Ipv4Addr>().unwrap(), first, last));
+        }
+        got
+    };
+    assert_eq!(syslog("block-allocate", 2), blocks, "syslog");
+
+    // The mappings flushed: each block given back, logged.
+    lab.ctl(CTL, &["session", "flush"]);
+    assert!(
+        wait_until(Duration::from_secs(15), || allocations(17).len() >= 2),
+        "the collector decoded {:?}",
+        collector_lines(&records)
+    );
+    let released: BTreeMap<String, (std::net::Ipv4Addr, u16, u16)> = allocations(17)
+        .iter()
+        .map(|r| {
+            let first: u16 = r["port_range_start"].as_str().unwrap().parse().unwrap();
+            let last: u16 = r["port_range_end"].as_str().unwrap().parse().unwrap();
+            (
+                r["ip_src"].as_str().unwrap().to_string(),
+                (r["post_nat_ip_src"].as_str().unwrap().parse().unwrap(), first, last),
+            )
+        })
+        .collect();
+    assert_eq!(released, blocks, "each block given back");
+    assert_eq!(syslog("block-release", 2), blocks, "syslog");
+    let s = lab.stats(CTL);
+    assert_eq!((packets(&s, "nat_block_allocated"), packets(&s, "nat_block_released")), (2, 2), "{s}");
 }
 
 /// A tiny port range (#15, RFC 6146 §3.5.1.1): pool4 lends two ports; two pings (each
