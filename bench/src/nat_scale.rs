@@ -212,20 +212,48 @@ fn measure(kind: Kind, config: &str, sizes: &[u32], rounds: u32) -> Result<Rows>
 }
 
 /// The NAT event log's cost and volume: 10,000 new flows with `nat-log` on (the data
-/// path writes each BIB entry it makes into the ring buffer, which holds them all, so
-/// none is lost and no reader runs meanwhile) against the same without; then what the
-/// 10,000 entries made and ended come to in each sink's format.
+/// path writes each event into the ring buffer, which holds them all, so none is lost
+/// and no reader runs meanwhile) against the same without, logging each BIB entry and,
+/// with dynamic port blocks of 256 ports, each block; then what the 10,000 flows' events
+/// (each made, and later ended) come to in each sink's format.
 fn log_rows(rounds: u32, without: &Stats) -> Result<()> {
-    use std::net::{SocketAddrV4, SocketAddrV6};
-
-    use nat64_ctl::natlog::{BibRecord, ipfix, json_line, syslog};
     let logged = CONFIG.replace(
         "\"wkp-allow-non-global\": true",
         "\"wkp-allow-non-global\": true, \"nat-log\": [{\"json\": \"/dev/null\"}]",
     );
     assert_ne!(logged, CONFIG);
+    let blocks = logged.replace("\"nat-log\"", "\"port-block-size\": 256, \"nat-log\"");
     let n = SIZES[0];
-    let mut t = Translator { h: Harness::with(Kind::Xdp, &logged) };
+    for (what, config, kind) in [
+        ("per flow", &logged, nat64_common::maps::NatEvent::BIB_CREATED),
+        ("dynamic port blocks of 256", &blocks, nat64_common::maps::NatEvent::BLOCK_ALLOCATED),
+    ] {
+        let (with, records) = log_run(config, kind, n, rounds)?;
+        println!("{}", header(&format!("XDP, nat-log on, {what} (the ring buffer written)")));
+        println!("{}", row(&format!("{n}: a new flow's first packet"), &with, without.median));
+        println!(
+            "  XDP: with nat-log, {what}, a new flow costs {:+.0} ns at {n} sessions ({:.2} M new flows a second \
+             per CPU, {:.2} M without nat-log)",
+            with.median - without.median,
+            1000.0 / with.median,
+            1000.0 / without.median
+        );
+        log_volume(what, n, &records);
+    }
+    Ok(())
+}
+
+/// `n` new flows under `config`: the times of the last of them, and the events of
+/// `kind` the ring got, as records.
+fn log_run(
+    config: &str,
+    kind: u8,
+    n: u32,
+    rounds: u32,
+) -> Result<(Stats, Vec<nat64_ctl::natlog::NatRecord>)> {
+    let cfg = nat64_ctl::config::Config::from_json(config)?;
+    let decoder = nat64_ctl::natlog::Decoder::of(cfg.nat64.as_ref().context("not mode nat64")?);
+    let mut t = Translator { h: Harness::with(Kind::Xdp, config) };
     let before = snapshot(&t.h)?;
     let mut ns = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -241,44 +269,50 @@ fn log_rows(rounds: u32, without: &Stats) -> Result<()> {
     let mut ring = aya::maps::RingBuf::try_from(map)?;
     let mut records = Vec::new();
     while let Some(item) = ring.next() {
-        // SAFETY: a NatEvent the data path wrote (size checked).
         if item.len() >= std::mem::size_of::<nat64_common::maps::NatEvent>() {
+            // SAFETY: a NatEvent the data path wrote (size checked).
             let ev: nat64_common::maps::NatEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            if ev.kind == nat64_common::maps::NatEvent::BIB_CREATED {
-                records.push(BibRecord {
-                    created: true,
-                    proto: ev.proto,
-                    v6: SocketAddrV6::new(Ipv6Addr::from(ev.v6), ev.v6_port, 0, 0),
-                    v4: SocketAddrV4::new(Ipv4Addr::from(ev.v4), ev.v4_port),
-                    // Every format writes the time in a fixed width: any time will do.
-                    unix_ns: 1_796_305_501_123_000_000,
-                });
+            // Every format writes the time in a fixed width: any time will do.
+            if ev.kind == kind {
+                records.push(decoder.record(&ev, 1_796_305_501_123_000_000).context("an event not decoded")?);
             }
         }
     }
-    ensure!(records.len() == n as usize, "{} BIB events in the ring for {n} new flows", records.len());
-    let with = per_round(&ns[ns.len() - (SHOTS as usize).min(ns.len())..], rounds);
-    println!("{}", header("XDP, nat-log on (the ring buffer written)"));
-    println!("{}", row(&format!("{n}: a new flow's first packet"), &with, without.median));
-    println!(
-        "  XDP: reporting a new BIB entry costs {:+.0} ns at {n} sessions ({:.2} M new flows a second per CPU \
-         with nat-log, {:.2} M without)",
-        with.median - without.median,
-        1000.0 / with.median,
-        1000.0 / without.median
+    let want = if kind == nat64_common::maps::NatEvent::BIB_CREATED { n } else { n / PER_HOST };
+    ensure!(
+        records.len() == want as usize,
+        "{} events in the ring for {n} new flows, not {want}",
+        records.len()
     );
-    // Each entry made and, later, ended: two events.
-    let events: Vec<BibRecord> =
-        records.iter().flat_map(|r| [*r, BibRecord { created: false, ..*r }]).collect();
+    Ok((per_round(&ns[ns.len() - (SHOTS as usize).min(ns.len())..], rounds), records))
+}
+
+/// What `made` (and as many ends) come to in each sink's format.
+fn log_volume(what: &str, n: u32, made: &[nat64_ctl::natlog::NatRecord]) {
+    use nat64_ctl::natlog::{NatRecord, ipfix, json_line, syslog};
+    let events: Vec<NatRecord> = made
+        .iter()
+        .flat_map(|r| {
+            let end = match *r {
+                NatRecord::Bib(b) => NatRecord::Bib(nat64_ctl::natlog::BibRecord { created: false, ..b }),
+                NatRecord::Block { subscriber, v4, first, last, unix_ns, .. } => {
+                    NatRecord::Block { allocated: false, subscriber, v4, first, last, unix_ns }
+                }
+                other => other,
+            };
+            [*r, end]
+        })
+        .collect();
     let mut x = ipfix::Exporter::new(1);
-    let msgs = x.data_messages(1_796_305_501, &events.iter().map(BibRecord::ipfix).collect::<Vec<_>>());
+    let msgs = x.data_messages(1_796_305_501, &events.iter().map(NatRecord::ipfix).collect::<Vec<_>>());
     let ipfix_bytes: usize = msgs.iter().map(|m| m.len() + 8).sum();
     let syslog_bytes: usize =
         events.iter().map(|r| syslog::message("router", 812, "plat", r).len() + 8).sum();
     let json_bytes: usize = events.iter().map(|r| json_line(r).len() + 1).sum();
     println!(
-        "  log volume for {n} flows (each BIB entry made and ended: {} events; per flow, no port blocks): \
-         IPFIX {} datagrams, {:.0} kB with UDP headers; syslog {} datagrams, {:.0} kB; JSON lines {:.0} kB",
+        "  log volume for {n} flows of {} subscribers, {what} ({} records, each made and ended): IPFIX {} \
+         datagrams, {:.1} kB with UDP headers; syslog {} datagrams, {:.1} kB; JSON lines {:.1} kB",
+        n / PER_HOST,
         events.len(),
         msgs.len(),
         ipfix_bytes as f64 / 1000.0,
@@ -286,7 +320,6 @@ fn log_rows(rounds: u32, without: &Stats) -> Result<()> {
         syslog_bytes as f64 / 1000.0,
         json_bytes as f64 / 1000.0
     );
-    Ok(())
 }
 
 /// The section: XDP, then TC (each with its own tables, emptied in between).
