@@ -74,8 +74,19 @@ pub fn status(instance: &str, tables: &Tables) -> Result<serde_json::Value> {
             .into_iter()
             .map(|(p, ports)| serde_json::json!({"subscriber": p.to_string(), "ports": ports}))
             .collect();
+        let blocks = (c.flags & nat64_common::maps::NatConfig::FLAG_DYNAMIC_BLOCKS != 0).then(|| {
+            let held = nat.held_blocks();
+            serde_json::json!({
+                "size": c.block_size,
+                "per-host": c.max_blocks,
+                "total": c.blocks_per_addr * c.pool4_count,
+                "held": held.len(),
+                "ports-in-use": held.iter().map(|h| h.3).sum::<u64>(),
+            })
+        });
         v["nat64"] = serde_json::json!({
             "pool4": nat.pool4_use(),
+            "dynamic-port-blocks": blocks,
             "protocols": per,
             "limits": {
                 "max-ports-per-host": c.max_ports,
@@ -269,6 +280,13 @@ pub fn status_text(v: &serde_json::Value) -> String {
                 a["last"],
                 a["in-use"],
                 a["held-back"]
+            );
+        }
+        let b = &n["dynamic-port-blocks"];
+        if b.is_object() {
+            out += &format!(
+                "blocks     {} of {} dynamic port blocks of {} ports held ({} ports in use), at most {} a subscriber\n",
+                b["held"], b["total"], b["size"], b["ports-in-use"], b["per-host"]
             );
         }
         let l = &n["limits"];

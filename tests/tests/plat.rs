@@ -826,6 +826,18 @@ fn collector_lines(records: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// Two pings (one from each IPv6 host) and a UDP exchange through the lab's PLAT:
+/// three mappings, two of the first host's.
+fn three_mappings(lab: &mut SiitLab) {
+    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
+    for src in [V6_HOST, V6_SPARE] {
+        lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 -I {src} {V4_HOST_AS_V6}"));
+    }
+    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
+    wait_listening(&lab.lab, &v4, 5200, "udp");
+    lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+}
+
 /// Unix time in ms.
 fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
@@ -858,13 +870,7 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
     ]});
     let t0 = unix_ms();
     let mut lab = nat64_lab_in(lab, "203.0.113.8/32", extra);
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    for src in [V6_HOST, V6_SPARE] {
-        lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 -I {src} {V4_HOST_AS_V6}"));
-    }
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
-    wait_listening(&lab.lab, &v4, 5200, "udp");
-    lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    three_mappings(&mut lab);
     let t1 = unix_ms();
     // Every mapping, as `session list` has it: (protocol, IPv6 side, IPv4 side).
     let list: Value = serde_json::from_slice(&lab.ctl(CTL, &["session", "list", "--json"]).stdout).unwrap();
@@ -957,13 +963,7 @@ fn stateful_nat64_dynamic_port_blocks_are_logged_per_block() {
     });
     let t0 = unix_ms();
     let mut lab = nat64_lab_in(lab, "203.0.113.8/31", extra);
-    let (v6, v4) = (lab.v6.clone(), lab.v4.clone());
-    for src in [V6_HOST, V6_SPARE] {
-        lab.lab.must_in(&v6, &format!("ping -6 -c 1 -W 2 -I {src} {V4_HOST_AS_V6}"));
-    }
-    lab.lab.spawn_in(&v4, &format!("python3 {} udp-whoami 5200", peers()));
-    wait_listening(&lab.lab, &v4, 5200, "udp");
-    lab.lab.must_in(&v6, &format!("python3 {} udp-ask {V4_HOST_AS_V6} 5200", peers()));
+    three_mappings(&mut lab);
     let t1 = unix_ms();
     let list: Value = serde_json::from_slice(&lab.ctl(CTL, &["session", "list", "--json"]).stdout).unwrap();
     let mappings: Vec<(String, std::net::SocketAddrV4)> = list
@@ -1036,6 +1036,13 @@ fn stateful_nat64_dynamic_port_blocks_are_logged_per_block() {
         got
     };
     assert_eq!(syslog("block-allocate", 2), blocks, "syslog");
+    let status: Value = serde_json::from_slice(&lab.ctl(CTL, &["status", "--json"]).stdout).unwrap();
+    let held = &status["nat64"]["dynamic-port-blocks"];
+    assert_eq!(
+        (held["held"].as_u64(), held["total"].as_u64(), held["ports-in-use"].as_u64()),
+        (Some(2), Some(252), Some(3)),
+        "{held}"
+    );
 
     // The mappings flushed: each block given back, logged.
     lab.ctl(CTL, &["session", "flush"]);
