@@ -1082,6 +1082,8 @@ fn nat64_port_blocks_and_bib_log_are_checked() {
         Some(("203.0.113.9".parse().unwrap(), 1024, 1535))
     );
     assert_eq!(d.of_host("2001:db8::1".parse().unwrap(), &slots), None, "no block from the configuration");
+    let err = crate::cli::nat::port_block_line(&d, &slots, "203.0.113.8:1024").unwrap_err().to_string();
+    assert!(err.contains("dynamic port blocks are handed out as subscribers need them"), "{err}");
     let eight = nat(r#", "port-block-size": 512, "port-blocks-per-host": 8"#).unwrap().nat64.unwrap();
     assert_eq!(eight.port_blocks.unwrap().assign, BlockAssign::Dynamic { per_host: 8 });
     let log = nat(r#", "bib-log": "/tmp/nat64-bib.jsonl""#).unwrap().nat64.unwrap();
