@@ -941,7 +941,8 @@ fn stateful_nat64_logs_to_an_ipfix_collector_and_syslog() {
 /// first and last port, the time), and every mapping `session list` shows lies in its
 /// host's logged block; no BIB entry and no destination is logged. `nat64-ctl
 /// port-block` names the host holding a mapped port. Flushing the mappings gives the
-/// blocks back, each logged (natEvent 17), to the collector and to syslog alike.
+/// blocks back, each logged (natEvent 17), to the collector and to syslog alike. Events
+/// lost for want of room in the ring are said in nat64-ctl's log.
 #[test]
 fn stateful_nat64_dynamic_port_blocks_are_logged_per_block() {
     use std::os::unix::net::UnixDatagram;
@@ -1066,6 +1067,16 @@ fn stateful_nat64_dynamic_port_blocks_are_logged_per_block() {
     assert_eq!(syslog("block-release", 2), blocks, "syslog");
     let s = lab.stats(CTL);
     assert_eq!((packets(&s, "nat_block_allocated"), packets(&s, "nat_block_released")), (2, 2), "{s}");
+
+    // Events the ring had no room for (counted by the data path as nat_log_lost; 7
+    // counted here, in the pinned counters) are said in nat64-ctl's log.
+    let mut tables =
+        nat64_ctl::tables::Tables::open_pinned(&nat64_ctl::load::pin_dir(&lab.instance)).unwrap();
+    tables.add_event(nat64_common::counters::Counter::NatLogLost, 7, 0).unwrap();
+    thread::sleep(Duration::from_secs(11));
+    let out = lab.stop();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("nat-log: 7 events lost in the last 10s"), "{log}");
 }
 
 /// A tiny port range (#15, RFC 6146 §3.5.1.1): pool4 lends two ports; two pings (each
