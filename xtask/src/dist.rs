@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{cargo, root, run};
+use crate::{root, run};
 
 /// The environment variable that makes `xtask` a `RUSTC_WRAPPER` adding the path
 /// remappings (see [`wrap_rustc`]); its value is the remappings, one per line.
@@ -148,8 +148,15 @@ pub fn wrap_rustc(remaps: &str, args: &[String]) -> Result<()> {
 fn build(arch: &Arch, epoch: u64) -> Result<PathBuf> {
     println!("dist: building nat64-ctl for {} ({})", arch.debian, arch.triple);
     let wrapper = std::env::current_exe().context("xtask's own path")?;
-    let mut c = cargo();
-    c.args(["build", "--release", "--locked", "-p", "nat64-ctl", "--target", arch.triple])
+    // Without address-space randomisation: the eBPF object's BTF comes out of the
+    // linker (bpf-linker 0.13, LLVM 22) with two types in an order that follows where
+    // they were allocated, so one build in about eight differed from the next; with the
+    // addresses fixed every build is the same.
+    let mut c = Command::new("setarch");
+    c.current_dir(root())
+        .args(["-R", "--"])
+        .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "-p", "nat64-ctl", "--target", arch.triple])
         .arg("--target-dir")
         .arg(target_dir())
         .env("RUSTC_WRAPPER", wrapper)
