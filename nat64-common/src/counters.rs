@@ -163,8 +163,9 @@ counters! {
     /// Stateful NAT64: IPv4 from a remote no session exists with (filtering), or TCP
     /// other than a SYN opening a session.
     DropNatFiltered = 51, "drop_nat_filtered", Drop;
-    /// Stateful NAT64: no port of the host's pool4 address was free (RFC 6146
-    /// §3.5.1.1: ICMPv6 Destination Unreachable, Address Unreachable, sent).
+    /// Stateful NAT64: no port of the host's pool4 address (or of its port block) was
+    /// free, or no dynamic port block was left (RFC 6146 §3.5.1.1: ICMPv6 Destination
+    /// Unreachable, Address Unreachable, sent).
     DropNatPortsExhausted = 52, "drop_nat_ports_exhausted", Drop;
     /// Stateful NAT64: what is not translated statefully: protocols other than TCP, UDP
     /// and ICMP echo, ICMP errors about them or quoting a later fragment, hairpinned ICMP
@@ -193,8 +194,9 @@ counters! {
     /// covers; it leaves then, with that fragment.
     XlatIcmpFragmentHeld = 60, "xlat_icmp_fragment_held", Translated;
     /// Stateful NAT64: the IPv6 source's subscriber already holds `max-ports-per-host`
-    /// BIB entries (RFC 6888 REQ-4; ICMPv6 Destination Unreachable, Communication
-    /// Administratively Prohibited, sent).
+    /// BIB entries, or `port-blocks-per-host` dynamic blocks with no port left (RFC 6888
+    /// REQ-4; ICMPv6 Destination Unreachable, Communication Administratively
+    /// Prohibited, sent).
     DropNatSubscriberLimit = 61, "drop_nat_subscriber_limit", Drop;
     /// Stateful NAT64: the kernel could not allocate a BIB entry, a session or a
     /// subscriber's count (out of memory; a full table is `drop_nat_table_full`).
